@@ -1,0 +1,290 @@
+//! The IPv4 header (RFC 791): validation on input, emission on output.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::checksum;
+
+/// The IPv4 protocol field.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct IpProtocol(pub u8);
+
+impl IpProtocol {
+    /// ICMP (1).
+    pub const ICMP: IpProtocol = IpProtocol(1);
+    /// TCP (6).
+    pub const TCP: IpProtocol = IpProtocol(6);
+    /// UDP (17).
+    pub const UDP: IpProtocol = IpProtocol(17);
+}
+
+/// Why an IPv4 packet was rejected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ipv4Error {
+    /// Shorter than its header or than its total length says.
+    Truncated,
+    /// The version field is not 4.
+    BadVersion,
+    /// IHL below 5 words.
+    BadHeaderLength,
+    /// Total length smaller than the header.
+    BadTotalLength,
+    /// The header checksum does not verify.
+    BadChecksum,
+}
+
+impl fmt::Display for Ipv4Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ipv4Error::Truncated => "IPv4 packet truncated",
+            Ipv4Error::BadVersion => "IP version is not 4",
+            Ipv4Error::BadHeaderLength => "IPv4 header length below 20 bytes",
+            Ipv4Error::BadTotalLength => "IPv4 total length smaller than its header",
+            Ipv4Error::BadChecksum => "IPv4 header checksum mismatch",
+        })
+    }
+}
+
+impl std::error::Error for Ipv4Error {}
+
+/// The validated contents of an IPv4 header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Ipv4Repr {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Payload protocol.
+    pub protocol: IpProtocol,
+    /// Time to live.
+    pub ttl: u8,
+    /// DSCP and ECN bits (the old type-of-service octet).
+    pub tos: u8,
+    /// Identification, shared by the fragments of one datagram.
+    pub ident: u16,
+    /// The DF flag.
+    pub dont_fragment: bool,
+    /// The MF flag.
+    pub more_fragments: bool,
+    /// Fragment offset in bytes (always a multiple of 8).
+    pub frag_offset: u16,
+    /// Header length in bytes, options included (20 when emitted by us).
+    pub header_len: usize,
+    /// Payload length in bytes.
+    pub payload_len: usize,
+}
+
+impl Ipv4Repr {
+    /// Length of an IPv4 header without options.
+    pub const MIN_HEADER_LEN: usize = 20;
+    /// The largest total length the 16-bit field can express.
+    pub const MAX_PACKET_LEN: usize = 65_535;
+
+    /// A header for a locally originated, unfragmented datagram.
+    pub fn new(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        ttl: u8,
+        payload_len: usize,
+    ) -> Ipv4Repr {
+        Ipv4Repr {
+            src,
+            dst,
+            protocol,
+            ttl,
+            tos: 0,
+            ident: 0,
+            dont_fragment: false,
+            more_fragments: false,
+            frag_offset: 0,
+            header_len: Self::MIN_HEADER_LEN,
+            payload_len,
+        }
+    }
+
+    /// Validates the header at the start of `buf` and returns it with the
+    /// payload. Bytes beyond the total length (Ethernet padding) are cut off.
+    ///
+    /// Checks (RFC 791, RFC 1122 section 3.2.1): version 4, IHL >= 5, total
+    /// length covers the header and fits in `buf`, header checksum verifies.
+    /// Options are accepted and skipped. Policy checks that depend on the
+    /// host (TTL, addresses) are the caller's.
+    pub fn parse(buf: &[u8]) -> Result<(Ipv4Repr, &[u8]), Ipv4Error> {
+        use etherparse::err::ipv4::{HeaderError, HeaderSliceError};
+        let header = etherparse::Ipv4HeaderSlice::from_slice(buf).map_err(|e| match e {
+            HeaderSliceError::Len(_) => Ipv4Error::Truncated,
+            HeaderSliceError::Content(HeaderError::UnexpectedVersion { .. }) => {
+                Ipv4Error::BadVersion
+            }
+            HeaderSliceError::Content(HeaderError::HeaderLengthSmallerThanHeader { .. }) => {
+                Ipv4Error::BadHeaderLength
+            }
+        })?;
+        let header_len = header.slice().len();
+        let total_len = header.total_len() as usize;
+        if total_len < header_len {
+            return Err(Ipv4Error::BadTotalLength);
+        }
+        if total_len > buf.len() {
+            return Err(Ipv4Error::Truncated);
+        }
+        if !checksum::verify(header.slice()) {
+            return Err(Ipv4Error::BadChecksum);
+        }
+        let repr = Ipv4Repr {
+            src: header.source_addr(),
+            dst: header.destination_addr(),
+            protocol: IpProtocol(header.protocol().0),
+            ttl: header.ttl(),
+            tos: buf[1],
+            ident: header.identification(),
+            dont_fragment: header.dont_fragment(),
+            more_fragments: header.more_fragments(),
+            frag_offset: header.fragments_offset().byte_offset(),
+            header_len,
+            payload_len: total_len - header_len,
+        };
+        Ok((repr, &buf[header_len..total_len]))
+    }
+
+    /// True when this packet is a fragment rather than a whole datagram.
+    pub fn is_fragment(&self) -> bool {
+        self.more_fragments || self.frag_offset != 0
+    }
+
+    /// Header plus payload length.
+    pub fn total_len(&self) -> usize {
+        self.header_len + self.payload_len
+    }
+
+    /// Writes a 20-byte header (no options) with its checksum into the start
+    /// of `buf`. `header_len` is taken to be 20.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than 20 bytes, or `frag_offset` is not a multiple
+    /// of 8 below 65,536 (programming errors: the stack builds these).
+    pub fn emit(&self, buf: &mut [u8]) {
+        let total = (Self::MIN_HEADER_LEN + self.payload_len) as u16;
+        debug_assert!(self.frag_offset % 8 == 0);
+        let mut flags_frag = self.frag_offset / 8;
+        if self.dont_fragment {
+            flags_frag |= 0x4000;
+        }
+        if self.more_fragments {
+            flags_frag |= 0x2000;
+        }
+        let h = &mut buf[..Self::MIN_HEADER_LEN];
+        h[0] = 0x45;
+        h[1] = self.tos;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        h[6..8].copy_from_slice(&flags_frag.to_be_bytes());
+        h[8] = self.ttl;
+        h[9] = self.protocol.0;
+        h[10..12].copy_from_slice(&[0, 0]);
+        h[12..16].copy_from_slice(&self.src.octets());
+        h[16..20].copy_from_slice(&self.dst.octets());
+        let sum = checksum::checksum(h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ICMP echo request from Linux ping (10.0.0.1 -> 10.0.0.2), 20-byte
+    /// header plus 16 bytes of ICMP, as captured.
+    pub(crate) const PING: [u8; 36] = [
+        0x45, 0x00, 0x00, 0x24, 0x3c, 0x1f, 0x40, 0x00, 0x40, 0x01, 0xea, 0xb7, 10, 0, 0, 1, 10, 0,
+        0, 2, // IPv4
+        0x08, 0x00, 0x66, 0x3f, 0x00, 0x2a, 0x00, 0x01, // ICMP echo, id 42, seq 1
+        0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, // "abcdefgh"
+    ];
+
+    #[test]
+    fn parses_fixture() {
+        let (repr, payload) = Ipv4Repr::parse(&PING).unwrap();
+        assert_eq!(repr.src, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(repr.dst, Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(repr.protocol, IpProtocol::ICMP);
+        assert_eq!(repr.ttl, 64);
+        assert_eq!(repr.ident, 0x3c1f);
+        assert!(repr.dont_fragment);
+        assert!(!repr.is_fragment());
+        assert_eq!(payload.len(), 16);
+    }
+
+    #[test]
+    fn emit_matches_fixture() {
+        let (repr, _) = Ipv4Repr::parse(&PING).unwrap();
+        let mut buf = [0u8; 20];
+        repr.emit(&mut buf);
+        assert_eq!(buf, PING[..20]);
+    }
+
+    #[test]
+    fn trims_ethernet_padding() {
+        let mut padded = PING.to_vec();
+        padded.extend_from_slice(&[0; 10]);
+        let (_, payload) = Ipv4Repr::parse(&padded).unwrap();
+        assert_eq!(payload.len(), 16);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for len in 0..PING.len() {
+            assert!(Ipv4Repr::parse(&PING[..len]).is_err(), "len {len}");
+        }
+        let mut p = PING;
+        p[0] = 0x65;
+        assert_eq!(Ipv4Repr::parse(&p), Err(Ipv4Error::BadVersion));
+        let mut p = PING;
+        p[0] = 0x44;
+        assert_eq!(Ipv4Repr::parse(&p), Err(Ipv4Error::BadHeaderLength));
+        let mut p = PING;
+        p[3] = 19; // total length below the header (checksum not fixed: length is checked first)
+        assert_eq!(Ipv4Repr::parse(&p), Err(Ipv4Error::BadTotalLength));
+        let mut p = PING;
+        p[3] = 200;
+        assert_eq!(Ipv4Repr::parse(&p), Err(Ipv4Error::Truncated));
+        let mut p = PING;
+        p[8] = 63; // TTL changed without fixing the checksum
+        assert_eq!(Ipv4Repr::parse(&p), Err(Ipv4Error::BadChecksum));
+    }
+
+    #[test]
+    fn fragment_fields_round_trip() {
+        let mut repr = Ipv4Repr::new(
+            Ipv4Addr::new(1, 2, 3, 4),
+            Ipv4Addr::new(5, 6, 7, 8),
+            IpProtocol::UDP,
+            64,
+            8,
+        );
+        repr.ident = 0xbeef;
+        repr.more_fragments = true;
+        repr.frag_offset = 1480;
+        let mut buf = [0u8; 28];
+        repr.emit(&mut buf);
+        let (back, payload) = Ipv4Repr::parse(&buf).unwrap();
+        assert_eq!(back, repr);
+        assert!(back.is_fragment());
+        assert_eq!(payload.len(), 8);
+    }
+
+    #[test]
+    fn options_are_skipped() {
+        // 24-byte header with one NOP NOP NOP EOL option word.
+        let mut p = vec![
+            0x46, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 0,
+        ];
+        p.extend_from_slice(&[9, 9, 9, 9]);
+        let sum = checksum::checksum(&p[..24]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        let (repr, payload) = Ipv4Repr::parse(&p).unwrap();
+        assert_eq!(repr.header_len, 24);
+        assert_eq!(payload, &[9, 9, 9, 9]);
+    }
+}

@@ -1,0 +1,15 @@
+//! IPv4 for ustack: the header (RFC 791), the Internet checksum (RFC 1071),
+//! ICMPv4 (RFC 792), address prefixes and the route table.
+//!
+//! Sans-IO: nothing here reads a clock or performs I/O.
+
+pub mod checksum;
+mod cidr;
+pub mod icmp;
+mod ipv4;
+mod route;
+
+pub use cidr::{CidrParseError, Ipv4Cidr};
+pub use icmp::{IcmpError, IcmpRepr};
+pub use ipv4::{IpProtocol, Ipv4Error, Ipv4Repr};
+pub use route::{NextHop, Route, RouteTable};

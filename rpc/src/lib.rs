@@ -1,0 +1,1 @@
+//! RPC (framing, marshalling, stubs, binding) and two-phase commit over any byte stream, such as ustack sockets.

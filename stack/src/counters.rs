@@ -1,0 +1,198 @@
+//! Counters: traffic totals and one counter per drop reason, so every
+//! discarded packet can be accounted for.
+
+use std::fmt;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Why a packet (or frame, or datagram) was discarded.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+        #[repr(u16)]
+        pub enum DropReason {
+            $(#[doc = $name] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A short, stable, human-readable name ("layer: what").
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "ethernet: truncated frame",
+    EthIeee8023 => "ethernet: IEEE 802.3 length frame",
+    EthNotForUs => "ethernet: destination is not our MAC",
+    EthBadSource => "ethernet: multicast source address",
+    EthUnsupportedType => "ethernet: unsupported ethertype",
+    ArpMalformed => "arp: truncated or malformed",
+    ArpUnsupported => "arp: unsupported hardware/protocol/operation",
+    ArpNotForUs => "arp: request for another address",
+    ArpAddressConflict => "arp: another host claims our address",
+    ArpQueueFull => "arp: queue for unresolved address full",
+    ArpCacheFull => "arp: neighbor cache full",
+    ArpUnresolved => "arp: next hop did not answer",
+    Ipv4Truncated => "ipv4: truncated",
+    Ipv4BadVersion => "ipv4: version is not 4",
+    Ipv4BadHeaderLength => "ipv4: header length below 20",
+    Ipv4BadTotalLength => "ipv4: total length below header length",
+    Ipv4BadChecksum => "ipv4: bad header checksum",
+    Ipv4TtlZero => "ipv4: TTL zero",
+    Ipv4NotForUs => "ipv4: destination is not us",
+    Ipv4BadSource => "ipv4: source is not a unicast address",
+    Ipv4Fragment => "ipv4: fragment (reassembly disabled)",
+    Ipv4UnknownProtocol => "ipv4: unknown protocol",
+    Ipv4NoRoute => "ipv4: no route to destination",
+    Ipv4TooBig => "ipv4: larger than MTU with DF set",
+    IcmpMalformed => "icmp: truncated",
+    IcmpBadChecksum => "icmp: bad checksum",
+    IcmpBroadcastEcho => "icmp: echo request to broadcast",
+    IcmpUnsupported => "icmp: type not handled",
+    IcmpNoSocket => "icmp: echo reply for no socket",
+    IcmpSocketFull => "icmp: socket receive queue full",
+    DeviceTxError => "device: transmit failed",
+}
+
+/// Traffic and drop counters of one interface.
+#[derive(Clone, Debug)]
+pub struct Counters {
+    /// Frames received from the device.
+    pub frames_in: u64,
+    /// Frames handed to the device.
+    pub frames_out: u64,
+    /// Bytes received from the device.
+    pub bytes_in: u64,
+    /// Bytes handed to the device.
+    pub bytes_out: u64,
+    /// ARP requests answered.
+    pub arp_replies_sent: u64,
+    /// ARP requests sent (resolution, probes, announcements).
+    pub arp_requests_sent: u64,
+    /// IPv4 packets delivered to a local protocol.
+    pub ipv4_delivered: u64,
+    /// IPv4 packets sent.
+    pub ipv4_sent: u64,
+    /// ICMP echo requests answered.
+    pub icmp_echo_replies_sent: u64,
+    drops: [u64; DropReason::COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            arp_replies_sent: 0,
+            arp_requests_sent: 0,
+            ipv4_delivered: 0,
+            ipv4_sent: 0,
+            icmp_echo_replies_sent: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
+}
+
+impl Counters {
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+        log::trace!("drop: {}", reason.name());
+    }
+
+    /// Counts `n` drops.
+    #[inline]
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
+    }
+
+    /// How many packets were dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// Total drops over all reasons.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// The reasons with a non-zero count, with their counts.
+    pub fn nonzero_drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops[*r as usize]))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "frames in:  {:>12} ({} bytes)",
+            self.frames_in, self.bytes_in
+        )?;
+        writeln!(
+            f,
+            "frames out: {:>12} ({} bytes)",
+            self.frames_out, self.bytes_out
+        )?;
+        writeln!(
+            f,
+            "arp:        {:>12} requests sent, {} replies sent",
+            self.arp_requests_sent, self.arp_replies_sent
+        )?;
+        writeln!(
+            f,
+            "ipv4:       {:>12} delivered, {} sent",
+            self.ipv4_delivered, self.ipv4_sent
+        )?;
+        writeln!(
+            f,
+            "icmp:       {:>12} echo replies sent",
+            self.icmp_echo_replies_sent
+        )?;
+        writeln!(f, "drops:      {:>12}", self.total_drops())?;
+        for (reason, n) in self.nonzero_drops() {
+            writeln!(f, "  {:>10}  {}", n, reason.name())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counts_and_displays() {
+        let mut c = Counters::default();
+        c.drop(DropReason::Ipv4BadChecksum);
+        c.drop(DropReason::Ipv4BadChecksum);
+        c.drop_n(DropReason::ArpUnresolved, 3);
+        assert_eq!(c.drops(DropReason::Ipv4BadChecksum), 2);
+        assert_eq!(c.total_drops(), 5);
+        let text = c.to_string();
+        assert!(text.contains("ipv4: bad header checksum"));
+        assert!(!text.contains("ethernet: truncated frame"));
+    }
+}

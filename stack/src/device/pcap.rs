@@ -1,0 +1,208 @@
+//! Packet capture in the classic libpcap format (Ethernet link type), as
+//! Wireshark and tshark read it.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Device, FrameSink};
+
+/// LINKTYPE_ETHERNET.
+const LINKTYPE_ETHERNET: u32 = 1;
+/// Largest frame recorded whole.
+const SNAPLEN: u32 = 262_144;
+
+/// Writes frames to a classic pcap stream with microsecond timestamps.
+///
+/// Timestamps come from the `now` of each call, mapped to wall-clock time
+/// through the pair (`Instant`, `SystemTime`) given at creation, so a
+/// simulation with a virtual clock writes a capture with virtual times.
+pub struct PcapWriter<W: Write> {
+    out: W,
+    base_instant: Instant,
+    base_micros: u64,
+    frames: u64,
+}
+
+impl PcapWriter<BufWriter<File>> {
+    /// Creates `path` and writes the file header; times are wall-clock.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = File::create(path)?;
+        PcapWriter::new(
+            BufWriter::with_capacity(256 * 1024, file),
+            Instant::now(),
+            SystemTime::now(),
+        )
+    }
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header to `out`. `base_instant` is shown as `base_time`.
+    pub fn new(mut out: W, base_instant: Instant, base_time: SystemTime) -> io::Result<Self> {
+        let mut header = [0u8; 24];
+        header[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        header[4..6].copy_from_slice(&2u16.to_le_bytes());
+        header[6..8].copy_from_slice(&4u16.to_le_bytes());
+        // thiszone and sigfigs stay zero.
+        header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
+        header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        out.write_all(&header)?;
+        let base_micros = base_time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        Ok(PcapWriter {
+            out,
+            base_instant,
+            base_micros,
+            frames: 0,
+        })
+    }
+
+    /// Records one frame seen at `now`.
+    pub fn write_frame(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        let micros = self.base_micros
+            + now
+                .checked_duration_since(self.base_instant)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+        let incl = frame.len().min(SNAPLEN as usize);
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
+        rec[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
+        rec[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.out.write_all(&rec)?;
+        self.out.write_all(&frame[..incl])?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Flushes buffered records.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// A device wrapper that records every frame received and sent.
+pub struct PcapDevice<D, W: Write = BufWriter<File>> {
+    inner: D,
+    pcap: PcapWriter<W>,
+    failed: bool,
+}
+
+impl<D: Device, W: Write> PcapDevice<D, W> {
+    /// Records the traffic of `inner` to `pcap`.
+    pub fn new(inner: D, pcap: PcapWriter<W>) -> Self {
+        PcapDevice {
+            inner,
+            pcap,
+            failed: false,
+        }
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// The wrapped device, mutably.
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
+    /// The capture.
+    pub fn pcap(&self) -> &PcapWriter<W> {
+        &self.pcap
+    }
+
+    fn record(&mut self, now: Instant, frame: &[u8]) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.pcap.write_frame(now, frame) {
+            // A full disk must not stop the stack; say so once.
+            log::error!("pcap: writing failed, capture stopped: {e}");
+            self.failed = true;
+        }
+    }
+}
+
+impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.inner.send(now, frame)?;
+        self.record(now, frame);
+        Ok(())
+    }
+}
+
+impl<D: Device, W: Write> Device for PcapDevice<D, W> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let n = self.inner.recv(now, buf)?;
+        if let Some(n) = n {
+            self.record(now, &buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.inner.poll_at()
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.inner.raw_fd()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
+        self.pcap.flush()
+    }
+}
+
+impl<D, W: Write> Drop for PcapDevice<D, W> {
+    fn drop(&mut self) {
+        let _ = self.pcap.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn writes_classic_pcap() {
+        let t0 = Instant::now();
+        let base = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut w = PcapWriter::new(Vec::new(), t0, base).unwrap();
+        w.write_frame(t0 + Duration::from_micros(1_500_001), &[1, 2, 3])
+            .unwrap();
+        let bytes = w.into_inner();
+        assert_eq!(&bytes[0..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
+        assert_eq!(u32::from_le_bytes(bytes[20..24].try_into().unwrap()), 1);
+        let rec = &bytes[24..];
+        assert_eq!(
+            u32::from_le_bytes(rec[0..4].try_into().unwrap()),
+            1_700_000_001
+        );
+        assert_eq!(u32::from_le_bytes(rec[4..8].try_into().unwrap()), 500_001);
+        assert_eq!(u32::from_le_bytes(rec[8..12].try_into().unwrap()), 3);
+        assert_eq!(&rec[16..], &[1, 2, 3]);
+    }
+}

@@ -1,0 +1,230 @@
+//! The lower half of the interface: IPv4 output (routing, identification,
+//! next-hop resolution) and Ethernet/ARP framing. Sockets call into it to
+//! send; it never calls back into sockets, so the two borrow independently.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use arp::{ArpRepr, Lookup, NeighborCache, QueueError};
+use ethernet::{EtherType, EthernetRepr, MacAddr};
+use ip::{Ipv4Cidr, Ipv4Repr, RouteTable};
+
+use crate::counters::{Counters, DropReason};
+use crate::device::FrameSink;
+
+/// Why a datagram could not be sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendError {
+    /// No route covers the destination (ENETUNREACH).
+    NoRoute,
+    /// Larger than the path MTU with DF set, or larger than an IPv4 datagram
+    /// can be (EMSGSIZE). Carries the MTU that applies.
+    MessageTooBig(usize),
+}
+
+/// Per-destination IP identification counters (RFC 6864 asks for IDs unique
+/// per (source, destination, protocol) over the datagram lifetime). Like
+/// Linux, destinations hash into a fixed table of counters that start at
+/// random values, so memory is bounded and IDs for one destination do not
+/// repeat until 65,536 datagrams later.
+pub(crate) struct IdentGenerator {
+    counters: Box<[u16]>,
+    key: u64,
+}
+
+impl IdentGenerator {
+    const BUCKETS: usize = 2048;
+
+    pub(crate) fn new(rng: &mut impl rand::Rng) -> Self {
+        let counters = (0..Self::BUCKETS).map(|_| rng.next_u32() as u16).collect();
+        IdentGenerator {
+            counters,
+            key: rng.next_u64(),
+        }
+    }
+
+    pub(crate) fn next(&mut self, dst: Ipv4Addr, protocol: u8) -> u16 {
+        let mut h = (u32::from(dst) as u64 | (protocol as u64) << 32) ^ self.key;
+        h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bucket = (h >> 53) as usize % Self::BUCKETS;
+        let id = self.counters[bucket];
+        self.counters[bucket] = id.wrapping_add(1);
+        id
+    }
+}
+
+/// IPv4 + ARP + Ethernet output state of one interface.
+pub struct IpLayer {
+    pub(crate) mac: MacAddr,
+    pub(crate) cidr: Ipv4Cidr,
+    pub(crate) mtu: usize,
+    pub(crate) ttl: u8,
+    pub(crate) routes: RouteTable,
+    pub(crate) neighbors: NeighborCache,
+    pub(crate) idents: IdentGenerator,
+    pub(crate) counters: Counters,
+    /// Scratch space for building one frame; reused, never reallocated after
+    /// start-up.
+    tx_buf: Vec<u8>,
+}
+
+impl IpLayer {
+    pub(crate) fn new(
+        mac: MacAddr,
+        cidr: Ipv4Cidr,
+        mtu: usize,
+        ttl: u8,
+        routes: RouteTable,
+        neighbors: NeighborCache,
+        idents: IdentGenerator,
+    ) -> Self {
+        IpLayer {
+            mac,
+            cidr,
+            mtu,
+            ttl,
+            routes,
+            neighbors,
+            idents,
+            counters: Counters::default(),
+            tx_buf: vec![0u8; EthernetRepr::HEADER_LEN + Ipv4Repr::MAX_PACKET_LEN],
+        }
+    }
+
+    /// Our address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.cidr.addr()
+    }
+
+    /// True for the limited broadcast and our subnet's directed broadcast.
+    pub(crate) fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
+        ip.is_broadcast() || self.cidr.broadcast() == Some(ip)
+    }
+
+    /// Sends one Ethernet frame whose payload `fill` writes (`len` bytes).
+    pub(crate) fn send_frame<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        dst: MacAddr,
+        ethertype: EtherType,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) {
+        let total = EthernetRepr::HEADER_LEN + len;
+        let buf = &mut self.tx_buf[..total];
+        EthernetRepr {
+            dst,
+            src: self.mac,
+            ethertype,
+        }
+        .emit(buf);
+        fill(&mut buf[EthernetRepr::HEADER_LEN..]);
+        match tx.send(now, buf) {
+            Ok(()) => {
+                self.counters.frames_out += 1;
+                self.counters.bytes_out += total as u64;
+            }
+            Err(e) => {
+                log::debug!("device transmit failed: {e}");
+                self.counters.drop(DropReason::DeviceTxError);
+            }
+        }
+    }
+
+    /// Sends an ARP packet.
+    pub(crate) fn send_arp<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        dst: MacAddr,
+        arp: ArpRepr,
+        tx: &mut S,
+    ) {
+        self.send_frame(now, dst, EtherType::ARP, ArpRepr::LEN, |b| arp.emit(b), tx);
+    }
+
+    /// Sends an IPv4 datagram from our address. `repr` supplies destination,
+    /// protocol, TTL, TOS and DF; this fills in source, identification and
+    /// length. `fill` writes the `payload_len` payload bytes.
+    ///
+    /// The datagram goes out at once when the next hop is resolved, and is
+    /// queued (bounded) while ARP resolves it otherwise.
+    pub(crate) fn send_ipv4<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        mut repr: Ipv4Repr,
+        payload_len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) -> Result<(), SendError> {
+        let total = Ipv4Repr::MIN_HEADER_LEN + payload_len;
+        if total > Ipv4Repr::MAX_PACKET_LEN {
+            return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
+        }
+        if total > self.mtu {
+            // Fragmentation on output arrives with reassembly; until then a
+            // datagram must fit the link.
+            self.counters.drop(DropReason::Ipv4TooBig);
+            return Err(SendError::MessageTooBig(self.mtu));
+        }
+        let dst = repr.dst;
+        repr.src = self.cidr.addr();
+        repr.ident = self.idents.next(dst, repr.protocol.0);
+        repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
+        repr.payload_len = payload_len;
+        let dst_mac = if self.is_broadcast(dst) {
+            MacAddr::BROADCAST
+        } else {
+            let Some(hop) = self.routes.lookup(dst) else {
+                self.counters.drop(DropReason::Ipv4NoRoute);
+                return Err(SendError::NoRoute);
+            };
+            match self.neighbors.lookup(now, hop.addr) {
+                Lookup::Found(mac) => mac,
+                Lookup::Unknown => {
+                    let mut packet = vec![0u8; total];
+                    repr.emit(&mut packet);
+                    fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
+                    match self.neighbors.enqueue(now, hop.addr, packet) {
+                        Ok(()) => {}
+                        Err(QueueError::QueueFull) => self.counters.drop(DropReason::ArpQueueFull),
+                        Err(QueueError::CacheFull) => self.counters.drop(DropReason::ArpCacheFull),
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        self.counters.ipv4_sent += 1;
+        self.send_frame(
+            now,
+            dst_mac,
+            EtherType::IPV4,
+            total,
+            |buf| {
+                repr.emit(buf);
+                fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+            },
+            tx,
+        );
+        Ok(())
+    }
+
+    /// Sends an already built IPv4 packet (from the ARP queue) to `dst_mac`.
+    pub(crate) fn send_raw_ipv4<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        dst_mac: MacAddr,
+        packet: &[u8],
+        tx: &mut S,
+    ) {
+        self.counters.ipv4_sent += 1;
+        self.send_frame(
+            now,
+            dst_mac,
+            EtherType::IPV4,
+            packet.len(),
+            |b| b.copy_from_slice(packet),
+            tx,
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The ustack interface and its surroundings: it ties Ethernet, ARP, IPv4,
+//! ICMP, UDP and TCP together ([`Interface`]), provides devices (TAP,
+//! in-memory pair, pcap recorder, fault injector) and runs the event loop.
+
+pub mod counters;
+pub mod device;
+mod iface;
+pub mod runtime;
+pub mod slab;
+pub mod sys;
+
+pub use counters::{Counters, DropReason};
+pub use device::{Device, FrameSink};
+pub use iface::{
+    EchoReply, IcmpHandle, IcmpSocket, Interface, InterfaceConfig, IpLayer, SendError, SocketError,
+};

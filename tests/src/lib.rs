@@ -1,0 +1,5 @@
+//! ustack's test support: the bodies of the fuzz targets (shared by
+//! cargo-fuzz on nightly and by the corpus replay that runs on stable), and
+//! the deterministic simulation harness.
+
+pub mod fuzz;

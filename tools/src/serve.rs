@@ -1,0 +1,88 @@
+//! `ustack serve`: a ustack host on a TAP device.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ethernet::MacAddr;
+use stack::device::{Device, PcapDevice, PcapWriter, TapConfig, TapDevice};
+use stack::runtime::{self, Waker};
+use stack::{Interface, InterfaceConfig};
+
+use crate::cli::{ServeArgs, StackArgs};
+use crate::signals;
+
+/// Opens the device described by the stack flags: the TAP, wrapped in a pcap
+/// recorder when asked.
+pub fn open_device(args: &StackArgs) -> Result<Box<dyn Device>, Box<dyn Error>> {
+    let tap = TapDevice::open(&TapConfig {
+        name: args.tap.clone(),
+        mtu: args.mtu.map(usize::from),
+        host_addr: args.host_addr,
+    })?;
+    Ok(match &args.pcap {
+        Some(path) => {
+            let writer = PcapWriter::create(path)
+                .map_err(|e| format!("cannot create pcap file {}: {e}", path.display()))?;
+            Box::new(PcapDevice::new(tap, writer))
+        }
+        None => Box::new(tap),
+    })
+}
+
+/// Builds the interface configuration from the stack flags.
+pub fn interface_config(args: &StackArgs, mtu: usize) -> InterfaceConfig {
+    let mut seed_bytes = [0u8; 8];
+    getrandom_or_time(&mut seed_bytes);
+    let seed = u64::from_le_bytes(seed_bytes);
+    let mac = args.mac.unwrap_or_else(|| {
+        let mut rng =
+            <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed ^ 0x6d61_6321);
+        MacAddr::random_local(&mut rng)
+    });
+    let mut config = InterfaceConfig::new(mac, args.addr);
+    config.gateway = args.gateway;
+    config.mtu = mtu;
+    config.seed = seed;
+    config
+}
+
+/// Fills `buf` from the kernel's random source (falls back to the clock,
+/// which is only ever used for non-security values).
+fn getrandom_or_time(buf: &mut [u8]) {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 8) * 8)) as u8;
+        }
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
+    let mut dev = open_device(&args.stack)?;
+    let mtu = dev.mtu();
+    let config = interface_config(&args.stack, mtu);
+    let mut iface = Interface::new(config, Instant::now());
+    let waker = Arc::new(Waker::new()?);
+    signals::stop_on_signals(waker.clone())?;
+    println!(
+        "ustack: serving {} on {} (MAC {}, MTU {})",
+        iface.cidr(),
+        args.stack.tap,
+        iface.mac(),
+        mtu
+    );
+    runtime::run(&mut iface, &mut dev, &waker, |_, _, _| {})?;
+    drop(dev);
+    println!("ustack: stopped");
+    print!("{}", iface.counters());
+    if let Some(path) = &args.stack.pcap {
+        println!("pcap written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! UDP (RFC 768) datagrams and port demultiplexing for ustack.
