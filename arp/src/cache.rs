@@ -41,7 +41,7 @@ impl Default for NeighborConfig {
             reachable_time: Duration::from_secs(60),
             retry_interval: Duration::from_secs(1),
             max_attempts: 3,
-            max_queued_packets: 64,
+            max_queued_packets: 1024,
             max_queued_bytes: 256 * 1024,
             max_entries: 1024,
         }

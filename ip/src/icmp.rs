@@ -232,7 +232,9 @@ impl<'a> IcmpRepr<'a> {
     }
 }
 
-fn is_error_type(t: u8) -> bool {
+/// True for ICMP error message types (destination unreachable, source
+/// quench, redirect, time exceeded, parameter problem).
+pub fn is_error_type(t: u8) -> bool {
     matches!(
         t,
         kind::DEST_UNREACHABLE
@@ -241,6 +243,13 @@ fn is_error_type(t: u8) -> bool {
             | kind::TIME_EXCEEDED
             | kind::PARAMETER_PROBLEM
     )
+}
+
+/// True for the query types a host may send an ICMP error about (RFC 1122
+/// 3.2.2: never about an error message; like Linux, not about unknown types
+/// either, which may be errors we do not know).
+pub fn is_query_type(t: u8) -> bool {
+    matches!(t, 0 | 8 | 13..=18)
 }
 
 fn join(a: u16, b: u16) -> [u8; 4] {

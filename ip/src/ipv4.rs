@@ -148,6 +148,30 @@ impl Ipv4Repr {
         Ok((repr, &buf[header_len..total_len]))
     }
 
+    /// Parses the IP header quoted inside an ICMP error: the original
+    /// datagram is usually truncated, so the total length is not checked
+    /// against the buffer and (like Linux) the checksum is not verified.
+    /// Returns the header and the quoted payload bytes.
+    pub fn parse_quoted(buf: &[u8]) -> Option<(Ipv4Repr, &[u8])> {
+        let header = etherparse::Ipv4HeaderSlice::from_slice(buf).ok()?;
+        let header_len = header.slice().len();
+        let total_len = header.total_len() as usize;
+        let repr = Ipv4Repr {
+            src: header.source_addr(),
+            dst: header.destination_addr(),
+            protocol: IpProtocol(header.protocol().0),
+            ttl: header.ttl(),
+            tos: buf[1],
+            ident: header.identification(),
+            dont_fragment: header.dont_fragment(),
+            more_fragments: header.more_fragments(),
+            frag_offset: header.fragments_offset().byte_offset(),
+            header_len,
+            payload_len: total_len.saturating_sub(header_len),
+        };
+        Some((repr, &buf[header_len..]))
+    }
+
     /// True when this packet is a fragment rather than a whole datagram.
     pub fn is_fragment(&self) -> bool {
         self.more_fragments || self.frag_offset != 0

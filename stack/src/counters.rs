@@ -49,8 +49,14 @@ drop_reasons! {
     Ipv4TtlZero => "ipv4: TTL zero",
     Ipv4NotForUs => "ipv4: destination is not us",
     Ipv4BadSource => "ipv4: source is not a unicast address",
-    Ipv4Fragment => "ipv4: fragment (reassembly disabled)",
     Ipv4UnknownProtocol => "ipv4: unknown protocol",
+    FragBadLength => "reassembly: fragment length not a multiple of 8",
+    FragTooLong => "reassembly: datagram over 65535 bytes (ping of death)",
+    FragOverlapConflict => "reassembly: overlapping fragments disagree",
+    FragInconsistent => "reassembly: fragments disagree on the length",
+    FragNoMemory => "reassembly: fragment larger than the memory cap",
+    FragTimeout => "reassembly: datagram timed out incomplete",
+    FragEvicted => "reassembly: datagram evicted (memory cap)",
     Ipv4NoRoute => "ipv4: no route to destination",
     Ipv4TooBig => "ipv4: larger than MTU with DF set",
     IcmpMalformed => "icmp: truncated",
@@ -59,6 +65,13 @@ drop_reasons! {
     IcmpUnsupported => "icmp: type not handled",
     IcmpNoSocket => "icmp: echo reply for no socket",
     IcmpSocketFull => "icmp: socket receive queue full",
+    IcmpErrorRateLimited => "icmp: error not sent (rate limit)",
+    IcmpErrorUnmatched => "icmp: error about no known socket",
+    UdpTruncated => "udp: truncated",
+    UdpBadLength => "udp: bad length field",
+    UdpBadChecksum => "udp: bad checksum",
+    UdpNoSocket => "udp: no socket on port",
+    UdpQueueFull => "udp: socket receive queue full",
     DeviceTxError => "device: transmit failed",
 }
 
@@ -83,6 +96,20 @@ pub struct Counters {
     pub ipv4_sent: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies_sent: u64,
+    /// ICMP error messages sent (unreachable, time exceeded).
+    pub icmp_errors_sent: u64,
+    /// ICMP error messages received and acted on.
+    pub icmp_errors_received: u64,
+    /// Fragments sent.
+    pub fragments_sent: u64,
+    /// Fragments received.
+    pub fragments_received: u64,
+    /// Datagrams reassembled.
+    pub reassembled: u64,
+    /// UDP datagrams queued on a socket.
+    pub udp_delivered: u64,
+    /// UDP datagrams sent.
+    pub udp_sent: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -98,6 +125,13 @@ impl Default for Counters {
             ipv4_delivered: 0,
             ipv4_sent: 0,
             icmp_echo_replies_sent: 0,
+            icmp_errors_sent: 0,
+            icmp_errors_received: 0,
+            fragments_sent: 0,
+            fragments_received: 0,
+            reassembled: 0,
+            udp_delivered: 0,
+            udp_sent: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -160,8 +194,18 @@ impl fmt::Display for Counters {
         )?;
         writeln!(
             f,
-            "icmp:       {:>12} echo replies sent",
-            self.icmp_echo_replies_sent
+            "icmp:       {:>12} echo replies sent, {} errors sent, {} errors received",
+            self.icmp_echo_replies_sent, self.icmp_errors_sent, self.icmp_errors_received
+        )?;
+        writeln!(
+            f,
+            "fragments:  {:>12} received, {} sent, {} datagrams reassembled",
+            self.fragments_received, self.fragments_sent, self.reassembled
+        )?;
+        writeln!(
+            f,
+            "udp:        {:>12} delivered, {} sent",
+            self.udp_delivered, self.udp_sent
         )?;
         writeln!(f, "drops:      {:>12}", self.total_drops())?;
         for (reason, n) in self.nonzero_drops() {

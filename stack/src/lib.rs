@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod device;
+pub mod error;
 mod iface;
 pub mod runtime;
 pub mod slab;
@@ -11,6 +12,8 @@ pub mod sys;
 
 pub use counters::{Counters, DropReason};
 pub use device::{Device, FrameSink};
+pub use error::SocketError;
 pub use iface::{
-    EchoReply, IcmpHandle, IcmpSocket, Interface, InterfaceConfig, IpLayer, SendError, SocketError,
+    ConfigError, DEFAULT_RCVBUF, EchoReply, IcmpHandle, IcmpSocket, Interface, InterfaceConfig,
+    IpLayer, SendError, UdpHandle, UdpSocket,
 };

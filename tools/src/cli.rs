@@ -19,7 +19,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a ustack host on a TAP device: answers ARP and ping.
+    /// Run a ustack host on a TAP device: answers ARP and ping, runs services.
     Serve(ServeArgs),
 }
 
@@ -47,12 +47,65 @@ pub struct StackArgs {
     /// Write every frame received and sent to this pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Extra route, e.g. `--route 192.168.0.0/16 via 10.0.0.1` (repeatable).
+    #[arg(long, num_args = 3, value_names = ["A.B.C.D/LEN", "via", "A.B.C.D"], action = clap::ArgAction::Append)]
+    pub route: Vec<String>,
+    /// TTL of datagrams ustack sends.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: u8,
 }
+
+impl StackArgs {
+    /// The `--route` triples as routes.
+    pub fn routes(&self) -> Result<Vec<ip::Route>, UsageError> {
+        self.route
+            .chunks(3)
+            .map(|c| {
+                let [dest, via, gw] = c else {
+                    return Err(UsageError("--route needs A.B.C.D/LEN via A.B.C.D".into()));
+                };
+                let dest: Ipv4Cidr = dest
+                    .parse()
+                    .map_err(|e| UsageError(format!("invalid value for '--route': {e}")))?;
+                if via != "via" {
+                    return Err(UsageError(format!(
+                        "invalid value for '--route': expected 'via' after {dest}, found '{via}'"
+                    )));
+                }
+                let gw: Ipv4Addr = gw.parse().map_err(|_| {
+                    UsageError(format!(
+                        "invalid value for '--route': bad gateway address '{gw}'"
+                    ))
+                })?;
+                let dest = Ipv4Cidr::new(dest.network(), dest.prefix_len()).unwrap_or(dest);
+                Ok(ip::Route {
+                    dest,
+                    via: Some(gw),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A semantically invalid command line (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub stack: StackArgs,
+    /// Echo every UDP datagram back to its sender on this port (RFC 862).
+    #[arg(long, value_name = "PORT")]
+    pub udp_echo: Vec<u16>,
 }
 
 /// Prints a clap error as one line (help and version go out whole) and

@@ -2,6 +2,7 @@
 
 mod cli;
 mod serve;
+mod services;
 mod signals;
 
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cli::UsageError>() => {
+            eprintln!("ustack: error: {e} (see ustack --help)");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("ustack: error: {e}");
             ExitCode::FAILURE

@@ -9,7 +9,8 @@ use stack::device::{Device, PcapDevice, PcapWriter, TapConfig, TapDevice};
 use stack::runtime::{self, Waker};
 use stack::{Interface, InterfaceConfig};
 
-use crate::cli::{ServeArgs, StackArgs};
+use crate::cli::{ServeArgs, StackArgs, UsageError};
+use crate::services::Services;
 use crate::signals;
 
 /// Opens the device described by the stack flags: the TAP, wrapped in a pcap
@@ -31,7 +32,7 @@ pub fn open_device(args: &StackArgs) -> Result<Box<dyn Device>, Box<dyn Error>> 
 }
 
 /// Builds the interface configuration from the stack flags.
-pub fn interface_config(args: &StackArgs, mtu: usize) -> InterfaceConfig {
+pub fn interface_config(args: &StackArgs, mtu: usize) -> Result<InterfaceConfig, UsageError> {
     let mut seed_bytes = [0u8; 8];
     getrandom_or_time(&mut seed_bytes);
     let seed = u64::from_le_bytes(seed_bytes);
@@ -42,9 +43,11 @@ pub fn interface_config(args: &StackArgs, mtu: usize) -> InterfaceConfig {
     });
     let mut config = InterfaceConfig::new(mac, args.addr);
     config.gateway = args.gateway;
+    config.routes = args.routes()?;
     config.mtu = mtu;
+    config.ttl = args.ttl;
     config.seed = seed;
-    config
+    Ok(config)
 }
 
 /// Fills `buf` from the kernel's random source (falls back to the clock,
@@ -64,10 +67,14 @@ fn getrandom_or_time(buf: &mut [u8]) {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
+    // Validate everything that does not need the device before opening it.
+    interface_config(&args.stack, 1500)?;
     let mut dev = open_device(&args.stack)?;
     let mtu = dev.mtu();
-    let config = interface_config(&args.stack, mtu);
-    let mut iface = Interface::new(config, Instant::now());
+    let config = interface_config(&args.stack, mtu)?;
+    let mut iface =
+        Interface::try_new(config, Instant::now()).map_err(|e| UsageError(e.to_string()))?;
+    let mut services = Services::start(&mut iface, &args)?;
     let waker = Arc::new(Waker::new()?);
     signals::stop_on_signals(waker.clone())?;
     println!(
@@ -77,7 +84,12 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         iface.mac(),
         mtu
     );
-    runtime::run(&mut iface, &mut dev, &waker, |_, _, _| {})?;
+    for line in services.describe() {
+        println!("ustack: {line}");
+    }
+    runtime::run(&mut iface, &mut dev, &waker, |iface, now, dev| {
+        services.poll(iface, now, dev)
+    })?;
     drop(dev);
     println!("ustack: stopped");
     print!("{}", iface.counters());

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use arp::{ArpRepr, Lookup, NeighborCache, QueueError};
 use ethernet::{EtherType, EthernetRepr, MacAddr};
-use ip::{Ipv4Cidr, Ipv4Repr, RouteTable};
+use ip::reassembly::fragments;
+use ip::{Ipv4Cidr, Ipv4Repr, PmtuCache, RouteTable};
 
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
@@ -62,10 +63,13 @@ pub struct IpLayer {
     pub(crate) routes: RouteTable,
     pub(crate) neighbors: NeighborCache,
     pub(crate) idents: IdentGenerator,
+    pub(crate) pmtu: PmtuCache,
     pub(crate) counters: Counters,
     /// Scratch space for building one frame; reused, never reallocated after
     /// start-up.
     tx_buf: Vec<u8>,
+    /// Scratch space for a datagram about to be fragmented.
+    frag_buf: Vec<u8>,
 }
 
 impl IpLayer {
@@ -86,8 +90,10 @@ impl IpLayer {
             routes,
             neighbors,
             idents,
+            pmtu: PmtuCache::new(),
             counters: Counters::default(),
             tx_buf: vec![0u8; EthernetRepr::HEADER_LEN + Ipv4Repr::MAX_PACKET_LEN],
+            frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
         }
     }
 
@@ -143,12 +149,41 @@ impl IpLayer {
         self.send_frame(now, dst, EtherType::ARP, ArpRepr::LEN, |b| arp.emit(b), tx);
     }
 
+    /// The MTU towards `dst`: the link MTU, or less if path MTU discovery
+    /// (RFC 1191) learned of a narrower hop.
+    pub fn path_mtu(&self, now: Instant, dst: Ipv4Addr) -> usize {
+        self.pmtu
+            .get(now, dst)
+            .map_or(self.mtu, |p| p.min(self.mtu))
+    }
+
+    /// The link address for `dst`, or the next hop to resolve first.
+    fn next_hop_mac(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+    ) -> Result<Result<MacAddr, Ipv4Addr>, SendError> {
+        if self.is_broadcast(dst) {
+            return Ok(Ok(MacAddr::BROADCAST));
+        }
+        let Some(hop) = self.routes.lookup(dst) else {
+            self.counters.drop(DropReason::Ipv4NoRoute);
+            return Err(SendError::NoRoute);
+        };
+        Ok(match self.neighbors.lookup(now, hop.addr) {
+            Lookup::Found(mac) => Ok(mac),
+            Lookup::Unknown => Err(hop.addr),
+        })
+    }
+
     /// Sends an IPv4 datagram from our address. `repr` supplies destination,
     /// protocol, TTL, TOS and DF; this fills in source, identification and
     /// length. `fill` writes the `payload_len` payload bytes.
     ///
     /// The datagram goes out at once when the next hop is resolved, and is
-    /// queued (bounded) while ARP resolves it otherwise.
+    /// queued (bounded) while ARP resolves it otherwise. A datagram larger
+    /// than the path MTU is fragmented (RFC 791), unless DF is set, in which
+    /// case it is refused with the MTU that applies (EMSGSIZE).
     pub(crate) fn send_ipv4<S: FrameSink + ?Sized>(
         &mut self,
         now: Instant,
@@ -161,52 +196,87 @@ impl IpLayer {
         if total > Ipv4Repr::MAX_PACKET_LEN {
             return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
         }
-        if total > self.mtu {
-            // Fragmentation on output arrives with reassembly; until then a
-            // datagram must fit the link.
-            self.counters.drop(DropReason::Ipv4TooBig);
-            return Err(SendError::MessageTooBig(self.mtu));
-        }
         let dst = repr.dst;
+        let mtu = self.path_mtu(now, dst);
+        if total > mtu && repr.dont_fragment {
+            self.counters.drop(DropReason::Ipv4TooBig);
+            return Err(SendError::MessageTooBig(mtu));
+        }
+        let hop = self.next_hop_mac(now, dst)?;
         repr.src = self.cidr.addr();
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
-        let dst_mac = if self.is_broadcast(dst) {
-            MacAddr::BROADCAST
-        } else {
-            let Some(hop) = self.routes.lookup(dst) else {
-                self.counters.drop(DropReason::Ipv4NoRoute);
-                return Err(SendError::NoRoute);
-            };
-            match self.neighbors.lookup(now, hop.addr) {
-                Lookup::Found(mac) => mac,
-                Lookup::Unknown => {
+        if total <= mtu {
+            match hop {
+                Ok(mac) => {
+                    self.counters.ipv4_sent += 1;
+                    self.send_frame(
+                        now,
+                        mac,
+                        EtherType::IPV4,
+                        total,
+                        |buf| {
+                            repr.emit(buf);
+                            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+                        },
+                        tx,
+                    );
+                }
+                Err(next_hop) => {
                     let mut packet = vec![0u8; total];
                     repr.emit(&mut packet);
                     fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
-                    match self.neighbors.enqueue(now, hop.addr, packet) {
-                        Ok(()) => {}
-                        Err(QueueError::QueueFull) => self.counters.drop(DropReason::ArpQueueFull),
-                        Err(QueueError::CacheFull) => self.counters.drop(DropReason::ArpCacheFull),
-                    }
-                    return Ok(());
+                    self.queue_for_resolution(now, next_hop, packet);
                 }
             }
-        };
-        self.counters.ipv4_sent += 1;
-        self.send_frame(
-            now,
-            dst_mac,
-            EtherType::IPV4,
-            total,
-            |buf| {
-                repr.emit(buf);
-                fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
-            },
-            tx,
-        );
+            return Ok(());
+        }
+        // Fragment: the payload is written once into scratch space, then each
+        // fragment is framed from a slice of it.
+        let mut payload = std::mem::take(&mut self.frag_buf);
+        fill(&mut payload[..payload_len]);
+        for (offset, len, more) in fragments(payload_len, mtu, Ipv4Repr::MIN_HEADER_LEN) {
+            let mut frag = repr;
+            frag.frag_offset = offset as u16;
+            frag.more_fragments = more;
+            frag.payload_len = len;
+            let data = &payload[offset..offset + len];
+            let frag_total = Ipv4Repr::MIN_HEADER_LEN + len;
+            self.counters.fragments_sent += 1;
+            match hop {
+                Ok(mac) => {
+                    self.counters.ipv4_sent += 1;
+                    self.send_frame(
+                        now,
+                        mac,
+                        EtherType::IPV4,
+                        frag_total,
+                        |buf| {
+                            frag.emit(buf);
+                            buf[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
+                        },
+                        tx,
+                    );
+                }
+                Err(next_hop) => {
+                    let mut packet = vec![0u8; frag_total];
+                    frag.emit(&mut packet);
+                    packet[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
+                    self.queue_for_resolution(now, next_hop, packet);
+                }
+            }
+        }
+        self.frag_buf = payload;
         Ok(())
+    }
+
+    fn queue_for_resolution(&mut self, now: Instant, next_hop: Ipv4Addr, packet: Vec<u8>) {
+        match self.neighbors.enqueue(now, next_hop, packet) {
+            Ok(()) => {}
+            Err(QueueError::QueueFull) => self.counters.drop(DropReason::ArpQueueFull),
+            Err(QueueError::CacheFull) => self.counters.drop(DropReason::ArpCacheFull),
+        }
     }
 
     /// Sends an already built IPv4 packet (from the ARP queue) to `dst_mac`.

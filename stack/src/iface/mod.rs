@@ -1,27 +1,35 @@
 //! The interface: one Ethernet attachment with one IPv4 address, its ARP
-//! cache, routes, sockets and counters. Sans-IO apart from the frames it is
-//! handed and the [`FrameSink`] it writes to: the same code runs on a TAP
-//! device and in a simulated network with a virtual clock.
+//! cache, routes, reassembly, sockets and counters. Sans-IO apart from the
+//! frames it is handed and the [`FrameSink`] it writes to: the same code runs
+//! on a TAP device and in a simulated network with a virtual clock.
 
+mod icmp;
 mod icmp_socket;
 mod ip_layer;
+mod udp;
+mod udp_socket;
 
 pub use icmp_socket::{EchoReply, IcmpHandle, IcmpSocket};
 pub use ip_layer::{IpLayer, SendError};
+pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use arp::{ArpError, ArpOp, ArpRepr, NeighborAction, NeighborCache, NeighborConfig};
 use ethernet::{EtherType, EthernetRepr, FrameError, MacAddr};
-use ip::icmp::IcmpRepr;
-use ip::{IcmpError, IpProtocol, Ipv4Cidr, Ipv4Error, Ipv4Repr, Route, RouteTable};
+use ip::{
+    Expired, IpProtocol, Ipv4Cidr, Ipv4Error, Ipv4Repr, Reassembler, ReassemblyConfig,
+    ReassemblyError, Route, RouteTable,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
 use crate::slab::Slab;
+use icmp::TokenBucket;
 use ip_layer::IdentGenerator;
 
 /// RFC 5227: ANNOUNCE_NUM announcements, ANNOUNCE_INTERVAL apart.
@@ -45,6 +53,12 @@ pub struct InterfaceConfig {
     pub ttl: u8,
     /// ARP behaviour.
     pub neighbor: NeighborConfig,
+    /// Reassembly limits.
+    pub reassembly: ReassemblyConfig,
+    /// ICMP errors per second we may send (token bucket rate), and the burst.
+    pub icmp_error_rate: (u32, u32),
+    /// Receive buffer of new UDP sockets, in bytes.
+    pub udp_rcvbuf: usize,
     /// Send gratuitous ARP announcements at start-up.
     pub announce: bool,
     /// Seed for everything random (identification, ports, ISNs): the same
@@ -53,7 +67,8 @@ pub struct InterfaceConfig {
 }
 
 impl InterfaceConfig {
-    /// Defaults for `mac` at `addr`: MTU 1500, TTL 64, announcements on.
+    /// Defaults for `mac` at `addr`: MTU 1500, TTL 64, announcements on,
+    /// ICMP errors limited like Linux (1000/s, burst 50).
     pub fn new(mac: MacAddr, addr: Ipv4Cidr) -> Self {
         InterfaceConfig {
             mac,
@@ -63,41 +78,101 @@ impl InterfaceConfig {
             mtu: 1500,
             ttl: 64,
             neighbor: NeighborConfig::default(),
+            reassembly: ReassemblyConfig::default(),
+            icmp_error_rate: (1000, 50),
+            udp_rcvbuf: DEFAULT_RCVBUF,
             announce: true,
             seed: 0,
         }
     }
 }
 
+/// Why a configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 /// A network interface and everything above it.
 pub struct Interface {
     ip: IpLayer,
     rng: SmallRng,
+    reassembler: Reassembler,
+    reassembly_evictions_seen: u64,
+    icmp_limiter: TokenBucket,
     icmp_sockets: Slab<IcmpSocket>,
-    icmp_by_ident: std::collections::HashMap<u16, IcmpHandle>,
+    icmp_by_ident: HashMap<u16, IcmpHandle>,
+    udp_sockets: Slab<UdpSocket>,
+    udp_table: ::udp::UdpTable<UdpHandle>,
+    udp_rcvbuf: usize,
     announcements_left: u8,
     next_announcement: Option<Instant>,
     neighbor_actions: Vec<NeighborAction>,
+    expired: Vec<Expired>,
 }
 
 impl Interface {
     /// A new interface; `now` starts its clocks.
+    ///
+    /// # Panics
+    /// If the configuration is invalid; use [`try_new`](Self::try_new) to get
+    /// an error instead.
     pub fn new(config: InterfaceConfig, now: Instant) -> Interface {
+        match Self::try_new(config, now) {
+            Ok(iface) => iface,
+            Err(e) => panic!("invalid interface configuration: {e}"),
+        }
+    }
+
+    /// A new interface, or why the configuration is unusable (a gateway that
+    /// is not on the link, an MTU below 68).
+    pub fn try_new(config: InterfaceConfig, now: Instant) -> Result<Interface, ConfigError> {
+        if config.mtu < 68 || config.mtu > Ipv4Repr::MAX_PACKET_LEN {
+            return Err(ConfigError(format!(
+                "MTU {} is outside 68..=65535 (RFC 791 minimum is 68)",
+                config.mtu
+            )));
+        }
+        if config.ttl == 0 {
+            return Err(ConfigError(
+                "TTL must be at least 1 (RFC 1122 3.2.1.7)".into(),
+            ));
+        }
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let mut routes = RouteTable::new();
+        let on_link = Ipv4Cidr::new(config.addr.network(), config.addr.prefix_len())
+            .ok_or_else(|| ConfigError("bad prefix".into()))?;
         // The on-link prefix: deliver directly.
         routes.add(Route {
-            dest: Ipv4Cidr::new(config.addr.network(), config.addr.prefix_len())
-                .unwrap_or(config.addr),
+            dest: on_link,
             via: None,
         });
+        let check_gw = |gw: Ipv4Addr| {
+            if on_link.contains(gw) && gw != config.addr.addr() {
+                Ok(())
+            } else {
+                Err(ConfigError(format!(
+                    "gateway {gw} is not a neighbor on {on_link}"
+                )))
+            }
+        };
         if let Some(gw) = config.gateway {
+            check_gw(gw)?;
             routes.add(Route {
-                dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).unwrap_or(config.addr),
+                dest: Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid"),
                 via: Some(gw),
             });
         }
         for r in &config.routes {
+            if let Some(gw) = r.via {
+                check_gw(gw)?;
+            }
             routes.add(*r);
         }
         let idents = IdentGenerator::new(&mut rng);
@@ -110,15 +185,22 @@ impl Interface {
             NeighborCache::new(config.neighbor.clone()),
             idents,
         );
-        Interface {
+        Ok(Interface {
             ip,
             rng,
+            reassembler: Reassembler::new(config.reassembly.clone()),
+            reassembly_evictions_seen: 0,
+            icmp_limiter: TokenBucket::new(config.icmp_error_rate.0, config.icmp_error_rate.1, now),
             icmp_sockets: Slab::new(),
-            icmp_by_ident: Default::default(),
+            icmp_by_ident: HashMap::new(),
+            udp_sockets: Slab::new(),
+            udp_table: ::udp::UdpTable::new(),
+            udp_rcvbuf: config.udp_rcvbuf,
             announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
             next_announcement: config.announce.then_some(now),
             neighbor_actions: Vec::new(),
-        }
+            expired: Vec::new(),
+        })
     }
 
     /// Our MAC address.
@@ -136,6 +218,11 @@ impl Interface {
         self.ip.mtu
     }
 
+    /// The MTU towards `dst` (link MTU or a smaller learned path MTU).
+    pub fn path_mtu(&self, now: Instant, dst: Ipv4Addr) -> usize {
+        self.ip.path_mtu(now, dst)
+    }
+
     /// Traffic and drop counters.
     pub fn counters(&self) -> &Counters {
         &self.ip.counters
@@ -144,6 +231,11 @@ impl Interface {
     /// The neighbor cache (for inspection).
     pub fn neighbors(&self) -> &NeighborCache {
         &self.ip.neighbors
+    }
+
+    /// The reassembler (for inspection: held bytes, partial datagrams).
+    pub fn reassembler(&self) -> &Reassembler {
+        &self.reassembler
     }
 
     /// The route table.
@@ -194,15 +286,14 @@ impl Interface {
         }
         let we_are_target = arp.target_ip == ours;
         // An ARP probe (RFC 5227) has sender 0.0.0.0: nothing to learn.
-        if !arp.sender_ip.is_unspecified() {
-            if let Some(queued) =
+        if !arp.sender_ip.is_unspecified()
+            && let Some(queued) =
                 self.ip
                     .neighbors
                     .learn(now, arp.sender_ip, arp.sender_mac, we_are_target)
-            {
-                for packet in queued {
-                    self.ip.send_raw_ipv4(now, arp.sender_mac, &packet, tx);
-                }
+        {
+            for packet in queued {
+                self.ip.send_raw_ipv4(now, arp.sender_mac, &packet, tx);
             }
         }
         if !we_are_target {
@@ -267,17 +358,55 @@ impl Interface {
         if eth.dst.is_broadcast() && !to_broadcast {
             return self.ip.counters.drop(DropReason::Ipv4NotForUs);
         }
+        let header = &payload[..repr.header_len];
         if repr.is_fragment() {
-            return self.ip.counters.drop(DropReason::Ipv4Fragment);
+            self.ip.counters.fragments_received += 1;
+            let result = self.reassembler.push(now, &repr, header, data);
+            self.sync_reassembly_evictions();
+            match result {
+                Ok(Some(datagram)) => {
+                    self.ip.counters.reassembled += 1;
+                    self.deliver_ipv4(
+                        now,
+                        &datagram.repr,
+                        None,
+                        &datagram.payload,
+                        to_broadcast,
+                        tx,
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => self.ip.counters.drop(match e {
+                    ReassemblyError::BadFragmentLength => DropReason::FragBadLength,
+                    ReassemblyError::TooLong => DropReason::FragTooLong,
+                    ReassemblyError::OverlapConflict => DropReason::FragOverlapConflict,
+                    ReassemblyError::InconsistentLength => DropReason::FragInconsistent,
+                    ReassemblyError::NoMemory => DropReason::FragNoMemory,
+                }),
+            }
+            return;
         }
-        self.deliver_ipv4(now, &repr, data, to_broadcast, tx);
+        self.deliver_ipv4(now, &repr, Some(header), data, to_broadcast, tx);
     }
 
-    /// Hands a complete datagram to its protocol.
+    fn sync_reassembly_evictions(&mut self) {
+        let evicted = self.reassembler.stats().evicted;
+        if evicted > self.reassembly_evictions_seen {
+            self.ip.counters.drop_n(
+                DropReason::FragEvicted,
+                evicted - self.reassembly_evictions_seen,
+            );
+            self.reassembly_evictions_seen = evicted;
+        }
+    }
+
+    /// Hands a complete datagram to its protocol. `header` is the raw header
+    /// when the datagram arrived whole (for quoting in ICMP errors).
     fn deliver_ipv4<S: FrameSink + ?Sized>(
         &mut self,
         now: Instant,
         repr: &Ipv4Repr,
+        header: Option<&[u8]>,
         data: &[u8],
         to_broadcast: bool,
         tx: &mut S,
@@ -287,77 +416,29 @@ impl Interface {
                 self.ip.counters.ipv4_delivered += 1;
                 self.process_icmp(now, repr, data, to_broadcast, tx)
             }
-            _ => self.ip.counters.drop(DropReason::Ipv4UnknownProtocol),
-        }
-    }
-
-    fn process_icmp<S: FrameSink + ?Sized>(
-        &mut self,
-        now: Instant,
-        ip_repr: &Ipv4Repr,
-        data: &[u8],
-        to_broadcast: bool,
-        tx: &mut S,
-    ) {
-        let msg = match IcmpRepr::parse(data) {
-            Ok(m) => m,
-            Err(IcmpError::Truncated) => return self.ip.counters.drop(DropReason::IcmpMalformed),
-            Err(IcmpError::BadChecksum) => {
-                return self.ip.counters.drop(DropReason::IcmpBadChecksum);
+            IpProtocol::UDP => {
+                self.ip.counters.ipv4_delivered += 1;
+                self.process_udp(now, repr, header, data, to_broadcast, tx)
             }
-        };
-        match msg {
-            IcmpRepr::EchoRequest { ident, seq, data } => {
-                // RFC 1122 3.2.2.6: an echo request to a broadcast address
-                // MAY be silently discarded; Linux does so by default.
-                if to_broadcast {
-                    return self.ip.counters.drop(DropReason::IcmpBroadcastEcho);
-                }
-                // RFC 792: "the source and destination addresses are simply
-                // reversed, the type code changed to 0, and the checksum
-                // recomputed." Identifier, sequence and data are echoed.
-                let reply = IcmpRepr::EchoReply { ident, seq, data };
-                let mut out = Ipv4Repr::new(
-                    self.ip.addr(),
-                    ip_repr.src,
-                    IpProtocol::ICMP,
-                    self.ip.ttl,
-                    0,
+            _ => {
+                self.ip.counters.drop(DropReason::Ipv4UnknownProtocol);
+                // RFC 1122 3.2.2.1: a host SHOULD generate Protocol
+                // Unreachable for a transport protocol it does not support.
+                self.send_icmp_error(
+                    now,
+                    icmp::ErrorKind::ProtocolUnreachable,
+                    repr,
+                    header,
+                    data,
+                    to_broadcast,
+                    tx,
                 );
-                out.tos = ip_repr.tos;
-                if self
-                    .ip
-                    .send_ipv4(now, out, reply.buffer_len(), |b| reply.emit(b), tx)
-                    .is_ok()
-                {
-                    self.ip.counters.icmp_echo_replies_sent += 1;
-                }
             }
-            IcmpRepr::EchoReply { ident, seq, data } => {
-                let Some(&handle) = self.icmp_by_ident.get(&ident) else {
-                    return self.ip.counters.drop(DropReason::IcmpNoSocket);
-                };
-                let Some(socket) = self.icmp_sockets.get_mut(handle) else {
-                    return self.ip.counters.drop(DropReason::IcmpNoSocket);
-                };
-                let reply = EchoReply {
-                    from: ip_repr.src,
-                    ident,
-                    seq,
-                    ttl: ip_repr.ttl,
-                    data: data.to_vec(),
-                    received_at: now,
-                };
-                if !socket.push(reply) {
-                    self.ip.counters.drop(DropReason::IcmpSocketFull);
-                }
-            }
-            _ => self.ip.counters.drop(DropReason::IcmpUnsupported),
         }
     }
 
     /// Runs timers and sends what is due: ARP retries and probes, gratuitous
-    /// announcements.
+    /// announcements, reassembly timeouts.
     pub fn poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
         if let Some(t) = self.next_announcement
             && now >= t
@@ -394,106 +475,29 @@ impl Interface {
             }
         }
         self.neighbor_actions = actions;
+        if self.reassembler.poll_at().is_some_and(|t| now >= t) {
+            let mut expired = std::mem::take(&mut self.expired);
+            self.reassembler.poll(now, |e| expired.push(e));
+            for e in expired.drain(..) {
+                self.ip.counters.drop(DropReason::FragTimeout);
+                self.reassembly_timed_out(now, e, tx);
+            }
+            self.expired = expired;
+        }
     }
 
     /// When [`poll`](Self::poll) next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.next_announcement, self.ip.neighbors.poll_at()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Opens an ICMP echo socket with identifier `ident`, or a random free
-    /// one. Replies carrying that identifier are queued on it.
-    pub fn icmp_open(&mut self, ident: Option<u16>) -> Result<IcmpHandle, SocketError> {
-        let ident = match ident {
-            Some(id) if self.icmp_by_ident.contains_key(&id) => return Err(SocketError::AddrInUse),
-            Some(id) => id,
-            None => loop {
-                if self.icmp_by_ident.len() >= u16::MAX as usize {
-                    return Err(SocketError::AddrInUse);
-                }
-                let id = rand::Rng::next_u32(&mut self.rng) as u16;
-                if !self.icmp_by_ident.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
-        let handle = self.icmp_sockets.insert(IcmpSocket::new(ident));
-        self.icmp_by_ident.insert(ident, handle);
-        Ok(handle)
-    }
-
-    /// Closes an ICMP socket.
-    pub fn icmp_close(&mut self, handle: IcmpHandle) {
-        if let Some(s) = self.icmp_sockets.remove(handle) {
-            self.icmp_by_ident.remove(&s.ident());
-        }
-    }
-
-    /// The socket behind `handle`.
-    pub fn icmp_socket(&mut self, handle: IcmpHandle) -> Option<&mut IcmpSocket> {
-        self.icmp_sockets.get_mut(handle)
-    }
-
-    /// Sends an echo request from the socket to `dst`.
-    pub fn icmp_send_echo<S: FrameSink + ?Sized>(
-        &mut self,
-        now: Instant,
-        handle: IcmpHandle,
-        dst: Ipv4Addr,
-        seq: u16,
-        data: &[u8],
-        tx: &mut S,
-    ) -> Result<(), SocketError> {
-        let ident = self
-            .icmp_sockets
-            .get(handle)
-            .ok_or(SocketError::BadHandle)?
-            .ident();
-        let msg = IcmpRepr::EchoRequest { ident, seq, data };
-        let repr = Ipv4Repr::new(self.ip.addr(), dst, IpProtocol::ICMP, self.ip.ttl, 0);
-        self.ip
-            .send_ipv4(now, repr, msg.buffer_len(), |b| msg.emit(b), tx)
-            .map_err(SocketError::from)
+        [
+            self.next_announcement,
+            self.ip.neighbors.poll_at(),
+            self.reassembler.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
-
-/// Errors of socket operations on the interface.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SocketError {
-    /// The handle does not name a live socket.
-    BadHandle,
-    /// The address (or ICMP identifier, or port) is taken.
-    AddrInUse,
-    /// No route to the destination.
-    NoRoute,
-    /// The datagram does not fit.
-    MessageTooBig(usize),
-}
-
-impl From<SendError> for SocketError {
-    fn from(e: SendError) -> Self {
-        match e {
-            SendError::NoRoute => SocketError::NoRoute,
-            SendError::MessageTooBig(m) => SocketError::MessageTooBig(m),
-        }
-    }
-}
-
-impl std::fmt::Display for SocketError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SocketError::BadHandle => f.write_str("no such socket"),
-            SocketError::AddrInUse => f.write_str("address in use"),
-            SocketError::NoRoute => f.write_str("no route to host"),
-            SocketError::MessageTooBig(mtu) => write!(f, "message too long (MTU {mtu})"),
-        }
-    }
-}
-
-impl std::error::Error for SocketError {}
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,93 @@
+//! Errors of socket operations, with the errno Linux reports in the same
+//! situation.
+
+use std::fmt;
+use std::io;
+
+/// Why a socket operation failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SocketError {
+    /// The handle does not name a live socket (EBADF).
+    BadHandle,
+    /// The address, port or ICMP identifier is taken (EADDRINUSE).
+    AddrInUse,
+    /// The address is not one of ours (EADDRNOTAVAIL), or no ephemeral port
+    /// is left.
+    AddrNotAvailable,
+    /// No route covers the destination (ENETUNREACH).
+    NetUnreachable,
+    /// The destination host is unreachable (EHOSTUNREACH).
+    HostUnreachable,
+    /// The peer refused: port unreachable, or a TCP reset in reply to a SYN
+    /// (ECONNREFUSED).
+    ConnectionRefused,
+    /// The peer does not speak the protocol (ENOPROTOOPT, as Linux reports
+    /// ICMP protocol unreachable).
+    ProtocolUnavailable,
+    /// The datagram does not fit (EMSGSIZE); carries the MTU that applies.
+    MessageTooBig(usize),
+    /// Nothing to do without blocking (EAGAIN / EWOULDBLOCK).
+    WouldBlock,
+    /// An argument is invalid for this socket in its state (EINVAL).
+    InvalidInput,
+    /// The socket is not connected (ENOTCONN).
+    NotConnected,
+    /// No destination given for an unconnected socket (EDESTADDRREQ).
+    DestAddrRequired,
+}
+
+impl SocketError {
+    /// The Linux errno for this error.
+    pub fn errno(self) -> i32 {
+        match self {
+            SocketError::BadHandle => libc::EBADF,
+            SocketError::AddrInUse => libc::EADDRINUSE,
+            SocketError::AddrNotAvailable => libc::EADDRNOTAVAIL,
+            SocketError::NetUnreachable => libc::ENETUNREACH,
+            SocketError::HostUnreachable => libc::EHOSTUNREACH,
+            SocketError::ConnectionRefused => libc::ECONNREFUSED,
+            SocketError::ProtocolUnavailable => libc::ENOPROTOOPT,
+            SocketError::MessageTooBig(_) => libc::EMSGSIZE,
+            SocketError::WouldBlock => libc::EAGAIN,
+            SocketError::InvalidInput => libc::EINVAL,
+            SocketError::NotConnected => libc::ENOTCONN,
+            SocketError::DestAddrRequired => libc::EDESTADDRREQ,
+        }
+    }
+}
+
+impl fmt::Display for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketError::MessageTooBig(mtu) => write!(f, "message too long (MTU {mtu})"),
+            other => write!(f, "{}", io::Error::from_raw_os_error(other.errno())),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
+impl From<SocketError> for io::Error {
+    fn from(e: SocketError) -> io::Error {
+        io::Error::from_raw_os_error(e.errno())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_linux_errno_and_kind() {
+        let e: io::Error = SocketError::ConnectionRefused.into();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+        let e: io::Error = SocketError::WouldBlock.into();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            SocketError::MessageTooBig(1500)
+                .to_string()
+                .contains("1500")
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! UDP sockets.
+
+use std::net::SocketAddrV4;
+
+use udp::RecvQueue;
+
+use crate::error::SocketError;
+use crate::slab::Handle;
+
+/// Handle of a UDP socket.
+pub type UdpHandle = Handle<UdpSocket>;
+
+/// Default receive buffer, as Linux's `net.core.rmem_default`.
+pub const DEFAULT_RCVBUF: usize = 212_992;
+
+/// A UDP socket's state on the interface.
+#[derive(Debug)]
+pub struct UdpSocket {
+    pub(crate) local: SocketAddrV4,
+    pub(crate) remote: Option<SocketAddrV4>,
+    pub(crate) rx: RecvQueue<SocketAddrV4>,
+    /// An asynchronous error (from ICMP) reported on the next call.
+    pub(crate) error: Option<SocketError>,
+    pub(crate) dont_fragment: bool,
+    pub(crate) ttl: Option<u8>,
+}
+
+impl UdpSocket {
+    pub(crate) fn new(local: SocketAddrV4, rcvbuf: usize) -> Self {
+        UdpSocket {
+            local,
+            remote: None,
+            rx: RecvQueue::new(rcvbuf),
+            error: None,
+            dont_fragment: false,
+            ttl: None,
+        }
+    }
+
+    /// The local address (port 0 until the socket is bound).
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer of a connected socket.
+    pub fn peer_addr(&self) -> Option<SocketAddrV4> {
+        self.remote
+    }
+
+    /// True when a datagram is queued.
+    pub fn can_recv(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
+    /// Datagrams queued.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// The pending asynchronous error, if any (not cleared).
+    pub fn pending_error(&self) -> Option<SocketError> {
+        self.error
+    }
+
+    /// The receive buffer size in bytes.
+    pub fn recv_buffer_size(&self) -> usize {
+        self.rx.capacity()
+    }
+
+    /// Sets the receive buffer size (SO_RCVBUF).
+    pub fn set_recv_buffer_size(&mut self, bytes: usize) {
+        self.rx.set_capacity(bytes);
+    }
+
+    /// Sets the DF flag on datagrams (Linux IP_PMTUDISC_DO): too-large
+    /// datagrams fail with EMSGSIZE instead of being fragmented.
+    pub fn set_dont_fragment(&mut self, on: bool) {
+        self.dont_fragment = on;
+    }
+
+    /// Overrides the interface TTL for this socket's datagrams.
+    pub fn set_ttl(&mut self, ttl: Option<u8>) {
+        self.ttl = ttl;
+    }
+}
