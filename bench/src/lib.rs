@@ -9,7 +9,13 @@ impl Flags {
     /// Reads `std::env::args`; exits with code 2 and one line on a stray
     /// argument.
     pub fn from_env(usage: &str) -> Flags {
-        let mut args = std::env::args().skip(1);
+        Self::from_env_after(0, usage)
+    }
+
+    /// Like [`from_env`](Self::from_env), skipping `positional` leading
+    /// arguments (a mode word, say).
+    pub fn from_env_after(positional: usize, usage: &str) -> Flags {
+        let mut args = std::env::args().skip(1 + positional);
         let mut pairs = Vec::new();
         while let Some(a) = args.next() {
             let Some(name) = a.strip_prefix("--") else {

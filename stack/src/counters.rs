@@ -72,6 +72,14 @@ drop_reasons! {
     UdpBadChecksum => "udp: bad checksum",
     UdpNoSocket => "udp: no socket on port",
     UdpQueueFull => "udp: socket receive queue full",
+    TcpTruncated => "tcp: truncated",
+    TcpBadOffset => "tcp: bad data offset",
+    TcpBadOption => "tcp: malformed option length",
+    TcpBadChecksum => "tcp: bad checksum",
+    TcpToBroadcast => "tcp: segment to a broadcast address",
+    TcpNoSocket => "tcp: no connection or listener (reset sent)",
+    TcpListenOverflow => "tcp: listen queue full (SYN dropped)",
+    TcpListenBadSegment => "tcp: non-SYN segment to a listener",
     DeviceTxError => "device: transmit failed",
 }
 
@@ -110,6 +118,16 @@ pub struct Counters {
     pub udp_delivered: u64,
     /// UDP datagrams sent.
     pub udp_sent: u64,
+    /// TCP segments received (valid, for a connection or listener).
+    pub tcp_segments_in: u64,
+    /// TCP segments sent.
+    pub tcp_segments_out: u64,
+    /// TCP resets sent for segments that matched no connection.
+    pub tcp_resets_sent: u64,
+    /// TCP connections opened actively (connect).
+    pub tcp_active_opens: u64,
+    /// TCP connections accepted by listeners (SYN-ACK sent).
+    pub tcp_passive_opens: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -132,6 +150,11 @@ impl Default for Counters {
             reassembled: 0,
             udp_delivered: 0,
             udp_sent: 0,
+            tcp_segments_in: 0,
+            tcp_segments_out: 0,
+            tcp_resets_sent: 0,
+            tcp_active_opens: 0,
+            tcp_passive_opens: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -206,6 +229,15 @@ impl fmt::Display for Counters {
             f,
             "udp:        {:>12} delivered, {} sent",
             self.udp_delivered, self.udp_sent
+        )?;
+        writeln!(
+            f,
+            "tcp:        {:>12} segments in, {} out, {} resets sent, {} active / {} passive opens",
+            self.tcp_segments_in,
+            self.tcp_segments_out,
+            self.tcp_resets_sent,
+            self.tcp_active_opens,
+            self.tcp_passive_opens
         )?;
         writeln!(f, "drops:      {:>12}", self.total_drops())?;
         for (reason, n) in self.nonzero_drops() {

@@ -34,6 +34,14 @@ pub enum SocketError {
     NotConnected,
     /// No destination given for an unconnected socket (EDESTADDRREQ).
     DestAddrRequired,
+    /// The peer reset the connection (ECONNRESET).
+    ConnectionReset,
+    /// The connection timed out (ETIMEDOUT).
+    TimedOut,
+    /// Writing to a connection whose write side is closed (EPIPE).
+    BrokenPipe,
+    /// The socket is already connected or listening (EISCONN).
+    AlreadyConnected,
 }
 
 impl SocketError {
@@ -52,6 +60,10 @@ impl SocketError {
             SocketError::InvalidInput => libc::EINVAL,
             SocketError::NotConnected => libc::ENOTCONN,
             SocketError::DestAddrRequired => libc::EDESTADDRREQ,
+            SocketError::ConnectionReset => libc::ECONNRESET,
+            SocketError::TimedOut => libc::ETIMEDOUT,
+            SocketError::BrokenPipe => libc::EPIPE,
+            SocketError::AlreadyConnected => libc::EISCONN,
         }
     }
 }
@@ -66,6 +78,19 @@ impl fmt::Display for SocketError {
 }
 
 impl std::error::Error for SocketError {}
+
+impl From<tcp::TcpError> for SocketError {
+    fn from(e: tcp::TcpError) -> Self {
+        match e {
+            tcp::TcpError::Refused => SocketError::ConnectionRefused,
+            tcp::TcpError::Reset => SocketError::ConnectionReset,
+            tcp::TcpError::TimedOut => SocketError::TimedOut,
+            tcp::TcpError::WouldBlock => SocketError::WouldBlock,
+            tcp::TcpError::Closed => SocketError::BrokenPipe,
+            tcp::TcpError::NotConnected => SocketError::NotConnected,
+        }
+    }
+}
 
 impl From<SocketError> for io::Error {
     fn from(e: SocketError) -> io::Error {

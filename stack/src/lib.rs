@@ -14,6 +14,7 @@ pub use counters::{Counters, DropReason};
 pub use device::{Device, FrameSink};
 pub use error::SocketError;
 pub use iface::{
-    ConfigError, DEFAULT_RCVBUF, EchoReply, IcmpHandle, IcmpSocket, Interface, InterfaceConfig,
-    IpLayer, SendError, UdpHandle, UdpSocket,
+    ConfigError, DEFAULT_RCVBUF, EchoReply, Event, IcmpHandle, IcmpSocket, Interface,
+    InterfaceConfig, IpLayer, ListenerHandle, SendError, TcpHandle, TcpListener, TcpSocket,
+    UdpHandle, UdpSocket,
 };

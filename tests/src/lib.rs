@@ -3,3 +3,4 @@
 //! the deterministic simulation harness.
 
 pub mod fuzz;
+pub mod sim;

@@ -53,6 +53,49 @@ pub struct StackArgs {
     /// TTL of datagrams ustack sends.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: u8,
+    /// Drop this fraction of frames, each direction (fault injection).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub loss: f64,
+    /// Duplicate this fraction of frames.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub dup: f64,
+    /// Reorder this fraction of frames.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub reorder: f64,
+    /// Corrupt one bit in this fraction of frames.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub corrupt: f64,
+    /// Delay every frame by this many milliseconds, each direction.
+    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = milliseconds)]
+    pub delay: f64,
+    /// Seed for fault injection and the stack's randomness (replayable runs).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// TCP congestion control.
+    #[arg(long, value_name = "ALGORITHM", default_value = "cubic", value_parser = congestion)]
+    pub cc: tcp::cc::Algorithm,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a probability between 0 and 1"))
+    }
+}
+
+fn milliseconds(s: &str) -> Result<f64, String> {
+    let ms: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=60_000.0).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!("{ms} ms is outside 0..=60000"))
+    }
+}
+
+fn congestion(s: &str) -> Result<tcp::cc::Algorithm, String> {
+    s.parse()
 }
 
 impl StackArgs {
@@ -106,6 +149,16 @@ pub struct ServeArgs {
     /// Echo every UDP datagram back to its sender on this port (RFC 862).
     #[arg(long, value_name = "PORT")]
     pub udp_echo: Vec<u16>,
+    /// TCP echo service (RFC 862) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub echo: Vec<u16>,
+    /// TCP discard service (RFC 863): reads and throws away.
+    #[arg(long, value_name = "PORT")]
+    pub discard: Vec<u16>,
+    /// TCP character generator: writes a repeating pattern until the peer
+    /// closes (in the spirit of RFC 864).
+    #[arg(long, value_name = "PORT")]
+    pub chargen: Vec<u16>,
 }
 
 /// Prints a clap error as one line (help and version go out whole) and

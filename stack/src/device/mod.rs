@@ -4,10 +4,14 @@
 //! device, an in-memory pair for tests and same-process stacks, a pcap
 //! recorder that wraps any device, and (for impairment) a fault injector.
 
+mod fault;
 mod memory;
 mod pcap;
 mod tap;
 
+pub use fault::{
+    DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
+};
 pub use memory::{MemoryDevice, memory_pair};
 pub use pcap::{PcapDevice, PcapWriter};
 pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError};

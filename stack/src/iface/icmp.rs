@@ -119,7 +119,9 @@ impl Interface {
                     data: data.to_vec(),
                     received_at: now,
                 };
-                if !socket.push(reply) {
+                if socket.push(reply) {
+                    self.events.push(super::Event::Icmp(handle));
+                } else {
                     self.ip.counters.drop(DropReason::IcmpSocketFull);
                 }
             }

@@ -6,11 +6,13 @@
 mod icmp;
 mod icmp_socket;
 mod ip_layer;
+mod tcp;
 mod udp;
 mod udp_socket;
 
 pub use icmp_socket::{EchoReply, IcmpHandle, IcmpSocket};
 pub use ip_layer::{IpLayer, SendError};
+pub use tcp::{ListenerHandle, TcpHandle, TcpListener, TcpSocket};
 pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 
 use std::collections::HashMap;
@@ -59,6 +61,8 @@ pub struct InterfaceConfig {
     pub icmp_error_rate: (u32, u32),
     /// Receive buffer of new UDP sockets, in bytes.
     pub udp_rcvbuf: usize,
+    /// TCP settings for new connections (the MSS is derived from the MTU).
+    pub tcp: ::tcp::TcpConfig,
     /// Send gratuitous ARP announcements at start-up.
     pub announce: bool,
     /// Seed for everything random (identification, ports, ISNs): the same
@@ -81,10 +85,27 @@ impl InterfaceConfig {
             reassembly: ReassemblyConfig::default(),
             icmp_error_rate: (1000, 50),
             udp_rcvbuf: DEFAULT_RCVBUF,
+            tcp: ::tcp::TcpConfig::default(),
             announce: true,
             seed: 0,
         }
     }
+}
+
+/// A socket whose state may have changed: data or end of stream to read,
+/// room to write, an error, a connection to accept. Events are hints, like
+/// epoll's edge-triggered ones: the application tries the operation and
+/// takes WouldBlock as "nothing after all".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A TCP connection.
+    Tcp(TcpHandle),
+    /// A listener with connections to accept.
+    Listener(ListenerHandle),
+    /// A UDP socket with datagrams or an error.
+    Udp(UdpHandle),
+    /// An ICMP echo socket with replies.
+    Icmp(IcmpHandle),
 }
 
 /// Why a configuration was refused.
@@ -111,10 +132,15 @@ pub struct Interface {
     udp_sockets: Slab<UdpSocket>,
     udp_table: ::udp::UdpTable<UdpHandle>,
     udp_rcvbuf: usize,
+    tcp: tcp::TcpTable,
     announcements_left: u8,
     next_announcement: Option<Instant>,
     neighbor_actions: Vec<NeighborAction>,
     expired: Vec<Expired>,
+    /// The `now` of the latest call, for "due immediately" deadlines.
+    last_poll: Instant,
+    /// Sockets whose state may have changed since the last drain.
+    events: Vec<Event>,
 }
 
 impl Interface {
@@ -176,6 +202,9 @@ impl Interface {
             routes.add(*r);
         }
         let idents = IdentGenerator::new(&mut rng);
+        let mut tcp_cfg = config.tcp.clone();
+        tcp_cfg.mss = (config.mtu - 40).min(u16::MAX as usize) as u16;
+        let isn_key = (rand::Rng::next_u64(&mut rng), rand::Rng::next_u64(&mut rng));
         let ip = IpLayer::new(
             config.mac,
             config.addr,
@@ -196,10 +225,13 @@ impl Interface {
             udp_sockets: Slab::new(),
             udp_table: ::udp::UdpTable::new(),
             udp_rcvbuf: config.udp_rcvbuf,
+            tcp: tcp::TcpTable::new(tcp_cfg, isn_key, now),
             announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
             next_announcement: config.announce.then_some(now),
             neighbor_actions: Vec::new(),
             expired: Vec::new(),
+            last_poll: now,
+            events: Vec::new(),
         })
     }
 
@@ -246,6 +278,7 @@ impl Interface {
     /// Handles one frame received from the device. Replies (ARP, ICMP, TCP
     /// acknowledgements...) go to `tx` at once.
     pub fn receive_frame<S: FrameSink + ?Sized>(&mut self, now: Instant, frame: &[u8], tx: &mut S) {
+        self.last_poll = self.last_poll.max(now);
         self.ip.counters.frames_in += 1;
         self.ip.counters.bytes_in += frame.len() as u64;
         let (eth, payload) = match EthernetRepr::parse(frame) {
@@ -420,6 +453,10 @@ impl Interface {
                 self.ip.counters.ipv4_delivered += 1;
                 self.process_udp(now, repr, header, data, to_broadcast, tx)
             }
+            IpProtocol::TCP => {
+                self.ip.counters.ipv4_delivered += 1;
+                self.process_tcp(now, repr, data, to_broadcast, tx)
+            }
             _ => {
                 self.ip.counters.drop(DropReason::Ipv4UnknownProtocol);
                 // RFC 1122 3.2.2.1: a host SHOULD generate Protocol
@@ -440,6 +477,7 @@ impl Interface {
     /// Runs timers and sends what is due: ARP retries and probes, gratuitous
     /// announcements, reassembly timeouts.
     pub fn poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
+        self.last_poll = self.last_poll.max(now);
         if let Some(t) = self.next_announcement
             && now >= t
         {
@@ -475,6 +513,7 @@ impl Interface {
             }
         }
         self.neighbor_actions = actions;
+        self.tcp_poll(now, tx);
         if self.reassembler.poll_at().is_some_and(|t| now >= t) {
             let mut expired = std::mem::take(&mut self.expired);
             self.reassembler.poll(now, |e| expired.push(e));
@@ -486,12 +525,31 @@ impl Interface {
         }
     }
 
+    /// Moves the pending events into `out` (which is cleared first). Each
+    /// socket appears at most once per drain.
+    pub fn take_events(&mut self, out: &mut Vec<Event>) {
+        out.clear();
+        std::mem::swap(out, &mut self.events);
+        for e in out.iter() {
+            if let Event::Tcp(h) = *e {
+                self.tcp_event_taken(h);
+            }
+        }
+    }
+
+    /// True when events are waiting.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When [`poll`](Self::poll) next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
+        let now = self.last_poll;
         [
             self.next_announcement,
             self.ip.neighbors.poll_at(),
             self.reassembler.poll_at(),
+            self.tcp.poll_at(now),
         ]
         .into_iter()
         .flatten()

@@ -47,10 +47,11 @@ impl Interface {
         let found = self.udp_table.lookup(local, remote, |h| {
             sockets.get(h).is_some_and(|s| s.remote.is_some())
         });
-        match found.and_then(|h| self.udp_sockets.get_mut(h)) {
-            Some(socket) => {
+        match found.and_then(|h| self.udp_sockets.get_mut(h).map(|s| (h, s))) {
+            Some((h, socket)) => {
                 if socket.rx.push(remote, payload) {
                     self.ip.counters.udp_delivered += 1;
+                    self.events.push(super::Event::Udp(h));
                 } else {
                     self.ip.counters.drop(DropReason::UdpQueueFull);
                 }
@@ -84,7 +85,8 @@ impl Interface {
         let found = self.udp_table.lookup(local, remote, |h| {
             sockets.get(h).is_some_and(|s| s.remote.is_some())
         });
-        let Some(socket) = found.and_then(|h| self.udp_sockets.get_mut(h)) else {
+        let Some((h, socket)) = found.and_then(|h| self.udp_sockets.get_mut(h).map(|s| (h, s)))
+        else {
             return false;
         };
         // Like Linux without IP_RECVERR, only connected sockets hear of it.
@@ -92,6 +94,7 @@ impl Interface {
             && let Some(e) = error
         {
             socket.error = Some(e);
+            self.events.push(super::Event::Udp(h));
         }
         true
     }

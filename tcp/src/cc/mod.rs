@@ -1,0 +1,106 @@
+//! Congestion control (RFC 5681 and relatives): how much data may be in
+//! flight. The connection detects loss and runs recovery (RFC 6675); the
+//! algorithm only decides the window's response, so algorithms are small and
+//! interchangeable.
+
+mod cubic;
+mod newreno;
+
+pub use cubic::Cubic;
+pub use newreno::NewReno;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// A congestion control algorithm for one connection. Windows are in bytes.
+pub trait CongestionControl: Send + fmt::Debug {
+    /// The algorithm's name ("newreno", "cubic").
+    fn name(&self) -> &'static str;
+
+    /// Sets the sender MSS and the initial window (RFC 6928: 10 segments,
+    /// the min(10*MSS, max(2*MSS, 14600)) form).
+    fn init(&mut self, mss: usize);
+
+    /// The congestion window.
+    fn cwnd(&self) -> usize;
+
+    /// The slow start threshold.
+    fn ssthresh(&self) -> usize;
+
+    /// `acked` bytes were newly acknowledged outside fast recovery. `rtt` is
+    /// the smoothed RTT if known; `cwnd_limited` tells whether the sender was
+    /// using its whole window (a window that is not being used must not
+    /// grow: RFC 7661).
+    fn on_ack(&mut self, now: Instant, acked: usize, rtt: Option<Duration>, cwnd_limited: bool);
+
+    /// Loss detected by duplicate ACKs or SACK: entering fast recovery with
+    /// `flight` bytes outstanding. Sets ssthresh and cwnd.
+    fn on_loss(&mut self, now: Instant, flight: usize);
+
+    /// Fast recovery ended (the recovery point was acknowledged).
+    fn on_recovery_end(&mut self, now: Instant);
+
+    /// The retransmission timer expired with `flight` bytes outstanding:
+    /// RFC 5681 3.1: ssthresh = max(FlightSize / 2, 2*SMSS), cwnd = 1 SMSS.
+    fn on_rto(&mut self, now: Instant, flight: usize);
+
+    /// The connection was idle for longer than an RTO (RFC 5681 4.1): the
+    /// window restarts at min(initial window, cwnd).
+    fn on_idle_restart(&mut self);
+}
+
+/// The algorithms available, for configuration.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Algorithm {
+    /// RFC 5681 + RFC 6582.
+    NewReno,
+    /// RFC 9438 (the default, as in Linux).
+    #[default]
+    Cubic,
+}
+
+impl Algorithm {
+    /// A fresh instance of the algorithm.
+    pub fn build(self) -> Box<dyn CongestionControl> {
+        match self {
+            Algorithm::NewReno => Box::new(NewReno::new()),
+            Algorithm::Cubic => Box::new(Cubic::new()),
+        }
+    }
+
+    /// The name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::NewReno => "newreno",
+            Algorithm::Cubic => "cubic",
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "newreno" | "reno" => Ok(Algorithm::NewReno),
+            "cubic" => Ok(Algorithm::Cubic),
+            _ => Err(format!(
+                "unknown congestion control '{s}': expected newreno or cubic"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// RFC 6928: IW = min (10*MSS, max (2*MSS, 14600)).
+pub fn initial_window(mss: usize) -> usize {
+    (10 * mss).min((2 * mss).max(14_600))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! Tunables of TCP connections.
+
+use std::time::Duration;
+
+use crate::cc::Algorithm;
+
+/// Keep-alive settings (RFC 1122 4.2.3.6: off by default; if enabled, the
+/// idle interval MUST default to no less than two hours).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (ETIMEDOUT).
+    pub probes: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            probes: 9,
+        }
+    }
+}
+
+/// Configuration shared by the connections of one stack; sockets may
+/// override the per-socket parts (buffers, no-delay, keep-alive, algorithm).
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// MSS we announce: the link MTU minus 40 (set by the stack).
+    pub mss: u16,
+    /// Send buffer (SO_SNDBUF) in bytes.
+    pub send_buffer: usize,
+    /// Receive buffer (SO_RCVBUF) in bytes.
+    pub recv_buffer: usize,
+    /// Our window scale shift (RFC 7323), sent in the SYN.
+    pub window_scale: u8,
+    /// Offer timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// Disable Nagle's algorithm (TCP_NODELAY).
+    pub nodelay: bool,
+    /// Longest a delayed ACK waits (RFC 5681 4.2: at most 500 ms; RFC 1122
+    /// says 0.5 s; ustack defaults to 40 ms like Linux, at most 200 ms).
+    pub delayed_ack: Duration,
+    /// Lower bound of the retransmission timeout.
+    pub min_rto: Duration,
+    /// Upper bound of the retransmission timeout (RFC 6298 2.5: at least
+    /// 60 seconds).
+    pub max_rto: Duration,
+    /// SYN (and SYN-ACK) retransmissions before giving up.
+    pub syn_retries: u32,
+    /// Abort when sent data stays unacknowledged this long (RFC 9293
+    /// "user timeout", ETIMEDOUT).
+    pub user_timeout: Duration,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL.
+    pub msl: Duration,
+    /// How long an orphaned connection (closed by the application) waits in
+    /// FIN-WAIT-2 for the peer's FIN.
+    pub fin_wait2_timeout: Duration,
+    /// Keep-alive probing, off when `None`.
+    pub keepalive: Option<Keepalive>,
+    /// Congestion control algorithm.
+    pub congestion: Algorithm,
+    /// Challenge ACKs per second per connection (RFC 5961 10).
+    pub challenge_ack_limit: u32,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            send_buffer: 1 << 20,
+            recv_buffer: 1 << 20,
+            window_scale: 7,
+            timestamps: true,
+            sack: true,
+            nodelay: false,
+            delayed_ack: Duration::from_millis(40),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            syn_retries: 6,
+            user_timeout: Duration::from_secs(300),
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            keepalive: None,
+            congestion: Algorithm::Cubic,
+            challenge_ack_limit: 10,
+        }
+    }
+}

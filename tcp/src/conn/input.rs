@@ -1,0 +1,590 @@
+//! Segment arrival (RFC 9293 section 3.10.7), with the RFC 5961 protections
+//! against blind reset, SYN and data injection, PAWS (RFC 7323), SACK
+//! processing and loss detection (RFC 6675, RFC 6582).
+
+use std::time::{Duration, Instant};
+
+use super::{Connection, Recovery, State, TcpError};
+use crate::sack::DUP_THRESH;
+use crate::segment::TcpRepr;
+use crate::seq::SeqNum;
+
+/// What the stack must do after a segment was handled.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Input {
+    /// Handled; call `poll_transmit` for any response.
+    Done,
+    /// A SYN that may open a new incarnation of a connection in TIME-WAIT
+    /// (RFC 9293 3.10.7.4, RFC 6191): close this connection and hand the
+    /// SYN to the listener.
+    Reincarnate,
+}
+
+/// RFC 7323 5.5: a TS.Recent older than 24 days is invalid for PAWS.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Connection {
+    /// Handles a segment addressed to this connection.
+    pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) -> Input {
+        match self.state {
+            State::Closed | State::Listen => return Input::Done,
+            State::SynSent => {
+                self.input_syn_sent(now, seg);
+                self.last_rcvd_at = now;
+                return Input::Done;
+            }
+            _ => {}
+        }
+        // RFC 9293 3.10.7.4 (TIME-WAIT) and RFC 6191: a new SYN whose
+        // sequence number (or timestamp) is above the old incarnation's may
+        // reopen the pair.
+        if self.state == State::TimeWait && seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst()
+        {
+            let newer = match (self.ts, seg.options.timestamps) {
+                (Some(ts), Some((val, _))) => (val.wrapping_sub(ts.recent) as i32) > 0,
+                _ => seg.seq > self.rcv_nxt,
+            };
+            if newer {
+                return Input::Reincarnate;
+            }
+        }
+        // In SYN-RECEIVED, a segment carrying the peer's SYN again is either
+        // a retransmitted SYN (our SYN-ACK was lost: send it again) or, in a
+        // simultaneous open, the peer's SYN-ACK (RFC 9293 figure 8 step 5):
+        // its SYN is old news, trim it and process the rest.
+        let trimmed;
+        let seg = if self.state == State::SynReceived && seg.flags.syn() && seg.seq == self.irs {
+            if !seg.flags.ack() {
+                self.syn_pending = true;
+                return Input::Done;
+            }
+            let mut t = *seg;
+            t.flags = crate::Flags(t.flags.0 & !crate::Flags::SYN);
+            t.seq += 1;
+            trimmed = t;
+            &trimmed
+        } else {
+            seg
+        };
+        if !self.check_acceptable(now, seg, payload.len()) {
+            return Input::Done;
+        }
+        self.last_rcvd_at = now;
+        self.stats.segments_received += 1;
+        if let Some(k) = self.cfg.keepalive {
+            self.keepalive_at = Some(now + k.idle);
+            self.keepalive_sent = 0;
+        }
+        // Second: the RST bit (RFC 5961 section 3.2: only an exact match
+        // resets; any other in-window RST gets a challenge ACK).
+        if seg.flags.rst() {
+            if seg.seq == self.rcv_nxt {
+                self.input_reset();
+            } else {
+                self.challenge_ack(now);
+            }
+            return Input::Done;
+        }
+        // Fourth: the SYN bit. RFC 5961 section 4.2: challenge ACK,
+        // whatever the sequence number.
+        if seg.flags.syn() {
+            self.challenge_ack(now);
+            return Input::Done;
+        }
+        // Fifth: the ACK field. "if the ACK bit is off, drop the segment".
+        if !seg.flags.ack() {
+            return Input::Done;
+        }
+        if self.state == State::SynReceived {
+            // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED ...
+            // If the segment acknowledgment is not acceptable, form a reset
+            // segment <SEQ=SEG.ACK><CTL=RST> and send it."
+            if seg.ack > self.snd_una && seg.ack <= self.snd_nxt {
+                if let Some((end, at)) = self.timed.take()
+                    && seg.ack >= end
+                {
+                    self.rtt.sample(now.saturating_duration_since(at));
+                }
+                self.snd_una = seg.ack;
+                self.snd_wnd = (seg.window as usize) << self.snd_wscale;
+                self.max_snd_wnd = self.snd_wnd;
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+                self.rtx_at = None;
+                self.syn_retries = 0;
+                self.scoreboard.clear(self.snd_una);
+                self.set_state(State::Established);
+                self.on_established(now);
+            } else {
+                self.pending_rst = Some(self.make_rst(seg.ack));
+                return Input::Done;
+            }
+        }
+        // RFC 9293: "If the ACK acknowledges something not yet sent (SEG.ACK
+        // > SND.NXT), then send an ACK, drop the segment, and return."
+        if seg.ack > self.snd_nxt {
+            self.ack_now = true;
+            return Input::Done;
+        }
+        // RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND is blind
+        // data injection: challenge ACK and drop.
+        let oldest = self.snd_una - self.max_snd_wnd.max(1);
+        if seg.ack < oldest {
+            self.challenge_ack(now);
+            return Input::Done;
+        }
+        self.process_ack(now, seg, payload.len());
+        let fin_acked = self.fin_acked();
+        match self.state {
+            State::FinWait1 if fin_acked => {
+                self.set_state(State::FinWait2);
+                if self.app_closed {
+                    self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing if fin_acked => self.enter_time_wait(now),
+            State::LastAck if fin_acked => {
+                self.enter_closed(None);
+                return Input::Done;
+            }
+            _ => {}
+        }
+        // Seventh: the segment text.
+        if !payload.is_empty() {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    self.receive_data(now, seg.seq, payload)
+                }
+                // The peer already sent its FIN: "this should not occur...
+                // ignore the segment text".
+                _ => {}
+            }
+        }
+        // Eighth: the FIN bit (it may be ahead of missing data; it takes
+        // effect when RCV.NXT reaches it).
+        if seg.flags.fin() && self.remote_fin.is_none() {
+            self.remote_fin = Some(seg.seq + payload.len());
+        }
+        self.check_remote_fin(now);
+        Input::Done
+    }
+
+    /// SYN-SENT processing (RFC 9293 3.10.7.3).
+    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr) {
+        // "If the ACK bit is set: If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
+        // send a reset (unless the RST bit is set, if so drop the segment
+        // and return) <SEQ=SEG.ACK><CTL=RST>".
+        if seg.flags.ack() && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
+            if !seg.flags.rst() {
+                self.pending_rst = Some(self.make_rst(seg.ack));
+            }
+            return;
+        }
+        if seg.flags.rst() {
+            // "If the ACK was acceptable, then signal to the user 'error:
+            // connection reset', drop the segment, enter CLOSED state".
+            if seg.flags.ack() {
+                self.enter_closed(Some(TcpError::Refused));
+            }
+            return;
+        }
+        if !seg.flags.syn() {
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(now, &seg.options);
+        // RFC 7323 2.2: the window in a SYN segment is never scaled.
+        self.snd_wnd = seg.window as usize;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        if seg.flags.ack() {
+            // Our SYN is acknowledged: ESTABLISHED.
+            if let Some((end, at)) = self.timed.take()
+                && seg.ack >= end
+            {
+                self.rtt.sample(now.saturating_duration_since(at));
+            }
+            self.snd_una = seg.ack;
+            self.snd_wl2 = seg.ack;
+            self.rtx_at = None;
+            self.syn_retries = 0;
+            self.scoreboard.clear(self.snd_una);
+            self.set_state(State::Established);
+            self.on_established(now);
+            self.ack_now = true;
+        } else {
+            // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK
+            // segment <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it".
+            self.snd_wl2 = self.iss;
+            self.set_state(State::SynReceived);
+            self.syn_pending = true;
+        }
+    }
+
+    /// RFC 9293 3.10.7.4 first check, with PAWS (RFC 7323 5.3) before it.
+    fn check_acceptable(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> bool {
+        if self.state == State::TimeWait && seg.flags.fin() {
+            // A retransmitted FIN: "Acknowledge it, and restart the 2 MSL
+            // timeout."
+            self.close_at = Some(now + 2 * self.cfg.msl);
+        }
+        if let Some(ts) = self.ts {
+            match seg.options.timestamps {
+                // RFC 7323 3.2: once timestamps are on, a non-RST segment
+                // without them SHOULD be dropped.
+                None if !seg.flags.rst() => return false,
+                Some((val, _)) if !seg.flags.rst() => {
+                    // PAWS R1: SEG.TSval < TS.Recent and TS.Recent valid.
+                    let older = (val.wrapping_sub(ts.recent) as i32) < 0;
+                    if older && now.saturating_duration_since(ts.recent_at) < PAWS_IDLE {
+                        self.stats.paws_drops += 1;
+                        self.ack_now = true;
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let seg_len = seg.seq_len(payload_len);
+        let wnd = self.rcv_adv.since(self.rcv_nxt);
+        let seq = seg.seq;
+        let in_window = |s: SeqNum| s.in_range(self.rcv_nxt, self.rcv_nxt + wnd);
+        // The four cases of the acceptability test.
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => in_window(seq),
+            (_, 0) => false,
+            (len, _) => in_window(seq) || in_window(seq + len - 1),
+        };
+        if !acceptable {
+            // "If an incoming segment is not acceptable, an acknowledgment
+            // should be sent in reply (unless the RST bit is set...)". A
+            // duplicate of data already received is reported as a D-SACK
+            // (RFC 2883).
+            if seg.flags.syn() {
+                // RFC 5961 4.2: a SYN gets a (rate-limited) challenge ACK
+                // "irrespective of the sequence number".
+                self.challenge_ack(now);
+            } else if !seg.flags.rst() {
+                self.ack_now = true;
+                if payload_len > 0 && seq + payload_len <= self.rcv_nxt && self.sack_ok {
+                    self.dsack = Some((seq, seq + payload_len));
+                }
+            }
+            return false;
+        }
+        // RFC 7323 4.3: update TS.Recent when SEG.TSval >= TS.Recent and
+        // SEG.SEQ <= Last.ACK.sent.
+        if let (Some(ts), Some((val, _))) = (self.ts.as_mut(), seg.options.timestamps)
+            && (val.wrapping_sub(ts.recent) as i32) >= 0
+            && seq <= self.last_ack_sent
+        {
+            ts.recent = val;
+            ts.recent_at = now;
+        }
+        true
+    }
+
+    /// An acceptable RST with SEG.SEQ == RCV.NXT.
+    fn input_reset(&mut self) {
+        match self.state {
+            // RFC 9293: a passively opened connection "returns to LISTEN"
+            // (the stack removes it, quietly); an actively opened one was
+            // refused.
+            State::SynReceived => {
+                let error =
+                    (!self.app_closed && self.is_active_open()).then_some(TcpError::Refused);
+                self.enter_closed(error);
+            }
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                self.enter_closed(Some(TcpError::Reset));
+            }
+            _ => self.enter_closed(None),
+        }
+    }
+
+    /// A connection that sent the first SYN (simultaneous open included)
+    /// has a retransmission history before SYN-RECEIVED; a passive one
+    /// starts there. Passive connections never leave ISS unacknowledged
+    /// from SYN-SENT.
+    fn is_active_open(&self) -> bool {
+        self.snd_wl2 == self.iss && self.last_ack_sent != SeqNum(0) && self.syn_retries > 0
+    }
+
+    fn challenge_ack(&mut self, now: Instant) {
+        if self.take_challenge_token(now) {
+            self.stats.challenge_acks += 1;
+            self.ack_now = true;
+        }
+    }
+
+    /// The ACK field of an acceptable segment (RFC 9293 fifth check):
+    /// window update, SACK, cumulative acknowledgment, RTT, congestion
+    /// window and loss recovery.
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) {
+        let ack = seg.ack;
+        let cwnd_limited = self.cwnd_limited;
+        // Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+        // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <-
+        // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
+        let mut window_changed = false;
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            let wnd = (seg.window as usize) << self.snd_wscale;
+            window_changed = wnd != self.snd_wnd;
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            if wnd > 0 {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+            }
+        }
+        let mut newly_sacked = 0;
+        if self.sack_ok && seg.options.sack_count > 0 {
+            let blocks = seg.options.sack();
+            // RFC 2883: a first block below the cumulative ACK, or inside the
+            // second block, reports a duplicate.
+            let (l, r) = blocks[0];
+            if r <= ack || blocks.get(1).is_some_and(|&(l2, r2)| l >= l2 && r <= r2) {
+                self.stats.dsacks_received += 1;
+            }
+            newly_sacked = self
+                .scoreboard
+                .add_blocks(self.snd_una.max(ack), self.snd_nxt, blocks);
+            self.stats.sacked_total += newly_sacked as u64;
+        }
+        if ack > self.snd_una {
+            let acked = ack.since(self.snd_una);
+            let data_acked = ack.min(self.data_end()).since(self.send_buf_seq());
+            self.send_buf.consume(data_acked);
+            self.stats.bytes_acked += data_acked as u64;
+            self.sample_rtt(now, seg);
+            self.snd_una = ack;
+            self.scoreboard.on_cumulative_ack(ack);
+            self.dupacks = 0;
+            self.rto_without_progress = 0;
+            let outstanding = self.snd_nxt > self.snd_una;
+            self.progress_at = outstanding.then_some(now);
+            match self.recovery {
+                Some(Recovery::Fast { point }) => {
+                    if ack >= point {
+                        // RFC 6675 / RFC 6582: the recovery point is
+                        // acknowledged; recovery ends.
+                        self.recovery = None;
+                        self.scoreboard.reset_reno();
+                        self.cc.on_recovery_end(now);
+                    } else if !self.sack_ok {
+                        // RFC 6582 3.2 step 5, partial ACK: the next
+                        // unacknowledged segment is lost too; retransmit it
+                        // and (for the first partial ACK) restart the timer.
+                        self.scoreboard.reset_reno();
+                        self.scoreboard.mark_lost_through(ack + self.smss);
+                        self.retransmit_now = true;
+                        self.rtx_at = Some(now + self.rtt.rto());
+                    }
+                }
+                Some(Recovery::Timeout { point }) => {
+                    self.cc.on_ack(now, acked, self.rtt.srtt(), true);
+                    if ack >= point {
+                        self.recovery = None;
+                    }
+                }
+                None => self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+            }
+            // RFC 6298 5.2: "When all outstanding data has been acknowledged,
+            // turn off the retransmission timer." 5.3: "When an ACK is
+            // received that acknowledges new data, restart the
+            // retransmission timer".
+            self.rtx_at = outstanding.then(|| now + self.rtt.rto());
+        } else if ack == self.snd_una
+            && self.snd_nxt > self.snd_una
+            && payload_len == 0
+            && !seg.flags.syn()
+            && !seg.flags.fin()
+            && (!window_changed || newly_sacked > 0)
+            // RFC 6675 2: with SACK, only an ACK that SACKs new data counts
+            // (a duplicated ACK on the wire must not trigger recovery).
+            && (!self.sack_ok || newly_sacked > 0)
+        {
+            // RFC 5681 2: a duplicate acknowledgment.
+            self.dupacks += 1;
+            if !self.sack_ok {
+                let flight = self.snd_nxt.since(self.snd_una);
+                self.scoreboard.add_reno_dupack(self.smss, flight);
+            }
+        }
+        self.detect_loss(now);
+    }
+
+    /// RTT sampling: the timed segment (Karn's rule: it is forgotten when
+    /// retransmitted), or, when none is being timed, the echoed timestamp
+    /// (RFC 7323 4.1 RTTM), which stays unambiguous across retransmissions.
+    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr) {
+        if let Some((end, at)) = self.timed
+            && seg.ack >= end
+        {
+            self.rtt.sample(now.saturating_duration_since(at));
+            self.timed = None;
+            return;
+        }
+        if self.timed.is_none()
+            && self.ts.is_some()
+            && let Some((_, ecr)) = seg.options.timestamps
+            && ecr != 0
+        {
+            let ms = self.ts_now(now).wrapping_sub(ecr) as i32;
+            if ms > 0 {
+                self.rtt.sample(Duration::from_millis(ms as u64));
+            }
+        }
+    }
+
+    /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
+    /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
+    /// without SACK: the third duplicate ACK).
+    fn detect_loss(&mut self, now: Instant) {
+        if self.sack_ok {
+            self.scoreboard.update_lost(self.smss);
+        }
+        if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
+            return;
+        }
+        let lost = if self.sack_ok {
+            self.scoreboard.is_lost(self.snd_una) || self.dupacks as usize >= DUP_THRESH
+        } else {
+            self.dupacks as usize >= DUP_THRESH
+        };
+        if !lost {
+            return;
+        }
+        if !self.sack_ok || !self.scoreboard.is_lost(self.snd_una) {
+            self.scoreboard.mark_lost_through(self.snd_una + self.smss);
+        }
+        let flight = self.snd_nxt.since(self.snd_una);
+        self.cc.on_loss(now, flight);
+        self.recovery = Some(Recovery::Fast {
+            point: self.snd_nxt,
+        });
+        self.scoreboard.start_episode(self.snd_una);
+        self.retransmit_now = true;
+        self.stats.fast_recoveries += 1;
+        log::debug!(
+            "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
+            self.local,
+            self.remote,
+            self.snd_una,
+            flight,
+            self.cc.cwnd()
+        );
+    }
+
+    /// The segment text (RFC 9293 seventh check): in-order data is
+    /// appended, out-of-order data kept in the window (bounded), duplicates
+    /// reported with D-SACK; ACKs are delayed for in-order data (every
+    /// second full segment at the latest) and immediate otherwise.
+    fn receive_data(&mut self, now: Instant, seg_seq: SeqNum, payload: &[u8]) {
+        let mut seq = seg_seq;
+        let mut data = payload;
+        if seq < self.rcv_nxt {
+            let skip = self.rcv_nxt.since(seq);
+            if skip >= data.len() {
+                return;
+            }
+            if self.sack_ok {
+                self.dsack = Some((seq, self.rcv_nxt));
+            }
+            data = &data[skip..];
+            seq = self.rcv_nxt;
+        }
+        let offset = seq.since(self.rcv_nxt);
+        let room = self.recv_buf.window();
+        if offset >= room {
+            self.ack_now = true;
+            return;
+        }
+        let data = &data[..data.len().min(room - offset)];
+        self.largest_rcvd = self.largest_rcvd.max(data.len());
+        let Some(advanced) = self.recv_buf.insert(offset, data) else {
+            // Too many separate holes: drop; the sender will retransmit.
+            self.ack_now = true;
+            return;
+        };
+        self.rcv_nxt += advanced;
+        self.stats.bytes_received += advanced as u64;
+        if self.read_shut {
+            let n = self.recv_buf.readable();
+            self.recv_buf.consume(n);
+        }
+        if offset > 0 {
+            // RFC 5681 4.2: "A TCP receiver SHOULD send an immediate
+            // duplicate ACK when an out-of-order segment arrives."
+            self.stats.out_of_order += 1;
+            self.ack_now = true;
+        } else if advanced > data.len() || !self.recv_buf.assembler().is_empty() {
+            // "...SHOULD send an immediate ACK when the incoming segment
+            // fills in all or part of a gap in the sequence space."
+            self.ack_now = true;
+        } else {
+            // RFC 5681 4.2 / RFC 1122 4.2.3.2: delay, but ACK at least every
+            // second full-sized segment.
+            let full = data.len() >= self.largest_rcvd.min(self.cfg.mss as usize);
+            if full {
+                self.unacked_segments += 1;
+            }
+            if self.unacked_segments >= 2 {
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(now + self.cfg.delayed_ack);
+            }
+        }
+    }
+
+    /// Consumes the peer's FIN once all data before it has arrived.
+    fn check_remote_fin(&mut self, now: Instant) {
+        let Some(fin) = self.remote_fin else {
+            return;
+        };
+        if self.read_eof || fin != self.rcv_nxt {
+            return;
+        }
+        self.rcv_nxt += 1;
+        self.read_eof = true;
+        self.ack_now = true;
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn enter_time_wait(&mut self, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.rtx_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.delack_at = None;
+        self.close_at = Some(now + 2 * self.cfg.msl);
+    }
+
+    /// Set-up that needs the negotiated options: sender MSS, initial
+    /// window, keep-alive.
+    pub(crate) fn on_established(&mut self, now: Instant) {
+        self.update_smss(self.peer_mss + 40);
+        self.cc.init(self.smss);
+        self.cc_ready = true;
+        self.stats.cwnd = self.cc.cwnd();
+        if let Some(k) = self.cfg.keepalive {
+            self.keepalive_at = Some(now + k.idle);
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Segment transmission and timers: the SYN and SYN-ACK, new data under the
+//! peer's window and the congestion window (Nagle, SWS avoidance), loss
+//! recovery retransmissions (RFC 6675 NextSeg), the retransmission timer
+//! (RFC 6298), zero-window and keep-alive probes, delayed ACKs, window
+//! updates, and the TIME-WAIT / FIN-WAIT-2 timers.
+
+use std::time::Instant;
+
+use super::{Connection, Recovery, State, TcpError};
+use crate::segment::{Flags, TcpOptions, TcpRepr};
+use crate::seq::SeqNum;
+
+/// What to send next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Retransmit lost data (RFC 6675 NextSeg rule 1).
+    Retransmit { seq: SeqNum, len: usize },
+    /// The rescue retransmission (rule 4).
+    Rescue { seq: SeqNum, len: usize },
+    /// New data (rule 2), possibly with the FIN.
+    New { len: usize, fin: bool },
+}
+
+/// Why sending stopped.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Blocked {
+    /// The congestion window is (nearly) full.
+    pub cwnd: bool,
+    /// The peer's window is zero.
+    pub zero_window: bool,
+}
+
+/// A segment to emit: header plus which bytes of the send buffer it carries.
+struct Out {
+    repr: TcpRepr,
+    offset: usize,
+    len: usize,
+}
+
+impl Connection {
+    /// Sends whatever is due: runs expired timers, then emits segments
+    /// through `emit` (header, payload in up to two slices; returns false if
+    /// the segment could not be handed to IP). `path_mtu` is the current MTU
+    /// towards the peer (link MTU or a smaller learned path MTU).
+    pub fn poll_transmit<F>(&mut self, now: Instant, path_mtu: usize, mut emit: F)
+    where
+        F: FnMut(&TcpRepr, &[u8], &[u8]) -> bool,
+    {
+        if self.cc_ready {
+            self.update_smss(path_mtu);
+        }
+        self.run_timers(now);
+        if let Some(rst) = self.pending_rst.take() {
+            self.stats.segments_sent += 1;
+            emit(&rst, &[], &[]);
+        }
+        match self.state {
+            State::Closed | State::Listen => return,
+            State::SynSent => {
+                if self.syn_pending {
+                    let syn = self.syn_segment(now, false);
+                    self.sent(now, &syn);
+                    emit(&syn, &[], &[]);
+                }
+                return;
+            }
+            State::SynReceived => {
+                if self.syn_pending || self.ack_now {
+                    let synack = self.syn_segment(now, true);
+                    self.sent(now, &synack);
+                    emit(&synack, &[], &[]);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let mut carried_ack = false;
+        // Bounded: a single poll never emits more than a window's worth.
+        for _ in 0..4096 {
+            let Some(out) = self.next_segment(now) else {
+                break;
+            };
+            carried_ack = true;
+            self.sent(now, &out.repr);
+            let (a, b) = self.send_buf.slices(out.offset, out.len);
+            emit(&out.repr, a, b);
+        }
+        if self.probe_now {
+            // Zero-window or keep-alive probe: an old sequence number and no
+            // data, which the peer answers with an ACK carrying its window.
+            self.probe_now = false;
+            let probe = self.control(now, self.snd_una - 1, Flags::ACK);
+            self.sent(now, &probe);
+            emit(&probe, &[], &[]);
+            carried_ack = true;
+        }
+        if self.ack_now && !carried_ack {
+            let ack = self.control(now, self.snd_nxt, Flags::ACK);
+            self.sent(now, &ack);
+            emit(&ack, &[], &[]);
+        }
+    }
+
+    /// Bookkeeping for every segment sent.
+    fn sent(&mut self, now: Instant, repr: &TcpRepr) {
+        self.stats.segments_sent += 1;
+        self.last_sent_at = now;
+        if repr.flags.ack() {
+            self.last_ack_sent = repr.ack;
+            self.ack_now = false;
+            self.delack_at = None;
+            self.unacked_segments = 0;
+            self.dsack = None;
+        }
+        if repr.flags.syn() {
+            self.syn_pending = false;
+            self.snd_nxt = self.snd_nxt.max(self.iss + 1);
+            if self.rtx_at.is_none() {
+                self.rtx_at = Some(now + self.rtt.rto());
+            }
+            if self.syn_retries == 0 && self.timed.is_none() {
+                self.timed = Some((self.iss + 1, now));
+            }
+        }
+    }
+
+    /// The sender MSS: the peer's MSS limited by the path MTU, minus the
+    /// timestamp option carried by every segment.
+    pub(crate) fn update_smss(&mut self, path_mtu: usize) {
+        let mtu_mss = path_mtu.saturating_sub(40);
+        let options = if self.ts.is_some() { 12 } else { 0 };
+        self.smss = self.peer_mss.min(mtu_mss).saturating_sub(options).max(64);
+    }
+
+    fn syn_segment(&mut self, now: Instant, synack: bool) -> TcpRepr {
+        let mut options = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..TcpOptions::default()
+        };
+        if synack {
+            // RFC 7323: options in a SYN-ACK only if the SYN carried them.
+            if self.rcv_wscale > 0 || self.snd_wscale > 0 {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = self.sack_ok;
+            options.timestamps = self.ts.map(|ts| (self.ts_now(now), ts.recent));
+        } else {
+            if self.cfg.window_scale > 0 {
+                options.window_scale = Some(self.cfg.window_scale.min(14));
+            }
+            options.sack_permitted = self.cfg.sack;
+            if self.cfg.timestamps {
+                options.timestamps = Some((self.ts_now(now), 0));
+            }
+        }
+        // RFC 7323 2.2: the window field of a SYN is never scaled.
+        let window = self.advertisable_window().min(65_535);
+        let mut flags = Flags::SYN;
+        let mut ack = SeqNum(0);
+        if synack {
+            flags |= Flags::ACK;
+            ack = self.rcv_nxt;
+            self.rcv_adv = self.rcv_nxt + window;
+        }
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.iss,
+            ack,
+            flags: Flags(flags),
+            window: window as u16,
+            options,
+        }
+    }
+
+    /// A segment without data (ACK, probe) at `seq`.
+    fn control(&mut self, now: Instant, seq: SeqNum, flags: u8) -> TcpRepr {
+        let mut repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: self.rcv_nxt,
+            flags: Flags(flags),
+            window: 0,
+            options: TcpOptions::default(),
+        };
+        self.fill_ack_fields(now, &mut repr);
+        repr
+    }
+
+    /// Window, timestamps and SACK blocks of an ACK-carrying segment.
+    fn fill_ack_fields(&mut self, now: Instant, repr: &mut TcpRepr) {
+        repr.window = self.window_field();
+        if let Some(ts) = self.ts {
+            repr.options.timestamps = Some((self.ts_now(now), ts.recent));
+        }
+        if self.sack_ok {
+            self.fill_sack_blocks(&mut repr.options);
+        }
+    }
+
+    /// RFC 2018 4 / RFC 2883: a D-SACK block first if a duplicate arrived,
+    /// then the out-of-order ranges, most recent first; 3 blocks fit next to
+    /// the timestamp option, 4 without it.
+    fn fill_sack_blocks(&mut self, options: &mut TcpOptions) {
+        let max = if options.timestamps.is_some() { 3 } else { 4 };
+        if let Some((l, r)) = self.dsack {
+            options.push_sack(l, r);
+        }
+        if self.recv_buf.assembler().is_empty() {
+            return;
+        }
+        let mut ranges = std::mem::take(&mut self.sack_scratch);
+        self.recv_buf.assembler().by_recency(&mut ranges);
+        for &(start, end) in &ranges {
+            if options.sack_count as usize >= max {
+                break;
+            }
+            options.push_sack(self.rcv_nxt + start, self.rcv_nxt + end);
+        }
+        self.sack_scratch = ranges;
+    }
+
+    /// The window to advertise, scaled for the header. RFC 9293 3.8.6.2.2
+    /// (receiver SWS avoidance): the right edge only moves when it can move
+    /// by min(buffer/2, MSS); RFC 7323 2.4: it never moves left. The edge
+    /// advertised is recorded exactly and never exceeds the space the
+    /// receive buffer really has.
+    fn window_field(&mut self) -> u16 {
+        let free = self.advertisable_window();
+        let current = self.rcv_adv.since(self.rcv_nxt);
+        let step = (self.cfg.recv_buffer / 2).min(self.cfg.mss as usize);
+        let wnd = if free >= current + step {
+            free
+        } else {
+            current
+        };
+        let shift = self.rcv_wscale;
+        let unit = 1usize << shift;
+        let mut field = wnd >> shift;
+        if field << shift < current {
+            // Keeping the old edge needs rounding up...
+            field = current.div_ceil(unit);
+        }
+        // ...but never past the space really there (the buffer holds one
+        // scaling unit of slack beyond what is offered).
+        field = field.min(self.recv_buf.window() >> shift).min(65_535);
+        self.rcv_adv = self.rcv_nxt + (field << shift);
+        field as u16
+    }
+
+    /// Decides what to send next without changing anything, so that
+    /// [`poll_at`](Connection::poll_at) and transmission always agree.
+    /// RFC 6675 NextSeg: (1) lost data, (2) new data, (4) the rescue
+    /// retransmission.
+    pub(crate) fn plan(&self) -> (Option<Plan>, Blocked) {
+        let mut blocked = Blocked::default();
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        ) || self.error.is_some()
+        {
+            return (None, blocked);
+        }
+        let mss = self.smss;
+        let cwnd = self.cc.cwnd();
+        let pipe = self.pipe();
+        // Rule 1: retransmit lost data (fast recovery, after a timeout, or
+        // the first retransmission on entering recovery, which RFC 6675 5
+        // step 4.2 sends whatever the pipe).
+        if (self.retransmit_now || self.recovery.is_some() && cwnd >= pipe + mss)
+            && let Some((seq, len)) = self.scoreboard.next_lost(self.snd_una, mss)
+        {
+            return (Some(Plan::Retransmit { seq, len }), blocked);
+        }
+        // Rule 2: new data, within the peer's window and cwnd.
+        let unsent = self.data_end().since(self.snd_nxt);
+        let fin_unsent = self.fin_queued && !self.fin_sent;
+        if unsent == 0 && !fin_unsent {
+            return (self.plan_rescue(mss, cwnd, pipe), blocked);
+        }
+        let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+        let cwnd_room = cwnd.saturating_sub(pipe);
+        let len = unsent.min(mss).min(wnd_room);
+        if len > cwnd_room {
+            // RFC 5681: never more than cwnd in flight; a partial segment is
+            // not sent just to fill the last bytes of cwnd.
+            blocked.cwnd = true;
+            return (self.plan_rescue(mss, cwnd, pipe), blocked);
+        }
+        if unsent > 0 && len == 0 {
+            // Zero window: the persist timer probes it (RFC 9293 3.8.6.1).
+            blocked.zero_window = true;
+            return (None, blocked);
+        }
+        let in_flight = self.snd_nxt > self.snd_una;
+        // Sender SWS avoidance (RFC 9293 3.8.6.2.1): a segment cut short by
+        // the peer's window goes out only if it is at least half the
+        // largest window the peer offered, or nothing is in flight.
+        if len < mss && len < unsent && in_flight && len < self.max_snd_wnd / 2 {
+            return (None, blocked);
+        }
+        if len > 0 && len == unsent && len < mss && !self.nagle_allows(unsent) {
+            return (None, blocked);
+        }
+        let fin = fin_unsent && self.snd_nxt + len == self.data_end();
+        if len == 0 && !fin {
+            return (None, blocked);
+        }
+        blocked.cwnd = cwnd_room < len + 2 * mss;
+        (Some(Plan::New { len, fin }), blocked)
+    }
+
+    fn plan_rescue(&self, mss: usize, cwnd: usize, pipe: usize) -> Option<Plan> {
+        if !matches!(self.recovery, Some(Recovery::Fast { .. })) || cwnd < pipe + mss {
+            return None;
+        }
+        let (seq, len) = self
+            .scoreboard
+            .peek_rescue(self.snd_una, self.snd_nxt, mss)?;
+        Some(Plan::Rescue { seq, len })
+    }
+
+    /// Builds the next segment to send, if any.
+    fn next_segment(&mut self, now: Instant) -> Option<Out> {
+        let (plan, blocked) = self.plan();
+        self.cwnd_limited = blocked.cwnd;
+        if blocked.zero_window && self.snd_nxt == self.snd_una && self.persist_at.is_none() {
+            self.persist_at = Some(now + self.persist_interval());
+        }
+        let Some(plan) = plan else {
+            self.retransmit_now = false;
+            return None;
+        };
+        match plan {
+            Plan::Retransmit { seq, len } => {
+                self.retransmit_now = false;
+                Some(self.retransmission(now, seq, len))
+            }
+            Plan::Rescue { seq, len } => {
+                self.scoreboard.mark_rescued();
+                Some(self.retransmission(now, seq, len))
+            }
+            Plan::New { len, fin } => {
+                self.retransmit_now = false;
+                let seq = self.snd_nxt;
+                let mut flags = Flags::ACK;
+                if fin {
+                    flags |= Flags::FIN;
+                    self.fin_sent = true;
+                    self.fin_seq = Some(seq + len);
+                }
+                if len > 0 && seq + len == self.data_end() {
+                    flags |= Flags::PSH;
+                }
+                let offset = seq.since(self.send_buf_seq());
+                self.snd_nxt = seq + len + fin as usize;
+                self.stats.bytes_sent += len as u64;
+                if self.timed.is_none() && len > 0 {
+                    self.timed = Some((seq + len, now));
+                }
+                self.arm_rtx(now);
+                let mut repr = self.control(now, seq, flags);
+                repr.flags = Flags(flags);
+                Some(Out { repr, offset, len })
+            }
+        }
+    }
+
+    /// A retransmission of sequence space [seq, seq+len), which may cover
+    /// the FIN.
+    fn retransmission(&mut self, now: Instant, seq: SeqNum, len: usize) -> Out {
+        self.scoreboard.on_retransmit(seq, len);
+        let data_end = self.data_end();
+        let data_len = (seq + len).min(data_end).since(seq);
+        let mut flags = Flags::ACK;
+        if self.fin_sent && seq + len > data_end {
+            flags |= Flags::FIN;
+        }
+        // Karn's rule: a timed segment that is retransmitted gives no sample.
+        if let Some((end, _)) = self.timed
+            && seq < end
+        {
+            self.timed = None;
+        }
+        self.stats.bytes_retransmitted += data_len as u64;
+        match self.recovery {
+            Some(Recovery::Timeout { .. }) => self.stats.retrans_rto += 1,
+            _ => self.stats.retrans_fast += 1,
+        }
+        self.arm_rtx(now);
+        let offset = seq.since(self.send_buf_seq());
+        let mut repr = self.control(now, seq, flags);
+        repr.flags = Flags(flags);
+        Out {
+            repr,
+            offset,
+            len: data_len,
+        }
+    }
+
+    /// RFC 6298 5.1: start the timer when data is sent and it is not running.
+    fn arm_rtx(&mut self, now: Instant) {
+        if self.rtx_at.is_none() {
+            self.rtx_at = Some(now + self.rtt.rto());
+        }
+        if self.progress_at.is_none() {
+            self.progress_at = Some(now);
+        }
+    }
+
+    fn persist_interval(&self) -> std::time::Duration {
+        let base = self.rtt.rto();
+        (base * 2u32.saturating_pow(self.persist_backoff.min(16))).min(self.cfg.max_rto)
+    }
+
+    /// Fires expired timers.
+    fn run_timers(&mut self, now: Instant) {
+        if let Some(t) = self.close_at
+            && now >= t
+        {
+            self.close_at = None;
+            match self.state {
+                State::TimeWait | State::FinWait2 => {
+                    self.enter_closed(None);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = self.delack_at
+            && now >= t
+        {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if let Some(t) = self.rtx_at
+            && now >= t
+        {
+            self.rtx_at = None;
+            self.on_rto(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if let Some(t) = self.persist_at
+            && now >= t
+        {
+            self.persist_backoff += 1;
+            self.stats.zero_window_probes += 1;
+            let unsent = self.data_end().since(self.snd_nxt) > 0;
+            if unsent && self.snd_wnd == 0 {
+                self.probe_now = true;
+                self.persist_at = Some(now + self.persist_interval());
+            } else {
+                self.persist_at = None;
+            }
+        }
+        if let (Some(t), Some(k)) = (self.keepalive_at, self.cfg.keepalive)
+            && now >= t
+        {
+            if self.state != State::Established || self.snd_nxt != self.snd_una {
+                self.keepalive_at = Some(now + k.idle);
+            } else if self.keepalive_sent >= k.probes {
+                log::debug!("{} -> {}: keep-alive gave up", self.local, self.remote);
+                self.pending_rst = Some(self.make_rst(self.snd_nxt));
+                self.enter_closed(Some(TcpError::TimedOut));
+                return;
+            } else {
+                self.keepalive_sent += 1;
+                self.probe_now = true;
+                self.keepalive_at = Some(now + k.interval);
+            }
+        }
+        // RFC 9293 3.8.3 / RFC 5482: the user timeout.
+        if let Some(p) = self.progress_at
+            && self.snd_nxt > self.snd_una
+            && now.saturating_duration_since(p) >= self.cfg.user_timeout
+            && self.state.is_synchronized()
+        {
+            log::debug!("{} -> {}: user timeout", self.local, self.remote);
+            self.pending_rst = Some(self.make_rst(self.snd_nxt));
+            self.enter_closed(Some(TcpError::TimedOut));
+        }
+    }
+
+    /// The retransmission timer expired (RFC 6298 5.4-5.7).
+    fn on_rto(&mut self, now: Instant) {
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                self.syn_retries += 1;
+                if self.syn_retries > self.cfg.syn_retries {
+                    self.enter_closed(Some(TcpError::TimedOut));
+                    return;
+                }
+                self.rtt.back_off();
+                self.timed = None;
+                self.syn_pending = true;
+            }
+            _ => {
+                if self.snd_nxt == self.snd_una {
+                    return;
+                }
+                // A second timeout with no progress after retransmitting the
+                // holes suggests the peer reneged on its SACKs (RFC 2018 8):
+                // forget them and retransmit everything.
+                if self.rto_without_progress >= 1 {
+                    self.scoreboard.clear(self.snd_una);
+                }
+                self.rto_without_progress += 1;
+                let flight = self.snd_nxt.since(self.snd_una);
+                self.cc.on_rto(now, flight);
+                self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
+                self.recovery = Some(Recovery::Timeout {
+                    point: self.snd_nxt,
+                });
+                self.dupacks = 0;
+                self.rtt.back_off();
+                self.timed = None;
+                self.stats.rto_count += 1;
+                log::debug!(
+                    "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
+                    self.local,
+                    self.remote,
+                    self.rto_without_progress,
+                    self.snd_una,
+                    self.rtt.rto()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,986 @@
+//! Two connections wired back to back (no IP), under a virtual clock.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+
+type Seg = (TcpRepr, Vec<u8>);
+
+/// What the wire does with a segment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Deliver,
+    Drop,
+}
+
+/// Decides each segment's fate from its index, header and payload.
+type Filter = Box<dyn FnMut(usize, &TcpRepr, &[u8]) -> Fate>;
+
+struct Wire {
+    a: Connection,
+    b: Option<Connection>,
+    now: Instant,
+    /// Segments in flight, delivered after `delay`.
+    a2b: VecDeque<(Instant, Seg)>,
+    b2a: VecDeque<(Instant, Seg)>,
+    delay: Duration,
+    /// Decides the fate of each segment from A (index counts A's segments).
+    filter_a: Filter,
+    filter_b: Filter,
+    sent_a: Vec<Seg>,
+    sent_b: Vec<Seg>,
+    /// B's configuration (used when A's SYN arrives).
+    cfg_b: TcpConfig,
+    /// B's application drains what it receives into this.
+    b_rx: Vec<u8>,
+    b_reads: bool,
+}
+
+fn cfg() -> TcpConfig {
+    TcpConfig {
+        send_buffer: 64 * 1024,
+        recv_buffer: 64 * 1024,
+        ..TcpConfig::default()
+    }
+}
+
+impl Wire {
+    fn new(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Wire {
+        let now = Instant::now();
+        Wire {
+            a: Connection::connect(&cfg_a, A, B, SeqNum(1000), 7, now, now),
+            b: None,
+            now,
+            a2b: VecDeque::new(),
+            b2a: VecDeque::new(),
+            delay: Duration::from_millis(5),
+            filter_a: Box::new(|_, _, _| Fate::Deliver),
+            filter_b: Box::new(|_, _, _| Fate::Deliver),
+            sent_a: Vec::new(),
+            sent_b: Vec::new(),
+            cfg_b,
+            b_rx: Vec::new(),
+            b_reads: true,
+        }
+    }
+
+    fn b(&mut self) -> &mut Connection {
+        self.b.as_mut().expect("B exists once A's SYN arrived")
+    }
+
+    fn flush_a(&mut self) {
+        let now = self.now;
+        let mut out = Vec::new();
+        self.a.poll_transmit(now, 1500, |r, x, y| {
+            out.push((*r, [x, y].concat()));
+            true
+        });
+        for (r, p) in out {
+            let idx = self.sent_a.len();
+            self.sent_a.push((r, p.clone()));
+            if (self.filter_a)(idx, &r, &p) == Fate::Deliver {
+                self.a2b.push_back((now + self.delay, (r, p)));
+            }
+        }
+    }
+
+    fn flush_b(&mut self) {
+        let now = self.now;
+        let mut out = Vec::new();
+        if let Some(b) = self.b.as_mut() {
+            b.poll_transmit(now, 1500, |r, x, y| {
+                out.push((*r, [x, y].concat()));
+                true
+            });
+        }
+        for (r, p) in out {
+            let idx = self.sent_b.len();
+            self.sent_b.push((r, p.clone()));
+            if (self.filter_b)(idx, &r, &p) == Fate::Deliver {
+                self.b2a.push_back((now + self.delay, (r, p)));
+            }
+        }
+    }
+
+    /// One round: both sides transmit; due segments are delivered one at a
+    /// time, each receiver answering at once (as the stack does).
+    fn round(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        self.flush_a();
+        self.flush_b();
+        while self.a2b.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, (r, p)) = self.a2b.pop_front().expect("checked");
+            moved = true;
+            match self.b.as_mut() {
+                Some(b) => {
+                    b.handle_segment(now, &r, &p);
+                }
+                None if r.flags.syn() && !r.flags.ack() => {
+                    self.b = Some(Connection::accept(
+                        &self.cfg_b,
+                        B,
+                        A,
+                        SeqNum(5000),
+                        11,
+                        now,
+                        now,
+                        &r,
+                    ));
+                }
+                None => {}
+            }
+            self.flush_b();
+        }
+        while self.b2a.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, (r, p)) = self.b2a.pop_front().expect("checked");
+            moved = true;
+            self.a.handle_segment(now, &r, &p);
+            self.flush_a();
+        }
+        if self.b_reads
+            && let Some(b) = self.b.as_mut()
+        {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = b.recv(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                self.b_rx.extend_from_slice(&buf[..n]);
+            }
+        }
+        moved
+    }
+
+    /// Runs until `until` (virtual), jumping from event to event.
+    fn run(&mut self, dur: Duration) {
+        let until = self.now + dur;
+        for _ in 0..1_000_000 {
+            while self.round() {}
+            let mut next = [self.a.poll_at(), self.b.as_ref().and_then(|b| b.poll_at())]
+                .into_iter()
+                .flatten()
+                .chain(self.a2b.front().map(|x| x.0))
+                .chain(self.b2a.front().map(|x| x.0))
+                .min();
+            if let Some(t) = next
+                && t <= self.now
+            {
+                // Due now: another round (poll_at reports "now" for pending
+                // output); guard against a connection that never settles.
+                if !self.round() {
+                    next = [self.a.poll_at(), self.b.as_ref().and_then(|b| b.poll_at())]
+                        .into_iter()
+                        .flatten()
+                        .filter(|t| *t > self.now)
+                        .chain(self.a2b.front().map(|x| x.0))
+                        .chain(self.b2a.front().map(|x| x.0))
+                        .min();
+                } else {
+                    continue;
+                }
+            }
+            match next {
+                Some(t) if t <= until => self.now = t.max(self.now),
+                _ => {
+                    self.now = until;
+                    while self.round() {}
+                    return;
+                }
+            }
+        }
+        panic!("simulation did not settle");
+    }
+
+    fn established(&mut self) {
+        self.run(Duration::from_millis(4) + 10 * self.delay);
+        assert_eq!(self.a.state(), State::Established);
+        assert_eq!(self.b().state(), State::Established);
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// Writes all of `data` from A, running the wire until B read it all.
+fn transfer(w: &mut Wire, data: &[u8], limit: Duration) {
+    let mut off = 0;
+    let deadline = w.now + limit;
+    while w.b_rx.len() < data.len() {
+        assert!(
+            w.now < deadline,
+            "transfer stalled at {} of {}",
+            w.b_rx.len(),
+            data.len()
+        );
+        if off < data.len() {
+            if let Ok(n) = w.a.send(&data[off..]) {
+                off += n;
+            }
+        }
+        w.run(Duration::from_millis(10));
+    }
+    assert_eq!(w.b_rx, data);
+}
+
+#[test]
+fn three_way_handshake_negotiates_options() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let syn = &w.sent_a[0].0;
+    assert!(syn.flags.syn() && !syn.flags.ack());
+    assert_eq!(syn.seq, SeqNum(1000));
+    assert_eq!(syn.options.mss, Some(1460));
+    assert_eq!(syn.options.window_scale, Some(7));
+    assert!(syn.options.sack_permitted);
+    assert!(syn.options.timestamps.is_some());
+    let synack = &w.sent_b[0].0;
+    assert!(synack.flags.syn() && synack.flags.ack());
+    assert_eq!(synack.ack, SeqNum(1001));
+    let s = w.a.stats();
+    assert!(s.sack && s.timestamps);
+    assert_eq!(s.window_scale, Some((7, 7)));
+    assert_eq!(s.mss, 1460 - 12, "timestamps take 12 bytes of each segment");
+    assert!(s.srtt.is_some(), "RTT measured on the handshake");
+}
+
+#[test]
+fn options_absent_means_defaults() {
+    let bare = TcpConfig {
+        window_scale: 0,
+        timestamps: false,
+        sack: false,
+        ..cfg()
+    };
+    let mut w = Wire::new(bare, cfg());
+    w.established();
+    let s = w.b().stats();
+    assert!(!s.sack && !s.timestamps);
+    assert_eq!(s.window_scale, None);
+    assert!(
+        w.sent_b[0].0.options.timestamps.is_none(),
+        "not offered back"
+    );
+}
+
+#[test]
+fn data_both_ways_and_orderly_close() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let data = pattern(200_000);
+    transfer(&mut w, &data, Duration::from_secs(10));
+    w.b().send(b"reply").unwrap();
+    w.run(Duration::from_millis(100));
+    let mut buf = [0u8; 16];
+    assert_eq!(w.a.recv(&mut buf), Ok(5));
+    // A closes first: FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT; B: CLOSE-WAIT
+    // -> LAST-ACK -> CLOSED.
+    w.a.close(w.now);
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.a.state(), State::FinWait2);
+    assert_eq!(w.b().state(), State::CloseWait);
+    assert_eq!(w.b().recv(&mut buf), Ok(0), "end of stream");
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.b().state(), State::Closed);
+    assert_eq!(w.b().error(), None);
+    assert_eq!(w.a.state(), State::TimeWait);
+    // TIME-WAIT lasts 2*MSL (60 s by default).
+    w.run(Duration::from_secs(59));
+    assert_eq!(w.a.state(), State::TimeWait);
+    w.run(Duration::from_secs(2));
+    assert_eq!(w.a.state(), State::Closed);
+}
+
+#[test]
+fn simultaneous_open() {
+    let now = Instant::now();
+    let c = cfg();
+    let mut a = Connection::connect(&c, A, B, SeqNum(100), 1, now, now);
+    let mut b = Connection::connect(&c, B, A, SeqNum(900), 2, now, now);
+    let collect = |conn: &mut Connection| {
+        let mut v = Vec::new();
+        conn.poll_transmit(now, 1500, |r, x, y| {
+            v.push((*r, [x, y].concat()));
+            true
+        });
+        v
+    };
+    // The two SYNs cross.
+    let sa = collect(&mut a);
+    let sb = collect(&mut b);
+    for (r, p) in &sb {
+        a.handle_segment(now, r, p);
+    }
+    for (r, p) in &sa {
+        b.handle_segment(now, r, p);
+    }
+    assert_eq!(a.state(), State::SynReceived);
+    assert_eq!(b.state(), State::SynReceived);
+    // Both answer with SYN-ACK; each completes.
+    let sa = collect(&mut a);
+    let sb = collect(&mut b);
+    assert!(sa[0].0.flags.syn() && sa[0].0.flags.ack());
+    for (r, p) in &sb {
+        a.handle_segment(now, r, p);
+    }
+    for (r, p) in &sa {
+        b.handle_segment(now, r, p);
+    }
+    assert_eq!(a.state(), State::Established);
+    assert_eq!(b.state(), State::Established);
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    w.a.close(now);
+    w.b().close(now);
+    w.run(Duration::from_millis(2)); // FINs in flight, not yet delivered
+    assert_eq!(w.a.state(), State::FinWait1);
+    w.run(Duration::from_millis(4)); // each receives the other's FIN first
+    assert!(matches!(w.a.state(), State::Closing | State::TimeWait));
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::TimeWait);
+    assert_eq!(w.b().state(), State::TimeWait);
+}
+
+#[test]
+fn half_close_still_receives() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.a.shutdown_write();
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::FinWait2);
+    assert_eq!(w.a.send(b"late"), Err(TcpError::Closed));
+    let reply = pattern(100_000);
+    let mut got = Vec::new();
+    let mut off = 0;
+    for _ in 0..200 {
+        if off < reply.len() {
+            off += w.b().send(&reply[off..]).unwrap_or(0);
+        }
+        w.run(Duration::from_millis(10));
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = w.a.recv(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got, reply);
+}
+
+#[test]
+fn rst_exact_sequence_resets_and_other_in_window_rst_gets_challenge_ack() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let rcv_nxt = w.a.rcv_nxt;
+    let mut rst = w.a.make_rst(rcv_nxt + 100);
+    rst.src_port = B.port();
+    rst.dst_port = A.port();
+    let before = w.a.stats().challenge_acks;
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.state(), State::Established, "in window but not exact");
+    assert_eq!(w.a.stats().challenge_acks, before + 1);
+    assert!(w.a.ack_now);
+    // Far out of window: dropped (with an ACK), no challenge.
+    rst.seq = rcv_nxt + 10_000_000;
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.state(), State::Established);
+    rst.seq = rcv_nxt;
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.error(), Some(TcpError::Reset));
+    let mut buf = [0u8; 4];
+    assert_eq!(w.a.recv(&mut buf), Err(TcpError::Reset));
+    assert_eq!(w.a.send(b"x"), Err(TcpError::Reset));
+}
+
+#[test]
+fn syn_in_established_gets_challenge_ack_and_is_rate_limited() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let mut syn = w.sent_a[0].0;
+    syn.src_port = B.port();
+    syn.dst_port = A.port();
+    syn.options.timestamps = Some((u32::MAX / 2, 0));
+    for _ in 0..50 {
+        w.a.handle_segment(w.now, &syn, &[]);
+    }
+    assert_eq!(w.a.state(), State::Established);
+    assert_eq!(w.a.stats().challenge_acks, 10, "limited to 10 per second");
+}
+
+#[test]
+fn ack_of_unsent_data_is_answered_and_ignored() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let mut seg = w.sent_b.last().unwrap().0;
+    seg.ack = w.a.snd_nxt + 5000;
+    seg.options.timestamps = w.sent_b.last().unwrap().0.options.timestamps;
+    let una = w.a.snd_una;
+    w.a.handle_segment(w.now, &seg, b"data that must not be accepted");
+    assert_eq!(w.a.snd_una, una);
+    assert!(w.a.ack_now);
+    assert_eq!(w.a.recv_queued(), 0);
+}
+
+#[test]
+fn sack_recovery_retransmits_only_the_holes() {
+    let mut w = Wire::new(cfg(), cfg());
+    // Drop A's 10th and 14th data segments (first transmissions).
+    let mut count = 0;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() {
+            count += 1;
+            if count == 10 || count == 14 {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(60_000);
+    transfer(&mut w, &data, Duration::from_secs(5));
+    let s = w.a.stats();
+    assert_eq!(s.rto_count, 0, "recovered without a timeout");
+    assert!(s.fast_recoveries >= 1);
+    assert!(s.retrans_fast >= 1);
+    assert!(
+        s.bytes_retransmitted <= 2 * 1448,
+        "only holes: {}",
+        s.bytes_retransmitted
+    );
+    // B sent SACK blocks.
+    assert!(w.sent_b.iter().any(|(r, _)| r.options.sack_count > 0));
+}
+
+#[test]
+fn newreno_recovers_without_sack() {
+    let no_sack = TcpConfig {
+        sack: false,
+        congestion: crate::cc::Algorithm::NewReno,
+        ..cfg()
+    };
+    let mut w = Wire::new(no_sack, cfg());
+    let mut dropped = 0;
+    w.filter_a = Box::new(move |i, _, p| {
+        if !p.is_empty() && (i == 12 || i == 15) && dropped < 2 {
+            dropped += 1;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(80_000);
+    transfer(&mut w, &data, Duration::from_secs(5));
+    let s = w.a.stats();
+    assert!(!s.sack);
+    assert!(s.fast_recoveries >= 1, "{s}");
+    assert!(s.retrans_fast >= 2, "partial ACK retransmission: {s}");
+}
+
+#[test]
+fn zero_window_is_probed_and_reopens() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    let data = pattern(150_000);
+    let mut off = 0;
+    for _ in 0..100 {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(100));
+    }
+    // B's 64 KiB buffer is full; A probes the zero window with backoff.
+    assert_eq!(w.a.snd_wnd, 0);
+    let probes = w.a.stats().zero_window_probes;
+    assert!(probes >= 3, "probes: {probes}");
+    w.run(Duration::from_secs(10));
+    let later = w.a.stats().zero_window_probes;
+    assert!(
+        later - probes < 10,
+        "backoff keeps probes rare: {}",
+        later - probes
+    );
+    // The application reads: a window update reopens the flow.
+    w.b_reads = true;
+    while w.b_rx.len() < data.len() {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(50));
+        assert!(
+            w.now < w.a.epoch + Duration::from_secs(120),
+            "never reopened"
+        );
+    }
+    assert_eq!(w.b_rx, data);
+}
+
+#[test]
+fn retransmissions_back_off_then_user_timeout_aborts() {
+    let short = TcpConfig {
+        user_timeout: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut w = Wire::new(short, cfg());
+    w.established();
+    // B vanishes.
+    w.filter_a = Box::new(|_, _, _| Fate::Drop);
+    let start = w.sent_a.len();
+    w.a.send(b"hello?").unwrap();
+    w.run(Duration::from_secs(40));
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+    let times: Vec<u32> = w.sent_a[start..]
+        .iter()
+        .filter(|(_, p)| p == b"hello?")
+        .map(|(r, _)| r.options.timestamps.unwrap().0)
+        .collect();
+    assert!(times.len() >= 4, "retransmitted: {times:?}");
+    let gaps: Vec<u32> = times.windows(2).map(|p| p[1] - p[0]).collect();
+    for g in gaps.windows(2) {
+        assert!(g[1] >= g[0] * 2 - 2, "exponential backoff: {gaps:?}");
+    }
+    // The last segment A sent is a RST.
+    assert!(w.sent_a.last().unwrap().0.flags.rst());
+}
+
+#[test]
+fn syn_retries_then_timeout() {
+    let c = TcpConfig {
+        syn_retries: 3,
+        ..cfg()
+    };
+    let mut w = Wire::new(c, cfg());
+    w.filter_a = Box::new(|_, _, _| Fate::Drop);
+    w.run(Duration::from_secs(60));
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+    let syns = w.sent_a.iter().filter(|(r, _)| r.flags.syn()).count();
+    assert_eq!(syns, 4, "first SYN and 3 retries");
+}
+
+#[test]
+fn refused_by_reset() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.run(Duration::from_millis(1));
+    let syn = w.sent_a[0].0;
+    let rst = crate::reset_for(&syn, 0).unwrap();
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.error(), Some(TcpError::Refused));
+}
+
+#[test]
+fn time_wait_restarts_on_retransmitted_fin_and_allows_new_syn() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_millis(50));
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::TimeWait);
+    let fin = w
+        .sent_b
+        .iter()
+        .rev()
+        .find(|(r, _)| r.flags.fin())
+        .unwrap()
+        .0;
+    w.run(Duration::from_secs(50));
+    let mut fin2 = fin;
+    fin2.options.timestamps = fin.options.timestamps.map(|(v, e)| (v + 50_000, e));
+    w.a.handle_segment(w.now, &fin2, &[]);
+    assert!(w.a.ack_now, "re-acknowledged");
+    w.run(Duration::from_secs(50));
+    assert_eq!(w.a.state(), State::TimeWait, "timer restarted");
+    // A new SYN with a higher timestamp may reopen the pair.
+    let mut syn = w.sent_a[0].0;
+    syn.src_port = B.port();
+    syn.dst_port = A.port();
+    syn.options.timestamps = Some((fin2.options.timestamps.unwrap().0 + 1, 0));
+    assert_eq!(w.a.handle_segment(w.now, &syn, &[]), Input::Reincarnate);
+    w.run(Duration::from_secs(11));
+    assert_eq!(w.a.state(), State::Closed);
+}
+
+#[test]
+fn paws_drops_old_timestamps() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.b().send(b"fresh").unwrap();
+    w.run(Duration::from_millis(50));
+    let (mut old, _) = w.sent_b.last().unwrap().clone();
+    old.options.timestamps = old
+        .options
+        .timestamps
+        .map(|(v, e)| (v.wrapping_sub(1_000_000), e));
+    old.seq = w.a.rcv_nxt;
+    w.a.handle_segment(w.now, &old, b"stale");
+    assert_eq!(w.a.stats().paws_drops, 1);
+    assert_eq!(w.a.recv_queued(), 5, "only the fresh data");
+}
+
+#[test]
+fn nagle_coalesces_small_writes_and_nodelay_does_not() {
+    for nodelay in [false, true] {
+        let c = TcpConfig { nodelay, ..cfg() };
+        let mut w = Wire::new(c, cfg());
+        w.established();
+        let before = w.sent_a.len();
+        for _ in 0..10 {
+            w.a.send(b"x").unwrap();
+            w.round();
+        }
+        w.run(Duration::from_millis(100));
+        let data_segments = w.sent_a[before..]
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .count();
+        if nodelay {
+            assert_eq!(data_segments, 10);
+        } else {
+            assert_eq!(data_segments, 2, "one, then the rest once it is acked");
+        }
+        assert_eq!(w.b_rx, b"xxxxxxxxxx");
+    }
+}
+
+#[test]
+fn delayed_ack_every_second_segment_or_after_the_timer() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let before = w.sent_b.len();
+    w.a.send(b"one small segment").unwrap();
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.sent_b.len(), before, "ACK delayed");
+    w.run(Duration::from_millis(40));
+    assert_eq!(w.sent_b.len(), before + 1, "ACK after the 40 ms timer");
+    let before = w.sent_b.len();
+    w.a.send(&pattern(1448 * 2)).unwrap();
+    w.run(Duration::from_millis(8));
+    assert_eq!(
+        w.sent_b.len(),
+        before + 1,
+        "immediate ACK for two full segments"
+    );
+}
+
+#[test]
+fn out_of_order_data_is_sacked_and_delivered_in_order() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    // Hold back A's first data segment for 30 ms.
+    let mut held = false;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() && !held {
+            held = true;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    let data = pattern(1448 * 4);
+    transfer(&mut w, &data, Duration::from_secs(5));
+    let sack_acks: Vec<_> = w
+        .sent_b
+        .iter()
+        .filter(|(r, _)| r.options.sack_count > 0)
+        .collect();
+    assert!(!sack_acks.is_empty());
+    let (first_left, _) = sack_acks[0].0.options.sack()[0];
+    assert!(first_left > w.a.iss + 1, "SACK covers data above the hole");
+}
+
+#[test]
+fn keepalive_probes_and_gives_up() {
+    let ka = crate::Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        probes: 3,
+    };
+    let c = TcpConfig {
+        keepalive: Some(ka),
+        ..cfg()
+    };
+    let mut w = Wire::new(c, cfg());
+    w.established();
+    w.run(Duration::from_secs(30));
+    assert_eq!(
+        w.a.state(),
+        State::Established,
+        "the live peer answers probes"
+    );
+    w.filter_b = Box::new(|_, _, _| Fate::Drop);
+    w.run(Duration::from_secs(30));
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn window_scaling_allows_large_windows() {
+    let big = TcpConfig {
+        send_buffer: 4 << 20,
+        recv_buffer: 4 << 20,
+        ..cfg()
+    };
+    let mut w = Wire::new(big.clone(), big);
+    w.delay = Duration::from_millis(50);
+    w.established();
+    let data = pattern(3 << 20);
+    transfer(&mut w, &data, Duration::from_secs(30));
+    let max_wnd = w.a.max_snd_wnd;
+    assert!(max_wnd > 1 << 20, "window {max_wnd}");
+    assert!(w.a.stats().cwnd > 200_000, "{}", w.a.stats());
+}
+
+#[test]
+fn close_with_unread_data_resets() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    w.a.send(b"unread").unwrap();
+    w.run(Duration::from_millis(50));
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.error(), Some(TcpError::Reset));
+    assert!(w.sent_b.last().unwrap().0.flags.rst());
+}
+
+#[test]
+fn rto_after_total_loss_does_not_resend_sacked_data() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    // Lose segment 0 and the last two segments of a 10-segment flight, and
+    // all ACKs for a while, forcing a timeout with SACK information known.
+    let data = pattern(1448 * 10);
+    let mut count = 0;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() {
+            count += 1;
+            if count == 1 || count == 9 || count == 10 {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+    transfer(&mut w, &data, Duration::from_secs(10));
+    let s = w.a.stats();
+    assert!(s.bytes_retransmitted <= 3 * 1448, "{s}");
+}
+
+/// A segment "from the peer" of `c`: sequence RCV.NXT + `off`, a valid ACK,
+/// a fresh timestamp.
+fn from_peer(c: &Connection, off: i64, flags: u8) -> TcpRepr {
+    let mut options = crate::TcpOptions::default();
+    if let Some(ts) = c.ts {
+        options.timestamps = Some((ts.recent.wrapping_add(1), 0));
+    }
+    TcpRepr {
+        src_port: c.remote().port(),
+        dst_port: c.local().port(),
+        seq: SeqNum(c.rcv_nxt.0.wrapping_add(off as u32)),
+        ack: c.snd_nxt,
+        flags: crate::Flags(flags),
+        window: 1000,
+        options,
+    }
+}
+
+/// Drives a fresh pair until connection `which` ("a" or "b") is in `state`,
+/// then returns that connection (taken out of the wire).
+fn in_state(state: State) -> Connection {
+    let mut w = Wire::new(cfg(), cfg());
+    let hold_fins = |w: &mut Wire, a: bool, b: bool| {
+        w.filter_a = Box::new(move |_, r, _| {
+            if a && r.flags.fin() {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+        w.filter_b = Box::new(move |_, r, _| {
+            if b && r.flags.fin() {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+    };
+    match state {
+        State::SynReceived => {
+            w.filter_b = Box::new(|_, _, _| Fate::Drop);
+            w.run(Duration::from_millis(6));
+            return w.b.take().unwrap();
+        }
+        State::Established => {
+            w.established();
+            return w.a;
+        }
+        _ => w.established(),
+    }
+    let now = w.now;
+    match state {
+        State::FinWait1 => {
+            hold_fins(&mut w, true, false);
+            w.a.close(now);
+            w.run(Duration::from_millis(20));
+            w.a
+        }
+        State::FinWait2 => {
+            w.a.close(now);
+            w.run(Duration::from_millis(20));
+            w.a
+        }
+        State::CloseWait => {
+            w.a.close(now);
+            w.run(Duration::from_millis(20));
+            w.b.take().unwrap()
+        }
+        State::LastAck => {
+            hold_fins(&mut w, false, true);
+            w.a.close(now);
+            w.run(Duration::from_millis(20));
+            w.b().close(now);
+            w.run(Duration::from_millis(20));
+            w.b.take().unwrap()
+        }
+        State::Closing => {
+            // Both FINs cross; A's ACK of B's FIN is lost, so B stays in
+            // CLOSING.
+            w.a.close(now);
+            w.b().close(now);
+            w.filter_a = Box::new(|_, r, _| {
+                if r.flags.fin() {
+                    Fate::Deliver
+                } else {
+                    Fate::Drop
+                }
+            });
+            w.run(Duration::from_millis(20));
+            w.b.take().unwrap()
+        }
+        State::TimeWait => {
+            w.a.close(now);
+            w.run(Duration::from_millis(20));
+            w.b().close(now);
+            w.run(Duration::from_millis(20));
+            w.a
+        }
+        other => panic!("no recipe for {other:?}"),
+    }
+}
+
+#[test]
+fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
+    use crate::Flags as F;
+    let states = [
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+    for st in states {
+        let now = Instant::now() + Duration::from_secs(1);
+        // RST exactly at RCV.NXT: the connection ends.
+        let mut c = in_state(st);
+        assert_eq!(c.state(), st, "recipe for {st:?}");
+        c.handle_segment(now, &from_peer(&c, 0, F::RST), &[]);
+        assert_eq!(c.state(), State::Closed, "{st:?}: exact RST");
+        let expect = match st {
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                Some(TcpError::Reset)
+            }
+            _ => None,
+        };
+        assert_eq!(c.error(), expect, "{st:?}: error after RST");
+
+        // RST in the window but not exact: challenge ACK, nothing else.
+        let mut c = in_state(st);
+        let before = c.stats().challenge_acks;
+        c.handle_segment(now, &from_peer(&c, 10, F::RST | F::ACK), &[]);
+        assert_eq!(c.state(), st, "{st:?}: in-window RST");
+        assert_eq!(
+            c.stats().challenge_acks,
+            before + 1,
+            "{st:?}: challenge ACK"
+        );
+
+        // RST far outside the window: dropped silently.
+        let mut c = in_state(st);
+        c.ack_now = false;
+        c.handle_segment(now, &from_peer(&c, 1 << 30, F::RST), &[]);
+        assert_eq!(c.state(), st, "{st:?}: out-of-window RST");
+        assert!(!c.ack_now, "{st:?}: no reply to a bad RST");
+
+        // SYN: challenge ACK (RFC 5961 4), state unchanged.
+        let mut c = in_state(st);
+        let before = c.stats().challenge_acks;
+        c.handle_segment(now, &from_peer(&c, 5, F::SYN), &[]);
+        assert_eq!(c.state(), st, "{st:?}: SYN");
+        if st != State::TimeWait {
+            assert_eq!(
+                c.stats().challenge_acks,
+                before + 1,
+                "{st:?}: SYN challenged"
+            );
+        }
+
+        // Data outside the window: an ACK, no data.
+        let mut c = in_state(st);
+        c.ack_now = false;
+        c.handle_segment(now, &from_peer(&c, 1 << 30, F::ACK), b"outside");
+        assert_eq!(c.state(), st, "{st:?}: out-of-window data");
+        assert!(c.ack_now, "{st:?}: ACK for an unacceptable segment");
+        assert_eq!(c.recv_queued(), 0);
+
+        // FIN in order.
+        let mut c = in_state(st);
+        let expect = match st {
+            State::SynReceived => State::SynReceived, // FIN without ACK of our SYN
+            State::Established => State::CloseWait,
+            State::FinWait1 => State::Closing,
+            State::FinWait2 => State::TimeWait,
+            other => other, // the FIN was already received
+        };
+        let off = if matches!(
+            st,
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        ) {
+            -1 // a retransmission of the FIN already consumed
+        } else {
+            0
+        };
+        let flags = if st == State::SynReceived {
+            F::FIN
+        } else {
+            F::FIN | F::ACK
+        };
+        let mut fin = from_peer(&c, off, flags);
+        if st == State::FinWait1 {
+            fin.ack = c.snd_una; // our FIN not acknowledged yet: CLOSING
+        }
+        c.handle_segment(now, &fin, &[]);
+        assert_eq!(c.state(), expect, "{st:?}: FIN");
+        if st == State::FinWait1 {
+            // The same FIN acknowledging ours goes straight to TIME-WAIT
+            // ("If our FIN has been ACKed (perhaps in this segment)").
+            let mut c = in_state(st);
+            c.handle_segment(now, &from_peer(&c, 0, F::FIN | F::ACK), &[]);
+            assert_eq!(c.state(), State::TimeWait);
+        }
+    }
+}

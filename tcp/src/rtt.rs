@@ -1,0 +1,130 @@
+//! Round-trip time estimation and the retransmission timeout (RFC 6298).
+
+use std::time::Duration;
+
+/// SRTT, RTTVAR and RTO per RFC 6298.
+#[derive(Clone, Debug)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    min_rto: Duration,
+    max_rto: Duration,
+    /// Smallest RTT seen (for statistics and congestion control).
+    min_rtt: Option<Duration>,
+    backoff: u32,
+}
+
+/// RFC 6298 2.1: "Until a round-trip time (RTT) measurement has been made
+/// ... the sender SHOULD set RTO <- 1 second".
+pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// Clock granularity G in RFC 6298 2.3 (our clock is finer; use 1 ms).
+const GRANULARITY: Duration = Duration::from_millis(1);
+
+impl RttEstimator {
+    /// A fresh estimator with the given RTO bounds.
+    pub fn new(min_rto: Duration, max_rto: Duration) -> Self {
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: INITIAL_RTO.clamp(min_rto, max_rto),
+            min_rto,
+            max_rto,
+            min_rtt: None,
+            backoff: 0,
+        }
+    }
+
+    /// Feeds one RTT measurement (Karn's rule is the caller's: never from a
+    /// retransmitted segment unless timestamps disambiguate it).
+    pub fn sample(&mut self, r: Duration) {
+        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        match self.srtt {
+            None => {
+                // RFC 6298 2.2: SRTT <- R, RTTVAR <- R/2.
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(srtt) => {
+                // RFC 6298 2.3: RTTVAR <- (1 - 1/4) * RTTVAR + 1/4 * |SRTT - R'|,
+                // SRTT <- (1 - 1/8) * SRTT + 1/8 * R'.
+                let delta = srtt.abs_diff(r);
+                self.rttvar = self.rttvar * 3 / 4 + delta / 4;
+                self.srtt = Some(srtt * 7 / 8 + r / 8);
+            }
+        }
+        // RTO <- SRTT + max (G, K*RTTVAR), K = 4; clamped to [min, max].
+        let srtt = self.srtt.unwrap_or(r);
+        self.rto = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min_rto, self.max_rto);
+        self.backoff = 0;
+    }
+
+    /// RFC 6298 5.5: "The host MUST set RTO <- RTO * 2 ('back off the
+    /// timer')", up to the maximum.
+    pub fn back_off(&mut self) {
+        self.backoff += 1;
+        self.rto = (self.rto * 2).min(self.max_rto);
+    }
+
+    /// Current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rto
+    }
+
+    /// Smoothed RTT, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// RTT variation.
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
+    /// Smallest RTT measured.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+
+    /// Consecutive back-offs since the last sample.
+    pub fn backoffs(&self) -> u32 {
+        self.backoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn rfc6298_formulas() {
+        let mut e = RttEstimator::new(Duration::from_millis(200), Duration::from_secs(60));
+        assert_eq!(e.rto(), Duration::from_secs(1));
+        e.sample(100 * MS);
+        assert_eq!(e.srtt(), Some(100 * MS));
+        assert_eq!(e.rttvar(), 50 * MS);
+        assert_eq!(e.rto(), 300 * MS);
+        e.sample(200 * MS);
+        // RTTVAR = 3/4*50 + 1/4*100 = 62.5; SRTT = 7/8*100 + 1/8*200 = 112.5
+        assert_eq!(e.rttvar(), Duration::from_micros(62_500));
+        assert_eq!(e.srtt(), Some(Duration::from_micros(112_500)));
+        assert_eq!(e.rto(), Duration::from_micros(362_500));
+        assert_eq!(e.min_rtt(), Some(100 * MS));
+    }
+
+    #[test]
+    fn bounds_and_backoff() {
+        let mut e = RttEstimator::new(Duration::from_millis(200), Duration::from_secs(60));
+        e.sample(Duration::from_micros(50));
+        assert_eq!(e.rto(), Duration::from_millis(200), "minimum RTO");
+        for _ in 0..20 {
+            e.back_off();
+        }
+        assert_eq!(e.rto(), Duration::from_secs(60), "maximum RTO");
+        assert_eq!(e.backoffs(), 20);
+        e.sample(Duration::from_micros(50));
+        assert_eq!(e.backoffs(), 0);
+    }
+}

@@ -1,0 +1,502 @@
+//! The TCP segment (RFC 9293 section 3.1) and its options: MSS (RFC 9293
+//! 3.7.1), window scale and timestamps (RFC 7323), SACK-permitted and SACK
+//! blocks (RFC 2018).
+//!
+//! Parsing is hand-written rather than through etherparse's option iterator:
+//! RFC 9293 requires unknown options to be skipped by their length field, and
+//! a malformed length to drop the segment, and both are simplest to get
+//! exactly right (and fast) with a direct loop.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ip::checksum;
+
+use crate::SeqNum;
+
+/// Why a segment was rejected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SegmentError {
+    /// Shorter than the 20-byte header or than its data offset.
+    Truncated,
+    /// Data offset below 5 words.
+    BadDataOffset,
+    /// An option's length runs past the header or is below 2.
+    BadOption,
+    /// The checksum does not verify.
+    BadChecksum,
+}
+
+impl fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SegmentError::Truncated => "TCP segment truncated",
+            SegmentError::BadDataOffset => "TCP data offset below 5",
+            SegmentError::BadOption => "TCP option length malformed",
+            SegmentError::BadChecksum => "TCP checksum mismatch",
+        })
+    }
+}
+
+impl std::error::Error for SegmentError {}
+
+/// Control bits.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// FIN: no more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// SYN: synchronize sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// RST: reset the connection.
+    pub const RST: u8 = 0x04;
+    /// PSH: push function.
+    pub const PSH: u8 = 0x08;
+    /// ACK: the acknowledgment field is significant.
+    pub const ACK: u8 = 0x10;
+    /// URG: the urgent pointer is significant (ignored by this stack).
+    pub const URG: u8 = 0x20;
+
+    /// True when every bit of `bits` is set.
+    #[inline]
+    pub fn has(self, bits: u8) -> bool {
+        self.0 & bits == bits
+    }
+
+    /// FIN set.
+    #[inline]
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    /// SYN set.
+    #[inline]
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    /// RST set.
+    #[inline]
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+    /// ACK set.
+    #[inline]
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+    /// PSH set.
+    #[inline]
+    pub fn psh(self) -> bool {
+        self.has(Self::PSH)
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (Self::SYN, "S"),
+            (Self::FIN, "F"),
+            (Self::RST, "R"),
+            (Self::PSH, "P"),
+            (Self::ACK, "."),
+            (Self::URG, "U"),
+        ];
+        for (bit, name) in names {
+            if self.0 & bit != 0 {
+                f.write_str(name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most 4 SACK blocks fit in the 40 bytes of option space (3 with
+/// timestamps).
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// The options of a segment that this stack understands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TcpOptions {
+    /// Maximum segment size (SYN only).
+    pub mss: Option<u16>,
+    /// Window scale shift count (SYN only), RFC 7323 section 2.
+    pub window_scale: Option<u8>,
+    /// SACK permitted (SYN only), RFC 2018 section 2.
+    pub sack_permitted: bool,
+    /// Timestamps (TSval, TSecr), RFC 7323 section 3.
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks as (left edge, right edge), RFC 2018 section 3.
+    pub sack_blocks: [(SeqNum, SeqNum); MAX_SACK_BLOCKS],
+    /// Number of valid entries in `sack_blocks`.
+    pub sack_count: u8,
+}
+
+impl TcpOptions {
+    /// The SACK blocks present.
+    pub fn sack(&self) -> &[(SeqNum, SeqNum)] {
+        &self.sack_blocks[..self.sack_count as usize]
+    }
+
+    /// Adds a SACK block (ignored beyond [`MAX_SACK_BLOCKS`]).
+    pub fn push_sack(&mut self, left: SeqNum, right: SeqNum) {
+        if (self.sack_count as usize) < MAX_SACK_BLOCKS {
+            self.sack_blocks[self.sack_count as usize] = (left, right);
+            self.sack_count += 1;
+        }
+    }
+
+    /// Bytes these options occupy on the wire, padded to a multiple of 4.
+    pub fn wire_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.sack_permitted && self.timestamps.is_some() {
+            n += 12; // SACK-permitted(2) + timestamps(10)
+        } else {
+            if self.sack_permitted {
+                n += 4; // NOP NOP SACK-permitted
+            }
+            if self.timestamps.is_some() {
+                n += 12; // NOP NOP timestamps
+            }
+        }
+        if self.window_scale.is_some() {
+            n += 4; // NOP window-scale
+        }
+        if self.sack_count > 0 {
+            n += 4 + 8 * self.sack_count as usize; // NOP NOP SACK
+        }
+        n
+    }
+
+    /// Writes the options (the layout Linux uses) into `buf`, which must be
+    /// at least [`wire_len`](Self::wire_len) long.
+    fn emit(&self, buf: &mut [u8]) {
+        let mut i = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[i..i + bytes.len()].copy_from_slice(bytes);
+            i += bytes.len();
+        };
+        if let Some(mss) = self.mss {
+            let m = mss.to_be_bytes();
+            put(&[2, 4, m[0], m[1]]);
+        }
+        match (self.sack_permitted, self.timestamps) {
+            (true, Some((val, ecr))) => {
+                put(&[4, 2, 8, 10]);
+                put(&val.to_be_bytes());
+                put(&ecr.to_be_bytes());
+            }
+            (sack, ts) => {
+                if sack {
+                    put(&[1, 1, 4, 2]);
+                }
+                if let Some((val, ecr)) = ts {
+                    put(&[1, 1, 8, 10]);
+                    put(&val.to_be_bytes());
+                    put(&ecr.to_be_bytes());
+                }
+            }
+        }
+        if let Some(ws) = self.window_scale {
+            put(&[1, 3, 3, ws]);
+        }
+        if self.sack_count > 0 {
+            put(&[1, 1, 5, 2 + 8 * self.sack_count]);
+            for (l, r) in self.sack() {
+                put(&l.0.to_be_bytes());
+                put(&r.0.to_be_bytes());
+            }
+        }
+    }
+
+    /// Parses the option bytes of a header.
+    fn parse(mut opts: &[u8]) -> Result<TcpOptions, SegmentError> {
+        let mut out = TcpOptions::default();
+        while let Some(&kind) = opts.first() {
+            match kind {
+                0 => break,             // End of option list.
+                1 => opts = &opts[1..], // No-operation.
+                _ => {
+                    // RFC 9293 3.1: every other option has a length octet
+                    // counting kind and length; a length below 2 or past the
+                    // header is malformed.
+                    let len = *opts.get(1).ok_or(SegmentError::BadOption)? as usize;
+                    if len < 2 || len > opts.len() {
+                        return Err(SegmentError::BadOption);
+                    }
+                    let body = &opts[2..len];
+                    // A known option with the wrong length is ignored, as
+                    // Linux does; unknown options are skipped (RFC 9293
+                    // 3.1: "must be prepared to handle an illegal option
+                    // length" / MUST ignore unknown options).
+                    match (kind, body.len()) {
+                        (2, 2) => out.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                        (3, 1) => out.window_scale = Some(body[0]),
+                        (4, 0) => out.sack_permitted = true,
+                        (5, n) if n > 0 && n % 8 == 0 => {
+                            for b in body.chunks_exact(8) {
+                                let l = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                                let r = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                                out.push_sack(SeqNum(l), SeqNum(r));
+                            }
+                        }
+                        (8, 8) => {
+                            let val = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                            let ecr = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                            out.timestamps = Some((val, ecr));
+                        }
+                        _ => {}
+                    }
+                    opts = &opts[len..];
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A validated TCP segment header; the payload is carried alongside.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TcpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: SeqNum,
+    /// Acknowledgment number (meaningful when the ACK flag is set).
+    pub ack: SeqNum,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window field as sent (not scaled).
+    pub window: u16,
+    /// Options.
+    pub options: TcpOptions,
+}
+
+impl TcpRepr {
+    /// Length of the fixed header.
+    pub const HEADER_LEN: usize = 20;
+
+    /// Validates a segment (the whole IP payload) from `src` to `dst`,
+    /// returning the header and the payload.
+    pub fn parse(
+        buf: &[u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<(TcpRepr, &[u8]), SegmentError> {
+        if buf.len() < Self::HEADER_LEN {
+            return Err(SegmentError::Truncated);
+        }
+        let offset = (buf[12] >> 4) as usize * 4;
+        if offset < Self::HEADER_LEN {
+            return Err(SegmentError::BadDataOffset);
+        }
+        if offset > buf.len() {
+            return Err(SegmentError::Truncated);
+        }
+        let sum = checksum::add(checksum::pseudo_header(src, dst, 6, buf.len() as u16), buf);
+        if checksum::fold(sum) != 0xffff {
+            return Err(SegmentError::BadChecksum);
+        }
+        let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        let repr = TcpRepr {
+            src_port: u16::from_be_bytes([buf[0], buf[1]]),
+            dst_port: u16::from_be_bytes([buf[2], buf[3]]),
+            seq: SeqNum(word(4)),
+            ack: SeqNum(word(8)),
+            flags: Flags(buf[13] & 0x3f),
+            window: u16::from_be_bytes([buf[14], buf[15]]),
+            options: TcpOptions::parse(&buf[Self::HEADER_LEN..offset])?,
+        };
+        Ok((repr, &buf[offset..]))
+    }
+
+    /// Header length including options.
+    pub fn header_len(&self) -> usize {
+        Self::HEADER_LEN + self.options.wire_len()
+    }
+
+    /// Sequence space the segment occupies with `payload_len` bytes of data
+    /// (SYN and FIN count one each).
+    pub fn seq_len(&self, payload_len: usize) -> usize {
+        payload_len + self.flags.syn() as usize + self.flags.fin() as usize
+    }
+
+    /// Writes the header (checksum zero) into the start of `buf`. The caller
+    /// writes the payload after [`header_len`](Self::header_len) bytes and
+    /// then calls [`fill_checksum`].
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the header.
+    pub fn emit_header(&self, buf: &mut [u8]) {
+        let hlen = self.header_len();
+        debug_assert!(hlen <= 60, "options overflow the header");
+        let h = &mut buf[..hlen];
+        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
+        h[12] = ((hlen / 4) as u8) << 4;
+        h[13] = self.flags.0;
+        h[14..16].copy_from_slice(&self.window.to_be_bytes());
+        h[16..20].copy_from_slice(&[0, 0, 0, 0]);
+        self.options.emit(&mut h[Self::HEADER_LEN..]);
+    }
+}
+
+/// Computes and stores the checksum of a complete segment (header, then
+/// payload) sent from `src` to `dst`.
+pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    segment[16] = 0;
+    segment[17] = 0;
+    let sum = checksum::add(
+        checksum::pseudo_header(src, dst, 6, segment.len() as u16),
+        segment,
+    );
+    let c = !checksum::fold(sum);
+    segment[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    /// A SYN from Linux 6.x: MSS 1460, SACK-permitted, timestamps, window
+    /// scale 7 (the option layout Linux uses), as captured.
+    fn linux_syn() -> Vec<u8> {
+        let mut s = vec![
+            0xb3, 0x7a, 0x00, 0x07, // ports 45946 -> 7
+            0x5c, 0x4e, 0x1d, 0x02, // seq
+            0x00, 0x00, 0x00, 0x00, // ack
+            0xa0, 0x02, 0xfa, 0xf0, // offset 10, SYN, window 64240
+            0x00, 0x00, 0x00, 0x00, // checksum, urgent
+            0x02, 0x04, 0x05, 0xb4, // MSS 1460
+            0x04, 0x02, 0x08, 0x0a, // SACK-permitted, timestamps
+            0x9d, 0x1c, 0x30, 0x91, 0x00, 0x00, 0x00, 0x00, // TSval, TSecr
+            0x01, 0x03, 0x03, 0x07, // NOP, window scale 7
+        ];
+        fill_checksum(&mut s, SRC, DST);
+        s
+    }
+
+    #[test]
+    fn parses_linux_syn() {
+        let syn = linux_syn();
+        let (repr, payload) = TcpRepr::parse(&syn, SRC, DST).unwrap();
+        assert!(payload.is_empty());
+        assert_eq!(repr.src_port, 45946);
+        assert_eq!(repr.dst_port, 7);
+        assert_eq!(repr.seq, SeqNum(0x5c4e_1d02));
+        assert!(repr.flags.syn() && !repr.flags.ack());
+        assert_eq!(repr.window, 64240);
+        assert_eq!(repr.options.mss, Some(1460));
+        assert!(repr.options.sack_permitted);
+        assert_eq!(repr.options.timestamps, Some((0x9d1c_3091, 0)));
+        assert_eq!(repr.options.window_scale, Some(7));
+        assert_eq!(repr.seq_len(0), 1);
+    }
+
+    #[test]
+    fn emit_reproduces_linux_layout() {
+        let syn = linux_syn();
+        let (repr, _) = TcpRepr::parse(&syn, SRC, DST).unwrap();
+        let mut buf = vec![0u8; repr.header_len()];
+        repr.emit_header(&mut buf);
+        fill_checksum(&mut buf, SRC, DST);
+        assert_eq!(buf, syn);
+    }
+
+    #[test]
+    fn sack_blocks_round_trip_with_timestamps() {
+        let mut opts = TcpOptions {
+            timestamps: Some((1, 2)),
+            ..TcpOptions::default()
+        };
+        opts.push_sack(SeqNum(100), SeqNum(200));
+        opts.push_sack(SeqNum(300), SeqNum(400));
+        opts.push_sack(SeqNum(500), SeqNum(600));
+        let repr = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNum(7),
+            ack: SeqNum(9),
+            flags: Flags(Flags::ACK),
+            window: 1000,
+            options: opts,
+        };
+        assert_eq!(repr.header_len(), 60);
+        let mut buf = vec![0u8; repr.header_len() + 3];
+        repr.emit_header(&mut buf);
+        buf[60..].copy_from_slice(b"abc");
+        fill_checksum(&mut buf, SRC, DST);
+        let (back, payload) = TcpRepr::parse(&buf, SRC, DST).unwrap();
+        assert_eq!(back, repr);
+        assert_eq!(payload, b"abc");
+    }
+
+    #[test]
+    fn unknown_options_are_skipped_and_bad_lengths_rejected() {
+        let base = |opts: &[u8]| {
+            let mut s = linux_syn()[..20].to_vec();
+            s.extend_from_slice(opts);
+            while s.len() % 4 != 0 {
+                s.push(0);
+            }
+            s[12] = ((s.len() / 4) as u8) << 4;
+            fill_checksum(&mut s, SRC, DST);
+            s
+        };
+        // Unknown kind 30 (MPTCP) with length 4, then MSS.
+        let s = base(&[30, 4, 0xaa, 0xbb, 2, 4, 0x05, 0x00]);
+        let (repr, _) = TcpRepr::parse(&s, SRC, DST).unwrap();
+        assert_eq!(repr.options.mss, Some(1280));
+        // Known option with the wrong length: ignored, not an error.
+        let s = base(&[2, 3, 5, 1, 1, 1, 1, 1]);
+        assert_eq!(TcpRepr::parse(&s, SRC, DST).unwrap().0.options.mss, None);
+        // Length 0, length 1, and a length past the header: malformed.
+        for opts in [&[30u8, 0, 1, 1][..], &[30, 1, 1, 1], &[30, 12, 1, 1]] {
+            assert_eq!(
+                TcpRepr::parse(&base(opts), SRC, DST),
+                Err(SegmentError::BadOption)
+            );
+        }
+        // Kind with no length octet at the end of the header.
+        let mut s = base(&[1, 1, 1, 30]);
+        s[12] = 6 << 4;
+        fill_checksum(&mut s, SRC, DST);
+        assert_eq!(TcpRepr::parse(&s, SRC, DST), Err(SegmentError::BadOption));
+        // EOL stops parsing: garbage after it is ignored.
+        let s = base(&[0, 30, 0, 0]);
+        assert!(TcpRepr::parse(&s, SRC, DST).is_ok());
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let syn = linux_syn();
+        for len in 0..20 {
+            assert_eq!(
+                TcpRepr::parse(&syn[..len], SRC, DST),
+                Err(SegmentError::Truncated)
+            );
+        }
+        assert_eq!(
+            TcpRepr::parse(&syn[..30], SRC, DST),
+            Err(SegmentError::Truncated)
+        );
+        let mut s = syn.clone();
+        s[12] = 4 << 4;
+        assert_eq!(
+            TcpRepr::parse(&s, SRC, DST),
+            Err(SegmentError::BadDataOffset)
+        );
+        let mut s = syn.clone();
+        s[5] ^= 1;
+        assert_eq!(TcpRepr::parse(&s, SRC, DST), Err(SegmentError::BadChecksum));
+    }
+}

@@ -1,0 +1,106 @@
+//! Per-connection statistics in the spirit of Linux TCP_INFO / `ss -ti`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::State;
+
+/// A snapshot of one connection's state and counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Connection state.
+    pub state: State,
+    /// Congestion control algorithm.
+    pub congestion: &'static str,
+    /// Congestion window, bytes.
+    pub cwnd: usize,
+    /// Slow start threshold, bytes (usize::MAX: not set yet).
+    pub ssthresh: usize,
+    /// Smoothed RTT.
+    pub srtt: Option<Duration>,
+    /// RTT variation.
+    pub rttvar: Duration,
+    /// Smallest RTT seen.
+    pub min_rtt: Option<Duration>,
+    /// Retransmission timeout.
+    pub rto: Duration,
+    /// Sender MSS in use (payload bytes per segment).
+    pub mss: usize,
+    /// Bytes in flight (RFC 6675 pipe).
+    pub in_flight: usize,
+    /// Peer's receive window, bytes.
+    pub snd_wnd: usize,
+    /// Our receive window as last advertised, bytes.
+    pub rcv_wnd: usize,
+    /// Data bytes sent, first transmissions only.
+    pub bytes_sent: u64,
+    /// Data bytes retransmitted.
+    pub bytes_retransmitted: u64,
+    /// Data bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Data bytes received in order (delivered to the receive buffer).
+    pub bytes_received: u64,
+    /// Segments sent (all kinds).
+    pub segments_sent: u64,
+    /// Segments received and accepted.
+    pub segments_received: u64,
+    /// Retransmissions during fast recovery (SACK or duplicate-ACK driven).
+    pub retrans_fast: u64,
+    /// Retransmissions after a retransmission timeout.
+    pub retrans_rto: u64,
+    /// Retransmission timeouts.
+    pub rto_count: u64,
+    /// Fast recovery episodes.
+    pub fast_recoveries: u64,
+    /// Bytes currently SACKed.
+    pub sacked_bytes: usize,
+    /// Total bytes newly SACKed over the connection's life.
+    pub sacked_total: u64,
+    /// Duplicate SACK blocks (RFC 2883) received.
+    pub dsacks_received: u64,
+    /// Out-of-order segments received.
+    pub out_of_order: u64,
+    /// Zero-window probes sent.
+    pub zero_window_probes: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Segments dropped by PAWS (RFC 7323).
+    pub paws_drops: u64,
+    /// SACK permitted on this connection.
+    pub sack: bool,
+    /// Timestamps on this connection.
+    pub timestamps: bool,
+    /// Window scale shifts (ours, peer's), if scaling is on.
+    pub window_scale: Option<(u8, u8)>,
+}
+
+impl fmt::Display for TcpStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{:?} {} cwnd:{} ssthresh:{} rtt:{:.3}/{:.3}ms rto:{:.0}ms mss:{} \
+             sent:{} retrans:{} (fast {}, rto {}) acked:{} rcvd:{} sacked:{} rcv_wnd:{}",
+            self.state,
+            self.congestion,
+            self.cwnd,
+            if self.ssthresh == usize::MAX {
+                "-".to_string()
+            } else {
+                self.ssthresh.to_string()
+            },
+            self.srtt.map_or(0.0, ms),
+            ms(self.rttvar),
+            ms(self.rto),
+            self.mss,
+            self.bytes_sent,
+            self.bytes_retransmitted,
+            self.retrans_fast,
+            self.retrans_rto,
+            self.bytes_acked,
+            self.bytes_received,
+            self.sacked_total,
+            self.rcv_wnd,
+        )
+    }
+}
