@@ -24,5 +24,5 @@ ok "SIGINT: clean stop, counters printed"
 
 replies=$(count_frames "$OUT/ping.pcap" 'icmp.type == 0')
 ((replies >= 60)) || die "capture holds $replies echo replies, expected 60"
-check_pcap "$OUT/ping.pcap"
+check_pcap "$OUT/ping.pcap" strict
 ok "capture: $replies echo replies, no malformed frame or bad checksum"

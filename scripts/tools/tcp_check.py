@@ -176,6 +176,16 @@ def many(host, port, n):
     print(f"ok {n} concurrent connections echoed and closed cleanly")
 
 
+def reset(host, port):
+    """Opens a connection, sends a little, then aborts it with a RST."""
+    s = connect(host, port)
+    s.sendall(b"about to vanish")
+    s.recv(100)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+    print("ok connection aborted with RST")
+
+
 def main():
     cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     arg = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -186,6 +196,7 @@ def main():
         "refused": lambda: refused(host, port),
         "halfclose": lambda: halfclose(host, port),
         "many": lambda: many(host, port, arg),
+        "reset": lambda: reset(host, port),
     }[cmd]()
 
 

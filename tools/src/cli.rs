@@ -71,6 +71,10 @@ pub struct StackArgs {
     /// Seed for fault injection and the stack's randomness (replayable runs).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// After activity, keep polling the device this many microseconds
+    /// before sleeping (lower latency for some CPU; 0 disables).
+    #[arg(long, value_name = "US", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub busy_poll: u64,
     /// TCP congestion control.
     #[arg(long, value_name = "ALGORITHM", default_value = "cubic", value_parser = congestion)]
     pub cc: tcp::cc::Algorithm,

@@ -130,7 +130,10 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     for line in services.describe() {
         println!("ustack: {line}");
     }
-    runtime::run(&mut iface, &mut dev, &waker, |iface, now, dev| {
+    let options = runtime::RunOptions {
+        busy_poll: Duration::from_micros(args.stack.busy_poll),
+    };
+    runtime::run_with(&mut iface, &mut dev, &waker, options, |iface, now, dev| {
         services.poll(iface, now, dev)
     })?;
     drop(dev);

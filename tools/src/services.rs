@@ -52,6 +52,7 @@ struct Totals {
     retrans_fast: u64,
     retrans_rto: u64,
     bytes_retransmitted: u64,
+    resets: u64,
     errors: u64,
 }
 
@@ -196,6 +197,11 @@ impl Services {
         };
         let finished = match result {
             Ok(done) => done,
+            Err(SocketError::ConnectionReset) => {
+                log::debug!("{} connection reset by the peer", conn.kind.name());
+                self.totals.resets += 1;
+                true
+            }
             Err(e) => {
                 log::debug!("{} connection ended: {e}", conn.kind.name());
                 self.totals.errors += 1;
@@ -232,8 +238,9 @@ impl Services {
         let t = &self.totals;
         let _ = writeln!(
             out,
-            "services:   {:>12} TCP connections closed ({} with errors), {} still open",
+            "services:   {:>12} TCP connections closed ({} reset by peer, {} other errors), {} still open",
             t.connections,
+            t.resets,
             t.errors,
             self.conns.len()
         );

@@ -96,6 +96,8 @@ pub(crate) struct TcpTable {
     ports: HashMap<u16, u32>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     ready: Vec<TcpHandle>,
+    /// The ready list being worked on (kept to reuse its memory).
+    servicing: Vec<TcpHandle>,
     isn: IsnGenerator,
     epoch: Instant,
     pub(crate) cfg: TcpConfig,
@@ -111,6 +113,7 @@ impl TcpTable {
             ports: HashMap::new(),
             timers: BinaryHeap::new(),
             ready: Vec::new(),
+            servicing: Vec::new(),
             isn: IsnGenerator::new(isn_key, epoch),
             epoch,
             cfg,
@@ -428,15 +431,18 @@ impl Interface {
 
     /// Runs due TCP timers and transmissions the application asked for.
     pub(super) fn tcp_poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
-        let ready = std::mem::take(&mut self.tcp.ready);
+        let mut ready = std::mem::take(&mut self.tcp.servicing);
+        std::mem::swap(&mut ready, &mut self.tcp.ready);
         for &h in &ready {
             if let Some(s) = self.tcp.socks.get_mut(h) {
                 s.queued = false;
             }
         }
-        for h in ready {
+        for &h in &ready {
             self.tcp_service(now, h, tx);
         }
+        ready.clear();
+        self.tcp.servicing = ready;
         while let Some(&Reverse((t, bits))) = self.tcp.timers.peek() {
             if t > now {
                 break;

@@ -266,7 +266,9 @@ impl Connection {
         {
             return (None, blocked);
         }
-        let mss = self.smss;
+        // Segments carrying SACK blocks have less room for data (Linux's
+        // tcp_current_mss does the same): the frame must still fit the MTU.
+        let mss = self.smss.saturating_sub(self.sack_overhead()).max(1);
         let cwnd = self.cc.cwnd();
         let pipe = self.pipe();
         // Rule 1: retransmit lost data (fast recovery, after a timeout, or
@@ -313,6 +315,17 @@ impl Connection {
         }
         blocked.cwnd = cwnd_room < len + 2 * mss;
         (Some(Plan::New { len, fin }), blocked)
+    }
+
+    /// Option bytes the SACK blocks of our next ACK will take (a D-SACK
+    /// block first, then out-of-order ranges; 3 fit beside timestamps).
+    fn sack_overhead(&self) -> usize {
+        if !self.sack_ok {
+            return 0;
+        }
+        let max = if self.ts.is_some() { 3 } else { 4 };
+        let blocks = (self.dsack.is_some() as usize + self.recv_buf.assembler().len()).min(max);
+        if blocks == 0 { 0 } else { 4 + 8 * blocks }
     }
 
     fn plan_rescue(&self, mss: usize, cwnd: usize, pipe: usize) -> Option<Plan> {

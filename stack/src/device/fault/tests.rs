@@ -1,0 +1,689 @@
+use super::*;
+
+/// An inner device that records what is sent and serves queued frames.
+#[derive(Debug, Default)]
+struct FakeDevice {
+    sent: Vec<(Instant, Vec<u8>)>,
+    inbox: VecDeque<Vec<u8>>,
+    refuse_sends: bool,
+    flushed: bool,
+}
+
+impl FrameSink for FakeDevice {
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        if self.refuse_sends {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        self.sent.push((now, frame.to_vec()));
+        Ok(())
+    }
+}
+
+impl Device for FakeDevice {
+    fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Ok(self.inbox.pop_front().map(|f| {
+            buf[..f.len()].copy_from_slice(&f);
+            f.len()
+        }))
+    }
+    fn mtu(&self) -> usize {
+        1500
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        None
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(42)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushed = true;
+        Ok(())
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A distinct 100-byte frame for each `i`.
+fn frame(i: u32) -> Vec<u8> {
+    let mut f = vec![0u8; 100];
+    f[..14].fill(0xee);
+    f[14..18].copy_from_slice(&i.to_be_bytes());
+    f
+}
+
+fn id(f: &[u8]) -> u32 {
+    u32::from_be_bytes(f[14..18].try_into().unwrap())
+}
+
+fn device(config: FaultConfig) -> FaultDevice<FakeDevice> {
+    FaultDevice::new(FakeDevice::default(), config)
+}
+
+/// Everything `recv` delivers at `now`.
+fn drain(dev: &mut FaultDevice<FakeDevice>, now: Instant) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::new();
+    while let Some(n) = dev.recv(now, &mut buf).unwrap() {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+fn sent_ids(dev: &FaultDevice<FakeDevice>) -> Vec<u32> {
+    dev.inner().sent.iter().map(|(_, f)| id(f)).collect()
+}
+
+#[test]
+fn noop_passes_through() {
+    let config = FaultConfig::default();
+    assert!(config.is_noop());
+    assert_eq!(config.validate(), Ok(()));
+    let mut dev = device(config);
+    let now = Instant::now();
+    for i in 0..10 {
+        dev.send(now, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(100 + i));
+    }
+    assert_eq!(sent_ids(&dev), (0..10).collect::<Vec<_>>());
+    let got: Vec<u32> = drain(&mut dev, now).iter().map(|f| id(f)).collect();
+    assert_eq!(got, (100..110).collect::<Vec<_>>());
+    assert_eq!(dev.poll_at(), None);
+    assert_eq!(dev.raw_fd(), Some(42));
+    assert_eq!(dev.mtu(), 1500);
+    // The pipeline was never entered: no buffer was ever taken.
+    assert!(dev.outbound.pool.is_empty() && dev.inbound.pool.is_empty());
+    assert_eq!(*dev.stats(), FaultStats::default());
+    dev.flush().unwrap();
+    assert!(dev.inner().flushed);
+}
+
+#[test]
+fn validate_rejects_bad_values() {
+    for (p, ok) in [
+        (0.0, true),
+        (1.0, true),
+        (0.5, true),
+        (-0.1, false),
+        (1.01, false),
+    ] {
+        let c = FaultConfig {
+            reorder: p,
+            ..FaultConfig::default()
+        };
+        assert_eq!(c.validate().is_ok(), ok, "{p}");
+    }
+    let nan = FaultConfig {
+        loss: f64::NAN,
+        ..FaultConfig::default()
+    };
+    let msg = nan.validate().unwrap_err();
+    assert!(msg.contains("loss") && !msg.contains('\n'), "{msg}");
+    let zero_rate = FaultConfig {
+        rate_bps: Some(0),
+        ..FaultConfig::default()
+    };
+    assert!(zero_rate.validate().is_err());
+    let huge = FaultConfig {
+        delay: Duration::MAX,
+        ..FaultConfig::default()
+    };
+    assert!(huge.validate().is_err());
+}
+
+#[test]
+#[should_panic(expected = "invalid fault configuration")]
+fn new_panics_on_invalid_config() {
+    let _ = device(FaultConfig {
+        dup: 2.0,
+        ..FaultConfig::default()
+    });
+}
+
+#[test]
+fn loss_rate_close_to_configured_both_ways() {
+    let mut dev = device(FaultConfig {
+        loss: 0.1,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    let now = Instant::now();
+    let n = 10_000;
+    for i in 0..n {
+        dev.send(now, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(i));
+    }
+    let received = drain(&mut dev, now).len();
+    let sent = dev.inner().sent.len();
+    for (delivered, stats) in [
+        (sent, dev.stats().outbound),
+        (received, dev.stats().inbound),
+    ] {
+        let rate = stats.lost as f64 / f64::from(n);
+        assert!((0.08..=0.12).contains(&rate), "loss rate {rate}");
+        assert_eq!(delivered as u64 + stats.lost, u64::from(n));
+        assert_eq!(stats.frames, u64::from(n));
+    }
+    // Survivors keep their order.
+    let ids = sent_ids(&dev);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn duplication_delivers_copies() {
+    let mut dev = device(FaultConfig {
+        dup: 1.0,
+        ..FaultConfig::default()
+    });
+    let now = Instant::now();
+    for i in 0..5 {
+        dev.send(now, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(i));
+    }
+    assert_eq!(sent_ids(&dev), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+    let got: Vec<u32> = drain(&mut dev, now).iter().map(|f| id(f)).collect();
+    assert_eq!(got, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+    assert_eq!(dev.stats().outbound.duplicated, 5);
+    assert_eq!(dev.stats().inbound.duplicated, 5);
+
+    // Some but not all with p = 0.5, copies right behind the original.
+    let mut dev = device(FaultConfig {
+        dup: 0.5,
+        seed: 3,
+        ..FaultConfig::default()
+    });
+    for i in 0..1000 {
+        dev.inner_mut().inbox.push_back(frame(i));
+    }
+    let got: Vec<u32> = drain(&mut dev, now).iter().map(|f| id(f)).collect();
+    let dups = dev.stats().inbound.duplicated;
+    assert!((400..=600).contains(&dups), "{dups}");
+    assert_eq!(got.len() as u64, 1000 + dups);
+    assert!(got.windows(2).all(|w| w[0] <= w[1]));
+}
+
+fn bit_differences(a: &[u8], b: &[u8]) -> Vec<(usize, u32)> {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, (x, y))| (i, (x ^ y).count_ones()))
+        .collect()
+}
+
+#[test]
+fn corruption_flips_one_bit_after_the_header() {
+    let mut dev = device(FaultConfig {
+        corrupt: 1.0,
+        seed: 9,
+        ..FaultConfig::default()
+    });
+    let now = Instant::now();
+    for i in 0..200 {
+        dev.send(now, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(i));
+    }
+    let received = drain(&mut dev, now);
+    let sent: Vec<Vec<u8>> = dev.inner().sent.iter().map(|(_, f)| f.clone()).collect();
+    assert_eq!(sent.len(), 200);
+    assert_eq!(received.len(), 200);
+    let mut offsets = std::collections::HashSet::new();
+    for (i, got) in sent.iter().chain(&received).enumerate() {
+        let orig = frame(i as u32 % 200);
+        assert_eq!(got.len(), orig.len());
+        let diff = bit_differences(&orig, got);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert_eq!(diff[0].1, 1);
+        assert!(diff[0].0 >= 14);
+        offsets.insert(diff[0].0);
+    }
+    assert!(offsets.len() > 20, "offsets should vary");
+    assert_eq!(dev.stats().outbound.corrupted, 200);
+    assert_eq!(dev.stats().inbound.corrupted, 200);
+
+    // Short frames: anywhere, still exactly one bit.
+    for len in [1usize, 10, 14] {
+        let short = vec![0x5a; len];
+        dev.send(now, &short).unwrap();
+        let got = &dev.inner().sent.last().unwrap().1;
+        let diff = bit_differences(&short, got);
+        assert_eq!(diff.len(), 1);
+        assert_eq!(diff[0].1, 1);
+    }
+    // An empty frame cannot be corrupted; it passes.
+    dev.send(now, &[]).unwrap();
+    assert!(dev.inner().sent.last().unwrap().1.is_empty());
+}
+
+#[test]
+fn reordering_swaps_but_loses_nothing() {
+    // Always: every frame is overtaken by the next one.
+    let mut dev = device(FaultConfig {
+        reorder: 1.0,
+        ..FaultConfig::default()
+    });
+    let now = Instant::now();
+    for i in 0..6 {
+        dev.send(now, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(i));
+    }
+    assert_eq!(sent_ids(&dev), [1, 0, 3, 2, 5, 4]);
+    let got: Vec<u32> = drain(&mut dev, now).iter().map(|f| id(f)).collect();
+    assert_eq!(got, [1, 0, 3, 2, 5, 4]);
+    assert_eq!(dev.stats().outbound.reordered, 3);
+    assert_eq!(dev.stats().inbound.reordered, 3);
+
+    // Sometimes, with delay and jitter: all frames arrive, some late.
+    let mut dev = device(FaultConfig {
+        reorder: 0.2,
+        delay: 5 * MS,
+        jitter: 2 * MS,
+        seed: 11,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let mut t = t0;
+    let mut got = Vec::new();
+    for i in 0..1000 {
+        t += Duration::from_micros(100);
+        dev.send(t, &frame(i)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(i));
+        got.extend(drain(&mut dev, t).iter().map(|f| id(f)));
+    }
+    let end = t + Duration::from_secs(1);
+    dev.flush_due(end).unwrap();
+    got.extend(drain(&mut dev, end).iter().map(|f| id(f)));
+    assert_eq!(dev.poll_at(), None);
+    for ids in [sent_ids(&dev), got] {
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.windows(2).any(|w| w[0] > w[1]), "some out of order");
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    }
+    let r = dev.stats().outbound.reordered;
+    assert!((100..=250).contains(&r), "{r}");
+}
+
+#[test]
+fn lone_reordered_frame_is_released_by_its_deadline() {
+    let delay = 10 * MS;
+    let mut dev = device(FaultConfig {
+        reorder: 1.0,
+        delay,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let deadline = t0 + 2 * delay + REORDER_GRACE;
+    dev.send(t0, &frame(7)).unwrap();
+    dev.inner_mut().inbox.push_back(frame(8));
+    assert!(drain(&mut dev, t0).is_empty());
+    assert_eq!(dev.poll_at(), Some(deadline));
+    let before = deadline - Duration::from_nanos(1);
+    assert!(drain(&mut dev, before).is_empty());
+    assert!(dev.inner().sent.is_empty());
+    let got = drain(&mut dev, deadline);
+    assert_eq!(got.iter().map(|f| id(f)).collect::<Vec<_>>(), [8]);
+    assert_eq!(sent_ids(&dev), [7]);
+    assert_eq!(dev.inner().sent[0].0, deadline);
+    assert_eq!(dev.poll_at(), None);
+    // Nobody overtook them.
+    assert_eq!(dev.stats().outbound.reordered, 0);
+}
+
+#[test]
+fn delay_holds_frames_until_release() {
+    let delay = 10 * MS;
+    let mut dev = device(FaultConfig {
+        delay,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    dev.send(t0, &frame(1)).unwrap();
+    dev.send(t0 + MS, &frame(2)).unwrap();
+    dev.inner_mut().inbox.push_back(frame(3));
+    assert!(drain(&mut dev, t0 + MS).is_empty());
+    assert!(dev.inner().sent.is_empty());
+    assert_eq!(dev.poll_at(), Some(t0 + delay));
+
+    // Just before: nothing. At the release time: the first frame only.
+    dev.flush_due(t0 + delay - Duration::from_nanos(1)).unwrap();
+    assert!(dev.inner().sent.is_empty());
+    let got = drain(&mut dev, t0 + delay);
+    assert_eq!(sent_ids(&dev), [1]);
+    assert!(got.is_empty());
+    assert_eq!(dev.poll_at(), Some(t0 + MS + delay));
+
+    // The inbound frame arrived at t0 + 1 ms, so it is due with frame 2.
+    let got = drain(&mut dev, t0 + MS + delay);
+    assert_eq!(got.iter().map(|f| id(f)).collect::<Vec<_>>(), [3]);
+    assert_eq!(sent_ids(&dev), [1, 2]);
+    assert_eq!(dev.inner().sent[1].0, t0 + MS + delay);
+    assert_eq!(dev.poll_at(), None);
+    assert_eq!(dev.stats().outbound.delayed, 2);
+    assert_eq!(dev.stats().inbound.delayed, 1);
+}
+
+#[test]
+fn jitter_keeps_fifo_order() {
+    let (delay, jitter) = (5 * MS, 5 * MS);
+    let mut dev = device(FaultConfig {
+        delay,
+        jitter,
+        seed: 5,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    // 400 frames within 4 ms: none is due before the last is sent.
+    let sent_at = |i: u32| t0 + Duration::from_micros(10 * u64::from(i));
+    for i in 0..400 {
+        dev.send(sent_at(i), &frame(i)).unwrap();
+    }
+    assert!(dev.inner().sent.is_empty());
+    let releases: Vec<Instant> = dev.outbound.queue.iter().map(|h| h.release).collect();
+    assert_eq!(releases.len(), 400);
+    assert!(releases.windows(2).all(|w| w[0] <= w[1]));
+    for (i, r) in releases.iter().enumerate() {
+        let t = sent_at(i as u32);
+        assert!(*r >= t + delay && *r <= t + delay + jitter);
+    }
+    let distinct: std::collections::HashSet<_> = releases.iter().collect();
+    assert!(distinct.len() > 10, "{}", distinct.len());
+    // Delivered at their release times, in order.
+    while let Some(next) = dev.poll_at() {
+        dev.flush_due(next).unwrap();
+    }
+    assert_eq!(sent_ids(&dev), (0..400).collect::<Vec<_>>());
+    let times: Vec<Instant> = dev.inner().sent.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, releases);
+}
+
+#[test]
+fn rate_limit_spaces_releases() {
+    // 8 Mbit/s: a 1000-byte frame takes exactly 1 ms.
+    let mut dev = device(FaultConfig {
+        rate_bps: Some(8_000_000),
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let big = vec![0u8; 1000];
+    for _ in 0..3 {
+        dev.send(t0, &big).unwrap();
+        dev.inner_mut().inbox.push_back(big.clone());
+    }
+    assert!(drain(&mut dev, t0).is_empty());
+    assert!(dev.inner().sent.is_empty());
+    for k in 1..=3u32 {
+        let due = t0 + k * MS;
+        assert_eq!(dev.poll_at(), Some(due));
+        assert_eq!(drain(&mut dev, due).len(), 1);
+        assert_eq!(dev.inner().sent.len(), k as usize);
+        assert_eq!(dev.inner().sent[k as usize - 1].0, due);
+    }
+    assert_eq!(dev.poll_at(), None);
+
+    // An idle link starts serializing at `now`, not at the last release.
+    let t1 = t0 + 100 * MS;
+    dev.send(t1, &big).unwrap();
+    assert_eq!(dev.poll_at(), Some(t1 + MS));
+    // Rate and delay add up: serialization, then propagation.
+    let mut dev = device(FaultConfig {
+        rate_bps: Some(8_000_000),
+        delay: 5 * MS,
+        ..FaultConfig::default()
+    });
+    dev.send(t0, &big).unwrap();
+    dev.send(t0, &big).unwrap();
+    let releases: Vec<Instant> = dev.outbound.queue.iter().map(|h| h.release).collect();
+    assert_eq!(releases, [t0 + 6 * MS, t0 + 7 * MS]);
+    // Serialization times round up to the nanosecond.
+    assert_eq!(serialization_time(1500, 12_000_000), MS);
+    assert_eq!(
+        serialization_time(1, 3),
+        Duration::from_nanos(2_666_666_667)
+    );
+}
+
+#[test]
+fn rate_limit_tail_drops_when_queue_is_full() {
+    let mut dev = device(FaultConfig {
+        rate_bps: Some(8_000_000),
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let big = vec![0u8; 1000];
+    for _ in 0..1100 {
+        dev.send(t0, &big).unwrap();
+    }
+    // 1 MiB of backlog holds 1048 frames of 1000 bytes.
+    let accepted = RATE_QUEUE_BYTES / 1000;
+    assert_eq!(dev.stats().outbound.rate_dropped, 1100 - accepted as u64);
+    assert_eq!(dev.outbound.queue.len(), accepted);
+    // Once some have drained, there is room again.
+    dev.flush_due(t0 + 10 * MS).unwrap();
+    assert_eq!(dev.inner().sent.len(), 10);
+    for _ in 0..15 {
+        dev.send(t0 + 10 * MS, &big).unwrap();
+    }
+    assert_eq!(
+        dev.stats().outbound.rate_dropped,
+        1100 - accepted as u64 + 5
+    );
+    // Inbound frames are limited the same way: all arrive at t0 (`recv`
+    // reads at most RX_PULL per call, so call it until the inner device
+    // is empty).
+    let mut dev = device(FaultConfig {
+        rate_bps: Some(8_000_000),
+        ..FaultConfig::default()
+    });
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..1100 {
+        dev.inner_mut().inbox.push_back(big.clone());
+    }
+    while !dev.inner().inbox.is_empty() {
+        assert_eq!(dev.recv(t0, &mut buf).unwrap(), None);
+    }
+    assert_eq!(dev.inbound.queue.len(), accepted);
+    assert_eq!(dev.stats().inbound.rate_dropped, 1100 - accepted as u64);
+    let mut t = t0;
+    let mut got = 0;
+    while let Some(next) = dev.poll_at() {
+        assert_eq!(next, t0 + (got as u32 + 1) * MS);
+        t = t.max(next);
+        got += drain(&mut dev, t).len();
+    }
+    assert_eq!(got, accepted);
+}
+
+/// What came out of a device, with times relative to the start.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    sent: Vec<(Duration, Vec<u8>)>,
+    received: Vec<(Duration, Vec<u8>)>,
+    stats: FaultStats,
+}
+
+/// Steps of 200 us that `run` simulates, then waits for the rest.
+const STEPS: u32 = 3000;
+
+/// Sends `outbound` and receives `inbound` frames, one of each per step
+/// of 200 us until there are no more, through a device with `config`.
+fn run(config: FaultConfig, outbound: u32, inbound: u32) -> Outcome {
+    let mut dev = device(config);
+    let t0 = Instant::now();
+    let mut received = Vec::new();
+    let end = t0 + Duration::from_secs(10);
+    for i in 0..=STEPS {
+        let t = t0 + Duration::from_micros(200 * u64::from(i));
+        if i < outbound {
+            dev.send(t, &frame(i)).unwrap();
+        }
+        if i < inbound {
+            dev.inner_mut().inbox.push_back(frame(i));
+        }
+        let t = if i == STEPS { end } else { t };
+        received.extend(drain(&mut dev, t).into_iter().map(|f| (t - t0, f)));
+    }
+    assert_eq!(dev.poll_at(), None);
+    let sent = dev
+        .inner()
+        .sent
+        .iter()
+        .map(|(t, f)| (*t - t0, f.clone()))
+        .collect();
+    Outcome {
+        sent,
+        received,
+        stats: *dev.stats(),
+    }
+}
+
+fn everything(seed: u64) -> FaultConfig {
+    FaultConfig {
+        loss: 0.1,
+        dup: 0.05,
+        reorder: 0.1,
+        corrupt: 0.05,
+        delay: 2 * MS,
+        jitter: MS,
+        rate_bps: Some(100_000_000),
+        seed,
+    }
+}
+
+#[test]
+fn same_seed_same_faults_different_seed_different_faults() {
+    let a = run(everything(42), 2000, 2000);
+    let b = run(everything(42), 2000, 2000);
+    assert_eq!(a, b);
+    let c = run(everything(43), 2000, 2000);
+    assert_ne!(a.stats, c.stats);
+    assert_ne!(a.sent, c.sent);
+    assert_ne!(a.received, c.received);
+    // Every kind of fault happened.
+    for s in [a.stats.outbound, a.stats.inbound] {
+        assert!(s.lost > 0 && s.duplicated > 0 && s.reordered > 0);
+        assert!(s.corrupted > 0 && s.delayed > 0);
+    }
+}
+
+#[test]
+fn inbound_faults_do_not_depend_on_outbound_traffic() {
+    let quiet = run(everything(7), 0, 1000);
+    let busy = run(everything(7), 3000, 1000);
+    assert!(quiet.received == busy.received);
+    assert_eq!(quiet.stats.inbound, busy.stats.inbound);
+    // One seed, two directions, two different patterns.
+    let lossy = run(
+        FaultConfig {
+            loss: 0.3,
+            seed: 7,
+            ..FaultConfig::default()
+        },
+        1000,
+        1000,
+    );
+    let ids = |frames: &[(Duration, Vec<u8>)]| -> Vec<u32> {
+        frames.iter().map(|(_, f)| id(f)).collect()
+    };
+    assert_ne!(ids(&lossy.sent), ids(&lossy.received));
+}
+
+#[test]
+fn flush_sends_everything_held() {
+    let mut dev = device(FaultConfig {
+        delay: Duration::from_secs(1),
+        reorder: 1.0,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    for i in 0..3 {
+        dev.send(t0, &frame(i)).unwrap();
+    }
+    assert!(dev.inner().sent.is_empty());
+    dev.flush().unwrap();
+    assert_eq!(sent_ids(&dev), [1, 0, 2]);
+    assert!(dev.inner().flushed);
+    assert!(format!("{dev:?}").contains("held_outbound: 0"));
+
+    // A held-back duplicated frame leaves with its copy.
+    let mut dev = device(FaultConfig {
+        reorder: 1.0,
+        dup: 1.0,
+        ..FaultConfig::default()
+    });
+    dev.send(t0, &frame(9)).unwrap();
+    assert!(format!("{dev:?}").contains("held_outbound: 1"));
+    dev.flush().unwrap();
+    assert_eq!(sent_ids(&dev), [9, 9]);
+    assert_eq!(dev.stats().outbound.duplicated, 1);
+    assert_eq!(dev.poll_at(), None);
+    assert_eq!(dev.outbound.held_bytes, 0);
+}
+
+#[test]
+fn refused_delayed_frames_are_counted_not_fatal() {
+    let mut dev = device(FaultConfig {
+        delay: MS,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    dev.send(t0, &frame(1)).unwrap();
+    dev.inner_mut().refuse_sends = true;
+    // `recv` must not fail because an outbound frame was refused.
+    assert!(drain(&mut dev, t0 + MS).is_empty());
+    assert_eq!(dev.stats().outbound.send_errors, 1);
+    dev.send(t0 + MS, &frame(2)).unwrap();
+    assert!(dev.flush_due(t0 + 2 * MS).is_err());
+    assert_eq!(dev.stats().outbound.send_errors, 2);
+}
+
+#[test]
+fn buffers_are_reused() {
+    let mut dev = device(FaultConfig {
+        delay: MS,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    for round in 0..100u32 {
+        let t = t0 + round * MS;
+        dev.send(t, &frame(round)).unwrap();
+        dev.inner_mut().inbox.push_back(frame(round));
+        drain(&mut dev, t);
+    }
+    // One frame in flight per direction at a time: one or two buffers.
+    assert!(dev.outbound.pool.len() + dev.outbound.queue.len() <= 2);
+    assert!(dev.inbound.pool.len() + dev.inbound.queue.len() <= 2);
+}
+
+#[test]
+fn summaries_are_short() {
+    let stats = FaultStats {
+        outbound: DirectionStats {
+            frames: 100,
+            lost: 9,
+            duplicated: 2,
+            ..DirectionStats::default()
+        },
+        inbound: DirectionStats {
+            frames: 50,
+            ..DirectionStats::default()
+        },
+    };
+    assert_eq!(
+        stats.to_string(),
+        "faults: out 100 frames (lost 9, duplicated 2); in 50 frames"
+    );
+    assert_eq!(FaultConfig::default().to_string(), "no faults");
+    let c = FaultConfig {
+        loss: 0.1,
+        delay: 20 * MS,
+        jitter: 5 * MS,
+        rate_bps: Some(1_000_000),
+        seed: 7,
+        ..FaultConfig::default()
+    };
+    assert_eq!(
+        c.to_string(),
+        "loss 10%, delay 20ms+-5ms, rate 1000000 bit/s, seed 7"
+    );
+}
