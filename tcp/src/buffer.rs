@@ -132,19 +132,27 @@ impl SendBuffer {
     }
 }
 
-/// Out-of-order ranges held beyond the contiguous data, as offsets from
-/// RCV.NXT. Bounded: a segment that would need more than `MAX_RANGES`
-/// separate ranges is dropped (the sender will retransmit it).
+/// Out-of-order ranges held beyond the contiguous data. Offsets in the API
+/// are relative to RCV.NXT; inside, ranges are kept as absolute stream
+/// positions so that advancing RCV.NXT never shifts them. Bounded: a segment
+/// that would need more than `MAX_RANGES` separate ranges is dropped (the
+/// sender will retransmit it). The bound is generous because a drop-tail
+/// queue that overflows during slow start drops every other segment, which
+/// leaves hundreds of separate ranges that must all be SACKed for loss
+/// recovery to proceed without a timeout.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    /// (start, end, recency), sorted by start, disjoint and not adjacent.
-    ranges: Vec<(usize, usize, u64)>,
+    /// (start, end, recency), absolute positions, sorted by start,
+    /// disjoint and not adjacent.
+    ranges: std::collections::VecDeque<(u64, u64, u64)>,
+    /// Absolute position of RCV.NXT.
+    base: u64,
     clock: u64,
 }
 
 impl Assembler {
     /// Most separate out-of-order ranges held.
-    pub const MAX_RANGES: usize = 32;
+    pub const MAX_RANGES: usize = 1024;
 
     /// True when no out-of-order data is held.
     pub fn is_empty(&self) -> bool {
@@ -156,12 +164,13 @@ impl Assembler {
         self.ranges.len()
     }
 
-    /// Records bytes `start..end`. Returns false (and records nothing) when
-    /// that would exceed the range limit.
+    /// Records bytes `start..end` (relative to RCV.NXT). Returns false (and
+    /// records nothing) when that would exceed the range limit.
     pub fn add(&mut self, start: usize, end: usize) -> bool {
         if start >= end {
             return true;
         }
+        let (start, end) = (self.base + start as u64, self.base + end as u64);
         self.clock += 1;
         let clock = self.clock;
         // Ranges overlapping or touching [start, end] merge into one.
@@ -181,42 +190,69 @@ impl Assembler {
         true
     }
 
-    /// If a range starts at offset 0, removes it and returns its length;
-    /// all other ranges shift down by that length.
+    /// If a range starts at RCV.NXT, removes it and returns its length
+    /// (RCV.NXT advances by that much).
     pub fn take_front(&mut self) -> usize {
-        match self.ranges.first() {
-            Some(&(0, end, _)) => {
-                self.ranges.remove(0);
-                for r in &mut self.ranges {
-                    r.0 -= end;
-                    r.1 -= end;
-                }
-                end
+        match self.ranges.front() {
+            Some(&(start, end, _)) if start == self.base => {
+                self.ranges.pop_front();
+                self.base = end;
+                (end - start) as usize
             }
             _ => 0,
         }
     }
 
-    /// True when every byte of `start..end` is already held.
+    /// RCV.NXT moved by `n` bytes of in-order data that was not held here.
+    pub fn advance(&mut self, n: usize) {
+        self.base += n as u64;
+    }
+
+    /// True when every byte of `start..end` (relative) is already held.
     pub fn contains(&self, start: usize, end: usize) -> bool {
+        let (start, end) = (self.base + start as u64, self.base + end as u64);
         let i = self.ranges.partition_point(|r| r.1 < end);
         self.ranges
             .get(i)
             .is_some_and(|r| r.0 <= start && end <= r.1)
     }
 
-    /// Ranges, most recently extended first (RFC 2018 section 4: the first
-    /// SACK block covers the most recent segment, then the next most recent).
-    pub fn by_recency(&self, out: &mut Vec<(usize, usize)>) {
+    /// Ranges (relative), most recently extended first (RFC 2018 section 4:
+    /// the first SACK block covers the most recent segment, then the next
+    /// most recent). At most `limit` are returned.
+    pub fn by_recency(&self, out: &mut Vec<(usize, usize)>, limit: usize) {
         out.clear();
-        let mut v: Vec<&(usize, usize, u64)> = self.ranges.iter().collect();
-        v.sort_by_key(|r| std::cmp::Reverse(r.2));
-        out.extend(v.into_iter().map(|r| (r.0, r.1)));
+        // A partial selection of the `limit` most recent ranges: the list is
+        // short (`limit` is 3 or 4), so this stays linear in the range count.
+        let mut best: [Option<(u64, u64, u64)>; 4] = [None; 4];
+        let limit = limit.min(4);
+        for &r in &self.ranges {
+            let mut cand = Some(r);
+            for slot in best.iter_mut().take(limit) {
+                match (*slot, cand) {
+                    (None, c) => {
+                        *slot = c;
+                        break;
+                    }
+                    (Some(cur), Some(c)) if c.2 > cur.2 => {
+                        *slot = Some(c);
+                        cand = Some(cur);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.extend(
+            best.iter()
+                .take(limit)
+                .flatten()
+                .map(|r| ((r.0 - self.base) as usize, (r.1 - self.base) as usize)),
+        );
     }
 
-    /// Offset one past the highest byte held.
+    /// Offset (relative) one past the highest byte held.
     pub fn highest(&self) -> usize {
-        self.ranges.last().map_or(0, |r| r.1)
+        self.ranges.back().map_or(0, |r| (r.1 - self.base) as usize)
     }
 
     /// Forgets everything.
@@ -282,21 +318,24 @@ impl RecvBuffer {
         if offset > 0 && self.assembler.contains(offset, end) {
             return Some(0); // duplicate of data already held
         }
-        if offset > 0 && !self.assembler.add(offset, end) {
-            return None;
-        }
+        // Grow the ring first, preserving what it holds now (the new range
+        // is not recorded yet, so it does not count as held).
         let held = self.readable + self.assembler.highest();
         self.ring
             .reserve(self.readable + end.max(self.assembler.highest()), held);
+        if offset > 0 && !self.assembler.add(offset, end) {
+            return None;
+        }
         self.ring.write_at(self.readable + offset, data);
         let advanced = if offset == 0 {
             // In order: this range plus any out-of-order data it now touches.
-            let mut adv = end;
-            if !self.assembler.is_empty() {
+            if self.assembler.is_empty() {
+                self.assembler.advance(end);
+                end
+            } else {
                 self.assembler.add(0, end);
-                adv = self.assembler.take_front();
+                self.assembler.take_front()
             }
-            adv
         } else {
             0
         };
@@ -378,7 +417,7 @@ mod tests {
         for i in 0..Assembler::MAX_RANGES {
             assert!(a.add(i * 10 + 1, i * 10 + 5));
         }
-        assert!(!a.add(1000, 1001), "range limit");
+        assert!(!a.add(100_000, 100_001), "range limit");
         assert!(a.add(2, 3), "inside an existing range is fine");
     }
 
@@ -390,8 +429,10 @@ mod tests {
         a.add(50, 60);
         a.add(12, 14);
         let mut v = Vec::new();
-        a.by_recency(&mut v);
+        a.by_recency(&mut v, 4);
         assert_eq!(v, vec![(10, 20), (50, 60), (30, 40)]);
+        a.by_recency(&mut v, 2);
+        assert_eq!(v, vec![(10, 20), (50, 60)]);
     }
 
     #[test]
@@ -410,6 +451,23 @@ mod tests {
         assert_eq!(r.insert(3, b"xyz"), Some(0));
         assert_eq!(r.insert(3, b"xyz"), Some(0));
         assert_eq!(r.assembler().len(), 1);
+    }
+
+    #[test]
+    fn out_of_order_data_far_beyond_the_ring_grows_it() {
+        // One stream, delivered as: a little in order, a piece far past the
+        // ring's current physical size, a piece in between, then the rest.
+        let stream: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut r = RecvBuffer::new(1 << 20);
+        assert_eq!(r.insert(0, &stream[..100]), Some(100));
+        let at = |o: usize, n: usize| &stream[100 + o..100 + o + n];
+        assert_eq!(r.insert(200_000, at(200_000, 3000)), Some(0));
+        assert_eq!(r.insert(5000, at(5000, 1000)), Some(0));
+        assert_eq!(r.insert(0, at(0, 200_000)), Some(203_000));
+        let mut out = vec![0u8; 300_000];
+        let n = r.read(&mut out);
+        assert_eq!(n, 203_100);
+        assert_eq!(&out[..n], &stream[..n], "held data survived the growth");
     }
 
     #[test]

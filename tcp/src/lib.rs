@@ -13,6 +13,7 @@ mod buffer;
 pub mod cc;
 mod config;
 mod conn;
+pub mod hystart;
 mod isn;
 mod rtt;
 pub mod sack;

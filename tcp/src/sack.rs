@@ -10,6 +10,8 @@
 //! "virtually SACKed" bytes, as Linux's Reno emulation does, so the same
 //! pipe-based recovery runs NewReno (RFC 6582) for such peers.
 
+use std::collections::VecDeque;
+
 use crate::SeqNum;
 
 /// RFC 6675 DupThresh.
@@ -28,11 +30,19 @@ pub struct Scoreboard {
     rescue_done: bool,
     /// Non-SACK peers: bytes presumed delivered, one MSS per duplicate ACK.
     reno_sacked: usize,
+    /// Retransmissions of this episode, in sending order: (start, end,
+    /// SND.NXT when sent). Used to notice lost retransmissions.
+    retransmitted: VecDeque<(SeqNum, SeqNum, SeqNum)>,
+    /// Retransmissions found lost, to be sent again before anything else.
+    /// Their unSACKed bytes are not in the pipe until they are.
+    again: VecDeque<(SeqNum, SeqNum)>,
 }
 
-/// Most ranges tracked; older information beyond this is dropped (the
-/// sender only loses precision, never correctness: unknown means unSACKed).
-const MAX_RANGES: usize = 64;
+/// Most ranges tracked; information beyond this is dropped (the sender only
+/// loses precision, never correctness: unknown means unSACKed). Large,
+/// because a slow-start overshoot into a drop-tail queue leaves hundreds of
+/// holes.
+const MAX_RANGES: usize = 1024;
 
 impl Scoreboard {
     /// An empty scoreboard for a connection at `snd_una`.
@@ -44,6 +54,8 @@ impl Scoreboard {
             high_rxt: snd_una,
             rescue_done: false,
             reno_sacked: 0,
+            retransmitted: VecDeque::new(),
+            again: VecDeque::new(),
         }
     }
 
@@ -90,6 +102,12 @@ impl Scoreboard {
         self.sacked_bytes -= removed;
         self.lost_end = self.lost_end.max(snd_una);
         self.high_rxt = self.high_rxt.max(snd_una);
+        while self.retransmitted.front().is_some_and(|r| r.1 <= snd_una) {
+            self.retransmitted.pop_front();
+        }
+        while self.again.front().is_some_and(|r| r.1 <= snd_una) {
+            self.again.pop_front();
+        }
     }
 
     /// Records SACK blocks from an ACK. Blocks not inside (snd_una, snd_max]
@@ -187,8 +205,7 @@ impl Scoreboard {
     /// skipping what the peer has SACKed.
     pub fn on_rto(&mut self, snd_una: SeqNum, snd_max: SeqNum) {
         self.lost_end = snd_max;
-        self.high_rxt = snd_una;
-        self.rescue_done = false;
+        self.start_episode(snd_una);
         self.reno_sacked = 0;
     }
 
@@ -196,6 +213,65 @@ impl Scoreboard {
     pub fn start_episode(&mut self, snd_una: SeqNum) {
         self.high_rxt = snd_una;
         self.rescue_done = false;
+        self.retransmitted.clear();
+        self.again.clear();
+    }
+
+    /// Lost retransmissions (the idea of Linux's tcp_mark_lost_retrans, and
+    /// of RACK, RFC 8985): a retransmission is lost when data sent after it
+    /// has been SACKed while it is still unacknowledged. RFC 6675 alone
+    /// would wait for the retransmission timer. Returns how many were found.
+    pub fn detect_lost_retransmissions(&mut self, snd_una: SeqNum) -> usize {
+        let Some(highest) = self.highest_sacked() else {
+            return 0;
+        };
+        let mut found = 0;
+        while let Some(&(s, e, marker)) = self.retransmitted.front() {
+            if e <= snd_una {
+                self.retransmitted.pop_front();
+                continue;
+            }
+            // Markers only grow: once one is not yet overtaken, none after
+            // it is either.
+            if highest <= marker {
+                break;
+            }
+            self.retransmitted.pop_front();
+            let s = s.max(snd_una);
+            if self.unsacked_in(s, e) > 0 {
+                self.again.push_back((s, e));
+                found += 1;
+            }
+        }
+        found
+    }
+
+    /// The next lost retransmission to send again, trimmed to unSACKed,
+    /// unacknowledged data and `mss` (ranges meanwhile SACKed are skipped).
+    pub fn peek_again(&self, snd_una: SeqNum, mss: usize) -> Option<(SeqNum, usize)> {
+        for &(s, e) in &self.again {
+            let mut start = s.max(snd_una);
+            for &(l, r) in &self.sacked {
+                if l <= start && start < r {
+                    start = r;
+                }
+            }
+            if start >= e {
+                continue;
+            }
+            let mut end = e.min(start + mss);
+            if let Some(&(l, _)) = self.sacked.iter().find(|&&(l, _)| l > start) {
+                end = end.min(l);
+            }
+            return Some((start, end.since(start)));
+        }
+        None
+    }
+
+    /// [`peek_again`](Self::peek_again), as a test helper name.
+    #[cfg(test)]
+    fn next_again(&self, snd_una: SeqNum, mss: usize) -> Option<(SeqNum, usize)> {
+        self.peek_again(snd_una, mss)
     }
 
     /// Counts a duplicate ACK from a non-SACK peer as one MSS delivered.
@@ -216,7 +292,15 @@ impl Scoreboard {
         let rxt_end = self.high_rxt.max(snd_una).min(snd_max);
         let not_lost = self.unsacked_in(lost_end, snd_max);
         let retransmitted = self.unsacked_in(snd_una, rxt_end);
-        (not_lost + retransmitted).saturating_sub(self.reno_sacked)
+        // Retransmissions known lost are not in the network any more.
+        let lost_again: usize = self
+            .again
+            .iter()
+            .map(|&(s, e)| self.unsacked_in(s.max(snd_una), e.min(rxt_end)))
+            .sum();
+        (not_lost + retransmitted)
+            .saturating_sub(self.reno_sacked)
+            .saturating_sub(lost_again)
     }
 
     /// RFC 6675 NextSeg rule (1): the first unSACKed, lost octet at or above
@@ -276,9 +360,31 @@ impl Scoreboard {
         self.rescue_done = true;
     }
 
-    /// Records a retransmission of [start, start+len).
-    pub fn on_retransmit(&mut self, start: SeqNum, len: usize) {
+    /// Records a retransmission of [start, start+len), sent when SND.NXT
+    /// was `snd_nxt`.
+    pub fn on_retransmit(&mut self, start: SeqNum, len: usize, snd_nxt: SeqNum) {
         self.high_rxt = self.high_rxt.max(start + len);
+        let end = start + len;
+        // A range sent again leaves the lost-retransmission queue; entries
+        // wholly SACKed meanwhile are dropped on the way.
+        while let Some(&(s, e)) = self.again.front() {
+            if self.unsacked_in(s, e) == 0 {
+                self.again.pop_front();
+                continue;
+            }
+            if start >= s && start < e {
+                if end >= e {
+                    self.again.pop_front();
+                } else {
+                    self.again[0].0 = end;
+                }
+            }
+            break;
+        }
+        if self.retransmitted.len() >= 4096 {
+            self.retransmitted.pop_front();
+        }
+        self.retransmitted.push_back((start, end, snd_nxt));
     }
 
     /// RFC 6675 HighRxt.
@@ -368,10 +474,10 @@ mod tests {
         );
         sb.start_episode(s(0));
         assert_eq!(sb.next_lost(s(0), MSS), Some((s(0), 100)));
-        sb.on_retransmit(s(0), 100);
+        sb.on_retransmit(s(0), 100, s(1000));
         assert_eq!(sb.pipe(s(0), s(1000)), 100);
         assert_eq!(sb.next_lost(s(0), MSS), Some((s(500), 100)));
-        sb.on_retransmit(s(500), 100);
+        sb.on_retransmit(s(500), 100, s(1000));
         assert_eq!(sb.pipe(s(0), s(1000)), 200);
         assert_eq!(sb.next_lost(s(0), MSS), None);
     }
@@ -385,7 +491,7 @@ mod tests {
         let mut sent = Vec::new();
         while let Some((seq, len)) = sb.next_lost(s(0), MSS) {
             sent.push((seq.0, len));
-            sb.on_retransmit(seq, len);
+            sb.on_retransmit(seq, len, s(1000));
         }
         assert_eq!(
             sent,
@@ -414,6 +520,34 @@ mod tests {
         // 1000 outstanding, first 100 lost, 300 presumed delivered.
         assert_eq!(sb.pipe(s(0), s(1000)), 600);
         assert_eq!(sb.next_lost(s(0), MSS), Some((s(0), 100)));
+    }
+
+    #[test]
+    fn a_lost_retransmission_is_noticed_and_sent_again() {
+        let mut sb = Scoreboard::new(s(0));
+        // Segment 0 lost, 1..4 SACKed: recovery retransmits 0 while SND.NXT
+        // is 500.
+        sb.add_blocks(s(0), s(500), &[(s(100), s(500))]);
+        sb.update_lost(MSS);
+        sb.start_episode(s(0));
+        let (seq, len) = sb.next_lost(s(0), MSS).unwrap();
+        sb.on_retransmit(seq, len, s(500));
+        assert_eq!(sb.pipe(s(0), s(500)), 100);
+        // New data 500..700 is sent and SACKed, yet 0 is still missing: the
+        // retransmission was lost.
+        sb.add_blocks(s(0), s(700), &[(s(100), s(700))]);
+        assert_eq!(sb.detect_lost_retransmissions(s(0)), 1);
+        assert_eq!(
+            sb.pipe(s(0), s(700)),
+            0,
+            "the lost retransmission left the pipe"
+        );
+        assert_eq!(sb.next_again(s(0), MSS), Some((s(0), 100)));
+        sb.on_retransmit(s(0), 100, s(700));
+        assert_eq!(sb.next_again(s(0), MSS), None);
+        assert_eq!(sb.pipe(s(0), s(700)), 100);
+        // Data sent before the retransmission being SACKed proves nothing.
+        assert_eq!(sb.detect_lost_retransmissions(s(0)), 0);
     }
 
     #[test]

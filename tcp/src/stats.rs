@@ -52,6 +52,10 @@ pub struct TcpStats {
     pub rto_count: u64,
     /// Fast recovery episodes.
     pub fast_recoveries: u64,
+    /// Retransmissions found lost (data sent after them was SACKed first).
+    pub lost_retransmissions: u64,
+    /// Tail loss probes sent (RFC 8985 7).
+    pub tail_loss_probes: u64,
     /// Bytes currently SACKed.
     pub sacked_bytes: usize,
     /// Total bytes newly SACKed over the connection's life.
@@ -80,7 +84,7 @@ impl fmt::Display for TcpStats {
         write!(
             f,
             "{:?} {} cwnd:{} ssthresh:{} rtt:{:.3}/{:.3}ms rto:{:.0}ms mss:{} \
-             sent:{} retrans:{} (fast {}, rto {}) acked:{} rcvd:{} sacked:{} rcv_wnd:{}",
+             sent:{} retrans:{} (fast {}, rto {}, probes {}) acked:{} rcvd:{} sacked:{} rcv_wnd:{}",
             self.state,
             self.congestion,
             self.cwnd,
@@ -97,6 +101,7 @@ impl fmt::Display for TcpStats {
             self.bytes_retransmitted,
             self.retrans_fast,
             self.retrans_rto,
+            self.tail_loss_probes,
             self.bytes_acked,
             self.bytes_received,
             self.sacked_total,

@@ -139,7 +139,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     drop(dev);
     println!("ustack: stopped");
     print!("{}", iface.counters());
-    print!("{}", services.summary());
+    print!("{}", services.summary(&iface));
     if let Some(path) = &args.stack.pcap {
         println!("pcap written to {}", path.display());
     }

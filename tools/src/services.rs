@@ -229,8 +229,9 @@ impl Services {
         t.bytes_retransmitted += s.bytes_retransmitted;
     }
 
-    /// Totals for the exit summary, including connections still open.
-    pub fn summary(&self) -> String {
+    /// Totals for the exit summary, and the statistics of every connection
+    /// still open.
+    pub fn summary(&self, iface: &Interface) -> String {
         let mut out = String::new();
         if self.listeners.is_empty() {
             return out;
@@ -249,6 +250,22 @@ impl Services {
             "            {:>12} bytes in, {} bytes out, {} bytes retransmitted ({} fast, {} after timeouts)",
             t.bytes_in, t.bytes_out, t.bytes_retransmitted, t.retrans_fast, t.retrans_rto
         );
+        let mut open: Vec<_> = self.conns.iter().collect();
+        open.sort_by_key(|(h, _)| **h);
+        for (h, c) in open.into_iter().take(50) {
+            if let Some(conn) = iface.tcp(*h) {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    c.kind.name(),
+                    conn.remote(),
+                    conn.stats()
+                );
+            }
+        }
+        if self.conns.len() > 50 {
+            let _ = writeln!(out, "  ... and {} more", self.conns.len() - 50);
+        }
         out
     }
 }

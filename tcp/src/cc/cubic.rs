@@ -161,6 +161,14 @@ impl CongestionControl for Cubic {
         self.cwnd = 1.0;
     }
 
+    fn exit_slow_start(&mut self, _now: Instant) {
+        // A new epoch starts with the next ACK; W_max is the current window
+        // (RFC 9438 4.10 with HyStart++: "cwnd_prior = cwnd ... W_max = cwnd").
+        self.ssthresh = self.cwnd;
+        self.w_max = self.cwnd;
+        self.epoch = None;
+    }
+
     fn on_idle_restart(&mut self) {
         let iw = initial_window(self.mss) as f64 / self.mss as f64;
         self.cwnd = self.cwnd.min(iw);

@@ -48,6 +48,10 @@ pub trait CongestionControl: Send + fmt::Debug {
     /// The connection was idle for longer than an RTO (RFC 5681 4.1): the
     /// window restarts at min(initial window, cwnd).
     fn on_idle_restart(&mut self);
+
+    /// Leaves slow start without a loss (HyStart++ decided the path is
+    /// full): ssthresh becomes cwnd, congestion avoidance begins.
+    fn exit_slow_start(&mut self, now: Instant);
 }
 
 /// The algorithms available, for configuration.

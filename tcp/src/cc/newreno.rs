@@ -96,4 +96,9 @@ impl CongestionControl for NewReno {
     fn on_idle_restart(&mut self) {
         self.cwnd = self.cwnd.min(initial_window(self.mss));
     }
+
+    fn exit_slow_start(&mut self, _now: Instant) {
+        self.ssthresh = self.cwnd;
+        self.acked_in_ca = 0;
+    }
 }

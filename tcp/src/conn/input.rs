@@ -361,7 +361,7 @@ impl Connection {
             let data_acked = ack.min(self.data_end()).since(self.send_buf_seq());
             self.send_buf.consume(data_acked);
             self.stats.bytes_acked += data_acked as u64;
-            self.sample_rtt(now, seg);
+            let rtt_sample = self.sample_rtt(now, seg);
             self.snd_una = ack;
             self.scoreboard.on_cumulative_ack(ack);
             self.dupacks = 0;
@@ -392,6 +392,22 @@ impl Connection {
                         self.recovery = None;
                     }
                 }
+                None if self.cc.cwnd() < self.cc.ssthresh() => {
+                    // Slow start, watched by HyStart++ (RFC 9406).
+                    use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
+                    match self.hystart.on_ack(ack, rtt_sample, self.snd_nxt) {
+                        Verdict::Normal => {
+                            self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
+                        }
+                        Verdict::Conservative => self.cc.on_ack(
+                            now,
+                            acked.div_ceil(CSS_GROWTH_DIVISOR),
+                            self.rtt.srtt(),
+                            cwnd_limited,
+                        ),
+                        Verdict::ExitSlowStart => self.cc.exit_slow_start(now),
+                    }
+                }
                 None => self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
             }
             // RFC 6298 5.2: "When all outstanding data has been acknowledged,
@@ -399,6 +415,11 @@ impl Connection {
             // received that acknowledges new data, restart the
             // retransmission timer".
             self.rtx_at = outstanding.then(|| now + self.rtt.rto());
+            // The probe episode ends once the probe is acknowledged.
+            if self.tlp_end.is_some_and(|end| ack >= end) {
+                self.tlp_end = None;
+            }
+            self.arm_pto(now);
         } else if ack == self.snd_una
             && self.snd_nxt > self.snd_una
             && payload_len == 0
@@ -422,24 +443,31 @@ impl Connection {
     /// RTT sampling: the timed segment (Karn's rule: it is forgotten when
     /// retransmitted), or, when none is being timed, the echoed timestamp
     /// (RFC 7323 4.1 RTTM), which stays unambiguous across retransmissions.
-    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr) {
+    /// Returns this ACK's RTT sample for HyStart++: the precise one, or the
+    /// timestamp echo (millisecond resolution) when no segment was timed.
+    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr) -> Option<Duration> {
         if let Some((end, at)) = self.timed
             && seg.ack >= end
         {
-            self.rtt.sample(now.saturating_duration_since(at));
+            let r = now.saturating_duration_since(at);
+            self.rtt.sample(r);
             self.timed = None;
-            return;
+            return Some(r);
         }
-        if self.timed.is_none()
-            && self.ts.is_some()
-            && let Some((_, ecr)) = seg.options.timestamps
-            && ecr != 0
-        {
-            let ms = self.ts_now(now).wrapping_sub(ecr) as i32;
-            if ms > 0 {
-                self.rtt.sample(Duration::from_millis(ms as u64));
+        let echo = match (self.ts, seg.options.timestamps) {
+            (Some(_), Some((_, ecr))) if ecr != 0 => {
+                let ms = self.ts_now(now).wrapping_sub(ecr) as i32;
+                (ms >= 0).then(|| Duration::from_millis(ms as u64))
             }
+            _ => None,
+        };
+        if self.timed.is_none()
+            && let Some(r) = echo
+            && r > Duration::ZERO
+        {
+            self.rtt.sample(r);
         }
+        echo
     }
 
     /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
@@ -448,6 +476,10 @@ impl Connection {
     fn detect_loss(&mut self, now: Instant) {
         if self.sack_ok {
             self.scoreboard.update_lost(self.smss);
+            if self.recovery.is_some() {
+                let lost = self.scoreboard.detect_lost_retransmissions(self.snd_una);
+                self.stats.lost_retransmissions += lost as u64;
+            }
         }
         if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
             return;
@@ -465,9 +497,12 @@ impl Connection {
         }
         let flight = self.snd_nxt.since(self.snd_una);
         self.cc.on_loss(now, flight);
+        self.hystart.finish();
         self.recovery = Some(Recovery::Fast {
             point: self.snd_nxt,
         });
+        self.pto_at = None;
+        self.tlp_end = None;
         self.scoreboard.start_episode(self.snd_una);
         self.retransmit_now = true;
         self.stats.fast_recoveries += 1;

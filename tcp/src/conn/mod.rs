@@ -196,6 +196,12 @@ pub struct Connection {
 
     // Timers.
     pub(crate) rtx_at: Option<Instant>,
+    /// Tail loss probe timer (RFC 8985 7).
+    pub(crate) pto_at: Option<Instant>,
+    /// A probe is due (the PTO fired).
+    pub(crate) tlp_due: bool,
+    /// End of the probe episode: no new probe until SND.UNA passes it.
+    pub(crate) tlp_end: Option<SeqNum>,
     pub(crate) persist_at: Option<Instant>,
     pub(crate) persist_backoff: u32,
     pub(crate) keepalive_at: Option<Instant>,
@@ -213,6 +219,7 @@ pub struct Connection {
     pub(crate) timed: Option<(SeqNum, Instant)>,
     pub(crate) cc: Box<dyn CongestionControl>,
     pub(crate) cc_ready: bool,
+    pub(crate) hystart: crate::hystart::HyStart,
     pub(crate) scoreboard: Scoreboard,
     pub(crate) recovery: Option<Recovery>,
     pub(crate) dupacks: u32,
@@ -243,7 +250,17 @@ impl fmt::Debug for Connection {
             .field("state", &self.state)
             .field("snd_una", &self.snd_una)
             .field("snd_nxt", &self.snd_nxt)
+            .field("snd_wnd", &self.snd_wnd)
             .field("rcv_nxt", &self.rcv_nxt)
+            .field("recovery", &self.recovery)
+            .field("lost_end", &self.scoreboard.lost_end())
+            .field("high_rxt", &self.scoreboard.high_rxt())
+            .field("sack_ranges", &self.scoreboard.ranges().len())
+            .field("sacked", &self.scoreboard.sacked_bytes())
+            .field("pipe", &self.pipe())
+            .field("cwnd", &self.cc.cwnd())
+            .field("rtx_at", &self.rtx_at)
+            .field("hystart", &self.hystart.phase())
             .finish_non_exhaustive()
     }
 }
@@ -308,6 +325,9 @@ impl Connection {
             syn_pending: true,
             pending_rst: None,
             rtx_at: None,
+            pto_at: None,
+            tlp_due: false,
+            tlp_end: None,
             persist_at: None,
             persist_backoff: 0,
             keepalive_at: None,
@@ -321,6 +341,7 @@ impl Connection {
             timed: None,
             cc,
             cc_ready: false,
+            hystart: crate::hystart::HyStart::default(),
             scoreboard: Scoreboard::new(iss),
             recovery: None,
             dupacks: 0,
@@ -716,6 +737,7 @@ impl Connection {
             .map(|p| p + self.cfg.user_timeout);
         [
             self.rtx_at,
+            self.pto_at,
             self.persist_at,
             self.delack_at,
             self.keepalive_at,
@@ -748,6 +770,7 @@ impl Connection {
         }
         self.set_state(State::Closed);
         self.rtx_at = None;
+        self.pto_at = None;
         self.persist_at = None;
         self.delack_at = None;
         self.keepalive_at = None;

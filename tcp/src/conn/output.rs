@@ -211,7 +211,8 @@ impl Connection {
             return;
         }
         let mut ranges = std::mem::take(&mut self.sack_scratch);
-        self.recv_buf.assembler().by_recency(&mut ranges);
+        let room = max - options.sack_count as usize;
+        self.recv_buf.assembler().by_recency(&mut ranges, room);
         for &(start, end) in &ranges {
             if options.sack_count as usize >= max {
                 break;
@@ -271,13 +272,40 @@ impl Connection {
         let mss = self.smss.saturating_sub(self.sack_overhead()).max(1);
         let cwnd = self.cc.cwnd();
         let pipe = self.pipe();
+        // A tail loss probe (RFC 8985 7.3): new data if the peer's window
+        // allows (whatever cwnd says), else the last segment sent again.
+        if self.tlp_due {
+            let unsent = self.data_end().since(self.snd_nxt);
+            let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+            let len = unsent.min(mss).min(wnd_room);
+            if len > 0 {
+                let fin =
+                    self.fin_queued && !self.fin_sent && self.snd_nxt + len == self.data_end();
+                return (Some(Plan::New { len, fin }), blocked);
+            }
+            let outstanding = self.snd_nxt.since(self.snd_una);
+            if outstanding > 0 {
+                let len = outstanding.min(mss);
+                return (
+                    Some(Plan::Retransmit {
+                        seq: self.snd_nxt - len,
+                        len,
+                    }),
+                    blocked,
+                );
+            }
+        }
         // Rule 1: retransmit lost data (fast recovery, after a timeout, or
         // the first retransmission on entering recovery, which RFC 6675 5
-        // step 4.2 sends whatever the pipe).
-        if (self.retransmit_now || self.recovery.is_some() && cwnd >= pipe + mss)
-            && let Some((seq, len)) = self.scoreboard.next_lost(self.snd_una, mss)
-        {
-            return (Some(Plan::Retransmit { seq, len }), blocked);
+        // step 4.2 sends whatever the pipe). Retransmissions found lost go
+        // first: they hold back the cumulative ACK.
+        if self.retransmit_now || self.recovery.is_some() && cwnd >= pipe + mss {
+            if let Some((seq, len)) = self.scoreboard.peek_again(self.snd_una, mss) {
+                return (Some(Plan::Retransmit { seq, len }), blocked);
+            }
+            if let Some((seq, len)) = self.scoreboard.next_lost(self.snd_una, mss) {
+                return (Some(Plan::Retransmit { seq, len }), blocked);
+            }
         }
         // Rule 2: new data, within the peer's window and cwnd.
         let unsent = self.data_end().since(self.snd_nxt);
@@ -347,8 +375,14 @@ impl Connection {
         }
         let Some(plan) = plan else {
             self.retransmit_now = false;
+            self.tlp_due = false;
             return None;
         };
+        if self.tlp_due {
+            self.tlp_due = false;
+            self.tlp_end = Some(self.snd_nxt);
+            self.stats.tail_loss_probes += 1;
+        }
         match plan {
             Plan::Retransmit { seq, len } => {
                 self.retransmit_now = false;
@@ -387,7 +421,12 @@ impl Connection {
     /// A retransmission of sequence space [seq, seq+len), which may cover
     /// the FIN.
     fn retransmission(&mut self, now: Instant, seq: SeqNum, len: usize) -> Out {
-        self.scoreboard.on_retransmit(seq, len);
+        // HighRxt and the retransmission log belong to a recovery episode; a
+        // tail loss probe outside recovery leaves them alone (it would
+        // otherwise make SetPipe count the whole flight twice).
+        if self.recovery.is_some() || self.retransmit_now {
+            self.scoreboard.on_retransmit(seq, len, self.snd_nxt);
+        }
         let data_end = self.data_end();
         let data_len = (seq + len).min(data_end).since(seq);
         let mut flags = Flags::ACK;
@@ -424,6 +463,30 @@ impl Connection {
         if self.progress_at.is_none() {
             self.progress_at = Some(now);
         }
+        self.arm_pto(now);
+    }
+
+    /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
+    /// the latest transmission (plus the peer's worst-case delayed-ACK time
+    /// when a single segment is in flight), never after the RTO, and only
+    /// outside loss recovery with no probe outstanding.
+    pub(crate) fn arm_pto(&mut self, now: Instant) {
+        self.pto_at = None;
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd_nxt <= self.snd_una {
+            return;
+        }
+        let mut pto = srtt * 2;
+        if self.snd_nxt.since(self.snd_una) <= self.smss {
+            pto += std::time::Duration::from_millis(200);
+        }
+        let at = now + pto.max(std::time::Duration::from_millis(1));
+        self.pto_at = Some(match self.rtx_at {
+            Some(rto) if rto < at => return,
+            _ => at,
+        });
     }
 
     fn persist_interval(&self) -> std::time::Duration {
@@ -455,9 +518,21 @@ impl Connection {
             && now >= t
         {
             self.rtx_at = None;
+            self.pto_at = None;
             self.on_rto(now);
             if self.state == State::Closed {
                 return;
+            }
+        }
+        if let Some(t) = self.pto_at
+            && now >= t
+        {
+            self.pto_at = None;
+            if self.recovery.is_none()
+                && self.snd_nxt > self.snd_una
+                && self.state.is_synchronized()
+            {
+                self.tlp_due = true;
             }
         }
         if let Some(t) = self.persist_at
@@ -527,6 +602,7 @@ impl Connection {
                 self.rto_without_progress += 1;
                 let flight = self.snd_nxt.since(self.snd_una);
                 self.cc.on_rto(now, flight);
+                self.hystart.finish();
                 self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
                 self.recovery = Some(Recovery::Timeout {
                     point: self.snd_nxt,

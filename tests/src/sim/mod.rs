@@ -105,6 +105,7 @@
 
 pub mod apps;
 mod engine;
+pub mod experiments;
 mod host;
 pub mod link;
 mod net;

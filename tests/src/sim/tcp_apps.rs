@@ -190,7 +190,14 @@ impl App for TcpSource {
             return;
         }
         while self.written < self.total {
-            let n = ((self.total - self.written) as usize).min(self.buf.len());
+            // Generate only what the socket can take now.
+            let room = cx.iface.tcp(self.handle).map_or(0, |c| c.send_capacity());
+            if room == 0 {
+                break;
+            }
+            let n = ((self.total - self.written) as usize)
+                .min(self.buf.len())
+                .min(room);
             fill_stream(self.written, &mut self.buf[..n]);
             match cx.iface.tcp_send(self.handle, &self.buf[..n]) {
                 Ok(k) => self.written += k as u64,
