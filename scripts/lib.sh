@@ -177,3 +177,14 @@ test_out_dir() {
     mkdir -p "$dir"
     echo "$dir"
 }
+
+# The tests speak OpenBSD netcat's dialect (-N, `nc -l PORT`); another nc
+# (netcat-traditional, busybox) is replaced by netcat-openbsd.
+ensure_openbsd_nc() {
+    nc -h 2>&1 | grep -q OpenBSD && return 0
+    log "installing netcat-openbsd"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends netcat-openbsd >/dev/null
+    nc -h 2>&1 | grep -q OpenBSD || die "nc is not OpenBSD netcat (update-alternatives --config nc)"
+}

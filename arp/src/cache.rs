@@ -12,7 +12,7 @@
 //!   re-confirm it; if none is answered the entry is removed.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -123,7 +123,9 @@ pub struct NeighborCache {
     entries: HashMap<Ipv4Addr, State>,
     /// Addresses in `Incomplete` or `Probe`: the only ones with timers, so
     /// `poll` never walks the whole cache.
-    active: HashSet<Ipv4Addr>,
+    // Ordered, so that a poll sends its requests in the same order every
+    // run (a seeded simulation must replay exactly).
+    active: BTreeSet<Ipv4Addr>,
     next_sweep: Option<Instant>,
 }
 
@@ -133,7 +135,7 @@ impl NeighborCache {
         NeighborCache {
             config,
             entries: HashMap::new(),
-            active: HashSet::new(),
+            active: BTreeSet::new(),
             next_sweep: None,
         }
     }

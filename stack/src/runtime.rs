@@ -50,11 +50,13 @@ impl Waker {
         self.stop.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn drain(&self) {
+    /// Resets the wake-up descriptor after the loop woke.
+    pub fn drain(&self) {
         self.fd.drain();
     }
 
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+    /// The descriptor an event loop waits on.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
     }
 }

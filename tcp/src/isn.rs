@@ -38,6 +38,21 @@ impl IsnGenerator {
         h.write_u16(remote.port());
         SeqNum(m.wrapping_add(h.finish() as u32))
     }
+
+    /// The timestamp offset (RFC 7323 section 7.1) for connections between
+    /// `local` and `remote`: a keyed hash of the *address pair* only (as
+    /// Linux does), not the ports. Timestamps do not leak the stack's
+    /// uptime, yet every connection between two hosts shares one clock, so
+    /// the SYN of a new incarnation of a 4-tuple carries a timestamp above
+    /// the old one and a peer in TIME-WAIT accepts it (RFC 6191). Random
+    /// per-connection offsets would fail that test half of the time, and
+    /// the connection would wait for a SYN retransmission.
+    pub fn ts_offset(&self, local: std::net::Ipv4Addr, remote: std::net::Ipv4Addr) -> u32 {
+        let mut h = SipHasher24::new_with_keys(self.key.1 ^ 0x7473_6f66_6673_6574, self.key.0);
+        h.write(&local.octets());
+        h.write(&remote.octets());
+        h.finish() as u32
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +73,21 @@ mod tests {
         assert_eq!(g.isn(t0 + Duration::from_millis(4), a, b).diff(x), 1000);
         let other_key = IsnGenerator::new((3, 4), t0);
         assert_ne!(x, other_key.isn(t0, a, b));
+    }
+
+    #[test]
+    fn timestamp_offset_per_address_pair() {
+        let g = IsnGenerator::new((1, 2), Instant::now());
+        let (a, b, c) = (
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 3),
+        );
+        assert_eq!(g.ts_offset(a, b), g.ts_offset(a, b));
+        assert_ne!(g.ts_offset(a, b), g.ts_offset(a, c));
+        assert_ne!(
+            g.ts_offset(a, b),
+            IsnGenerator::new((3, 4), Instant::now()).ts_offset(a, b)
+        );
     }
 }

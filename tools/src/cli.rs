@@ -21,6 +21,17 @@ pub struct Cli {
 pub enum Command {
     /// Run a ustack host on a TAP device: answers ARP and ping, runs services.
     Serve(ServeArgs),
+    /// Download a URL over HTTP/1.1 through ustack.
+    Get(crate::get::GetArgs),
+    /// Send ICMP echo requests through ustack, like Linux ping.
+    Ping(crate::ping::PingArgs),
+    /// Connect or listen, copying stdin to the connection and it to stdout.
+    Nc(crate::nc::NcArgs),
+    /// RPC over ustack: the name service, and looking names up in it.
+    Rpc(crate::dist::RpcArgs),
+    /// Two-phase commit bank: coordinator, participants, transfers.
+    #[command(name = "2pc")]
+    TwoPc(crate::dist::TwoPcArgs),
 }
 
 /// Flags every command that starts a stack shares.
@@ -98,6 +109,20 @@ fn milliseconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A positive number of seconds (fractions allowed), as a duration.
+pub fn seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 1e6 {
+        Ok(std::time::Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "{s} is not a number of seconds between 0 (excluded) and 1000000"
+        ))
+    }
+}
+
 fn congestion(s: &str) -> Result<tcp::cc::Algorithm, String> {
     s.parse()
 }
@@ -146,6 +171,19 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// Ends the program with this exit code and no message (what had to be
+/// said was printed already, as `ping` does when nothing answered).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -163,6 +201,12 @@ pub struct ServeArgs {
     /// closes (in the spirit of RFC 864).
     #[arg(long, value_name = "PORT")]
     pub chargen: Vec<u16>,
+    /// HTTP/1.1 static-file server on this port (serves --http-root).
+    #[arg(long, value_name = "PORT", requires = "http_root")]
+    pub http: Vec<u16>,
+    /// Directory the HTTP server serves.
+    #[arg(long, value_name = "DIR", requires = "http")]
+    pub http_root: Option<PathBuf>,
 }
 
 /// Prints a clap error as one line (help and version go out whole) and
@@ -194,5 +238,20 @@ pub fn report_usage_error(err: clap::Error) -> ExitCode {
             eprintln!("ustack: error: {line} (see ustack --help)");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+impl StackArgs {
+    /// Stack flags for tests that need a value (nothing is opened).
+    pub fn for_tests() -> StackArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            stack: StackArgs,
+        }
+        Wrapper::try_parse_from(["test", "--tap", "t0", "--addr", "10.0.0.2/24"])
+            .expect("valid flags")
+            .stack
     }
 }

@@ -319,6 +319,11 @@ impl Interface {
         }
     }
 
+    /// True when the echo socket has a reply queued.
+    pub fn icmp_readable(&self, handle: IcmpHandle) -> bool {
+        self.icmp_sockets.get(handle).is_some_and(|s| s.can_recv())
+    }
+
     /// The socket behind `handle`.
     pub fn icmp_socket(&mut self, handle: IcmpHandle) -> Option<&mut IcmpSocket> {
         self.icmp_sockets.get_mut(handle)

@@ -542,6 +542,12 @@ impl Interface {
         !self.events.is_empty()
     }
 
+    /// True when [`poll`](Self::poll) has work to do right away (an
+    /// application call queued a transmission).
+    pub fn needs_poll(&self) -> bool {
+        self.tcp_has_ready()
+    }
+
     /// When [`poll`](Self::poll) next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
         let now = self.last_poll;

@@ -321,7 +321,7 @@ impl Interface {
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
         let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = rand::Rng::next_u32(&mut self.rng);
+        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::accept(
             &cfg,
             local,
@@ -607,7 +607,7 @@ impl Interface {
             }
         };
         let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = rand::Rng::next_u32(&mut self.rng);
+        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::connect(
             &self.tcp.cfg,
             local,
@@ -721,6 +721,25 @@ impl Interface {
         if let Some(sock) = self.tcp.socks.get_mut(h) {
             sock.event_pending = false;
         }
+    }
+
+    /// True when TCP has work queued for the next poll (application calls
+    /// asked for transmission).
+    pub(super) fn tcp_has_ready(&self) -> bool {
+        !self.tcp.ready.is_empty()
+    }
+
+    /// True when no connection still has data of ours to deliver: every
+    /// connection is closed, in TIME-WAIT or FIN-WAIT-2, never got to carry
+    /// data (SYN states), or has had all its data acknowledged and its FIN
+    /// sent. Walks all connections: for shutdown, not the data path.
+    pub fn tcp_all_delivered(&self) -> bool {
+        use tcp::State::*;
+        self.tcp.socks.iter().all(|(_, s)| match s.conn.state() {
+            Closed | TimeWait | FinWait2 | Listen | SynSent | SynReceived => true,
+            FinWait1 | Closing | LastAck => s.conn.send_queued() == 0,
+            Established | CloseWait => false,
+        })
     }
 
     /// Number of TCP connections held (any state, orphans included).

@@ -66,6 +66,27 @@ impl Connection {
         } else {
             seg
         };
+        // RFC 9293 3.10.7.4: "If the RCV.WND is zero, no segments will be
+        // acceptable, but special allowance should be made to accept valid
+        // ACKs, URGs, and RSTs." A segment at RCV.NXT whose text (or FIN)
+        // meets a closed window still delivers its ACK and window fields;
+        // the text is dropped and answered with an ACK repeating the zero
+        // window (the peer retransmits it once the window opens).
+        let textless;
+        let (seg, payload) = if self.rcv_adv == self.rcv_nxt
+            && seg.seq == self.rcv_nxt
+            && !seg.flags.syn()
+            && !seg.flags.rst()
+            && seg.seq_len(payload.len()) > 0
+        {
+            let mut t = *seg;
+            t.flags = crate::Flags(t.flags.0 & !crate::Flags::FIN);
+            textless = t;
+            self.ack_now = true;
+            (&textless, &[][..])
+        } else {
+            (seg, payload)
+        };
         if !self.check_acceptable(now, seg, payload.len()) {
             return Input::Done;
         }

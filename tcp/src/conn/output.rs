@@ -246,7 +246,16 @@ impl Connection {
         // ...but never past the space really there (the buffer holds one
         // scaling unit of slack beyond what is offered).
         field = field.min(self.recv_buf.window() >> shift).min(65_535);
-        self.rcv_adv = self.rcv_nxt + (field << shift);
+        // That cap can put the field's edge up to one unit left of the
+        // edge already offered (rounding up to keep it ate the slack). The
+        // peer may send up to the old edge, and the buffer still has room
+        // for it: keep accepting up to there (RFC 9293 3.8.6: do not
+        // shrink), or with a zero window every segment of the peer's, its
+        // ACKs included, is unacceptable and both sides stall.
+        let edge = self.rcv_nxt + (field << shift);
+        if edge >= self.rcv_adv || current > self.recv_buf.window() {
+            self.rcv_adv = edge;
+        }
         field as u16
     }
 
@@ -588,6 +597,7 @@ impl Connection {
                 self.rtt.back_off();
                 self.timed = None;
                 self.syn_pending = true;
+                self.stats.rto_count += 1;
             }
             _ => {
                 if self.snd_nxt == self.snd_una {

@@ -527,6 +527,50 @@ fn zero_window_is_probed_and_reopens() {
 }
 
 #[test]
+fn ack_on_text_into_a_closed_window_is_still_processed() {
+    // RFC 9293 3.10.7.4: at RCV.WND = 0 "special allowance should be made
+    // to accept valid ACKs". B's window is closed, B has data of its own in
+    // flight, and A's only acknowledgment of it rides on a zero-window probe.
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    let data = pattern(100_000);
+    let mut off = 0;
+    for _ in 0..20 {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(100));
+    }
+    assert_eq!(w.a.snd_wnd, 0, "B's window is closed");
+    let b = w.b.as_mut().unwrap();
+    assert_eq!(b.rcv_adv, b.rcv_nxt);
+    b.send(b"reply").unwrap();
+    w.flush_b(); // B sends it (and A will never see it).
+    let b = w.b.as_mut().unwrap();
+    let (una, nxt, rcv_nxt) = (b.snd_una, b.snd_una + 5, b.rcv_nxt);
+    assert_eq!(b.snd_nxt, nxt);
+    // A's probe: one byte at B's RCV.NXT, acknowledging B's reply.
+    let (mut probe, _) = w.sent_a.last().unwrap().clone();
+    probe.seq = rcv_nxt;
+    probe.ack = nxt;
+    probe.flags = crate::Flags(crate::Flags::ACK | crate::Flags::PSH);
+    let now = w.now;
+    let b = w.b.as_mut().unwrap();
+    assert_eq!(b.snd_una, una);
+    assert_eq!(b.handle_segment(now, &probe, b"x"), Input::Done);
+    assert_eq!(b.snd_una, nxt, "the ACK field was processed");
+    assert_eq!(b.rcv_nxt, rcv_nxt, "the text was not accepted");
+    let mut acks = Vec::new();
+    b.poll_transmit(now, 1500, |r, _, _| {
+        acks.push(*r);
+        true
+    });
+    assert!(
+        acks.iter().any(|r| r.ack == rcv_nxt && r.window == 0),
+        "answered with an ACK repeating the zero window"
+    );
+}
+
+#[test]
 fn retransmissions_back_off_then_user_timeout_aborts() {
     let short = TcpConfig {
         user_timeout: Duration::from_secs(30),

@@ -34,7 +34,9 @@
 //!   timers and RPC peers are written this way and run by themselves while
 //!   the test waits for a condition. Implement [`App`] on a struct to read
 //!   its state back with [`Sim::app`]. [`apps`] has ready-made ones
-//!   ([`UdpEcho`], [`UdpSource`], [`UdpSink`]) and [`ping`].
+//!   ([`UdpEcho`], [`UdpSource`], [`UdpSink`]) and [`ping`]; [`rpc_apps`]
+//!   drives the `rpc` crate's sans-IO cores over TCP (RPC clients and
+//!   servers, 2PC nodes that can crash at any step of the protocol).
 //! - **The test itself**, between or inside `run_until` conditions, with
 //!   [`Sim::with_host`] (which puts sent frames on the link) and
 //!   [`Sim::iface`].
@@ -110,6 +112,7 @@ mod host;
 pub mod link;
 mod net;
 mod pcap;
+pub mod rpc_apps;
 mod seed;
 pub mod tcp_apps;
 

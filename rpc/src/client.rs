@@ -1,0 +1,435 @@
+//! The sans-IO client core: many outstanding calls on one connection,
+//! deadlines, retries with the same request id, reconnection.
+//!
+//! Life of a call: [`ClientCore::start_call`] queues it; while connected it is
+//! encoded into the transmit buffer at once. If no reply arrives within
+//! [`ClientConfig::attempt_timeout`], or the connection drops, it is sent
+//! again *with the same request id* after an exponential backoff, at most
+//! [`ClientConfig::max_attempts`] times in all, so that an at-most-once server
+//! executes it once. It fails with [`RpcError::Timeout`] at its deadline,
+//! [`RpcError::Unreachable`] when connecting failed on every attempt and it was
+//! never sent, and [`RpcError::Closed`] when the connection dropped after it was
+//! sent and no attempt is left. Replies are matched by request id, in any order;
+//! a reply for an unknown id (a late duplicate) is ignored.
+//!
+//! Driver contract (one connection at a time):
+//!
+//! 1. When [`wants_connection`](ClientCore::wants_connection) is true, connect,
+//!    then call [`handle_connected`](ClientCore::handle_connected) or
+//!    [`handle_connect_failed`](ClientCore::handle_connect_failed).
+//! 2. Feed received bytes to [`handle_bytes`](ClientCore::handle_bytes); on
+//!    `Err` (malformed input) or on end of stream / reset, close the connection
+//!    and call [`handle_disconnected`](ClientCore::handle_disconnected).
+//! 3. After any call into the core, send what
+//!    [`poll_transmit`](ClientCore::poll_transmit) returns, and collect
+//!    finished calls from [`poll_event`](ClientCore::poll_event).
+//! 4. Call [`handle_timeout`](ClientCore::handle_timeout) when
+//!    [`poll_timeout`](ClientCore::poll_timeout) is reached.
+
+use crate::error::RpcError;
+use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
+use crate::message::{Request, Response, decode_message, encode_message};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Tunables of the client side.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Deadline of a call that does not set its own.
+    pub call_timeout: Duration,
+    /// Resend (same request id) when no reply arrived in this time.
+    pub attempt_timeout: Duration,
+    /// Transmissions (and failed connection attempts) allowed per call, >= 1.
+    pub max_attempts: u32,
+    /// First backoff before a retry or reconnection; doubles each time.
+    pub backoff: Duration,
+    /// Largest backoff.
+    pub max_backoff: Duration,
+    /// Largest frame payload sent or accepted.
+    pub max_frame: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            call_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(1),
+            max_attempts: 4,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Identifies a call; it is the call's request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// Something the driver must pass on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A call finished: the marshalled return value, or why it failed.
+    Completed {
+        /// Which call.
+        call: CallId,
+        /// Reply bytes (decode with the call's [`ReplyDecoder`](crate::ReplyDecoder)).
+        result: Result<Vec<u8>, RpcError>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting to be written (needs a connection).
+    Queued,
+    /// Written; resend at this time if no reply.
+    Sent { retry_at: Instant },
+    /// Waiting before the next attempt.
+    Backoff { until: Instant },
+    /// Out of attempts; waiting for a reply until the deadline.
+    LastChance,
+}
+
+#[derive(Debug)]
+struct Call {
+    method: u32,
+    args: Vec<u8>,
+    deadline: Instant,
+    /// Transmissions and failed connection attempts so far.
+    attempts: u32,
+    sent_once: bool,
+    phase: Phase,
+}
+
+/// The sans-IO RPC client for one server. See the [module docs](self).
+#[derive(Debug)]
+pub struct ClientCore {
+    client_id: u64,
+    next_request_id: u64,
+    config: ClientConfig,
+    calls: BTreeMap<u64, Call>,
+    connected: bool,
+    connect_failures: u32,
+    reconnect_at: Option<Instant>,
+    decoder: FrameDecoder,
+    transmit: Vec<u8>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl ClientCore {
+    /// A client with the given id (random per client incarnation, so that the
+    /// server's at-most-once table never confuses two clients).
+    pub fn new(client_id: u64, config: ClientConfig) -> Self {
+        ClientCore {
+            client_id,
+            next_request_id: 1,
+            decoder: FrameDecoder::new(config.max_frame),
+            config: ClientConfig {
+                max_attempts: config.max_attempts.max(1),
+                ..config
+            },
+            calls: BTreeMap::new(),
+            connected: false,
+            connect_failures: 0,
+            reconnect_at: None,
+            transmit: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// This client's id.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// Calls not yet finished.
+    pub fn outstanding(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// True between `handle_connected` and `handle_disconnected`.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Starts a call; its outcome comes out of [`poll_event`](Self::poll_event).
+    /// `timeout` overrides [`ClientConfig::call_timeout`].
+    pub fn start_call(
+        &mut self,
+        now: Instant,
+        method: u32,
+        args: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> CallId {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        let deadline = now + timeout.unwrap_or(self.config.call_timeout);
+        self.calls.insert(
+            id,
+            Call {
+                method,
+                args,
+                deadline,
+                attempts: 0,
+                sent_once: false,
+                phase: Phase::Queued,
+            },
+        );
+        self.flush_queued(now);
+        CallId(id)
+    }
+
+    /// Abandons a call (no event will be produced for it). A copy already
+    /// sent may still execute on the server.
+    pub fn cancel(&mut self, call: CallId) -> bool {
+        self.calls.remove(&call.0).is_some()
+    }
+
+    /// True when the driver should open a connection now.
+    pub fn wants_connection(&self, now: Instant) -> bool {
+        !self.connected
+            && self.reconnect_at.is_none_or(|t| t <= now)
+            && self.calls.values().any(|c| c.phase == Phase::Queued)
+    }
+
+    /// A connection is up: queued calls are written.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.connected = true;
+        self.connect_failures = 0;
+        self.reconnect_at = None;
+        self.decoder.reset();
+        self.transmit.clear();
+        self.flush_queued(now);
+    }
+
+    /// Connecting failed: each waiting call uses up an attempt; those with
+    /// none left fail ([`RpcError::Unreachable`] if never sent).
+    pub fn handle_connect_failed(&mut self, now: Instant, why: &str) {
+        self.connect_failures += 1;
+        self.reconnect_at = Some(now + self.backoff(self.connect_failures));
+        let max = self.config.max_attempts;
+        let mut failed = Vec::new();
+        for (id, call) in &mut self.calls {
+            if call.phase != Phase::Queued {
+                continue;
+            }
+            call.attempts += 1;
+            if call.attempts >= max {
+                failed.push(*id);
+            }
+        }
+        for id in failed {
+            if let Some(call) = self.calls.remove(&id) {
+                let err = if call.sent_once {
+                    RpcError::Closed
+                } else {
+                    RpcError::Unreachable(why.to_string())
+                };
+                self.events.push_back(ClientEvent::Completed {
+                    call: CallId(id),
+                    result: Err(err),
+                });
+            }
+        }
+    }
+
+    /// The connection closed or broke. Unsent bytes are dropped; calls sent
+    /// on it are retried after a backoff (same request id) or fail with
+    /// [`RpcError::Closed`] when out of attempts.
+    pub fn handle_disconnected(&mut self, now: Instant) {
+        self.connected = false;
+        self.transmit.clear();
+        self.decoder.reset();
+        if self.reconnect_at.is_none() {
+            self.reconnect_at = Some(now + self.backoff(1));
+        }
+        let max = self.config.max_attempts;
+        let mut failed = Vec::new();
+        for (id, call) in &mut self.calls {
+            match call.phase {
+                Phase::Sent { .. } if call.attempts < max => {
+                    call.phase = Phase::Backoff {
+                        until: now + backoff(&self.config, call.attempts),
+                    };
+                }
+                Phase::Sent { .. } | Phase::LastChance => failed.push(*id),
+                Phase::Queued | Phase::Backoff { .. } => {}
+            }
+        }
+        for id in failed {
+            self.calls.remove(&id);
+            self.events.push_back(ClientEvent::Completed {
+                call: CallId(id),
+                result: Err(RpcError::Closed),
+            });
+        }
+    }
+
+    /// Feeds received bytes. Replies complete their calls. An `Err` is a
+    /// protocol error: the core is now disconnected and the driver must close
+    /// the connection (no need to call `handle_disconnected`).
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RpcError> {
+        let mut input = bytes;
+        loop {
+            let frame = match self.decoder.decode(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.handle_disconnected(now);
+                    return Err(e.into());
+                }
+            };
+            let resp: Response = match decode_message(&frame) {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.handle_disconnected(now);
+                    return Err(e);
+                }
+            };
+            self.handle_response(resp);
+        }
+    }
+
+    /// Handles one decoded reply (message level, without framing).
+    pub fn handle_response(&mut self, resp: Response) {
+        if self.calls.remove(&resp.request_id).is_some() {
+            let result = resp.result.map_err(RpcError::Remote);
+            self.events.push_back(ClientEvent::Completed {
+                call: CallId(resp.request_id),
+                result,
+            });
+        } else {
+            log::trace!(
+                "rpc client: reply for unknown request {} ignored",
+                resp.request_id
+            );
+        }
+    }
+
+    /// Appends the bytes to send to `out`.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.transmit);
+    }
+
+    /// True when bytes are waiting to be sent.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
+    /// The next finished call.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time at which [`handle_timeout`](Self::handle_timeout)
+    /// has work (a deadline, a retry, or a reconnection).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        let mut queued = false;
+        for call in self.calls.values() {
+            consider(call.deadline);
+            match call.phase {
+                Phase::Sent { retry_at } => consider(retry_at),
+                Phase::Backoff { until } => consider(until),
+                Phase::Queued => queued = true,
+                Phase::LastChance => {}
+            }
+        }
+        if queued && !self.connected {
+            if let Some(t) = self.reconnect_at {
+                consider(t);
+            }
+        }
+        earliest
+    }
+
+    /// Fails calls past their deadline with [`RpcError::Timeout`], resends
+    /// calls whose attempt timed out (same request id), and moves calls out
+    /// of backoff.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let max = self.config.max_attempts;
+        let mut expired = Vec::new();
+        for (id, call) in &mut self.calls {
+            if call.deadline <= now {
+                expired.push(*id);
+                continue;
+            }
+            match call.phase {
+                Phase::Sent { retry_at } if retry_at <= now => {
+                    call.phase = if call.attempts < max {
+                        Phase::Backoff {
+                            until: now + backoff(&self.config, call.attempts),
+                        }
+                    } else {
+                        Phase::LastChance
+                    };
+                }
+                _ => {}
+            }
+            if let Phase::Backoff { until } = call.phase {
+                if until <= now {
+                    call.phase = Phase::Queued;
+                }
+            }
+        }
+        for id in expired {
+            self.calls.remove(&id);
+            self.events.push_back(ClientEvent::Completed {
+                call: CallId(id),
+                result: Err(RpcError::Timeout),
+            });
+        }
+        self.flush_queued(now);
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        backoff(&self.config, attempt)
+    }
+
+    /// Writes every queued call into the transmit buffer, if connected.
+    fn flush_queued(&mut self, now: Instant) {
+        if !self.connected {
+            return;
+        }
+        let mut failed = Vec::new();
+        for (&id, call) in &mut self.calls {
+            if call.phase != Phase::Queued {
+                continue;
+            }
+            let remaining = call.deadline.saturating_duration_since(now);
+            let req = Request {
+                client_id: self.client_id,
+                request_id: id,
+                method: call.method,
+                args: call.args.clone(),
+                deadline_ms: Some(u32::try_from(remaining.as_millis()).unwrap_or(u32::MAX)),
+            };
+            if let Err(e) = encode_message(&mut self.transmit, &req, self.config.max_frame) {
+                failed.push((id, e));
+                continue;
+            }
+            call.attempts += 1;
+            call.sent_once = true;
+            call.phase = Phase::Sent {
+                retry_at: (now + self.config.attempt_timeout).min(call.deadline),
+            };
+        }
+        for (id, e) in failed {
+            self.calls.remove(&id);
+            self.events.push_back(ClientEvent::Completed {
+                call: CallId(id),
+                result: Err(e),
+            });
+        }
+    }
+}
+
+/// `backoff * 2^(attempt-1)`, capped.
+fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
+    let shift = attempt.saturating_sub(1).min(16);
+    config
+        .backoff
+        .saturating_mul(1 << shift)
+        .min(config.max_backoff)
+}

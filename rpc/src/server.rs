@@ -1,0 +1,460 @@
+//! The sans-IO server core and its at-most-once reply cache.
+//!
+//! At-most-once (Birrell and Nelson's "exactly once if it returns, at most
+//! once otherwise"): every request carries `(client_id, request_id)` and a
+//! client retries with the *same* ids. The server remembers, for each key it
+//! has seen recently, either "executing" or the reply it sent, and answers a
+//! duplicate from that memory instead of running the procedure again.
+//!
+//! Memory is bounded two ways: completed replies are forgotten after
+//! [`ServerConfig::reply_ttl`] or when more than
+//! [`ServerConfig::reply_cache_capacity`] are held (oldest first). Forgetting
+//! must not reopen the door to a second execution, so for each client the
+//! cache keeps a *floor*: the highest request id it has forgotten. A request
+//! at or below the floor that is not in the table is refused with
+//! [`RemoteError::Stale`] rather than executed (request ids only grow, so a
+//! fresh call is always above the floor). A client's floor is dropped
+//! [`ServerConfig::client_ttl`] after its last activity; the guarantee covers
+//! duplicates that arrive within that time. The table lives in memory: a
+//! server restart empties it (see the crate docs).
+
+use crate::error::{RemoteError, RpcError};
+use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
+use crate::message::{Request, Response, decode_message, encode_message};
+use crate::service::{CallContext, Dispatch};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Tunables of the server side.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest frame payload accepted or sent.
+    pub max_frame: usize,
+    /// Most completed replies remembered for duplicate suppression.
+    pub reply_cache_capacity: usize,
+    /// How long a completed reply is remembered.
+    pub reply_ttl: Duration,
+    /// How long a client's floor is kept after its last request.
+    pub client_ttl: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame: DEFAULT_MAX_FRAME,
+            reply_cache_capacity: 65_536,
+            reply_ttl: Duration::from_secs(60),
+            client_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What to do with an arriving request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// First sighting: execute it, then call [`ReplyCache::complete`].
+    Execute,
+    /// A duplicate of a completed call: send this reply again.
+    Replay(Response),
+    /// A duplicate of a call still executing: do not execute; its reply will
+    /// be available from the cache when it completes.
+    InProgress,
+    /// Older than what the cache remembers: refuse without executing.
+    Stale,
+}
+
+#[derive(Debug)]
+enum Slot {
+    InProgress,
+    Done(Response),
+}
+
+#[derive(Debug)]
+struct ClientWindow {
+    /// Highest forgotten request id, if any.
+    floor: Option<u64>,
+    /// Entries in the table for this client.
+    live: usize,
+    last_seen: Instant,
+}
+
+/// The at-most-once table: `(client_id, request_id)` to "executing" or the
+/// cached reply. Sans-IO: time is passed in.
+#[derive(Debug)]
+pub struct ReplyCache {
+    entries: HashMap<(u64, u64), Slot>,
+    /// Completed keys in completion order (for expiry and eviction).
+    completed: VecDeque<(Instant, (u64, u64))>,
+    clients: HashMap<u64, ClientWindow>,
+    next_client_sweep: Option<Instant>,
+    capacity: usize,
+    ttl: Duration,
+    client_ttl: Duration,
+}
+
+impl ReplyCache {
+    /// An empty cache with the limits of `config`.
+    pub fn new(config: &ServerConfig) -> Self {
+        ReplyCache {
+            entries: HashMap::new(),
+            completed: VecDeque::new(),
+            clients: HashMap::new(),
+            next_client_sweep: None,
+            capacity: config.reply_cache_capacity.max(1),
+            ttl: config.reply_ttl,
+            client_ttl: config.client_ttl,
+        }
+    }
+
+    /// Classifies a request; on [`Admission::Execute`] the key is recorded as
+    /// executing, and the caller must later call [`complete`](Self::complete).
+    pub fn admit(&mut self, now: Instant, client_id: u64, request_id: u64) -> Admission {
+        let window = self.clients.entry(client_id).or_insert(ClientWindow {
+            floor: None,
+            live: 0,
+            last_seen: now,
+        });
+        window.last_seen = now;
+        match self.entries.get(&(client_id, request_id)) {
+            Some(Slot::InProgress) => return Admission::InProgress,
+            Some(Slot::Done(resp)) => return Admission::Replay(resp.clone()),
+            None => {}
+        }
+        if window.floor.is_some_and(|floor| request_id <= floor) {
+            return Admission::Stale;
+        }
+        window.live += 1;
+        self.entries
+            .insert((client_id, request_id), Slot::InProgress);
+        if self.next_client_sweep.is_none() {
+            self.next_client_sweep = Some(now + self.client_ttl);
+        }
+        Admission::Execute
+    }
+
+    /// Records the reply of an executed call (keeps it for duplicates).
+    pub fn complete(&mut self, now: Instant, client_id: u64, response: Response) {
+        let key = (client_id, response.request_id);
+        if !matches!(self.entries.get(&key), Some(Slot::InProgress)) {
+            return;
+        }
+        self.entries.insert(key, Slot::Done(response));
+        self.completed.push_back((now, key));
+        while self.completed.len() > self.capacity {
+            if let Some((_, key)) = self.completed.pop_front() {
+                self.forget(key);
+            }
+        }
+    }
+
+    /// The cached reply for a key, if completed.
+    pub fn reply(&self, client_id: u64, request_id: u64) -> Option<&Response> {
+        match self.entries.get(&(client_id, request_id)) {
+            Some(Slot::Done(resp)) => Some(resp),
+            _ => None,
+        }
+    }
+
+    /// Completed replies held.
+    pub fn len(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// True when no reply is held.
+    pub fn is_empty(&self) -> bool {
+        self.completed.is_empty()
+    }
+
+    /// When [`expire`](Self::expire) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let reply = self.completed.front().map(|(at, _)| *at + self.ttl);
+        [reply, self.next_client_sweep].into_iter().flatten().min()
+    }
+
+    /// Forgets replies older than the TTL and idle clients' floors.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.completed.front() {
+            if at + self.ttl > now {
+                break;
+            }
+            self.completed.pop_front();
+            self.forget(key);
+        }
+        if self.next_client_sweep.is_some_and(|t| t <= now) {
+            let ttl = self.client_ttl;
+            self.clients
+                .retain(|_, w| w.live > 0 || w.last_seen + ttl > now);
+            self.next_client_sweep = if self.clients.is_empty() {
+                None
+            } else {
+                Some(now + ttl / 4)
+            };
+        }
+    }
+
+    fn forget(&mut self, key: (u64, u64)) {
+        if self.entries.remove(&key).is_none() {
+            return;
+        }
+        if let Some(window) = self.clients.get_mut(&key.0) {
+            window.live = window.live.saturating_sub(1);
+            window.floor = Some(window.floor.map_or(key.1, |f| f.max(key.1)));
+        }
+    }
+}
+
+/// Counters of a server.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Requests executed.
+    pub executed: u64,
+    /// Duplicates answered from the reply cache.
+    pub replayed: u64,
+    /// Duplicates of a call still executing (not executed again).
+    pub in_progress_duplicates: u64,
+    /// Requests refused as older than the cache's memory.
+    pub stale: u64,
+    /// Connections closed because of malformed input.
+    pub protocol_errors: u64,
+}
+
+/// Identifies one connection of a server (assigned by the driver).
+pub type ConnId = u64;
+
+#[derive(Debug)]
+struct ServerConn {
+    decoder: FrameDecoder,
+    out: Vec<u8>,
+}
+
+/// The sans-IO RPC server: bytes in per connection, bytes out per
+/// connection, with the at-most-once table shared by all connections (a
+/// client that reconnects retries on a new connection).
+///
+/// Driver contract: feed received bytes with [`handle_bytes`](Self::handle_bytes)
+/// (an `Err` means "close this connection"), send what
+/// [`poll_transmit`](Self::poll_transmit) returns, report closed connections
+/// with [`handle_closed`](Self::handle_closed), and call
+/// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout).
+/// Calls are executed synchronously inside `handle_bytes`.
+#[derive(Debug)]
+pub struct ServerCore<D> {
+    dispatch: D,
+    cache: ReplyCache,
+    conns: HashMap<ConnId, ServerConn>,
+    max_frame: usize,
+    stats: ServerStats,
+}
+
+impl<D: Dispatch> ServerCore<D> {
+    /// A server executing calls with `dispatch`.
+    pub fn new(dispatch: D, config: ServerConfig) -> Self {
+        ServerCore {
+            dispatch,
+            cache: ReplyCache::new(&config),
+            conns: HashMap::new(),
+            max_frame: config.max_frame,
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// The service implementation.
+    pub fn dispatcher(&self) -> &D {
+        &self.dispatch
+    }
+
+    /// The service implementation, mutably.
+    pub fn dispatcher_mut(&mut self) -> &mut D {
+        &mut self.dispatch
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Handles one decoded request (message level, without framing). Returns
+    /// the reply to send; `None` for a duplicate of a call still executing
+    /// (impossible here since calls complete synchronously, kept for drivers
+    /// that execute elsewhere).
+    pub fn handle_request(&mut self, now: Instant, req: Request) -> Option<Response> {
+        match self.cache.admit(now, req.client_id, req.request_id) {
+            Admission::Execute => {
+                let ctx = CallContext {
+                    now,
+                    client_id: req.client_id,
+                    request_id: req.request_id,
+                    deadline: req
+                        .deadline_ms
+                        .map(|ms| now + Duration::from_millis(ms.into())),
+                };
+                let result = self.dispatch.dispatch(&ctx, req.method, &req.args);
+                self.stats.executed += 1;
+                let resp = Response {
+                    request_id: req.request_id,
+                    result,
+                };
+                self.cache.complete(now, req.client_id, resp.clone());
+                Some(resp)
+            }
+            Admission::Replay(resp) => {
+                self.stats.replayed += 1;
+                Some(resp)
+            }
+            Admission::InProgress => {
+                self.stats.in_progress_duplicates += 1;
+                None
+            }
+            Admission::Stale => {
+                self.stats.stale += 1;
+                Some(Response {
+                    request_id: req.request_id,
+                    result: Err(RemoteError::Stale),
+                })
+            }
+        }
+    }
+
+    /// Feeds bytes received on `conn` (a new id opens a connection). Complete
+    /// requests are executed and their replies queued for
+    /// [`poll_transmit`](Self::poll_transmit). An `Err` is a protocol error:
+    /// the driver must close the connection (its state is already dropped).
+    pub fn handle_bytes(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        bytes: &[u8],
+    ) -> Result<(), RpcError> {
+        let max_frame = self.max_frame;
+        let mut input = bytes;
+        loop {
+            let state = self.conns.entry(conn).or_insert_with(|| ServerConn {
+                decoder: FrameDecoder::new(max_frame),
+                out: Vec::new(),
+            });
+            let frame = match state.decoder.decode(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.protocol_error(conn, e.into())),
+            };
+            let req: Request = match decode_message(&frame) {
+                Ok(req) => req,
+                Err(e) => return Err(self.protocol_error(conn, e)),
+            };
+            if let Some(resp) = self.handle_request(now, req) {
+                let Some(state) = self.conns.get_mut(&conn) else {
+                    return Ok(());
+                };
+                if let Err(e) = encode_message(&mut state.out, &resp, max_frame) {
+                    // The reply itself is too large: tell the caller instead.
+                    let small = Response {
+                        request_id: resp.request_id,
+                        result: Err(RemoteError::Application(e.to_string())),
+                    };
+                    encode_message(&mut state.out, &small, max_frame)?;
+                }
+            }
+        }
+    }
+
+    /// Moves the bytes waiting to be sent on `conn` into `out` (appending).
+    pub fn poll_transmit(&mut self, conn: ConnId, out: &mut Vec<u8>) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            out.append(&mut state.out);
+        }
+    }
+
+    /// True when `conn` has bytes waiting.
+    pub fn has_transmit(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| !c.out.is_empty())
+    }
+
+    /// The connection is gone: forget its partial input and unsent replies
+    /// (the client will retry; the cache still holds the replies).
+    pub fn handle_closed(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.cache.poll_timeout()
+    }
+
+    /// Expires old entries of the reply cache.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.cache.expire(now);
+    }
+
+    fn protocol_error(&mut self, conn: ConnId, e: RpcError) -> RpcError {
+        log::debug!("rpc server: closing connection {conn}: {e}");
+        self.stats.protocol_errors += 1;
+        self.conns.remove(&conn);
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: usize) -> ReplyCache {
+        ReplyCache::new(&ServerConfig {
+            reply_cache_capacity: capacity,
+            reply_ttl: Duration::from_secs(10),
+            client_ttl: Duration::from_secs(100),
+            ..ServerConfig::default()
+        })
+    }
+
+    fn resp(id: u64) -> Response {
+        Response {
+            request_id: id,
+            result: Ok(vec![id as u8]),
+        }
+    }
+
+    #[test]
+    fn duplicate_in_progress_then_replay() {
+        let t0 = Instant::now();
+        let mut c = cache(10);
+        assert_eq!(c.admit(t0, 1, 1), Admission::Execute);
+        assert_eq!(c.admit(t0, 1, 1), Admission::InProgress);
+        c.complete(t0, 1, resp(1));
+        assert_eq!(c.admit(t0, 1, 1), Admission::Replay(resp(1)));
+        // Another client with the same request id is a different call.
+        assert_eq!(c.admit(t0, 2, 1), Admission::Execute);
+    }
+
+    #[test]
+    fn eviction_raises_floor_so_no_reexecution() {
+        let t0 = Instant::now();
+        let mut c = cache(2);
+        for id in 1..=3 {
+            assert_eq!(c.admit(t0, 7, id), Admission::Execute);
+            c.complete(t0, 7, resp(id));
+        }
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.admit(t0, 7, 1), Admission::Stale);
+        assert_eq!(c.admit(t0, 7, 2), Admission::Replay(resp(2)));
+        assert_eq!(c.admit(t0, 7, 4), Admission::Execute);
+    }
+
+    #[test]
+    fn expiry_by_time() {
+        let t0 = Instant::now();
+        let mut c = cache(100);
+        assert_eq!(c.admit(t0, 1, 5), Admission::Execute);
+        c.complete(t0, 1, resp(5));
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+        c.expire(t0 + Duration::from_secs(10));
+        assert!(c.is_empty());
+        assert_eq!(
+            c.admit(t0 + Duration::from_secs(11), 1, 5),
+            Admission::Stale
+        );
+        // The idle client's floor goes after client_ttl.
+        c.expire(t0 + Duration::from_secs(200));
+        c.expire(t0 + Duration::from_secs(400));
+        assert!(c.clients.is_empty());
+    }
+}

@@ -1,0 +1,382 @@
+//! The 2PC coordinator.
+//!
+//! ```text
+//!  INIT --begin: log BEGIN, send VOTE-REQUEST--> WAIT
+//!  WAIT --any VOTE-ABORT or vote timeout: log ABORT, send GLOBAL-ABORT--> ABORT
+//!  WAIT --all VOTE-COMMIT: log COMMIT, send GLOBAL-COMMIT--> COMMIT
+//!  COMMIT|ABORT --re-send the decision until every ACK: log END--> END
+//! ```
+//!
+//! Recovery (lectures: "coordinator aborts in INIT, WAIT or ABORT, commits in
+//! COMMIT"): a transaction whose last record is BEGIN (WAIT) is aborted (ABORT
+//! logged, GLOBAL-ABORT sent); one with a decision and no END has its decision
+//! re-sent until acknowledged. A transaction the coordinator has no record of
+//! was never durably begun, so no participant can have voted on it: asked
+//! about it, the coordinator answers ABORT.
+
+use super::{Effect, LogRecord, Msg, NodeId, TxId};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Coordinator timers.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Abort a transaction whose votes are not all in after this long.
+    pub vote_timeout: Duration,
+    /// Re-send VOTE-REQUESTs to silent participants, and decisions to
+    /// participants that have not acknowledged, this often.
+    pub resend_interval: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            vote_timeout: Duration::from_secs(2),
+            resend_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// State of one transaction at the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordState {
+    /// Waiting for votes.
+    Wait,
+    /// Decided COMMIT; waiting for acknowledgments.
+    Commit,
+    /// Decided ABORT; waiting for acknowledgments.
+    Abort,
+    /// Every participant acknowledged the decision.
+    Ended {
+        /// The decision.
+        committed: bool,
+    },
+}
+
+impl CoordState {
+    /// The decision, once made.
+    pub fn decision(self) -> Option<bool> {
+        match self {
+            CoordState::Wait => None,
+            CoordState::Commit => Some(true),
+            CoordState::Abort => Some(false),
+            CoordState::Ended { committed } => Some(committed),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CoordTx {
+    state: CoordState,
+    participants: Vec<NodeId>,
+    /// Work per participant, for re-sending VOTE-REQUEST (volatile: after a
+    /// restart a WAIT transaction is aborted, so it is never needed again).
+    work: BTreeMap<NodeId, Vec<u8>>,
+    votes: BTreeSet<NodeId>,
+    acks: BTreeSet<NodeId>,
+    vote_deadline: Instant,
+    next_resend: Instant,
+}
+
+/// The coordinator of any number of transactions. See the [module docs](self)
+/// and the driver contract in [`twopc`](super).
+#[derive(Debug)]
+pub struct Coordinator {
+    id: NodeId,
+    config: CoordinatorConfig,
+    next_seq: u64,
+    txs: BTreeMap<TxId, CoordTx>,
+    effects: VecDeque<Effect>,
+}
+
+impl Coordinator {
+    /// A coordinator with an empty log.
+    pub fn new(id: NodeId, config: CoordinatorConfig) -> Self {
+        Coordinator {
+            id,
+            config,
+            next_seq: 1,
+            txs: BTreeMap::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// Rebuilds a coordinator from its durable log after a restart, and
+    /// queues the recovery actions: abort every transaction found in WAIT,
+    /// re-send every decision not yet acknowledged.
+    pub fn recover(
+        id: NodeId,
+        config: CoordinatorConfig,
+        records: &[LogRecord],
+        now: Instant,
+    ) -> Self {
+        let mut c = Coordinator::new(id, config);
+        for rec in records {
+            match rec {
+                LogRecord::Begin { tx, participants } if tx.coordinator == id => {
+                    c.next_seq = c.next_seq.max(tx.seq + 1);
+                    c.txs.insert(
+                        *tx,
+                        CoordTx {
+                            state: CoordState::Wait,
+                            participants: participants.clone(),
+                            work: BTreeMap::new(),
+                            votes: BTreeSet::new(),
+                            acks: BTreeSet::new(),
+                            vote_deadline: now,
+                            next_resend: now,
+                        },
+                    );
+                }
+                LogRecord::Global { tx, commit } => {
+                    if let Some(t) = c.txs.get_mut(tx) {
+                        t.state = if *commit {
+                            CoordState::Commit
+                        } else {
+                            CoordState::Abort
+                        };
+                    }
+                }
+                LogRecord::End { tx } => {
+                    if let Some(t) = c.txs.get_mut(tx) {
+                        let committed = t.state == CoordState::Commit;
+                        t.state = CoordState::Ended { committed };
+                    }
+                }
+                _ => {}
+            }
+        }
+        let pending: Vec<(TxId, CoordState)> = c
+            .txs
+            .iter()
+            .filter(|(_, t)| !matches!(t.state, CoordState::Ended { .. }))
+            .map(|(tx, t)| (*tx, t.state))
+            .collect();
+        for (tx, state) in pending {
+            match state {
+                CoordState::Wait => c.decide(now, tx, false),
+                CoordState::Commit | CoordState::Abort => {
+                    log::info!("2pc coordinator {id}: recovering {tx}: re-sending decision");
+                    c.send_decision(now, tx);
+                }
+                CoordState::Ended { .. } => {}
+            }
+        }
+        c
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Starts a transaction over `work` (one entry per participant: its id
+    /// and its share of the work). Queues `Log(BEGIN)` and then a
+    /// VOTE-REQUEST to each participant. `None` if `work` is empty or names a
+    /// participant twice.
+    pub fn begin(&mut self, now: Instant, work: Vec<(NodeId, Vec<u8>)>) -> Option<TxId> {
+        let participants: Vec<NodeId> = work.iter().map(|(p, _)| *p).collect();
+        let distinct: BTreeSet<NodeId> = participants.iter().copied().collect();
+        if participants.is_empty() || distinct.len() != participants.len() {
+            return None;
+        }
+        let tx = TxId {
+            coordinator: self.id,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.effects.push_back(Effect::Log(LogRecord::Begin {
+            tx,
+            participants: participants.clone(),
+        }));
+        let t = CoordTx {
+            state: CoordState::Wait,
+            participants,
+            work: work.into_iter().collect(),
+            votes: BTreeSet::new(),
+            acks: BTreeSet::new(),
+            vote_deadline: now + self.config.vote_timeout,
+            next_resend: now + self.config.resend_interval,
+        };
+        self.txs.insert(tx, t);
+        self.send_prepare(tx, None);
+        Some(tx)
+    }
+
+    /// The state of a transaction (`None`: unknown here).
+    pub fn state(&self, tx: TxId) -> Option<CoordState> {
+        self.txs.get(&tx).map(|t| t.state)
+    }
+
+    /// Every transaction and its state.
+    pub fn transactions(&self) -> impl Iterator<Item = (TxId, CoordState)> + '_ {
+        self.txs.iter().map(|(tx, t)| (*tx, t.state))
+    }
+
+    /// Handles a message from a participant.
+    pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Msg) {
+        let tx = msg.tx();
+        let Some(t) = self.txs.get_mut(&tx) else {
+            // Never durably begun: presumed abort (no participant can have
+            // voted, since VOTE-REQUEST follows the forced BEGIN record).
+            if matches!(msg, Msg::Vote { .. } | Msg::DecisionRequest { .. })
+                && tx.coordinator == self.id
+            {
+                self.effects.push_back(Effect::Send {
+                    to: from,
+                    msg: Msg::Decision { tx, commit: false },
+                });
+            }
+            return;
+        };
+        if !t.participants.contains(&from) {
+            log::warn!(
+                "2pc coordinator {}: {tx}: message from non-participant {from}",
+                self.id
+            );
+            return;
+        }
+        match msg {
+            // A DECISION-REQUEST comes from a READY participant, which has
+            // voted commit: count it as the vote (its VOTE may have been lost).
+            Msg::Vote { commit: true, .. } | Msg::DecisionRequest { .. }
+                if t.state == CoordState::Wait =>
+            {
+                t.votes.insert(from);
+                if t.votes.len() == t.participants.len() {
+                    self.decide(now, tx, true);
+                }
+            }
+            Msg::Vote { commit: false, .. } if t.state == CoordState::Wait => {
+                self.decide(now, tx, false)
+            }
+            Msg::DecisionRequest { .. } => {
+                if let Some(commit) = t.state.decision() {
+                    self.effects.push_back(Effect::Send {
+                        to: from,
+                        msg: Msg::Decision { tx, commit },
+                    });
+                }
+            }
+            Msg::Ack { .. } if matches!(t.state, CoordState::Commit | CoordState::Abort) => {
+                t.acks.insert(from);
+                if t.acks.len() == t.participants.len() {
+                    let committed = t.state == CoordState::Commit;
+                    t.state = CoordState::Ended { committed };
+                    self.effects.push_back(Effect::Log(LogRecord::End { tx }));
+                    self.effects.push_back(Effect::Completed { tx });
+                }
+            }
+            // Late votes and duplicate acks change nothing: the decision is
+            // re-sent to whoever has not acknowledged it.
+            _ => {}
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.txs
+            .values()
+            .filter_map(|t| match t.state {
+                CoordState::Wait => Some(t.vote_deadline.min(t.next_resend)),
+                CoordState::Commit | CoordState::Abort => Some(t.next_resend),
+                CoordState::Ended { .. } => None,
+            })
+            .min()
+    }
+
+    /// Aborts transactions whose votes timed out; re-sends VOTE-REQUESTs and
+    /// decisions that are still unanswered.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<(TxId, CoordState, bool)> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| !matches!(t.state, CoordState::Ended { .. }))
+            .filter(|(_, t)| {
+                t.next_resend <= now || (t.state == CoordState::Wait && t.vote_deadline <= now)
+            })
+            .map(|(tx, t)| (*tx, t.state, t.vote_deadline <= now))
+            .collect();
+        for (tx, state, vote_timed_out) in due {
+            match state {
+                CoordState::Wait if vote_timed_out => {
+                    log::info!("2pc coordinator {}: {tx}: vote timeout, aborting", self.id);
+                    self.decide(now, tx, false);
+                }
+                CoordState::Wait => {
+                    if let Some(t) = self.txs.get_mut(&tx) {
+                        t.next_resend = now + self.config.resend_interval;
+                        let votes = t.votes.clone();
+                        self.send_prepare(tx, Some(&votes));
+                    }
+                }
+                _ => self.send_decision(now, tx),
+            }
+        }
+    }
+
+    /// The next effect to execute.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// Takes every queued effect.
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        self.effects.drain(..).collect()
+    }
+
+    /// Logs the decision, reports it, and sends it to every participant.
+    fn decide(&mut self, now: Instant, tx: TxId, commit: bool) {
+        let Some(t) = self.txs.get_mut(&tx) else {
+            return;
+        };
+        t.state = if commit {
+            CoordState::Commit
+        } else {
+            CoordState::Abort
+        };
+        t.work.clear();
+        self.effects
+            .push_back(Effect::Log(LogRecord::Global { tx, commit }));
+        self.effects.push_back(Effect::Outcome { tx, commit });
+        self.send_decision(now, tx);
+    }
+
+    /// Sends the decision to every participant that has not acknowledged it.
+    fn send_decision(&mut self, now: Instant, tx: TxId) {
+        let Some(t) = self.txs.get_mut(&tx) else {
+            return;
+        };
+        let Some(commit) = t.state.decision() else {
+            return;
+        };
+        t.next_resend = now + self.config.resend_interval;
+        for &p in &t.participants {
+            if !t.acks.contains(&p) {
+                self.effects.push_back(Effect::Send {
+                    to: p,
+                    msg: Msg::Decision { tx, commit },
+                });
+            }
+        }
+    }
+
+    /// Sends VOTE-REQUEST to every participant not in `skip`.
+    fn send_prepare(&mut self, tx: TxId, skip: Option<&BTreeSet<NodeId>>) {
+        let Some(t) = self.txs.get(&tx) else { return };
+        for &p in &t.participants {
+            if skip.is_some_and(|s| s.contains(&p)) {
+                continue;
+            }
+            let work = t.work.get(&p).cloned().unwrap_or_default();
+            self.effects.push_back(Effect::Send {
+                to: p,
+                msg: Msg::Prepare {
+                    tx,
+                    participants: t.participants.clone(),
+                    work,
+                },
+            });
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The blocking drivers over real loopback TCP (std::net).
+
+use rpc::binding::{NameServiceClient, NameServiceServer, Registrar, Registry, Resolver};
+use rpc::blocking::{Client, SharedServer, serve, serve_connection};
+use rpc::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
+use rpc::message::{decode_message, encode_message};
+use rpc::twopc::rpc::{Node, TwoPcPeerServer};
+use rpc::twopc::{
+    Bank, BankOp, CoordState, CoordinatorConfig, FileWal, PartState, ParticipantConfig,
+};
+use rpc::{CallContext, ClientConfig, Request, Response, RpcError, ServerConfig};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+rpc::service! {
+    /// A counter with a slow increment.
+    pub trait Counter {
+        server CounterServer;
+        client CounterClient;
+        calls CounterCall;
+
+        fn incr(by: u64) -> u64;
+        fn incr_slow(by: u64, ms: u64) -> u64;
+        fn echo(text: String) -> String;
+    }
+}
+
+#[derive(Default)]
+struct Count(u64);
+
+impl Counter for Count {
+    fn incr(&mut self, _ctx: &CallContext, by: u64) -> u64 {
+        self.0 += by;
+        self.0
+    }
+    fn incr_slow(&mut self, _ctx: &CallContext, by: u64, ms: u64) -> u64 {
+        thread::sleep(Duration::from_millis(ms));
+        self.0 += by;
+        self.0
+    }
+    fn echo(&mut self, _ctx: &CallContext, text: String) -> String {
+        text
+    }
+}
+
+fn start_server() -> (SocketAddr, Arc<SharedServer<CounterServer<Count>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
+    let s = Arc::clone(&server);
+    thread::spawn(move || serve(move || listener.accept().map(|(s, _)| s), s));
+    (addr, server)
+}
+
+fn quick() -> ClientConfig {
+    ClientConfig {
+        call_timeout: Duration::from_secs(5),
+        attempt_timeout: Duration::from_secs(2),
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn concurrent_calls_from_many_threads_share_one_connection() {
+    let (addr, server) = start_server();
+    let client = Client::new(move || TcpStream::connect(addr), quick()).expect("client");
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let stub = CounterClient::new(client.clone());
+            thread::spawn(move || {
+                for j in 0..50 {
+                    let text = format!("thread {i} call {j}");
+                    assert_eq!(stub.echo(text.clone()), Ok(text));
+                    stub.incr(1).expect("incr");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(server.service().0.0, 400);
+    assert_eq!(server.stats().executed, 800);
+    assert_eq!(server.stats().replayed, 0);
+}
+
+#[test]
+fn lost_reply_is_retried_on_a_new_connection_and_executed_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
+    let s = Arc::clone(&server);
+    thread::spawn(move || {
+        // First connection: execute the request, then drop the connection
+        // without replying.
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut decoder = FrameDecoder::default();
+        let mut buf = [0u8; 4096];
+        let mut frames = Vec::new();
+        while frames.is_empty() {
+            let n = conn.read(&mut buf).expect("read");
+            decoder.decode_all(&buf[..n], &mut frames).expect("frames");
+        }
+        let req: Request = decode_message(&frames[0]).expect("request");
+        assert!(s.handle(req).is_some());
+        drop(conn);
+        // Then serve normally.
+        let (conn, _) = listener.accept().expect("accept");
+        let _ = serve_connection(conn, &s);
+    });
+    let stub =
+        CounterClient::new(Client::new(move || TcpStream::connect(addr), quick()).expect("client"));
+    assert_eq!(stub.incr(5), Ok(5), "the retry gets the cached reply");
+    assert_eq!(server.service().0.0, 5, "executed once");
+    assert_eq!(server.stats().executed, 1);
+    assert_eq!(server.stats().replayed, 1);
+}
+
+#[test]
+fn duplicate_while_executing_waits_for_the_original() {
+    let (addr, server) = start_server();
+    let (method, args, _) = CounterCall::incr_slow(1, 300)
+        .expect("marshal")
+        .into_parts();
+    let req = Request {
+        client_id: 77,
+        request_id: 1,
+        method,
+        args,
+        deadline_ms: None,
+    };
+    let mut bytes = Vec::new();
+    encode_message(&mut bytes, &req, DEFAULT_MAX_FRAME).expect("encode");
+    let send = move |bytes: Vec<u8>| {
+        thread::spawn(move || {
+            let mut conn = TcpStream::connect(addr).expect("connect");
+            conn.write_all(&bytes).expect("write");
+            let mut decoder = FrameDecoder::default();
+            let mut frames = Vec::new();
+            let mut buf = [0u8; 4096];
+            while frames.is_empty() {
+                let n = conn.read(&mut buf).expect("read");
+                assert!(n > 0, "closed without reply");
+                decoder.decode_all(&buf[..n], &mut frames).expect("frames");
+            }
+            decode_message::<Response>(&frames[0]).expect("response")
+        })
+    };
+    let a = send(bytes.clone());
+    thread::sleep(Duration::from_millis(50));
+    let b = send(bytes);
+    let (ra, rb) = (a.join().expect("a"), b.join().expect("b"));
+    assert_eq!(ra, rb);
+    assert_eq!(server.service().0.0, 1, "executed once");
+    assert_eq!(server.stats().in_progress_duplicates, 1);
+}
+
+#[test]
+fn unreachable_server_and_deadlines() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let stub =
+        CounterClient::new(Client::new(move || TcpStream::connect(addr), quick()).expect("client"));
+    assert!(matches!(stub.incr(1), Err(RpcError::Unreachable(_))));
+
+    let (addr, _server) = start_server();
+    let client = Client::new(move || TcpStream::connect(addr), quick()).expect("client");
+    let started = Instant::now();
+    let stub = CounterClient::new(client.with_timeout(Duration::from_millis(200)));
+    assert_eq!(stub.incr_slow(1, 1000), Err(RpcError::Timeout));
+    assert!(started.elapsed() < Duration::from_millis(900));
+}
+
+#[test]
+fn name_service_registers_renews_resolves_and_expires() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let registry = SharedServer::new(
+        NameServiceServer(Registry::new(
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        )),
+        ServerConfig::default(),
+    );
+    let r = Arc::clone(&registry);
+    thread::spawn(move || serve(move || listener.accept().map(|(s, _)| s), r));
+    let connect = move || Client::new(move || TcpStream::connect(addr), quick()).expect("client");
+
+    let registrar = Registrar::start(
+        NameServiceClient::new(connect()),
+        "counter".into(),
+        "127.0.0.1:9999".into(),
+        Duration::from_millis(300),
+    )
+    .expect("register");
+    // Renewed past several lease lengths.
+    thread::sleep(Duration::from_millis(1000));
+    let resolver = Resolver::new(NameServiceClient::new(connect()), Duration::from_secs(10));
+    assert_eq!(resolver.resolve("counter"), Ok("127.0.0.1:9999".into()));
+    assert!(registrar.lease().is_some());
+    drop(registrar); // unregisters
+    resolver.invalidate("counter");
+    assert!(resolver.resolve("counter").is_err());
+
+    // A lease that is not renewed expires.
+    let names = NameServiceClient::new(connect());
+    names
+        .register("tmp".into(), "x".into(), 100)
+        .expect("rpc")
+        .expect("register");
+    assert_eq!(names.lookup("tmp".into()).expect("rpc"), Ok("x".into()));
+    thread::sleep(Duration::from_millis(150));
+    assert!(names.lookup("tmp".into()).expect("rpc").is_err());
+}
+
+#[test]
+fn two_phase_commit_nodes_over_tcp_with_file_logs() {
+    let dir = std::env::temp_dir().join(format!("rpc-2pc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs: Arc<Vec<SocketAddr>> = Arc::new(
+        listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect(),
+    );
+    let banks = [Bank::new([("alice", 100)]), Bank::new([("bob", 0)])];
+    let mut nodes = Vec::new();
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let id = id as u32;
+        let wal = FileWal::open(dir.join(format!("node{id}.wal"))).expect("wal");
+        let a = Arc::clone(&addrs);
+        let connect = move |peer: u32| TcpStream::connect(a[peer as usize]);
+        let (coord, part) = if id == 0 {
+            (Some(CoordinatorConfig::default()), None)
+        } else {
+            (
+                None,
+                Some((banks[id as usize - 1].clone(), ParticipantConfig::default())),
+            )
+        };
+        let node = Node::start(id, wal, coord, part, connect, |_| {}).expect("node");
+        let server = SharedServer::new(TwoPcPeerServer(node.inbox()), ServerConfig::default());
+        thread::spawn(move || serve(move || listener.accept().map(|(s, _)| s), server));
+        nodes.push(node);
+    }
+    let op = |a: &str, d: i64| {
+        BankOp::encode(&[BankOp {
+            account: a.into(),
+            delta: d,
+        }])
+    };
+    let t1 = nodes[0]
+        .begin(vec![(1, op("alice", -40)), (2, op("bob", 40))])
+        .expect("begin");
+    let t2 = nodes[0]
+        .begin(vec![(1, op("alice", -70)), (2, op("bob", 70))])
+        .expect("begin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = |tx| {
+        matches!(
+            nodes[0].with_coordinator(|c| c.state(tx)).flatten(),
+            Some(CoordState::Ended { .. })
+        )
+    };
+    while !(ended(t1) && ended(t2)) {
+        assert!(Instant::now() < deadline, "transactions did not finish");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        nodes[0].with_coordinator(|c| c.state(t1)).flatten(),
+        Some(CoordState::Ended { committed: true })
+    );
+    assert_eq!(
+        nodes[0].with_coordinator(|c| c.state(t2)).flatten(),
+        Some(CoordState::Ended { committed: false })
+    );
+    assert_eq!(
+        nodes[1]
+            .with_participant(|p| p.resource().balance("alice"))
+            .flatten(),
+        Some(60)
+    );
+    assert_eq!(
+        nodes[2]
+            .with_participant(|p| p.resource().balance("bob"))
+            .flatten(),
+        Some(40)
+    );
+    assert_eq!(
+        nodes[2].with_participant(|p| p.status(t2)).flatten(),
+        Some(PartState::Aborted)
+    );
+    // The participants' files replay to the same balances.
+    use rpc::twopc::{Participant, Wal};
+    let mut wal = FileWal::open(dir.join("node1.wal")).expect("wal");
+    let records = wal.replay().expect("replay");
+    let p = Participant::recover(
+        1,
+        banks[0].clone(),
+        ParticipantConfig::default(),
+        &records,
+        Instant::now(),
+    )
+    .expect("recover");
+    assert_eq!(p.resource().balance("alice"), Some(60));
+    let _ = std::fs::remove_dir_all(&dir);
+}

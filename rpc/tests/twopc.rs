@@ -1,0 +1,544 @@
+//! Two-phase commit under crashes, blocking, duplicates and delays, in a
+//! deterministic in-memory network with a virtual clock.
+
+mod twopc_harness;
+
+use rpc::twopc::{
+    Bank, CoordState, Coordinator, CoordinatorConfig, Effect, LogRecord, Msg, PartState,
+    Participant, ParticipantConfig, TxId,
+};
+use std::time::{Duration, Instant};
+use twopc_harness::{Rng, Sim, ops, transfer};
+
+fn banks() -> Vec<Bank> {
+    vec![
+        Bank::new([("alice", 100), ("carol", 10)]),
+        Bank::new([("bob", 50), ("dave", 0)]),
+    ]
+}
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+#[test]
+fn commit_and_abort_without_failures() {
+    let mut sim = Sim::new(1, banks());
+    let t1 = sim
+        .begin(transfer(1, "alice", 2, "bob", 30))
+        .expect("begin");
+    let t2 = sim
+        .begin(transfer(1, "carol", 2, "dave", 11))
+        .expect("begin"); // insufficient funds
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    assert_eq!(
+        sim.coord_state(t1),
+        Some(CoordState::Ended { committed: true })
+    );
+    assert_eq!(
+        sim.coord_state(t2),
+        Some(CoordState::Ended { committed: false })
+    );
+    assert_eq!(sim.bank(1).balance("alice"), Some(70));
+    assert_eq!(sim.bank(2).balance("bob"), Some(80));
+    assert_eq!(sim.bank(1).balance("carol"), Some(10));
+}
+
+#[test]
+fn effects_put_the_log_before_the_message() {
+    let now = Instant::now();
+    let mut c = Coordinator::new(0, CoordinatorConfig::default());
+    let tx = c
+        .begin(now, transfer(1, "alice", 2, "bob", 1))
+        .expect("begin");
+    let e = c.drain_effects();
+    assert!(
+        matches!(&e[0], Effect::Log(LogRecord::Begin { .. })),
+        "{e:?}"
+    );
+    assert!(e[1..].iter().all(|e| matches!(
+        e,
+        Effect::Send {
+            msg: Msg::Prepare { .. },
+            ..
+        }
+    )));
+    assert_eq!(e.len(), 3);
+
+    let mut p = Participant::new(1, banks().remove(0), ParticipantConfig::default());
+    p.handle_message(
+        now,
+        0,
+        Msg::Prepare {
+            tx,
+            participants: vec![1, 2],
+            work: ops(&[("alice", -1)]),
+        },
+    );
+    let e = p.drain_effects();
+    assert!(
+        matches!(
+            &e[..],
+            [
+                Effect::Log(LogRecord::Ready { .. }),
+                Effect::Send {
+                    msg: Msg::Vote { commit: true, .. },
+                    ..
+                }
+            ]
+        ),
+        "{e:?}"
+    );
+
+    c.handle_message(now, 1, Msg::Vote { tx, commit: true });
+    assert!(c.drain_effects().is_empty());
+    c.handle_message(now, 2, Msg::Vote { tx, commit: true });
+    let e = c.drain_effects();
+    assert!(
+        matches!(&e[0], Effect::Log(LogRecord::Global { commit: true, .. })),
+        "{e:?}"
+    );
+    assert!(matches!(&e[1], Effect::Outcome { commit: true, .. }));
+    assert!(e[2..].iter().all(|e| matches!(
+        e,
+        Effect::Send {
+            msg: Msg::Decision { commit: true, .. },
+            ..
+        }
+    )));
+
+    p.handle_message(now, 0, Msg::Decision { tx, commit: true });
+    let e = p.drain_effects();
+    assert!(
+        matches!(
+            &e[..],
+            [
+                Effect::Log(LogRecord::Local { commit: true, .. }),
+                Effect::Outcome { .. },
+                Effect::Send {
+                    msg: Msg::Ack { .. },
+                    ..
+                }
+            ]
+        ),
+        "{e:?}"
+    );
+    assert_eq!(p.resource().balance("alice"), Some(99));
+    // Duplicate decision: acknowledged again, nothing re-applied or re-logged.
+    p.handle_message(now, 0, Msg::Decision { tx, commit: true });
+    assert!(matches!(
+        &p.drain_effects()[..],
+        [Effect::Send {
+            msg: Msg::Ack { .. },
+            ..
+        }]
+    ));
+    assert_eq!(p.resource().balance("alice"), Some(99));
+
+    c.handle_message(now, 1, Msg::Ack { tx });
+    c.handle_message(now, 1, Msg::Ack { tx });
+    assert!(c.drain_effects().is_empty());
+    c.handle_message(now, 2, Msg::Ack { tx });
+    assert!(matches!(
+        &c.drain_effects()[..],
+        [Effect::Log(LogRecord::End { .. }), Effect::Completed { .. }]
+    ));
+}
+
+/// Steps each node takes in a failure-free run of `scenario`.
+fn clean_steps(scenario: &dyn Fn(&mut Sim)) -> Vec<u64> {
+    let mut sim = Sim::new(7, banks());
+    scenario(&mut sim);
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    sim.nodes.values().map(|n| n.steps).collect()
+}
+
+type Scenario = Box<dyn Fn(&mut Sim)>;
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    vec![
+        (
+            "commit",
+            Box::new(|s: &mut Sim| {
+                s.begin(transfer(1, "alice", 2, "bob", 30));
+            }),
+        ),
+        (
+            "vote abort",
+            Box::new(|s: &mut Sim| {
+                s.begin(transfer(1, "alice", 2, "bob", 101));
+            }),
+        ),
+        (
+            "two transactions",
+            Box::new(|s: &mut Sim| {
+                s.begin(transfer(1, "alice", 2, "bob", 30));
+                s.begin(transfer(2, "bob", 1, "carol", 5));
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn crash_at_every_step_of_every_node() {
+    let downtimes = [Duration::from_millis(300), Duration::from_secs(6)];
+    let mut cases = 0;
+    for (name, scenario) in scenarios() {
+        let steps = clean_steps(&*scenario);
+        for victim in 0..3u32 {
+            for k in 1..=steps[victim as usize] + 1 {
+                for &down in &downtimes {
+                    let mut sim = Sim::new(7, banks());
+                    sim.crash_at(victim, k, down);
+                    scenario(&mut sim);
+                    assert!(
+                        sim.run_to_quiescence(LIMIT),
+                        "{name}: node {victim} step {k}: no quiescence\n{}",
+                        sim.dump()
+                    );
+                    sim.check_final(&banks());
+                    cases += 1;
+                }
+            }
+        }
+    }
+    eprintln!("crash points checked: {cases}");
+    assert!(cases > 100);
+}
+
+#[test]
+fn two_nodes_crash_at_every_pair_of_steps() {
+    let (_, scenario) = scenarios().remove(0);
+    let steps = clean_steps(&*scenario);
+    let mut cases = 0;
+    for (a, b) in [(0u32, 1u32), (0, 2), (1, 2)] {
+        for ka in 1..=steps[a as usize] {
+            for kb in 1..=steps[b as usize] {
+                let mut sim = Sim::new(11, banks());
+                sim.crash_at(a, ka, Duration::from_millis(700));
+                sim.crash_at(b, kb, Duration::from_secs(3));
+                scenario(&mut sim);
+                assert!(
+                    sim.run_to_quiescence(LIMIT),
+                    "crash {a}@{ka} {b}@{kb}\n{}",
+                    sim.dump()
+                );
+                sim.check_final(&banks());
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("crash pairs checked: {cases}");
+}
+
+/// The step at which node `id` does `what` (first match) in a clean run.
+fn step_of(scenario: &dyn Fn(&mut Sim), id: u32, what: &str) -> u64 {
+    let mut sim = Sim::new(7, banks());
+    scenario(&mut sim);
+    sim.run_to_quiescence(LIMIT);
+    sim.trace
+        .iter()
+        .find(|(_, n, _, w)| *n == id && w.starts_with(what))
+        .map(|(_, _, s, _)| *s)
+        .unwrap_or_else(|| panic!("no step {what:?} at node {id}"))
+}
+
+#[test]
+fn all_ready_and_coordinator_down_blocks_until_it_returns() {
+    let (_, scenario) = scenarios().remove(0);
+    // Crash the coordinator just before it logs its decision: both
+    // participants are READY and nobody knows the outcome.
+    let k = step_of(&*scenario, 0, "append Global");
+    let mut sim = Sim::new(7, banks());
+    sim.crash_at(0, k, Duration::from_secs(20));
+    scenario(&mut sim);
+    sim.run_until(sim.at(15_000));
+    let tx = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    for p in [1, 2] {
+        assert_eq!(
+            sim.part_state(p, tx),
+            Some(PartState::Blocked),
+            "participant {p}"
+        );
+        assert!(
+            sim.node(p).blocked.contains_key(&tx),
+            "participant {p} did not report Blocked"
+        );
+        assert!(
+            sim.bank(p).locked() > 0,
+            "a blocked participant keeps its locks"
+        );
+    }
+    assert!(!sim.node(0).is_up());
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    // Recovered in WAIT: the coordinator aborts.
+    assert_eq!(
+        sim.coord_state(tx),
+        Some(CoordState::Ended { committed: false })
+    );
+    assert_eq!(sim.part_state(1, tx), Some(PartState::Aborted));
+}
+
+#[test]
+fn blocked_participants_commit_when_the_coordinator_had_logged_commit() {
+    let (_, scenario) = scenarios().remove(0);
+    // Crash right after the COMMIT record is synced, before any decision is sent.
+    let k = step_of(&*scenario, 0, "send 1 Decision");
+    let mut sim = Sim::new(7, banks());
+    sim.crash_at(0, k, Duration::from_secs(20));
+    scenario(&mut sim);
+    sim.run_until(sim.at(15_000));
+    let tx = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    assert_eq!(sim.part_state(1, tx), Some(PartState::Blocked));
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    assert_eq!(
+        sim.coord_state(tx),
+        Some(CoordState::Ended { committed: true })
+    );
+    assert_eq!(sim.bank(2).balance("bob"), Some(80));
+}
+
+#[test]
+fn a_participant_still_in_init_lets_a_ready_one_abort() {
+    let (_, scenario) = scenarios().remove(0);
+    let tx = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    // Participant 2 never gets its VOTE-REQUEST; the coordinator dies after
+    // sending them (its next step is the abort at the vote timeout).
+    let k = step_of(&*scenario, 0, "append Global");
+    let mut sim = Sim::new(7, banks());
+    sim.filter = Some(Box::new(|_, to, m| {
+        to == 2 && matches!(m, Msg::Prepare { .. })
+    }));
+    sim.crash_at(0, k, Duration::from_secs(30));
+    scenario(&mut sim);
+    sim.run_until(sim.at(20_000));
+    assert!(!sim.node(0).is_up());
+    assert_eq!(
+        sim.part_state(2, tx),
+        Some(PartState::Aborted),
+        "INIT answers by aborting"
+    );
+    assert_eq!(
+        sim.part_state(1, tx),
+        Some(PartState::Aborted),
+        "READY learns abort from a peer"
+    );
+    assert_eq!(sim.bank(1).locked(), 0);
+    assert!(sim.node(1).blocked.is_empty(), "never blocked");
+    sim.filter = None;
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+}
+
+#[test]
+fn a_peer_that_knows_commit_decides_for_a_ready_participant() {
+    let (_, scenario) = scenarios().remove(0);
+    let tx = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    // Decisions to participant 2 are lost and the coordinator dies at its
+    // first re-send.
+    let mut sim = Sim::new(7, banks());
+    sim.filter = Some(Box::new(|_, to, m| {
+        to == 2 && matches!(m, Msg::Decision { .. })
+    }));
+    scenario(&mut sim);
+    sim.run_until(sim.at(300));
+    assert_eq!(sim.part_state(1, tx), Some(PartState::Committed));
+    assert_eq!(sim.part_state(2, tx), Some(PartState::Ready));
+    sim.crash_now(0, Duration::from_secs(30));
+    sim.run_until(sim.at(20_000));
+    assert_eq!(
+        sim.part_state(2, tx),
+        Some(PartState::Committed),
+        "learned COMMIT from participant 1"
+    );
+    assert_eq!(sim.bank(2).balance("bob"), Some(80));
+    sim.filter = None;
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+}
+
+#[test]
+fn prepare_timeout_in_init_means_vote_abort() {
+    // Long vote timeout and no peer queries, so that only participant 2's
+    // PREPARE timeout can end the transaction.
+    let ccfg = CoordinatorConfig {
+        vote_timeout: Duration::from_secs(30),
+        ..CoordinatorConfig::default()
+    };
+    let pcfg = ParticipantConfig {
+        peer_query_after: Duration::from_secs(60),
+        ..ParticipantConfig::default()
+    };
+    let mut sim = Sim::with_configs(3, banks(), ccfg, pcfg);
+    let tx = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    sim.expect(2, tx);
+    sim.filter = Some(Box::new(|_, to, m| {
+        to == 2 && matches!(m, Msg::Prepare { .. })
+    }));
+    sim.begin(transfer(1, "alice", 2, "bob", 30));
+    sim.run_until(sim.at(4_900));
+    assert_eq!(sim.part_state(2, tx), Some(PartState::Init));
+    sim.run_until(sim.at(5_500));
+    assert_eq!(
+        sim.part_state(2, tx),
+        Some(PartState::Aborted),
+        "INIT timed out"
+    );
+    // The re-sent VOTE-REQUEST now gets through and is answered VOTE-ABORT.
+    sim.filter = None;
+    sim.run_until(sim.at(7_000));
+    assert_eq!(
+        sim.coord_state(tx),
+        Some(CoordState::Ended { committed: false })
+    );
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    assert_eq!(
+        sim.coord_state(tx),
+        Some(CoordState::Ended { committed: false })
+    );
+}
+
+#[test]
+fn duplicated_delayed_and_replayed_messages_are_harmless() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(seed, banks());
+        sim.dup = 0.3;
+        sim.loss = 0.05;
+        sim.max_delay = Duration::from_millis(400);
+        for i in 0..6 {
+            sim.run_until(sim.at(i * 150));
+            let amount = 1 + sim.rng.below(60) as i64;
+            if i % 2 == 0 {
+                sim.begin(transfer(1, "alice", 2, "bob", amount));
+            } else {
+                sim.begin(transfer(2, "bob", 1, "carol", amount));
+            }
+        }
+        assert!(sim.run_to_quiescence(LIMIT), "seed {seed}");
+        sim.check_final(&banks());
+        let before: Vec<_> = [1, 2]
+            .iter()
+            .map(|&p| sim.bank(p).balances().clone())
+            .collect();
+        // Every message ever sent arrives again, twice, in random order.
+        let sent = sim.sent.clone();
+        for (from, to, msg) in sent {
+            sim.inject(from, to, msg.clone());
+            sim.inject(from, to, msg);
+        }
+        assert!(sim.run_to_quiescence(LIMIT * 2), "seed {seed}");
+        sim.check_final(&banks());
+        let after: Vec<_> = [1, 2]
+            .iter()
+            .map(|&p| sim.bank(p).balances().clone())
+            .collect();
+        assert_eq!(
+            before, after,
+            "seed {seed}: replayed messages changed balances"
+        );
+    }
+}
+
+#[test]
+fn random_crashes_losses_and_duplicates() {
+    let initial = || {
+        vec![
+            Bank::new([("a1", 100), ("a2", 20)]),
+            Bank::new([("b1", 50), ("b2", 0)]),
+            Bank::new([("c1", 80), ("c2", 5)]),
+        ]
+    };
+    let accounts = [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]];
+    let (mut crashes, mut committed, mut total) = (0, 0, 0);
+    for seed in 0..150 {
+        let mut sim = Sim::new(seed, initial());
+        let mut rng = Rng(seed ^ 0xDEAD_BEEF);
+        sim.dup = 0.1;
+        sim.loss = 0.05;
+        sim.max_delay = Duration::from_millis(50);
+        for id in 0..4u32 {
+            if rng.chance(0.6) {
+                let step = 1 + rng.below(25);
+                let down = Duration::from_millis(100 + rng.below(6_000));
+                sim.crash_at(id, step, down);
+            }
+        }
+        for i in 0..8u64 {
+            sim.run_until(sim.at(i * 300 + rng.below(300)));
+            let from = 1 + rng.below(3) as u32;
+            let to = 1 + (from as u64 + rng.below(2)) as u32 % 3;
+            let to = if to == 0 { 3 } else { to };
+            let amount = 1 + rng.below(70) as i64;
+            let fa = accounts[from as usize - 1][rng.below(2) as usize];
+            let ta = accounts[to as usize - 1][rng.below(2) as usize];
+            sim.begin(transfer(from, fa, to, ta, amount));
+        }
+        // A second wave of crashes after the first recoveries.
+        for id in 0..4u32 {
+            if rng.chance(0.3) {
+                let n = sim.node(id).steps + 1 + rng.below(10);
+                sim.crash_at(id, n, Duration::from_millis(100 + rng.below(3_000)));
+            }
+        }
+        assert!(
+            sim.run_to_quiescence(LIMIT),
+            "seed {seed}: no quiescence\n{}",
+            sim.dump()
+        );
+        sim.check_final(&initial());
+        crashes += sim.nodes.values().map(|n| n.crashes).sum::<u32>();
+        committed += sim
+            .work
+            .keys()
+            .filter(|tx| sim.coord_state(**tx).and_then(CoordState::decision) == Some(true))
+            .count();
+        total += sim.work.len();
+    }
+    eprintln!("random runs: {crashes} crashes, {committed} of {total} transactions committed");
+    assert!(crashes > 100 && committed > total / 5);
+}
+
+#[test]
+fn checkpoints_keep_balances_and_decisions_across_restarts() {
+    let mut sim = Sim::new(5, banks());
+    let t1 = sim
+        .begin(transfer(1, "alice", 2, "bob", 30))
+        .expect("begin");
+    assert!(sim.run_to_quiescence(Duration::from_secs(10)));
+    sim.checkpoint(1);
+    sim.checkpoint(2);
+    let t2 = sim.begin(transfer(1, "alice", 2, "bob", 5)).expect("begin");
+    sim.run_until(sim.at(10_100));
+    sim.crash_now(1, Duration::from_millis(500));
+    sim.crash_now(2, Duration::from_millis(800));
+    assert!(sim.run_to_quiescence(LIMIT));
+    sim.check_final(&banks());
+    assert_eq!(
+        sim.part_state(1, t1),
+        Some(PartState::Committed),
+        "decision survives the checkpoint"
+    );
+    assert_eq!(
+        sim.coord_state(t2).and_then(CoordState::decision),
+        Some(true)
+    );
+    assert_eq!(sim.bank(1).balance("alice"), Some(65));
+}

@@ -1,0 +1,332 @@
+//! Starting a stack: on a TAP device or on an in-memory link.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ethernet::MacAddr;
+use ip::{Ipv4Cidr, Route};
+use stack::device::{
+    Device, FaultConfig, FaultDevice, MemoryDevice, PcapDevice, PcapWriter, TapConfig, TapDevice,
+    memory_pair,
+};
+use stack::runtime::Waker;
+use stack::{Interface, InterfaceConfig};
+use tcp::cc::Algorithm;
+
+use crate::runtime::{Core, LoopOptions, Shared};
+use crate::{Stack, StackInner};
+
+enum DeviceSpec {
+    Tap(TapConfig),
+    Memory,
+}
+
+/// Configures and starts a [`Stack`].
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// let stack = sockets_api::StackBuilder::tap("tap0")
+///     .addr("10.0.0.2/24".parse().unwrap())
+///     .host_addr("10.0.0.1/24".parse().unwrap())
+///     .start()?;
+/// # Ok(()) }
+/// ```
+pub struct StackBuilder {
+    device: DeviceSpec,
+    addr: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Addr>,
+    routes: Vec<Route>,
+    mac: Option<MacAddr>,
+    mtu: Option<usize>,
+    ttl: u8,
+    pcap: Option<PathBuf>,
+    faults: FaultConfig,
+    congestion: Algorithm,
+    busy_poll: Duration,
+    shutdown_linger: Duration,
+    seed: Option<u64>,
+    tcp: Option<tcp::TcpConfig>,
+}
+
+impl StackBuilder {
+    fn new(device: DeviceSpec) -> Self {
+        StackBuilder {
+            device,
+            addr: None,
+            gateway: None,
+            routes: Vec::new(),
+            mac: None,
+            mtu: None,
+            ttl: 64,
+            pcap: None,
+            faults: FaultConfig::default(),
+            congestion: Algorithm::default(),
+            busy_poll: Duration::from_micros(50),
+            shutdown_linger: Duration::from_secs(10),
+            seed: None,
+            tcp: None,
+        }
+    }
+
+    /// A stack on TAP device `name` (created if missing).
+    pub fn tap(name: impl Into<String>) -> Self {
+        Self::new(DeviceSpec::Tap(TapConfig::new(name)))
+    }
+
+    /// A stack for an in-memory link; see [`StackBuilder::memory_pair`].
+    pub fn memory() -> Self {
+        Self::new(DeviceSpec::Memory)
+    }
+
+    /// Our address and prefix (required).
+    pub fn addr(mut self, addr: Ipv4Cidr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Default gateway.
+    pub fn gateway(mut self, gw: Ipv4Addr) -> Self {
+        self.gateway = Some(gw);
+        self
+    }
+
+    /// An extra route.
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Our MAC address (default: random, locally administered).
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Link MTU (also set on the TAP device).
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        self.mtu = Some(mtu);
+        if let DeviceSpec::Tap(t) = &mut self.device {
+            t.mtu = Some(mtu);
+        }
+        self
+    }
+
+    /// TTL of the datagrams sent.
+    pub fn ttl(mut self, ttl: u8) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Give the kernel side of the TAP device this address.
+    pub fn host_addr(mut self, addr: Ipv4Cidr) -> Self {
+        if let DeviceSpec::Tap(t) = &mut self.device {
+            t.host_addr = Some(addr);
+        }
+        self
+    }
+
+    /// Record every frame to this pcap file.
+    pub fn pcap(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pcap = Some(path.into());
+        self
+    }
+
+    /// Inject faults between the stack and the device.
+    pub fn faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Default congestion control of new connections.
+    pub fn congestion(mut self, algorithm: Algorithm) -> Self {
+        self.congestion = algorithm;
+        self
+    }
+
+    /// TCP settings of new connections (buffers, timeouts...).
+    pub fn tcp(mut self, cfg: tcp::TcpConfig) -> Self {
+        self.tcp = Some(cfg);
+        self
+    }
+
+    /// How long the stack thread busy-polls after activity (0: never).
+    pub fn busy_poll(mut self, d: Duration) -> Self {
+        self.busy_poll = d;
+        self
+    }
+
+    /// On shutdown, how long to keep delivering data written before close.
+    pub fn shutdown_linger(mut self, d: Duration) -> Self {
+        self.shutdown_linger = d;
+        self
+    }
+
+    /// Seed of the stack's randomness (and of fault injection when its own
+    /// seed is zero): runs replay exactly.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    fn interface(&self, mtu: usize, seed: u64) -> io::Result<Interface> {
+        let addr = self.addr.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the stack needs an address")
+        })?;
+        let mac = self.mac.unwrap_or_else(|| {
+            let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
+            let mut bytes = [0u8; 6];
+            for b in &mut bytes {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *b = s as u8;
+            }
+            bytes[0] = (bytes[0] & 0xfc) | 0x02;
+            MacAddr(bytes)
+        });
+        let mut cfg = InterfaceConfig::new(mac, addr);
+        cfg.gateway = self.gateway;
+        cfg.routes = self.routes.clone();
+        cfg.mtu = mtu;
+        cfg.ttl = self.ttl;
+        cfg.seed = seed;
+        if let Some(t) = &self.tcp {
+            cfg.tcp = t.clone();
+        }
+        cfg.tcp.congestion = self.congestion;
+        Interface::try_new(cfg, Instant::now())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    }
+
+    fn seed_value(&self) -> u64 {
+        self.seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            // SAFETY: `b` is valid for writes of 8 bytes.
+            let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+            if n == 8 {
+                u64::from_le_bytes(b)
+            } else {
+                Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64
+            }
+        })
+    }
+
+    /// Wraps `dev` in the pcap recorder and fault injector as configured.
+    fn wrap<D: Device + Send + 'static>(
+        &self,
+        dev: D,
+        seed: u64,
+    ) -> io::Result<Box<dyn Device + Send>> {
+        let dev: Box<dyn Device + Send> = match &self.pcap {
+            Some(path) => {
+                let w = PcapWriter::create(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot create pcap file {}: {e}", path.display()),
+                    )
+                })?;
+                Box::new(PcapDevice::new(dev, w))
+            }
+            None => Box::new(dev),
+        };
+        if self.faults.is_noop() {
+            return Ok(dev);
+        }
+        let mut faults = self.faults;
+        self.faults
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if faults.seed == 0 {
+            faults.seed = seed;
+        }
+        Ok(Box::new(FaultDevice::new(dev, faults)))
+    }
+
+    /// Opens the TAP device and starts the stack thread. A
+    /// [`memory`](Self::memory) stack started alone sits on a link with
+    /// nothing else on it (useful for local socket tests); use
+    /// [`memory_pair`](Self::memory_pair) to join two.
+    pub fn start(self) -> io::Result<Stack> {
+        let DeviceSpec::Tap(tap) = &self.device else {
+            let mtu = self.mtu.unwrap_or(1500);
+            let (dev, _) = memory_pair(mtu)?;
+            let seed = self.seed_value();
+            let iface = self.interface(mtu, seed)?;
+            let dev = self.wrap(dev, seed)?;
+            return launch(iface, dev, seed, self.loop_options());
+        };
+        let seed = self.seed_value();
+        // Check the configuration before creating the device.
+        self.interface(self.mtu.unwrap_or(1500), seed)?;
+        let dev = TapDevice::open(tap).map_err(|e| {
+            let kind = match e {
+                stack::device::TapError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
+                stack::device::TapError::NoTunDevice => io::ErrorKind::NotFound,
+                _ => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, e.to_string())
+        })?;
+        let mtu = dev.mtu();
+        let iface = self.interface(mtu, seed)?;
+        let dev = self.wrap(dev, seed)?;
+        launch(iface, dev, seed, self.loop_options())
+    }
+
+    /// Starts two stacks joined by an in-memory link (same MTU), each with
+    /// its own thread.
+    pub fn memory_pair(a: StackBuilder, b: StackBuilder) -> io::Result<(Stack, Stack)> {
+        let mtu = a.mtu.or(b.mtu).unwrap_or(1500);
+        let (da, db): (MemoryDevice, MemoryDevice) = memory_pair(mtu)?;
+        let sa = a.seed_value();
+        let sb = b.seed_value().wrapping_add(1);
+        let ia = a.interface(mtu, sa)?;
+        let ib = b.interface(mtu, sb)?;
+        let da = a.wrap(da, sa)?;
+        let db = b.wrap(db, sb)?;
+        Ok((
+            launch(ia, da, sa, a.loop_options())?,
+            launch(ib, db, sb, b.loop_options())?,
+        ))
+    }
+
+    fn loop_options(&self) -> LoopOptions {
+        LoopOptions {
+            busy_poll: self.busy_poll,
+            shutdown_linger: self.shutdown_linger,
+        }
+    }
+}
+
+fn launch(
+    iface: Interface,
+    dev: Box<dyn Device + Send>,
+    seed: u64,
+    opts: LoopOptions,
+) -> io::Result<Stack> {
+    let info = crate::StackInfo {
+        addr: iface.cidr(),
+        mac: iface.mac(),
+        mtu: iface.mtu(),
+    };
+    let shared = Arc::new(Shared {
+        core: Mutex::new(Core::new(iface, seed)),
+        waker: Waker::new()?,
+        sleeping: AtomicBool::new(false),
+        app_work: AtomicBool::new(false),
+    });
+    let thread_shared = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("ustack {}", info.addr))
+        .spawn(move || crate::runtime::run(thread_shared, dev, opts))?;
+    Ok(Stack {
+        inner: Arc::new(StackInner {
+            shared,
+            info,
+            thread: Mutex::new(Some(thread)),
+        }),
+    })
+}

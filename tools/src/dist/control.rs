@@ -1,0 +1,352 @@
+//! The control interface every 2PC node serves beside the protocol's peer
+//! interface (on the same port): begin a transfer and ask for its outcome
+//! (coordinator), report balances and transactions, arm a crash point.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rpc::twopc::rpc::{Inbox, Node, TwoPcPeerServer};
+use rpc::twopc::{Bank, BankOp, CoordState, LogRecord, NodeId, PartState, TxId};
+use rpc::{CallContext, Dispatch, RemoteError};
+
+use super::crash::{CrashPlan, CrashSpec, Role};
+
+/// One transaction as a node recorded it: the outcome if this node knows
+/// it, and a label (`WAIT`, `READY`, `COMMIT`, `ABORT~`, ...).
+pub type TxRow = (TxId, Option<bool>, String);
+
+/// A node's state: id, role (`coordinator`/`participant`), committed
+/// balances, number of locked accounts, every transaction it knows.
+pub type StatusReply = (NodeId, String, Vec<(String, u64)>, u64, Vec<TxRow>);
+
+rpc::service! {
+    /// Control interface of a `ustack 2pc` node.
+    pub trait Control {
+        server ControlServer;
+        client ControlClient;
+        calls ControlCall;
+
+        /// Coordinator: begins moving `amount` from `from_account` at bank
+        /// `from` to `to_account` at bank `to`; returns the transaction.
+        fn transfer(
+            from: NodeId,
+            from_account: String,
+            to: NodeId,
+            to_account: String,
+            amount: u64
+        ) -> Result<TxId, String>;
+        /// Coordinator: the decision on `tx` (`None`: not decided, or unknown).
+        fn outcome(tx: TxId) -> Option<bool>;
+        /// Balances and transactions as this node recorded them.
+        fn status() -> StatusReply;
+        /// Arms a crash point (`POINT` or `POINT:N`).
+        fn crash_at(spec: String) -> Result<(), String>;
+    }
+}
+
+/// Label of a coordinator state: `~` marks a decision not yet acknowledged
+/// by every participant.
+pub fn coord_label(state: CoordState) -> (Option<bool>, &'static str) {
+    match state {
+        CoordState::Wait => (None, "WAIT"),
+        CoordState::Commit => (Some(true), "COMMIT~"),
+        CoordState::Abort => (Some(false), "ABORT~"),
+        CoordState::Ended { committed: true } => (Some(true), "COMMIT"),
+        CoordState::Ended { committed: false } => (Some(false), "ABORT"),
+    }
+}
+
+/// Label of a participant state.
+pub fn part_label(state: PartState) -> (Option<bool>, &'static str) {
+    match state {
+        PartState::Init => (None, "INIT"),
+        PartState::Ready => (None, "READY"),
+        PartState::Blocked => (None, "BLOCKED"),
+        PartState::Committed => (Some(true), "COMMIT"),
+        PartState::Aborted => (Some(false), "ABORT"),
+    }
+}
+
+/// The work of a transfer, per participant (one entry per bank; both
+/// operations go to one participant when both accounts are at one bank).
+pub fn transfer_work(
+    from: (NodeId, &str),
+    to: (NodeId, &str),
+    amount: u64,
+) -> Result<Vec<(NodeId, Vec<u8>)>, String> {
+    let delta = i64::try_from(amount)
+        .ok()
+        .filter(|&d| d > 0)
+        .ok_or_else(|| format!("amount {amount} must be between 1 and {}", i64::MAX))?;
+    if from == to {
+        return Err("cannot transfer from an account to itself".into());
+    }
+    let debit = BankOp {
+        account: from.1.to_string(),
+        delta: -delta,
+    };
+    let credit = BankOp {
+        account: to.1.to_string(),
+        delta,
+    };
+    Ok(if from.0 == to.0 {
+        vec![(from.0, BankOp::encode(&[debit, credit]))]
+    } else {
+        vec![
+            (from.0, BankOp::encode(&[debit])),
+            (to.0, BankOp::encode(&[credit])),
+        ]
+    })
+}
+
+/// The outcomes a node has on stable storage.
+///
+/// The state machines change state when they decide, and the driver logs
+/// and syncs the decision a moment later; an outcome read from the state
+/// machine in between could be lost in a crash (a coordinator that dies
+/// before its COMMIT record is durable aborts on recovery). So the control
+/// interface only reports what is here: the decisions found in the log at
+/// start, and those the driver reported with `Effect::Outcome`, which the
+/// driver contract executes only after syncing the log.
+#[derive(Debug, Default)]
+pub struct DurableOutcomes {
+    outcomes: Mutex<BTreeMap<TxId, bool>>,
+}
+
+impl DurableOutcomes {
+    /// The outcomes recorded in a replayed log, as a node of `role` reads
+    /// it (coordinator: GLOBAL records; participant: local outcomes).
+    pub fn from_log(role: Role, records: &[LogRecord]) -> Arc<Self> {
+        let mut outcomes = BTreeMap::new();
+        for rec in records {
+            match (role, rec) {
+                (Role::Coordinator, LogRecord::Global { tx, commit })
+                | (Role::Participant, LogRecord::Local { tx, commit }) => {
+                    outcomes.insert(*tx, *commit);
+                }
+                (Role::Participant, LogRecord::Snapshot { txs, .. }) => {
+                    outcomes.clear();
+                    for t in txs {
+                        if let Some(commit) = t.decided {
+                            outcomes.insert(t.tx, commit);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Arc::new(DurableOutcomes {
+            outcomes: Mutex::new(outcomes),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TxId, bool>> {
+        match self.outcomes.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Records an outcome the driver reported (after syncing the log).
+    pub fn record(&self, tx: TxId, commit: bool) {
+        self.lock().insert(tx, commit);
+    }
+
+    /// The durable outcome of `tx`.
+    pub fn get(&self, tx: TxId) -> Option<bool> {
+        self.lock().get(&tx).copied()
+    }
+
+    /// A state machine's row, with a decision not yet durable shown as
+    /// undecided (`SYNCING`).
+    fn overlay(&self, tx: TxId, (decided, label): (Option<bool>, &str)) -> TxRow {
+        match (decided, self.get(tx)) {
+            (Some(_), None) => (tx, None, "SYNCING".into()),
+            _ => (tx, decided, label.to_string()),
+        }
+    }
+}
+
+/// Implements [`Control`] on a running node.
+pub struct ControlImpl {
+    /// The node.
+    pub node: Arc<Node<Bank>>,
+    /// Its role.
+    pub role: Role,
+    /// Its crash plan.
+    pub plan: Arc<CrashPlan>,
+    /// What it has decided durably.
+    pub durable: Arc<DurableOutcomes>,
+}
+
+impl Control for ControlImpl {
+    fn transfer(
+        &mut self,
+        _ctx: &CallContext,
+        from: NodeId,
+        from_account: String,
+        to: NodeId,
+        to_account: String,
+        amount: u64,
+    ) -> Result<TxId, String> {
+        if self.role != Role::Coordinator {
+            return Err("not a coordinator".into());
+        }
+        let work = transfer_work((from, &from_account), (to, &to_account), amount)?;
+        self.node
+            .begin(work)
+            .ok_or_else(|| "the coordinator did not begin the transaction".into())
+    }
+
+    fn outcome(&mut self, _ctx: &CallContext, tx: TxId) -> Option<bool> {
+        self.durable.get(tx)
+    }
+
+    fn status(&mut self, _ctx: &CallContext) -> StatusReply {
+        let id = self.node.id();
+        match self.role {
+            Role::Coordinator => {
+                let txs = self
+                    .node
+                    .with_coordinator(|c| {
+                        c.transactions()
+                            .map(|(tx, s)| self.durable.overlay(tx, coord_label(s)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (id, "coordinator".into(), Vec::new(), 0, txs)
+            }
+            Role::Participant => self
+                .node
+                .with_participant(|p| {
+                    let bank = p.resource();
+                    let balances = bank
+                        .balances()
+                        .iter()
+                        .map(|(a, b)| (a.clone(), *b))
+                        .collect();
+                    let txs = p
+                        .transactions()
+                        .into_iter()
+                        .map(|(tx, s)| self.durable.overlay(tx, part_label(s)))
+                        .collect();
+                    (
+                        id,
+                        "participant".into(),
+                        balances,
+                        bank.locked() as u64,
+                        txs,
+                    )
+                })
+                .unwrap_or_else(|| (id, "participant".into(), Vec::new(), 0, Vec::new())),
+        }
+    }
+
+    fn crash_at(&mut self, _ctx: &CallContext, spec: String) -> Result<(), String> {
+        let spec: CrashSpec = spec.parse()?;
+        spec.check_role(self.role)?;
+        self.plan.arm(spec);
+        log::warn!("armed crash point {spec}");
+        Ok(())
+    }
+}
+
+/// The 2PC peer interface and the control interface on one port: the
+/// method ids of the two services are distinct hashes, so a call the peer
+/// stub does not know goes to the control stub.
+pub struct NodeService {
+    /// Protocol messages.
+    pub peer: TwoPcPeerServer<Inbox>,
+    /// Control calls.
+    pub control: ControlServer<ControlImpl>,
+}
+
+impl Dispatch for NodeService {
+    fn dispatch(
+        &mut self,
+        ctx: &CallContext,
+        method: u32,
+        args: &[u8],
+    ) -> Result<Vec<u8>, RemoteError> {
+        match self.peer.dispatch(ctx, method, args) {
+            Err(RemoteError::UnknownMethod(_)) => self.control.dispatch(ctx, method, args),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_work_splits_by_bank() {
+        let w = transfer_work((1, "alice"), (2, "bob"), 30).expect("work");
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            BankOp::decode(&w[0].1).expect("decode"),
+            vec![BankOp {
+                account: "alice".into(),
+                delta: -30
+            }]
+        );
+        assert_eq!((w[0].0, w[1].0), (1, 2));
+        let same = transfer_work((1, "alice"), (1, "carol"), 5).expect("work");
+        assert_eq!(same.len(), 1);
+        assert_eq!(BankOp::decode(&same[0].1).expect("decode").len(), 2);
+        assert!(transfer_work((1, "alice"), (1, "alice"), 5).is_err());
+        assert!(transfer_work((1, "alice"), (2, "bob"), 0).is_err());
+        assert!(transfer_work((1, "alice"), (2, "bob"), u64::MAX).is_err());
+    }
+
+    #[test]
+    fn only_durable_outcomes_are_reported() {
+        let tx = |seq| TxId {
+            coordinator: 0,
+            seq,
+        };
+        let log = [
+            LogRecord::Begin {
+                tx: tx(1),
+                participants: vec![1, 2],
+            },
+            LogRecord::Global {
+                tx: tx(1),
+                commit: true,
+            },
+            LogRecord::Begin {
+                tx: tx(2),
+                participants: vec![1, 2],
+            },
+        ];
+        let d = DurableOutcomes::from_log(Role::Coordinator, &log);
+        assert_eq!((d.get(tx(1)), d.get(tx(2))), (Some(true), None));
+        // Decided in memory, not yet synced: not reported.
+        assert_eq!(
+            d.overlay(tx(2), coord_label(CoordState::Commit)),
+            (tx(2), None, "SYNCING".to_string())
+        );
+        d.record(tx(2), true);
+        assert_eq!(
+            d.overlay(tx(2), coord_label(CoordState::Commit)),
+            (tx(2), Some(true), "COMMIT~".to_string())
+        );
+        let p = DurableOutcomes::from_log(Role::Participant, &log);
+        assert_eq!(
+            p.get(tx(1)),
+            None,
+            "a participant reads only its own outcomes"
+        );
+    }
+
+    #[test]
+    fn labels_mark_unacknowledged_decisions() {
+        assert_eq!(coord_label(CoordState::Wait), (None, "WAIT"));
+        assert_eq!(coord_label(CoordState::Commit), (Some(true), "COMMIT~"));
+        assert_eq!(
+            coord_label(CoordState::Ended { committed: false }),
+            (Some(false), "ABORT")
+        );
+        assert_eq!(part_label(PartState::Blocked), (None, "BLOCKED"));
+    }
+}

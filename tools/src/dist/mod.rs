@@ -1,0 +1,423 @@
+//! `ustack rpc ...` and `ustack 2pc ...`: a name service and a two-phase
+//! commit bank, each node its own ustack process on its own TAP device,
+//! talking RPC over ustack TCP.
+//!
+//! Every command takes the shared stack flags (`--tap NAME --addr A.B.C.D/LEN
+//! [--mac MAC] [--gateway ..] [--loss P] ...`, see `ustack serve`). Give each
+//! long-lived node a fixed `--mac`, so that peers' ARP caches stay right
+//! when it restarts. `--names A.B.C.D:PORT` is where the name service
+//! listens.
+//!
+//! ```text
+//! ustack rpc names  STACK --listen PORT [--min-lease-ms MS] [--max-lease-ms MS]
+//! ustack rpc lookup STACK --names A.B.C.D:P NAME
+//!
+//! ustack 2pc participant STACK --id N --names A.B.C.D:P --listen PORT --log DIR
+//!            --accounts NAME=BALANCE,... [--name bank-N] [--crash-at POINT[:K]]
+//! ustack 2pc coordinator STACK --id N --names A.B.C.D:P --listen PORT --log DIR
+//!            [--name coordinator] [--vote-timeout-ms MS] [--crash-at POINT[:K]]
+//! ustack 2pc transfer STACK --names A.B.C.D:P --from bank-1:alice --to bank-2:bob
+//!            --amount 30 [--coordinator NAME] [--timeout SECS]
+//! ustack 2pc status   STACK --names A.B.C.D:P --node NAME...
+//! ustack 2pc check    STACK --names A.B.C.D:P --node NAME... [--expect-total N]
+//!            [--reported FILE] [--settle SECS]
+//! ustack 2pc crash    STACK --names A.B.C.D:P --node NAME --at POINT[:K]
+//! ```
+//!
+//! - `rpc names` serves the name service (a lease registry): servers
+//!   register `name -> address` and renew; a crashed server's entry expires.
+//! - `2pc participant` is a bank (resource manager) with node id N. It
+//!   recovers from its write-ahead log `DIR/2pc.wal` on start (a new log
+//!   begins with a checkpoint of `--accounts`; later starts take the
+//!   accounts from the log), serves the 2PC peer interface and a control
+//!   interface on `--listen`, and registers (lease renewed every third of
+//!   `--lease-ms`) under `node-N` (peers find each other by id) and under
+//!   `--name` (default `bank-N`).
+//! - `2pc coordinator` is the coordinator with node id N, registered under
+//!   `node-N` and `--name` (default `coordinator`). On restart it aborts every
+//!   transaction it logged as begun but not decided, and re-sends every
+//!   decision not yet acknowledged.
+//! - `2pc transfer` asks the coordinator (looked up by name) to move
+//!   `--amount` from one account to another (`bank-N:ACCOUNT`; both may be at
+//!   one bank) and waits for the decision: prints `tx C.S COMMIT` or
+//!   `tx C.S ABORT` and exits 0. An account without the funds, an unknown
+//!   account, an account locked by another transfer in flight, or a bank
+//!   that does not answer within the vote timeout gives ABORT. No decision
+//!   within `--timeout` prints `tx C.S UNDECIDED` and exits 1. Calls are at
+//!   most once per coordinator incarnation: if the coordinator crashes while
+//!   the request is in flight, the retried request may begin a second
+//!   transaction (the first, undecided, is aborted by the recovery).
+//! - `2pc status` prints each node's accounts and every transaction as that
+//!   node recorded it (`WAIT`, `READY`, `BLOCKED`, `COMMIT`, `ABORT`; `~`:
+//!   decided at the coordinator but not yet acknowledged by every bank).
+//! - `2pc check` waits up to `--settle` seconds for everything to be decided
+//!   and acknowledged, prints what `status` prints plus the outcome each
+//!   client was told (`--reported`: a file of `transfer` output lines), and
+//!   a verdict: money conserved (`--expect-total`), no two nodes (or a node
+//!   and a client) disagree on an outcome, nothing undecided or
+//!   unacknowledged, no account locked, every transaction known to its
+//!   coordinator. Exit 0 only if it holds.
+//! - `2pc crash` arms a crash point at a running node; `--crash-at` (or the
+//!   environment variable `USTACK_2PC_CRASH_AT`) arms one at start. The node
+//!   calls `abort()` the K-th time (default 1) it reaches the point:
+//!   - `begin-logged` (coordinator): BEGIN durable, no VOTE-REQUEST sent;
+//!   - `ready-logged` (bank): READY durable, vote not sent;
+//!   - `before-commit`: coordinator: every vote was COMMIT, the decision is
+//!     not logged (every bank READY and in doubt); bank: GLOBAL-COMMIT
+//!     received, not logged;
+//!   - `commit-logged`: coordinator: COMMIT durable, not sent; bank: COMMIT
+//!     durable and applied, ACK not sent;
+//!   - `before-end` (coordinator): every ACK in, END not logged.
+//!
+//! A node prints `recovered: records=R in_doubt=D [...] unacknowledged=U [...]`
+//! when it starts: D counts transactions it crashed in the middle of,
+//! between prepare and commit (coordinator: begun, undecided; bank: READY,
+//! no outcome). `scripts/demo-2pc` runs the whole system in a network
+//! namespace with random crashes and checks the verdict.
+
+mod client;
+mod control;
+mod crash;
+mod net;
+mod node;
+mod verdict;
+
+use std::error::Error;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use rpc::twopc::NodeId;
+
+use crate::cli::StackArgs;
+use crash::CrashSpec;
+
+#[derive(Args, Debug)]
+pub struct RpcArgs {
+    #[command(subcommand)]
+    pub command: RpcCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RpcCommand {
+    /// Serve the name service (a registry of leases) on a port.
+    Names(NamesArgs),
+    /// Print every live address registered under a name.
+    Lookup(LookupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// TCP port to serve on.
+    #[arg(long, value_name = "PORT")]
+    pub listen: u16,
+    /// Shortest lease accepted.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub min_lease_ms: u64,
+    /// Longest lease accepted.
+    #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
+    pub max_lease_ms: u64,
+}
+
+/// Flags of the commands that are clients of the system.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// The name service.
+    #[arg(long, value_name = "A.B.C.D:PORT")]
+    pub names: SocketAddrV4,
+}
+
+#[derive(Args, Debug)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The name to look up.
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TwoPcArgs {
+    #[command(subcommand)]
+    pub command: TwoPcCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TwoPcCommand {
+    /// Run a bank: a 2PC participant with accounts and a durable log.
+    Participant(ParticipantArgs),
+    /// Run the 2PC coordinator, with a durable log.
+    Coordinator(CoordinatorArgs),
+    /// Transfer money between accounts (at one or two banks) through the coordinator.
+    Transfer(TransferArgs),
+    /// Print nodes' accounts and every transaction as each recorded it.
+    Status(StatusArgs),
+    /// Like status, after waiting for quiescence, plus a consistency verdict.
+    Check(CheckArgs),
+    /// Make a running node crash (abort) at a protocol step.
+    Crash(CrashArgs),
+}
+
+/// Flags of both node roles.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// This node's 2PC id (unique in the system; a bank's id is the N of bank-N).
+    #[arg(long, value_name = "N")]
+    pub id: NodeId,
+    /// The name service.
+    #[arg(long, value_name = "A.B.C.D:PORT")]
+    pub names: SocketAddrV4,
+    /// TCP port to serve the 2PC peer and control interfaces on.
+    #[arg(long, value_name = "PORT")]
+    pub listen: u16,
+    /// Directory of the node's write-ahead log (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub log: PathBuf,
+    /// Abort the process the K-th time it reaches this protocol step.
+    #[arg(long, value_name = "POINT[:K]")]
+    pub crash_at: Option<CrashSpec>,
+    /// Length of the name-service leases (renewed every third).
+    #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ParticipantArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Initial accounts of a new log, e.g. alice=100,carol=50.
+    #[arg(long, value_name = "NAME=BALANCE,...")]
+    pub accounts: String,
+    /// Name to register under (default bank-N).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Name to register under.
+    #[arg(long, value_name = "NAME", default_value = "coordinator")]
+    pub name: String,
+    /// Abort a transaction whose votes are not all in after this long.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub vote_timeout_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Account to debit, as bank-N:ACCOUNT.
+    #[arg(long, value_name = "bank-N:ACCOUNT")]
+    pub from: String,
+    /// Account to credit, as bank-N:ACCOUNT.
+    #[arg(long, value_name = "bank-N:ACCOUNT")]
+    pub to: String,
+    /// Amount to move.
+    #[arg(long, value_name = "N")]
+    pub amount: u64,
+    /// The coordinator's registered name.
+    #[arg(long, value_name = "NAME", default_value = "coordinator")]
+    pub coordinator: String,
+    /// Give up waiting for the decision after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = seconds)]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// A node to ask, by registered name (repeatable), e.g. coordinator, bank-1.
+    #[arg(long = "node", value_name = "NAME", required = true)]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// The sum every bank's balances must add up to.
+    #[arg(long, value_name = "N")]
+    pub expect_total: Option<u128>,
+    /// File with the lines `ustack 2pc transfer` printed (tx C.S OUTCOME).
+    #[arg(long, value_name = "FILE")]
+    pub reported: Option<PathBuf>,
+    /// Wait up to this many seconds for every transaction to settle.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = seconds)]
+    pub settle: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct CrashArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The node, by registered name.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// Where: begin-logged, ready-logged, before-commit, commit-logged,
+    /// before-end; `:K` for the K-th occurrence.
+    #[arg(long, value_name = "POINT[:K]")]
+    pub at: CrashSpec,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} s is outside 0..=86400"))
+    }
+}
+
+pub fn run_rpc(args: RpcArgs) -> Result<(), Box<dyn Error>> {
+    match args.command {
+        RpcCommand::Names(a) => node::run_names(a),
+        RpcCommand::Lookup(a) => client::run_lookup(a),
+    }
+}
+
+pub fn run_2pc(args: TwoPcArgs) -> Result<(), Box<dyn Error>> {
+    match args.command {
+        TwoPcCommand::Participant(a) => node::run_participant(a),
+        TwoPcCommand::Coordinator(a) => node::run_coordinator(a),
+        TwoPcCommand::Transfer(a) => client::run_transfer(a),
+        TwoPcCommand::Status(a) => client::run_status(a),
+        TwoPcCommand::Check(a) => client::run_check(a),
+        TwoPcCommand::Crash(a) => client::run_crash(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Top {
+        Rpc(RpcArgs),
+        #[command(name = "2pc")]
+        TwoPc(TwoPcArgs),
+    }
+
+    const STACK: &[&str] = &["--tap", "t0", "--addr", "10.0.0.5/24"];
+
+    fn parse(args: &[&str]) -> Result<Top, clap::Error> {
+        let mut v = vec!["ustack"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(STACK);
+        Cli::try_parse_from(v).map(|c| c.command)
+    }
+
+    #[test]
+    fn node_commands_parse() {
+        let Top::TwoPc(TwoPcArgs {
+            command: TwoPcCommand::Participant(p),
+        }) = parse(&[
+            "2pc",
+            "participant",
+            "--id",
+            "2",
+            "--names",
+            "10.0.0.1:5000",
+            "--listen",
+            "7000",
+            "--log",
+            "/tmp/x",
+            "--accounts",
+            "bob=5",
+            "--crash-at",
+            "ready-logged:2",
+        ])
+        .expect("parse")
+        else {
+            panic!("not a participant");
+        };
+        assert_eq!(p.node.id, 2);
+        assert_eq!(p.node.names.port(), 5000);
+        assert_eq!(p.node.crash_at.map(|c| c.nth), Some(2));
+        assert_eq!(p.node.lease_ms, 3000);
+        assert!(
+            parse(&[
+                "2pc",
+                "coordinator",
+                "--id",
+                "0",
+                "--names",
+                "10.0.0.1:5000",
+                "--listen",
+                "7000",
+                "--log",
+                "/tmp/x",
+                "--crash-at",
+                "nowhere",
+            ])
+            .is_err()
+        );
+        assert!(parse(&["rpc", "names", "--listen", "5000"]).is_ok());
+    }
+
+    #[test]
+    fn client_commands_parse() {
+        let Top::TwoPc(TwoPcArgs {
+            command: TwoPcCommand::Transfer(t),
+        }) = parse(&[
+            "2pc",
+            "transfer",
+            "--names",
+            "10.0.0.1:5000",
+            "--from",
+            "bank-1:alice",
+            "--to",
+            "bank-2:bob",
+            "--amount",
+            "30",
+        ])
+        .expect("parse")
+        else {
+            panic!("not a transfer");
+        };
+        assert_eq!((t.amount, t.coordinator.as_str()), (30, "coordinator"));
+        assert!(
+            parse(&["2pc", "status", "--names", "10.0.0.1:5000"]).is_err(),
+            "needs --node"
+        );
+        assert!(
+            parse(&[
+                "2pc",
+                "check",
+                "--names",
+                "10.0.0.1:5000",
+                "--node",
+                "coordinator",
+                "--node",
+                "bank-1",
+                "--expect-total",
+                "300",
+                "--settle",
+                "-1",
+            ])
+            .is_err(),
+            "negative settle time"
+        );
+        assert!(
+            parse(&[
+                "2pc", "transfer", "--names", "nowhere", "--from", "a", "--to", "b"
+            ])
+            .is_err()
+        );
+    }
+}

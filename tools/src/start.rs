@@ -1,0 +1,62 @@
+//! Starting a ustack stack from the shared stack flags, through the public
+//! `sockets-api` builder (every program but the raw-interface parts of
+//! `serve` runs on the socket API).
+
+use std::error::Error;
+use std::time::Duration;
+
+use sockets_api::{FaultConfig, Stack, StackBuilder};
+
+use crate::cli::{StackArgs, UsageError};
+
+/// The fault injection the stack flags ask for (seed 0: the stack's seed).
+pub fn fault_config(args: &StackArgs) -> Result<FaultConfig, UsageError> {
+    let config = FaultConfig {
+        loss: args.loss,
+        dup: args.dup,
+        reorder: args.reorder,
+        corrupt: args.corrupt,
+        delay: Duration::from_secs_f64(args.delay / 1000.0),
+        seed: 0,
+        ..FaultConfig::default()
+    };
+    config.validate().map_err(UsageError)?;
+    Ok(config)
+}
+
+/// The builder the stack flags describe (validated; nothing opened yet).
+pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
+    let mut b = StackBuilder::tap(args.tap.clone())
+        .addr(args.addr)
+        .ttl(args.ttl)
+        .faults(fault_config(args)?)
+        .congestion(args.cc)
+        .busy_poll(Duration::from_micros(args.busy_poll));
+    if let Some(gw) = args.gateway {
+        b = b.gateway(gw);
+    }
+    for r in args.routes()? {
+        b = b.route(r);
+    }
+    if let Some(mac) = args.mac {
+        b = b.mac(mac);
+    }
+    if let Some(mtu) = args.mtu {
+        b = b.mtu(usize::from(mtu));
+    }
+    if let Some(h) = args.host_addr {
+        b = b.host_addr(h);
+    }
+    if let Some(p) = &args.pcap {
+        b = b.pcap(p.clone());
+    }
+    if let Some(s) = args.seed {
+        b = b.seed(s);
+    }
+    Ok(b)
+}
+
+/// Opens the TAP device and starts the stack thread.
+pub fn start(args: &StackArgs) -> Result<Stack, Box<dyn Error>> {
+    Ok(builder(args)?.start()?)
+}
