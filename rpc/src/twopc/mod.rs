@@ -158,6 +158,58 @@ impl Msg {
             Msg::Vote { .. } | Msg::Ack { .. } | Msg::DecisionRequest { .. }
         )
     }
+
+    /// The write-ahead rule, as a check: true if `durable` (the sender's
+    /// log records that have been synced) justifies sending this message.
+    /// PREPARE needs the BEGIN; a decision needs the matching global record
+    /// (or no BEGIN at all: the coordinator answers ABORT for transactions
+    /// it never logged); a commit vote needs READY; an abort vote, an
+    /// ABORTED/COMMITTED peer answer and an ACK need the participant's own
+    /// outcome record. Queries carry no promise. Tests and debug tooling
+    /// call it on every message a node sends.
+    pub fn backed_by(&self, durable: &[LogRecord]) -> bool {
+        let has = |pred: &dyn Fn(&LogRecord) -> bool| durable.iter().any(pred);
+        let begun = |tx: TxId| has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if *t == tx));
+        // The participant's own outcome, in a LOCAL record or a snapshot.
+        let local = |tx: TxId, commit: Option<bool>| {
+            has(&|r| match r {
+                LogRecord::Local { tx: t, commit: c } => {
+                    *t == tx && commit.is_none_or(|want| want == *c)
+                }
+                LogRecord::Snapshot { txs, .. } => txs.iter().any(|s| {
+                    s.tx == tx
+                        && s.decided
+                            .is_some_and(|c| commit.is_none_or(|want| want == c))
+                }),
+                _ => false,
+            })
+        };
+        match self {
+            Msg::Prepare { tx, .. } => begun(*tx),
+            Msg::Decision { tx, commit } => {
+                !begun(*tx)
+                    || has(
+                        &|r| matches!(r, LogRecord::Global { tx: t, commit: c } if t == tx && c == commit),
+                    )
+            }
+            Msg::Vote { tx, commit: true } => has(&|r| match r {
+                LogRecord::Ready { tx: t, .. } => t == tx,
+                LogRecord::Snapshot { txs, .. } => txs.iter().any(|s| s.tx == *tx),
+                _ => false,
+            }),
+            Msg::Vote { tx, commit: false }
+            | Msg::PeerState {
+                tx,
+                state: PeerState::Aborted,
+            } => local(*tx, Some(false)),
+            Msg::PeerState {
+                tx,
+                state: PeerState::Committed,
+            } => local(*tx, Some(true)),
+            Msg::Ack { tx } => local(*tx, None),
+            Msg::PeerState { .. } | Msg::DecisionRequest { .. } | Msg::StateQuery { .. } => true,
+        }
+    }
 }
 
 /// A participant's durable knowledge of one transaction (in snapshots).
@@ -285,4 +337,63 @@ pub fn execute<W: Wal + ?Sized>(
         wal.sync()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TX: TxId = TxId {
+        coordinator: 1,
+        seq: 7,
+    };
+
+    #[test]
+    fn backed_by_is_the_write_ahead_rule() {
+        let begin = LogRecord::Begin {
+            tx: TX,
+            participants: vec![2, 3],
+        };
+        let ready = LogRecord::Ready {
+            tx: TX,
+            participants: vec![2, 3],
+            work: vec![],
+        };
+        let commit = |commit| LogRecord::Global { tx: TX, commit };
+        let local = |commit| LogRecord::Local { tx: TX, commit };
+        let decision = |commit| Msg::Decision { tx: TX, commit };
+        let vote = |commit| Msg::Vote { tx: TX, commit };
+        let peer = |state| Msg::PeerState { tx: TX, state };
+
+        // Coordinator side.
+        assert!(!decision(true).backed_by(std::slice::from_ref(&begin)));
+        assert!(decision(true).backed_by(&[begin.clone(), commit(true)]));
+        assert!(!decision(false).backed_by(&[begin.clone(), commit(true)]));
+        assert!(
+            decision(false).backed_by(&[]),
+            "ABORT for an unknown transaction"
+        );
+        // Participant side.
+        assert!(!vote(true).backed_by(&[]));
+        assert!(vote(true).backed_by(std::slice::from_ref(&ready)));
+        assert!(!vote(false).backed_by(std::slice::from_ref(&ready)));
+        assert!(vote(false).backed_by(&[local(false)]));
+        assert!(!peer(PeerState::Committed).backed_by(&[ready.clone(), local(false)]));
+        assert!(peer(PeerState::Committed).backed_by(&[ready.clone(), local(true)]));
+        assert!(peer(PeerState::Aborted).backed_by(&[local(false)]));
+        assert!(!Msg::Ack { tx: TX }.backed_by(std::slice::from_ref(&ready)));
+        assert!(Msg::Ack { tx: TX }.backed_by(&[ready.clone(), local(true)]));
+        let snapshot = LogRecord::Snapshot {
+            state: vec![],
+            txs: vec![TxSnapshot {
+                tx: TX,
+                decided: Some(true),
+                participants: vec![2, 3],
+                work: vec![],
+            }],
+        };
+        assert!(peer(PeerState::Committed).backed_by(std::slice::from_ref(&snapshot)));
+        assert!(!peer(PeerState::Aborted).backed_by(std::slice::from_ref(&snapshot)));
+        assert!(Msg::StateQuery { tx: TX }.backed_by(&[]));
+    }
 }

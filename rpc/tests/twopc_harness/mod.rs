@@ -11,8 +11,8 @@
 #![allow(dead_code)]
 
 use rpc::twopc::{
-    Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, LogRecord, MemWal, Msg,
-    NodeId, PartState, Participant, ParticipantConfig, TxId, Wal,
+    Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId,
+    PartState, Participant, ParticipantConfig, TxId, Wal,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -327,35 +327,7 @@ impl Sim {
     /// A message may only announce what the sender's log already holds durably.
     fn check_write_ahead(&self, id: NodeId, msg: &Msg) {
         let durable = self.nodes[&id].wal.durable_records();
-        let has = |pred: &dyn Fn(&LogRecord) -> bool| durable.iter().any(pred);
-        let ok = match msg {
-            Msg::Prepare { tx, .. } => {
-                has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if t == tx))
-            }
-            Msg::Decision { tx, commit } => {
-                let begun = has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if t == tx));
-                !begun
-                    || has(
-                        &|r| matches!(r, LogRecord::Global { tx: t, commit: c } if t == tx && c == commit),
-                    )
-            }
-            Msg::Vote { tx, commit: true } => has(&|r| match r {
-                LogRecord::Ready { tx: t, .. } => t == tx,
-                LogRecord::Snapshot { txs, .. } => txs.iter().any(|s| s.tx == *tx),
-                _ => false,
-            }),
-            Msg::Vote { tx, commit: false }
-            | Msg::PeerState {
-                tx,
-                state: rpc::twopc::PeerState::Aborted,
-            } => has(&|r| matches!(r, LogRecord::Local { tx: t, commit: false } if t == tx)),
-            Msg::PeerState {
-                tx,
-                state: rpc::twopc::PeerState::Committed,
-            } => has(&|r| matches!(r, LogRecord::Local { tx: t, commit: true } if t == tx)),
-            Msg::Ack { tx } => has(&|r| matches!(r, LogRecord::Local { tx: t, .. } if t == tx)),
-            _ => true,
-        };
+        let ok = msg.backed_by(&durable);
         assert!(ok, "node {id} sent {msg:?} before logging it durably");
     }
 

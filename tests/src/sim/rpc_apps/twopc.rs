@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use ip::Ipv4Cidr;
 use rpc::twopc::rpc::{TwoPcPeer, TwoPcPeerCall, TwoPcPeerServer};
 use rpc::twopc::{
-    Bank, Coordinator, CoordinatorConfig, Effect, LogRecord, MemWal, Msg, NodeId, Participant,
-    ParticipantConfig, PeerState, TxId, Wal,
+    Bank, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId, Participant,
+    ParticipantConfig, TxId, Wal,
 };
 use rpc::{CallContext, ClientConfig, ClientEvent, ServerConfig};
 use stack::{Interface, InterfaceConfig, SocketError};
@@ -120,35 +120,7 @@ impl NodeHistory {
     /// A message may only announce what the sender's log holds durably.
     fn check_write_ahead(&mut self, id: NodeId, msg: &Msg) {
         let durable = self.wal.durable_records();
-        let has = |pred: &dyn Fn(&LogRecord) -> bool| durable.iter().any(pred);
-        let ok = match msg {
-            Msg::Prepare { tx, .. } => {
-                has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if t == tx))
-            }
-            Msg::Decision { tx, commit } => {
-                let begun = has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if t == tx));
-                !begun
-                    || has(
-                        &|r| matches!(r, LogRecord::Global { tx: t, commit: c } if t == tx && c == commit),
-                    )
-            }
-            Msg::Vote { tx, commit: true } => has(&|r| match r {
-                LogRecord::Ready { tx: t, .. } => t == tx,
-                LogRecord::Snapshot { txs, .. } => txs.iter().any(|s| s.tx == *tx),
-                _ => false,
-            }),
-            Msg::Vote { tx, commit: false }
-            | Msg::PeerState {
-                tx,
-                state: PeerState::Aborted,
-            } => has(&|r| matches!(r, LogRecord::Local { tx: t, commit: false } if t == tx)),
-            Msg::PeerState {
-                tx,
-                state: PeerState::Committed,
-            } => has(&|r| matches!(r, LogRecord::Local { tx: t, commit: true } if t == tx)),
-            Msg::Ack { tx } => has(&|r| matches!(r, LogRecord::Local { tx: t, .. } if t == tx)),
-            _ => true,
-        };
+        let ok = msg.backed_by(&durable);
         if !ok {
             self.violations
                 .push(format!("node {id} sent {msg:?} before logging it durably"));
