@@ -12,6 +12,14 @@
 //! sent and no attempt is left. Replies are matched by request id, in any order;
 //! a reply for an unknown id (a late duplicate) is ignored.
 //!
+//! Every connection starts with the server's greeting, which names its
+//! incarnation; nothing is sent before it (a server that does not greet
+//! within [`ClientConfig::attempt_timeout`] counts as a failed connection).
+//! A call remembers the incarnation its first copy went to. When a retry
+//! finds a different one, the server has restarted and may have executed
+//! the call before it did: the call fails with [`RpcError::Restarted`]
+//! rather than being sent again (the server would refuse it anyway).
+//!
 //! Driver contract (one connection at a time):
 //!
 //! 1. When [`wants_connection`](ClientCore::wants_connection) is true, connect,
@@ -26,9 +34,10 @@
 //! 4. Call [`handle_timeout`](ClientCore::handle_timeout) when
 //!    [`poll_timeout`](ClientCore::poll_timeout) is reached.
 
+use crate::error::RemoteError;
 use crate::error::RpcError;
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
-use crate::message::{Request, Response, decode_message, encode_message};
+use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -97,7 +106,8 @@ struct Call {
     deadline: Instant,
     /// Transmissions and failed connection attempts so far.
     attempts: u32,
-    sent_once: bool,
+    /// The server incarnation the first copy was sent to.
+    sent_to: Option<u64>,
     phase: Phase,
 }
 
@@ -109,6 +119,12 @@ pub struct ClientCore {
     config: ClientConfig,
     calls: BTreeMap<u64, Call>,
     connected: bool,
+    /// The incarnation greeting the current connection, once it arrived.
+    server: Option<u64>,
+    /// Give up on a connection whose greeting has not arrived by then.
+    hello_deadline: Option<Instant>,
+    /// The incarnation of the previous connection (to log restarts).
+    last_server: Option<u64>,
     connect_failures: u32,
     reconnect_at: Option<Instant>,
     decoder: FrameDecoder,
@@ -130,6 +146,9 @@ impl ClientCore {
             },
             calls: BTreeMap::new(),
             connected: false,
+            server: None,
+            hello_deadline: None,
+            last_server: None,
             connect_failures: 0,
             reconnect_at: None,
             transmit: Vec::new(),
@@ -147,9 +166,18 @@ impl ClientCore {
         self.calls.len()
     }
 
-    /// True between `handle_connected` and `handle_disconnected`.
+    /// True between `handle_connected` and `handle_disconnected` (or a
+    /// protocol error, or a greeting that never came: after
+    /// [`handle_timeout`](Self::handle_timeout) the driver closes the
+    /// connection when this turns false).
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// The incarnation of the server on the current connection, once its
+    /// greeting has arrived.
+    pub fn server_incarnation(&self) -> Option<u64> {
+        self.server
     }
 
     /// Starts a call; its outcome comes out of [`poll_event`](Self::poll_event).
@@ -171,7 +199,7 @@ impl ClientCore {
                 args,
                 deadline,
                 attempts: 0,
-                sent_once: false,
+                sent_to: None,
                 phase: Phase::Queued,
             },
         );
@@ -192,14 +220,15 @@ impl ClientCore {
             && self.calls.values().any(|c| c.phase == Phase::Queued)
     }
 
-    /// A connection is up: queued calls are written.
+    /// A connection is up: queued calls are written once the server's
+    /// greeting arrives.
     pub fn handle_connected(&mut self, now: Instant) {
         self.connected = true;
-        self.connect_failures = 0;
+        self.server = None;
+        self.hello_deadline = Some(now + self.config.attempt_timeout);
         self.reconnect_at = None;
         self.decoder.reset();
         self.transmit.clear();
-        self.flush_queued(now);
     }
 
     /// Connecting failed: each waiting call uses up an attempt; those with
@@ -220,7 +249,7 @@ impl ClientCore {
         }
         for id in failed {
             if let Some(call) = self.calls.remove(&id) {
-                let err = if call.sent_once {
+                let err = if call.sent_to.is_some() {
                     RpcError::Closed
                 } else {
                     RpcError::Unreachable(why.to_string())
@@ -238,6 +267,8 @@ impl ClientCore {
     /// [`RpcError::Closed`] when out of attempts.
     pub fn handle_disconnected(&mut self, now: Instant) {
         self.connected = false;
+        self.last_server = self.server.take().or(self.last_server);
+        self.hello_deadline = None;
         self.transmit.clear();
         self.decoder.reset();
         if self.reconnect_at.is_none() {
@@ -279,21 +310,48 @@ impl ClientCore {
                     return Err(e.into());
                 }
             };
-            let resp: Response = match decode_message(&frame) {
-                Ok(resp) => resp,
+            let msg: ServerMessage = match decode_message(&frame) {
+                Ok(msg) => msg,
                 Err(e) => {
                     self.handle_disconnected(now);
                     return Err(e);
                 }
             };
-            self.handle_response(resp);
+            match (msg, self.server) {
+                (ServerMessage::Hello { incarnation }, None) => {
+                    self.handle_hello(now, incarnation);
+                }
+                (ServerMessage::Response(resp), Some(_)) => self.handle_response(resp),
+                (ServerMessage::Hello { .. }, Some(_)) => {
+                    self.handle_disconnected(now);
+                    return Err(RpcError::Protocol("a second greeting".into()));
+                }
+                (ServerMessage::Response(_), None) => {
+                    self.handle_disconnected(now);
+                    return Err(RpcError::Protocol("a reply before the greeting".into()));
+                }
+            }
         }
+    }
+
+    /// The server's greeting arrived (message level): queued calls go out.
+    pub fn handle_hello(&mut self, now: Instant, incarnation: u64) {
+        if self.last_server.is_some_and(|last| last != incarnation) {
+            log::info!("rpc client: the server restarted (incarnation {incarnation:#x})");
+        }
+        self.server = Some(incarnation);
+        self.hello_deadline = None;
+        self.connect_failures = 0;
+        self.flush_queued(now);
     }
 
     /// Handles one decoded reply (message level, without framing).
     pub fn handle_response(&mut self, resp: Response) {
         if self.calls.remove(&resp.request_id).is_some() {
-            let result = resp.result.map_err(RpcError::Remote);
+            let result = resp.result.map_err(|e| match e {
+                RemoteError::Restarted => RpcError::Restarted,
+                e => RpcError::Remote(e),
+            });
             self.events.push_back(ClientEvent::Completed {
                 call: CallId(resp.request_id),
                 result,
@@ -341,6 +399,9 @@ impl ClientCore {
                 consider(t);
             }
         }
+        if let Some(t) = self.hello_deadline {
+            consider(t);
+        }
         earliest
     }
 
@@ -348,6 +409,16 @@ impl ClientCore {
     /// calls whose attempt timed out (same request id), and moves calls out
     /// of backoff.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.connected && self.hello_deadline.is_some_and(|t| t <= now) {
+            // Connected, but the server never greeted: nothing was sent on
+            // this connection, so it counts as a failed connection attempt.
+            log::debug!("rpc client: no greeting from the server; closing");
+            self.connected = false;
+            self.hello_deadline = None;
+            self.transmit.clear();
+            self.decoder.reset();
+            self.handle_connect_failed(now, "the server did not greet");
+        }
         let max = self.config.max_attempts;
         let mut expired = Vec::new();
         for (id, call) in &mut self.calls {
@@ -374,10 +445,17 @@ impl ClientCore {
             }
         }
         for id in expired {
-            self.calls.remove(&id);
+            let Some(call) = self.calls.remove(&id) else {
+                continue;
+            };
+            let err = if call.sent_to.is_some() {
+                RpcError::Timeout
+            } else {
+                RpcError::Unreachable("not sent before the deadline".into())
+            };
             self.events.push_back(ClientEvent::Completed {
                 call: CallId(id),
-                result: Err(RpcError::Timeout),
+                result: Err(err),
             });
         }
         self.flush_queued(now);
@@ -387,14 +465,20 @@ impl ClientCore {
         backoff(&self.config, attempt)
     }
 
-    /// Writes every queued call into the transmit buffer, if connected.
+    /// Writes every queued call into the transmit buffer, if connected and
+    /// greeted.
     fn flush_queued(&mut self, now: Instant) {
-        if !self.connected {
+        let Some(incarnation) = self.server.filter(|_| self.connected) else {
             return;
-        }
+        };
         let mut failed = Vec::new();
         for (&id, call) in &mut self.calls {
             if call.phase != Phase::Queued {
+                continue;
+            }
+            if call.sent_to.is_some_and(|first| first != incarnation) {
+                // The incarnation that got the first copy may have run it.
+                failed.push((id, RpcError::Restarted));
                 continue;
             }
             let remaining = call.deadline.saturating_duration_since(now);
@@ -404,13 +488,14 @@ impl ClientCore {
                 method: call.method,
                 args: call.args.clone(),
                 deadline_ms: Some(u32::try_from(remaining.as_millis()).unwrap_or(u32::MAX)),
+                incarnation,
             };
             if let Err(e) = encode_message(&mut self.transmit, &req, self.config.max_frame) {
                 failed.push((id, e));
                 continue;
             }
             call.attempts += 1;
-            call.sent_once = true;
+            call.sent_to = Some(incarnation);
             call.phase = Phase::Sent {
                 retry_at: (now + self.config.attempt_timeout).min(call.deadline),
             };

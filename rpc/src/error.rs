@@ -23,6 +23,10 @@ pub enum RemoteError {
     /// The caller's deadline had passed before the server started the call;
     /// it was not executed.
     DeadlineExceeded,
+    /// The request was first sent to an earlier incarnation of the server,
+    /// which may have executed it before it restarted (taking its
+    /// at-most-once table with it); it was not executed now.
+    Restarted,
 }
 
 impl fmt::Display for RemoteError {
@@ -38,6 +42,10 @@ impl fmt::Display for RemoteError {
                 )
             }
             RemoteError::DeadlineExceeded => write!(f, "deadline passed before execution"),
+            RemoteError::Restarted => write!(
+                f,
+                "sent to an earlier incarnation of the server; not executed again"
+            ),
         }
     }
 }
@@ -48,8 +56,9 @@ impl std::error::Error for RemoteError {}
 ///
 /// The variants are chosen so that the caller can tell what may have happened
 /// on the server: `Unreachable` means the request never left this host (it was
-/// certainly not executed); `Timeout` and `Closed` mean it may or may not have
-/// been executed, at most once; `Remote` means the server answered.
+/// certainly not executed); `Timeout`, `Closed` and `Restarted` mean it may or
+/// may not have been executed, at most once; `Remote` means the server
+/// answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RpcError {
     /// No reply before the call's deadline (the request may have been executed).
@@ -64,6 +73,10 @@ pub enum RpcError {
     /// The connection closed (or the client shut down) after the request was
     /// sent and no retry attempts were left: it may or may not have been executed.
     Closed,
+    /// The server restarted after the request was sent: the old incarnation
+    /// may have executed it (at most once); the new one did not, and will
+    /// not, because retrying there could execute it twice.
+    Restarted,
 }
 
 impl fmt::Display for RpcError {
@@ -79,11 +92,28 @@ impl fmt::Display for RpcError {
                     "connection closed before the reply (the call may have been executed)"
                 )
             }
+            RpcError::Restarted => write!(
+                f,
+                "the server restarted before replying (the call may have been executed \
+                 by its previous incarnation, at most once)"
+            ),
         }
     }
 }
 
 impl std::error::Error for RpcError {}
+
+impl RpcError {
+    /// True when the call may have been executed by the server (`Timeout`,
+    /// `Closed`, `Restarted`); false when it certainly was not
+    /// (`Unreachable`) or the server answered.
+    pub fn may_have_executed(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Timeout | RpcError::Closed | RpcError::Restarted
+        )
+    }
+}
 
 impl From<RemoteError> for RpcError {
     fn from(e: RemoteError) -> Self {

@@ -30,10 +30,14 @@
 //!
 //! Calls are *at most once*: the client retries with the same
 //! `(client_id, request_id)` and the server replays its cached reply for a
-//! duplicate (see [`ReplyCache`]). The table is kept in memory, so a server
-//! that restarts can execute a retried request again; services that must
-//! survive restarts make their operations idempotent or, like [`twopc`], log
-//! them durably.
+//! duplicate (see [`ReplyCache`]). The table is kept in memory; what it
+//! forgets in a restart is covered by the server's *incarnation*, a random
+//! number drawn at each start and sent as the first frame of every
+//! connection. A retry that reaches a different incarnation than its first
+//! copy did is refused, and the caller gets [`RpcError::Restarted`] ("may
+//! have executed, at most once") instead of a second execution. Services
+//! whose callers must learn the outcome across a restart log their
+//! operations durably under a caller-chosen key, as [`twopc`] does.
 
 pub mod binding;
 pub mod blocking;
@@ -47,8 +51,26 @@ pub mod twopc;
 
 pub use client::{CallId, ClientConfig, ClientCore, ClientEvent};
 pub use error::{RemoteError, RpcError};
-pub use message::{Request, Response};
+pub use message::{Request, Response, ServerMessage};
 pub use server::{Admission, ConnId, ReplyCache, ServerConfig, ServerCore, ServerStats};
 #[doc(hidden)]
 pub use service::__private;
 pub use service::{CallContext, Caller, Dispatch, Prepared, ReplyDecoder, method_id};
+
+/// A random 64-bit number for a client id or a server incarnation, from
+/// std's per-process random hash keys mixed with the time, the process id
+/// and a counter. Sans-IO code takes such numbers as arguments; drivers and
+/// `Default` impls call this.
+pub fn random_id() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.write_u32(std::process::id());
+    h.finish()
+}

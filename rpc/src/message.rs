@@ -25,6 +25,13 @@ pub struct Request {
     pub args: Vec<u8>,
     /// The caller's remaining patience in milliseconds when this copy was sent.
     pub deadline_ms: Option<u32>,
+    /// The server incarnation (from its [`ServerMessage::Hello`]) that the
+    /// *first* copy of this call was sent to; retries keep it. A server with a
+    /// different incarnation has restarted since (its at-most-once table is
+    /// gone) and refuses the call with
+    /// [`RemoteError::Restarted`](crate::RemoteError::Restarted) instead of
+    /// running it a second time.
+    pub incarnation: u64,
 }
 
 /// A reply, server to client.
@@ -34,6 +41,20 @@ pub struct Response {
     pub request_id: u64,
     /// postcard encoding of the method's return value, or why the call failed.
     pub result: Result<Vec<u8>, RemoteError>,
+}
+
+/// A frame from server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The first frame on every connection: the server's incarnation, a
+    /// random number drawn each time the server starts. Clients send nothing
+    /// before it, so every request can name the incarnation it was sent to.
+    Hello {
+        /// This run of the server.
+        incarnation: u64,
+    },
+    /// The reply to a request.
+    Response(Response),
 }
 
 /// postcard-encodes `value`.
@@ -87,10 +108,11 @@ mod tests {
             method: 7,
             args: vec![0xaa, 0xbb],
             deadline_ms: Some(1000),
+            incarnation: 5,
         };
         let bytes = to_bytes(&req).expect("encode");
-        // varints: 1, 300 = ac 02, 7, len 2, aa bb, Some, 1000 = e8 07
-        assert_eq!(bytes, [1, 0xac, 0x02, 7, 2, 0xaa, 0xbb, 1, 0xe8, 0x07]);
+        // varints: 1, 300 = ac 02, 7, len 2, aa bb, Some, 1000 = e8 07, 5
+        assert_eq!(bytes, [1, 0xac, 0x02, 7, 2, 0xaa, 0xbb, 1, 0xe8, 0x07, 5]);
         assert_eq!(from_bytes::<Request>(&bytes).expect("decode"), req);
     }
 
@@ -106,6 +128,17 @@ mod tests {
             result: Err(RemoteError::UnknownMethod(3)),
         };
         assert_eq!(to_bytes(&err).expect("encode"), [5, 1, 0, 3]);
+        // Server frames: variant index first; 300 = ac 02.
+        let hello = ServerMessage::Hello { incarnation: 300 };
+        assert_eq!(to_bytes(&hello).expect("encode"), [0, 0xac, 0x02]);
+        assert_eq!(
+            to_bytes(&ServerMessage::Response(ok)).expect("encode"),
+            [1, 5, 0, 1, 9]
+        );
+        assert_eq!(
+            from_bytes::<ServerMessage>(&[0, 0xac, 0x02]).expect("decode"),
+            hello
+        );
     }
 
     #[test]
@@ -114,6 +147,9 @@ mod tests {
             assert!(decode_message::<Response>(bad).is_err(), "{bad:?}");
         }
         assert!(decode_message::<Request>(&[1, 2, 3, 200, 0xff, 0xff, 0xff, 0xff]).is_err());
+        for bad in [&[2, 0][..], &[0], &[0, 0x80], &[0, 1, 0]] {
+            assert!(decode_message::<ServerMessage>(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

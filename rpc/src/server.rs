@@ -15,12 +15,24 @@
 //! [`RemoteError::Stale`] rather than executed (request ids only grow, so a
 //! fresh call is always above the floor). A client's floor is dropped
 //! [`ServerConfig::client_ttl`] after its last activity; the guarantee covers
-//! duplicates that arrive within that time. The table lives in memory: a
-//! server restart empties it (see the crate docs).
+//! duplicates that arrive within that time.
+//!
+//! The table lives in memory, so a restart empties it. What keeps a retry
+//! from running a second time on the restarted server is the *incarnation*:
+//! a random number drawn at every start ([`ServerConfig::incarnation`]) and
+//! sent as the first frame of every connection
+//! ([`ServerMessage::Hello`](crate::message::ServerMessage::Hello)). A client
+//! stamps each request with the incarnation its first copy went to, and a
+//! server refuses a request stamped with another incarnation
+//! ([`Admission::Restarted`], [`RemoteError::Restarted`]) instead of
+//! executing it: the old incarnation may have run it. This is the "detect
+//! duplicates across receiver failures" half of the lectures' choice; the
+//! other half, operations that survive a restart, is for the service to
+//! provide (a durable log, as [`twopc`](crate::twopc) has, or idempotence).
 
 use crate::error::{RemoteError, RpcError};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
-use crate::message::{Request, Response, decode_message, encode_message};
+use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
 use crate::service::{CallContext, Dispatch};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -36,6 +48,10 @@ pub struct ServerConfig {
     pub reply_ttl: Duration,
     /// How long a client's floor is kept after its last request.
     pub client_ttl: Duration,
+    /// This run of the server: must differ between runs (a restart draws a
+    /// new one), so that requests sent to an earlier run are recognised.
+    /// `Default` draws a random value; the simulator passes a seeded one.
+    pub incarnation: u64,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +61,7 @@ impl Default for ServerConfig {
             reply_cache_capacity: 65_536,
             reply_ttl: Duration::from_secs(60),
             client_ttl: Duration::from_secs(600),
+            incarnation: crate::random_id(),
         }
     }
 }
@@ -61,6 +78,9 @@ pub enum Admission {
     InProgress,
     /// Older than what the cache remembers: refuse without executing.
     Stale,
+    /// First sent to another incarnation of the server (which may have
+    /// executed it): refuse without executing.
+    Restarted,
 }
 
 #[derive(Debug)]
@@ -90,6 +110,7 @@ pub struct ReplyCache {
     capacity: usize,
     ttl: Duration,
     client_ttl: Duration,
+    incarnation: u64,
 }
 
 impl ReplyCache {
@@ -103,7 +124,22 @@ impl ReplyCache {
             capacity: config.reply_cache_capacity.max(1),
             ttl: config.reply_ttl,
             client_ttl: config.client_ttl,
+            incarnation: config.incarnation,
         }
+    }
+
+    /// The server incarnation this table belongs to.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Classifies a request: [`Admission::Restarted`] when it names another
+    /// incarnation, otherwise as [`admit`](Self::admit).
+    pub fn admit_request(&mut self, now: Instant, req: &Request) -> Admission {
+        if req.incarnation != self.incarnation {
+            return Admission::Restarted;
+        }
+        self.admit(now, req.client_id, req.request_id)
     }
 
     /// Classifies a request; on [`Admission::Execute`] the key is recorded as
@@ -214,6 +250,8 @@ pub struct ServerStats {
     pub in_progress_duplicates: u64,
     /// Requests refused as older than the cache's memory.
     pub stale: u64,
+    /// Requests refused because they were first sent to another incarnation.
+    pub restarted: u64,
     /// Connections closed because of malformed input.
     pub protocol_errors: u64,
 }
@@ -231,7 +269,9 @@ struct ServerConn {
 /// connection, with the at-most-once table shared by all connections (a
 /// client that reconnects retries on a new connection).
 ///
-/// Driver contract: feed received bytes with [`handle_bytes`](Self::handle_bytes)
+/// Driver contract: announce each accepted connection with
+/// [`handle_accepted`](Self::handle_accepted) (it queues the greeting the
+/// client waits for), feed received bytes with [`handle_bytes`](Self::handle_bytes)
 /// (an `Err` means "close this connection"), send what
 /// [`poll_transmit`](Self::poll_transmit) returns, report closed connections
 /// with [`handle_closed`](Self::handle_closed), and call
@@ -244,6 +284,20 @@ pub struct ServerCore<D> {
     conns: HashMap<ConnId, ServerConn>,
     max_frame: usize,
     stats: ServerStats,
+    config: ServerConfig,
+}
+
+/// A connection's state with the greeting queued.
+fn greeted(incarnation: u64, max_frame: usize) -> ServerConn {
+    let mut out = Vec::new();
+    // A Hello is a few bytes; it always fits a frame.
+    if let Err(e) = encode_message(&mut out, &ServerMessage::Hello { incarnation }, max_frame) {
+        log::error!("rpc server: cannot encode the greeting: {e}");
+    }
+    ServerConn {
+        decoder: FrameDecoder::new(max_frame),
+        out,
+    }
 }
 
 impl<D: Dispatch> ServerCore<D> {
@@ -255,6 +309,7 @@ impl<D: Dispatch> ServerCore<D> {
             conns: HashMap::new(),
             max_frame: config.max_frame,
             stats: ServerStats::default(),
+            config,
         }
     }
 
@@ -268,9 +323,32 @@ impl<D: Dispatch> ServerCore<D> {
         &mut self.dispatch
     }
 
+    /// Forgets what a crash loses (the at-most-once table, every
+    /// connection's partial input and unsent replies) and goes on as run
+    /// `incarnation` with the same service, whose state the caller treats as
+    /// durable. For crash tests: a request executed again would show in it.
+    pub fn restart(&mut self, incarnation: u64) {
+        self.config.incarnation = incarnation;
+        self.cache = ReplyCache::new(&self.config);
+        self.conns.clear();
+    }
+
     /// Counters.
     pub fn stats(&self) -> ServerStats {
         self.stats
+    }
+
+    /// This run's incarnation (sent in every greeting).
+    pub fn incarnation(&self) -> u64 {
+        self.cache.incarnation()
+    }
+
+    /// A connection was accepted: queues the greeting
+    /// ([`ServerMessage::Hello`]) for [`poll_transmit`](Self::poll_transmit).
+    /// Clients send nothing until they have it.
+    pub fn handle_accepted(&mut self, conn: ConnId) {
+        let state = greeted(self.cache.incarnation(), self.max_frame);
+        self.conns.insert(conn, state);
     }
 
     /// Handles one decoded request (message level, without framing). Returns
@@ -278,7 +356,7 @@ impl<D: Dispatch> ServerCore<D> {
     /// (impossible here since calls complete synchronously, kept for drivers
     /// that execute elsewhere).
     pub fn handle_request(&mut self, now: Instant, req: Request) -> Option<Response> {
-        match self.cache.admit(now, req.client_id, req.request_id) {
+        match self.cache.admit_request(now, &req) {
             Admission::Execute => {
                 let ctx = CallContext {
                     now,
@@ -312,10 +390,18 @@ impl<D: Dispatch> ServerCore<D> {
                     result: Err(RemoteError::Stale),
                 })
             }
+            Admission::Restarted => {
+                self.stats.restarted += 1;
+                Some(Response {
+                    request_id: req.request_id,
+                    result: Err(RemoteError::Restarted),
+                })
+            }
         }
     }
 
-    /// Feeds bytes received on `conn` (a new id opens a connection). Complete
+    /// Feeds bytes received on `conn` (an id not yet announced with
+    /// [`handle_accepted`](Self::handle_accepted) is accepted now). Complete
     /// requests are executed and their replies queued for
     /// [`poll_transmit`](Self::poll_transmit). An `Err` is a protocol error:
     /// the driver must close the connection (its state is already dropped).
@@ -326,12 +412,13 @@ impl<D: Dispatch> ServerCore<D> {
         bytes: &[u8],
     ) -> Result<(), RpcError> {
         let max_frame = self.max_frame;
+        let incarnation = self.cache.incarnation();
         let mut input = bytes;
         loop {
-            let state = self.conns.entry(conn).or_insert_with(|| ServerConn {
-                decoder: FrameDecoder::new(max_frame),
-                out: Vec::new(),
-            });
+            let state = self
+                .conns
+                .entry(conn)
+                .or_insert_with(|| greeted(incarnation, max_frame));
             let frame = match state.decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
@@ -345,14 +432,7 @@ impl<D: Dispatch> ServerCore<D> {
                 let Some(state) = self.conns.get_mut(&conn) else {
                     return Ok(());
                 };
-                if let Err(e) = encode_message(&mut state.out, &resp, max_frame) {
-                    // The reply itself is too large: tell the caller instead.
-                    let small = Response {
-                        request_id: resp.request_id,
-                        result: Err(RemoteError::Application(e.to_string())),
-                    };
-                    encode_message(&mut state.out, &small, max_frame)?;
-                }
+                encode_reply(&mut state.out, resp, max_frame)?;
             }
         }
     }
@@ -393,6 +473,24 @@ impl<D: Dispatch> ServerCore<D> {
     }
 }
 
+/// Appends `resp` as a frame; a reply too large for a frame is replaced by
+/// an error reply saying so.
+pub(crate) fn encode_reply(
+    out: &mut Vec<u8>,
+    resp: Response,
+    max_frame: usize,
+) -> Result<(), RpcError> {
+    let request_id = resp.request_id;
+    if let Err(e) = encode_message(out, &ServerMessage::Response(resp), max_frame) {
+        let small = Response {
+            request_id,
+            result: Err(RemoteError::Application(e.to_string())),
+        };
+        encode_message(out, &ServerMessage::Response(small), max_frame)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +500,7 @@ mod tests {
             reply_cache_capacity: capacity,
             reply_ttl: Duration::from_secs(10),
             client_ttl: Duration::from_secs(100),
+            incarnation: 77,
             ..ServerConfig::default()
         })
     }
@@ -456,5 +555,24 @@ mod tests {
         c.expire(t0 + Duration::from_secs(200));
         c.expire(t0 + Duration::from_secs(400));
         assert!(c.clients.is_empty());
+    }
+
+    #[test]
+    fn another_incarnation_is_refused_before_the_table() {
+        let t0 = Instant::now();
+        let mut c = cache(10);
+        let mut req = Request {
+            client_id: 1,
+            request_id: 1,
+            method: 0,
+            args: vec![],
+            deadline_ms: None,
+            incarnation: 76,
+        };
+        assert_eq!(c.admit_request(t0, &req), Admission::Restarted);
+        // Refused without being recorded: the right incarnation executes it.
+        req.incarnation = 77;
+        assert_eq!(c.admit_request(t0, &req), Admission::Execute);
+        assert_eq!(c.admit_request(t0, &req), Admission::InProgress);
     }
 }

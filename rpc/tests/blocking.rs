@@ -8,7 +8,7 @@ use rpc::twopc::rpc::{Node, TwoPcPeerServer};
 use rpc::twopc::{
     Bank, BankOp, CoordState, CoordinatorConfig, FileWal, PartState, ParticipantConfig,
 };
-use rpc::{CallContext, ClientConfig, Request, Response, RpcError, ServerConfig};
+use rpc::{CallContext, ClientConfig, Request, RpcError, ServerConfig, ServerMessage};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -89,6 +89,29 @@ fn concurrent_calls_from_many_threads_share_one_connection() {
     assert_eq!(server.stats().replayed, 0);
 }
 
+/// Accepts one connection for `server`, greets it, executes the first
+/// request and drops the connection without replying (a lost reply, or a
+/// crash right after executing).
+fn execute_then_drop(listener: &TcpListener, server: &SharedServer<CounterServer<Count>>) {
+    let (mut conn, _) = listener.accept().expect("accept");
+    let mut hello = Vec::new();
+    let greeting = ServerMessage::Hello {
+        incarnation: server.incarnation(),
+    };
+    encode_message(&mut hello, &greeting, DEFAULT_MAX_FRAME).expect("encode");
+    conn.write_all(&hello).expect("greet");
+    let mut decoder = FrameDecoder::default();
+    let mut buf = [0u8; 4096];
+    let mut frames = Vec::new();
+    while frames.is_empty() {
+        let n = conn.read(&mut buf).expect("read");
+        decoder.decode_all(&buf[..n], &mut frames).expect("frames");
+    }
+    let req: Request = decode_message(&frames[0]).expect("request");
+    assert_eq!(req.incarnation, server.incarnation());
+    assert!(server.handle(req).is_some());
+}
+
 #[test]
 fn lost_reply_is_retried_on_a_new_connection_and_executed_once() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -96,19 +119,7 @@ fn lost_reply_is_retried_on_a_new_connection_and_executed_once() {
     let server = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
     let s = Arc::clone(&server);
     thread::spawn(move || {
-        // First connection: execute the request, then drop the connection
-        // without replying.
-        let (mut conn, _) = listener.accept().expect("accept");
-        let mut decoder = FrameDecoder::default();
-        let mut buf = [0u8; 4096];
-        let mut frames = Vec::new();
-        while frames.is_empty() {
-            let n = conn.read(&mut buf).expect("read");
-            decoder.decode_all(&buf[..n], &mut frames).expect("frames");
-        }
-        let req: Request = decode_message(&frames[0]).expect("request");
-        assert!(s.handle(req).is_some());
-        drop(conn);
+        execute_then_drop(&listener, &s);
         // Then serve normally.
         let (conn, _) = listener.accept().expect("accept");
         let _ = serve_connection(conn, &s);
@@ -119,6 +130,31 @@ fn lost_reply_is_retried_on_a_new_connection_and_executed_once() {
     assert_eq!(server.service().0.0, 5, "executed once");
     assert_eq!(server.stats().executed, 1);
     assert_eq!(server.stats().replayed, 1);
+}
+
+#[test]
+fn a_retry_after_the_server_restarts_is_not_executed_again() {
+    // Run 1 executes the call and dies before replying; run 2 (same
+    // address, empty at-most-once table) must not execute the retry.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let run1 = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
+    let run2 = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
+    assert_ne!(run1.incarnation(), run2.incarnation());
+    let (r1, r2) = (Arc::clone(&run1), Arc::clone(&run2));
+    thread::spawn(move || {
+        execute_then_drop(&listener, &r1);
+        drop(r1);
+        let _ = serve(move || listener.accept().map(|(s, _)| s), r2);
+    });
+    let client = Client::new(move || TcpStream::connect(addr), quick()).expect("client");
+    let stub = CounterClient::new(client.clone());
+    assert_eq!(stub.incr(5), Err(RpcError::Restarted));
+    assert_eq!(run1.service().0.0, 5, "run 1 executed it");
+    assert_eq!(run2.service().0.0, 0, "run 2 did not");
+    assert_eq!(run2.stats().executed, 0);
+    // The client goes on working with run 2.
+    assert_eq!(stub.incr(2), Ok(2));
 }
 
 #[test]
@@ -133,6 +169,7 @@ fn duplicate_while_executing_waits_for_the_original() {
         method,
         args,
         deadline_ms: None,
+        incarnation: server.incarnation(),
     };
     let mut bytes = Vec::new();
     encode_message(&mut bytes, &req, DEFAULT_MAX_FRAME).expect("encode");
@@ -143,12 +180,16 @@ fn duplicate_while_executing_waits_for_the_original() {
             let mut decoder = FrameDecoder::default();
             let mut frames = Vec::new();
             let mut buf = [0u8; 4096];
-            while frames.is_empty() {
+            // The greeting, then the reply.
+            while frames.len() < 2 {
                 let n = conn.read(&mut buf).expect("read");
                 assert!(n > 0, "closed without reply");
                 decoder.decode_all(&buf[..n], &mut frames).expect("frames");
             }
-            decode_message::<Response>(&frames[0]).expect("response")
+            match decode_message::<ServerMessage>(&frames[1]).expect("response") {
+                ServerMessage::Response(r) => r,
+                other => panic!("expected a reply, got {other:?}"),
+            }
         })
     };
     let a = send(bytes.clone());

@@ -69,10 +69,42 @@ impl Bank for Accounts {
 }
 
 fn server() -> ServerCore<BankServer<Accounts>> {
+    server_run(1)
+}
+
+/// A server with 100 at alice, in run `incarnation`.
+fn server_run(incarnation: u64) -> ServerCore<BankServer<Accounts>> {
     let mut accounts = Accounts::default();
     accounts.balances.insert("alice".into(), 100);
     accounts.balances.insert("bob".into(), 0);
-    ServerCore::new(BankServer(accounts), ServerConfig::default())
+    let config = ServerConfig {
+        incarnation,
+        ..ServerConfig::default()
+    };
+    ServerCore::new(BankServer(accounts), config)
+}
+
+/// Connects: the client learns of the connection, the server accepts it and
+/// its greeting is delivered, so queued calls are in the client's transmit
+/// buffer afterwards.
+fn open(
+    now: Instant,
+    client: &mut ClientCore,
+    server: &mut ServerCore<BankServer<Accounts>>,
+    conn: u64,
+) {
+    client.handle_connected(now);
+    server.handle_accepted(conn);
+    let mut hello = Vec::new();
+    server.poll_transmit(conn, &mut hello);
+    client.handle_bytes(now, &hello).expect("greeting");
+    assert_eq!(client.server_incarnation(), Some(server.incarnation()));
+}
+
+/// Connects a client that has no server behind it (greeting from run 1).
+fn open_alone(now: Instant, client: &mut ClientCore) {
+    client.handle_connected(now);
+    client.handle_hello(now, 1);
 }
 
 fn drain(client: &mut ClientCore) -> Vec<(CallId, Result<Vec<u8>, RpcError>)> {
@@ -141,6 +173,10 @@ fn typed_calls_through_the_sans_io_cores() {
     let b = client.start_call(t0, m, a, None);
     assert!(client.wants_connection(t0));
     client.handle_connected(t0);
+    let mut nothing = Vec::new();
+    client.poll_transmit(&mut nothing);
+    assert!(nothing.is_empty(), "nothing is sent before the greeting");
+    server.handle_accepted(1);
     pump(t0, &mut client, &mut server, 1);
     let done: BTreeMap<CallId, Result<Vec<u8>, RpcError>> =
         drain(&mut client).into_iter().collect();
@@ -162,7 +198,7 @@ fn replies_in_any_order_are_matched_by_id() {
     let t0 = Instant::now();
     let mut client = ClientCore::new(1, ClientConfig::default());
     let mut server = server();
-    client.handle_connected(t0);
+    open(t0, &mut client, &mut server, 1);
     let ids: Vec<CallId> = (0..50)
         .map(|_| {
             let (m, a, _) = BankCall::balance("alice".into())
@@ -201,7 +237,7 @@ fn replies_in_any_order_are_matched_by_id() {
 fn deadline_fails_a_call_with_timeout() {
     let t0 = Instant::now();
     let mut client = ClientCore::new(1, ClientConfig::default());
-    client.handle_connected(t0);
+    open_alone(t0, &mut client);
     let call = client.start_call(t0, 1, vec![], Some(Duration::from_millis(300)));
     let mut sink = Vec::new();
     client.poll_transmit(&mut sink);
@@ -243,7 +279,7 @@ fn retry_after_reconnect_reuses_the_request_id_and_executes_once() {
     let t0 = Instant::now();
     let mut client = ClientCore::new(9, ClientConfig::default());
     let mut server = server();
-    client.handle_connected(t0);
+    open(t0, &mut client, &mut server, 1);
     let (m, a, reply) = BankCall::transfer("alice".into(), "bob".into(), 10)
         .expect("marshal")
         .into_parts();
@@ -260,7 +296,7 @@ fn retry_after_reconnect_reuses_the_request_id_and_executes_once() {
         now = client.poll_timeout().expect("timer");
         client.handle_timeout(now);
     }
-    client.handle_connected(now);
+    open(now, &mut client, &mut server, 2);
     let mut retry = Vec::new();
     client.poll_transmit(&mut retry);
     let decode = |bytes: &[u8]| -> Request {
@@ -318,6 +354,7 @@ fn at_most_once_under_duplicated_and_delayed_requests() {
                 method,
                 args,
                 deadline_ms: Some(1000),
+                incarnation: server.incarnation(),
             };
             let mut bytes = Vec::new();
             rpc::message::encode_message(&mut bytes, &req, DEFAULT_MAX_FRAME).expect("encode");
@@ -354,7 +391,7 @@ fn unknown_method_and_bad_arguments_are_remote_errors() {
     let t0 = Instant::now();
     let mut client = ClientCore::new(1, ClientConfig::default());
     let mut server = server();
-    client.handle_connected(t0);
+    open(t0, &mut client, &mut server, 1);
     let unknown = client.start_call(t0, 0xdead_beef, vec![], None);
     let bad = client.start_call(
         t0,
@@ -396,7 +433,7 @@ fn malformed_input_is_a_protocol_error_not_a_panic() {
     ));
     assert_eq!(server.stats().protocol_errors, 2);
     let mut client = ClientCore::new(1, ClientConfig::default());
-    client.handle_connected(t0);
+    open_alone(t0, &mut client);
     let call = client.start_call(t0, 1, vec![], None);
     assert!(matches!(
         client.handle_bytes(t0, &[0, 0, 0, 1, 9, 0]),
@@ -417,7 +454,7 @@ fn closed_after_sending_with_no_attempts_left() {
         ..ClientConfig::default()
     };
     let mut client = ClientCore::new(1, cfg);
-    client.handle_connected(t0);
+    open_alone(t0, &mut client);
     let call = client.start_call(t0, 1, vec![], None);
     client.handle_disconnected(t0);
     assert_eq!(drain(&mut client), vec![(call, Err(RpcError::Closed))]);
@@ -432,5 +469,159 @@ fn in_process_caller_gives_location_transparency() {
     assert_eq!(
         stub.transfer("alice".into(), "nobody".into(), 1),
         Ok(Err(BankError::NoSuchAccount))
+    );
+}
+
+#[test]
+fn a_retry_never_reaches_a_restarted_server() {
+    // The first copy reaches run 1, which executes it and dies before the
+    // reply leaves. Run 2 has an empty at-most-once table: sending the retry
+    // there would move the money twice, so the call fails with Restarted.
+    let t0 = Instant::now();
+    let mut client = ClientCore::new(9, ClientConfig::default());
+    let mut run1 = server_run(1);
+    open(t0, &mut client, &mut run1, 1);
+    let (m, a, _) = BankCall::transfer("alice".into(), "bob".into(), 10)
+        .expect("marshal")
+        .into_parts();
+    let call = client.start_call(t0, m, a, None);
+    let mut up = Vec::new();
+    client.poll_transmit(&mut up);
+    run1.handle_bytes(t0, 1, &up).expect("server");
+    assert_eq!(run1.dispatcher().0.balances["alice"], 90);
+    drop(run1);
+    client.handle_disconnected(t0);
+
+    let mut run2 = server_run(2);
+    let mut now = t0;
+    while !client.wants_connection(now) {
+        now = client.poll_timeout().expect("timer");
+        client.handle_timeout(now);
+    }
+    open(now, &mut client, &mut run2, 1);
+    let mut retry = Vec::new();
+    client.poll_transmit(&mut retry);
+    assert!(retry.is_empty(), "the retry is not sent to run 2");
+    assert_eq!(drain(&mut client), vec![(call, Err(RpcError::Restarted))]);
+    assert!(RpcError::Restarted.may_have_executed());
+    assert_eq!(run2.stats().executed, 0);
+
+    // A client that sends it anyway (the first copy's bytes, stamped with
+    // run 1) is refused by run 2 without executing.
+    run2.handle_bytes(now, 1, &up).expect("server");
+    let mut down = Vec::new();
+    run2.poll_transmit(1, &mut down);
+    let mut frames = Vec::new();
+    rpc::frame::FrameDecoder::default()
+        .decode_all(&down, &mut frames)
+        .expect("frames");
+    let reply: rpc::ServerMessage = rpc::message::decode_message(&frames[0]).expect("reply");
+    assert_eq!(
+        reply,
+        rpc::ServerMessage::Response(rpc::Response {
+            request_id: call.0,
+            result: Err(RemoteError::Restarted),
+        })
+    );
+    assert_eq!(run2.stats().restarted, 1);
+    assert_eq!(run2.stats().executed, 0);
+    assert_eq!(run2.dispatcher().0.balances["alice"], 100);
+
+    // New calls on the new run work as usual.
+    let (m, a, reply) = BankCall::balance("alice".into())
+        .expect("marshal")
+        .into_parts();
+    let balance = client.start_call(now, m, a, None);
+    pump(now, &mut client, &mut run2, 1);
+    let done = drain(&mut client);
+    assert_eq!(done[0].0, balance);
+    assert_eq!(reply.decode(done[0].1.as_ref().expect("ok")), Ok(100));
+}
+
+#[test]
+fn a_server_that_never_greets_is_a_failed_connection() {
+    let t0 = Instant::now();
+    let cfg = ClientConfig {
+        max_attempts: 2,
+        attempt_timeout: Duration::from_millis(200),
+        ..ClientConfig::default()
+    };
+    let mut client = ClientCore::new(1, cfg);
+    let call = client.start_call(t0, 1, vec![], None);
+    let mut now = t0;
+    for attempt in 1..=2 {
+        while !client.wants_connection(now) {
+            now = client.poll_timeout().expect("timer");
+            client.handle_timeout(now);
+        }
+        client.handle_connected(now);
+        assert_eq!(
+            client.poll_timeout(),
+            Some(now + Duration::from_millis(200))
+        );
+        now += Duration::from_millis(200);
+        client.handle_timeout(now);
+        assert!(!client.is_connected(), "attempt {attempt}: given up");
+        let mut sent = Vec::new();
+        client.poll_transmit(&mut sent);
+        assert!(sent.is_empty());
+    }
+    assert_eq!(
+        drain(&mut client),
+        vec![(
+            call,
+            Err(RpcError::Unreachable("the server did not greet".into()))
+        )]
+    );
+}
+
+#[test]
+fn a_call_never_sent_by_its_deadline_is_unreachable_not_a_timeout() {
+    let t0 = Instant::now();
+    let mut client = ClientCore::new(1, ClientConfig::default());
+    client.handle_connected(t0);
+    let call = client.start_call(t0, 1, vec![], Some(Duration::from_millis(100)));
+    client.handle_timeout(t0 + Duration::from_millis(100));
+    let done = drain(&mut client);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, call);
+    assert!(matches!(&done[0].1, Err(RpcError::Unreachable(_))));
+    assert!(!done[0].1.as_ref().expect_err("error").may_have_executed());
+}
+
+#[test]
+fn replies_before_the_greeting_and_second_greetings_are_protocol_errors() {
+    let t0 = Instant::now();
+    let frame = |msg: &rpc::ServerMessage| {
+        let mut out = Vec::new();
+        rpc::message::encode_message(&mut out, msg, DEFAULT_MAX_FRAME).expect("encode");
+        out
+    };
+    let reply = frame(&rpc::ServerMessage::Response(rpc::Response {
+        request_id: 1,
+        result: Ok(vec![]),
+    }));
+    let hello = frame(&rpc::ServerMessage::Hello { incarnation: 3 });
+
+    let mut client = ClientCore::new(1, ClientConfig::default());
+    client.start_call(t0, 1, vec![], None);
+    client.handle_connected(t0);
+    assert!(matches!(
+        client.handle_bytes(t0, &reply),
+        Err(RpcError::Protocol(_))
+    ));
+    assert!(!client.is_connected());
+
+    client.handle_connected(t0);
+    client.handle_bytes(t0, &hello).expect("greeting");
+    assert!(matches!(
+        client.handle_bytes(t0, &hello),
+        Err(RpcError::Protocol(_))
+    ));
+    assert!(!client.is_connected());
+    assert_eq!(
+        client.outstanding(),
+        1,
+        "the call waits for a good connection"
     );
 }

@@ -1,6 +1,6 @@
 //! The blocking client: a [`ClientCore`] driven by an I/O thread.
 
-use super::{Transport, is_timeout, random_client_id};
+use super::{Transport, is_timeout};
 use crate::client::{CallId, ClientConfig, ClientCore, ClientEvent};
 use crate::error::RpcError;
 use crate::service::Caller;
@@ -164,7 +164,7 @@ impl Client {
         S: Transport,
         F: FnMut() -> io::Result<S> + Send + 'static,
     {
-        Self::with_client_id(random_client_id(), connector, config)
+        Self::with_client_id(crate::random_id(), connector, config)
     }
 
     /// Like [`new`](Self::new) with a chosen client id (tests).

@@ -4,8 +4,8 @@
 use super::Transport;
 use crate::error::{RemoteError, RpcError};
 use crate::frame::FrameDecoder;
-use crate::message::{Request, Response, decode_message, encode_message};
-use crate::server::{Admission, ReplyCache, ServerConfig, ServerStats};
+use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
+use crate::server::{Admission, ReplyCache, ServerConfig, ServerStats, encode_reply};
 use crate::service::{CallContext, Dispatch};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,6 +36,7 @@ pub struct SharedServer<D> {
     completed: Condvar,
     stats: Mutex<ServerStats>,
     max_frame: usize,
+    incarnation: u64,
 }
 
 impl<D: Dispatch> SharedServer<D> {
@@ -47,7 +48,13 @@ impl<D: Dispatch> SharedServer<D> {
             completed: Condvar::new(),
             stats: Mutex::new(ServerStats::default()),
             max_frame: config.max_frame,
+            incarnation: config.incarnation,
         })
+    }
+
+    /// This run's incarnation (the greeting of every connection).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     /// The service, locked (for inspection between calls).
@@ -67,7 +74,7 @@ impl<D: Dispatch> SharedServer<D> {
         let admission = {
             let mut cache = lock(&self.cache);
             cache.expire(now);
-            cache.admit(now, req.client_id, req.request_id)
+            cache.admit_request(now, &req)
         };
         match admission {
             Admission::Execute => {
@@ -100,6 +107,13 @@ impl<D: Dispatch> SharedServer<D> {
                     result: Err(RemoteError::Stale),
                 })
             }
+            Admission::Restarted => {
+                lock(&self.stats).restarted += 1;
+                Some(Response {
+                    request_id: req.request_id,
+                    result: Err(RemoteError::Restarted),
+                })
+            }
             Admission::InProgress => {
                 lock(&self.stats).in_progress_duplicates += 1;
                 let patience = req
@@ -127,7 +141,8 @@ impl<D: Dispatch> SharedServer<D> {
 }
 
 /// Serves one connection until the peer closes it (`Ok`) or sends
-/// something malformed or the stream fails (`Err`).
+/// something malformed or the stream fails (`Err`). The first frame sent is
+/// the greeting with the server's incarnation.
 pub fn serve_connection<S: Transport, D: Dispatch>(
     mut stream: S,
     server: &SharedServer<D>,
@@ -136,6 +151,14 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
     let mut decoder = FrameDecoder::new(server.max_frame);
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
+    let hello = ServerMessage::Hello {
+        incarnation: server.incarnation,
+    };
+    encode_message(&mut out, &hello, server.max_frame)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&out)?;
+    stream.flush()?;
+    out.clear();
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
@@ -159,14 +182,8 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
                 Err(e) => return Err(protocol_error(&stream, server, e)),
             };
             if let Some(resp) = server.handle(req) {
-                if let Err(e) = encode_message(&mut out, &resp, server.max_frame) {
-                    let small = Response {
-                        request_id: resp.request_id,
-                        result: Err(RemoteError::Application(e.to_string())),
-                    };
-                    encode_message(&mut out, &small, server.max_frame)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                }
+                encode_reply(&mut out, resp, server.max_frame)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             }
         }
         if !out.is_empty() {

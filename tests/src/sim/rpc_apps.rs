@@ -28,7 +28,7 @@ use rpc::frame::FrameDecoder;
 use rpc::message::{decode_message, encode_message};
 use rpc::{
     CallContext, CallId, ClientConfig, ClientCore, ClientEvent, ConnId, Dispatch, ReplyDecoder,
-    Request, Response, RpcError, ServerConfig, ServerCore,
+    Request, Response, RpcError, ServerConfig, ServerCore, ServerMessage,
 };
 use stack::{Interface, ListenerHandle, SocketError, TcpHandle};
 use tcp::State;
@@ -221,6 +221,15 @@ impl RpcClient {
         let now = cx.now;
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             self.core.handle_timeout(now);
+            if self.is_connected() && !self.core.is_connected() {
+                // The server never greeted; the core gave the connection up.
+                if let Some(c) = self.conn.take() {
+                    cx.iface.tcp_abort(now, c.handle);
+                    cx.iface.tcp_close(now, c.handle);
+                }
+                self.stats.disconnects += 1;
+                self.schedule_eager(now);
+            }
         }
         self.maybe_connect(cx);
         self.write(cx);
@@ -423,6 +432,8 @@ pub struct RpcServerStats {
     pub protocol_errors: u64,
     /// Connections reset on purpose ([`RpcServer::reset_all`]).
     pub resets: u64,
+    /// Crash-restarts ([`RpcServer::restart`]).
+    pub restarts: u64,
 }
 
 #[derive(Debug)]
@@ -478,6 +489,7 @@ impl<D: Dispatch> RpcServer<D> {
                     t.set_nodelay(true);
                 }
                 self.stats.accepted += 1;
+                self.core.handle_accepted(self.next_conn);
                 self.conns.insert(
                     self.next_conn,
                     ServerConn {
@@ -554,6 +566,19 @@ impl<D: Dispatch> RpcServer<D> {
         }
     }
 
+    /// The server process crashes and starts again at once as run
+    /// `incarnation`: every connection is reset, and the at-most-once table
+    /// is lost; the service's state survives (as if it were on disk), so a
+    /// request executed again would show.
+    pub fn restart(&mut self, cx: &mut HostCtx<'_>, incarnation: u64) {
+        for (_, c) in std::mem::take(&mut self.conns) {
+            cx.iface.tcp_abort(cx.now, c.handle);
+            cx.iface.tcp_close(cx.now, c.handle);
+        }
+        self.stats.restarts += 1;
+        self.core.restart(incarnation);
+    }
+
     /// The process exits: the stack closes the listener (refusing new
     /// connections) and every connection (FIN, or RST if unread data).
     pub fn shutdown(&mut self, cx: &mut HostCtx<'_>) {
@@ -574,6 +599,9 @@ pub struct RpcServerApp<D> {
     pub server: RpcServer<D>,
     /// When to reset every connection, earliest first.
     pub resets: VecDeque<Instant>,
+    /// When to crash and restart, with the new run's incarnation, earliest
+    /// first (see [`RpcServer::restart`]).
+    pub restarts: VecDeque<(Instant, u64)>,
 }
 
 impl<D: Dispatch> RpcServerApp<D> {
@@ -587,6 +615,7 @@ impl<D: Dispatch> RpcServerApp<D> {
         Ok(RpcServerApp {
             server: RpcServer::listen(iface, port, dispatch, config)?,
             resets: VecDeque::new(),
+            restarts: VecDeque::new(),
         })
     }
 }
@@ -599,9 +628,20 @@ impl<D: Dispatch + 'static> App for RpcServerApp<D> {
             }
             self.server.reset_all(cx);
         }
+        while let Some(&(at, incarnation)) = self.restarts.front()
+            && at <= cx.now
+        {
+            self.restarts.pop_front();
+            self.server.restart(cx, incarnation);
+        }
         self.server.pump(cx);
         let now = cx.now;
-        if let Some(t) = earliest([self.server.poll_timeout(now), self.resets.front().copied()]) {
+        let next = [
+            self.server.poll_timeout(now),
+            self.resets.front().copied(),
+            self.restarts.front().map(|&(t, _)| t),
+        ];
+        if let Some(t) = earliest(next) {
             cx.wake_at(t);
         }
     }
@@ -785,6 +825,8 @@ pub struct RequestReplayer {
     pub sent_all: bool,
     /// Replies received, in order.
     pub responses: Vec<Response>,
+    /// The incarnation in the server's greeting.
+    pub greeted_by: Option<u64>,
     /// The connection failed.
     pub error: Option<SocketError>,
     buf: Vec<u8>,
@@ -814,6 +856,7 @@ impl RequestReplayer {
             decoder: FrameDecoder::new(rpc::frame::DEFAULT_MAX_FRAME),
             sent_all: false,
             responses: Vec::new(),
+            greeted_by: None,
             error: None,
             buf: vec![0; READ_CHUNK],
         })
@@ -855,8 +898,12 @@ impl App for RequestReplayer {
                 Ok(n) => {
                     let mut input = &self.buf[..n];
                     while let Ok(Some(frame)) = self.decoder.decode(&mut input) {
-                        if let Ok(resp) = decode_message::<Response>(&frame) {
-                            self.responses.push(resp);
+                        match decode_message::<ServerMessage>(&frame) {
+                            Ok(ServerMessage::Response(resp)) => self.responses.push(resp),
+                            Ok(ServerMessage::Hello { incarnation }) => {
+                                self.greeted_by = Some(incarnation);
+                            }
+                            Err(_) => {}
                         }
                     }
                 }

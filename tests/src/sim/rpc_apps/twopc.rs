@@ -537,7 +537,11 @@ impl Running {
             iface,
             spec.port,
             TwoPcPeerServer(Mailbox::default()),
-            ServerConfig::default(),
+            ServerConfig {
+                // A new number for every run of the node (seeded runs replay).
+                incarnation: (u64::from(spec.id) << 32) | u64::from(incarnation),
+                ..ServerConfig::default()
+            },
         )?;
         let clients = spec
             .peers
