@@ -300,6 +300,13 @@ impl ClientCore {
     /// protocol error: the core is now disconnected and the driver must close
     /// the connection (no need to call `handle_disconnected`).
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RpcError> {
+        if !self.connected {
+            // Bytes from a connection the core has already given up (e.g.
+            // after no greeting in time): the driver must close it.
+            return Err(RpcError::Protocol(
+                "input on a connection already given up".into(),
+            ));
+        }
         let mut input = bytes;
         loop {
             let frame = match self.decoder.decode(&mut input) {

@@ -158,6 +158,34 @@ fn a_retry_after_the_server_restarts_is_not_executed_again() {
 }
 
 #[test]
+fn a_server_slow_to_greet_is_left_for_a_new_connection() {
+    // The first connection is accepted but never greeted (a server busy
+    // recovering, say); the client gives it up after its attempt timeout,
+    // connects again and the call goes through on the second connection.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = SharedServer::new(CounterServer(Count::default()), ServerConfig::default());
+    let s = Arc::clone(&server);
+    thread::spawn(move || {
+        let (mut silent, _) = listener.accept().expect("accept");
+        let _ = serve(move || listener.accept().map(|(c, _)| c), s);
+        // Keep the silent connection open meanwhile.
+        let _ = silent.read(&mut [0u8; 16]);
+    });
+    let config = ClientConfig {
+        attempt_timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    let client = Client::new(move || TcpStream::connect(addr), config).expect("client");
+    let started = Instant::now();
+    let stub = CounterClient::new(client);
+    assert_eq!(stub.incr(3), Ok(3));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(stub.incr(1), Ok(4));
+    assert_eq!(server.stats().executed, 2);
+}
+
+#[test]
 fn duplicate_while_executing_waits_for_the_original() {
     let (addr, server) = start_server();
     let (method, args, _) = CounterCall::incr_slow(1, 300)

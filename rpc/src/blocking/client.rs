@@ -278,6 +278,15 @@ where
             let now = Instant::now();
             if st.core.poll_timeout().is_some_and(|t| t <= now) {
                 st.core.handle_timeout(now);
+                if reader.is_some() && !st.core.is_connected() {
+                    // The core gave the connection up (no greeting in time):
+                    // close it, so that the next loop connects again.
+                    log::debug!("rpc client: no greeting from the server; closing");
+                    st.generation += 1;
+                    if let Some((_, w)) = shared.lock_writer().take() {
+                        w.close();
+                    }
+                }
             }
             if reader.as_ref().is_some_and(|(g, _)| *g != st.generation) {
                 reader = None;
