@@ -36,8 +36,8 @@
 //! connection. A retry that reaches a different incarnation than its first
 //! copy did is refused, and the caller gets [`RpcError::Restarted`] ("may
 //! have executed, at most once") instead of a second execution. Services
-//! whose callers must learn the outcome across a restart log their
-//! operations durably under a caller-chosen key, as [`twopc`] does.
+//! whose callers must learn the outcome across a restart keep it in durable
+//! state the caller can ask about, as [`twopc`] does with its transactions.
 
 pub mod binding;
 pub mod blocking;
