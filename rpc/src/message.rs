@@ -28,8 +28,7 @@ pub struct Request {
     /// The server incarnation (from its [`ServerMessage::Hello`]) that the
     /// *first* copy of this call was sent to; retries keep it. A server with a
     /// different incarnation has restarted since (its at-most-once table is
-    /// gone) and refuses the call with
-    /// [`RemoteError::Restarted`](crate::RemoteError::Restarted) instead of
+    /// gone) and refuses the call with [`RemoteError::Restarted`] instead of
     /// running it a second time.
     pub incarnation: u64,
 }

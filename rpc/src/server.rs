@@ -21,7 +21,7 @@
 //! from running a second time on the restarted server is the *incarnation*:
 //! a random number drawn at every start ([`ServerConfig::incarnation`]) and
 //! sent as the first frame of every connection
-//! ([`ServerMessage::Hello`](crate::message::ServerMessage::Hello)). A client
+//! ([`ServerMessage::Hello`]). A client
 //! stamps each request with the incarnation its first copy went to, and a
 //! server refuses a request stamped with another incarnation
 //! ([`Admission::Restarted`], [`RemoteError::Restarted`]) instead of
