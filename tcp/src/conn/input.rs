@@ -215,6 +215,12 @@ impl Connection {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.last_ack_sent = self.rcv_nxt;
+        // The receive window starts where our SYN put it: RCV.NXT plus the
+        // (unscaled) window that SYN offered. Until now the edge had no
+        // meaning; left as it was, it sits at an arbitrary distance from
+        // RCV.NXT, and for half of all IRS values the window's edges would
+        // compare backwards across the sequence space.
+        self.rcv_adv = self.rcv_nxt + self.advertisable_window().min(65_535);
         self.negotiate(now, &seg.options);
         // RFC 7323 2.2: the window in a SYN segment is never scaled.
         self.snd_wnd = seg.window as usize;

@@ -413,6 +413,8 @@ impl Connection {
         // SEG.SEQ".
         c.irs = syn.seq;
         c.rcv_nxt = syn.seq + 1;
+        // Nothing offered yet: the SYN-ACK sets the first edge.
+        c.rcv_adv = c.rcv_nxt;
         c.negotiate(now, &syn.options);
         // The window in a SYN is never scaled (RFC 7323 2.2).
         c.snd_wnd = syn.window as usize;
