@@ -129,6 +129,16 @@ impl StackBuilder {
         self
     }
 
+    /// TAP receive offload (on by default): the kernel may hand over TCP
+    /// segments of up to 64 KiB, one `read` instead of up to 45. Off while
+    /// faults are injected, which act on wire-sized frames.
+    pub fn offload(mut self, on: bool) -> Self {
+        if let DeviceSpec::Tap(t) = &mut self.device {
+            t.offload = on;
+        }
+        self
+    }
+
     /// Record every frame to this pcap file.
     pub fn pcap(mut self, path: impl Into<PathBuf>) -> Self {
         self.pcap = Some(path.into());
@@ -262,7 +272,10 @@ impl StackBuilder {
         let seed = self.seed_value();
         // Check the configuration before creating the device.
         self.interface(self.mtu.unwrap_or(1500), seed)?;
-        let dev = TapDevice::open(tap).map_err(|e| {
+        let mut tap = tap.clone();
+        // The fault injector decides per frame: give it wire-sized ones.
+        tap.offload &= self.faults.is_noop();
+        let dev = TapDevice::open(&tap).map_err(|e| {
             let kind = match e {
                 stack::device::TapError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
                 stack::device::TapError::NoTunDevice => io::ErrorKind::NotFound,
@@ -302,11 +315,12 @@ impl StackBuilder {
 }
 
 fn launch(
-    iface: Interface,
+    mut iface: Interface,
     dev: Box<dyn Device + Send>,
     seed: u64,
     opts: LoopOptions,
 ) -> io::Result<Stack> {
+    iface.set_segmentation_offload(dev.segmentation_offload());
     let info = crate::StackInfo {
         addr: iface.cidr(),
         mac: iface.mac(),

@@ -378,7 +378,7 @@ fn run_inner(
         epoll.add_readable(fd, TOKEN_DEVICE)?;
     }
     epoll.add_readable(shared.waker_fd(), TOKEN_WAKER)?;
-    let mut rx = RxBatch::new(dev.mtu() + 14 + 4);
+    let mut rx = RxBatch::new(dev.max_frame_len());
     let mut out = FrameBatch::new();
     let mut spin_until: Option<Instant> = None;
     let mut deadline: Option<Instant> = None;

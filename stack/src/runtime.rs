@@ -107,7 +107,8 @@ pub fn run_with<D: Device>(
         epoll.add_readable(fd, TOKEN_DEVICE)?;
     }
     epoll.add_readable(waker.raw_fd(), TOKEN_WAKER)?;
-    let mut buf = vec![0u8; 14 + 65_536];
+    let mut buf = vec![0u8; dev.max_frame_len()];
+    iface.set_segmentation_offload(dev.segmentation_offload());
     let mut spin_until: Option<Instant> = None;
     while !waker.is_stopped() {
         let now = Instant::now();

@@ -156,6 +156,62 @@ pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> 
     }
 }
 
+/// Reads one packet into two buffers (a fixed header, then the rest)
+/// without blocking; `Ok(None)` when nothing is ready. Returns the total
+/// length read.
+pub fn readv2_nonblocking(
+    fd: RawFd,
+    head: &mut [u8],
+    body: &mut [u8],
+) -> io::Result<Option<usize>> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_mut_ptr().cast(),
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe live, writable buffers of their lengths.
+    let n = unsafe { libc::readv(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        }
+    } else {
+        Ok(Some(n as usize))
+    }
+}
+
+/// Writes one packet gathered from two buffers (a header, then the frame).
+pub fn writev2(fd: RawFd, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs describe live buffers the kernel only reads.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 /// Writes one frame to a descriptor.
 pub fn write_frame(fd: RawFd, frame: &[u8]) -> io::Result<()> {
     loop {
@@ -201,11 +257,25 @@ pub mod netif {
     }
 
     /// Attaches `fd` (an open /dev/net/tun) to TAP device `name`, creating it
-    /// if needed, without packet-information headers.
-    pub fn tun_set_iff(fd: RawFd, name: &str) -> io::Result<()> {
+    /// if needed, without packet-information headers; with `vnet_hdr`, every
+    /// frame read or written is preceded by a `virtio_net_hdr`.
+    pub fn tun_set_iff(fd: RawFd, name: &str, vnet_hdr: bool) -> io::Result<()> {
         let mut req = ifreq(name);
-        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+        if vnet_hdr {
+            flags |= libc::IFF_VNET_HDR;
+        }
+        req.ifr_ifru.ifru_flags = flags as libc::c_short;
         ioctl(fd, libc::TUNSETIFF, &mut req)
+    }
+
+    /// Tells the kernel which offloads the reader of a TAP device handles
+    /// (`TUN_F_*`): with `TUN_F_CSUM | TUN_F_TSO4` it may hand over TCP
+    /// segments of up to 64 KiB with their checksum left to complete.
+    pub fn tun_set_offload(fd: RawFd, flags: libc::c_uint) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its argument by value; no pointers.
+        cvt(unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, flags as libc::c_ulong) })?;
+        Ok(())
     }
 
     /// Sets IFF_UP (and IFF_RUNNING) on `name`.

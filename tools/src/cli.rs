@@ -89,6 +89,10 @@ pub struct StackArgs {
     /// TCP congestion control.
     #[arg(long, value_name = "ALGORITHM", default_value = "cubic", value_parser = congestion)]
     pub cc: tcp::cc::Algorithm,
+    /// Turn off TAP receive offload (the kernel then hands over wire-sized
+    /// frames only; it is always off while faults are injected).
+    #[arg(long)]
+    pub no_offload: bool,
 }
 
 fn probability(s: &str) -> Result<f64, String> {

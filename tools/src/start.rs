@@ -31,7 +31,8 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         .ttl(args.ttl)
         .faults(fault_config(args)?)
         .congestion(args.cc)
-        .busy_poll(Duration::from_micros(args.busy_poll));
+        .busy_poll(Duration::from_micros(args.busy_poll))
+        .offload(!args.no_offload);
     if let Some(gw) = args.gateway {
         b = b.gateway(gw);
     }

@@ -579,6 +579,8 @@ fn run(args: Args) -> Result<(), String> {
         name: args.tap.clone(),
         mtu: args.mtu.map(usize::from),
         host_addr: Some(args.host_addr),
+        // smoltcp handles wire-sized frames only.
+        offload: false,
     })
     .map_err(|e| e.to_string())?;
     let mtu = tap.mtu();

@@ -5,6 +5,7 @@
 //! recorder that wraps any device, and (for impairment) a fault injector.
 
 mod fault;
+pub mod gso;
 mod memory;
 mod pcap;
 mod tap;
@@ -25,6 +26,21 @@ pub trait FrameSink {
     /// Sends one frame. Like Ethernet, a device that cannot take the frame
     /// may drop it; an error means the frame was not sent.
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()>;
+
+    /// Sends an Ethernet frame holding a TCP super segment (see [`gso`]):
+    /// on the wire, segments of at most `mss` payload bytes. This default
+    /// cuts it in software and sends the pieces one by one; a device with
+    /// segmentation offload takes it whole.
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        let mut scratch = Vec::with_capacity(mss + 128);
+        let mut result = Ok(());
+        gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+            if let Err(e) = self.send(now, piece) {
+                result = Err(e);
+            }
+        });
+        result
+    }
 }
 
 /// A link-layer device moving Ethernet II frames (no preamble, no FCS).
@@ -34,6 +50,14 @@ pub trait Device: FrameSink {
 
     /// The link MTU: the largest IP packet a frame can carry.
     fn mtu(&self) -> usize;
+
+    /// The longest frame [`recv`](Self::recv) can return: the MTU plus the
+    /// Ethernet header (and room for a VLAN tag), or more on a device that
+    /// coalesces received segments (TAP receive offload hands over TCP
+    /// segments of up to 64 KiB).
+    fn max_frame_len(&self) -> usize {
+        self.mtu() + 14 + 4
+    }
 
     /// When the device next has something to do by itself (a delayed frame
     /// becoming due, for instance).
@@ -51,17 +75,30 @@ pub trait Device: FrameSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// True when [`send_segmented`](FrameSink::send_segmented) hands super
+    /// segments to hardware (or the kernel) instead of cutting them here:
+    /// only then is building them worth it.
+    fn segmentation_offload(&self) -> bool {
+        false
+    }
 }
 
 impl<S: FrameSink + ?Sized> FrameSink for &mut S {
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         (**self).send(now, frame)
     }
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        (**self).send_segmented(now, frame, mss)
+    }
 }
 
 impl<S: FrameSink + ?Sized> FrameSink for Box<S> {
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         (**self).send(now, frame)
+    }
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        (**self).send_segmented(now, frame, mss)
     }
 }
 
@@ -72,6 +109,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn mtu(&self) -> usize {
         (**self).mtu()
     }
+    fn max_frame_len(&self) -> usize {
+        (**self).max_frame_len()
+    }
     fn poll_at(&self) -> Option<Instant> {
         (**self).poll_at()
     }
@@ -81,6 +121,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
     }
+    fn segmentation_offload(&self) -> bool {
+        (**self).segmentation_offload()
+    }
 }
 
 /// A sink that keeps frames in memory (tests, and batching output so the
@@ -89,7 +132,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
 #[derive(Default, Debug)]
 pub struct FrameBatch {
     data: Vec<u8>,
-    ends: Vec<usize>,
+    /// End of each frame in `data`, and its segment size (0: a plain frame;
+    /// otherwise a super segment for [`FrameSink::send_segmented`]).
+    ends: Vec<(usize, usize)>,
 }
 
 impl FrameBatch {
@@ -110,11 +155,16 @@ impl FrameBatch {
 
     /// The frames, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.iter_segmented().map(|(f, _)| f)
+    }
+
+    /// The frames with their segment size (0 for plain frames).
+    pub fn iter_segmented(&self) -> impl Iterator<Item = (&[u8], usize)> {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
+        self.ends.iter().map(move |&(end, mss)| {
             let f = &self.data[start..end];
             start = end;
-            f
+            (f, mss)
         })
     }
 
@@ -131,8 +181,13 @@ impl FrameBatch {
         sink: &mut S,
     ) -> io::Result<()> {
         let mut result = Ok(());
-        for frame in self.iter() {
-            if let Err(e) = sink.send(now, frame) {
+        for (frame, mss) in self.iter_segmented() {
+            let sent = if mss == 0 {
+                sink.send(now, frame)
+            } else {
+                sink.send_segmented(now, frame, mss)
+            };
+            if let Err(e) = sent {
                 result = Err(e);
             }
         }
@@ -144,7 +199,13 @@ impl FrameBatch {
 impl FrameSink for FrameBatch {
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
         self.data.extend_from_slice(frame);
-        self.ends.push(self.data.len());
+        self.ends.push((self.data.len(), 0));
+        Ok(())
+    }
+
+    fn send_segmented(&mut self, _now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        self.data.extend_from_slice(frame);
+        self.ends.push((self.data.len(), mss.max(1)));
         Ok(())
     }
 }

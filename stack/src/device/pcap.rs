@@ -101,6 +101,8 @@ pub struct PcapDevice<D, W: Write = BufWriter<File>> {
     inner: D,
     pcap: PcapWriter<W>,
     failed: bool,
+    /// Where a super segment's pieces are built for the capture.
+    scratch: Vec<u8>,
 }
 
 impl<D: Device, W: Write> PcapDevice<D, W> {
@@ -110,6 +112,7 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
             inner,
             pcap,
             failed: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -146,6 +149,18 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
         self.record(now, frame);
         Ok(())
     }
+
+    /// The device gets the super segment; the capture gets the segments it
+    /// stands for, as they cross the link (complete, with checksums).
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        self.inner.send_segmented(now, frame, mss)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+            self.record(now, piece)
+        });
+        self.scratch = scratch;
+        Ok(())
+    }
 }
 
 impl<D: Device, W: Write> Device for PcapDevice<D, W> {
@@ -161,12 +176,20 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.inner.mtu()
     }
 
+    fn max_frame_len(&self) -> usize {
+        self.inner.max_frame_len()
+    }
+
     fn poll_at(&self) -> Option<Instant> {
         self.inner.poll_at()
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
+    }
+
+    fn segmentation_offload(&self) -> bool {
+        self.inner.segmentation_offload()
     }
 
     fn flush(&mut self) -> io::Result<()> {

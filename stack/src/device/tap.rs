@@ -25,6 +25,12 @@ pub struct TapConfig {
     /// Give the kernel side of the link this address, so the host can reach
     /// the userspace stack at once.
     pub host_addr: Option<Ipv4Cidr>,
+    /// Receive offload: let the kernel hand over TCP segments of up to
+    /// 64 KiB (its TSO, `TUN_F_TSO4`) with checksums left to complete
+    /// (`TUN_F_CSUM`), so one `read` carries what would take up to 45
+    /// frames. The frames ustack sees (and records) are then larger than
+    /// the MTU; on the wire between Linux and ustack nothing changes.
+    pub offload: bool,
 }
 
 impl TapConfig {
@@ -34,6 +40,7 @@ impl TapConfig {
             name: name.into(),
             mtu: None,
             host_addr: None,
+            offload: true,
         }
     }
 }
@@ -119,13 +126,115 @@ fn classify(what: &'static str, name: &str, err: io::Error) -> TapError {
     }
 }
 
+/// Length of the `virtio_net_hdr` before each frame when `IFF_VNET_HDR`
+/// is on (the legacy layout, without `num_buffers`).
+pub const VNET_HDR_LEN: usize = 10;
+
+/// `virtio_net_hdr.flags`: the transport checksum is still to be completed.
+const VNET_F_NEEDS_CSUM: u8 = 1;
+
+/// `virtio_net_hdr.gso_type`: TCP over IPv4.
+const VNET_GSO_TCPV4: u8 = 1;
+
+/// Longest frame the kernel hands over with receive offload on: an IPv4
+/// packet of 64 KiB behind the Ethernet header (and a VLAN tag).
+const MAX_OFFLOAD_FRAME: usize = 14 + 4 + 65_535;
+
+/// The fields of a `virtio_net_hdr` (host byte order: legacy virtio, as the
+/// TAP driver uses it unless told otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    /// `VIRTIO_NET_HDR_F_*`.
+    pub flags: u8,
+    /// `VIRTIO_NET_HDR_GSO_*`: 0 for a plain frame, 1 for TCP over IPv4.
+    pub gso_type: u8,
+    /// Length of the headers before the segmented payload.
+    pub hdr_len: u16,
+    /// Payload bytes per segment on the wire.
+    pub gso_size: u16,
+    /// Where the checksummed range starts (from the start of the frame).
+    pub csum_start: u16,
+    /// Where in that range the checksum field is.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Serialises the header.
+    pub fn emit(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+
+    /// The header for a TCP super segment in `frame` (IPv4 after a 14-byte
+    /// Ethernet header, checksum field holding the pseudo-header sum) to be
+    /// cut into segments of `mss` payload bytes; `None` if it is not one.
+    pub fn for_tcp_segments(frame: &[u8], mss: usize) -> Option<VnetHdr> {
+        let h = super::gso::TcpHeaders::find(frame, 14)?;
+        Some(VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: h.payload as u16,
+            gso_size: mss.min(u16::MAX as usize) as u16,
+            csum_start: h.tcp as u16,
+            csum_offset: 16,
+        })
+    }
+
+    /// Parses the header.
+    pub fn parse(b: &[u8; VNET_HDR_LEN]) -> VnetHdr {
+        let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u16_at(2),
+            gso_size: u16_at(4),
+            csum_start: u16_at(6),
+            csum_offset: u16_at(8),
+        }
+    }
+
+    /// Completes a partial checksum the kernel left for the reader
+    /// (`NEEDS_CSUM`): the field holds the pseudo-header sum; the checksum
+    /// covers everything from `csum_start` to the end of the frame. Returns
+    /// false (frame unchanged) when the offsets do not fit the frame; the
+    /// stack then drops it for its bad checksum.
+    pub fn complete_checksum(&self, frame: &mut [u8]) -> bool {
+        if self.flags & VNET_F_NEEDS_CSUM == 0 {
+            return true;
+        }
+        let start = self.csum_start as usize;
+        let field = start + self.csum_offset as usize;
+        if field + 2 > frame.len() {
+            return false;
+        }
+        let c = ip::checksum::checksum(&frame[start..]);
+        frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
+        true
+    }
+}
+
 /// An open TAP device: non-blocking, link up, frames without packet-info
-/// headers.
+/// headers (with receive offload: behind a `virtio_net_hdr`).
 #[derive(Debug)]
 pub struct TapDevice {
     fd: OwnedFd,
     name: String,
     mtu: usize,
+    /// Frames carry a `virtio_net_hdr` (and the kernel may coalesce).
+    vnet_hdr: bool,
+    /// The kernel accepted the offloads: it coalesces what it sends us and
+    /// segments what we send it.
+    offload: bool,
+    /// Coalesced segments received (each larger than the MTU).
+    coalesced: u64,
+    /// Received frames whose checksum offsets did not fit.
+    bad_offload: u64,
 }
 
 impl TapDevice {
@@ -144,7 +253,19 @@ impl TapDevice {
                 _ => classify("opening /dev/net/tun for", name, e),
             })?;
         let fd: OwnedFd = file.into();
-        netif::tun_set_iff(fd.as_raw_fd(), name).map_err(|e| classify("attaching to", name, e))?;
+        netif::tun_set_iff(fd.as_raw_fd(), name, config.offload)
+            .map_err(|e| classify("attaching to", name, e))?;
+        let mut offload = config.offload;
+        if offload
+            && let Err(e) =
+                netif::tun_set_offload(fd.as_raw_fd(), libc::TUN_F_CSUM | libc::TUN_F_TSO4)
+        {
+            // Frames still carry the header; the kernel just never coalesces.
+            log::warn!("TAP device {name}: receive offload unavailable ({e})");
+            offload = false;
+            netif::tun_set_offload(fd.as_raw_fd(), 0)
+                .map_err(|e| classify("configuring offloads of", name, e))?;
+        }
         if let Some(mtu) = config.mtu {
             netif::set_mtu(name, mtu).map_err(|e| classify("setting the MTU of", name, e))?;
         }
@@ -154,12 +275,24 @@ impl TapDevice {
         }
         netif::set_up(name).map_err(|e| classify("bringing up", name, e))?;
         let mtu = netif::mtu(name).map_err(|e| classify("reading the MTU of", name, e))?;
-        log::info!("TAP device {name} open, MTU {mtu}");
+        log::info!(
+            "TAP device {name} open, MTU {mtu}, receive offload {}",
+            if offload { "on" } else { "off" }
+        );
         Ok(TapDevice {
             fd,
             name: name.to_string(),
             mtu,
+            vnet_hdr: config.offload,
+            offload,
+            coalesced: 0,
+            bad_offload: 0,
         })
+    }
+
+    /// Segments the kernel coalesced beyond the MTU (receive offload).
+    pub fn coalesced(&self) -> u64 {
+        self.coalesced
     }
 
     /// The interface name.
@@ -170,17 +303,77 @@ impl TapDevice {
 
 impl FrameSink for TapDevice {
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
+        if self.vnet_hdr {
+            // A zero header: a complete frame, nothing for the kernel to do.
+            return sys::writev2(self.fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], frame);
+        }
         sys::write_frame(self.fd.as_raw_fd(), frame)
+    }
+
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        let payload = super::gso::TcpHeaders::find(frame, 14).map(|h| frame.len() - h.payload);
+        match VnetHdr::for_tcp_segments(frame, mss) {
+            Some(hdr) if self.offload && payload.is_some_and(|p| p > mss) => {
+                sys::writev2(self.fd.as_raw_fd(), &hdr.emit(), frame)
+            }
+            Some(mut hdr) if self.vnet_hdr => {
+                // One segment: the kernel only completes its checksum.
+                hdr.gso_type = 0;
+                hdr.gso_size = 0;
+                sys::writev2(self.fd.as_raw_fd(), &hdr.emit(), frame)
+            }
+            _ => {
+                let mut scratch = Vec::new();
+                let mut result = Ok(());
+                super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+                    if let Err(e) = self.send(now, piece) {
+                        result = Err(e);
+                    }
+                });
+                result
+            }
+        }
     }
 }
 
 impl Device for TapDevice {
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        sys::read_nonblocking(self.fd.as_raw_fd(), buf)
+        if !self.vnet_hdr {
+            return sys::read_nonblocking(self.fd.as_raw_fd(), buf);
+        }
+        let mut head = [0u8; VNET_HDR_LEN];
+        let Some(n) = sys::readv2_nonblocking(self.fd.as_raw_fd(), &mut head, buf)? else {
+            return Ok(None);
+        };
+        let n = n.saturating_sub(VNET_HDR_LEN);
+        let hdr = VnetHdr::parse(&head);
+        if hdr.gso_type != 0 {
+            self.coalesced += 1;
+        }
+        if !hdr.complete_checksum(&mut buf[..n]) {
+            self.bad_offload += 1;
+            log::debug!(
+                "TAP {}: checksum offsets outside the frame: {hdr:?}",
+                self.name
+            );
+        }
+        Ok(Some(n))
     }
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn segmentation_offload(&self) -> bool {
+        self.offload
+    }
+
+    fn max_frame_len(&self) -> usize {
+        if self.vnet_hdr {
+            MAX_OFFLOAD_FRAME
+        } else {
+            self.mtu + 14 + 4
+        }
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
@@ -191,6 +384,77 @@ impl Device for TapDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+
+    /// An Ethernet/IPv4/TCP frame with `payload`, checksum partial.
+    fn partial_frame(payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        let total = (40 + payload.len()) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&src.octets());
+        f[30..34].copy_from_slice(&dst.octets());
+        let c = ip::checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[34 + 12] = 5 << 4;
+        f[34 + 13] = 0x10;
+        f.extend_from_slice(payload);
+        let tcp_len = 20 + payload.len();
+        super::super::gso::fill_partial_checksum(&mut f[34..], src, dst, tcp_len);
+        f
+    }
+
+    #[test]
+    fn vnet_header_round_trips() {
+        let h = VnetHdr {
+            flags: 1,
+            gso_type: 1,
+            hdr_len: 66,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        assert_eq!(VnetHdr::parse(&h.emit()), h);
+        assert_eq!(VnetHdr::parse(&[0; VNET_HDR_LEN]), VnetHdr::default());
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_and_verifies() {
+        let payload: Vec<u8> = (0..3001u32).map(|i| (i * 7) as u8).collect();
+        let mut f = partial_frame(&payload);
+        let hdr = VnetHdr::for_tcp_segments(&f, 1448).expect("a TCP frame");
+        assert_eq!((hdr.csum_start, hdr.csum_offset, hdr.hdr_len), (34, 16, 54));
+        assert_eq!((hdr.gso_type, hdr.gso_size), (1, 1448));
+        assert!(hdr.complete_checksum(&mut f));
+        let (repr, tcp) = ip::Ipv4Repr::parse(&f[14..]).unwrap();
+        let (_, data) = tcp::TcpRepr::parse(tcp, repr.src, repr.dst).expect("checksum verifies");
+        assert_eq!(data, &payload[..]);
+        // Without NEEDS_CSUM nothing changes.
+        let before = f.clone();
+        assert!(VnetHdr::default().complete_checksum(&mut f));
+        assert_eq!(f, before);
+    }
+
+    #[test]
+    fn checksum_offsets_outside_the_frame_are_refused() {
+        let mut f = partial_frame(b"abc");
+        let before = f.clone();
+        for (start, offset) in [(60, 16), (34, 40), (u16::MAX, u16::MAX)] {
+            let hdr = VnetHdr {
+                flags: 1,
+                csum_start: start,
+                csum_offset: offset,
+                ..VnetHdr::default()
+            };
+            assert!(!hdr.complete_checksum(&mut f), "{start}/{offset}");
+            assert_eq!(f, before);
+        }
+        assert!(VnetHdr::for_tcp_segments(&f[..40], 1448).is_none());
+    }
 
     #[test]
     fn names_are_checked_before_any_syscall() {

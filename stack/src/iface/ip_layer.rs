@@ -70,6 +70,8 @@ pub struct IpLayer {
     tx_buf: Vec<u8>,
     /// Scratch space for a datagram about to be fragmented.
     frag_buf: Vec<u8>,
+    /// The device segments TCP super segments itself.
+    pub(crate) segmentation_offload: bool,
 }
 
 impl IpLayer {
@@ -94,6 +96,7 @@ impl IpLayer {
             counters: Counters::default(),
             tx_buf: vec![0u8; EthernetRepr::HEADER_LEN + Ipv4Repr::MAX_PACKET_LEN],
             frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
+            segmentation_offload: false,
         }
     }
 
@@ -268,6 +271,72 @@ impl IpLayer {
             }
         }
         self.frag_buf = payload;
+        Ok(())
+    }
+
+    /// Sends a TCP super segment (see [`crate::device::gso`]): one IPv4
+    /// packet of up to 64 KiB whose TCP payload the device cuts into
+    /// segments of `mss` bytes, each within the path MTU. `fill` writes the
+    /// TCP header (its checksum field holding the pseudo-header sum) and
+    /// payload. While the next hop is unresolved the pieces are cut here and
+    /// queued like any datagram.
+    pub(crate) fn send_ipv4_segmented<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        mut repr: Ipv4Repr,
+        payload_len: usize,
+        mss: usize,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) -> Result<(), SendError> {
+        let total = Ipv4Repr::MIN_HEADER_LEN + payload_len;
+        if total > Ipv4Repr::MAX_PACKET_LEN {
+            return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
+        }
+        let dst = repr.dst;
+        let hop = self.next_hop_mac(now, dst)?;
+        repr.src = self.cidr.addr();
+        repr.ident = self.idents.next(dst, repr.protocol.0);
+        repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
+        repr.payload_len = payload_len;
+        let frame_len = EthernetRepr::HEADER_LEN + total;
+        let buf = &mut self.tx_buf[..frame_len];
+        let (eth, packet) = buf.split_at_mut(EthernetRepr::HEADER_LEN);
+        repr.emit(packet);
+        fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
+        match hop {
+            Ok(mac) => {
+                EthernetRepr {
+                    dst: mac,
+                    src: self.mac,
+                    ethertype: EtherType::IPV4,
+                }
+                .emit(eth);
+                self.counters.ipv4_sent += 1;
+                match tx.send_segmented(now, buf, mss) {
+                    Ok(()) => {
+                        self.counters.frames_out += 1;
+                        self.counters.bytes_out += frame_len as u64;
+                    }
+                    Err(e) => {
+                        log::debug!("device transmit failed: {e}");
+                        self.counters.drop(DropReason::DeviceTxError);
+                    }
+                }
+            }
+            Err(next_hop) => {
+                let packet = std::mem::take(&mut self.tx_buf);
+                let mut scratch = Vec::new();
+                crate::device::gso::split_tcp(
+                    &packet[EthernetRepr::HEADER_LEN..frame_len],
+                    0,
+                    mss,
+                    &mut scratch,
+                    |piece| self.queue_for_resolution(now, next_hop, piece.to_vec()),
+                );
+                self.tx_buf = packet;
+            }
+        }
         Ok(())
     }
 

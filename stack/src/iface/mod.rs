@@ -245,6 +245,13 @@ impl Interface {
         self.ip.cidr
     }
 
+    /// Tells the interface that its device cuts TCP super segments itself
+    /// ([`Device::segmentation_offload`](crate::device::Device::segmentation_offload)):
+    /// TCP then hands it up to 64 KiB of new data per frame.
+    pub fn set_segmentation_offload(&mut self, on: bool) {
+        self.ip.segmentation_offload = on;
+    }
+
     /// The link MTU.
     pub fn mtu(&self) -> usize {
         self.ip.mtu

@@ -204,6 +204,47 @@ fn emit_segment<S: FrameSink + ?Sized>(
     result.is_ok()
 }
 
+/// Sends a TCP super segment from `src`: the device cuts it into segments
+/// of `mss` payload bytes (see [`crate::device::gso`]).
+#[allow(clippy::too_many_arguments)]
+fn emit_super_segment<S: FrameSink + ?Sized>(
+    ip: &mut IpLayer,
+    now: Instant,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &TcpRepr,
+    a: &[u8],
+    b: &[u8],
+    mss: usize,
+    tx: &mut S,
+) -> bool {
+    let hlen = seg.header_len();
+    let total = hlen + a.len() + b.len();
+    let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ip.ttl, 0);
+    repr.dont_fragment = true;
+    let result = ip.send_ipv4_segmented(
+        now,
+        repr,
+        total,
+        mss,
+        |buf| {
+            seg.emit_header(buf);
+            buf[hlen..hlen + a.len()].copy_from_slice(a);
+            buf[hlen + a.len()..total].copy_from_slice(b);
+            crate::device::gso::fill_partial_checksum(&mut buf[..total], src, dst, total);
+        },
+        tx,
+    );
+    if result.is_ok() {
+        ip.counters.tcp_segments_out += 1;
+    }
+    result.is_ok()
+}
+
+/// Largest super segment built for a device with segmentation offload: an
+/// IPv4 packet of 64 KiB less room for the largest headers.
+const MAX_SUPER_SEGMENT: usize = 65_535 - 20 - 60;
+
 impl Interface {
     /// Handles a TCP segment for us.
     pub(super) fn process_tcp<S: FrameSink + ?Sized>(
@@ -356,9 +397,19 @@ impl Interface {
         let dst = *sock.conn.remote().ip();
         let mtu = self.ip.path_mtu(now, dst);
         let ip = &mut self.ip;
-        sock.conn.poll_transmit(now, mtu, |seg, a, b| {
-            emit_segment(ip, now, src, dst, seg, a, b, tx)
-        });
+        let burst = if ip.segmentation_offload {
+            MAX_SUPER_SEGMENT
+        } else {
+            0
+        };
+        sock.conn
+            .poll_transmit_burst(now, mtu, burst, |seg, a, b, mss| {
+                if a.len() + b.len() > mss {
+                    emit_super_segment(ip, now, src, dst, seg, a, b, mss, tx)
+                } else {
+                    emit_segment(ip, now, src, dst, seg, a, b, tx)
+                }
+            });
         self.tcp_after_change(h);
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;

@@ -568,7 +568,12 @@ impl Connection {
             return;
         }
         let data = &data[..data.len().min(room - offset)];
-        self.largest_rcvd = self.largest_rcvd.max(data.len());
+        let mss = self.cfg.mss as usize;
+        if data.len() <= mss {
+            // The peer's full-sized segment (a coalesced receive-offload
+            // segment, larger than any on the wire, does not count).
+            self.largest_rcvd = self.largest_rcvd.max(data.len());
+        }
         let Some(advanced) = self.recv_buf.insert(offset, data) else {
             // Too many separate holes: drop; the sender will retransmit.
             self.ack_now = true;
@@ -591,11 +596,15 @@ impl Connection {
             self.ack_now = true;
         } else {
             // RFC 5681 4.2 / RFC 1122 4.2.3.2: delay, but ACK at least every
-            // second full-sized segment.
-            let full = data.len() >= self.largest_rcvd.min(self.cfg.mss as usize);
-            if full {
-                self.unacked_segments += 1;
-            }
+            // second full-sized segment. A segment the device coalesced
+            // (TAP receive offload) counts as the full-sized segments it
+            // was on the wire.
+            let unit = if self.largest_rcvd > 0 {
+                self.largest_rcvd
+            } else {
+                mss
+            };
+            self.unacked_segments += (data.len() / unit) as u32;
             if self.unacked_segments >= 2 {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {

@@ -189,6 +189,9 @@ pub struct Connection {
     pub(crate) last_ack_sent: SeqNum,
     /// Largest payload received, our estimate of the peer's segment size.
     pub(crate) largest_rcvd: usize,
+    /// Largest super segment the device takes (0: none; see
+    /// [`poll_transmit_burst`](Connection::poll_transmit_burst)).
+    pub(crate) burst: usize,
     /// Send a zero-window or keep-alive probe.
     pub(crate) probe_now: bool,
     pub(crate) syn_pending: bool,
@@ -321,6 +324,7 @@ impl Connection {
             dsack: None,
             last_ack_sent: SeqNum(0),
             largest_rcvd: 0,
+            burst: 0,
             probe_now: false,
             syn_pending: true,
             pending_rst: None,

@@ -17,8 +17,9 @@ pub(crate) enum Plan {
     Retransmit { seq: SeqNum, len: usize },
     /// The rescue retransmission (rule 4).
     Rescue { seq: SeqNum, len: usize },
-    /// New data (rule 2), possibly with the FIN.
-    New { len: usize, fin: bool },
+    /// New data (rule 2), possibly with the FIN, in segments of `mss`
+    /// bytes (`len` may span several: a super segment).
+    New { len: usize, fin: bool, mss: usize },
 }
 
 /// Why sending stopped.
@@ -35,6 +36,8 @@ struct Out {
     repr: TcpRepr,
     offset: usize,
     len: usize,
+    /// Payload bytes per segment on the wire (`len` may be a multiple).
+    mss: usize,
 }
 
 impl Connection {
@@ -46,13 +49,32 @@ impl Connection {
     where
         F: FnMut(&TcpRepr, &[u8], &[u8]) -> bool,
     {
+        self.poll_transmit_burst(now, path_mtu, 0, |seg, a, b, _| emit(seg, a, b));
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) for a device with
+    /// segmentation offload: new data may leave in super segments of up to
+    /// `burst` bytes (whole segments, within cwnd and the peer's window),
+    /// which the device cuts into segments of the size `emit` is given as
+    /// its last argument. Retransmissions, probes and control segments stay
+    /// single segments. `burst` 0 means no super segments.
+    pub fn poll_transmit_burst<F>(
+        &mut self,
+        now: Instant,
+        path_mtu: usize,
+        burst: usize,
+        mut emit: F,
+    ) where
+        F: FnMut(&TcpRepr, &[u8], &[u8], usize) -> bool,
+    {
+        self.burst = burst;
         if self.cc_ready {
             self.update_smss(path_mtu);
         }
         self.run_timers(now);
         if let Some(rst) = self.pending_rst.take() {
             self.stats.segments_sent += 1;
-            emit(&rst, &[], &[]);
+            emit(&rst, &[], &[], 0);
         }
         match self.state {
             State::Closed | State::Listen => return,
@@ -60,7 +82,7 @@ impl Connection {
                 if self.syn_pending {
                     let syn = self.syn_segment(now, false);
                     self.sent(now, &syn);
-                    emit(&syn, &[], &[]);
+                    emit(&syn, &[], &[], 0);
                 }
                 return;
             }
@@ -68,7 +90,7 @@ impl Connection {
                 if self.syn_pending || self.ack_now {
                     let synack = self.syn_segment(now, true);
                     self.sent(now, &synack);
-                    emit(&synack, &[], &[]);
+                    emit(&synack, &[], &[], 0);
                 }
                 return;
             }
@@ -83,7 +105,7 @@ impl Connection {
             carried_ack = true;
             self.sent(now, &out.repr);
             let (a, b) = self.send_buf.slices(out.offset, out.len);
-            emit(&out.repr, a, b);
+            emit(&out.repr, a, b, out.mss);
         }
         if self.probe_now {
             // Zero-window or keep-alive probe: an old sequence number and no
@@ -91,13 +113,13 @@ impl Connection {
             self.probe_now = false;
             let probe = self.control(now, self.snd_una - 1, Flags::ACK);
             self.sent(now, &probe);
-            emit(&probe, &[], &[]);
+            emit(&probe, &[], &[], 0);
             carried_ack = true;
         }
         if self.ack_now && !carried_ack {
             let ack = self.control(now, self.snd_nxt, Flags::ACK);
             self.sent(now, &ack);
-            emit(&ack, &[], &[]);
+            emit(&ack, &[], &[], 0);
         }
     }
 
@@ -290,7 +312,7 @@ impl Connection {
             if len > 0 {
                 let fin =
                     self.fin_queued && !self.fin_sent && self.snd_nxt + len == self.data_end();
-                return (Some(Plan::New { len, fin }), blocked);
+                return (Some(Plan::New { len, fin, mss }), blocked);
             }
             let outstanding = self.snd_nxt.since(self.snd_una);
             if outstanding > 0 {
@@ -324,7 +346,22 @@ impl Connection {
         }
         let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         let cwnd_room = cwnd.saturating_sub(pipe);
-        let len = unsent.min(mss).min(wnd_room);
+        let most = if self.burst > mss {
+            self.burst / mss * mss
+        } else {
+            mss
+        };
+        let mut len = unsent.min(most).min(wnd_room);
+        if len > mss {
+            // A super segment: whole segments that cwnd and the peer's
+            // window allow; only the end of the data may be a short one.
+            let fit = cwnd_room / mss * mss;
+            if len > fit {
+                len = fit.max(mss);
+            } else if len < unsent {
+                len = len / mss * mss;
+            }
+        }
         if len > cwnd_room {
             // RFC 5681: never more than cwnd in flight; a partial segment is
             // not sent just to fill the last bytes of cwnd.
@@ -351,7 +388,7 @@ impl Connection {
             return (None, blocked);
         }
         blocked.cwnd = cwnd_room < len + 2 * mss;
-        (Some(Plan::New { len, fin }), blocked)
+        (Some(Plan::New { len, fin, mss }), blocked)
     }
 
     /// Option bytes the SACK blocks of our next ACK will take (a D-SACK
@@ -401,7 +438,7 @@ impl Connection {
                 self.scoreboard.mark_rescued();
                 Some(self.retransmission(now, seq, len))
             }
-            Plan::New { len, fin } => {
+            Plan::New { len, fin, mss } => {
                 self.retransmit_now = false;
                 let seq = self.snd_nxt;
                 let mut flags = Flags::ACK;
@@ -422,7 +459,12 @@ impl Connection {
                 self.arm_rtx(now);
                 let mut repr = self.control(now, seq, flags);
                 repr.flags = Flags(flags);
-                Some(Out { repr, offset, len })
+                Some(Out {
+                    repr,
+                    offset,
+                    len,
+                    mss,
+                })
             }
         }
     }
@@ -461,6 +503,7 @@ impl Connection {
             repr,
             offset,
             len: data_len,
+            mss: data_len,
         }
     }
 

@@ -314,6 +314,58 @@ fn any_initial_sequence_numbers_give_a_usable_window() {
     }
 }
 
+/// With segmentation offload, new data leaves in super segments of whole
+/// segments, within cwnd and the peer's window; only the end of the data
+/// may be short, and the segment size handed down is the sender MSS.
+#[test]
+fn super_segments_hold_whole_segments_within_the_windows() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let data = pattern(40_000);
+    assert_eq!(w.a.send(&data), Ok(40_000));
+    let now = w.now;
+    let mut out = Vec::new();
+    w.a.poll_transmit_burst(now, 1500, 65_000, |seg, a, b, mss| {
+        out.push((seg.seq, a.len() + b.len(), mss, seg.flags.psh()));
+        true
+    });
+    let smss = w.a.stats().mss;
+    let cwnd = w.a.stats().cwnd;
+    let total: usize = out.iter().map(|o| o.1).sum();
+    assert!(total <= cwnd, "{total} bytes sent with cwnd {cwnd}");
+    assert!(total >= cwnd - smss, "cwnd used: {total} of {cwnd}");
+    assert!(out[0].1 > smss, "a super segment: {out:?}");
+    for &(_, len, mss, _) in &out {
+        assert_eq!(mss, smss);
+        assert_eq!(len % mss, 0, "whole segments while data remains: {out:?}");
+    }
+    // The peer's window bounds a super segment too: with 3,000 bytes of
+    // window, two whole segments go and the 104-byte remnant waits (sender
+    // SWS avoidance), as without offload.
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.a.snd_wnd = 3_000;
+    w.a.send(&data).unwrap();
+    let mut lens = Vec::new();
+    let now = w.now;
+    w.a.poll_transmit_burst(now, 1500, 65_000, |_, a, b, _| {
+        lens.push(a.len() + b.len());
+        true
+    });
+    assert_eq!(lens, vec![2 * smss], "{lens:?}");
+    // The end of the data may be short.
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.a.send(&data[..5_000]).unwrap();
+    let mut lens = Vec::new();
+    let now = w.now;
+    w.a.poll_transmit_burst(now, 1500, 65_000, |_, a, b, _| {
+        lens.push(a.len() + b.len());
+        true
+    });
+    assert_eq!(lens, vec![5_000]);
+}
+
 #[test]
 fn options_absent_means_defaults() {
     let bare = TcpConfig {

@@ -51,6 +51,8 @@ pub struct Sim {
     hosts: Vec<Host>,
     fabric: Fabric,
     batch: FrameBatch,
+    /// Where super segments are cut into wire segments.
+    gso_scratch: Vec<u8>,
     /// Event batches run at `now` so far.
     batches_at_now: u64,
     /// Frames delivered at `now` so far.
@@ -72,6 +74,7 @@ impl Sim {
             hosts: Vec::new(),
             fabric: Fabric::new(seed),
             batch: FrameBatch::new(),
+            gso_scratch: Vec::new(),
             batches_at_now: 0,
             deliveries_at_now: 0,
             livelock_limit: DEFAULT_LIVELOCK_LIMIT,
@@ -527,8 +530,17 @@ impl Sim {
         let host = &mut self.hosts[index];
         match host.attach {
             Some((_, dir)) => {
-                for frame in self.batch.iter() {
-                    self.fabric.transmit(self.now, dir, frame);
+                for (frame, mss) in self.batch.iter_segmented() {
+                    if mss == 0 {
+                        self.fabric.transmit(self.now, dir, frame);
+                        continue;
+                    }
+                    // A super segment (the host has segmentation offload):
+                    // the link carries the segments the NIC cuts it into.
+                    let (fabric, now) = (&mut self.fabric, self.now);
+                    stack::device::gso::split_tcp(frame, 14, mss, &mut self.gso_scratch, |p| {
+                        fabric.transmit(now, dir, p)
+                    });
                 }
             }
             None => {

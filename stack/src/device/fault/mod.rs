@@ -526,6 +526,10 @@ impl<D: Device> Device for FaultDevice<D> {
         self.inner.mtu()
     }
 
+    fn max_frame_len(&self) -> usize {
+        self.inner.max_frame_len()
+    }
+
     fn poll_at(&self) -> Option<Instant> {
         [
             self.inner.poll_at(),

@@ -134,4 +134,5 @@ pub(super) fn icmp_of_type(frames: &[Vec<u8>], icmp_type: u8) -> Vec<u8> {
 }
 
 mod arp_icmp;
+mod offload;
 mod udp_frag;

@@ -1,0 +1,236 @@
+//! Segmentation offload: a TCP segment larger than the MTU (a "super
+//! segment") handed to a device together with the payload size of the
+//! segments it stands for. A TAP device with offloads passes it to the
+//! kernel whole (one system call for up to 45 segments); every other sink
+//! cuts it here, in software, into the segments that go on the wire, exactly
+//! as the kernel's GSO would: each piece repeats the IP and TCP headers with
+//! its own length, identification, sequence number and checksums, and only
+//! the last keeps FIN and PSH.
+//!
+//! A super segment's TCP checksum field holds only the pseudo-header sum
+//! (over the full TCP length), as a device completing checksums expects;
+//! [`split_tcp`] computes every piece's checksum itself.
+
+use ip::checksum;
+
+/// Offsets of the headers in a super segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpHeaders {
+    /// Where the IPv4 header starts (the link header's length).
+    pub ip: usize,
+    /// Where the TCP header starts.
+    pub tcp: usize,
+    /// Where the payload starts.
+    pub payload: usize,
+}
+
+impl TcpHeaders {
+    /// Finds the headers of an IPv4/TCP packet starting `link_len` bytes
+    /// into `frame`; `None` when it is not one or is truncated.
+    pub fn find(frame: &[u8], link_len: usize) -> Option<TcpHeaders> {
+        let ip = frame.get(link_len..)?;
+        if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
+            return None;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let tcp = ip.get(ihl..)?;
+        if ihl < 20 || tcp.len() < 20 {
+            return None;
+        }
+        let thl = usize::from(tcp[12] >> 4) * 4;
+        if thl < 20 || tcp.len() < thl {
+            return None;
+        }
+        Some(TcpHeaders {
+            ip: link_len,
+            tcp: link_len + ihl,
+            payload: link_len + ihl + thl,
+        })
+    }
+}
+
+/// Writes the pseudo-header sum for a TCP segment of `tcp_len` bytes (header
+/// and payload) into the checksum field of `segment` (which starts at the
+/// TCP header): what a device that completes checksums expects.
+pub fn fill_partial_checksum(
+    segment: &mut [u8],
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    tcp_len: usize,
+) {
+    let sum = checksum::pseudo_header(src, dst, 6, tcp_len as u16);
+    segment[16..18].copy_from_slice(&checksum::fold(sum).to_be_bytes());
+}
+
+/// Cuts the super segment in `frame` (an IPv4/TCP packet after `link_len`
+/// bytes of link header, copied unchanged into each piece) into segments of
+/// at most `mss` payload bytes, calling `emit` with each complete piece,
+/// built in `scratch`. Returns the number of pieces; 0 (nothing emitted)
+/// when `frame` is not an IPv4/TCP packet.
+pub fn split_tcp(
+    frame: &[u8],
+    link_len: usize,
+    mss: usize,
+    scratch: &mut Vec<u8>,
+    mut emit: impl FnMut(&[u8]),
+) -> usize {
+    let Some(h) = TcpHeaders::find(frame, link_len) else {
+        return 0;
+    };
+    let mss = mss.max(1);
+    let payload = &frame[h.payload..];
+    let src = std::net::Ipv4Addr::new(
+        frame[h.ip + 12],
+        frame[h.ip + 13],
+        frame[h.ip + 14],
+        frame[h.ip + 15],
+    );
+    let dst = std::net::Ipv4Addr::new(
+        frame[h.ip + 16],
+        frame[h.ip + 17],
+        frame[h.ip + 18],
+        frame[h.ip + 19],
+    );
+    let seq0 = u32::from_be_bytes([
+        frame[h.tcp + 4],
+        frame[h.tcp + 5],
+        frame[h.tcp + 6],
+        frame[h.tcp + 7],
+    ]);
+    let ident0 = u16::from_be_bytes([frame[h.ip + 4], frame[h.ip + 5]]);
+    let flags = frame[h.tcp + 13];
+    const FIN: u8 = 0x01;
+    const PSH: u8 = 0x08;
+    let count = payload.len().div_ceil(mss).max(1);
+    for i in 0..count {
+        let start = i * mss;
+        let chunk = &payload[start.min(payload.len())..(start + mss).min(payload.len())];
+        let last = i + 1 == count;
+        scratch.clear();
+        scratch.extend_from_slice(&frame[..h.payload]);
+        scratch.extend_from_slice(chunk);
+        let ip_len = scratch.len() - h.ip;
+        let tcp_len = scratch.len() - h.tcp;
+        {
+            let iph = &mut scratch[h.ip..h.tcp];
+            iph[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+            iph[4..6].copy_from_slice(&ident0.wrapping_add(i as u16).to_be_bytes());
+            iph[10..12].fill(0);
+            let c = checksum::checksum(iph);
+            iph[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let tcp = &mut scratch[h.tcp..];
+        tcp[4..8].copy_from_slice(&seq0.wrapping_add(start as u32).to_be_bytes());
+        tcp[13] = if last { flags } else { flags & !(FIN | PSH) };
+        tcp[16..18].fill(0);
+        let sum = checksum::add(checksum::pseudo_header(src, dst, 6, tcp_len as u16), tcp);
+        let c = !checksum::fold(sum);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        emit(scratch);
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    /// An Ethernet frame carrying one IPv4/TCP segment with `payload`, a
+    /// 12-byte option block, and `flags`; checksum partial when `partial`.
+    fn frame(payload: &[u8], flags: u8, partial: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let tcp_len = 32 + payload.len();
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&0xfff0u16.to_be_bytes());
+        ip[6] = 0x40;
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&SRC.octets());
+        ip[16..20].copy_from_slice(&DST.octets());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        let mut tcp = vec![0u8; 32];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+        tcp[8..12].copy_from_slice(&7u32.to_be_bytes());
+        tcp[12] = 8 << 4;
+        tcp[13] = flags;
+        tcp[14..16].copy_from_slice(&512u16.to_be_bytes());
+        tcp[20..32].copy_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        tcp.extend_from_slice(payload);
+        if partial {
+            fill_partial_checksum(&mut tcp, SRC, DST, tcp_len);
+        } else {
+            tcp::fill_checksum(&mut tcp, SRC, DST);
+        }
+        f.extend_from_slice(&tcp);
+        f
+    }
+
+    #[test]
+    fn pieces_are_wire_segments_with_their_own_headers() {
+        let payload: Vec<u8> = (0..3500u32).map(|i| (i * 7 % 251) as u8).collect();
+        let big = frame(&payload, 0x18 | 0x01, true); // PSH|ACK|FIN
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        let n = split_tcp(&big, 14, 1448, &mut Vec::new(), |p| pieces.push(p.to_vec()));
+        assert_eq!(n, 3);
+        let mut joined = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let (repr, ip_payload) = ip::Ipv4Repr::parse(&p[14..]).expect("valid IPv4");
+            assert_eq!(repr.ident, 0xfff0u16.wrapping_add(i as u16));
+            assert!(repr.dont_fragment);
+            let (seg, data) = tcp::TcpRepr::parse(ip_payload, SRC, DST).expect("valid checksum");
+            assert_eq!(seg.seq.0, 0xffff_fff0u32.wrapping_add(i as u32 * 1448));
+            assert_eq!(seg.options.timestamps, Some((1, 2)), "options repeated");
+            let last = i == 2;
+            assert_eq!(seg.flags.fin(), last);
+            assert_eq!(seg.flags.psh(), last);
+            assert!(seg.flags.ack());
+            assert_eq!(data.len(), if last { 3500 - 2 * 1448 } else { 1448 });
+            joined.extend_from_slice(data);
+        }
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn a_segment_within_the_mss_comes_out_whole_and_checksummed() {
+        let payload = [9u8; 100];
+        let partial = frame(&payload, 0x10, true);
+        let full = frame(&payload, 0x10, false);
+        let mut out = Vec::new();
+        assert_eq!(
+            split_tcp(&partial, 14, 1448, &mut Vec::new(), |p| out = p.to_vec()),
+            1
+        );
+        assert_eq!(out, full);
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let mut f = frame(&[1, 2, 3], 0x10, true);
+        let mut called = false;
+        f[14 + 9] = 17; // UDP
+        assert_eq!(
+            split_tcp(&f, 14, 1448, &mut Vec::new(), |_| called = true),
+            0
+        );
+        assert_eq!(
+            split_tcp(&f[..30], 14, 1448, &mut Vec::new(), |_| called = true),
+            0
+        );
+        assert_eq!(
+            split_tcp(&[], 14, 1448, &mut Vec::new(), |_| called = true),
+            0
+        );
+        assert!(!called);
+    }
+}
