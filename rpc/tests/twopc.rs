@@ -43,6 +43,62 @@ fn commit_and_abort_without_failures() {
     assert_eq!(sim.bank(1).balance("carol"), Some(10));
 }
 
+/// An idempotency key makes a retried begin return the first transaction:
+/// in the same run (nothing new is logged or sent), and after a restart
+/// whose log holds the keyed BEGIN, even though recovery aborted it -- the
+/// retry learns ABORT instead of starting a second transfer. A key whose
+/// BEGIN never reached the log begins a new transaction (the first never
+/// left the coordinator).
+#[test]
+fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
+    let now = Instant::now();
+    let cfg = CoordinatorConfig::default();
+    let mut c = Coordinator::new(0, cfg.clone());
+    let t1 = c
+        .begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5))
+        .expect("begin");
+    let logged: Vec<LogRecord> = c
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Log(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        c.begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5)),
+        Some(t1)
+    );
+    assert!(
+        c.drain_effects().is_empty(),
+        "a retry logs and sends nothing"
+    );
+    let t2 = c
+        .begin_keyed(now, Some(43), transfer(1, "alice", 2, "bob", 5))
+        .expect("another key, another transaction");
+    assert_ne!(t1, t2);
+    let unkeyed = c.begin(now, transfer(1, "alice", 2, "bob", 5)).unwrap();
+    assert_ne!(
+        unkeyed,
+        c.begin(now, transfer(1, "alice", 2, "bob", 5)).unwrap()
+    );
+
+    // Crash with only t1's BEGIN durable: recovery aborts it, and a retry
+    // with its key is told about t1, not given a new transaction.
+    let mut r = Coordinator::recover(0, cfg, &logged, now);
+    assert_eq!(r.state(t1), Some(CoordState::Abort));
+    assert_eq!(
+        r.begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5)),
+        Some(t1)
+    );
+    // Key 43's BEGIN was lost in the crash: its retry begins afresh.
+    let t3 = r
+        .begin_keyed(now, Some(43), transfer(1, "alice", 2, "bob", 5))
+        .unwrap();
+    assert_ne!(t3, t1);
+    assert_eq!(r.state(t3), Some(CoordState::Wait));
+}
+
 #[test]
 fn effects_put_the_log_before_the_message() {
     let now = Instant::now();

@@ -86,6 +86,8 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     next_seq: u64,
     txs: BTreeMap<TxId, CoordTx>,
+    /// Idempotency keys of the transactions begun with one.
+    keys: BTreeMap<u64, TxId>,
     effects: VecDeque<Effect>,
 }
 
@@ -97,6 +99,7 @@ impl Coordinator {
             config,
             next_seq: 1,
             txs: BTreeMap::new(),
+            keys: BTreeMap::new(),
             effects: VecDeque::new(),
         }
     }
@@ -113,8 +116,15 @@ impl Coordinator {
         let mut c = Coordinator::new(id, config);
         for rec in records {
             match rec {
-                LogRecord::Begin { tx, participants } if tx.coordinator == id => {
+                LogRecord::Begin {
+                    tx,
+                    participants,
+                    key,
+                } if tx.coordinator == id => {
                     c.next_seq = c.next_seq.max(tx.seq + 1);
+                    if let Some(k) = key {
+                        c.keys.insert(*k, *tx);
+                    }
                     c.txs.insert(
                         *tx,
                         CoordTx {
@@ -175,6 +185,26 @@ impl Coordinator {
     /// VOTE-REQUEST to each participant. `None` if `work` is empty or names a
     /// participant twice.
     pub fn begin(&mut self, now: Instant, work: Vec<(NodeId, Vec<u8>)>) -> Option<TxId> {
+        self.begin_keyed(now, None, work)
+    }
+
+    /// [`begin`](Self::begin) with an idempotency key chosen by the client
+    /// (random, one per intended transaction): if a transaction was begun
+    /// with `key` already -- in this run, or in an earlier one whose BEGIN
+    /// record reached the log -- that transaction is returned and nothing
+    /// new starts. A client that retries a request whose answer it lost
+    /// (the coordinator crashed, the reply was lost) so learns the fate of
+    /// its first attempt instead of starting a second transaction. Work
+    /// given with a known key is ignored.
+    pub fn begin_keyed(
+        &mut self,
+        now: Instant,
+        key: Option<u64>,
+        work: Vec<(NodeId, Vec<u8>)>,
+    ) -> Option<TxId> {
+        if let Some(tx) = key.and_then(|k| self.keys.get(&k)) {
+            return Some(*tx);
+        }
         let participants: Vec<NodeId> = work.iter().map(|(p, _)| *p).collect();
         let distinct: BTreeSet<NodeId> = participants.iter().copied().collect();
         if participants.is_empty() || distinct.len() != participants.len() {
@@ -188,7 +218,11 @@ impl Coordinator {
         self.effects.push_back(Effect::Log(LogRecord::Begin {
             tx,
             participants: participants.clone(),
+            key,
         }));
+        if let Some(k) = key {
+            self.keys.insert(k, tx);
+        }
         let t = CoordTx {
             state: CoordState::Wait,
             participants,

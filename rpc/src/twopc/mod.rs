@@ -234,6 +234,10 @@ pub enum LogRecord {
         tx: TxId,
         /// Its participants.
         participants: Vec<NodeId>,
+        /// The client's idempotency key, if it gave one: a request carrying
+        /// it again, even after a restart, gets this transaction back
+        /// instead of beginning another.
+        key: Option<u64>,
     },
     /// Coordinator: the global decision (COMMIT or ABORT).
     Global {
@@ -353,6 +357,7 @@ mod tests {
         let begin = LogRecord::Begin {
             tx: TX,
             participants: vec![2, 3],
+            key: None,
         };
         let ready = LogRecord::Ready {
             tx: TX,

@@ -37,7 +37,11 @@ crate::service! {
 
 enum Input {
     Deliver(NodeId, Msg),
-    Begin(Vec<(NodeId, Vec<u8>)>, mpsc::Sender<Option<TxId>>),
+    Begin(
+        Vec<(NodeId, Vec<u8>)>,
+        Option<u64>,
+        mpsc::Sender<Option<TxId>>,
+    ),
 }
 
 /// The receiving end of a node: implements [`TwoPcPeer`] by queueing each
@@ -52,7 +56,9 @@ impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Input::Deliver(from, msg) => write!(f, "Deliver({from}, {msg:?})"),
-            Input::Begin(work, _) => write!(f, "Begin({} participants)", work.len()),
+            Input::Begin(work, key, _) => {
+                write!(f, "Begin({} participants, key {key:?})", work.len())
+            }
         }
     }
 }
@@ -205,8 +211,11 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                                 p.handle_message(now, from, msg);
                             }
                         }
-                        Input::Begin(work, reply) => {
-                            let tx = st.coordinator.as_mut().and_then(|c| c.begin(now, work));
+                        Input::Begin(work, key, reply) => {
+                            let tx = st
+                                .coordinator
+                                .as_mut()
+                                .and_then(|c| c.begin_keyed(now, key, work));
                             let _ = reply.send(tx);
                         }
                     }
@@ -228,8 +237,14 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
     /// Starts a transaction (coordinator nodes only); returns once BEGIN is
     /// queued (its VOTE-REQUESTs leave after the record is synced).
     pub fn begin(&self, work: Vec<(NodeId, Vec<u8>)>) -> Option<TxId> {
+        self.begin_keyed(None, work)
+    }
+
+    /// [`begin`](Self::begin) with an idempotency key (see
+    /// [`Coordinator::begin_keyed`]).
+    pub fn begin_keyed(&self, key: Option<u64>, work: Vec<(NodeId, Vec<u8>)>) -> Option<TxId> {
         let (tx, rx) = mpsc::channel();
-        self.inbox.tx.send(Input::Begin(work, tx)).ok()?;
+        self.inbox.tx.send(Input::Begin(work, key, tx)).ok()?;
         rx.recv().ok().flatten()
     }
 

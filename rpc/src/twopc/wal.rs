@@ -261,6 +261,7 @@ mod tests {
                 seq,
             },
             participants: vec![2, 3],
+            key: Some(seq * 7),
         }
     }
 

@@ -70,8 +70,12 @@ pub fn run_transfer(args: TransferArgs) -> Result<(), Box<dyn Error>> {
     let names = resolver(&stack, args.client.names)?;
     let coordinator = control(&stack, &names, &args.coordinator)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
+    // One key for every attempt: a retry after a lost reply or a
+    // coordinator restart gets the transaction the first attempt began
+    // (if its BEGIN reached the log), so the transfer happens at most once.
+    let key = rpc::random_id();
     let tx: TxId = loop {
-        match coordinator.transfer(from.0, from.1.clone(), to.0, to.1.clone(), args.amount) {
+        match coordinator.transfer(key, from.clone(), to.clone(), args.amount) {
             Ok(Ok(tx)) => break tx,
             Ok(Err(why)) => return Err(format!("the coordinator refused: {why}").into()),
             Err(e) if Instant::now() >= deadline => {

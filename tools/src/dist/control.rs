@@ -26,13 +26,16 @@ rpc::service! {
         client ControlClient;
         calls ControlCall;
 
-        /// Coordinator: begins moving `amount` from `from_account` at bank
-        /// `from` to `to_account` at bank `to`; returns the transaction.
+        /// Coordinator: begins moving `amount` from account `from.1` at
+        /// bank `from.0` to account `to.1` at bank `to.0`; returns the
+        /// transaction.
+        /// `key` names the intended transfer: asked again with the same
+        /// key (a retry), the coordinator returns the transaction it began
+        /// for it, even across its own restarts, instead of a new one.
         fn transfer(
-            from: NodeId,
-            from_account: String,
-            to: NodeId,
-            to_account: String,
+            key: u64,
+            from: (NodeId, String),
+            to: (NodeId, String),
             amount: u64
         ) -> Result<TxId, String>;
         /// Coordinator: the decision on `tx` (`None`: not decided, or unknown).
@@ -183,10 +186,9 @@ impl Control for ControlImpl {
     fn transfer(
         &mut self,
         _ctx: &CallContext,
-        from: NodeId,
-        from_account: String,
-        to: NodeId,
-        to_account: String,
+        key: u64,
+        (from, from_account): (NodeId, String),
+        (to, to_account): (NodeId, String),
         amount: u64,
     ) -> Result<TxId, String> {
         if self.role != Role::Coordinator {
@@ -194,7 +196,7 @@ impl Control for ControlImpl {
         }
         let work = transfer_work((from, &from_account), (to, &to_account), amount)?;
         self.node
-            .begin(work)
+            .begin_keyed(Some(key), work)
             .ok_or_else(|| "the coordinator did not begin the transaction".into())
     }
 
@@ -309,6 +311,7 @@ mod tests {
             LogRecord::Begin {
                 tx: tx(1),
                 participants: vec![1, 2],
+                key: None,
             },
             LogRecord::Global {
                 tx: tx(1),
@@ -317,6 +320,7 @@ mod tests {
             LogRecord::Begin {
                 tx: tx(2),
                 participants: vec![1, 2],
+                key: None,
             },
         ];
         let d = DurableOutcomes::from_log(Role::Coordinator, &log);

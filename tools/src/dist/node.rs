@@ -396,6 +396,7 @@ mod tests {
             LogRecord::Begin {
                 tx: tx(1),
                 participants: vec![1, 2],
+                key: None,
             },
             LogRecord::Global {
                 tx: tx(1),
@@ -404,10 +405,12 @@ mod tests {
             LogRecord::Begin {
                 tx: tx(2),
                 participants: vec![1, 2],
+                key: None,
             },
             LogRecord::Begin {
                 tx: tx(3),
                 participants: vec![1, 2],
+                key: None,
             },
             LogRecord::Global {
                 tx: tx(3),
