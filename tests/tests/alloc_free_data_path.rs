@@ -54,8 +54,23 @@ fn iface(n: u8, now: Instant) -> Interface {
 
 #[test]
 fn steady_state_tcp_transfer_allocates_nothing() {
+    transfer_allocates_nothing(false);
+}
+
+/// The same with segmentation offload at the sender: super segments built
+/// and cut into wire segments (as the simulator and non-offloading devices
+/// do), still without allocating.
+#[test]
+fn steady_state_transfer_with_super_segments_allocates_nothing() {
+    transfer_allocates_nothing(true);
+}
+
+fn transfer_allocates_nothing(offload: bool) {
     let mut now = Instant::now();
     let mut a = iface(1, now);
+    a.set_segmentation_offload(offload);
+    let mut scratch = Vec::with_capacity(2048);
+    let mut supers = 0u64;
     let mut b = iface(2, now);
     let l = b
         .tcp_listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9), 4)
@@ -82,9 +97,16 @@ fn steady_state_tcp_transfer_allocates_nothing() {
         }
         let _ = a.tcp_send(c, &data);
         a.poll(now, &mut to_b);
-        for f in to_b.iter() {
-            segments += 1;
-            b.receive_frame(now, f, &mut spare);
+        for (f, mss) in to_b.iter_segmented() {
+            if mss == 0 {
+                segments += 1;
+                b.receive_frame(now, f, &mut spare);
+            } else {
+                supers += 1;
+                segments += stack::device::gso::split_tcp(f, 14, mss, &mut scratch, |p| {
+                    b.receive_frame(now, p, &mut spare)
+                }) as u64;
+            }
         }
         to_b.clear();
         if server.is_none() {
@@ -111,5 +133,6 @@ fn steady_state_tcp_transfer_allocates_nothing() {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     eprintln!("{counted} segments, {moved} bytes moved, {allocations} allocations while counting");
     assert!(counted > 50_000, "enough traffic: {counted} segments");
+    assert_eq!(supers > 0, offload, "{supers} super segments");
     assert_eq!(allocations, 0, "heap allocations on the data path");
 }
