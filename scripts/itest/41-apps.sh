@@ -112,8 +112,12 @@ reply=$(printf 'hello over udp\n' | ust nc "${UST[@]}" -u -q 1 10.0.0.1 5002)
 [[ $reply == "HELLO OVER UDP" ]] || die "ustack nc -u: got '$reply'"
 ok "ustack nc -u: datagram out, answer back"
 
+# stdin from a file, not a pipe: with `exec` the PID stop_pid signals is
+# ustack nc itself (a pipeline would leave it a child of a bash that
+# ignores SIGINT, and orphaned when that bash is killed).
+printf 'reply from ustack\n' >"$OUT/udp-reply"
 bg_start UUDP "$OUT/ustack-udp.log" "$NS" bash -c \
-    "printf 'reply from ustack\n' | exec '$USTACK_BIN' nc ${UST[*]} -v -u -l 5003 >'$OUT/udp-got'"
+    "exec '$USTACK_BIN' nc ${UST[*]} -v -u -l 5003 <'$OUT/udp-reply' >'$OUT/udp-got'"
 wait_until 10 grep -q 'listening on UDP' "$OUT/ustack-udp.log" || die "ustack nc -u -l did not start"
 reply=$(in_ns "$NS" python3 -c '
 import socket
