@@ -62,6 +62,20 @@ pub fn fill_partial_checksum(
     segment[16..18].copy_from_slice(&checksum::fold(sum).to_be_bytes());
 }
 
+/// Completes the TCP checksum of a super segment in `frame` (its field
+/// holding the pseudo-header sum, as [`fill_partial_checksum`] left it),
+/// as a link that carries super segments whole hands them to the receiver
+/// (a veth, or the kernel reading a TAP device). Returns false (frame
+/// unchanged) when it is not an IPv4/TCP packet.
+pub fn complete_checksum(frame: &mut [u8], link_len: usize) -> bool {
+    let Some(h) = TcpHeaders::find(frame, link_len) else {
+        return false;
+    };
+    let c = checksum::checksum(&frame[h.tcp..]);
+    frame[h.tcp + 16..h.tcp + 18].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 /// Cuts the super segment in `frame` (an IPv4/TCP packet after `link_len`
 /// bytes of link header, copied unchanged into each piece) into segments of
 /// at most `mss` payload bytes, calling `emit` with each complete piece,
@@ -212,6 +226,19 @@ mod tests {
             1
         );
         assert_eq!(out, full);
+    }
+
+    #[test]
+    fn a_completed_super_segment_is_the_fully_checksummed_one() {
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 241) as u8).collect();
+        let mut partial = frame(&payload, 0x10, true);
+        assert!(complete_checksum(&mut partial, 14));
+        assert_eq!(partial, frame(&payload, 0x10, false));
+        let mut udp = frame(&[1, 2, 3], 0x10, true);
+        udp[14 + 9] = 17;
+        let before = udp.clone();
+        assert!(!complete_checksum(&mut udp, 14));
+        assert_eq!(udp, before);
     }
 
     #[test]

@@ -104,8 +104,9 @@ impl CongestionControl for Cubic {
         }
         let acked_segments = acked as f64 / self.mss as f64;
         if self.cwnd < self.ssthresh {
-            // Slow start as in RFC 5681 (with byte counting, L = 2).
-            self.cwnd += acked_segments.min(2.0);
+            // Slow start as in RFC 5681, with byte counting (the
+            // connection applied RFC 3465's limit L to `acked`).
+            self.cwnd += acked_segments;
             return;
         }
         let epoch = match self.epoch {

@@ -32,6 +32,10 @@ pub trait CongestionControl: Send + fmt::Debug {
     /// the smoothed RTT if known; `cwnd_limited` tells whether the sender was
     /// using its whole window (a window that is not being used must not
     /// grow: RFC 7661).
+    ///
+    /// In slow start the connection has already applied RFC 3465's limit
+    /// to `acked` (at most L*SMSS per ACK; see
+    /// `Connection::slow_start_limit`), so slow start adds it whole.
     fn on_ack(&mut self, now: Instant, acked: usize, rtt: Option<Duration>, cwnd_limited: bool);
 
     /// Loss detected by duplicate ACKs or SACK: entering fast recovery with

@@ -60,8 +60,9 @@ impl CongestionControl for NewReno {
         }
         if self.cwnd < self.ssthresh {
             // RFC 5681 3.1 slow start with RFC 3465 appropriate byte
-            // counting (L = 2): cwnd += min (N, L*SMSS).
-            self.cwnd += acked.min(2 * self.mss);
+            // counting: cwnd += min (N, L*SMSS), the connection having
+            // applied the limit L to `acked`.
+            self.cwnd += acked;
         } else {
             // RFC 5681 3.1 congestion avoidance, byte counting: once a
             // whole cwnd of bytes has been acknowledged, cwnd += SMSS.

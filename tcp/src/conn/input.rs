@@ -414,6 +414,11 @@ impl Connection {
                     }
                 }
                 Some(Recovery::Timeout { point }) => {
+                    let acked = if self.cc.cwnd() < self.cc.ssthresh() {
+                        acked.min(self.slow_start_limit())
+                    } else {
+                        acked
+                    };
                     self.cc.on_ack(now, acked, self.rtt.srtt(), true);
                     if ack >= point {
                         self.recovery = None;
@@ -422,6 +427,7 @@ impl Connection {
                 None if self.cc.cwnd() < self.cc.ssthresh() => {
                     // Slow start, watched by HyStart++ (RFC 9406).
                     use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
+                    let acked = acked.min(self.slow_start_limit());
                     match self.hystart.on_ack(ack, rtt_sample, self.snd_nxt) {
                         Verdict::Normal => {
                             self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited)

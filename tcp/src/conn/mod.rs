@@ -847,6 +847,24 @@ impl Connection {
         self.plan().0.is_some()
     }
 
+    /// The most one ACK may add to cwnd in slow start: RFC 3465's L*SMSS.
+    ///
+    /// RFC 3465 2.3 recommends L = 2: an ACK covering more than two
+    /// segments (a stretch ACK) adds only two, so that a sender does not
+    /// answer it with a burst much larger than the ones the ACK clock
+    /// paces. With segmentation offload that reasoning turns around: the
+    /// sender's bursts are super segments of up to `burst` bytes already,
+    /// and a receiver that takes them whole (the kernel reading a TAP
+    /// device, or any receiver with GRO) acknowledges each with a single
+    /// ACK. Counting that ACK as two segments would make slow start grow
+    /// by 2 segments per super segment instead of doubling per round trip
+    /// (a 45-segment super segment stands for 22 delayed ACKs). So L is
+    /// the number of segments in a super segment, still never below 2.
+    pub(crate) fn slow_start_limit(&self) -> usize {
+        let mss = self.smss.max(1);
+        (2 * mss).max(self.burst / mss * mss)
+    }
+
     /// Nagle's algorithm (RFC 1122 4.2.3.4) with sender-side silly window
     /// avoidance (RFC 9293 3.8.6.2.1): a short segment goes out only if
     /// nothing is in flight (or TCP_NODELAY is set) and it empties the

@@ -366,6 +366,38 @@ fn super_segments_hold_whole_segments_within_the_windows() {
     assert_eq!(lens, vec![5_000]);
 }
 
+/// RFC 3465's per-ACK limit in slow start: L = 2 for single segments, the
+/// size of a super segment with segmentation offload (whose receivers answer
+/// each super segment with one stretch ACK).
+#[test]
+fn slow_start_counts_a_stretch_ack_for_a_super_segment_whole() {
+    for (burst, growth_segments) in [(0, 2), (65_000, 10)] {
+        let mut w = Wire::new(cfg(), cfg());
+        w.established();
+        w.a.send(&pattern(40_000)).unwrap();
+        let smss = w.a.stats().mss;
+        let cwnd = w.a.stats().cwnd;
+        assert_eq!(cwnd, 10 * smss, "the initial window");
+        let now = w.now;
+        let mut sent = 0;
+        w.a.poll_transmit_burst(now, 1500, burst, |_, a, b, _| {
+            sent += a.len() + b.len();
+            true
+        });
+        assert_eq!(sent, cwnd, "a whole window in flight");
+        // One ACK for all of it.
+        let ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        let later = now + Duration::from_millis(5);
+        assert_eq!(w.a.handle_segment(later, &ack, &[]), Input::Done);
+        assert_eq!(
+            w.a.stats().cwnd,
+            cwnd + growth_segments * smss,
+            "burst {burst}: {}",
+            w.a.stats()
+        );
+    }
+}
+
 #[test]
 fn options_absent_means_defaults() {
     let bare = TcpConfig {

@@ -63,6 +63,11 @@ pub struct LinkConfig {
     pub reorder: f64,
     /// Probability that one bit of a frame (after the Ethernet header) flips.
     pub corrupt: f64,
+    /// The link carries a sender's TCP super segments whole, as a veth
+    /// between two stacks with segmentation and receive offload does: the
+    /// receiver takes 64 KiB at once and acknowledges it with one ACK. When
+    /// false (the default), the sender's NIC cuts them into wire segments.
+    pub gso: bool,
 }
 
 impl Default for LinkConfig {
@@ -76,6 +81,7 @@ impl Default for LinkConfig {
             dup: 0.0,
             reorder: 0.0,
             corrupt: 0.0,
+            gso: false,
         }
     }
 }
@@ -161,6 +167,13 @@ impl LinkConfig {
     /// This configuration with corruption probability `p`.
     pub fn with_corrupt(mut self, p: f64) -> Self {
         self.corrupt = p;
+        self
+    }
+
+    /// This configuration carrying super segments whole (see
+    /// [`gso`](Self::gso)).
+    pub fn with_gso(mut self) -> Self {
+        self.gso = true;
         self
     }
 

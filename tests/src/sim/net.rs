@@ -346,6 +346,11 @@ impl Fabric {
         self.heap.iter().filter(|Reverse(f)| f.at <= now).count()
     }
 
+    /// Whether direction `dir` carries super segments whole.
+    pub fn carries_super_segments(&self, dir: DirId) -> bool {
+        self.dirs[dir].dir.config().gso
+    }
+
     /// A frame enters direction `dir` at `now`.
     pub fn transmit(&mut self, now: Instant, dir: DirId, frame: &[u8]) {
         let slot = &mut self.dirs[dir];
