@@ -20,9 +20,13 @@ use crate::http::{self, HttpError, Response, Url, human_bytes, render_progress};
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// What to download: http://A.B.C.D[:PORT][/PATH] (an IPv4 address or
-    /// a name from /etc/hosts; ustack has no DNS).
-    #[arg(value_name = "URL")]
+    // The help is an attribute, not a doc comment: rustdoc would read the
+    // brackets as links.
+    #[arg(
+        value_name = "URL",
+        help = "What to download: http://A.B.C.D[:PORT][/PATH] (an IPv4 address or a name \
+                from /etc/hosts; ustack has no DNS)"
+    )]
     pub url: String,
     /// Write the body to FILE instead of standard output (a file this run
     /// creates is removed again if the download fails).
