@@ -98,6 +98,14 @@ fn super_segments_arrive_byte_exact() {
             "loss+reorder",
             LinkConfig::lossy(0.02).with_reorder(0.02).with_dup(0.01),
         ),
+        // Carried whole: a loss takes a whole super segment.
+        (
+            "whole, loss+reorder",
+            LinkConfig::lossy(0.02)
+                .with_reorder(0.02)
+                .with_dup(0.01)
+                .with_gso(),
+        ),
     ];
     for (i, (name, cfg)) in cases.into_iter().enumerate() {
         let (mut sim, a, b, _) = two_hosts(300 + i as u64, cfg);
