@@ -315,7 +315,9 @@ impl Shared {
 struct RxBatch {
     data: Vec<u8>,
     frame_cap: usize,
-    lens: Vec<usize>,
+    /// Length of each frame, and whether the device vouched for its TCP
+    /// checksum ([`Device::rx_checksum_trusted`]).
+    lens: Vec<(usize, bool)>,
 }
 
 impl RxBatch {
@@ -332,11 +334,13 @@ impl RxBatch {
         &mut self.data[i * self.frame_cap..(i + 1) * self.frame_cap]
     }
 
-    fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.lens
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| &self.data[i * self.frame_cap..i * self.frame_cap + n])
+    fn frames(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        self.lens.iter().enumerate().map(|(i, &(n, trusted))| {
+            (
+                &self.data[i * self.frame_cap..i * self.frame_cap + n],
+                trusted,
+            )
+        })
     }
 }
 
@@ -387,7 +391,7 @@ fn run_inner(
         rx.lens.clear();
         while rx.lens.len() < RX_BATCH {
             match dev.recv(now, rx.slot())? {
-                Some(n) => rx.lens.push(n),
+                Some(n) => rx.lens.push((n, dev.rx_checksum_trusted())),
                 None => break,
             }
         }
@@ -403,8 +407,9 @@ fn run_inner(
         {
             let mut guard = shared.lock();
             let core = &mut *guard;
-            for frame in rx.frames() {
-                core.iface.receive_frame(now, frame, &mut core.tx);
+            for (frame, trusted) in rx.frames() {
+                core.iface
+                    .receive_frame_from(now, frame, trusted, &mut core.tx);
             }
             core.iface.poll(now, &mut core.tx);
             core.dispatch_events();

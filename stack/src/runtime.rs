@@ -116,7 +116,8 @@ pub fn run_with<D: Device>(
         while received < RX_BATCH {
             match dev.recv(now, &mut buf)? {
                 Some(n) => {
-                    iface.receive_frame(now, &buf[..n], dev);
+                    let trusted = dev.rx_checksum_trusted();
+                    iface.receive_frame_from(now, &buf[..n], trusted, dev);
                     received += 1;
                 }
                 None => break,

@@ -199,6 +199,27 @@ impl VnetHdr {
         }
     }
 
+    /// Settles the checksum of a frame the kernel handed over with this
+    /// header. A TCP segment whose checksum it left partial (`NEEDS_CSUM`:
+    /// generated on this host, it never crossed a wire) stays as it is and
+    /// is reported trusted (`Some(true)`), so the stack does not sum it
+    /// twice; any other partial checksum is completed (`Some(false)`).
+    /// `None` when the offsets do not fit the frame (left unchanged: the
+    /// stack drops it for its bad checksum).
+    pub fn settle_checksum(&self, frame: &mut [u8]) -> Option<bool> {
+        if self.flags & VNET_F_NEEDS_CSUM == 0 {
+            return Some(false);
+        }
+        let whole_tcp = super::gso::TcpHeaders::find(frame, 14).is_some_and(|h| {
+            let fragment = u16::from_be_bytes([frame[h.ip + 6], frame[h.ip + 7]]) & 0x3fff != 0;
+            h.tcp == usize::from(self.csum_start) && self.csum_offset == 16 && !fragment
+        });
+        if whole_tcp {
+            return Some(true);
+        }
+        self.complete_checksum(frame).then_some(false)
+    }
+
     /// Completes a partial checksum the kernel left for the reader
     /// (`NEEDS_CSUM`): the field holds the pseudo-header sum; the checksum
     /// covers everything from `csum_start` to the end of the frame. Returns
@@ -235,6 +256,9 @@ pub struct TapDevice {
     coalesced: u64,
     /// Received frames whose checksum offsets did not fit.
     bad_offload: u64,
+    /// The last frame read is a TCP segment with a partial checksum (see
+    /// [`Device::rx_checksum_trusted`]).
+    rx_trusted: bool,
 }
 
 impl TapDevice {
@@ -287,6 +311,7 @@ impl TapDevice {
             offload,
             coalesced: 0,
             bad_offload: 0,
+            rx_trusted: false,
         })
     }
 
@@ -350,12 +375,16 @@ impl Device for TapDevice {
         if hdr.gso_type != 0 {
             self.coalesced += 1;
         }
-        if !hdr.complete_checksum(&mut buf[..n]) {
-            self.bad_offload += 1;
-            log::debug!(
-                "TAP {}: checksum offsets outside the frame: {hdr:?}",
-                self.name
-            );
+        match hdr.settle_checksum(&mut buf[..n]) {
+            Some(trusted) => self.rx_trusted = trusted,
+            None => {
+                self.rx_trusted = false;
+                self.bad_offload += 1;
+                log::debug!(
+                    "TAP {}: checksum offsets outside the frame: {hdr:?}",
+                    self.name
+                );
+            }
         }
         Ok(Some(n))
     }
@@ -366,6 +395,10 @@ impl Device for TapDevice {
 
     fn segmentation_offload(&self) -> bool {
         self.offload
+    }
+
+    fn rx_checksum_trusted(&self) -> bool {
+        self.rx_trusted
     }
 
     fn max_frame_len(&self) -> usize {
@@ -437,6 +470,35 @@ mod tests {
         let before = f.clone();
         assert!(VnetHdr::default().complete_checksum(&mut f));
         assert_eq!(f, before);
+    }
+
+    #[test]
+    fn a_whole_tcp_segment_keeps_its_partial_checksum_and_is_trusted() {
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i * 11) as u8).collect();
+        let mut f = partial_frame(&payload);
+        let hdr = VnetHdr::for_tcp_segments(&f, 1448).unwrap();
+        let before = f.clone();
+        assert_eq!(hdr.settle_checksum(&mut f), Some(true));
+        assert_eq!(f, before, "left for the stack, which need not verify it");
+        // No NEEDS_CSUM: a complete checksum, verified as usual.
+        assert_eq!(VnetHdr::default().settle_checksum(&mut f), Some(false));
+        assert_eq!(f, before);
+        // A fragment, or a checksum elsewhere than TCP's field: completed.
+        let mut frag = before.clone();
+        frag[14 + 6] |= 0x20; // more fragments
+        assert_eq!(hdr.settle_checksum(&mut frag), Some(false));
+        assert_ne!(frag[34 + 16..34 + 18], before[34 + 16..34 + 18]);
+        let mut other = before.clone();
+        let not_tcp = VnetHdr {
+            csum_offset: 6, // UDP's checksum field
+            ..hdr
+        };
+        assert_eq!(not_tcp.settle_checksum(&mut other), Some(false));
+        assert_ne!(other, before);
+        // Offsets outside the frame: refused, unchanged.
+        let mut short = before[..40].to_vec();
+        assert_eq!(hdr.settle_checksum(&mut short), None);
+        assert_eq!(short, before[..40]);
     }
 
     #[test]

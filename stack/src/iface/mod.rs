@@ -141,6 +141,9 @@ pub struct Interface {
     last_poll: Instant,
     /// Sockets whose state may have changed since the last drain.
     events: Vec<Event>,
+    /// The frame being received is a TCP segment whose checksum the device
+    /// vouches for (see [`receive_frame_from`](Self::receive_frame_from)).
+    rx_checksum_trusted: bool,
 }
 
 impl Interface {
@@ -219,6 +222,7 @@ impl Interface {
             rng,
             reassembler: Reassembler::new(config.reassembly.clone()),
             reassembly_evictions_seen: 0,
+            rx_checksum_trusted: false,
             icmp_limiter: TokenBucket::new(config.icmp_error_rate.0, config.icmp_error_rate.1, now),
             icmp_sockets: Slab::new(),
             icmp_by_ident: HashMap::new(),
@@ -285,6 +289,29 @@ impl Interface {
     /// Handles one frame received from the device. Replies (ARP, ICMP, TCP
     /// acknowledgements...) go to `tx` at once.
     pub fn receive_frame<S: FrameSink + ?Sized>(&mut self, now: Instant, frame: &[u8], tx: &mut S) {
+        self.receive_frame_from(now, frame, false, tx);
+    }
+
+    /// [`receive_frame`](Self::receive_frame) for a frame from a device
+    /// that may vouch for its TCP checksum: with `checksum_trusted` (what
+    /// [`Device::rx_checksum_trusted`](crate::Device::rx_checksum_trusted)
+    /// said of it), a TCP segment in it is taken without verifying its
+    /// checksum, as Linux takes `CHECKSUM_PARTIAL` data. Nothing else is
+    /// trusted: IP header checks, fragments and other protocols are as for
+    /// any frame.
+    pub fn receive_frame_from<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        checksum_trusted: bool,
+        tx: &mut S,
+    ) {
+        self.rx_checksum_trusted = checksum_trusted;
+        self.receive_one(now, frame, tx);
+        self.rx_checksum_trusted = false;
+    }
+
+    fn receive_one<S: FrameSink + ?Sized>(&mut self, now: Instant, frame: &[u8], tx: &mut S) {
         self.last_poll = self.last_poll.max(now);
         self.ip.counters.frames_in += 1;
         self.ip.counters.bytes_in += frame.len() as u64;
@@ -400,6 +427,7 @@ impl Interface {
         }
         let header = &payload[..repr.header_len];
         if repr.is_fragment() {
+            self.rx_checksum_trusted = false;
             self.ip.counters.fragments_received += 1;
             let result = self.reassembler.push(now, &repr, header, data);
             self.sync_reassembly_evictions();

@@ -259,7 +259,12 @@ impl Interface {
         if to_broadcast {
             return self.ip.counters.drop(DropReason::TcpToBroadcast);
         }
-        let (seg, payload) = match TcpRepr::parse(data, repr.src, repr.dst) {
+        let parsed = if self.rx_checksum_trusted {
+            TcpRepr::parse_unverified(data)
+        } else {
+            TcpRepr::parse(data, repr.src, repr.dst)
+        };
+        let (seg, payload) = match parsed {
             Ok(x) => x,
             Err(e) => {
                 return self.ip.counters.drop(match e {

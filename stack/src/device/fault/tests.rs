@@ -7,6 +7,8 @@ struct FakeDevice {
     inbox: VecDeque<Vec<u8>>,
     refuse_sends: bool,
     flushed: bool,
+    /// Vouches for the TCP checksums of what it serves (as TAP does).
+    trusted: bool,
 }
 
 impl FrameSink for FakeDevice {
@@ -38,6 +40,9 @@ impl Device for FakeDevice {
     fn flush(&mut self) -> io::Result<()> {
         self.flushed = true;
         Ok(())
+    }
+    fn rx_checksum_trusted(&self) -> bool {
+        self.trusted
     }
 }
 
@@ -686,4 +691,50 @@ fn summaries_are_short() {
         c.to_string(),
         "loss 10%, delay 20ms+-5ms, rate 1000000 bit/s, seed 7"
     );
+}
+
+/// A segment whose checksum the inner device vouched for passes untouched
+/// (and still trusted) through a no-op injector; an injector that may
+/// corrupt completes its checksum and vouches for nothing.
+#[test]
+fn trusted_checksums_are_completed_when_faults_may_touch_frames() {
+    let (src, dst) = (
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        std::net::Ipv4Addr::new(10, 0, 0, 2),
+    );
+    let mut seg = vec![0u8; 14 + 20 + 20 + 100];
+    seg[12] = 0x08;
+    seg[14] = 0x45;
+    seg[16..18].copy_from_slice(&140u16.to_be_bytes());
+    seg[23] = 6;
+    seg[26..30].copy_from_slice(&src.octets());
+    seg[30..34].copy_from_slice(&dst.octets());
+    seg[34 + 12] = 5 << 4;
+    crate::device::gso::fill_partial_checksum(&mut seg[34..], src, dst, 120);
+    for (config, trusted) in [
+        (FaultConfig::default(), true),
+        (
+            FaultConfig {
+                dup: 0.5,
+                seed: 3,
+                ..FaultConfig::default()
+            },
+            false,
+        ),
+    ] {
+        let inner = FakeDevice {
+            inbox: VecDeque::from([seg.clone()]),
+            trusted: true,
+            ..FakeDevice::default()
+        };
+        let mut dev = FaultDevice::new(inner, config);
+        let mut buf = [0u8; 1600];
+        let n = dev.recv(Instant::now(), &mut buf).unwrap().unwrap();
+        assert_eq!(dev.rx_checksum_trusted(), trusted);
+        if trusted {
+            assert_eq!(&buf[..n], &seg[..], "untouched");
+        } else {
+            tcp::TcpRepr::parse(&buf[34..n], src, dst).expect("completed: it verifies");
+        }
+    }
 }
