@@ -162,6 +162,7 @@ pub fn fuzz_interface(now: Instant) -> Interface {
         std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000),
     );
     let _ = iface.icmp_open(Some(42));
+    let _ = iface.tcp_listen(any(80), 8);
     iface
 }
 
@@ -170,7 +171,9 @@ pub fn fuzz_interface(now: Instant) -> Interface {
 /// Input layout: the first byte holds flags; the rest is split into frames at
 /// each two-byte big-endian length prefix. Flag bit 0 asks for IPv4 and ICMP
 /// checksums to be repaired before delivery, so the fuzzer reaches the code
-/// behind checksum validation instead of being stopped at it.
+/// behind checksum validation instead of being stopped at it; flag bit 1
+/// delivers every frame as from a device that vouches for TCP checksums
+/// (which opens TCP to the fuzzer the same way).
 pub fn interface_rx(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
@@ -186,7 +189,7 @@ pub fn interface_rx(data: &[u8]) {
         if flags & 1 != 0 {
             repair_checksums(&mut frame);
         }
-        iface.receive_frame(now, &frame, &mut out);
+        iface.receive_frame_from(now, &frame, flags & 2 != 0, &mut out);
         frames += 1;
         // Everything we send must itself be well formed.
         for sent in out.iter() {
