@@ -353,6 +353,9 @@ impl Connection {
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) {
         let ack = seg.ack;
         let cwnd_limited = self.cwnd_limited;
+        // For PRR's DeliveredData: the change in SND.UNA plus the change in
+        // SACKed (or, without SACK, presumed delivered) bytes.
+        let (una_before, sacked_before) = (self.snd_una, self.scoreboard.sacked_bytes());
         // Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <-
         // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -471,6 +474,36 @@ impl Connection {
             }
         }
         self.detect_loss(now);
+        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
+            let delivered = (self.snd_una.since(una_before) + self.scoreboard.sacked_bytes())
+                .saturating_sub(sacked_before);
+            self.prr_on_ack(delivered);
+        }
+    }
+
+    /// RFC 6937 3, on every ACK that starts or continues fast recovery:
+    /// "prr_delivered += DeliveredData", then sndcnt. While the pipe is above
+    /// ssthresh, sending follows deliveries in proportion ssthresh /
+    /// RecoverFS; once it is below (heavy losses), the slow start reduction
+    /// bound (PRR-SSRB) lets it grow back towards ssthresh by at most one
+    /// segment more than was delivered.
+    fn prr_on_ack(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let ssthresh = self.cc.ssthresh();
+        let mss = self.smss.max(1);
+        let prr = &mut self.prr;
+        prr.delivered += delivered;
+        prr.sndcnt = if pipe > ssthresh {
+            // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
+            (prr.delivered.saturating_mul(ssthresh))
+                .div_ceil(prr.recover_fs.max(1))
+                .saturating_sub(prr.out)
+        } else {
+            // "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
+            //  sndcnt = MIN(ssthresh - pipe, limit)"
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
     }
 
     /// RTT sampling: the timed segment (Karn's rule: it is forgotten when
@@ -534,6 +567,12 @@ impl Connection {
         self.recovery = Some(Recovery::Fast {
             point: self.snd_nxt,
         });
+        // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
+        // snd.una". The fast retransmit itself goes regardless (RFC 6675).
+        self.prr = crate::conn::Prr {
+            recover_fs: flight,
+            ..Default::default()
+        };
         self.pto_at = None;
         self.tlp_end = None;
         self.scoreboard.start_episode(self.snd_una);

@@ -123,6 +123,22 @@ pub(crate) enum Recovery {
     Timeout { point: SeqNum },
 }
 
+/// Proportional Rate Reduction (RFC 6937) for one fast recovery: how much
+/// may be sent as ACKs report deliveries, so that the flight shrinks
+/// smoothly to ssthresh across the recovery round trip instead of stopping
+/// until the pipe drains to it (and then sending in a burst).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Prr {
+    /// prr_delivered: bytes the peer reported delivered during recovery.
+    pub delivered: usize,
+    /// prr_out: bytes sent during recovery.
+    pub out: usize,
+    /// RecoverFS: the flight when recovery began.
+    pub recover_fs: usize,
+    /// sndcnt: what the latest ACK lets recovery send (less what went).
+    pub sndcnt: usize,
+}
+
 /// Timestamp state (RFC 7323).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timestamps {
@@ -225,6 +241,7 @@ pub struct Connection {
     pub(crate) hystart: crate::hystart::HyStart,
     pub(crate) scoreboard: Scoreboard,
     pub(crate) recovery: Option<Recovery>,
+    pub(crate) prr: Prr,
     pub(crate) dupacks: u32,
     /// Retransmit the first lost segment at once (entering recovery).
     pub(crate) retransmit_now: bool,
@@ -348,6 +365,7 @@ impl Connection {
             hystart: crate::hystart::HyStart::default(),
             scoreboard: Scoreboard::new(iss),
             recovery: None,
+            prr: Prr::default(),
             dupacks: 0,
             retransmit_now: false,
             cwnd_limited: false,

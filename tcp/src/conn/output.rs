@@ -303,6 +303,13 @@ impl Connection {
         let mss = self.smss.saturating_sub(self.sack_overhead()).max(1);
         let cwnd = self.cc.cwnd();
         let pipe = self.pipe();
+        // What may be sent now: in fast recovery, PRR's sndcnt (RFC 6937);
+        // otherwise the room cwnd leaves above the pipe.
+        let room = if matches!(self.recovery, Some(Recovery::Fast { .. })) {
+            self.prr.sndcnt
+        } else {
+            cwnd.saturating_sub(pipe)
+        };
         // A tail loss probe (RFC 8985 7.3): new data if the peer's window
         // allows (whatever cwnd says), else the last segment sent again.
         if self.tlp_due {
@@ -330,7 +337,7 @@ impl Connection {
         // the first retransmission on entering recovery, which RFC 6675 5
         // step 4.2 sends whatever the pipe). Retransmissions found lost go
         // first: they hold back the cumulative ACK.
-        if self.retransmit_now || self.recovery.is_some() && cwnd >= pipe + mss {
+        if self.retransmit_now || self.recovery.is_some() && room >= mss {
             if let Some((seq, len)) = self.scoreboard.peek_again(self.snd_una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
             }
@@ -342,10 +349,10 @@ impl Connection {
         let unsent = self.data_end().since(self.snd_nxt);
         let fin_unsent = self.fin_queued && !self.fin_sent;
         if unsent == 0 && !fin_unsent {
-            return (self.plan_rescue(mss, cwnd, pipe), blocked);
+            return (self.plan_rescue(mss, room), blocked);
         }
         let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
-        let cwnd_room = cwnd.saturating_sub(pipe);
+        let cwnd_room = room;
         let most = if self.burst > mss {
             self.burst / mss * mss
         } else {
@@ -366,7 +373,7 @@ impl Connection {
             // RFC 5681: never more than cwnd in flight; a partial segment is
             // not sent just to fill the last bytes of cwnd.
             blocked.cwnd = true;
-            return (self.plan_rescue(mss, cwnd, pipe), blocked);
+            return (self.plan_rescue(mss, room), blocked);
         }
         if unsent > 0 && len == 0 {
             // Zero window: the persist timer probes it (RFC 9293 3.8.6.1).
@@ -402,8 +409,8 @@ impl Connection {
         if blocks == 0 { 0 } else { 4 + 8 * blocks }
     }
 
-    fn plan_rescue(&self, mss: usize, cwnd: usize, pipe: usize) -> Option<Plan> {
-        if !matches!(self.recovery, Some(Recovery::Fast { .. })) || cwnd < pipe + mss {
+    fn plan_rescue(&self, mss: usize, room: usize) -> Option<Plan> {
+        if !matches!(self.recovery, Some(Recovery::Fast { .. })) || room < mss {
             return None;
         }
         let (seq, len) = self
@@ -428,6 +435,16 @@ impl Connection {
             self.tlp_due = false;
             self.tlp_end = Some(self.snd_nxt);
             self.stats.tail_loss_probes += 1;
+        }
+        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
+            // RFC 6937 3: "On any data transmission or retransmission:
+            // prr_out += (data sent)".
+            let len = match plan {
+                Plan::Retransmit { len, .. } | Plan::Rescue { len, .. } => len,
+                Plan::New { len, .. } => len,
+            };
+            self.prr.out += len;
+            self.prr.sndcnt = self.prr.sndcnt.saturating_sub(len);
         }
         match plan {
             Plan::Retransmit { seq, len } => {

@@ -614,6 +614,54 @@ fn sack_recovery_retransmits_only_the_holes() {
     assert!(w.sent_b.iter().any(|(r, _)| r.options.sack_count > 0));
 }
 
+/// RFC 6937 PRR-SSRB: after heavy losses (the pipe far below ssthresh),
+/// recovery grows the flight back by at most one segment more than each
+/// ACK reports delivered, instead of sending the whole difference to
+/// ssthresh in one burst.
+#[test]
+fn recovery_after_heavy_loss_sends_no_burst() {
+    let newreno = TcpConfig {
+        congestion: crate::cc::Algorithm::NewReno,
+        ..cfg()
+    };
+    let mut w = Wire::new(newreno, cfg());
+    w.established();
+    w.a.send(&pattern(40_000)).unwrap();
+    let mut t = w.now;
+    let mut segs = Vec::new();
+    w.a.poll_transmit(t, 1500, |r, x, y| {
+        segs.push((r.seq, x.len() + y.len()));
+        true
+    });
+    assert_eq!(segs.len(), 10, "the initial window");
+    // The first six are lost; SACKs for the other four arrive one by one.
+    let una = w.a.snd_una;
+    let mut sent_per_ack = Vec::new();
+    for k in 6..10 {
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = una;
+        ack.options.push_sack(segs[6].0, segs[k].0 + segs[k].1);
+        t += Duration::from_millis(1);
+        assert_eq!(w.a.handle_segment(t, &ack, &[]), Input::Done);
+        let mut n = 0;
+        w.a.poll_transmit(t, 1500, |_, x, y| {
+            n += (x.len() + y.len() > 0) as usize;
+            true
+        });
+        sent_per_ack.push(n);
+    }
+    let s = w.a.stats();
+    assert_eq!(s.fast_recoveries, 1, "{s}");
+    assert!(
+        sent_per_ack.iter().all(|&n| n <= 2),
+        "at most delivered + 1 segment per ACK: {sent_per_ack:?}"
+    );
+    assert!(
+        sent_per_ack.iter().sum::<usize>() >= 3,
+        "and recovery does send: {sent_per_ack:?}"
+    );
+}
+
 #[test]
 fn newreno_recovers_without_sack() {
     let no_sack = TcpConfig {
