@@ -10,9 +10,46 @@
 //! * `Probe`: the confirmation is older than `reachable_time` and the entry was
 //!   used. Traffic keeps flowing to the old address while unicast requests
 //!   re-confirm it; if none is answered the entry is removed.
+//!
+//! # Hostile peers
+//!
+//! RFC 5227, section 6: "The ARP protocol [RFC826] is insecure. A malicious
+//! host may send fraudulent ARP packets on the network, interfering with the
+//! correct operation of other hosts." Nothing in ARP can tell a forged packet
+//! from a true one, so the cache limits what any sequence of packets can cost
+//! and how fast it can change a binding, after Linux's neighbour subsystem:
+//!
+//! * **Size** (Linux `gc_thresh3`): at most [`NeighborConfig::max_entries`]
+//!   entries. A new entry, when the cache is full, evicts the least recently
+//!   used entry of the first non-empty class, in this order: *unsolicited*
+//!   entries (learned from a request that targeted us, and not used by our
+//!   own traffic since), *pending* (`Incomplete`) entries, *confirmed*
+//!   entries. Each class is a doubly linked list in LRU order, so eviction and
+//!   "use" are O(1). An entry created by an unsolicited packet may only evict
+//!   another unsolicited entry: a flood of forged requests recycles the
+//!   unsolicited slots and never reaches an entry our traffic depends on.
+//!   Unsolicited entries are further capped at
+//!   [`NeighborConfig::max_unsolicited_entries`] (half the cache by default).
+//!   Recency is our own use: creation, a [`NeighborCache::lookup`] hit, an
+//!   [`NeighborCache::enqueue`], and the answer that resolves a pending
+//!   entry. ARP packets from a neighbor do not refresh it, so a peer cannot
+//!   keep itself cached by talking.
+//! * **Queued bytes** (Linux `unres_qlen_bytes`): per address, and in total
+//!   over all addresses ([`NeighborConfig::max_total_queued_bytes`]). Each
+//!   packet is charged its length plus [`NeighborCache::QUEUED_PACKET_OVERHEAD`],
+//!   so empty packets cannot grow the queue without bound.
+//! * **Lock time** (Linux `locktime`): a confirmed entry keeps its MAC for
+//!   [`NeighborConfig::lock_time`] after it was last set; a different MAC
+//!   within that time is ignored. Accepted changes are logged with
+//!   `log::warn!`. Everything is counted in [`NeighborStats`].
+//!
+//! Packets dropped because their pending entry was evicted are reported by the
+//! next [`NeighborCache::poll`] as [`NeighborAction::Unreachable`] (the same
+//! action as a failed resolution), and counted in
+//! [`NeighborStats::evicted_packets_dropped`].
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::mem::size_of;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -27,12 +64,27 @@ pub struct NeighborConfig {
     pub retry_interval: Duration,
     /// Requests sent before an address is declared unreachable.
     pub max_attempts: u32,
-    /// Packets held per unresolved address.
+    /// Packets held per unresolved address. The first packet for an address
+    /// is always held (RFC 1122 2.3.2.2), whatever this and
+    /// `max_queued_bytes` say; only `max_total_queued_bytes` can refuse it.
     pub max_queued_packets: usize,
-    /// Bytes held per unresolved address.
+    /// Bytes held per unresolved address, each packet charged its length plus
+    /// [`NeighborCache::QUEUED_PACKET_OVERHEAD`] (Linux `unres_qlen_bytes`).
     pub max_queued_bytes: usize,
-    /// Entries in the whole cache.
+    /// Entries in the whole cache (Linux `gc_thresh3`, 1024). A new entry in a
+    /// full cache evicts the least recently used one (see the module docs).
     pub max_entries: usize,
+    /// Bytes held for all unresolved addresses together, charged like
+    /// `max_queued_bytes`. Default 1 MiB.
+    pub max_total_queued_bytes: usize,
+    /// A confirmed entry does not take a new MAC from an ARP packet received
+    /// less than this after its MAC was last set (Linux `locktime`, 1 s).
+    pub lock_time: Duration,
+    /// Entries created from an ARP packet that targeted us while we had no
+    /// entry for its sender, and not used since ("unsolicited"); at most
+    /// `min(max_unsolicited_entries, max_entries)`. Default 512, half of the
+    /// default `max_entries`.
+    pub max_unsolicited_entries: usize,
 }
 
 impl Default for NeighborConfig {
@@ -44,6 +96,9 @@ impl Default for NeighborConfig {
             max_queued_packets: 1024,
             max_queued_bytes: 256 * 1024,
             max_entries: 1024,
+            max_total_queued_bytes: 1024 * 1024,
+            lock_time: Duration::from_secs(1),
+            max_unsolicited_entries: 512,
         }
     }
 }
@@ -71,10 +126,15 @@ pub enum Lookup {
 /// Why a packet could not be queued.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum QueueError {
-    /// The per-address queue is at its packet or byte limit.
+    /// The per-address queue is at its packet or byte limit (or the address
+    /// is already resolved).
     QueueFull,
-    /// The cache holds `max_entries` live entries.
+    /// No entry could be made for the address (only when `max_entries` is 0:
+    /// otherwise a new entry evicts an old one).
     CacheFull,
+    /// The packet would take the bytes queued for all unresolved addresses
+    /// over `max_total_queued_bytes`.
+    TotalQueueFull,
 }
 
 /// Something the cache needs its owner to do.
@@ -88,7 +148,8 @@ pub enum NeighborAction {
         /// Unicast destination of a re-confirmation probe.
         dst: Option<MacAddr>,
     },
-    /// Resolution of `target` failed; `dropped` queued packets were discarded.
+    /// Resolution of `target` failed, or its pending entry was evicted to make
+    /// room for another; `dropped` queued packets were discarded.
     Unreachable {
         /// The address that did not answer.
         target: Ipv4Addr,
@@ -97,13 +158,53 @@ pub enum NeighborAction {
     },
 }
 
+/// Counters of what the cache refused, evicted or changed, for monitoring.
+/// They only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighborStats {
+    /// Unsolicited entries evicted to make room.
+    pub evicted_unsolicited: u64,
+    /// Pending (`Incomplete`) entries evicted to make room.
+    pub evicted_pending: u64,
+    /// Confirmed (`Reachable`/`Probe`) entries evicted to make room.
+    pub evicted_confirmed: u64,
+    /// Queued packets dropped with an evicted pending entry (also reported by
+    /// `poll` as [`NeighborAction::Unreachable`]).
+    pub evicted_packets_dropped: u64,
+    /// Unsolicited entries created (RFC 826: we were the target and had no
+    /// entry for the sender).
+    pub unsolicited_learned: u64,
+    /// Unsolicited entries not created: the unsolicited cap is 0, or the
+    /// cache is full of pending and confirmed entries, which an unsolicited
+    /// packet may not evict.
+    pub unsolicited_refused: u64,
+    /// Confirmed entries whose MAC changed.
+    pub mac_changes: u64,
+    /// ARP packets whose different MAC was ignored because the entry was
+    /// set less than `lock_time` before.
+    pub mac_changes_refused: u64,
+    /// Packets refused by `max_total_queued_bytes`.
+    pub total_queue_refused: u64,
+}
+
+impl NeighborStats {
+    /// Entries evicted to make room, of any class.
+    pub fn evictions(&self) -> u64 {
+        self.evicted_unsolicited + self.evicted_pending + self.evicted_confirmed
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Incomplete {
         attempts: u32,
         next_attempt: Instant,
         queue: VecDeque<Vec<u8>>,
+        /// What the queue is charged: lengths plus per-packet overhead.
         queued_bytes: usize,
+        /// Heap the queue really holds (buffers' capacities), for
+        /// `memory_used`.
+        heap: usize,
     },
     Reachable {
         mac: MacAddr,
@@ -116,27 +217,115 @@ enum State {
     },
 }
 
+/// Eviction classes, evicted in this order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Class {
+    /// Created by a packet that targeted us, not used since.
+    Unsolicited = 0,
+    /// `Incomplete`.
+    Pending = 1,
+    /// Resolved because we asked, or used by our traffic.
+    Confirmed = 2,
+}
+
+const EVICTION_ORDER: [Class; 3] = [Class::Unsolicited, Class::Pending, Class::Confirmed];
+
+/// No slot: the end of a list.
+const NIL: usize = usize::MAX;
+
+#[derive(Debug)]
+struct Node {
+    ip: Ipv4Addr,
+    state: State,
+    class: Class,
+    /// When the MAC was last set or the state confirmed by an ARP packet
+    /// (Linux `neigh->updated`): the lock time runs from here. Confirming the
+    /// same MAC again does not move it, so no-op updates cannot keep an
+    /// entry locked.
+    updated: Instant,
+    /// Neighbors in the LRU list of `class` (towards least / most recent).
+    prev: usize,
+    next: usize,
+}
+
+/// One LRU list: `head` is the least recently used.
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: usize,
+    tail: usize,
+    len: usize,
+}
+
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+}
+
+/// Upper bound of the size of one B-tree node of `BTreeSet<Ipv4Addr>`
+/// (an internal node: 11 keys, 12 edges, parent link), for `memory_used`.
+const BTREE_NODE_BYTES: usize = 160;
+
+/// `t + d`, saturating instead of panicking on absurd durations.
+fn later(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
+}
+
 /// IPv4-to-Ethernet address resolution cache with per-address packet queues.
 #[derive(Debug)]
 pub struct NeighborCache {
     config: NeighborConfig,
-    entries: HashMap<Ipv4Addr, State>,
+    /// Address -> slot. Only looked up, never iterated, so its order cannot
+    /// leak into anything the cache outputs.
+    index: HashMap<Ipv4Addr, usize>,
+    /// Entries; `None` for a free slot. Never longer than `max_entries`.
+    slots: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// LRU lists, indexed by `Class`.
+    lists: [List; 3],
     /// Addresses in `Incomplete` or `Probe`: the only ones with timers, so
     /// `poll` never walks the whole cache.
     // Ordered, so that a poll sends its requests in the same order every
     // run (a seeded simulation must replay exactly).
     active: BTreeSet<Ipv4Addr>,
     next_sweep: Option<Instant>,
+    /// Sum of the charged `queued_bytes` of all pending entries.
+    queued_bytes: usize,
+    /// Sum of the `heap` of all pending entries.
+    queue_heap: usize,
+    /// Evicted pending entries with packets, for the next `poll` to report,
+    /// in eviction order.
+    evicted: Vec<(Ipv4Addr, usize)>,
+    /// When the first of `evicted` was evicted.
+    report_at: Option<Instant>,
+    stats: NeighborStats,
 }
 
 impl NeighborCache {
+    /// What each queued packet is charged on top of its length, against
+    /// `max_queued_bytes` and `max_total_queued_bytes`: its slot in the queue
+    /// and the allocator's bookkeeping, rounded up. With it, even empty
+    /// packets fill the queue.
+    pub const QUEUED_PACKET_OVERHEAD: usize = 64;
+
     /// An empty cache.
     pub fn new(config: NeighborConfig) -> Self {
         NeighborCache {
             config,
-            entries: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lists: [List::EMPTY; 3],
             active: BTreeSet::new(),
             next_sweep: None,
+            queued_bytes: 0,
+            queue_heap: 0,
+            evicted: Vec::new(),
+            report_at: None,
+            stats: NeighborStats::default(),
         }
     }
 
@@ -147,94 +336,214 @@ impl NeighborCache {
 
     /// Number of entries in any state.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     /// True when the cache holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
+    }
+
+    /// What the cache counted so far.
+    pub fn stats(&self) -> NeighborStats {
+        self.stats
+    }
+
+    /// Bytes charged for the packets waiting for resolution, over all
+    /// addresses: each packet's length plus
+    /// [`QUEUED_PACKET_OVERHEAD`](Self::QUEUED_PACKET_OVERHEAD). Never more
+    /// than `max_total_queued_bytes`.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// An estimate (on the high side) of the heap memory the cache holds:
+    /// its tables, at their allocated capacity, and the queued packets, at
+    /// their buffers' capacity or their charge, whichever is larger. Bounded
+    /// by `max_entries` and `max_total_queued_bytes` (plus any spare capacity
+    /// of the packets the caller enqueues), whatever the peers send.
+    pub fn memory_used(&self) -> usize {
+        let slots = self.slots.capacity() * size_of::<Option<Node>>();
+        let free = self.free.capacity() * size_of::<usize>();
+        // A hashbrown table holds capacity * 8/7 buckets (a power of two),
+        // each with a control byte, plus one group of control bytes.
+        let index = match self.index.capacity() {
+            0 => 0,
+            cap => {
+                let buckets = (cap.saturating_mul(8) / 7).max(1).next_power_of_two();
+                buckets * (size_of::<(Ipv4Addr, usize)>() + 1) + 16
+            }
+        };
+        // B-tree nodes are at least half full (5 of 11 keys).
+        let active = self.active.len().div_ceil(5) * BTREE_NODE_BYTES;
+        let reports = self.evicted.capacity() * size_of::<(Ipv4Addr, usize)>();
+        // The queues at the larger of their buffers and their charge (which
+        // adds the allocator's bookkeeping that the buffers do not show).
+        let queues = self.queue_heap.max(self.queued_bytes);
+        slots + free + index + active + reports + queues
     }
 
     /// The state and address of `ip`, without side effects.
     pub fn state(&self, ip: Ipv4Addr) -> Option<(NeighborState, Option<MacAddr>)> {
-        self.entries.get(&ip).map(|s| match s {
+        let node = self.node(*self.index.get(&ip)?)?;
+        Some(match node.state {
             State::Incomplete { .. } => (NeighborState::Incomplete, None),
-            State::Reachable { mac, .. } => (NeighborState::Reachable, Some(*mac)),
-            State::Probe { mac, .. } => (NeighborState::Probe, Some(*mac)),
+            State::Reachable { mac, .. } => (NeighborState::Reachable, Some(mac)),
+            State::Probe { mac, .. } => (NeighborState::Probe, Some(mac)),
         })
     }
 
     /// Resolves `ip` for sending. A confirmed entry older than
     /// `reachable_time` is still used, and a re-confirmation probe starts.
+    ///
+    /// A hit is a use: the entry becomes the most recently used, and an
+    /// unsolicited entry becomes confirmed (it now carries our traffic).
     pub fn lookup(&mut self, now: Instant, ip: Ipv4Addr) -> Lookup {
-        let Some(state) = self.entries.get_mut(&ip) else {
+        let Some(&idx) = self.index.get(&ip) else {
             return Lookup::Unknown;
         };
-        match *state {
-            State::Incomplete { .. } => Lookup::Unknown,
-            State::Probe { mac, .. } => Lookup::Found(mac),
+        let Some(Some(node)) = self.slots.get_mut(idx) else {
+            return Lookup::Unknown;
+        };
+        let mac = match node.state {
+            State::Incomplete { .. } => return Lookup::Unknown,
+            State::Probe { mac, .. } => mac,
             State::Reachable { mac, until } => {
                 if now >= until {
-                    *state = State::Probe {
+                    node.state = State::Probe {
                         mac,
                         attempts: 0,
                         next_attempt: now,
                     };
                     self.active.insert(ip);
                 }
-                Lookup::Found(mac)
+                mac
             }
-        }
+        };
+        self.touch(idx, Class::Confirmed);
+        Lookup::Found(mac)
     }
 
     /// Queues an IP packet until `ip` is resolved, starting resolution if
     /// needed (the request goes out on the next [`poll`](Self::poll)).
+    ///
+    /// RFC 1122 2.3.2.2: "The link layer SHOULD save (rather than discard) at
+    /// least one (the latest) packet of each set of packets destined to the
+    /// same unresolved IP address, and transmit the saved packet when the
+    /// address has been resolved." The first packet for an address is
+    /// therefore held whatever the per-address limits say; later packets are
+    /// refused at those limits ([`QueueError::QueueFull`]). Unlike the RFC's
+    /// "(the latest)" and Linux, which drops the oldest, the earliest packets
+    /// are kept: they often open a connection, and the refusal is reported to
+    /// the caller, which counts it. Every packet,
+    /// the first included, is refused if it would take the total over
+    /// `max_total_queued_bytes` ([`QueueError::TotalQueueFull`]): that bound
+    /// is what keeps memory finite.
+    ///
+    /// A new address in a full cache evicts the least recently used entry:
+    /// unsolicited first, then pending, then confirmed.
     pub fn enqueue(
         &mut self,
         now: Instant,
         ip: Ipv4Addr,
         packet: Vec<u8>,
     ) -> Result<(), QueueError> {
-        if !self.entries.contains_key(&ip) && self.entries.len() >= self.config.max_entries {
-            self.evict_one(now);
-            if self.entries.len() >= self.config.max_entries {
-                return Err(QueueError::CacheFull);
+        let idx = match self.index.get(&ip) {
+            Some(&idx) => {
+                match self.node(idx) {
+                    Some(Node {
+                        state: State::Incomplete { .. },
+                        ..
+                    }) => self.touch(idx, Class::Pending),
+                    // Resolved meanwhile: the caller should have looked up
+                    // first, but there is nothing to wait for.
+                    _ => return Err(QueueError::QueueFull),
+                }
+                idx
             }
-        }
-        let (max_packets, max_bytes) =
-            (self.config.max_queued_packets, self.config.max_queued_bytes);
-        let state = self.entries.entry(ip).or_insert_with(|| State::Incomplete {
-            attempts: 0,
-            next_attempt: now,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-        });
-        match state {
+            None => {
+                if self.index.len() >= self.config.max_entries {
+                    self.evict_one(now, &EVICTION_ORDER);
+                    if self.index.len() >= self.config.max_entries {
+                        return Err(QueueError::CacheFull);
+                    }
+                }
+                let state = State::Incomplete {
+                    attempts: 0,
+                    next_attempt: now,
+                    queue: VecDeque::new(),
+                    queued_bytes: 0,
+                    heap: 0,
+                };
+                self.active.insert(ip);
+                self.insert(ip, state, Class::Pending, now)
+            }
+        };
+        let charge = packet.len().saturating_add(Self::QUEUED_PACKET_OVERHEAD);
+        let Some(Some(node)) = self.slots.get_mut(idx) else {
+            return Err(QueueError::QueueFull);
+        };
+        match &mut node.state {
             State::Incomplete {
                 queue,
                 queued_bytes,
+                heap,
                 ..
             } => {
-                if queue.len() >= max_packets || *queued_bytes + packet.len() > max_bytes {
+                if !queue.is_empty()
+                    && (queue.len() >= self.config.max_queued_packets
+                        || queued_bytes.saturating_add(charge) > self.config.max_queued_bytes)
+                {
                     return Err(QueueError::QueueFull);
                 }
-                *queued_bytes += packet.len();
+                if self.queued_bytes.saturating_add(charge) > self.config.max_total_queued_bytes {
+                    self.stats.total_queue_refused += 1;
+                    return Err(QueueError::TotalQueueFull);
+                }
+                let slots_before = queue.capacity();
+                let buffer = packet.capacity();
                 queue.push_back(packet);
-                self.active.insert(ip);
+                let grown = queue.capacity().saturating_sub(slots_before) * size_of::<Vec<u8>>();
+                let held = grown + buffer;
+                *queued_bytes += charge;
+                *heap += held;
+                self.queued_bytes += charge;
+                self.queue_heap += held;
                 Ok(())
             }
-            // Resolved meanwhile: the caller should have looked up first, but
-            // there is nothing to wait for.
             State::Reachable { .. } | State::Probe { .. } => Err(QueueError::QueueFull),
         }
     }
 
-    /// Records that `ip` is at `mac`, as an ARP packet from it says.
+    /// Records that `ip` is at `mac`, as an ARP packet from it says. Call it
+    /// for the sender of every ARP packet received (the caller checks that
+    /// the sender is on the link's prefix, and not 0.0.0.0: an RFC 5227
+    /// probe).
     ///
     /// RFC 826: "If the pair <protocol type, sender protocol address> is
     /// already in my translation table, update the sender hardware address
-    /// field of the entry with the new information in the packet". When the
-    /// packet was for us (`we_are_target`), a missing entry is added.
+    /// field of the entry with the new information in the packet and set
+    /// Merge_flag to true. ?Am I the target protocol address? Yes: If the
+    /// Merge_flag is false, add the triplet <protocol type, sender protocol
+    /// address, sender hardware address> to the translation table." So a
+    /// missing entry is added only when the packet was for us
+    /// (`we_are_target`). Such an entry is *unsolicited*: we did not ask, and
+    /// the sender may be forged. It is evicted before any other, may only
+    /// evict another unsolicited entry, and there are at most
+    /// `max_unsolicited_entries` of them; when none can be made the packet is
+    /// simply not learned ([`NeighborStats::unsolicited_refused`]) — if we
+    /// need the address, resolution will ask.
+    ///
+    /// The update is refused, and counted in
+    /// [`NeighborStats::mac_changes_refused`], when it would change the MAC of
+    /// a confirmed entry less than `lock_time` after that MAC was set (Linux
+    /// `locktime`). A pending entry takes the first answer, which then holds
+    /// for `lock_time` too: of two racing replies, a forged one arriving
+    /// second cannot replace the first. `lock_time` (1 s) is shorter than
+    /// RFC 5227's ANNOUNCE_INTERVAL (2 s), so a host that really moved is
+    /// learned at the latest from its second announcement. A change that is
+    /// accepted is logged with `log::warn!` and counted in
+    /// [`NeighborStats::mac_changes`].
     ///
     /// Returns the packets that were waiting for this address.
     pub fn learn(
@@ -244,53 +553,94 @@ impl NeighborCache {
         mac: MacAddr,
         we_are_target: bool,
     ) -> Option<VecDeque<Vec<u8>>> {
-        let reachable = State::Reachable {
-            mac,
-            until: now + self.config.reachable_time,
+        let until = later(now, self.config.reachable_time);
+        let Some(&idx) = self.index.get(&ip) else {
+            if we_are_target {
+                self.learn_unsolicited(now, ip, mac, until);
+            }
+            return None;
         };
-        match self.entries.entry(ip) {
-            Entry::Occupied(mut e) => {
+        let Some(Some(node)) = self.slots.get_mut(idx) else {
+            return None;
+        };
+        let (old, was_probe) = match node.state {
+            State::Incomplete { .. } => {
+                // The first answer wins.
+                let reachable = State::Reachable { mac, until };
+                let State::Incomplete {
+                    queue,
+                    queued_bytes,
+                    heap,
+                    ..
+                } = std::mem::replace(&mut node.state, reachable)
+                else {
+                    return None;
+                };
+                node.updated = now;
+                self.queued_bytes = self.queued_bytes.saturating_sub(queued_bytes);
+                self.queue_heap = self.queue_heap.saturating_sub(heap);
                 self.active.remove(&ip);
-                match std::mem::replace(e.get_mut(), reachable) {
-                    State::Incomplete { queue, .. } => Some(queue),
-                    _ => None,
-                }
+                // Resolved because we asked: it carries our traffic.
+                self.touch(idx, Class::Confirmed);
+                return Some(queue);
             }
-            Entry::Vacant(_) if we_are_target => {
-                if self.entries.len() >= self.config.max_entries {
-                    self.evict_one(now);
-                }
-                if self.entries.len() < self.config.max_entries {
-                    self.entries.insert(ip, reachable);
-                    self.schedule_sweep(now);
-                }
-                None
+            State::Reachable { mac: old, .. } => (old, false),
+            State::Probe { mac: old, .. } => (old, true),
+        };
+        if old != mac {
+            if now.saturating_duration_since(node.updated) < self.config.lock_time {
+                self.stats.mac_changes_refused += 1;
+                log::debug!("ARP: {ip} is at {old}; {mac} ignored within the lock time");
+                return None;
             }
-            Entry::Vacant(_) => None,
+            log::warn!("ARP: {ip} moved from {old} to {mac}");
+            self.stats.mac_changes += 1;
+            node.updated = now;
+        } else if was_probe {
+            // Re-confirmed: a state change, like Linux's PROBE -> REACHABLE.
+            node.updated = now;
         }
+        node.state = State::Reachable { mac, until };
+        if was_probe {
+            self.active.remove(&ip);
+        }
+        None
     }
 
     /// Forgets `ip`, dropping anything queued for it. Returns the number of
     /// packets dropped.
     pub fn remove(&mut self, ip: Ipv4Addr) -> usize {
-        self.active.remove(&ip);
-        match self.entries.remove(&ip) {
-            Some(State::Incomplete { queue, .. }) => queue.len(),
+        let Some(&idx) = self.index.get(&ip) else {
+            return 0;
+        };
+        match self.remove_slot(idx) {
+            Some(Node {
+                state: State::Incomplete { queue, .. },
+                ..
+            }) => queue.len(),
             _ => 0,
         }
     }
 
-    /// Runs timers: sends requests that are due, gives up on addresses that
-    /// never answered, and sweeps out entries that expired without being used.
+    /// Runs timers: reports pending entries evicted since the last poll,
+    /// sends requests that are due, gives up on addresses that never
+    /// answered, and sweeps out entries that expired without being used.
     pub fn poll(&mut self, now: Instant, mut action: impl FnMut(NeighborAction)) {
+        self.report_at = None;
+        for (target, dropped) in self.evicted.drain(..) {
+            action(NeighborAction::Unreachable { target, dropped });
+        }
         let retry = self.config.retry_interval;
         let max_attempts = self.config.max_attempts;
-        let mut gone: Vec<Ipv4Addr> = Vec::new();
+        let mut gone: Vec<usize> = Vec::new();
         for ip in &self.active {
-            let Some(state) = self.entries.get_mut(ip) else {
+            let Some(&idx) = self.index.get(ip) else {
                 continue;
             };
-            match state {
+            let Some(Some(node)) = self.slots.get_mut(idx) else {
+                continue;
+            };
+            match &mut node.state {
                 State::Incomplete {
                     attempts,
                     next_attempt,
@@ -305,10 +655,10 @@ impl NeighborCache {
                             target: *ip,
                             dropped: queue.len(),
                         });
-                        gone.push(*ip);
+                        gone.push(idx);
                     } else {
                         *attempts += 1;
-                        *next_attempt = now + retry;
+                        *next_attempt = later(now, retry);
                         action(NeighborAction::SendRequest {
                             target: *ip,
                             dst: None,
@@ -328,10 +678,10 @@ impl NeighborCache {
                             target: *ip,
                             dropped: 0,
                         });
-                        gone.push(*ip);
+                        gone.push(idx);
                     } else {
                         *attempts += 1;
-                        *next_attempt = now + retry;
+                        *next_attempt = later(now, retry);
                         action(NeighborAction::SendRequest {
                             target: *ip,
                             dst: Some(*mac),
@@ -341,9 +691,8 @@ impl NeighborCache {
                 State::Reachable { .. } => {}
             }
         }
-        for ip in gone {
-            self.active.remove(&ip);
-            self.entries.remove(&ip);
+        for idx in gone {
+            self.remove_slot(idx);
         }
         if self.next_sweep.is_some_and(|t| now >= t) {
             self.next_sweep = None;
@@ -351,11 +700,22 @@ impl NeighborCache {
             // An entry unused for a full reachable_time after it went stale
             // is garbage. This walk happens once per reachable_time, not per
             // packet.
-            self.entries.retain(|_, s| match s {
-                State::Reachable { until, .. } => now < *until + horizon,
-                _ => true,
-            });
-            if !self.entries.is_empty() {
+            let expired: Vec<usize> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(idx, slot)| match slot {
+                    Some(Node {
+                        state: State::Reachable { until, .. },
+                        ..
+                    }) if now >= later(*until, horizon) => Some(idx),
+                    _ => None,
+                })
+                .collect();
+            for idx in expired {
+                self.remove_slot(idx);
+            }
+            if !self.is_empty() {
                 self.schedule_sweep(now);
             }
         }
@@ -363,33 +723,200 @@ impl NeighborCache {
 
     /// When [`poll`](Self::poll) next has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        let timers = self
-            .active
-            .iter()
-            .filter_map(|ip| match self.entries.get(ip) {
-                Some(State::Incomplete { next_attempt, .. })
-                | Some(State::Probe { next_attempt, .. }) => Some(*next_attempt),
-                _ => None,
-            });
-        timers.chain(self.next_sweep).min()
+        let timers =
+            self.active
+                .iter()
+                .filter_map(|ip| match self.node(*self.index.get(ip)?)?.state {
+                    State::Incomplete { next_attempt, .. } | State::Probe { next_attempt, .. } => {
+                        Some(next_attempt)
+                    }
+                    State::Reachable { .. } => None,
+                });
+        timers.chain(self.next_sweep).chain(self.report_at).min()
     }
 
     fn schedule_sweep(&mut self, now: Instant) {
         if self.next_sweep.is_none() {
-            self.next_sweep = Some(now + self.config.reachable_time);
+            self.next_sweep = Some(later(now, self.config.reachable_time));
         }
     }
 
-    /// Makes room by removing one expired confirmed entry, if any. Only called
-    /// when the cache is full, which a host with a sane neighbor count never is.
-    fn evict_one(&mut self, now: Instant) {
-        let victim = self.entries.iter().find_map(|(ip, s)| match s {
-            State::Reachable { until, .. } if now >= *until => Some(*ip),
-            _ => None,
-        });
-        if let Some(ip) = victim {
-            self.entries.remove(&ip);
+    /// Adds an unsolicited entry if the rules allow it (see `learn`).
+    fn learn_unsolicited(&mut self, now: Instant, ip: Ipv4Addr, mac: MacAddr, until: Instant) {
+        let cap = self
+            .config
+            .max_unsolicited_entries
+            .min(self.config.max_entries);
+        let unsolicited = self.lists[Class::Unsolicited as usize].len;
+        if (unsolicited >= cap || self.index.len() >= self.config.max_entries)
+            && !self.evict_one(now, &[Class::Unsolicited])
+        {
+            self.stats.unsolicited_refused += 1;
+            return;
         }
+        if self.index.len() >= self.config.max_entries
+            || self.lists[Class::Unsolicited as usize].len >= cap
+        {
+            self.stats.unsolicited_refused += 1;
+            return;
+        }
+        self.insert(ip, State::Reachable { mac, until }, Class::Unsolicited, now);
+        self.stats.unsolicited_learned += 1;
+        self.schedule_sweep(now);
+    }
+
+    /// Evicts the least recently used entry of the first non-empty class of
+    /// `classes`. Returns false if there was none.
+    fn evict_one(&mut self, now: Instant, classes: &[Class]) -> bool {
+        for &class in classes {
+            let head = self.lists[class as usize].head;
+            if head == NIL {
+                continue;
+            }
+            let Some(node) = self.remove_slot(head) else {
+                continue;
+            };
+            match class {
+                Class::Unsolicited => self.stats.evicted_unsolicited += 1,
+                Class::Pending => self.stats.evicted_pending += 1,
+                Class::Confirmed => self.stats.evicted_confirmed += 1,
+            }
+            log::debug!("ARP: cache full, evicted {} ({class:?})", node.ip);
+            let dropped = match &node.state {
+                State::Incomplete { queue, .. } => queue.len(),
+                _ => 0,
+            };
+            if dropped > 0 {
+                self.stats.evicted_packets_dropped += dropped as u64;
+                self.report_eviction(now, node.ip, dropped);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Remembers dropped packets for the next `poll`. The list is bounded by
+    /// `max_entries` reports; beyond that the counts are added to the last
+    /// one (the total stays exact, the address does not).
+    fn report_eviction(&mut self, now: Instant, ip: Ipv4Addr, dropped: usize) {
+        if self.evicted.len() < self.config.max_entries.max(1) {
+            self.evicted.push((ip, dropped));
+        } else if let Some(last) = self.evicted.last_mut() {
+            last.1 = last.1.saturating_add(dropped);
+        }
+        self.report_at = Some(self.report_at.map_or(now, |t| t.min(now)));
+    }
+
+    fn node(&self, idx: usize) -> Option<&Node> {
+        self.slots.get(idx)?.as_ref()
+    }
+
+    fn node_mut(&mut self, idx: usize) -> Option<&mut Node> {
+        self.slots.get_mut(idx)?.as_mut()
+    }
+
+    /// Stores a new entry as the most recently used of `class`.
+    fn insert(&mut self, ip: Ipv4Addr, state: State, class: Class, now: Instant) -> usize {
+        let node = Node {
+            ip,
+            state,
+            class,
+            updated: now,
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) if idx < self.slots.len() => {
+                self.slots[idx] = Some(node);
+                idx
+            }
+            _ => {
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(ip, idx);
+        self.push_back(idx, class);
+        idx
+    }
+
+    /// Removes an entry from every structure, releasing its queue's charge.
+    fn remove_slot(&mut self, idx: usize) -> Option<Node> {
+        self.unlink(idx);
+        let node = self.slots.get_mut(idx)?.take()?;
+        self.free.push(idx);
+        self.index.remove(&node.ip);
+        self.active.remove(&node.ip);
+        if let State::Incomplete {
+            queued_bytes, heap, ..
+        } = node.state
+        {
+            self.queued_bytes = self.queued_bytes.saturating_sub(queued_bytes);
+            self.queue_heap = self.queue_heap.saturating_sub(heap);
+        }
+        if self.index.is_empty() {
+            // Every slot is free: start afresh (keeps the capacity).
+            self.slots.clear();
+            self.free.clear();
+        }
+        Some(node)
+    }
+
+    /// Makes `idx` the most recently used entry of `class`, moving it there
+    /// from its current list.
+    fn touch(&mut self, idx: usize, class: Class) {
+        let Some(node) = self.node(idx) else {
+            return;
+        };
+        if node.class == class && self.lists[class as usize].tail == idx {
+            return;
+        }
+        self.unlink(idx);
+        self.push_back(idx, class);
+    }
+
+    fn unlink(&mut self, idx: usize) {
+        let Some(node) = self.node_mut(idx) else {
+            return;
+        };
+        let (class, prev, next) = (node.class, node.prev, node.next);
+        node.prev = NIL;
+        node.next = NIL;
+        let list = &mut self.lists[class as usize];
+        if list.head != idx && prev == NIL {
+            // Not linked.
+            return;
+        }
+        list.len = list.len.saturating_sub(1);
+        if prev == NIL {
+            list.head = next;
+        }
+        if next == NIL {
+            list.tail = prev;
+        }
+        if let Some(p) = self.node_mut(prev) {
+            p.next = next;
+        }
+        if let Some(n) = self.node_mut(next) {
+            n.prev = prev;
+        }
+    }
+
+    fn push_back(&mut self, idx: usize, class: Class) {
+        let tail = self.lists[class as usize].tail;
+        let Some(node) = self.node_mut(idx) else {
+            return;
+        };
+        node.class = class;
+        node.prev = tail;
+        node.next = NIL;
+        match self.node_mut(tail) {
+            Some(t) => t.next = idx,
+            None => self.lists[class as usize].head = idx,
+        }
+        let list = &mut self.lists[class as usize];
+        list.tail = idx;
+        list.len += 1;
     }
 }
 
@@ -397,13 +924,131 @@ impl NeighborCache {
 mod tests {
     use super::*;
 
+    use std::cell::RefCell;
+    use std::sync::Once;
+
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const OTHER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
+    const OVERHEAD: usize = NeighborCache::QUEUED_PACKET_OVERHEAD;
+
+    // A logger that keeps, per test thread, what was logged at warn level.
+    struct Capture;
+
+    thread_local! {
+        static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if record.level() <= log::Level::Warn {
+                WARNINGS.with(|w| w.borrow_mut().push(record.args().to_string()));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    fn take_warnings() -> Vec<String> {
+        static INIT: Once = Once::new();
+        INIT.call_once(|| {
+            // Another logger may already be installed: then nothing is
+            // captured and the caller's assertion says so.
+            let _ = log::set_logger(&Capture);
+            log::set_max_level(log::LevelFilter::Trace);
+        });
+        WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()))
+    }
+
+    fn ip(i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff))
+    }
+
+    fn mac(i: u32) -> MacAddr {
+        let b = i.to_be_bytes();
+        MacAddr([2, 0, b[0], b[1], b[2], b[3]])
+    }
 
     fn actions(cache: &mut NeighborCache, now: Instant) -> Vec<NeighborAction> {
         let mut v = Vec::new();
         cache.poll(now, |a| v.push(a));
         v
+    }
+
+    /// Resolves `ip` the way the stack does: a queued packet, then the reply.
+    fn resolve(c: &mut NeighborCache, now: Instant, ip: Ipv4Addr, mac: MacAddr) {
+        c.enqueue(now, ip, vec![0; 10]).unwrap();
+        assert!(c.learn(now, ip, mac, false).is_some());
+    }
+
+    /// The internal structures agree with each other and with the limits.
+    fn check(c: &NeighborCache) {
+        let cfg = c.config();
+        assert!(c.len() <= cfg.max_entries);
+        assert!(c.queued_bytes() <= cfg.max_total_queued_bytes);
+        let mut linked = 0;
+        for (i, list) in c.lists.iter().enumerate() {
+            let mut prev = NIL;
+            let mut at = list.head;
+            let mut n = 0;
+            while at != NIL {
+                let node = c.node(at).expect("listed slot is live");
+                assert_eq!(node.class as usize, i);
+                assert_eq!(node.prev, prev);
+                assert_eq!(c.index.get(&node.ip), Some(&at));
+                prev = at;
+                at = node.next;
+                n += 1;
+                assert!(n <= c.len(), "cycle in list {i}");
+            }
+            assert_eq!(list.tail, prev);
+            assert_eq!(list.len, n);
+            linked += n;
+        }
+        assert_eq!(linked, c.len());
+        let cap = cfg.max_unsolicited_entries.min(cfg.max_entries);
+        assert!(c.lists[Class::Unsolicited as usize].len <= cap);
+        let (mut queued, mut heap, mut timers) = (0, 0, 0);
+        for (ip, &idx) in &c.index {
+            let node = c.node(idx).expect("indexed slot is live");
+            assert_eq!(node.ip, *ip);
+            match &node.state {
+                State::Incomplete {
+                    queue,
+                    queued_bytes,
+                    heap: h,
+                    ..
+                } => {
+                    assert_eq!(node.class, Class::Pending);
+                    assert_eq!(
+                        *queued_bytes,
+                        queue.iter().map(|p| p.len() + OVERHEAD).sum::<usize>()
+                    );
+                    queued += queued_bytes;
+                    heap += h;
+                    assert!(c.active.contains(ip));
+                    timers += 1;
+                }
+                State::Probe { .. } => {
+                    assert_ne!(node.class, Class::Pending);
+                    assert!(c.active.contains(ip));
+                    timers += 1;
+                }
+                State::Reachable { .. } => {
+                    assert_ne!(node.class, Class::Pending);
+                    assert!(!c.active.contains(ip));
+                }
+            }
+        }
+        assert_eq!(timers, c.active.len());
+        assert_eq!(queued, c.queued_bytes);
+        assert_eq!(heap, c.queue_heap);
+        assert_eq!(
+            c.slots.iter().filter(|s| s.is_some()).count() + c.free.len(),
+            c.slots.len()
+        );
     }
 
     #[test]
@@ -425,6 +1070,8 @@ mod tests {
         let flushed = c.learn(t0, IP, MAC, false).unwrap();
         assert_eq!(flushed, VecDeque::from(vec![vec![1], vec![2]]));
         assert_eq!(c.lookup(t0, IP), Lookup::Found(MAC));
+        assert_eq!(c.queued_bytes(), 0);
+        check(&c);
     }
 
     #[test]
@@ -450,6 +1097,8 @@ mod tests {
         assert_eq!(dropped, Some(2));
         assert!(c.is_empty());
         assert_eq!(c.poll_at(), None);
+        assert_eq!(c.queued_bytes(), 0);
+        check(&c);
     }
 
     #[test]
@@ -471,6 +1120,25 @@ mod tests {
         let mut c = NeighborCache::new(cfg);
         c.enqueue(t0, IP, vec![0; 600]).unwrap();
         assert_eq!(c.enqueue(t0, IP, vec![0; 600]), Err(QueueError::QueueFull));
+        check(&c);
+    }
+
+    #[test]
+    fn first_packet_is_always_queued() {
+        // RFC 1122 2.3.2.2: at least one packet per unresolved address, even
+        // when it is larger than the per-address limits.
+        let t0 = Instant::now();
+        let cfg = NeighborConfig {
+            max_queued_packets: 0,
+            max_queued_bytes: 10,
+            ..NeighborConfig::default()
+        };
+        let mut c = NeighborCache::new(cfg);
+        c.enqueue(t0, IP, vec![7; 1500]).unwrap();
+        assert_eq!(c.enqueue(t0, IP, vec![8]), Err(QueueError::QueueFull));
+        assert_eq!(c.queued_bytes(), 1500 + OVERHEAD);
+        assert_eq!(c.learn(t0, IP, MAC, false).unwrap(), vec![vec![7; 1500]]);
+        check(&c);
     }
 
     #[test]
@@ -510,6 +1178,7 @@ mod tests {
         }
         assert!(unreachable);
         assert_eq!(c.lookup(now, IP), Lookup::Unknown);
+        check(&c);
     }
 
     #[test]
@@ -519,9 +1188,12 @@ mod tests {
         assert!(c.learn(t0, IP, MAC, false).is_none());
         assert!(c.state(IP).is_none());
         c.learn(t0, IP, MAC, true);
-        let new_mac = MacAddr([2, 0, 0, 0, 0, 9]);
-        c.learn(t0, IP, new_mac, false);
-        assert_eq!(c.lookup(t0, IP), Lookup::Found(new_mac));
+        // An existing entry is updated by any packet from the sender (once
+        // the lock time is over).
+        let t1 = t0 + c.config().lock_time;
+        c.learn(t1, IP, OTHER_MAC, false);
+        assert_eq!(c.lookup(t1, IP), Lookup::Found(OTHER_MAC));
+        check(&c);
     }
 
     #[test]
@@ -537,6 +1209,7 @@ mod tests {
         let sweep = c.poll_at().unwrap();
         actions(&mut c, sweep);
         assert!(c.is_empty());
+        check(&c);
     }
 
     #[test]
@@ -550,9 +1223,579 @@ mod tests {
         for i in 0..4 {
             c.enqueue(t0, Ipv4Addr::new(10, 0, 1, i), vec![0]).unwrap();
         }
+        // A fifth address evicts the least recently used pending one, whose
+        // packet is reported as dropped.
+        c.enqueue(t0, Ipv4Addr::new(10, 0, 2, 1), vec![0]).unwrap();
+        assert_eq!(c.len(), 4);
+        assert!(c.state(Ipv4Addr::new(10, 0, 1, 0)).is_none());
+        assert_eq!(c.stats().evicted_pending, 1);
+        // With no room at all, nothing can be queued.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 0,
+            ..NeighborConfig::default()
+        });
+        assert_eq!(c.enqueue(t0, IP, vec![0]), Err(QueueError::CacheFull));
+        c.learn(t0, IP, MAC, true);
+        assert!(c.is_empty());
+        assert_eq!(c.stats().unsolicited_refused, 1);
+        check(&c);
+    }
+
+    #[test]
+    fn eviction_order_is_unsolicited_then_pending_then_confirmed() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 6,
+            max_unsolicited_entries: 6,
+            ..NeighborConfig::default()
+        });
+        // Inserted in the reverse of the eviction order, so that recency
+        // alone would evict the confirmed entries first.
+        resolve(&mut c, t0, ip(1), mac(1));
+        resolve(&mut c, t0, ip(2), mac(2));
+        c.enqueue(t0, ip(3), vec![3]).unwrap();
+        c.enqueue(t0, ip(4), vec![4]).unwrap();
+        c.learn(t0, ip(5), mac(5), true);
+        c.learn(t0, ip(6), mac(6), true);
+        assert_eq!(c.len(), 6);
+        check(&c);
+        let mut evicted = Vec::new();
+        for i in 100..106 {
+            // Each new address is resolved at once, so that it is a confirmed
+            // entry more recent than 1 and 2 when their turn comes.
+            resolve(&mut c, t0, ip(i), mac(i));
+            check(&c);
+            let gone: Vec<u32> = [1, 2, 3, 4, 5, 6]
+                .into_iter()
+                .filter(|&j| c.state(ip(j)).is_none() && !evicted.contains(&j))
+                .collect();
+            assert_eq!(gone.len(), 1, "one eviction per new entry");
+            evicted.push(gone[0]);
+        }
+        assert_eq!(evicted, vec![5, 6, 3, 4, 1, 2]);
+        let s = c.stats();
         assert_eq!(
-            c.enqueue(t0, Ipv4Addr::new(10, 0, 2, 1), vec![0]),
-            Err(QueueError::CacheFull)
+            (
+                s.evicted_unsolicited,
+                s.evicted_pending,
+                s.evicted_confirmed
+            ),
+            (2, 2, 2)
         );
+        assert_eq!(s.evictions(), 6);
+        assert_eq!(s.evicted_packets_dropped, 2);
+    }
+
+    #[test]
+    fn eviction_within_a_class_is_least_recently_used() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 3,
+            ..NeighborConfig::default()
+        });
+        for i in 1..=3 {
+            resolve(&mut c, t0, ip(i), mac(i));
+        }
+        // Use 1 then 2: 3 is now the least recently used, then 1.
+        assert_eq!(c.lookup(t0, ip(1)), Lookup::Found(mac(1)));
+        assert_eq!(c.lookup(t0, ip(2)), Lookup::Found(mac(2)));
+        c.enqueue(t0, ip(4), vec![0]).unwrap();
+        assert!(c.state(ip(3)).is_none());
+        c.learn(t0, ip(4), mac(4), false);
+        c.enqueue(t0, ip(5), vec![0]).unwrap();
+        assert!(c.state(ip(1)).is_none());
+        assert!(c.state(ip(2)).is_some());
+        // Pending entries too: queueing to one makes it recent.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 3,
+            ..NeighborConfig::default()
+        });
+        for i in 1..=3 {
+            c.enqueue(t0, ip(i), vec![0]).unwrap();
+        }
+        c.enqueue(t0, ip(1), vec![0]).unwrap();
+        c.enqueue(t0, ip(4), vec![0]).unwrap();
+        assert!(c.state(ip(2)).is_none());
+        assert!(c.state(ip(1)).is_some());
+        check(&c);
+    }
+
+    #[test]
+    fn lookup_makes_an_unsolicited_entry_confirmed() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 2,
+            ..NeighborConfig::default()
+        });
+        c.learn(t0, ip(1), mac(1), true);
+        c.enqueue(t0, ip(2), vec![0]).unwrap();
+        // Our traffic uses the unsolicited entry: it is no longer the first
+        // to go, the pending one is.
+        assert_eq!(c.lookup(t0, ip(1)), Lookup::Found(mac(1)));
+        c.enqueue(t0, ip(3), vec![0]).unwrap();
+        assert!(c.state(ip(1)).is_some());
+        assert!(c.state(ip(2)).is_none());
+        assert_eq!(c.stats().evicted_pending, 1);
+        check(&c);
+    }
+
+    #[test]
+    fn unsolicited_entries_only_evict_each_other_and_are_capped() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 4,
+            max_unsolicited_entries: 2,
+            ..NeighborConfig::default()
+        });
+        resolve(&mut c, t0, ip(1), mac(1));
+        c.enqueue(t0, ip(2), vec![0]).unwrap();
+        for i in 10..20 {
+            c.learn(t0, ip(i), mac(i), true);
+            check(&c);
+        }
+        // Capped at 2, the most recent ones; nothing else was touched.
+        assert_eq!(c.len(), 4);
+        assert!(c.state(ip(18)).is_some() && c.state(ip(19)).is_some());
+        assert_eq!(
+            c.state(ip(1)),
+            Some((NeighborState::Reachable, Some(mac(1))))
+        );
+        assert_eq!(c.state(ip(2)), Some((NeighborState::Incomplete, None)));
+        let s = c.stats();
+        assert_eq!(s.unsolicited_learned, 10);
+        assert_eq!(s.evicted_unsolicited, 8);
+        assert_eq!(s.evicted_pending + s.evicted_confirmed, 0);
+        // A cache full of entries we need refuses unsolicited ones.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 2,
+            ..NeighborConfig::default()
+        });
+        resolve(&mut c, t0, ip(1), mac(1));
+        c.enqueue(t0, ip(2), vec![0]).unwrap();
+        c.learn(t0, ip(3), mac(3), true);
+        assert!(c.state(ip(3)).is_none());
+        assert_eq!(c.stats().unsolicited_refused, 1);
+        // A cap of 0 turns unsolicited learning off.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_unsolicited_entries: 0,
+            ..NeighborConfig::default()
+        });
+        c.learn(t0, IP, MAC, true);
+        assert!(c.is_empty());
+        assert_eq!(c.stats().unsolicited_refused, 1);
+        check(&c);
+    }
+
+    #[test]
+    fn evicted_pending_packets_are_reported_by_the_next_poll() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 1,
+            ..NeighborConfig::default()
+        });
+        c.enqueue(t0, ip(1), vec![1]).unwrap();
+        c.enqueue(t0, ip(1), vec![2]).unwrap();
+        assert_eq!(
+            actions(&mut c, t0),
+            vec![NeighborAction::SendRequest {
+                target: ip(1),
+                dst: None
+            }]
+        );
+        let t1 = t0 + Duration::from_millis(300);
+        c.enqueue(t1, ip(2), vec![3]).unwrap();
+        assert_eq!(c.stats().evicted_packets_dropped, 2);
+        assert_eq!(c.queued_bytes(), 1 + OVERHEAD);
+        // The report makes the poll due now.
+        assert_eq!(c.poll_at(), Some(t1));
+        assert_eq!(
+            actions(&mut c, t1),
+            vec![
+                NeighborAction::Unreachable {
+                    target: ip(1),
+                    dropped: 2
+                },
+                NeighborAction::SendRequest {
+                    target: ip(2),
+                    dst: None
+                },
+            ]
+        );
+        assert_eq!(c.poll_at(), Some(t1 + c.config().retry_interval));
+        // An evicted entry without packets is not reported.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_entries: 1,
+            ..NeighborConfig::default()
+        });
+        resolve(&mut c, t0, ip(1), mac(1));
+        c.enqueue(t0, ip(2), vec![0]).unwrap();
+        assert_eq!(c.stats().evicted_confirmed, 1);
+        assert_eq!(c.stats().evicted_packets_dropped, 0);
+        assert!(
+            !actions(&mut c, t0)
+                .iter()
+                .any(|a| matches!(a, NeighborAction::Unreachable { .. }))
+        );
+        check(&c);
+    }
+
+    #[test]
+    fn total_queue_cap_applies_across_addresses() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_total_queued_bytes: 3 * (100 + OVERHEAD),
+            ..NeighborConfig::default()
+        });
+        c.enqueue(t0, ip(1), vec![0; 100]).unwrap();
+        c.enqueue(t0, ip(1), vec![0; 100]).unwrap();
+        c.enqueue(t0, ip(2), vec![0; 100]).unwrap();
+        assert_eq!(c.queued_bytes(), 3 * (100 + OVERHEAD));
+        assert_eq!(
+            c.enqueue(t0, ip(3), vec![0; 100]),
+            Err(QueueError::TotalQueueFull)
+        );
+        assert_eq!(
+            c.enqueue(t0, ip(2), vec![]),
+            Err(QueueError::TotalQueueFull)
+        );
+        assert_eq!(c.stats().total_queue_refused, 2);
+        // The refused address still gets resolved (its entry exists), and
+        // resolving another one frees room.
+        assert_eq!(c.state(ip(3)), Some((NeighborState::Incomplete, None)));
+        assert_eq!(c.learn(t0, ip(1), mac(1), false).unwrap().len(), 2);
+        assert_eq!(c.queued_bytes(), 100 + OVERHEAD);
+        c.enqueue(t0, ip(3), vec![0; 100]).unwrap();
+        // And so does removing one.
+        assert_eq!(c.remove(ip(2)), 1);
+        assert_eq!(c.queued_bytes(), 100 + OVERHEAD);
+        check(&c);
+    }
+
+    #[test]
+    fn zero_length_packets_are_charged_the_overhead() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_queued_packets: usize::MAX,
+            max_queued_bytes: usize::MAX,
+            max_total_queued_bytes: 100 * OVERHEAD,
+            ..NeighborConfig::default()
+        });
+        let mut accepted = 0;
+        for i in 0..1000 {
+            match c.enqueue(t0, ip(i % 7), Vec::new()) {
+                Ok(()) => accepted += 1,
+                Err(e) => assert_eq!(e, QueueError::TotalQueueFull),
+            }
+        }
+        assert_eq!(accepted, 100);
+        assert_eq!(c.queued_bytes(), 100 * OVERHEAD);
+        assert_eq!(c.stats().total_queue_refused, 900);
+        // The same per address.
+        let mut c = NeighborCache::new(NeighborConfig {
+            max_queued_packets: usize::MAX,
+            max_queued_bytes: 10 * OVERHEAD,
+            ..NeighborConfig::default()
+        });
+        let accepted = (0..1000)
+            .filter(|_| c.enqueue(t0, IP, Vec::new()).is_ok())
+            .count();
+        assert_eq!(accepted, 10);
+        check(&c);
+    }
+
+    #[test]
+    fn memory_used_counts_queues_and_entries() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig::default());
+        assert_eq!(c.memory_used(), 0);
+        c.enqueue(t0, IP, vec![0; 10_000]).unwrap();
+        let with_packet = c.memory_used();
+        assert!(with_packet >= 10_000 + size_of::<Node>());
+        c.learn(t0, IP, MAC, false);
+        assert!(c.memory_used() < with_packet - 10_000 + 1);
+        assert!(c.memory_used() >= size_of::<Node>());
+    }
+
+    #[test]
+    fn lock_time_refuses_a_new_mac_then_accepts_it_with_a_warning() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig::default());
+        take_warnings();
+        resolve(&mut c, t0, IP, MAC);
+        // A second MAC within the lock time is ignored.
+        let t1 = t0 + Duration::from_millis(999);
+        assert!(c.learn(t1, IP, OTHER_MAC, false).is_none());
+        assert!(c.learn(t1, IP, OTHER_MAC, true).is_none());
+        assert_eq!(c.lookup(t1, IP), Lookup::Found(MAC));
+        assert_eq!(c.stats().mac_changes_refused, 2);
+        assert_eq!(c.stats().mac_changes, 0);
+        assert!(take_warnings().is_empty());
+        // Confirming the same MAC does not extend the lock.
+        c.learn(t1, IP, MAC, false);
+        // After the lock time, the change is taken, logged and counted.
+        let t2 = t0 + Duration::from_secs(1);
+        c.learn(t2, IP, OTHER_MAC, false);
+        assert_eq!(c.lookup(t2, IP), Lookup::Found(OTHER_MAC));
+        assert_eq!(c.stats().mac_changes, 1);
+        let warnings = take_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(&IP.to_string()));
+        assert!(warnings[0].contains(&MAC.to_string()));
+        assert!(warnings[0].contains(&OTHER_MAC.to_string()));
+        // And it starts a new lock: flipping back at once is refused.
+        c.learn(t2 + Duration::from_millis(1), IP, MAC, false);
+        assert_eq!(
+            c.state(IP),
+            Some((NeighborState::Reachable, Some(OTHER_MAC)))
+        );
+        assert_eq!(c.stats().mac_changes_refused, 3);
+        check(&c);
+    }
+
+    #[test]
+    fn first_answer_wins_for_the_lock_time() {
+        let t0 = Instant::now();
+        let mut c = NeighborCache::new(NeighborConfig::default());
+        c.enqueue(t0, IP, vec![1]).unwrap();
+        let t1 = t0 + Duration::from_millis(5);
+        assert_eq!(c.learn(t1, IP, MAC, false).unwrap(), vec![vec![1]]);
+        // A racing second answer (a forger's, or the victim's) is ignored.
+        assert!(
+            c.learn(t1 + Duration::from_millis(1), IP, OTHER_MAC, false)
+                .is_none()
+        );
+        assert_eq!(c.state(IP), Some((NeighborState::Reachable, Some(MAC))));
+        assert_eq!(c.stats().mac_changes_refused, 1);
+        check(&c);
+    }
+
+    #[test]
+    fn probe_entry_is_locked_too() {
+        let t0 = Instant::now();
+        let cfg = NeighborConfig::default();
+        let mut c = NeighborCache::new(cfg.clone());
+        resolve(&mut c, t0, IP, MAC);
+        let stale = t0 + cfg.reachable_time;
+        c.lookup(stale, IP);
+        assert_eq!(c.state(IP).unwrap().0, NeighborState::Probe);
+        // Long after the last update: a new MAC is accepted, and re-confirms.
+        c.learn(stale, IP, OTHER_MAC, false);
+        assert_eq!(
+            c.state(IP),
+            Some((NeighborState::Reachable, Some(OTHER_MAC)))
+        );
+        assert_eq!(c.poll_at(), None);
+        // Probing again right after a change: locked.
+        let stale2 = stale + cfg.reachable_time;
+        c.lookup(stale2, IP);
+        c.learn(stale2, IP, OTHER_MAC, false);
+        c.learn(stale2 + Duration::from_millis(10), IP, MAC, false);
+        assert_eq!(
+            c.state(IP),
+            Some((NeighborState::Reachable, Some(OTHER_MAC)))
+        );
+        assert_eq!(c.stats().mac_changes, 1);
+        assert_eq!(c.stats().mac_changes_refused, 1);
+        check(&c);
+    }
+
+    #[test]
+    fn spoofed_request_flood_keeps_used_entries_and_bounds_memory() {
+        let t0 = Instant::now();
+        let cfg = NeighborConfig::default();
+        let mut c = NeighborCache::new(cfg.clone());
+        let gateway = Ipv4Addr::new(192, 168, 0, 1);
+        let gw_mac = MacAddr([2, 0xaa, 0, 0, 0, 1]);
+        resolve(&mut c, t0, gateway, gw_mac);
+        assert_eq!(c.lookup(t0, gateway), Lookup::Found(gw_mac));
+        // A resolution in progress survives too.
+        let pending = Ipv4Addr::new(192, 168, 0, 2);
+        c.enqueue(t0, pending, vec![0; 100]).unwrap();
+        let mut now = t0;
+        let mut memory_mid = 0;
+        for i in 0..100_000u32 {
+            if i % 1000 == 0 {
+                now += Duration::from_millis(1);
+            }
+            c.learn(now, ip(i), mac(i), true);
+            assert!(c.len() <= cfg.max_entries);
+            if i == 10_000 {
+                memory_mid = c.memory_used();
+            }
+        }
+        check(&c);
+        assert_eq!(c.lookup(now, gateway), Lookup::Found(gw_mac));
+        assert_eq!(c.state(pending), Some((NeighborState::Incomplete, None)));
+        assert_eq!(c.len(), cfg.max_unsolicited_entries + 2);
+        let s = c.stats();
+        assert_eq!(s.evicted_pending + s.evicted_confirmed, 0);
+        assert_eq!(s.unsolicited_learned, 100_000);
+        assert_eq!(
+            s.evicted_unsolicited,
+            100_000 - cfg.max_unsolicited_entries as u64
+        );
+        // Memory stopped growing long ago, and is small.
+        let memory = c.memory_used();
+        assert!(memory <= memory_mid, "{memory} > {memory_mid}");
+        assert!(memory < 256 * 1024, "{memory}");
+        // The flood did not leave timers or reports behind.
+        let acts = actions(&mut c, now);
+        assert!(acts.iter().all(|a| matches!(
+            a,
+            NeighborAction::SendRequest { target, .. } if *target == pending
+        )));
+    }
+
+    #[test]
+    fn flood_into_a_full_cache_evicts_nothing_we_use() {
+        let t0 = Instant::now();
+        let cfg = NeighborConfig {
+            max_entries: 64,
+            max_unsolicited_entries: 64,
+            ..NeighborConfig::default()
+        };
+        let mut c = NeighborCache::new(cfg);
+        for i in 0..64 {
+            resolve(&mut c, t0, ip(1_000_000 + i), mac(i));
+        }
+        for i in 0..100_000 {
+            c.learn(t0, ip(i), mac(i), true);
+        }
+        assert_eq!(c.len(), 64);
+        assert_eq!(c.stats().unsolicited_refused, 100_000);
+        assert_eq!(c.stats().evictions(), 0);
+        check(&c);
+    }
+
+    #[test]
+    fn random_operations_keep_the_invariants() {
+        // A deterministic mix of every operation against small limits. Every
+        // packet accepted is accounted for: flushed, removed, reported as
+        // dropped by `poll`, or still queued.
+        let mut seed: u64 = 0x5eed_1234_abcd_0001;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let t0 = Instant::now();
+        let mut totals = NeighborStats::default();
+        for max_entries in [0usize, 1, 2, 5, 16] {
+            let cfg = NeighborConfig {
+                max_entries,
+                max_unsolicited_entries: max_entries / 2,
+                max_queued_packets: 4,
+                max_queued_bytes: 600,
+                max_total_queued_bytes: 2000,
+                reachable_time: Duration::from_millis(500),
+                retry_interval: Duration::from_millis(100),
+                lock_time: Duration::from_millis(50),
+                ..NeighborConfig::default()
+            };
+            let mut c = NeighborCache::new(cfg);
+            let mut now = t0;
+            let (mut accepted, mut flushed, mut removed, mut reported) = (0, 0, 0, 0);
+            for _ in 0..20_000 {
+                now += Duration::from_millis(rand(20));
+                let a = ip(rand(24) as u32);
+                match rand(7) {
+                    0 => {
+                        c.lookup(now, a);
+                    }
+                    1 | 2 => {
+                        if c.enqueue(now, a, vec![0; rand(300) as usize]).is_ok() {
+                            accepted += 1;
+                        }
+                    }
+                    3 | 4 => {
+                        let we_are_target = rand(2) == 0;
+                        if let Some(q) = c.learn(now, a, mac(rand(3) as u32), we_are_target) {
+                            flushed += q.len();
+                        }
+                    }
+                    5 => removed += c.remove(a),
+                    _ => c.poll(now, |act| {
+                        if let NeighborAction::Unreachable { dropped, .. } = act {
+                            reported += dropped;
+                        }
+                    }),
+                }
+                check(&c);
+            }
+            c.poll(now, |act| {
+                if let NeighborAction::Unreachable { dropped, .. } = act {
+                    reported += dropped;
+                }
+            });
+            let still_queued: usize = c
+                .slots
+                .iter()
+                .flatten()
+                .map(|n| match &n.state {
+                    State::Incomplete { queue, .. } => queue.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(accepted, flushed + removed + reported + still_queued);
+            let s = c.stats();
+            totals.evicted_unsolicited += s.evicted_unsolicited;
+            totals.evicted_pending += s.evicted_pending;
+            totals.evicted_confirmed += s.evicted_confirmed;
+            totals.mac_changes += s.mac_changes;
+            totals.mac_changes_refused += s.mac_changes_refused;
+            totals.total_queue_refused += s.total_queue_refused;
+            totals.unsolicited_refused += s.unsolicited_refused;
+        }
+        // The mix did reach every rule.
+        assert!(totals.evicted_unsolicited > 0, "{totals:?}");
+        assert!(totals.evicted_pending > 0, "{totals:?}");
+        assert!(totals.evicted_confirmed > 0, "{totals:?}");
+        assert!(totals.mac_changes > 0, "{totals:?}");
+        assert!(totals.mac_changes_refused > 0, "{totals:?}");
+        assert!(totals.total_queue_refused > 0, "{totals:?}");
+        assert!(totals.unsolicited_refused > 0, "{totals:?}");
+    }
+
+    #[test]
+    fn absurd_configurations_do_not_panic() {
+        let t0 = Instant::now();
+        let configs = [
+            NeighborConfig {
+                reachable_time: Duration::MAX,
+                retry_interval: Duration::MAX,
+                lock_time: Duration::MAX,
+                max_attempts: u32::MAX,
+                max_queued_packets: usize::MAX,
+                max_queued_bytes: usize::MAX,
+                max_total_queued_bytes: usize::MAX,
+                max_unsolicited_entries: usize::MAX,
+                max_entries: 3,
+            },
+            NeighborConfig {
+                reachable_time: Duration::ZERO,
+                retry_interval: Duration::ZERO,
+                lock_time: Duration::ZERO,
+                max_attempts: 0,
+                max_queued_packets: 0,
+                max_queued_bytes: 0,
+                max_total_queued_bytes: 0,
+                max_unsolicited_entries: 0,
+                max_entries: 0,
+            },
+        ];
+        for cfg in configs {
+            let mut c = NeighborCache::new(cfg);
+            for i in 0..10 {
+                let _ = c.enqueue(t0, ip(i), vec![0; 70_000]);
+                c.learn(t0, ip(i + 5), mac(i), true);
+                c.learn(t0, ip(i), mac(i + 1), false);
+                c.lookup(t0, ip(i));
+                c.poll(t0, |_| {});
+                let _ = c.poll_at();
+                check(&c);
+            }
+            let _ = c.memory_used();
+        }
     }
 }

@@ -8,5 +8,7 @@
 mod cache;
 mod packet;
 
-pub use cache::{Lookup, NeighborAction, NeighborCache, NeighborConfig, NeighborState, QueueError};
+pub use cache::{
+    Lookup, NeighborAction, NeighborCache, NeighborConfig, NeighborState, NeighborStats, QueueError,
+};
 pub use packet::{ArpError, ArpOp, ArpRepr};

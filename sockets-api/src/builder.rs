@@ -50,6 +50,8 @@ pub struct StackBuilder {
     shutdown_linger: Duration,
     seed: Option<u64>,
     tcp: Option<tcp::TcpConfig>,
+    tcp_limits: stack::TcpLimits,
+    mem_limit: usize,
 }
 
 impl StackBuilder {
@@ -69,6 +71,8 @@ impl StackBuilder {
             shutdown_linger: Duration::from_secs(10),
             seed: None,
             tcp: None,
+            tcp_limits: stack::TcpLimits::default(),
+            mem_limit: stack::DEFAULT_MEM_LIMIT,
         }
     }
 
@@ -163,6 +167,20 @@ impl StackBuilder {
         self
     }
 
+    /// Limits on TCP state peers can make the stack hold: SYN cookies,
+    /// TIME-WAIT records, orphaned connections.
+    pub fn tcp_limits(mut self, limits: stack::TcpLimits) -> Self {
+        self.tcp_limits = limits;
+        self
+    }
+
+    /// The memory budget, in bytes, for everything peers can make the
+    /// stack hold (default [`stack::DEFAULT_MEM_LIMIT`], 256 MiB).
+    pub fn mem_limit(mut self, bytes: usize) -> Self {
+        self.mem_limit = bytes;
+        self
+    }
+
     /// How long the stack thread busy-polls after activity (0: never).
     pub fn busy_poll(mut self, d: Duration) -> Self {
         self.busy_poll = d;
@@ -208,6 +226,8 @@ impl StackBuilder {
             cfg.tcp = t.clone();
         }
         cfg.tcp.congestion = self.congestion;
+        cfg.tcp_limits = self.tcp_limits;
+        cfg.mem_limit = self.mem_limit;
         Interface::try_new(cfg, Instant::now())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
     }

@@ -54,8 +54,8 @@ pub use types::{
 
 pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
-pub use stack::Counters;
 pub use stack::device::FaultConfig;
+pub use stack::{Counters, DEFAULT_MEM_LIMIT, MemoryStats, SynCookieMode, TcpLimits};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
 
@@ -114,7 +114,13 @@ impl Stack {
 
     /// A snapshot of the interface counters.
     pub fn counters(&self) -> Counters {
-        self.shared().lock().iface.counters().clone()
+        self.shared().lock().iface.counters()
+    }
+
+    /// TCP connections per state (compact TIME-WAIT records count as
+    /// TIME-WAIT). Walks every connection: for reports.
+    pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
+        self.shared().lock().iface.tcp_states()
     }
 
     /// Stops the stack: every socket is closed (gracefully: queued data is

@@ -40,6 +40,7 @@ drop_reasons! {
     ArpAddressConflict => "arp: another host claims our address",
     ArpQueueFull => "arp: queue for unresolved address full",
     ArpCacheFull => "arp: neighbor cache full",
+    ArpTotalQueueFull => "arp: all queues for unresolved addresses full",
     ArpUnresolved => "arp: next hop did not answer",
     Ipv4Truncated => "ipv4: truncated",
     Ipv4BadVersion => "ipv4: version is not 4",
@@ -48,7 +49,7 @@ drop_reasons! {
     Ipv4BadChecksum => "ipv4: bad header checksum",
     Ipv4TtlZero => "ipv4: TTL zero",
     Ipv4NotForUs => "ipv4: destination is not us",
-    Ipv4BadSource => "ipv4: source is not a unicast address",
+    Ipv4BadSource => "ipv4: martian source (0/8, 127/8, multicast, broadcast, 240/4, ours)",
     Ipv4UnknownProtocol => "ipv4: unknown protocol",
     FragBadLength => "reassembly: fragment length not a multiple of 8",
     FragTooLong => "reassembly: datagram over 65535 bytes (ping of death)",
@@ -57,6 +58,8 @@ drop_reasons! {
     FragNoMemory => "reassembly: fragment larger than the memory cap",
     FragTimeout => "reassembly: datagram timed out incomplete",
     FragEvicted => "reassembly: datagram evicted (memory cap)",
+    FragTooManyPieces => "reassembly: too many fragments for one datagram",
+    FragNoBudget => "reassembly: fragment dropped (stack memory budget)",
     Ipv4NoRoute => "ipv4: no route to destination",
     Ipv4TooBig => "ipv4: larger than MTU with DF set",
     IcmpMalformed => "icmp: truncated",
@@ -67,11 +70,13 @@ drop_reasons! {
     IcmpSocketFull => "icmp: socket receive queue full",
     IcmpErrorRateLimited => "icmp: error not sent (rate limit)",
     IcmpErrorUnmatched => "icmp: error about no known socket",
+    IcmpFragNeededStale => "icmp: fragmentation needed for a sequence number not in flight",
     UdpTruncated => "udp: truncated",
     UdpBadLength => "udp: bad length field",
     UdpBadChecksum => "udp: bad checksum",
     UdpNoSocket => "udp: no socket on port",
     UdpQueueFull => "udp: socket receive queue full",
+    UdpNoMemory => "udp: datagram dropped (stack memory budget)",
     TcpTruncated => "tcp: truncated",
     TcpBadOffset => "tcp: bad data offset",
     TcpBadOption => "tcp: malformed option length",
@@ -80,6 +85,13 @@ drop_reasons! {
     TcpNoSocket => "tcp: no connection or listener (reset sent)",
     TcpListenOverflow => "tcp: listen queue full (SYN dropped)",
     TcpListenBadSegment => "tcp: non-SYN segment to a listener",
+    TcpAcceptQueueFull => "tcp: accept queue full (handshake ACK dropped)",
+    TcpCookieInvalid => "tcp: ACK with an invalid or stale SYN cookie",
+    TcpSynNoRoute => "tcp: SYN from a source with no route back",
+    TcpSynNoMemory => "tcp: SYN refused with a reset (memory budget exhausted)",
+    TcpDataNoMemory => "tcp: segment data dropped (memory budget)",
+    TcpOutOfOrderFull => "tcp: out-of-order segment dropped (range or store limit)",
+    TcpTimeWaitRst => "tcp: reset in TIME-WAIT ignored (RFC 1337)",
     DeviceTxError => "device: transmit failed",
 }
 
@@ -128,7 +140,99 @@ pub struct Counters {
     pub tcp_active_opens: u64,
     /// TCP connections accepted by listeners (SYN-ACK sent).
     pub tcp_passive_opens: u64,
+    /// What the defences against hostile peers did.
+    pub defenses: Defenses,
+    /// The memory budget (filled in by [`Interface::counters`](crate::Interface::counters)).
+    pub memory: crate::memory::MemoryStats,
     drops: [u64; DropReason::COUNT],
+}
+
+/// What each defence against hostile peers did, so that an operator can
+/// see which one fired. Gauges (current values) are marked as such.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defenses {
+    /// SYN-ACKs sent with a SYN cookie (RFC 4987) instead of keeping state.
+    pub syncookies_sent: u64,
+    /// Connections created from a valid SYN cookie.
+    pub syncookies_valid: u64,
+    /// Half-open connections evicted (oldest first) to make room.
+    pub half_open_evicted: u64,
+    /// Half-open connections given up after the SYN-ACK retries.
+    pub half_open_timed_out: u64,
+    /// Connections that entered TIME-WAIT as a compact record.
+    pub time_wait_records: u64,
+    /// Gauge: TIME-WAIT records held now.
+    pub time_wait_now: u64,
+    /// Connections closed without TIME-WAIT because the record table was
+    /// full (`max_time_wait`, like Linux's `tcp_max_tw_buckets`).
+    pub time_wait_overflow: u64,
+    /// Gauge: orphaned connections (closed by the application, finishing
+    /// in the background).
+    pub orphans_now: u64,
+    /// Connections reset at close because `max_orphans` were already
+    /// finishing in the background.
+    pub orphans_over_limit: u64,
+    /// Orphans given up after `orphan_retries` timeouts or probes.
+    pub orphans_gave_up: u64,
+    /// Connections reset because data arrived after close (RFC 1122
+    /// 4.2.2.13).
+    pub resets_on_data_after_close: u64,
+    /// Connections ended by the user timeout on a zero window.
+    pub persist_timeouts: u64,
+    /// ACKs not sent in answer to unacceptable segments (RFC 5961 7).
+    pub acks_throttled: u64,
+    /// Out-of-order bytes released because the memory budget ran out.
+    pub out_of_order_pruned_bytes: u64,
+    /// ARP packets whose sender is not on our prefix (not learned).
+    pub arp_foreign_senders: u64,
+    /// ARP cache entries evicted (least recently used, unsolicited and
+    /// pending entries first).
+    pub arp_evictions: u64,
+    /// Neighbor MAC changes accepted (each is logged as a warning).
+    pub arp_mac_changes: u64,
+    /// Neighbor MAC changes refused within the lock time.
+    pub arp_mac_changes_locked: u64,
+}
+
+impl fmt::Display for Defenses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "defenses:   {:>12} SYN cookies sent, {} valid; {} half-open evicted, {} timed out",
+            self.syncookies_sent,
+            self.syncookies_valid,
+            self.half_open_evicted,
+            self.half_open_timed_out
+        )?;
+        writeln!(
+            f,
+            "            {:>12} TIME-WAIT records ({} now, {} over the limit); {} orphans now, \
+             {} over the limit, {} gave up",
+            self.time_wait_records,
+            self.time_wait_now,
+            self.time_wait_overflow,
+            self.orphans_now,
+            self.orphans_over_limit,
+            self.orphans_gave_up
+        )?;
+        writeln!(
+            f,
+            "            {:>12} resets on data after close, {} persist timeouts, {} ACKs throttled, \
+             {} out-of-order bytes pruned",
+            self.resets_on_data_after_close,
+            self.persist_timeouts,
+            self.acks_throttled,
+            self.out_of_order_pruned_bytes
+        )?;
+        writeln!(
+            f,
+            "            {:>12} ARP senders off our prefix, {} evictions, {} MAC changes ({} refused)",
+            self.arp_foreign_senders,
+            self.arp_evictions,
+            self.arp_mac_changes,
+            self.arp_mac_changes_locked
+        )
+    }
 }
 
 impl Default for Counters {
@@ -155,6 +259,8 @@ impl Default for Counters {
             tcp_resets_sent: 0,
             tcp_active_opens: 0,
             tcp_passive_opens: 0,
+            defenses: Defenses::default(),
+            memory: crate::memory::MemoryStats::default(),
             drops: [0; DropReason::COUNT],
         }
     }
@@ -239,6 +345,8 @@ impl fmt::Display for Counters {
             self.tcp_active_opens,
             self.tcp_passive_opens
         )?;
+        write!(f, "{}", self.defenses)?;
+        write!(f, "{}", self.memory)?;
         writeln!(f, "drops:      {:>12}", self.total_drops())?;
         for (reason, n) in self.nonzero_drops() {
             writeln!(f, "  {:>10}  {}", n, reason.name())?;

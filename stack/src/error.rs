@@ -42,6 +42,8 @@ pub enum SocketError {
     BrokenPipe,
     /// The socket is already connected or listening (EISCONN).
     AlreadyConnected,
+    /// The stack's memory budget is exhausted (ENOBUFS).
+    NoBufferSpace,
 }
 
 impl SocketError {
@@ -64,6 +66,7 @@ impl SocketError {
             SocketError::TimedOut => libc::ETIMEDOUT,
             SocketError::BrokenPipe => libc::EPIPE,
             SocketError::AlreadyConnected => libc::EISCONN,
+            SocketError::NoBufferSpace => libc::ENOBUFS,
         }
     }
 }
@@ -88,6 +91,7 @@ impl From<tcp::TcpError> for SocketError {
             tcp::TcpError::WouldBlock => SocketError::WouldBlock,
             tcp::TcpError::Closed => SocketError::BrokenPipe,
             tcp::TcpError::NotConnected => SocketError::NotConnected,
+            tcp::TcpError::NoMemory => SocketError::NoBufferSpace,
         }
     }
 }

@@ -6,15 +6,17 @@ pub mod counters;
 pub mod device;
 pub mod error;
 mod iface;
+pub mod memory;
 pub mod runtime;
 pub mod slab;
 pub mod sys;
 
-pub use counters::{Counters, DropReason};
+pub use counters::{Counters, Defenses, DropReason};
 pub use device::{Device, FrameSink};
 pub use error::SocketError;
 pub use iface::{
     ConfigError, DEFAULT_RCVBUF, EchoReply, Event, IcmpHandle, IcmpSocket, Interface,
-    InterfaceConfig, IpLayer, ListenerHandle, SendError, TcpHandle, TcpListener, TcpSocket,
-    UdpHandle, UdpSocket,
+    InterfaceConfig, IpLayer, ListenerHandle, SendError, SynCookieMode, TcpHandle, TcpLimits,
+    TcpListener, TcpSocket, UdpHandle, UdpSocket,
 };
+pub use memory::{DEFAULT_MEM_LIMIT, MemoryBudget, MemoryPressure, MemoryStats};

@@ -52,8 +52,17 @@ pub struct TcpConfig {
     /// Upper bound of the retransmission timeout (RFC 6298 2.5: at least
     /// 60 seconds).
     pub max_rto: Duration,
-    /// SYN (and SYN-ACK) retransmissions before giving up.
+    /// SYN retransmissions of an active open before giving up (Linux
+    /// `tcp_syn_retries`, 6).
     pub syn_retries: u32,
+    /// SYN-ACK retransmissions of a passive open before the half-open
+    /// connection is dropped (Linux `tcp_synack_retries`, 5: about 63 s
+    /// with the 1 s initial RTO, where 6 would keep a spoofed entry 127 s).
+    pub synack_retries: u32,
+    /// Retransmission timeouts and zero-window probes an orphaned
+    /// connection (closed by the application) gets before it is reset
+    /// (Linux `tcp_orphan_retries`, whose 0 means 8).
+    pub orphan_retries: u32,
     /// Abort when sent data stays unacknowledged this long (RFC 9293
     /// "user timeout", ETIMEDOUT).
     pub user_timeout: Duration,
@@ -66,8 +75,14 @@ pub struct TcpConfig {
     pub keepalive: Option<Keepalive>,
     /// Congestion control algorithm.
     pub congestion: Algorithm,
-    /// Challenge ACKs per second per connection (RFC 5961 10).
-    pub challenge_ack_limit: u32,
+    /// Least time between two ACKs sent in answer to unacceptable segments
+    /// of one connection: out of window, failing PAWS, acknowledging data
+    /// never sent, and RFC 5961 challenge ACKs (RFC 5961 7 "ACK
+    /// throttling"; Linux `tcp_invalid_ratelimit`, 500 ms). Segments that
+    /// carry data are answered regardless, as on Linux: they are not part
+    /// of an ACK loop, and their D-SACK tells the sender about spurious
+    /// retransmissions.
+    pub invalid_ack_interval: Duration,
 }
 
 impl Default for TcpConfig {
@@ -84,12 +99,14 @@ impl Default for TcpConfig {
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             syn_retries: 6,
+            synack_retries: 5,
+            orphan_retries: 8,
             user_timeout: Duration::from_secs(300),
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: None,
             congestion: Algorithm::Cubic,
-            challenge_ack_limit: 10,
+            invalid_ack_interval: Duration::from_millis(500),
         }
     }
 }

@@ -20,15 +20,21 @@ pub mod sack;
 mod segment;
 mod seq;
 mod stats;
+pub mod syncookie;
+mod timewait;
 
-pub use buffer::{Assembler, RecvBuffer, SendBuffer};
+pub use buffer::{
+    Assembler, CHUNK_OVERHEAD, InsertError, MIN_RING, MemoryPressure, PRESSURE_OOO, PRESSURE_RING,
+    RecvBuffer, SendBuffer,
+};
 pub use config::{Keepalive, TcpConfig};
-pub use conn::{Connection, Input, State, TcpError};
+pub use conn::{Alarms, Connection, Input, State, TcpError};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
 pub use segment::{Flags, MAX_SACK_BLOCKS, SegmentError, TcpOptions, TcpRepr, fill_checksum};
 pub use seq::SeqNum;
 pub use stats::TcpStats;
+pub use timewait::{TimeWait, TimeWaitInput};
 
 /// The reset to send in reply to a segment that belongs to no connection
 /// (RFC 9293 3.10.7.1), or `None` when the segment is itself a reset

@@ -26,6 +26,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("udp", udp),
     ("reassembly", reassembly),
     ("interface_rx", interface_rx),
+    ("tcp_conn", crate::fuzz_tcp::tcp_conn),
+    ("interface_many", crate::fuzz_tcp::interface_many),
 ];
 
 /// Ethernet II header parsing and emission.
@@ -86,9 +88,10 @@ pub fn udp(data: &[u8]) {
     }
 }
 
-/// The reassembler under arbitrary fragment sequences: never a panic, held
-/// memory never above the cap, and every datagram it delivers has exactly
-/// the length its fragments described.
+/// The reassembler under arbitrary fragment sequences: never a panic, memory
+/// never above the cap, no bookkeeping outliving its datagrams (an empty
+/// reassembler charges nothing and has no timer), and every datagram it
+/// delivers has exactly the length its fragments described.
 ///
 /// Each 6-byte record is one event: ident (1 byte, few values so fragments
 /// collide), offset in 8-byte units (2 bytes), length (1 byte, times 8 when
@@ -97,19 +100,37 @@ pub fn udp(data: &[u8]) {
 pub fn reassembly(data: &[u8]) {
     use ip::{IpProtocol, Reassembler, ReassemblyConfig};
     use std::time::Duration;
+    // A small cap and few pieces, so eviction and the piece cap are reached.
     let config = ReassemblyConfig {
         max_held_bytes: 64 * 1024,
+        max_pieces_per_datagram: 16,
         ..ReassemblyConfig::default()
     };
     let cap = config.max_held_bytes;
     let mut r = Reassembler::new(config);
     let mut now = Instant::now();
     let header = [0x45u8; 20];
+    let check = |r: &Reassembler| {
+        let used = r.memory_used();
+        assert!(used <= cap, "memory used {used} > cap {cap}");
+        assert_eq!(used, r.held_bytes());
+        // Nothing is kept (charged, or queued for expiry) without a partial
+        // datagram to keep it for.
+        let empty = r.partial_count() == 0;
+        assert_eq!(
+            empty,
+            used == 0,
+            "{} partials, {used} bytes",
+            r.partial_count()
+        );
+        assert_eq!(empty, r.poll_at().is_none());
+    };
     for rec in data.chunks_exact(6) {
         let flags = rec[4];
         if flags & 2 != 0 {
             now += Duration::from_secs(10);
             r.poll(now, |_| {});
+            check(&r);
         }
         let more = flags & 1 != 0;
         let len = if more {
@@ -137,10 +158,12 @@ pub fn reassembly(data: &[u8]) {
             assert_eq!(d.payload.len(), d.repr.payload_len);
             assert!(d.payload.len() + 20 <= 65_535);
         }
-        assert!(r.held_bytes() <= cap, "held {} > cap {cap}", r.held_bytes());
+        check(&r);
     }
+    assert!(r.stats().peak_memory_used <= cap);
     r.poll(now + Duration::from_secs(60), |_| {});
-    assert_eq!(r.held_bytes(), 0);
+    check(&r);
+    assert_eq!(r.memory_used(), 0);
     assert_eq!(r.partial_count(), 0);
 }
 

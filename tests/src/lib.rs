@@ -3,4 +3,5 @@
 //! the deterministic simulation harness.
 
 pub mod fuzz;
+pub mod fuzz_tcp;
 pub mod sim;

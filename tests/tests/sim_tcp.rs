@@ -432,7 +432,13 @@ fn thousand_connections() {
 
 #[test]
 fn listen_backlog_overflow_drops_syns_without_answering() {
-    let (mut sim, a, b, _) = two_hosts(13, LinkConfig::default());
+    // Without SYN cookies (Linux's tcp_syncookies = 0).
+    let mut sim = Sim::new(seed_from_env(13));
+    let a = sim.add_host(host_config(1));
+    let mut cb = host_config(2);
+    cb.tcp_limits.syncookies = stack::SynCookieMode::Off;
+    let b = sim.add_host(cb);
+    sim.add_link(a, b, LinkConfig::default());
     let ipb = sim.ip(b);
     let l = sim
         .iface(b)

@@ -93,6 +93,60 @@ pub struct StackArgs {
     /// frames only; it is always off while faults are injected).
     #[arg(long)]
     pub no_offload: bool,
+    /// Memory budget for everything peers can make the stack hold (TCP
+    /// buffers, TIME-WAIT, reassembly, ARP and UDP queues), in bytes;
+    /// suffixes K, M, G (powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = bytes)]
+    pub mem_limit: usize,
+    /// SYN cookies: when the SYN queue is full or memory is short (auto),
+    /// for every SYN (always), or never (off).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = syncookies)]
+    pub syncookies: sockets_api::SynCookieMode,
+    /// Most TIME-WAIT records (Linux tcp_max_tw_buckets).
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_time_wait: usize,
+    /// Most orphaned connections (closed, still finishing; Linux
+    /// tcp_max_orphans); beyond it a closed connection is reset.
+    #[arg(long, value_name = "N", default_value_t = 16_384)]
+    pub max_orphans: usize,
+    /// Timeouts or zero-window probes an orphaned connection gets (Linux
+    /// tcp_orphan_retries).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub orphan_retries: u32,
+    /// TCP user timeout: a connection whose data goes unacknowledged, or
+    /// whose peer's window stays closed, this long is reset (RFC 5482).
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds)]
+    pub user_timeout: std::time::Duration,
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+pub fn bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count (e.g. 65536, 64K, 256M, 2G)"))?;
+    let value = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if value < 1 << 20 {
+        return Err(format!("{s} is below the 1M minimum"));
+    }
+    Ok(value)
+}
+
+fn syncookies(s: &str) -> Result<sockets_api::SynCookieMode, String> {
+    match s {
+        "auto" => Ok(sockets_api::SynCookieMode::Auto),
+        "always" => Ok(sockets_api::SynCookieMode::Always),
+        "off" => Ok(sockets_api::SynCookieMode::Off),
+        _ => Err(format!("'{s}' is not one of auto, always, off")),
+    }
 }
 
 fn probability(s: &str) -> Result<f64, String> {

@@ -59,7 +59,13 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         println!("ustack: {line}");
     }
 
-    signals::wait();
+    // SIGUSR1 prints the counters and connection figures of the running
+    // stack (to stdout), SIGINT/SIGTERM stop it.
+    while signals::wait_for_stop_or_status() == signals::Wake::Status {
+        print!("{}", status_report(&stack));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
 
     // Statistics of the open connections must be read while they exist.
     let summary = services.summary();
@@ -73,4 +79,19 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         println!("pcap written to {}", path.display());
     }
     Ok(())
+}
+
+/// The report SIGUSR1 prints: TCP connections by state, then every counter
+/// (drops by reason, defences, memory).
+fn status_report(stack: &sockets_api::Stack) -> String {
+    let states = stack.tcp_states();
+    let total: usize = states.iter().map(|(_, n)| n).sum();
+    let mut text = format!("ustack: status\ntcp connections: {total}");
+    for (state, n) in states {
+        text.push_str(&format!(", {n} {state}"));
+    }
+    text.push('\n');
+    text.push_str(&stack.counters().to_string());
+    text.push_str("ustack: end of status\n");
+    text
 }

@@ -1,7 +1,8 @@
-//! SIGINT/SIGTERM end the long-running commands cleanly. The handler only
-//! sets a flag and writes one byte to a self-pipe (both async-signal-safe);
-//! the program either waits on the pipe ([`wait`]) or checks the flag
-//! between bounded waits ([`received`]).
+//! SIGINT/SIGTERM end the long-running commands cleanly, and SIGUSR1 asks
+//! `serve` for a status report. The handler only sets a flag and writes one
+//! byte to a self-pipe (both async-signal-safe); the program either waits
+//! on the pipe ([`wait_for_stop_or_status`]) or checks the flag between
+//! bounded waits ([`received`]).
 
 use std::io;
 use std::sync::OnceLock;
@@ -9,16 +10,22 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 static RECEIVED: AtomicBool = AtomicBool::new(false);
+/// SIGUSR1 arrived: print a status report (like `dd`'s SIGUSR1).
+static STATUS: AtomicBool = AtomicBool::new(false);
 /// Write end of the self-pipe (-1 until installed).
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// Read end of the self-pipe.
 static PIPE_READ: OnceLock<i32> = OnceLock::new();
 
-extern "C" fn on_signal(_signal: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: errno is thread-local; saving and restoring it keeps the
     // interrupted code's view of it intact.
     let saved = unsafe { *libc::__errno_location() };
-    RECEIVED.store(true, Ordering::SeqCst);
+    if signal == libc::SIGUSR1 {
+        STATUS.store(true, Ordering::SeqCst);
+    } else {
+        RECEIVED.store(true, Ordering::SeqCst);
+    }
     let fd = PIPE_WRITE.load(Ordering::SeqCst);
     if fd >= 0 {
         let byte = 1u8;
@@ -30,7 +37,8 @@ extern "C" fn on_signal(_signal: libc::c_int) {
     unsafe { *libc::__errno_location() = saved };
 }
 
-/// Routes SIGINT and SIGTERM to the flag and the self-pipe. Idempotent.
+/// Routes SIGINT and SIGTERM (stop) and SIGUSR1 (status report) to their
+/// flags and the self-pipe. Idempotent.
 pub fn install() -> io::Result<()> {
     if PIPE_READ.get().is_none() {
         let mut fds = [0 as libc::c_int; 2];
@@ -55,7 +63,7 @@ pub fn install() -> io::Result<()> {
             PIPE_WRITE.store(fds[1], Ordering::SeqCst);
         }
     }
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
         // SAFETY: a zeroed sigaction is valid; the handler only touches
         // async-signal-safe state.
         unsafe {
@@ -76,9 +84,26 @@ pub fn received() -> bool {
     RECEIVED.load(Ordering::SeqCst)
 }
 
-/// Blocks until SIGINT or SIGTERM arrives (at once if one already has).
-pub fn wait() {
-    while !wait_timeout(None) {}
+/// What [`wait_for_stop_or_status`] woke up for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// SIGINT or SIGTERM: stop.
+    Stop,
+    /// SIGUSR1: print a status report and carry on.
+    Status,
+}
+
+/// Blocks until SIGINT/SIGTERM (stop) or SIGUSR1 (status) arrives.
+pub fn wait_for_stop_or_status() -> Wake {
+    loop {
+        if received() {
+            return Wake::Stop;
+        }
+        if STATUS.swap(false, Ordering::SeqCst) {
+            return Wake::Status;
+        }
+        wait_timeout(None);
+    }
 }
 
 /// Waits for SIGINT or SIGTERM up to `timeout` (`None`: no limit); true

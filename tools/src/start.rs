@@ -32,7 +32,18 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         .faults(fault_config(args)?)
         .congestion(args.cc)
         .busy_poll(Duration::from_micros(args.busy_poll))
-        .offload(!args.no_offload);
+        .offload(!args.no_offload)
+        .mem_limit(args.mem_limit)
+        .tcp_limits(sockets_api::TcpLimits {
+            syncookies: args.syncookies,
+            max_time_wait: args.max_time_wait,
+            max_orphans: args.max_orphans,
+        })
+        .tcp(tcp::TcpConfig {
+            orphan_retries: args.orphan_retries,
+            user_timeout: args.user_timeout,
+            ..tcp::TcpConfig::default()
+        });
     if let Some(gw) = args.gateway {
         b = b.gateway(gw);
     }

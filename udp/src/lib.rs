@@ -11,5 +11,5 @@ mod table;
 
 pub use packet::{UdpError, UdpRepr};
 pub use ports::{EPHEMERAL_PORTS, ephemeral_port};
-pub use queue::RecvQueue;
+pub use queue::{DATAGRAM_OVERHEAD, RecvQueue};
 pub use table::{BindError, UdpTable};

@@ -1,9 +1,19 @@
 //! A bounded receive queue for datagrams: payloads live in one byte ring,
 //! metadata in a ring of fixed-size records, so queueing a datagram never
-//! allocates once the queue has warmed up. A datagram that does not fit is
-//! refused (the caller counts the drop), like a full SO_RCVBUF.
+//! allocates once the queue has warmed up. The byte ring grows with the
+//! data queued (an idle socket holds nothing), up to the capacity. A
+//! datagram that does not fit is refused (the caller counts the drop),
+//! like a full SO_RCVBUF.
+//!
+//! Each datagram is charged [`DATAGRAM_OVERHEAD`] bytes on top of its
+//! payload, as Linux charges every datagram its buffer's true size: empty
+//! datagrams cost memory too (their metadata record), and without the
+//! charge a flood of them would grow the queue without bound.
 
 use std::collections::VecDeque;
+
+/// Bytes charged per queued datagram on top of its payload.
+pub const DATAGRAM_OVERHEAD: usize = 64;
 
 /// Datagrams of type `M` metadata (e.g. the sender's address) and bytes.
 #[derive(Debug)]
@@ -11,45 +21,52 @@ pub struct RecvQueue<M> {
     ring: Vec<u8>,
     /// Index of the first byte of the oldest datagram.
     head: usize,
-    /// Bytes in use.
+    /// Payload bytes in use.
     used: usize,
+    /// Bytes charged: payload plus the per-datagram overhead.
+    charged: usize,
+    /// Most bytes that may be charged (SO_RCVBUF).
+    capacity: usize,
     meta: VecDeque<(M, usize)>,
 }
 
 impl<M> RecvQueue<M> {
-    /// A queue holding up to `capacity` payload bytes.
+    /// A queue that may hold up to `capacity` bytes (payload plus
+    /// overhead). Nothing is allocated until datagrams arrive.
     pub fn new(capacity: usize) -> Self {
         RecvQueue {
-            ring: vec![0; capacity],
+            ring: Vec::new(),
             head: 0,
             used: 0,
+            charged: 0,
+            capacity,
             meta: VecDeque::new(),
         }
     }
 
-    /// Payload bytes the queue can hold.
+    /// Bytes the queue can hold (payload plus overhead).
     pub fn capacity(&self) -> usize {
-        self.ring.len()
+        self.capacity
     }
 
-    /// Changes the capacity (SO_RCVBUF); queued datagrams are kept if they
-    /// fit, and the oldest are dropped otherwise. Returns how many were
-    /// dropped.
+    /// Changes the capacity (SO_RCVBUF); queued datagrams are kept, oldest
+    /// first, as far as they fit, and the newest that do not are dropped.
+    /// Returns how many were dropped.
     pub fn set_capacity(&mut self, capacity: usize) -> usize {
-        let mut kept: Vec<(M, Vec<u8>)> = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Some((m, n)) = self.pop(&mut buf) {
-            kept.push((m, buf[..n].to_vec()));
-        }
-        self.ring = vec![0; capacity];
-        self.head = 0;
-        self.used = 0;
         let mut dropped = 0;
-        for (m, data) in kept {
-            if !self.push(m, &data) {
-                dropped += 1;
-            }
+        while self.charged > capacity {
+            let Some((_, len)) = self.meta.pop_back() else {
+                break;
+            };
+            // The newest datagram ends at the tail of the ring.
+            self.used -= len;
+            self.charged -= len + DATAGRAM_OVERHEAD;
+            dropped += 1;
         }
+        if self.used == 0 {
+            self.head = 0;
+        }
+        self.capacity = capacity;
         dropped
     }
 
@@ -68,24 +85,88 @@ impl<M> RecvQueue<M> {
         self.used
     }
 
+    /// Bytes charged against the capacity (payload plus overhead).
+    pub fn charged(&self) -> usize {
+        self.charged
+    }
+
+    /// Bytes of memory the queue holds (its ring and metadata records).
+    pub fn memory_used(&self) -> usize {
+        self.ring.capacity() + self.meta.capacity() * std::mem::size_of::<(M, usize)>()
+    }
+
+    /// Frees the memory of an empty queue; returns the bytes freed.
+    pub fn release_if_empty(&mut self) -> usize {
+        if !self.meta.is_empty() {
+            return 0;
+        }
+        let freed = self.memory_used();
+        self.ring = Vec::new();
+        self.meta = VecDeque::new();
+        self.head = 0;
+        freed
+    }
+
     /// Size of the oldest datagram.
     pub fn peek_len(&self) -> Option<usize> {
         self.meta.front().map(|(_, n)| *n)
     }
 
+    /// True when a datagram of `len` bytes fits the capacity now.
+    pub fn fits(&self, len: usize) -> bool {
+        len + DATAGRAM_OVERHEAD <= self.capacity.saturating_sub(self.charged)
+    }
+
     /// Queues a datagram; false (and nothing queued) when it does not fit.
     pub fn push(&mut self, meta: M, data: &[u8]) -> bool {
-        let cap = self.ring.len();
-        if data.len() > cap - self.used {
+        self.push_within(meta, data, true)
+    }
+
+    /// Queues a datagram, growing the ring only if `may_grow` (the stack's
+    /// memory budget allows it); false (and nothing queued) when it does
+    /// not fit.
+    pub fn push_within(&mut self, meta: M, data: &[u8], may_grow: bool) -> bool {
+        let charge = data.len() + DATAGRAM_OVERHEAD;
+        if !self.fits(data.len()) {
             return false;
         }
-        let tail = (self.head + self.used) % cap.max(1);
-        let first = data.len().min(cap - tail);
-        self.ring[tail..tail + first].copy_from_slice(&data[..first]);
-        self.ring[..data.len() - first].copy_from_slice(&data[first..]);
+        if self.used + data.len() > self.ring.len() {
+            if !may_grow {
+                return false;
+            }
+            self.grow(self.used + data.len());
+        } else if !may_grow && self.meta.len() == self.meta.capacity() {
+            return false;
+        }
+        let cap = self.ring.len();
+        if cap > 0 {
+            let tail = (self.head + self.used) % cap;
+            let first = data.len().min(cap - tail);
+            self.ring[tail..tail + first].copy_from_slice(&data[..first]);
+            self.ring[..data.len() - first].copy_from_slice(&data[first..]);
+        }
         self.used += data.len();
+        self.charged += charge;
         self.meta.push_back((meta, data.len()));
         true
+    }
+
+    /// Makes the ring at least `needed` bytes, keeping the queued bytes in
+    /// order (from index 0).
+    fn grow(&mut self, needed: usize) {
+        let new_len = needed
+            .max(self.ring.len() * 2)
+            .max(4096)
+            .min(self.capacity.max(needed));
+        let mut new = vec![0u8; new_len];
+        let cap = self.ring.len();
+        if cap > 0 {
+            let first = self.used.min(cap - self.head);
+            new[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+            new[first..self.used].copy_from_slice(&self.ring[..self.used - first]);
+        }
+        self.ring = new;
+        self.head = 0;
     }
 
     /// Takes the oldest datagram, copying as much as fits into `buf`.
@@ -95,11 +176,14 @@ impl<M> RecvQueue<M> {
         let (meta, len) = self.meta.pop_front()?;
         let cap = self.ring.len();
         let copy = len.min(buf.len());
-        let first = copy.min(cap - self.head);
-        buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
-        buf[first..copy].copy_from_slice(&self.ring[..copy - first]);
-        self.head = (self.head + len) % cap.max(1);
+        if cap > 0 {
+            let first = copy.min(cap - self.head);
+            buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+            buf[first..copy].copy_from_slice(&self.ring[..copy - first]);
+            self.head = (self.head + len) % cap;
+        }
         self.used -= len;
+        self.charged -= len + DATAGRAM_OVERHEAD;
         if self.used == 0 {
             self.head = 0;
         }
@@ -111,9 +195,11 @@ impl<M> RecvQueue<M> {
 mod tests {
     use super::*;
 
+    const O: usize = DATAGRAM_OVERHEAD;
+
     #[test]
     fn fifo_with_wraparound() {
-        let mut q = RecvQueue::new(10);
+        let mut q = RecvQueue::new(10 + 2 * O);
         assert!(q.push(1, b"abcdef"));
         assert!(!q.push(2, b"ghijk"), "does not fit");
         assert!(q.push(2, b"ghij"));
@@ -131,7 +217,7 @@ mod tests {
 
     #[test]
     fn short_buffer_truncates_like_recvfrom() {
-        let mut q = RecvQueue::new(64);
+        let mut q = RecvQueue::new(64 + O);
         q.push((), b"0123456789");
         let mut buf = [0u8; 4];
         assert_eq!(q.pop(&mut buf), Some(((), 10)));
@@ -141,21 +227,56 @@ mod tests {
     }
 
     #[test]
-    fn empty_datagrams_are_kept() {
-        let mut q = RecvQueue::new(4);
-        assert!(q.push('a', b""));
-        assert_eq!(q.len(), 1);
+    fn empty_datagrams_are_kept_and_charged() {
+        let mut q = RecvQueue::new(4 * O);
+        for _ in 0..4 {
+            assert!(q.push('a', b""));
+        }
+        assert!(!q.push('a', b""), "empty datagrams are not free");
+        assert_eq!(q.len(), 4);
+        assert_eq!(q.charged(), 4 * O);
         let mut buf = [0u8; 4];
         assert_eq!(q.pop(&mut buf), Some(('a', 0)));
+        assert!(q.push('b', b""));
+    }
+
+    #[test]
+    fn a_flood_of_empty_datagrams_is_bounded() {
+        let mut q = RecvQueue::new(212_992);
+        let accepted = (0..1_000_000).filter(|_| q.push((), b"")).count();
+        assert_eq!(accepted, 212_992 / O);
+        assert!(q.memory_used() < 212_992 / O * 64);
+    }
+
+    #[test]
+    fn the_ring_grows_with_the_data_and_can_be_released() {
+        let mut q = RecvQueue::new(1 << 20);
+        assert_eq!(q.memory_used(), 0, "idle sockets hold nothing");
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut buf = vec![0u8; 2000];
+        let mut expect = 0u8;
+        for (i, chunk) in data.chunks(1500).enumerate() {
+            assert!(q.push(i, chunk));
+            if i % 3 == 2 {
+                let (m, n) = q.pop(&mut buf).unwrap();
+                assert_eq!(buf[0], expect, "datagram {m}");
+                expect = expect.wrapping_add((n % 256) as u8);
+            }
+        }
+        assert!(q.memory_used() < 300_000);
+        assert!(!q.push_within(0, &[0; 200_000], false), "no growth allowed");
+        while q.pop(&mut buf).is_some() {}
+        assert!(q.release_if_empty() > 0);
+        assert_eq!(q.memory_used(), 0);
     }
 
     #[test]
     fn resize_keeps_what_fits() {
-        let mut q = RecvQueue::new(100);
+        let mut q = RecvQueue::new(100 + 3 * O);
         q.push(1, &[1; 30]);
         q.push(2, &[2; 30]);
         q.push(3, &[3; 30]);
-        assert_eq!(q.set_capacity(65), 1);
+        assert_eq!(q.set_capacity(65 + 2 * O), 1);
         assert_eq!(q.len(), 2);
         let mut buf = [0u8; 64];
         assert_eq!(q.pop(&mut buf), Some((1, 30)));

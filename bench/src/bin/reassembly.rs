@@ -80,10 +80,11 @@ fn main() {
     let elapsed = start.elapsed();
     assert_eq!(&buf[..payload.len()], &payload[..]);
     println!(
-        "reassembly: {count} datagrams of 65507 B ({} fragments each) in {:.2} s: {:.0} datagrams/s, {:.2} Gbit/s",
+        "reassembly: {count} datagrams of 65507 B ({} fragments each) in {:.2} s: {:.0} datagrams/s, {:.2} Gbit/s; peak reassembly memory_used {} KiB",
         frames.len(),
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64(),
-        bytes as f64 * 8.0 / elapsed.as_secs_f64() / 1e9
+        bytes as f64 * 8.0 / elapsed.as_secs_f64() / 1e9,
+        receiver.reassembler().stats().peak_memory_used / 1024
     );
 }

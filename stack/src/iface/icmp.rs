@@ -151,6 +151,14 @@ impl Interface {
         }
         self.ip.counters.icmp_errors_received += 1;
         if let Received::Unreachable(dest_unreachable::FRAG_NEEDED, mtu) = what {
+            // RFC 5927 4.1/5.2: about TCP, believe it only if it quotes a
+            // segment of a connection we have, at a sequence number in
+            // flight (SND.UNA <= SEG.SEQ < SND.NXT): a blind attacker
+            // cannot then shrink a connection's MTU (and its throughput)
+            // by guessing ports alone.
+            if orig.protocol == IpProtocol::TCP && !self.tcp_quote_in_flight(&orig, quoted) {
+                return self.ip.counters.drop(DropReason::IcmpFragNeededStale);
+            }
             // RFC 1191: lower the path MTU estimate for the destination.
             if let Some(new) =
                 self.ip

@@ -72,6 +72,9 @@ pub struct IpLayer {
     frag_buf: Vec<u8>,
     /// The device segments TCP super segments itself.
     pub(crate) segmentation_offload: bool,
+    /// Packets may wait for address resolution (false while the stack's
+    /// memory budget is exhausted).
+    pub(crate) queue_allowed: bool,
 }
 
 impl IpLayer {
@@ -97,6 +100,7 @@ impl IpLayer {
             tx_buf: vec![0u8; EthernetRepr::HEADER_LEN + Ipv4Repr::MAX_PACKET_LEN],
             frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
             segmentation_offload: false,
+            queue_allowed: true,
         }
     }
 
@@ -341,10 +345,16 @@ impl IpLayer {
     }
 
     fn queue_for_resolution(&mut self, now: Instant, next_hop: Ipv4Addr, packet: Vec<u8>) {
+        if !self.queue_allowed {
+            // The stack's memory budget is spent: nothing waits for
+            // resolution (RFC 1122 2.3.2.2's one packet is best effort).
+            return self.counters.drop(DropReason::ArpTotalQueueFull);
+        }
         match self.neighbors.enqueue(now, next_hop, packet) {
             Ok(()) => {}
             Err(QueueError::QueueFull) => self.counters.drop(DropReason::ArpQueueFull),
             Err(QueueError::CacheFull) => self.counters.drop(DropReason::ArpCacheFull),
+            Err(QueueError::TotalQueueFull) => self.counters.drop(DropReason::ArpTotalQueueFull),
         }
     }
 

@@ -12,7 +12,7 @@ mod udp_socket;
 
 pub use icmp_socket::{EchoReply, IcmpHandle, IcmpSocket};
 pub use ip_layer::{IpLayer, SendError};
-pub use tcp::{ListenerHandle, TcpHandle, TcpListener, TcpSocket};
+pub use tcp::{ListenerHandle, SynCookieMode, TcpHandle, TcpLimits, TcpListener, TcpSocket};
 pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 
 use std::collections::HashMap;
@@ -30,6 +30,7 @@ use rand::rngs::SmallRng;
 
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
+use crate::memory::{Component, MemoryBudget, MemoryPressure, MemoryStats};
 use crate::slab::Slab;
 use icmp::TokenBucket;
 use ip_layer::IdentGenerator;
@@ -63,6 +64,12 @@ pub struct InterfaceConfig {
     pub udp_rcvbuf: usize,
     /// TCP settings for new connections (the MSS is derived from the MTU).
     pub tcp: ::tcp::TcpConfig,
+    /// Limits on TCP state peers can make the stack hold (SYN cookies,
+    /// TIME-WAIT records, orphans).
+    pub tcp_limits: TcpLimits,
+    /// The memory budget for everything peers can make the stack hold
+    /// (see [`crate::memory`]), in bytes.
+    pub mem_limit: usize,
     /// Send gratuitous ARP announcements at start-up.
     pub announce: bool,
     /// Seed for everything random (identification, ports, ISNs): the same
@@ -86,6 +93,8 @@ impl InterfaceConfig {
             icmp_error_rate: (1000, 50),
             udp_rcvbuf: DEFAULT_RCVBUF,
             tcp: ::tcp::TcpConfig::default(),
+            tcp_limits: TcpLimits::default(),
+            mem_limit: crate::memory::DEFAULT_MEM_LIMIT,
             announce: true,
             seed: 0,
         }
@@ -144,6 +153,10 @@ pub struct Interface {
     /// The frame being received is a TCP segment whose checksum the device
     /// vouches for (see [`receive_frame_from`](Self::receive_frame_from)).
     rx_checksum_trusted: bool,
+    /// The memory budget.
+    mem: MemoryBudget,
+    /// ARP statistics already folded into the counters.
+    arp_stats_seen: arp::NeighborStats,
 }
 
 impl Interface {
@@ -208,6 +221,16 @@ impl Interface {
         let mut tcp_cfg = config.tcp.clone();
         tcp_cfg.mss = (config.mtu - 40).min(u16::MAX as usize) as u16;
         let isn_key = (rand::Rng::next_u64(&mut rng), rand::Rng::next_u64(&mut rng));
+        // The SYN cookie secret is derived from the ISN secret (a keyed
+        // hash of it), so that seeded runs keep drawing the same numbers.
+        let cookie_key = {
+            use std::hash::Hasher;
+            let mut h = siphasher::sip::SipHasher24::new_with_keys(isn_key.1, isn_key.0);
+            h.write(b"ustack syn cookies");
+            let a = h.finish();
+            h.write_u64(a);
+            (a, h.finish())
+        };
         let ip = IpLayer::new(
             config.mac,
             config.addr,
@@ -229,7 +252,9 @@ impl Interface {
             udp_sockets: Slab::new(),
             udp_table: ::udp::UdpTable::new(),
             udp_rcvbuf: config.udp_rcvbuf,
-            tcp: tcp::TcpTable::new(tcp_cfg, isn_key, now),
+            tcp: tcp::TcpTable::new(tcp_cfg, config.tcp_limits, isn_key, cookie_key, now),
+            mem: MemoryBudget::new(config.mem_limit),
+            arp_stats_seen: arp::NeighborStats::default(),
             announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
             next_announcement: config.announce.then_some(now),
             neighbor_actions: Vec::new(),
@@ -266,9 +291,36 @@ impl Interface {
         self.ip.path_mtu(now, dst)
     }
 
-    /// Traffic and drop counters.
-    pub fn counters(&self) -> &Counters {
-        &self.ip.counters
+    /// Traffic, drop and defence counters, with the memory budget's
+    /// figures.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.ip.counters.clone();
+        c.memory = self.mem.stats();
+        c
+    }
+
+    /// The memory budget's figures.
+    pub fn memory(&self) -> MemoryStats {
+        self.mem.stats()
+    }
+
+    /// Changes the memory budget's limit.
+    pub fn set_mem_limit(&mut self, bytes: usize) {
+        let mut budget = MemoryBudget::new(bytes);
+        for c in [
+            Component::Tcp,
+            Component::TimeWait,
+            Component::Reassembly,
+            Component::Arp,
+            Component::Udp,
+        ] {
+            budget.set(c, self.mem.part(c));
+        }
+        let before = self.mem.state();
+        self.mem = budget;
+        if self.mem.state() != before {
+            self.mem_state_changed(Some(before));
+        }
     }
 
     /// The neighbor cache (for inspection).
@@ -352,8 +404,16 @@ impl Interface {
             return self.ip.counters.drop(DropReason::ArpMalformed);
         }
         let we_are_target = arp.target_ip == ours;
-        // An ARP probe (RFC 5227) has sender 0.0.0.0: nothing to learn.
-        if !arp.sender_ip.is_unspecified()
+        // Learn only neighbors on our own prefix: a sender elsewhere can
+        // only be spoofed or misconfigured, and we would never send to it
+        // directly (routes go through a gateway). An ARP probe (RFC 5227)
+        // has sender 0.0.0.0: nothing to learn either.
+        let on_link = self.ip.cidr.contains(arp.sender_ip);
+        if !on_link && !arp.sender_ip.is_unspecified() {
+            self.ip.counters.defenses.arp_foreign_senders += 1;
+        }
+        if on_link
+            && !arp.sender_ip.is_unspecified()
             && let Some(queued) =
                 self.ip
                     .neighbors
@@ -363,6 +423,7 @@ impl Interface {
                 self.ip.send_raw_ipv4(now, arp.sender_mac, &packet, tx);
             }
         }
+        self.sync_arp();
         if !we_are_target {
             if arp.op == ArpOp::Request {
                 self.ip.counters.drop(DropReason::ArpNotForUs);
@@ -406,10 +467,15 @@ impl Interface {
         }
         // RFC 1122 3.2.1.3: a host MUST silently discard a datagram whose
         // source is not a unicast address (broadcast, multicast, class E).
+        // Martians (RFC 1812 5.3.7, Linux's `log_martians`): "this host on
+        // this network" (0/8) and loopback (127/8) never arrive from a
+        // wire either.
         let src = repr.src;
+        let first = src.octets()[0];
         if src.is_broadcast()
             || src.is_multicast()
-            || src.is_unspecified()
+            || first == 0
+            || first == 127
             || u32::from(src) >> 28 == 0xf
             || self.ip.is_broadcast(src)
             || src == self.ip.addr()
@@ -429,8 +495,17 @@ impl Interface {
         if repr.is_fragment() {
             self.rx_checksum_trusted = false;
             self.ip.counters.fragments_received += 1;
+            // The stack's budget: when it is spent, fragments (which need
+            // memory until their datagram completes) are dropped first.
+            if self.mem.state() == MemoryPressure::Exhausted {
+                return self.ip.counters.drop(DropReason::FragNoBudget);
+            }
             let result = self.reassembler.push(now, &repr, header, data);
             self.sync_reassembly_evictions();
+            let changed = self
+                .mem
+                .set(Component::Reassembly, self.reassembler.memory_used());
+            self.mem_state_changed(changed);
             match result {
                 Ok(Some(datagram)) => {
                     self.ip.counters.reassembled += 1;
@@ -450,6 +525,7 @@ impl Interface {
                     ReassemblyError::OverlapConflict => DropReason::FragOverlapConflict,
                     ReassemblyError::InconsistentLength => DropReason::FragInconsistent,
                     ReassemblyError::NoMemory => DropReason::FragNoMemory,
+                    ReassemblyError::TooManyPieces => DropReason::FragTooManyPieces,
                 }),
             }
             return;
@@ -548,6 +624,7 @@ impl Interface {
             }
         }
         self.neighbor_actions = actions;
+        self.sync_arp();
         self.tcp_poll(now, tx);
         if self.reassembler.poll_at().is_some_and(|t| now >= t) {
             let mut expired = std::mem::take(&mut self.expired);
@@ -557,7 +634,30 @@ impl Interface {
                 self.reassembly_timed_out(now, e, tx);
             }
             self.expired = expired;
+            let changed = self
+                .mem
+                .set(Component::Reassembly, self.reassembler.memory_used());
+            self.mem_state_changed(changed);
         }
+    }
+
+    /// Folds the neighbor cache's statistics into the counters and charges
+    /// its memory (entries and packets waiting for resolution) to the
+    /// budget; tells the IP layer whether it may queue more.
+    fn sync_arp(&mut self) {
+        let stats = self.ip.neighbors.stats();
+        if stats != self.arp_stats_seen {
+            let old = std::mem::replace(&mut self.arp_stats_seen, stats);
+            let d = &mut self.ip.counters.defenses;
+            d.arp_evictions += stats.evictions() - old.evictions();
+            d.arp_mac_changes += stats.mac_changes - old.mac_changes;
+            d.arp_mac_changes_locked += stats.mac_changes_refused - old.mac_changes_refused;
+        }
+        let changed = self
+            .mem
+            .set(Component::Arp, self.ip.neighbors.memory_used());
+        self.mem_state_changed(changed);
+        self.ip.queue_allowed = self.mem.state() != MemoryPressure::Exhausted;
     }
 
     /// Moves the pending events into `out` (which is cleared first). Each

@@ -1,7 +1,9 @@
 //! TCP on the interface: the connection table (hash of the 4-tuple, then
-//! the listener by local address -- never a scan of all connections),
-//! listeners with bounded SYN and accept queues, the timer queue, resets for
-//! segments that belong to nothing, and the socket calls.
+//! TIME-WAIT records, then the listener by local address -- never a scan
+//! of all connections), listeners with bounded SYN and accept queues and
+//! SYN cookies, compact TIME-WAIT records, the orphan limit, memory
+//! charging, the timer queue, resets for segments that belong to nothing,
+//! and the socket calls.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -9,13 +11,61 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use ip::{IpProtocol, Ipv4Repr};
-use tcp::{Connection, Input, IsnGenerator, SegmentError, TcpConfig, TcpRepr};
+use tcp::syncookie::{self, SynCookies};
+use tcp::{
+    Connection, Input, IsnGenerator, MemoryPressure, SegmentError, TcpConfig, TcpRepr, TimeWait,
+    TimeWaitInput,
+};
 
 use super::{Interface, IpLayer};
 use crate::counters::DropReason;
 use crate::device::FrameSink;
 use crate::error::SocketError;
+use crate::memory::Component;
 use crate::slab::{Handle, Slab};
+
+/// When a listener answers SYNs with SYN cookies (RFC 4987 3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SynCookieMode {
+    /// Never: a full SYN queue evicts its oldest half-open entry.
+    Off,
+    /// When the listener's SYN queue is full or memory is short (Linux's
+    /// `tcp_syncookies = 1`, the default).
+    #[default]
+    Auto,
+    /// For every SYN (`tcp_syncookies = 2`; for tests).
+    Always,
+}
+
+/// Limits on what peers can make TCP hold, with Linux's sysctls as the
+/// model. The memory budget ([`crate::MemoryBudget`]) caps bytes; these cap
+/// counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// SYN cookies (`tcp_syncookies`).
+    pub syncookies: SynCookieMode,
+    /// TIME-WAIT records held at most (`tcp_max_tw_buckets`); beyond it a
+    /// connection closes without TIME-WAIT. Default 65,536 (about 13 MiB).
+    pub max_time_wait: usize,
+    /// Orphaned connections (closed by the application, still finishing)
+    /// at most (`tcp_max_orphans`); a connection closed beyond it is reset.
+    /// Default 16,384.
+    pub max_orphans: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            syncookies: SynCookieMode::Auto,
+            max_time_wait: 65_536,
+            max_orphans: 16_384,
+        }
+    }
+}
+
+/// Memory charged per TIME-WAIT record: the record, its map entry and its
+/// timer entry.
+const TIME_WAIT_COST: usize = std::mem::size_of::<TimeWait>() + 96;
 
 /// Handle of a TCP connection.
 pub type TcpHandle = Handle<TcpSocket>;
@@ -39,6 +89,26 @@ pub struct TcpSocket {
     queued: bool,
     /// An event for it is waiting in the event list.
     event_pending: bool,
+    /// Bytes charged to the memory budget for it.
+    charged: usize,
+    /// On the list of connections held back by memory pressure.
+    mem_waiting: bool,
+}
+
+impl TcpSocket {
+    fn new(conn: Connection, embryonic_of: Option<ListenerHandle>) -> TcpSocket {
+        TcpSocket {
+            conn,
+            embryonic_of,
+            orphan: false,
+            linked: true,
+            scheduled: None,
+            queued: false,
+            event_pending: false,
+            charged: 0,
+            mem_waiting: false,
+        }
+    }
 }
 
 impl TcpSocket {
@@ -55,6 +125,14 @@ pub struct TcpListener {
     backlog: usize,
     syn_queue: usize,
     accept_queue: VecDeque<TcpHandle>,
+    /// Half-open connections in arrival order (may hold handles that left
+    /// the SYN queue; they are skipped, and compacted away).
+    syn_fifo: VecDeque<TcpHandle>,
+    /// The last time a SYN was answered with a cookie: cookies are only
+    /// accepted within their lifetime after that (as Linux's
+    /// `tcp_synq_no_recent_overflow`), so forged ACKs have nothing to aim
+    /// at outside floods.
+    last_cookie: Option<Instant>,
     cfg: TcpConfig,
     dropped_syns: u64,
 }
@@ -99,12 +177,30 @@ pub(crate) struct TcpTable {
     /// The ready list being worked on (kept to reuse its memory).
     servicing: Vec<TcpHandle>,
     isn: IsnGenerator,
+    cookies: SynCookies,
     epoch: Instant,
     pub(crate) cfg: TcpConfig,
+    pub(crate) limits: TcpLimits,
+    /// TIME-WAIT records, without connections.
+    time_wait: HashMap<(SocketAddrV4, SocketAddrV4), TimeWait>,
+    /// One entry per record: (when it expires as last seen, its key).
+    time_wait_timers: BinaryHeap<Reverse<(Instant, SocketAddrV4, SocketAddrV4)>>,
+    /// Orphaned connections alive.
+    orphans: usize,
+    /// Connections held back by memory pressure, woken when it eases.
+    mem_waiters: Vec<TcpHandle>,
+    /// Walk the connections once to apply a new memory state.
+    reclaim_pending: bool,
 }
 
 impl TcpTable {
-    pub(crate) fn new(cfg: TcpConfig, isn_key: (u64, u64), epoch: Instant) -> Self {
+    pub(crate) fn new(
+        cfg: TcpConfig,
+        limits: TcpLimits,
+        isn_key: (u64, u64),
+        cookie_key: (u64, u64),
+        epoch: Instant,
+    ) -> Self {
         TcpTable {
             socks: Slab::new(),
             by_tuple: HashMap::new(),
@@ -115,17 +211,40 @@ impl TcpTable {
             ready: Vec::new(),
             servicing: Vec::new(),
             isn: IsnGenerator::new(isn_key, epoch),
+            cookies: SynCookies::new(cookie_key, epoch),
             epoch,
             cfg,
+            limits,
+            time_wait: HashMap::new(),
+            time_wait_timers: BinaryHeap::new(),
+            orphans: 0,
+            mem_waiters: Vec::new(),
+            reclaim_pending: false,
         }
     }
 
     /// When the table next needs attention.
     pub(crate) fn poll_at(&self, now: Instant) -> Option<Instant> {
-        if !self.ready.is_empty() {
+        if !self.ready.is_empty() || self.reclaim_pending {
             return Some(now);
         }
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let conn = self.timers.peek().map(|Reverse((t, _))| *t);
+        let tw = self.time_wait_timers.peek().map(|Reverse((t, _, _))| *t);
+        conn.into_iter().chain(tw).min()
+    }
+
+    /// Our timestamp clock for connections between `local` and `remote`
+    /// (what their connection will use, so a cookie's timestamp and the
+    /// connection's agree).
+    fn ts_now(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
+        ms.wrapping_add(self.isn.ts_offset(*local.ip(), *remote.ip()))
+    }
+
+    /// True when the 4-tuple is taken by a connection or a TIME-WAIT record.
+    fn tuple_in_use(&self, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        self.by_tuple.contains_key(&(local, remote))
+            || self.time_wait.contains_key(&(local, remote))
     }
 
     fn link(&mut self, h: TcpHandle, local: SocketAddrV4, remote: SocketAddrV4) {
@@ -279,11 +398,11 @@ impl Interface {
         let local = SocketAddrV4::new(repr.dst, seg.dst_port);
         let remote = SocketAddrV4::new(repr.src, seg.src_port);
         if let Some(&h) = self.tcp.by_tuple.get(&(local, remote)) {
-            let input = self
-                .tcp
-                .socks
-                .get_mut(h)
-                .map(|s| s.conn.handle_segment(now, &seg, payload));
+            let pressure = self.mem.state();
+            let input = self.tcp.socks.get_mut(h).map(|s| {
+                s.conn.set_memory_pressure(pressure);
+                s.conn.handle_segment(now, &seg, payload)
+            });
             match input {
                 Some(Input::Done) => {
                     // Transmission (ACKs, data the ACK released) waits for
@@ -292,6 +411,7 @@ impl Interface {
                     // or better the frames (and device writes) per byte. The
                     // application hears of the change at once, so its reply
                     // can share those frames.
+                    self.tcp_recharge(h);
                     self.tcp_after_change(h);
                     self.tcp_touch(h);
                     return;
@@ -303,21 +423,59 @@ impl Interface {
                 }
                 None => {}
             }
+        } else if let Some(tw) = self.tcp.time_wait.get_mut(&(local, remote)) {
+            match tw.handle_segment(now, &seg, payload.len()) {
+                TimeWaitInput::Drop => {
+                    if seg.flags.rst() {
+                        self.ip.counters.drop(DropReason::TcpTimeWaitRst);
+                    }
+                    return;
+                }
+                TimeWaitInput::Ack(ack) => {
+                    emit_segment(&mut self.ip, now, repr.dst, repr.src, &ack, &[], &[], tx);
+                    return;
+                }
+                TimeWaitInput::Reincarnate => self.tcp_forget_time_wait(local, remote),
+            }
         }
         if let Some(lh) = self.tcp.listener_for(local) {
-            return self.tcp_listen_input(now, lh, local, remote, &seg, tx);
+            return self.tcp_listen_input(now, lh, local, remote, &seg, payload, tx);
         }
         // RFC 9293 3.10.7.1: "If the state is CLOSED (i.e., TCB does not
         // exist), then ... a reset is sent in response to any incoming
         // segment except another reset."
         self.ip.counters.drop(DropReason::TcpNoSocket);
-        if let Some(rst) = tcp::reset_for(&seg, payload.len()) {
+        self.tcp_reset_for(now, local, remote, &seg, payload.len(), tx);
+    }
+
+    /// Answers `seg` with a reset (RFC 9293 3.10.7.1), unless it is one.
+    fn tcp_reset_for<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr,
+        payload_len: usize,
+        tx: &mut S,
+    ) {
+        if let Some(rst) = tcp::reset_for(seg, payload_len) {
             self.ip.counters.tcp_resets_sent += 1;
-            emit_segment(&mut self.ip, now, repr.dst, repr.src, &rst, &[], &[], tx);
+            emit_segment(
+                &mut self.ip,
+                now,
+                *local.ip(),
+                *remote.ip(),
+                &rst,
+                &[],
+                &[],
+                tx,
+            );
         }
     }
 
-    /// A segment for a listener (RFC 9293 3.10.7.2, LISTEN state).
+    /// A segment for a listener (RFC 9293 3.10.7.2, LISTEN state), with SYN
+    /// cookies (RFC 4987 3.6) for when the SYN queue is full.
+    #[allow(clippy::too_many_arguments)]
     fn tcp_listen_input<S: FrameSink + ?Sized>(
         &mut self,
         now: Instant,
@@ -325,6 +483,7 @@ impl Interface {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &TcpRepr,
+        payload: &[u8],
         tx: &mut S,
     ) {
         if seg.flags.rst() {
@@ -332,38 +491,94 @@ impl Interface {
             return self.ip.counters.drop(DropReason::TcpListenBadSegment);
         }
         if seg.flags.ack() {
-            // "Any acknowledgment is bad if it arrives on a connection still
-            // in the LISTEN state. An acceptable reset segment should be
-            // formed for any arriving ACK-bearing segment."
-            self.ip.counters.drop(DropReason::TcpListenBadSegment);
-            if let Some(rst) = tcp::reset_for(seg, 0) {
-                self.ip.counters.tcp_resets_sent += 1;
-                emit_segment(
-                    &mut self.ip,
-                    now,
-                    *local.ip(),
-                    *remote.ip(),
-                    &rst,
-                    &[],
-                    &[],
-                    tx,
-                );
+            // The final ACK of a cookie handshake?
+            let cookies_recent = self.tcp.listeners.get(lh).is_some_and(|l| {
+                self.tcp.limits.syncookies == SynCookieMode::Always
+                    || l.last_cookie.is_some_and(|t| {
+                        now.saturating_duration_since(t)
+                            < syncookie::PERIOD * (syncookie::MAX_AGE + 1)
+                    })
+            });
+            if cookies_recent && !seg.flags.syn() {
+                let ts_now = self.tcp.ts_now(now, local, remote);
+                if let Some(syn) =
+                    syncookie::check_ack(&self.tcp.cookies, now, local, remote, seg, ts_now)
+                {
+                    return self.tcp_cookie_accept(now, lh, local, remote, seg, payload, syn, tx);
+                }
+                self.ip.counters.drop(DropReason::TcpCookieInvalid);
+            } else {
+                // "Any acknowledgment is bad if it arrives on a connection
+                // still in the LISTEN state. An acceptable reset segment
+                // should be formed for any arriving ACK-bearing segment."
+                self.ip.counters.drop(DropReason::TcpListenBadSegment);
             }
-            return;
+            return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         if !seg.flags.syn() {
             return self.ip.counters.drop(DropReason::TcpListenBadSegment);
         }
+        // No route back: the SYN-ACK could not leave (Linux drops such SYNs
+        // the same way), so keep nothing -- a spoofed flood from random
+        // sources costs only this lookup.
+        if self.ip.routes.lookup(*remote.ip()).is_none() {
+            return self.ip.counters.drop(DropReason::TcpSynNoRoute);
+        }
+        // The memory budget is spent: refuse with a reset rather than
+        // holding more (the oldest half-open entry goes too).
+        if self.mem.state() == MemoryPressure::Exhausted {
+            self.tcp_evict_half_open(lh);
+            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
+        }
+        let pressure = self.mem.state() != MemoryPressure::Normal;
+        let mode = self.tcp.limits.syncookies;
+        let ts_now = self.tcp.ts_now(now, local, remote);
         let Some(listener) = self.tcp.listeners.get_mut(lh) else {
             return;
         };
-        // Bounded queues: when full, the SYN is dropped (the client
-        // retransmits), not answered.
-        if listener.syn_queue >= listener.backlog || listener.accept_queue.len() >= listener.backlog
-        {
+        // A full accept queue drops the SYN (the client retransmits), as
+        // Linux does, cookies or not: accepting more would only fill it.
+        if listener.accept_queue.len() >= listener.backlog {
             listener.dropped_syns += 1;
             return self.ip.counters.drop(DropReason::TcpListenOverflow);
         }
+        let syn_queue_full = listener.syn_queue >= listener.backlog;
+        let want_cookie = match mode {
+            SynCookieMode::Always => true,
+            SynCookieMode::Auto => syn_queue_full || pressure,
+            SynCookieMode::Off => false,
+        };
+        if want_cookie {
+            listener.last_cookie = Some(now);
+            let mss = seg.options.mss.unwrap_or(536);
+            let iss = self.tcp.cookies.make(now, local, remote, seg.seq, mss);
+            let synack = syncookie::cookie_syn_ack(&listener.cfg, seg, iss, ts_now);
+            self.ip.counters.defenses.syncookies_sent += 1;
+            emit_segment(
+                &mut self.ip,
+                now,
+                *local.ip(),
+                *remote.ip(),
+                &synack,
+                &[],
+                &[],
+                tx,
+            );
+            return;
+        }
+        if syn_queue_full {
+            // No cookies: a stale half-open entry (most likely a spoofed
+            // source that will never answer) makes room; if there is none,
+            // the SYN is dropped and its client retransmits.
+            listener.dropped_syns += 1;
+            if !self.tcp_evict_half_open(lh) {
+                return self.ip.counters.drop(DropReason::TcpListenOverflow);
+            }
+        }
+        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+            return;
+        };
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
         let iss = self.tcp.isn.isn(now, local, remote);
@@ -378,27 +593,122 @@ impl Interface {
             now,
             seg,
         );
-        let h = self.tcp.socks.insert(TcpSocket {
-            conn,
-            embryonic_of: Some(lh),
-            orphan: false,
-            linked: true,
-            scheduled: None,
-            queued: false,
-            event_pending: false,
-        });
+        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
+        if let Some(l) = self.tcp.listeners.get_mut(lh) {
+            l.syn_fifo.push_back(h);
+            // Compact the arrival list when stale handles dominate it.
+            if l.syn_fifo.len() > 2 * l.syn_queue + 16 {
+                let socks = &self.tcp.socks;
+                l.syn_fifo
+                    .retain(|&x| socks.get(x).is_some_and(|s| s.embryonic_of == Some(lh)));
+            }
+        }
         self.tcp.link(h, local, remote);
         self.ip.counters.tcp_passive_opens += 1;
         self.tcp_service(now, h, tx);
     }
 
+    /// Drops the listener's oldest half-open connection if it already had
+    /// to retransmit its SYN-ACK: a genuine client answers within a round
+    /// trip, so an entry that old most likely belongs to a spoofed source.
+    /// Younger entries are kept (the new SYN is dropped instead, and its
+    /// client retransmits), so a burst of genuine clients does not evict
+    /// itself. Returns whether one was evicted.
+    fn tcp_evict_half_open(&mut self, lh: ListenerHandle) -> bool {
+        loop {
+            let Some(l) = self.tcp.listeners.get_mut(lh) else {
+                return false;
+            };
+            let Some(&h) = l.syn_fifo.front() else {
+                return false;
+            };
+            let Some(sock) = self
+                .tcp
+                .socks
+                .get(h)
+                .filter(|s| s.embryonic_of == Some(lh) && !s.conn.is_established())
+            else {
+                l.syn_fifo.pop_front(); // left the SYN queue already
+                continue;
+            };
+            if sock.conn.handshake_retries() == 0 {
+                return false;
+            }
+            l.syn_fifo.pop_front();
+            log::debug!("tcp: evicting the oldest half-open connection");
+            self.ip.counters.defenses.half_open_evicted += 1;
+            self.tcp.unlink(h);
+            self.tcp_release(h);
+            return true;
+        }
+    }
+
+    /// The final ACK of a SYN-cookie handshake was genuine: the connection
+    /// is created now, established by that ACK (which may carry data).
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_cookie_accept<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        lh: ListenerHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        ack: &TcpRepr,
+        payload: &[u8],
+        syn: syncookie::CookieSyn,
+        tx: &mut S,
+    ) {
+        if self.mem.state() == MemoryPressure::Exhausted {
+            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            return self.tcp_reset_for(now, local, remote, ack, payload.len(), tx);
+        }
+        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+            return;
+        };
+        if listener.accept_queue.len() >= listener.backlog {
+            // The client believes it is connected and will retransmit; by
+            // then the application may have made room.
+            return self.ip.counters.drop(DropReason::TcpAcceptQueueFull);
+        }
+        listener.syn_queue += 1;
+        let cfg = listener.cfg.clone();
+        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let mut conn = Connection::accept_cookie(
+            &cfg,
+            local,
+            remote,
+            ts_offset,
+            self.tcp.epoch,
+            now,
+            ack,
+            syn,
+        );
+        conn.set_memory_pressure(self.mem.state());
+        conn.handle_segment(now, ack, payload);
+        let established = conn.is_established();
+        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
+        self.tcp.link(h, local, remote);
+        if !established {
+            self.tcp.unlink(h);
+            self.tcp_release(h);
+            return self.ip.counters.drop(DropReason::TcpCookieInvalid);
+        }
+        self.ip.counters.tcp_passive_opens += 1;
+        self.ip.counters.defenses.syncookies_valid += 1;
+        self.tcp_recharge(h);
+        self.tcp_after_change(h);
+        self.tcp_touch(h);
+    }
+
     /// Lets a connection transmit, moves it through its life cycle (SYN
-    /// queue -> accept queue; closed -> removed) and schedules its timer.
+    /// queue -> accept queue; orphan in TIME-WAIT -> compact record;
+    /// closed -> removed), charges its memory and schedules its timer.
     fn tcp_service<S: FrameSink + ?Sized>(&mut self, now: Instant, h: TcpHandle, tx: &mut S) {
         let src = self.ip.addr();
+        let pressure = self.mem.state();
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
+        sock.conn.set_memory_pressure(pressure);
         let dst = *sock.conn.remote().ip();
         let mtu = self.ip.path_mtu(now, dst);
         let ip = &mut self.ip;
@@ -415,11 +725,15 @@ impl Interface {
                     emit_segment(ip, now, src, dst, seg, a, b, tx)
                 }
             });
+        self.tcp_recharge(h);
         self.tcp_after_change(h);
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
         if sock.conn.is_closed() {
+            if sock.embryonic_of.is_some() && sock.conn.error() == Some(tcp::TcpError::TimedOut) {
+                self.ip.counters.defenses.half_open_timed_out += 1;
+            }
             self.tcp.unlink(h);
             let sock = self.tcp.socks.get(h).expect("present");
             if sock.embryonic_of.is_some() || sock.orphan {
@@ -427,7 +741,148 @@ impl Interface {
             }
             return;
         }
+        if sock.orphan && sock.conn.state() == tcp::State::TimeWait {
+            return self.tcp_enter_time_wait(now, h);
+        }
         self.tcp_schedule(now, h);
+    }
+
+    /// Replaces an orphaned connection in TIME-WAIT by a compact record
+    /// (or by nothing, when `max_time_wait` records exist already, as
+    /// Linux does when `tcp_max_tw_buckets` is reached).
+    fn tcp_enter_time_wait(&mut self, now: Instant, h: TcpHandle) {
+        let Some(record) = self
+            .tcp
+            .socks
+            .get(h)
+            .and_then(|s| s.conn.time_wait_record(now))
+        else {
+            return;
+        };
+        self.tcp.unlink(h);
+        self.tcp_release(h);
+        if self.tcp.time_wait.len() >= self.tcp.limits.max_time_wait {
+            log::debug!("tcp: TIME-WAIT table full; closing without it");
+            self.ip.counters.defenses.time_wait_overflow += 1;
+            return;
+        }
+        let key = (record.local(), record.remote());
+        self.tcp
+            .time_wait_timers
+            .push(Reverse((record.expires(), key.0, key.1)));
+        if self.tcp.time_wait.insert(key, record).is_none() {
+            self.ip.counters.defenses.time_wait_records += 1;
+            self.mem_charge_time_wait();
+        }
+    }
+
+    /// Forgets a TIME-WAIT record (a new incarnation took the 4-tuple).
+    fn tcp_forget_time_wait(&mut self, local: SocketAddrV4, remote: SocketAddrV4) {
+        if self.tcp.time_wait.remove(&(local, remote)).is_some() {
+            self.mem_charge_time_wait();
+        }
+    }
+
+    /// Charges the TIME-WAIT records to the memory budget.
+    fn mem_charge_time_wait(&mut self) {
+        let n = self.tcp.time_wait.len();
+        self.ip.counters.defenses.time_wait_now = n as u64;
+        let changed = self.mem.set(Component::TimeWait, n * TIME_WAIT_COST);
+        self.mem_state_changed(changed);
+    }
+
+    /// Charges a connection's memory to the budget, folds its defensive
+    /// events into the counters, and notes it if memory holds it back.
+    fn tcp_recharge(&mut self, h: TcpHandle) {
+        let state = self.mem.state();
+        let Some(sock) = self.tcp.socks.get_mut(h) else {
+            return;
+        };
+        sock.conn.set_memory_pressure(state);
+        sock.conn.release_unneeded_buffers();
+        let now_used = sock.conn.memory_used();
+        let old = std::mem::replace(&mut sock.charged, now_used);
+        if sock.conn.limited_by_memory() && !sock.mem_waiting {
+            sock.mem_waiting = true;
+            self.tcp.mem_waiters.push(h);
+        }
+        let alarms = sock.conn.take_alarms();
+        if !alarms.is_empty() {
+            let c = &mut self.ip.counters;
+            let d = &mut c.defenses;
+            d.acks_throttled += u64::from(alarms.acks_throttled);
+            d.resets_on_data_after_close += u64::from(alarms.reset_on_data_after_close);
+            d.orphans_gave_up += u64::from(alarms.orphan_gave_up);
+            d.persist_timeouts += u64::from(alarms.persist_timed_out);
+            d.out_of_order_pruned_bytes += u64::from(alarms.out_of_order_pruned);
+            c.drop_n(
+                DropReason::TcpDataNoMemory,
+                u64::from(alarms.data_dropped_no_memory),
+            );
+            c.drop_n(
+                DropReason::TcpOutOfOrderFull,
+                u64::from(alarms.out_of_order_dropped),
+            );
+        }
+        if old != now_used {
+            let changed = self.mem.recharge(Component::Tcp, old, now_used);
+            self.mem_state_changed(changed);
+        }
+    }
+
+    /// Reacts to a change of the memory state (`Some(previous)`): a walk
+    /// over the connections applies a tighter state at once (freeing empty
+    /// buffers and out-of-order data); when memory comes back, the
+    /// connections it held back are woken.
+    pub(super) fn mem_state_changed(&mut self, previous: Option<MemoryPressure>) {
+        let Some(previous) = previous else {
+            return;
+        };
+        let rank = |p: MemoryPressure| match p {
+            MemoryPressure::Normal => 0,
+            MemoryPressure::Pressure => 1,
+            MemoryPressure::Exhausted => 2,
+        };
+        if rank(self.mem.state()) > rank(previous) {
+            self.tcp.reclaim_pending = true;
+            return;
+        }
+        let state = self.mem.state();
+        let waiters = std::mem::take(&mut self.tcp.mem_waiters);
+        for &h in &waiters {
+            if let Some(sock) = self.tcp.socks.get_mut(h) {
+                sock.mem_waiting = false;
+                sock.conn.set_memory_pressure(state);
+                // The application may write again; the peer may send more
+                // (a window update goes out).
+                sock.conn.request_window_update();
+                if !sock.orphan && !sock.event_pending && sock.embryonic_of.is_none() {
+                    sock.event_pending = true;
+                    self.events.push(super::Event::Tcp(h));
+                }
+            }
+            self.tcp_touch(h);
+        }
+        let mut waiters = waiters;
+        waiters.clear();
+        if self.tcp.mem_waiters.is_empty() {
+            self.tcp.mem_waiters = waiters;
+        }
+    }
+
+    /// The walk [`mem_state_changed`](Self::mem_state_changed) asked for:
+    /// every connection gets the new state (releasing what it may).
+    fn tcp_reclaim(&mut self) {
+        self.tcp.reclaim_pending = false;
+        let handles: Vec<TcpHandle> = self.tcp.socks.iter().map(|(h, _)| h).collect();
+        log::debug!(
+            "memory {:?}: reclaiming across {} connections",
+            self.mem.state(),
+            handles.len()
+        );
+        for h in handles {
+            self.tcp_recharge(h);
+        }
     }
 
     /// After input or timers changed a connection: an established
@@ -457,13 +912,23 @@ impl Interface {
         }
     }
 
-    /// Frees a connection's slot (it is unlinked already).
+    /// Frees a connection's slot (it is unlinked already) and its charge.
     fn tcp_release(&mut self, h: TcpHandle) {
-        if let Some(sock) = self.tcp.socks.remove(h)
-            && let Some(lh) = sock.embryonic_of
+        let Some(sock) = self.tcp.socks.remove(h) else {
+            return;
+        };
+        if let Some(lh) = sock.embryonic_of
             && let Some(l) = self.tcp.listeners.get_mut(lh)
         {
             l.syn_queue = l.syn_queue.saturating_sub(1);
+        }
+        if sock.orphan {
+            self.tcp.orphans = self.tcp.orphans.saturating_sub(1);
+            self.ip.counters.defenses.orphans_now = self.tcp.orphans as u64;
+        }
+        if sock.charged > 0 {
+            let changed = self.mem.recharge(Component::Tcp, sock.charged, 0);
+            self.mem_state_changed(changed);
         }
     }
 
@@ -485,8 +950,12 @@ impl Interface {
         }
     }
 
-    /// Runs due TCP timers and transmissions the application asked for.
+    /// Runs due TCP timers and transmissions the application asked for,
+    /// expires TIME-WAIT records, and applies a new memory state.
     pub(super) fn tcp_poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
+        if self.tcp.reclaim_pending {
+            self.tcp_reclaim();
+        }
         let mut ready = std::mem::take(&mut self.tcp.servicing);
         std::mem::swap(&mut ready, &mut self.tcp.ready);
         for &h in &ready {
@@ -514,6 +983,29 @@ impl Interface {
             sock.scheduled = None;
             self.tcp_service(now, h, tx);
         }
+        let mut expired = false;
+        while let Some(&Reverse((t, local, remote))) = self.tcp.time_wait_timers.peek() {
+            if t > now {
+                break;
+            }
+            self.tcp.time_wait_timers.pop();
+            let Some(record) = self.tcp.time_wait.get(&(local, remote)) else {
+                continue; // reincarnated
+            };
+            if record.expires() > t {
+                // Restarted by a retransmitted FIN: wait again.
+                let again = record.expires();
+                self.tcp
+                    .time_wait_timers
+                    .push(Reverse((again, local, remote)));
+                continue;
+            }
+            self.tcp.time_wait.remove(&(local, remote));
+            expired = true;
+        }
+        if expired {
+            self.mem_charge_time_wait();
+        }
     }
 
     /// Asks for a connection to be serviced on the next poll (after the
@@ -525,6 +1017,23 @@ impl Interface {
             sock.queued = true;
             self.tcp.ready.push(h);
         }
+    }
+
+    /// True when an ICMP error quoting `orig` (our datagram) and `quoted`
+    /// (the start of its TCP header) names a connection of ours and a
+    /// sequence number it has in flight (RFC 5927).
+    pub(super) fn tcp_quote_in_flight(&self, orig: &Ipv4Repr, quoted: &[u8]) -> bool {
+        let [s0, s1, d0, d1, q0, q1, q2, q3, ..] = *quoted else {
+            return false;
+        };
+        let local = SocketAddrV4::new(orig.src, u16::from_be_bytes([s0, s1]));
+        let remote = SocketAddrV4::new(orig.dst, u16::from_be_bytes([d0, d1]));
+        let seq = tcp::SeqNum(u32::from_be_bytes([q0, q1, q2, q3]));
+        self.tcp
+            .by_tuple
+            .get(&(local, remote))
+            .and_then(|&h| self.tcp.socks.get(h))
+            .is_some_and(|s| s.conn.seq_in_flight(seq))
     }
 
     // --- socket calls -------------------------------------------------------
@@ -563,6 +1072,8 @@ impl Interface {
             backlog: backlog.max(1),
             syn_queue: 0,
             accept_queue: VecDeque::new(),
+            syn_fifo: VecDeque::new(),
+            last_cookie: None,
             cfg: self.tcp.cfg.clone(),
             dropped_syns: 0,
         });
@@ -602,21 +1113,18 @@ impl Interface {
             self.tcp_abort(now, h);
             self.tcp_close(now, h);
         }
-        // Embryonic connections point at the gone listener: abort them too.
-        let embryonic: Vec<TcpHandle> = self
-            .tcp
-            .socks
-            .iter()
-            .filter(|(_, s)| s.embryonic_of == Some(lh))
-            .map(|(h, _)| h)
-            .collect();
-        for h in embryonic {
-            if let Some(s) = self.tcp.socks.get_mut(h) {
+        // Embryonic connections point at the gone listener: abort them too
+        // (its arrival list holds every one of them).
+        for h in l.syn_fifo {
+            if let Some(s) = self.tcp.socks.get_mut(h)
+                && s.embryonic_of == Some(lh)
+            {
                 s.embryonic_of = None;
                 s.orphan = true;
                 s.conn.abort(now);
+                self.tcp.orphans += 1;
+                self.tcp_touch(h);
             }
-            self.tcp_touch(h);
         }
     }
 
@@ -645,7 +1153,7 @@ impl Interface {
             }
             Some(l) if l.port() != 0 => {
                 let l = SocketAddrV4::new(src, l.port());
-                if self.tcp.by_tuple.contains_key(&(l, remote)) {
+                if self.tcp.tuple_in_use(l, remote) {
                     return Err(SocketError::AddrInUse);
                 }
                 l
@@ -656,12 +1164,15 @@ impl Interface {
                 let table = &self.tcp;
                 let port = ::udp::ephemeral_port(&mut self.rng, |p| {
                     let l = SocketAddrV4::new(src, p);
-                    table.by_tuple.contains_key(&(l, remote)) || table.listener_for(l).is_some()
+                    table.tuple_in_use(l, remote) || table.listener_for(l).is_some()
                 })
                 .ok_or(SocketError::AddrNotAvailable)?;
                 SocketAddrV4::new(src, port)
             }
         };
+        if self.mem.state() == MemoryPressure::Exhausted {
+            return Err(SocketError::NoBufferSpace);
+        }
         let iss = self.tcp.isn.isn(now, local, remote);
         let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::connect(
@@ -673,15 +1184,7 @@ impl Interface {
             self.tcp.epoch,
             now,
         );
-        let h = self.tcp.socks.insert(TcpSocket {
-            conn,
-            embryonic_of: None,
-            orphan: false,
-            linked: true,
-            scheduled: None,
-            queued: false,
-            event_pending: false,
-        });
+        let h = self.tcp.socks.insert(TcpSocket::new(conn, None));
         self.tcp.link(h, local, remote);
         self.ip.counters.tcp_active_opens += 1;
         self.tcp_touch(h);
@@ -701,15 +1204,21 @@ impl Interface {
         Some(&mut sock.conn)
     }
 
-    /// Schedules the connection for transmission on the next poll.
+    /// Schedules the connection for transmission on the next poll (and
+    /// charges what the application's changes cost).
     pub fn tcp_touch_public(&mut self, h: TcpHandle) {
+        self.tcp_recharge(h);
         self.tcp_touch(h);
     }
 
     /// Writes into the connection's send buffer.
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, SocketError> {
+        let state = self.mem.state();
         let sock = self.tcp.socks.get_mut(h).ok_or(SocketError::BadHandle)?;
-        let n = sock.conn.send(data)?;
+        sock.conn.set_memory_pressure(state);
+        let result = sock.conn.send(data);
+        self.tcp_recharge(h);
+        let n = result?;
         self.tcp_touch(h);
         Ok(n)
     }
@@ -754,12 +1263,24 @@ impl Interface {
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
+        if sock.orphan {
+            return;
+        }
         sock.orphan = true;
         sock.conn.close(now);
+        self.tcp.orphans += 1;
         if sock.conn.is_closed() && !sock.linked {
             self.tcp_release(h);
             return;
         }
+        // Linux's tcp_max_orphans: beyond the limit a closed connection is
+        // reset instead of finishing in the background.
+        if self.tcp.orphans > self.tcp.limits.max_orphans && !sock.conn.is_closed() {
+            log::debug!("tcp: too many orphaned connections; resetting");
+            self.ip.counters.defenses.orphans_over_limit += 1;
+            sock.conn.abort(now);
+        }
+        self.ip.counters.defenses.orphans_now = self.tcp.orphans as u64;
         self.tcp_touch(h);
     }
 
@@ -798,8 +1319,100 @@ impl Interface {
         })
     }
 
-    /// Number of TCP connections held (any state, orphans included).
+    /// Number of TCP connections held (any state, orphans included; not
+    /// the compact TIME-WAIT records).
     pub fn tcp_connection_count(&self) -> usize {
         self.tcp.len()
+    }
+
+    /// Number of compact TIME-WAIT records held.
+    pub fn tcp_time_wait_count(&self) -> usize {
+        self.tcp.time_wait.len()
+    }
+
+    /// Number of orphaned connections (closed by the application, still
+    /// finishing).
+    pub fn tcp_orphan_count(&self) -> usize {
+        self.tcp.orphans
+    }
+
+    /// Connections per state (compact TIME-WAIT records counted as
+    /// TIME-WAIT). Walks all connections: for reports, not the data path.
+    pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
+        let mut counts: Vec<(tcp::State, usize)> = Vec::new();
+        let mut add = |st: tcp::State, n: usize| match counts.iter_mut().find(|(s, _)| *s == st) {
+            Some((_, c)) => *c += n,
+            None => counts.push((st, n)),
+        };
+        for (_, s) in self.tcp.socks.iter() {
+            add(s.conn.state(), 1);
+        }
+        if !self.tcp.time_wait.is_empty() {
+            add(tcp::State::TimeWait, self.tcp.time_wait.len());
+        }
+        counts
+    }
+
+    /// Checks TCP's bookkeeping on the interface (for fuzzing and tests):
+    /// every connection's own invariants, the memory charged matching the
+    /// connections, SYN-queue, orphan and TIME-WAIT counts matching what
+    /// is held, and the limits respected.
+    #[doc(hidden)]
+    pub fn tcp_check_invariants(&self) -> Result<(), String> {
+        let mut charged = 0;
+        let mut orphans = 0;
+        let mut embryonic: HashMap<ListenerHandle, usize> = HashMap::new();
+        for (h, s) in self.tcp.socks.iter() {
+            s.conn.check_invariants()?;
+            charged += s.charged;
+            if s.orphan {
+                orphans += 1;
+            }
+            if let Some(lh) = s.embryonic_of {
+                *embryonic.entry(lh).or_default() += 1;
+            }
+            if s.linked && self.tcp.by_tuple.get(&(s.conn.local(), s.conn.remote())) != Some(&h) {
+                return Err(format!("{h:?} linked but not in the table"));
+            }
+        }
+        if charged != self.mem.part(Component::Tcp) {
+            return Err(format!(
+                "connections charged {charged}, budget says {}",
+                self.mem.part(Component::Tcp)
+            ));
+        }
+        if orphans != self.tcp.orphans {
+            return Err(format!("{orphans} orphans, counted {}", self.tcp.orphans));
+        }
+        for (lh, l) in self.tcp.listeners.iter() {
+            let n = embryonic.get(&lh).copied().unwrap_or(0);
+            if n != l.syn_queue {
+                return Err(format!("listener SYN queue {} holds {n}", l.syn_queue));
+            }
+            if l.syn_queue > l.backlog || l.accept_queue.len() > l.backlog {
+                return Err("listener queue over its backlog".into());
+            }
+        }
+        let tw = self.tcp.time_wait.len();
+        if tw > self.tcp.limits.max_time_wait {
+            return Err(format!("{tw} TIME-WAIT records over the limit"));
+        }
+        if self.tcp.time_wait_timers.len() < tw {
+            return Err("a TIME-WAIT record without a timer".into());
+        }
+        if self.mem.part(Component::TimeWait) != tw * TIME_WAIT_COST {
+            return Err("TIME-WAIT memory not charged".into());
+        }
+        Ok(())
+    }
+
+    /// The limits in force.
+    pub fn tcp_limits(&self) -> TcpLimits {
+        self.tcp.limits
+    }
+
+    /// Changes the limits.
+    pub fn set_tcp_limits(&mut self, limits: TcpLimits) {
+        self.tcp.limits = limits;
     }
 }

@@ -11,6 +11,7 @@ use super::{Interface, SendError, UdpHandle, UdpSocket};
 use crate::counters::DropReason;
 use crate::device::FrameSink;
 use crate::error::SocketError;
+use crate::memory::{Component, MemoryPressure};
 
 impl From<SendError> for SocketError {
     fn from(e: SendError) -> Self {
@@ -47,13 +48,18 @@ impl Interface {
         let found = self.udp_table.lookup(local, remote, |h| {
             sockets.get(h).is_some_and(|s| s.remote.is_some())
         });
+        let may_grow = self.mem.state() != MemoryPressure::Exhausted;
         match found.and_then(|h| self.udp_sockets.get_mut(h).map(|s| (h, s))) {
             Some((h, socket)) => {
-                if socket.rx.push(remote, payload) {
+                if !socket.rx.fits(payload.len()) {
+                    self.ip.counters.drop(DropReason::UdpQueueFull);
+                } else if socket.rx.push_within(remote, payload, may_grow) {
                     self.ip.counters.udp_delivered += 1;
                     self.events.push(super::Event::Udp(h));
+                    self.udp_recharge(h);
                 } else {
-                    self.ip.counters.drop(DropReason::UdpQueueFull);
+                    // It fits the socket's buffer; the budget refused.
+                    self.ip.counters.drop(DropReason::UdpNoMemory);
                 }
             }
             None => {
@@ -232,17 +238,39 @@ impl Interface {
         if let Some(e) = socket.error.take() {
             return Err(e);
         }
-        socket
+        let got = socket
             .rx
             .pop(buf)
             .map(|(from, len)| (len, from))
-            .ok_or(SocketError::WouldBlock)
+            .ok_or(SocketError::WouldBlock);
+        if self.mem.state() != MemoryPressure::Normal {
+            socket.rx.release_if_empty();
+        }
+        self.udp_recharge(handle);
+        got
+    }
+
+    /// Charges a UDP socket's queue memory to the budget.
+    fn udp_recharge(&mut self, handle: UdpHandle) {
+        let Some(socket) = self.udp_sockets.get_mut(handle) else {
+            return;
+        };
+        let now_used = socket.rx.memory_used();
+        let old = std::mem::replace(&mut socket.charged, now_used);
+        if old != now_used {
+            let changed = self.mem.recharge(Component::Udp, old, now_used);
+            self.mem_state_changed(changed);
+        }
     }
 
     /// Closes a UDP socket, discarding what it had queued.
     pub fn udp_close(&mut self, handle: UdpHandle) {
         if let Some(s) = self.udp_sockets.remove(handle) {
             self.udp_table.unbind(s.local, s.remote);
+            if s.charged > 0 {
+                let changed = self.mem.recharge(Component::Udp, s.charged, 0);
+                self.mem_state_changed(changed);
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct UdpSocket {
     pub(crate) error: Option<SocketError>,
     pub(crate) dont_fragment: bool,
     pub(crate) ttl: Option<u8>,
+    /// Bytes charged to the memory budget for its queue.
+    pub(crate) charged: usize,
 }
 
 impl UdpSocket {
@@ -34,6 +36,7 @@ impl UdpSocket {
             error: None,
             dont_fragment: false,
             ttl: None,
+            charged: 0,
         }
     }
 

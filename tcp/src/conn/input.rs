@@ -35,18 +35,8 @@ impl Connection {
             }
             _ => {}
         }
-        // RFC 9293 3.10.7.4 (TIME-WAIT) and RFC 6191: a new SYN whose
-        // sequence number (or timestamp) is above the old incarnation's may
-        // reopen the pair.
-        if self.state == State::TimeWait && seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst()
-        {
-            let newer = match (self.ts, seg.options.timestamps) {
-                (Some(ts), Some((val, _))) => (val.wrapping_sub(ts.recent) as i32) > 0,
-                _ => seg.seq > self.rcv_nxt,
-            };
-            if newer {
-                return Input::Reincarnate;
-            }
+        if self.state == State::TimeWait {
+            return self.input_time_wait(now, seg, payload.len());
         }
         // In SYN-RECEIVED, a segment carrying the peer's SYN again is either
         // a retransmitted SYN (our SYN-ACK was lost: send it again) or, in a
@@ -144,7 +134,9 @@ impl Connection {
         // RFC 9293: "If the ACK acknowledges something not yet sent (SEG.ACK
         // > SND.NXT), then send an ACK, drop the segment, and return."
         if seg.ack > self.snd_nxt {
-            self.ack_now = true;
+            if self.take_oow_token(now) {
+                self.ack_now = true;
+            }
             return Input::Done;
         }
         // RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND is blind
@@ -170,6 +162,25 @@ impl Connection {
             }
             _ => {}
         }
+        // RFC 1122 4.2.2.13: "if new data is received after CLOSE is
+        // called, its TCP SHOULD send a RST to show that data was lost"
+        // (RFC 2525 2.17; Linux: TCPAbortOnData). Only FIN-WAIT states can
+        // still receive new data once we closed.
+        if (self.app_closed || self.read_shut)
+            && matches!(self.state, State::FinWait1 | State::FinWait2)
+            && seg.seq + payload.len() > self.rcv_nxt
+            && !payload.is_empty()
+        {
+            log::debug!(
+                "{} -> {}: data after close, resetting",
+                self.local,
+                self.remote
+            );
+            self.alarms.reset_on_data_after_close += 1;
+            self.pending_rst = Some(self.make_rst(seg.ack));
+            self.enter_closed(None);
+            return Input::Done;
+        }
         // Seventh: the segment text.
         if !payload.is_empty() {
             match self.state {
@@ -187,6 +198,33 @@ impl Connection {
             self.remote_fin = Some(seg.seq + payload.len());
         }
         self.check_remote_fin(now);
+        Input::Done
+    }
+
+    /// TIME-WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191), by the same rules
+    /// as the compact record that replaces a connection the application
+    /// let go of ([`crate::TimeWait`]).
+    fn input_time_wait(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> Input {
+        use crate::timewait::{Decision, decide};
+        let mut recent = self.ts.map(|t| (t.recent, t.recent_at));
+        let decision = decide(&mut recent, self.rcv_nxt, now, seg, payload_len);
+        if let (Some(ts), Some((r, at))) = (self.ts.as_mut(), recent) {
+            ts.recent = r;
+            ts.recent_at = at;
+        }
+        match decision {
+            Decision::Ignore => {}
+            Decision::Reincarnate => return Input::Reincarnate,
+            Decision::AckAndRestart => {
+                self.ack_now = true;
+                self.close_at = Some(now + 2 * self.cfg.msl);
+            }
+            Decision::ThrottledAck => {
+                if self.take_oow_token(now) {
+                    self.ack_now = true;
+                }
+            }
+        }
         Input::Done
     }
 
@@ -252,11 +290,6 @@ impl Connection {
 
     /// RFC 9293 3.10.7.4 first check, with PAWS (RFC 7323 5.3) before it.
     fn check_acceptable(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> bool {
-        if self.state == State::TimeWait && seg.flags.fin() {
-            // A retransmitted FIN: "Acknowledge it, and restart the 2 MSL
-            // timeout."
-            self.close_at = Some(now + 2 * self.cfg.msl);
-        }
         if let Some(ts) = self.ts {
             match seg.options.timestamps {
                 // RFC 7323 3.2: once timestamps are on, a non-RST segment
@@ -267,7 +300,7 @@ impl Connection {
                     let older = (val.wrapping_sub(ts.recent) as i32) < 0;
                     if older && now.saturating_duration_since(ts.recent_at) < PAWS_IDLE {
                         self.stats.paws_drops += 1;
-                        self.ack_now = true;
+                        self.ack_unacceptable(now, payload_len);
                         return false;
                     }
                 }
@@ -295,7 +328,7 @@ impl Connection {
                 // "irrespective of the sequence number".
                 self.challenge_ack(now);
             } else if !seg.flags.rst() {
-                self.ack_now = true;
+                self.ack_unacceptable(now, payload_len);
                 if payload_len > 0 && seq + payload_len <= self.rcv_nxt && self.sack_ok {
                     self.dsack = Some((seq, seq + payload_len));
                 }
@@ -341,7 +374,7 @@ impl Connection {
     }
 
     fn challenge_ack(&mut self, now: Instant) {
-        if self.take_challenge_token(now) {
+        if self.take_oow_token(now) {
             self.stats.challenge_acks += 1;
             self.ack_now = true;
         }
@@ -370,6 +403,7 @@ impl Connection {
             if wnd > 0 {
                 self.persist_at = None;
                 self.persist_backoff = 0;
+                self.persist_since = None;
             }
         }
         let mut newly_sacked = 0;
@@ -606,8 +640,11 @@ impl Connection {
             data = &data[skip..];
             seq = self.rcv_nxt;
         }
+        // Text beyond the right edge we offered is trimmed (RFC 9293
+        // 3.10.7.4: only the part inside the window is processed): a peer
+        // can make us hold no more than we advertised.
         let offset = seq.since(self.rcv_nxt);
-        let room = self.recv_buf.window();
+        let room = self.recv_buf.window().min(self.rcv_adv.since(self.rcv_nxt));
         if offset >= room {
             self.ack_now = true;
             return;
@@ -619,10 +656,20 @@ impl Connection {
             // segment, larger than any on the wire, does not count).
             self.largest_rcvd = self.largest_rcvd.max(data.len());
         }
-        let Some(advanced) = self.recv_buf.insert(offset, data) else {
-            // Too many separate holes: drop; the sender will retransmit.
-            self.ack_now = true;
-            return;
+        let advanced = match self.recv_buf.insert(offset, data) {
+            Ok(n) => n,
+            Err(crate::buffer::InsertError::NoMemory) => {
+                // The memory budget refused: drop (the sender retransmits).
+                self.alarms.data_dropped_no_memory += 1;
+                return;
+            }
+            Err(_) => {
+                // Too many separate holes, or the out-of-order store is
+                // full: drop; the sender will retransmit.
+                self.alarms.out_of_order_dropped += 1;
+                self.ack_now = true;
+                return;
+            }
         };
         self.rcv_nxt += advanced;
         self.stats.bytes_received += advanced as u64;

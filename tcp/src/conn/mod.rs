@@ -7,9 +7,9 @@ mod output;
 
 use std::fmt;
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::buffer::{RecvBuffer, SendBuffer};
+use crate::buffer::{MemoryPressure, RecvBuffer, SendBuffer};
 use crate::cc::CongestionControl;
 use crate::config::TcpConfig;
 use crate::rtt::RttEstimator;
@@ -91,6 +91,8 @@ pub enum TcpError {
     Reset,
     /// Retransmissions, keep-alives or the user timeout gave up (ETIMEDOUT).
     TimedOut,
+    /// The stack is out of memory for it (ENOBUFS).
+    NoMemory,
     /// Nothing can be done without waiting (EAGAIN).
     WouldBlock,
     /// The write side is closed (EPIPE).
@@ -105,6 +107,7 @@ impl fmt::Display for TcpError {
             TcpError::Refused => "connection refused",
             TcpError::Reset => "connection reset by peer",
             TcpError::TimedOut => "connection timed out",
+            TcpError::NoMemory => "no buffer space available",
             TcpError::WouldBlock => "operation would block",
             TcpError::Closed => "broken pipe",
             TcpError::NotConnected => "not connected",
@@ -137,6 +140,37 @@ pub(crate) struct Prr {
     pub recover_fs: usize,
     /// sndcnt: what the latest ACK lets recovery send (less what went).
     pub sndcnt: usize,
+}
+
+/// Defensive events since the stack last looked
+/// ([`Connection::take_alarms`]), for its counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Alarms {
+    /// ACKs not sent in answer to unacceptable segments (RFC 5961 7).
+    pub acks_throttled: u32,
+    /// Segments whose data was dropped because the memory budget did not
+    /// allow the receive buffer to grow.
+    pub data_dropped_no_memory: u32,
+    /// Out-of-order segments dropped: too many ranges or the connection's
+    /// out-of-order store full.
+    pub out_of_order_dropped: u32,
+    /// Out-of-order bytes released under memory exhaustion.
+    pub out_of_order_pruned: u32,
+    /// Reset because data arrived after the application closed
+    /// (RFC 1122 4.2.2.13).
+    pub reset_on_data_after_close: u32,
+    /// Orphaned connection given up after `orphan_retries` timeouts or
+    /// zero-window probes.
+    pub orphan_gave_up: u32,
+    /// The user timeout ended a connection stalled on a zero window.
+    pub persist_timed_out: u32,
+}
+
+impl Alarms {
+    /// True when nothing happened.
+    pub fn is_empty(&self) -> bool {
+        *self == Alarms::default()
+    }
 }
 
 /// Timestamp state (RFC 7323).
@@ -223,6 +257,9 @@ pub struct Connection {
     pub(crate) tlp_end: Option<SeqNum>,
     pub(crate) persist_at: Option<Instant>,
     pub(crate) persist_backoff: u32,
+    /// When the peer's window closed with data waiting (the user timeout
+    /// applies from there, RFC 9293 3.8.3 with RFC 5482).
+    pub(crate) persist_since: Option<Instant>,
     pub(crate) keepalive_at: Option<Instant>,
     pub(crate) keepalive_sent: u32,
     pub(crate) close_at: Option<Instant>,
@@ -254,8 +291,14 @@ pub struct Connection {
     // Abnormal end and control.
     pub(crate) error: Option<TcpError>,
     pub(crate) app_closed: bool,
-    pub(crate) challenge_tokens: u32,
-    pub(crate) challenge_refill: Instant,
+    /// Opened by a listener (SYN-ACK retries use `synack_retries`).
+    pub(crate) passive: bool,
+    /// When the last ACK answering an unacceptable segment went out (RFC
+    /// 5961 7 throttling).
+    pub(crate) last_oow_ack: Option<Instant>,
+    /// The memory state the stack set.
+    pub(crate) mem: MemoryPressure,
+    pub(crate) alarms: Alarms,
 
     pub(crate) stats: TcpStats,
     /// Scratch for SACK block generation.
@@ -351,6 +394,7 @@ impl Connection {
             tlp_end: None,
             persist_at: None,
             persist_backoff: 0,
+            persist_since: None,
             keepalive_at: None,
             keepalive_sent: 0,
             close_at: None,
@@ -373,8 +417,10 @@ impl Connection {
             smss: 536,
             error: None,
             app_closed: false,
-            challenge_tokens: cfg.challenge_ack_limit,
-            challenge_refill: now,
+            passive: false,
+            last_oow_ack: None,
+            mem: MemoryPressure::Normal,
+            alarms: Alarms::default(),
             stats,
             sack_scratch: Vec::new(),
         }
@@ -431,6 +477,7 @@ impl Connection {
             now,
             State::SynReceived,
         );
+        c.passive = true;
         // RFC 9293 3.10.7.2: "Set RCV.NXT to SEG.SEQ+1, IRS is set to
         // SEG.SEQ".
         c.irs = syn.seq;
@@ -444,6 +491,66 @@ impl Connection {
         c.snd_wl1 = syn.seq;
         c.snd_wl2 = iss;
         c.ack_now = false;
+        c
+    }
+
+    /// Passive open from a SYN cookie: the final `ack` of a handshake whose
+    /// SYN-ACK (ISS = SEG.ACK - 1) was sent by
+    /// [`cookie_syn_ack`](crate::syncookie::cookie_syn_ack) without keeping
+    /// state, and what [`check_ack`](crate::syncookie::check_ack) restored
+    /// of the SYN. Returns a connection in SYN-RECEIVED as it would be after
+    /// sending that SYN-ACK; the stack then hands it `ack` with
+    /// [`handle_segment`](Self::handle_segment), which establishes it and
+    /// takes any data the ACK carries.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_cookie(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        ts_offset: u32,
+        epoch: Instant,
+        now: Instant,
+        ack: &TcpRepr,
+        syn: crate::syncookie::CookieSyn,
+    ) -> Connection {
+        let iss = ack.ack - 1;
+        let mut c = Self::blank(
+            cfg,
+            local,
+            remote,
+            iss,
+            ts_offset,
+            epoch,
+            now,
+            State::SynReceived,
+        );
+        c.passive = true;
+        c.irs = ack.seq - 1;
+        c.rcv_nxt = ack.seq;
+        c.last_ack_sent = ack.seq;
+        // The SYN-ACK offered this edge.
+        c.rcv_adv = c.rcv_nxt + crate::syncookie::cookie_window(cfg) as usize;
+        c.snd_nxt = iss + 1;
+        c.syn_pending = false;
+        c.peer_mss = syn.mss as usize;
+        if let (Some(peer), true) = (syn.window_scale, cfg.window_scale > 0) {
+            c.snd_wscale = peer.min(14);
+            c.rcv_wscale = cfg.window_scale.min(14);
+        }
+        c.sack_ok = cfg.sack && syn.sack;
+        c.ts = match (cfg.timestamps && syn.timestamps, ack.options.timestamps) {
+            (true, Some((val, _))) => Some(Timestamps {
+                recent: val,
+                recent_at: now,
+            }),
+            _ => None,
+        };
+        c.stats.sack = c.sack_ok;
+        c.stats.timestamps = c.ts.is_some();
+        c.stats.window_scale =
+            (c.rcv_wscale > 0 || c.snd_wscale > 0).then_some((c.rcv_wscale, c.snd_wscale));
+        c.snd_wl1 = c.irs;
+        c.snd_wl2 = iss;
         c
     }
 
@@ -720,6 +827,192 @@ impl Connection {
         self.stats.congestion = self.cc.name();
     }
 
+    // --- memory ---------------------------------------------------------
+
+    /// Sets how far the buffers may grow (from the stack's memory budget):
+    /// under pressure they stop growing past a modest size and the window
+    /// offered shrinks to match; when the budget is exhausted, out-of-order
+    /// data is released first. Returns the bytes freed.
+    pub fn set_memory_pressure(&mut self, pressure: MemoryPressure) -> usize {
+        if pressure == self.mem {
+            return 0;
+        }
+        self.mem = pressure;
+        self.send_buf.set_pressure(pressure);
+        let pruned = self.recv_buf.set_pressure(pressure);
+        if pruned > 0 {
+            self.alarms.out_of_order_pruned += pruned as u32;
+        }
+        pruned + self.release_unneeded_buffers()
+    }
+
+    /// Bytes of memory this connection holds: the control block, its
+    /// buffers, out-of-order data and SACK state.
+    pub fn memory_used(&self) -> usize {
+        std::mem::size_of::<Connection>()
+            + self.send_buf.memory_used()
+            + self.recv_buf.memory_used()
+            + self.scoreboard.memory_used()
+            + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+
+    /// Frees buffers the connection will not need: the send ring once no
+    /// more data can be written and all was acknowledged, the receive ring
+    /// once the peer's FIN was read (or reading was shut down), and under
+    /// memory pressure any empty ring. Returns the bytes freed.
+    pub fn release_unneeded_buffers(&mut self) -> usize {
+        let pressure = self.mem != MemoryPressure::Normal;
+        let done = matches!(self.state, State::Closed | State::TimeWait);
+        let mut freed = 0;
+        if pressure || done || self.fin_queued {
+            freed += self.send_buf.release_if_empty();
+        }
+        if pressure || done || self.read_eof || self.read_shut {
+            freed += self.recv_buf.release_if_empty();
+        }
+        freed
+    }
+
+    /// True when memory pressure (not the socket's buffer sizes) holds the
+    /// application back: the send buffer would take more, or the window
+    /// offered is smaller, if the stack had memory.
+    pub fn limited_by_memory(&self) -> bool {
+        self.mem != MemoryPressure::Normal
+            && (self.send_buf.limited_by_memory()
+                || self.recv_buf.window_allowed() < self.recv_buf.window())
+    }
+
+    /// Checks the connection's internal invariants (for fuzzing and
+    /// tests): sequence variables in order, buffers within their bounds,
+    /// SACK state inside the data in flight. Returns what is broken.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let fail = |what: String| Err(format!("{}: {what}", self.state));
+        if self.snd_una > self.snd_nxt {
+            return fail(format!(
+                "SND.UNA {} > SND.NXT {}",
+                self.snd_una, self.snd_nxt
+            ));
+        }
+        if self.state != State::Closed && self.snd_una != self.iss {
+            let limit = self.data_end() + usize::from(self.fin_sent);
+            if self.snd_nxt > limit {
+                return fail(format!("SND.NXT {} past the data {}", self.snd_nxt, limit));
+            }
+        }
+        if self.state.is_synchronized() && self.rcv_nxt > self.rcv_adv + 1 {
+            return fail(format!(
+                "RCV.NXT {} past the window edge {}",
+                self.rcv_nxt, self.rcv_adv
+            ));
+        }
+        if self.recv_buf.readable() > self.recv_buf.capacity() {
+            return fail("more readable than the buffer holds".into());
+        }
+        if self.send_buf.len() > self.send_buf.capacity() {
+            return fail("send buffer over its capacity".into());
+        }
+        let recv_cap = self.recv_buf.capacity();
+        if self.recv_buf.memory_used() > 2 * recv_cap + recv_cap / 8 + 3 * (64 << 10) {
+            return fail(format!(
+                "receive buffer holds {} for a capacity of {recv_cap}",
+                self.recv_buf.memory_used()
+            ));
+        }
+        if self.send_buf.memory_used() > self.send_buf.capacity().max(4096) {
+            return fail(format!(
+                "send ring {} over the capacity {}",
+                self.send_buf.memory_used(),
+                self.send_buf.capacity()
+            ));
+        }
+        if self.recv_buf.assembler().len() > crate::Assembler::MAX_RANGES {
+            return fail("too many out-of-order ranges".into());
+        }
+        let flight = self.snd_nxt.since(self.snd_una);
+        if self.scoreboard.sacked_bytes() > flight {
+            return fail(format!(
+                "{} bytes SACKed of {flight} in flight",
+                self.scoreboard.sacked_bytes()
+            ));
+        }
+        if let Some(h) = self.scoreboard.highest_sacked()
+            && flight > 0
+            && h > self.snd_nxt
+        {
+            return fail(format!("SACK above SND.NXT: {h}"));
+        }
+        Ok(())
+    }
+
+    /// SND.UNA: the oldest sequence number not yet acknowledged.
+    pub fn snd_una(&self) -> SeqNum {
+        self.snd_una
+    }
+
+    /// SND.NXT: the next sequence number to send.
+    pub fn snd_nxt(&self) -> SeqNum {
+        self.snd_nxt
+    }
+
+    /// RCV.NXT: the next sequence number expected from the peer.
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv_nxt
+    }
+
+    /// How many times the SYN (or SYN-ACK) was retransmitted.
+    pub fn handshake_retries(&self) -> u32 {
+        self.syn_retries
+    }
+
+    /// True when `seq` lies in SND.UNA..SND.NXT: data we sent that is not
+    /// acknowledged yet (RFC 5927's check of ICMP errors).
+    pub fn seq_in_flight(&self, seq: SeqNum) -> bool {
+        seq.in_range(self.snd_una, self.snd_nxt)
+    }
+
+    /// Sends a window update if the window offered can now grow enough to
+    /// be worth one (after memory pressure eased).
+    pub fn request_window_update(&mut self) {
+        if self.state.is_synchronized() && self.state != State::TimeWait {
+            self.after_read();
+        }
+    }
+
+    /// Defensive events since the last call (for the stack's counters).
+    pub fn take_alarms(&mut self) -> Alarms {
+        std::mem::take(&mut self.alarms)
+    }
+
+    /// True once the application closed the connection (it is an orphan,
+    /// finishing in the background).
+    pub fn is_orphan(&self) -> bool {
+        self.app_closed
+    }
+
+    /// The compact TIME-WAIT record that can replace this connection once
+    /// it is in TIME-WAIT (the stack keeps that instead of the whole
+    /// connection when the application has let go of it).
+    pub fn time_wait_record(&self, now: Instant) -> Option<crate::TimeWait> {
+        if self.state != State::TimeWait {
+            return None;
+        }
+        let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(65_535) as u16;
+        Some(crate::TimeWait::new(
+            self.local,
+            self.remote,
+            self.snd_nxt,
+            self.rcv_nxt,
+            window,
+            self.ts.map(|t| (t.recent, t.recent_at)),
+            self.our_ts_offset,
+            self.epoch,
+            self.close_at.unwrap_or(now + 2 * self.cfg.msl),
+            2 * self.cfg.msl,
+            self.cfg.invalid_ack_interval,
+        ))
+    }
+
     /// The configuration in effect (with per-socket changes).
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
@@ -758,6 +1051,7 @@ impl Connection {
         let user_timeout = self
             .progress_at
             .filter(|_| self.snd_nxt > self.snd_una && self.state.is_synchronized())
+            .or(self.persist_since)
             .map(|p| p + self.cfg.user_timeout);
         [
             self.rtx_at,
@@ -793,12 +1087,20 @@ impl Connection {
             self.error = error;
         }
         self.set_state(State::Closed);
+        // Nothing queued can be sent any more: let it go now, not when the
+        // application gets round to closing (Linux purges the write queue
+        // in tcp_done). Received data stays readable.
+        let queued = self.send_buf.len();
+        self.send_buf.consume(queued);
+        self.send_buf.release_if_empty();
+        self.scoreboard.clear(self.snd_una);
         self.rtx_at = None;
         self.pto_at = None;
         self.persist_at = None;
         self.delack_at = None;
         self.keepalive_at = None;
         self.close_at = None;
+        self.persist_since = None;
         self.ack_now = false;
     }
 
@@ -845,10 +1147,11 @@ impl Connection {
         self.scoreboard.pipe(self.snd_una, self.snd_nxt)
     }
 
-    /// The receive window we can offer: free space minus the rounding slack.
+    /// The receive window we can offer: free space (under memory pressure,
+    /// only what the buffer may grow to) minus the rounding slack.
     pub(crate) fn advertisable_window(&self) -> usize {
         let slack = 1 << self.cfg.window_scale.min(14);
-        let free = self.recv_buf.window().saturating_sub(slack);
+        let free = self.recv_buf.window_allowed().saturating_sub(slack);
         if self.read_shut {
             self.cfg.recv_buffer
         } else {
@@ -895,17 +1198,29 @@ impl Connection {
         (self.cfg.nodelay || all_acked) || self.fin_queued
     }
 
-    /// Challenge ACKs (RFC 5961) are rate limited per connection.
-    pub(crate) fn take_challenge_token(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.challenge_refill) >= Duration::from_secs(1) {
-            self.challenge_refill = now;
-            self.challenge_tokens = self.cfg.challenge_ack_limit;
+    /// RFC 5961 7 ("ACK throttling"): ACKs answering unacceptable segments
+    /// (out of window, failing PAWS, acknowledging unsent data) and
+    /// challenge ACKs share one allowance per connection: one per
+    /// `invalid_ack_interval`, as Linux's `tcp_invalid_ratelimit`. Returns
+    /// whether one may be sent now (and counts the ones suppressed).
+    pub(crate) fn take_oow_token(&mut self, now: Instant) -> bool {
+        if self
+            .last_oow_ack
+            .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.invalid_ack_interval)
+        {
+            self.alarms.acks_throttled += 1;
+            return false;
         }
-        if self.challenge_tokens > 0 {
-            self.challenge_tokens -= 1;
-            true
-        } else {
-            false
+        self.last_oow_ack = Some(now);
+        true
+    }
+
+    /// Schedules an ACK for an unacceptable segment, throttled unless the
+    /// segment carried data (Linux's `tcp_oow_rate_limited` exempts those:
+    /// they cannot be part of an ACK loop, and the ACK's D-SACK matters).
+    pub(crate) fn ack_unacceptable(&mut self, now: Instant, payload_len: usize) {
+        if payload_len > 0 || self.take_oow_token(now) {
+            self.ack_now = true;
         }
     }
 }

@@ -425,6 +425,7 @@ impl Connection {
         self.cwnd_limited = blocked.cwnd;
         if blocked.zero_window && self.snd_nxt == self.snd_una && self.persist_at.is_none() {
             self.persist_at = Some(now + self.persist_interval());
+            self.persist_since.get_or_insert(now);
         }
         let Some(plan) = plan else {
             self.retransmit_now = false;
@@ -607,9 +608,23 @@ impl Connection {
         if let Some(t) = self.persist_at
             && now >= t
         {
+            let unsent = self.data_end().since(self.snd_nxt) > 0;
+            // An orphan gets `orphan_retries` probes, answered or not (Linux
+            // tcp_probe_timer with tcp_orphan_retries): nobody will read
+            // what it still has to send if the window never opens.
+            if self.app_closed && unsent && self.persist_backoff >= self.cfg.orphan_retries {
+                log::debug!(
+                    "{} -> {}: orphan gave up on a zero window",
+                    self.local,
+                    self.remote
+                );
+                self.alarms.orphan_gave_up += 1;
+                self.pending_rst = Some(self.make_rst(self.snd_nxt));
+                self.enter_closed(Some(TcpError::TimedOut));
+                return;
+            }
             self.persist_backoff += 1;
             self.stats.zero_window_probes += 1;
-            let unsent = self.data_end().since(self.snd_nxt) > 0;
             if unsent && self.snd_wnd == 0 {
                 self.probe_now = true;
                 self.persist_at = Some(now + self.persist_interval());
@@ -633,13 +648,19 @@ impl Connection {
                 self.keepalive_at = Some(now + k.interval);
             }
         }
-        // RFC 9293 3.8.3 / RFC 5482: the user timeout.
-        if let Some(p) = self.progress_at
-            && self.snd_nxt > self.snd_una
+        // RFC 9293 3.8.3 / RFC 5482: the user timeout, for data
+        // outstanding without progress and, as on Linux, for a window that
+        // stays closed while data waits (probes answered or not).
+        let in_flight = self.progress_at.filter(|_| self.snd_nxt > self.snd_una);
+        let persisting = self.persist_since.filter(|_| self.snd_wnd == 0);
+        if let Some(p) = in_flight.or(persisting)
             && now.saturating_duration_since(p) >= self.cfg.user_timeout
             && self.state.is_synchronized()
         {
             log::debug!("{} -> {}: user timeout", self.local, self.remote);
+            if in_flight.is_none() {
+                self.alarms.persist_timed_out += 1;
+            }
             self.pending_rst = Some(self.make_rst(self.snd_nxt));
             self.enter_closed(Some(TcpError::TimedOut));
         }
@@ -650,7 +671,12 @@ impl Connection {
         match self.state {
             State::SynSent | State::SynReceived => {
                 self.syn_retries += 1;
-                if self.syn_retries > self.cfg.syn_retries {
+                let limit = if self.passive {
+                    self.cfg.synack_retries
+                } else {
+                    self.cfg.syn_retries
+                };
+                if self.syn_retries > limit {
                     self.enter_closed(Some(TcpError::TimedOut));
                     return;
                 }
@@ -661,6 +687,20 @@ impl Connection {
             }
             _ => {
                 if self.snd_nxt == self.snd_una {
+                    return;
+                }
+                // An orphan gets `orphan_retries` timeouts without progress
+                // (Linux tcp_orphan_retries), not the user timeout's minutes.
+                if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
+                    log::debug!(
+                        "{} -> {}: orphan gave up after {} timeouts",
+                        self.local,
+                        self.remote,
+                        self.rto_without_progress
+                    );
+                    self.alarms.orphan_gave_up += 1;
+                    self.pending_rst = Some(self.make_rst(self.snd_nxt));
+                    self.enter_closed(Some(TcpError::TimedOut));
                     return;
                 }
                 // A second timeout with no progress after retransmitting the

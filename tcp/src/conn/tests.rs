@@ -41,7 +41,13 @@ struct Wire {
     b_reads: bool,
     /// B's initial sequence number.
     iss_b: SeqNum,
+    /// B answers SYNs with SYN cookies (no state until the final ACK).
+    cookies_b: Option<crate::syncookie::SynCookies>,
+    epoch_b: Instant,
 }
+
+/// B's timestamp offset in cookie mode.
+const COOKIE_TS_OFFSET: u32 = 0x8000_0000;
 
 fn cfg() -> TcpConfig {
     TcpConfig {
@@ -73,7 +79,15 @@ impl Wire {
             b_rx: Vec::new(),
             b_reads: true,
             iss_b,
+            cookies_b: None,
+            epoch_b: now,
         }
+    }
+
+    /// B's timestamp clock in cookie mode (epoch `epoch_b`, fixed offset).
+    fn b_ts_now(&self, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(self.epoch_b).as_millis() as u32;
+        ms.wrapping_add(COOKIE_TS_OFFSET)
     }
 
     fn b(&mut self) -> &mut Connection {
@@ -127,6 +141,34 @@ impl Wire {
             match self.b.as_mut() {
                 Some(b) => {
                     b.handle_segment(now, &r, &p);
+                }
+                None if r.flags.syn() && !r.flags.ack() && self.cookies_b.is_some() => {
+                    // Stateless: the SYN-ACK carries a cookie.
+                    let cookies = self.cookies_b.as_ref().expect("checked");
+                    let mss = r.options.mss.unwrap_or(536);
+                    let iss = cookies.make(now, B, A, r.seq, mss);
+                    let ts_now = self.b_ts_now(now);
+                    let synack = crate::syncookie::cookie_syn_ack(&self.cfg_b, &r, iss, ts_now);
+                    self.sent_b.push((synack, Vec::new()));
+                    self.b2a.push_back((now + self.delay, (synack, Vec::new())));
+                }
+                None if r.flags.ack() && self.cookies_b.is_some() => {
+                    let cookies = self.cookies_b.as_ref().expect("checked");
+                    let ts_now = self.b_ts_now(now);
+                    if let Some(syn) = crate::syncookie::check_ack(cookies, now, B, A, &r, ts_now) {
+                        let mut b = Connection::accept_cookie(
+                            &self.cfg_b,
+                            B,
+                            A,
+                            COOKIE_TS_OFFSET,
+                            self.epoch_b,
+                            now,
+                            &r,
+                            syn,
+                        );
+                        b.handle_segment(now, &r, &p);
+                        self.b = Some(b);
+                    }
                 }
                 None if r.flags.syn() && !r.flags.ack() => {
                     self.b = Some(Connection::accept(
@@ -563,11 +605,50 @@ fn syn_in_established_gets_challenge_ack_and_is_rate_limited() {
     syn.src_port = B.port();
     syn.dst_port = A.port();
     syn.options.timestamps = Some((u32::MAX / 2, 0));
-    for _ in 0..50 {
-        w.a.handle_segment(w.now, &syn, &[]);
+    // 50 SYNs over one second: RFC 5961 7 throttling lets one challenge
+    // ACK out per 500 ms (Linux tcp_invalid_ratelimit).
+    let t0 = w.now;
+    for i in 0..50 {
+        w.a.handle_segment(t0 + Duration::from_millis(20 * i), &syn, &[]);
     }
     assert_eq!(w.a.state(), State::Established);
-    assert_eq!(w.a.stats().challenge_acks, 10, "limited to 10 per second");
+    assert_eq!(w.a.stats().challenge_acks, 2, "one per 500 ms");
+    assert_eq!(w.a.take_alarms().acks_throttled, 48);
+}
+
+#[test]
+fn unacceptable_segments_share_one_ack_allowance() {
+    // Out of window, failing PAWS, acknowledging unsent data, RST in the
+    // window: all answered from one allowance of one ACK per 500 ms.
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let t0 = w.now + Duration::from_secs(1);
+    let c = &mut w.a;
+    let mut acks = 0;
+    let mut out_of_window = from_peer(c, 1 << 30, crate::Flags::ACK);
+    let mut old_ts = from_peer(c, 0, crate::Flags::ACK);
+    old_ts.options.timestamps = old_ts
+        .options
+        .timestamps
+        .map(|(v, e)| (v.wrapping_sub(1000), e));
+    let mut unsent = from_peer(c, 0, crate::Flags::ACK);
+    unsent.ack = c.snd_nxt + 100_000;
+    let rst = from_peer(c, 10, crate::Flags::RST);
+    for i in 0..400u64 {
+        let now = t0 + Duration::from_millis(i * 5);
+        let seg = [&out_of_window, &old_ts, &unsent, &rst][i as usize % 4];
+        c.handle_segment(now, seg, &[]);
+        if c.ack_now {
+            acks += 1;
+            c.ack_now = false;
+        }
+    }
+    assert_eq!(acks, 4, "two seconds, one ACK per 500 ms");
+    // A data segment outside the window is answered regardless (its
+    // D-SACK matters; it cannot be part of an ACK loop).
+    out_of_window.seq = c.rcv_nxt - 100;
+    c.handle_segment(t0 + Duration::from_millis(2001), &out_of_window, &[1; 50]);
+    assert!(c.ack_now);
 }
 
 #[test]
@@ -1135,10 +1216,15 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
     ];
     for st in states {
         let now = Instant::now() + Duration::from_secs(1);
-        // RST exactly at RCV.NXT: the connection ends.
+        // RST exactly at RCV.NXT: the connection ends (in TIME-WAIT it is
+        // ignored, RFC 1337).
         let mut c = in_state(st);
         assert_eq!(c.state(), st, "recipe for {st:?}");
         c.handle_segment(now, &from_peer(&c, 0, F::RST), &[]);
+        if st == State::TimeWait {
+            assert_eq!(c.state(), State::TimeWait, "RFC 1337");
+            continue;
+        }
         assert_eq!(c.state(), State::Closed, "{st:?}: exact RST");
         let expect = match st {
             State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
@@ -1223,4 +1309,296 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
             assert_eq!(c.state(), State::TimeWait);
         }
     }
+}
+
+/// A wire whose B answers with SYN cookies.
+fn cookie_wire(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Wire {
+    let mut w = Wire::new(cfg_a, cfg_b);
+    w.cookies_b = Some(crate::syncookie::SynCookies::new((11, 13), w.now));
+    w
+}
+
+#[test]
+fn syn_cookie_handshake_keeps_scale_and_sack_beside_timestamps() {
+    let big = TcpConfig {
+        send_buffer: 1 << 20,
+        recv_buffer: 1 << 20,
+        ..cfg()
+    };
+    let mut w = cookie_wire(big.clone(), big);
+    w.established();
+    let synack = &w.sent_b[0].0;
+    assert!(synack.flags.syn() && synack.flags.ack());
+    let s = w.b().stats();
+    assert!(s.sack && s.timestamps, "{s:?}");
+    assert_eq!(s.window_scale, Some((7, 7)));
+    assert_eq!(s.mss, 1448, "the cookie carried the MSS");
+    let data = pattern(2 << 20);
+    transfer(&mut w, &data, Duration::from_secs(10));
+    assert!(
+        w.a.max_snd_wnd > 65_535,
+        "scaled window: {}",
+        w.a.max_snd_wnd
+    );
+    // And the other way.
+    let back = pattern(300_000);
+    let mut off = 0;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while got.len() < back.len() {
+        off += w.b().send(&back[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(10));
+        while let Ok(n) = w.a.recv(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(w.now < w.a.epoch + Duration::from_secs(20), "stalled");
+    }
+    assert_eq!(got, back);
+}
+
+#[test]
+fn syn_cookie_without_timestamps_gives_up_scale_and_sack() {
+    let no_ts = TcpConfig {
+        timestamps: false,
+        ..cfg()
+    };
+    let mut w = cookie_wire(no_ts, cfg());
+    w.established();
+    let synack = &w.sent_b[0].0;
+    assert_eq!(synack.options.window_scale, None);
+    assert!(!synack.options.sack_permitted);
+    let s = w.b().stats();
+    assert!(!s.sack && !s.timestamps);
+    assert_eq!(s.window_scale, None);
+    let data = pattern(200_000);
+    transfer(&mut w, &data, Duration::from_secs(10));
+}
+
+#[test]
+fn a_cookie_handshake_ack_may_carry_data() {
+    let mut w = cookie_wire(cfg(), cfg());
+    // A writes before the handshake completes: its first data segment may
+    // arrive with (or be) the final ACK.
+    w.a.send(b"hello").unwrap();
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.b_rx, b"hello");
+}
+
+#[test]
+fn forged_and_stale_cookie_acks_are_refused() {
+    let t0 = Instant::now();
+    let cookies = crate::syncookie::SynCookies::new((5, 6), t0);
+    let mut ack = TcpRepr {
+        src_port: A.port(),
+        dst_port: B.port(),
+        seq: SeqNum(777),
+        ack: SeqNum(0),
+        flags: crate::Flags(crate::Flags::ACK),
+        window: 100,
+        options: crate::TcpOptions::default(),
+    };
+    let mut x = 12345u32;
+    for _ in 0..100_000 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        ack.ack = SeqNum(x);
+        assert!(crate::syncookie::check_ack(&cookies, t0, B, A, &ack, 0).is_none());
+    }
+    let good = cookies.make(t0, B, A, SeqNum(776), 1460);
+    ack.ack = good + 1;
+    assert!(crate::syncookie::check_ack(&cookies, t0, B, A, &ack, 0).is_some());
+    let later = t0 + crate::syncookie::PERIOD * (crate::syncookie::MAX_AGE + 1);
+    assert!(
+        crate::syncookie::check_ack(&cookies, later, B, A, &ack, 0).is_none(),
+        "stale"
+    );
+    let mut rst = ack;
+    rst.flags = crate::Flags(crate::Flags::ACK | crate::Flags::RST);
+    assert!(crate::syncookie::check_ack(&cookies, t0, B, A, &rst, 0).is_none());
+}
+
+#[test]
+fn data_after_close_is_answered_with_a_reset() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.a.state(), State::FinWait2);
+    // The peer keeps sending: nobody will ever read it.
+    w.b().send(b"too late").unwrap();
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.take_alarms().reset_on_data_after_close, 1);
+    assert!(w.sent_a.last().unwrap().0.flags.rst());
+    assert_eq!(w.b().error(), Some(TcpError::Reset));
+}
+
+#[test]
+fn an_orphan_gives_up_on_a_window_that_never_opens() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    let data = pattern(200_000);
+    let mut off = 0;
+    for _ in 0..20 {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(100));
+    }
+    assert_eq!(w.a.snd_wnd, 0);
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_secs(3600));
+    assert_eq!(w.a.state(), State::Closed, "gave up");
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+    assert!(w.a.stats().zero_window_probes <= u64::from(cfg().orphan_retries) + 3);
+    assert_eq!(w.a.take_alarms().orphan_gave_up, 1);
+    assert_eq!(w.b().error(), Some(TcpError::Reset), "the peer is told");
+}
+
+#[test]
+fn the_user_timeout_applies_while_the_window_stays_closed() {
+    let quick = TcpConfig {
+        user_timeout: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut w = Wire::new(quick, cfg());
+    w.b_reads = false;
+    w.established();
+    let data = pattern(200_000);
+    let mut off = 0;
+    while w.a.state() == State::Established && w.now < w.a.epoch + Duration::from_secs(120) {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(500));
+    }
+    // The peer answers every probe, yet the window stays shut.
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+    let took = w.now.saturating_duration_since(w.a.epoch);
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    assert_eq!(w.a.take_alarms().persist_timed_out, 1);
+}
+
+#[test]
+fn a_passive_open_gives_up_after_five_syn_ack_retransmissions() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.filter_b = Box::new(|_, _, _| Fate::Drop);
+    w.filter_a = Box::new(|i, _, _| if i == 0 { Fate::Deliver } else { Fate::Drop });
+    w.run(Duration::from_secs(300));
+    let synacks = w.sent_b.iter().filter(|(r, _)| r.flags.syn()).count();
+    assert_eq!(synacks, 1 + 5);
+    assert_eq!(w.b().state(), State::Closed);
+}
+
+#[test]
+fn the_fin_wait_2_timeout_sends_nothing() {
+    let quick = TcpConfig {
+        fin_wait2_timeout: Duration::from_secs(5),
+        ..cfg()
+    };
+    let mut w = Wire::new(quick, cfg());
+    w.established();
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::FinWait2);
+    let sent = w.sent_a.len();
+    w.run(Duration::from_secs(10));
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(
+        w.sent_a.len(),
+        sent,
+        "no segment the peer could take for a FIN or an ACK of one"
+    );
+}
+
+#[test]
+fn memory_pressure_shrinks_the_offered_window_and_exhaustion_drops_out_of_order_data() {
+    let big = TcpConfig {
+        send_buffer: 1 << 20,
+        recv_buffer: 1 << 20,
+        ..cfg()
+    };
+    let mut w = Wire::new(big.clone(), big);
+    w.established();
+    let data = pattern(3_000_000);
+    transfer(&mut w, &data[..100_000], Duration::from_secs(5));
+    w.b().set_memory_pressure(crate::MemoryPressure::Pressure);
+    // The edge already offered does not move left (RFC 9293 3.8.6), but
+    // once the data reaches it the window offered is clamped to the
+    // pressure floor.
+    w.b_rx.clear();
+    transfer(&mut w, &data[100_000..2_500_000], Duration::from_secs(20));
+    let offered = w.b().rcv_adv.since(w.b().rcv_nxt);
+    assert!(offered <= crate::PRESSURE_RING, "offered {offered}");
+    let mut rx = data[..2_500_000].to_vec();
+    std::mem::swap(&mut rx, &mut w.b_rx);
+    // Exhausted: out-of-order data is not kept. Lose one segment so the
+    // following ones arrive out of order.
+    w.b().set_memory_pressure(crate::MemoryPressure::Exhausted);
+    let mut lost = false;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() && !lost {
+            lost = true;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.a.send(&data[2_500_000..2_550_000]).unwrap();
+    w.run(Duration::from_millis(30));
+    assert!(
+        w.b().recv_buf.assembler().is_empty(),
+        "nothing held out of order"
+    );
+    let alarms = w.b().take_alarms();
+    assert!(alarms.data_dropped_no_memory > 0, "{alarms:?}");
+    // Memory comes back: the transfer completes byte-exact.
+    w.b().set_memory_pressure(crate::MemoryPressure::Normal);
+    w.b_rx.truncate(2_500_000);
+    let mut off = 2_550_000;
+    while w.b_rx.len() < data.len() {
+        if off < data.len() {
+            off += w.a.send(&data[off..]).unwrap_or(0);
+        }
+        w.run(Duration::from_millis(50));
+        assert!(w.now < w.a.epoch + Duration::from_secs(60), "stalled");
+    }
+    assert_eq!(w.b_rx, data);
+}
+
+#[test]
+fn time_wait_frees_buffers_and_its_record_answers_a_retransmitted_fin() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    transfer(&mut w, &pattern(100_000), Duration::from_secs(5));
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_millis(20));
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.a.state(), State::TimeWait);
+    w.a.release_unneeded_buffers();
+    assert_eq!(
+        w.a.memory_used(),
+        std::mem::size_of::<Connection>() + w.a.sack_scratch.capacity() * 16,
+        "no ring left in TIME-WAIT"
+    );
+    let mut tw = w.a.time_wait_record(w.now).expect("in TIME-WAIT");
+    let b = w.b.as_ref().unwrap();
+    let mut fin = w
+        .sent_b
+        .iter()
+        .rev()
+        .find(|(r, _)| r.flags.fin())
+        .unwrap()
+        .0;
+    fin.options.timestamps = fin.options.timestamps.map(|(v, e)| (v + 5, e));
+    let later = w.now + Duration::from_secs(10);
+    match tw.handle_segment(later, &fin, 0) {
+        crate::TimeWaitInput::Ack(ack) => {
+            assert_eq!(ack.ack, b.snd_nxt);
+            assert_eq!(ack.seq, w.a.snd_nxt);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tw.expires(), later + 2 * cfg().msl);
 }

@@ -106,6 +106,7 @@
 //! ```
 
 pub mod apps;
+pub mod attack;
 mod engine;
 pub mod experiments;
 mod host;

@@ -134,5 +134,6 @@ pub(super) fn icmp_of_type(frames: &[Vec<u8>], icmp_type: u8) -> Vec<u8> {
 }
 
 mod arp_icmp;
+mod hardening;
 mod offload;
 mod udp_frag;

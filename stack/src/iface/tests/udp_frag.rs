@@ -330,7 +330,7 @@ fn bind_errors() {
 #[test]
 fn full_receive_queue_drops_and_counts() {
     let mut ca = config(A_MAC, A_IP);
-    ca.udp_rcvbuf = 3000;
+    ca.udp_rcvbuf = 3 * (1000 + ::udp::DATAGRAM_OVERHEAD);
     let mut p = Pair::with(ca, config(B_MAC, B_IP));
     let server = p.a.udp_bind(sa(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
     let client = p.b.udp_bind(sa(Ipv4Addr::UNSPECIFIED, 0)).unwrap();

@@ -1,0 +1,341 @@
+//! TIME-WAIT without a connection: a compact record of what RFC 9293's
+//! TIME-WAIT state needs (the four-tuple, both sequence numbers, the window
+//! last offered and the timestamp state), with no buffers, so that a busy
+//! server's thousands of closed connections cost about a hundred bytes
+//! each for their 2*MSL, as Linux's `tcp_timewait_sock` does.
+//!
+//! Segment arrival in TIME-WAIT (RFC 9293 3.10.7.4, RFC 1337, RFC 6191,
+//! RFC 7323 5.3 PAWS, RFC 5961 7 ACK throttling):
+//!
+//! - an RST is ignored (RFC 1337: "TIME-WAIT Assassination Hazards";
+//!   acting on it would let an old duplicate end the wait early);
+//! - a SYN whose sequence number (or timestamp) is above the old
+//!   incarnation's may open a new one (RFC 6191);
+//! - the peer's FIN again (our ACK of it was lost) passes the PAWS check
+//!   and the sequence check (it occupies RCV.NXT-1), is acknowledged, and
+//!   restarts the 2*MSL timer: "Acknowledge it, and restart the 2 MSL
+//!   timeout". Nothing else restarts it, so a stream of junk cannot keep
+//!   the record alive;
+//! - anything else is answered by an ACK, at most one per throttling
+//!   interval.
+
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use crate::segment::{Flags, TcpOptions, TcpRepr};
+use crate::seq::SeqNum;
+
+/// What to do with a segment that reached a TIME-WAIT record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeWaitInput {
+    /// Nothing to send.
+    Drop,
+    /// Send this ACK.
+    Ack(TcpRepr),
+    /// A new SYN may open a new incarnation: forget the record and hand
+    /// the SYN to the listener.
+    Reincarnate,
+}
+
+/// RFC 7323 5.5: a TS.Recent older than 24 days is invalid for PAWS.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+/// One connection in TIME-WAIT, without buffers.
+#[derive(Clone, Debug)]
+pub struct TimeWait {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    snd_nxt: SeqNum,
+    rcv_nxt: SeqNum,
+    /// Window field of our last segment (already scaled).
+    window: u16,
+    /// TS.Recent and when it was set, if timestamps are in use.
+    ts_recent: Option<(u32, Instant)>,
+    ts_offset: u32,
+    epoch: Instant,
+    expires: Instant,
+    msl2: Duration,
+    oow_interval: Duration,
+    last_oow_ack: Option<Instant>,
+}
+
+impl TimeWait {
+    /// A record for a connection that entered TIME-WAIT. Used by
+    /// [`Connection::time_wait_record`](crate::Connection::time_wait_record).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        snd_nxt: SeqNum,
+        rcv_nxt: SeqNum,
+        window: u16,
+        ts_recent: Option<(u32, Instant)>,
+        ts_offset: u32,
+        epoch: Instant,
+        expires: Instant,
+        msl2: Duration,
+        oow_interval: Duration,
+    ) -> TimeWait {
+        TimeWait {
+            local,
+            remote,
+            snd_nxt,
+            rcv_nxt,
+            window,
+            ts_recent,
+            ts_offset,
+            epoch,
+            expires,
+            msl2,
+            oow_interval,
+            last_oow_ack: None,
+        }
+    }
+
+    /// Local address.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Remote address.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// When the 2*MSL wait ends.
+    pub fn expires(&self) -> Instant {
+        self.expires
+    }
+
+    fn ts_now(&self, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
+        ms.wrapping_add(self.ts_offset)
+    }
+
+    fn ack(&self, now: Instant) -> TcpRepr {
+        let mut options = TcpOptions::default();
+        if let Some((recent, _)) = self.ts_recent {
+            options.timestamps = Some((self.ts_now(now), recent));
+        }
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: Flags(Flags::ACK),
+            window: self.window,
+            options,
+        }
+    }
+
+    /// An ACK for an unacceptable segment, unless one went out less than
+    /// the throttling interval ago (RFC 5961 7).
+    fn throttled_ack(&mut self, now: Instant) -> TimeWaitInput {
+        if self
+            .last_oow_ack
+            .is_some_and(|t| now.saturating_duration_since(t) < self.oow_interval)
+        {
+            return TimeWaitInput::Drop;
+        }
+        self.last_oow_ack = Some(now);
+        TimeWaitInput::Ack(self.ack(now))
+    }
+
+    /// Handles a segment for this four-tuple.
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        payload_len: usize,
+    ) -> TimeWaitInput {
+        match decide(&mut self.ts_recent, self.rcv_nxt, now, seg, payload_len) {
+            Decision::Ignore => TimeWaitInput::Drop,
+            Decision::Reincarnate => TimeWaitInput::Reincarnate,
+            Decision::AckAndRestart => {
+                self.expires = now + self.msl2;
+                TimeWaitInput::Ack(self.ack(now))
+            }
+            Decision::ThrottledAck => self.throttled_ack(now),
+        }
+    }
+}
+
+/// The TIME-WAIT rules, shared by the compact record and a connection
+/// still held by its application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Nothing to do (an RST, RFC 1337).
+    Ignore,
+    /// A newer SYN: a new incarnation may begin (RFC 6191).
+    Reincarnate,
+    /// The peer's FIN again, acceptable and passing PAWS: acknowledge it
+    /// and restart the 2*MSL timer.
+    AckAndRestart,
+    /// Anything else: an ACK, subject to throttling (RFC 5961 7).
+    ThrottledAck,
+}
+
+/// Applies the TIME-WAIT rules to a segment; updates TS.Recent when the
+/// peer's FIN is accepted again.
+pub(crate) fn decide(
+    ts_recent: &mut Option<(u32, Instant)>,
+    rcv_nxt: SeqNum,
+    now: Instant,
+    seg: &TcpRepr,
+    payload_len: usize,
+) -> Decision {
+    // RFC 1337: ignore RSTs in TIME-WAIT.
+    if seg.flags.rst() {
+        return Decision::Ignore;
+    }
+    if seg.flags.syn() && !seg.flags.ack() {
+        // RFC 6191: a new incarnation if the SYN is newer.
+        let newer = match (*ts_recent, seg.options.timestamps) {
+            (Some((recent, _)), Some((val, _))) => (val.wrapping_sub(recent) as i32) > 0,
+            _ => seg.seq > rcv_nxt,
+        };
+        return if newer {
+            Decision::Reincarnate
+        } else {
+            Decision::ThrottledAck
+        };
+    }
+    // PAWS (RFC 7323 5.3 R1): a timestamp older than TS.Recent marks an
+    // old duplicate; RFC 7323 3.2: once timestamps are on, a segment
+    // without them is dropped.
+    let paws_ok = match (*ts_recent, seg.options.timestamps) {
+        (Some((recent, at)), Some((val, _))) => {
+            (val.wrapping_sub(recent) as i32) >= 0 || now.saturating_duration_since(at) >= PAWS_IDLE
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    // The peer's FIN again: it occupies RCV.NXT - 1.
+    if paws_ok && seg.flags.fin() && seg.seq + payload_len + 1 == rcv_nxt {
+        if let (Some((recent, at)), Some((val, _))) = (ts_recent.as_mut(), seg.options.timestamps) {
+            *recent = val;
+            *at = now;
+        }
+        return Decision::AckAndRestart;
+    }
+    Decision::ThrottledAck
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+    const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+
+    fn record(now: Instant, ts: bool) -> TimeWait {
+        TimeWait::new(
+            L,
+            R,
+            SeqNum(5000),
+            SeqNum(9000),
+            100,
+            ts.then_some((1000, now)),
+            0,
+            now,
+            now + Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+        )
+    }
+
+    fn seg(seq: u32, flags: u8, ts: Option<u32>) -> TcpRepr {
+        TcpRepr {
+            src_port: R.port(),
+            dst_port: L.port(),
+            seq: SeqNum(seq),
+            ack: SeqNum(5000),
+            flags: Flags(flags),
+            window: 1000,
+            options: TcpOptions {
+                timestamps: ts.map(|v| (v, 0)),
+                ..TcpOptions::default()
+            },
+        }
+    }
+
+    #[test]
+    fn retransmitted_fin_is_acked_and_restarts_the_timer() {
+        let t0 = Instant::now();
+        let mut tw = record(t0, true);
+        let later = t0 + Duration::from_secs(30);
+        let r = tw.handle_segment(later, &seg(8999, Flags::FIN | Flags::ACK, Some(1500)), 0);
+        let TimeWaitInput::Ack(ack) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((ack.seq, ack.ack), (SeqNum(5000), SeqNum(9000)));
+        assert_eq!(ack.options.timestamps.map(|t| t.1), Some(1500));
+        assert_eq!(tw.expires(), later + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_fin_failing_paws_or_the_sequence_check_does_not_restart_the_timer() {
+        let t0 = Instant::now();
+        let mut tw = record(t0, true);
+        let later = t0 + Duration::from_secs(30);
+        // Old timestamp.
+        tw.handle_segment(later, &seg(8999, Flags::FIN | Flags::ACK, Some(900)), 0);
+        // Wrong sequence number.
+        tw.handle_segment(later, &seg(12345, Flags::FIN | Flags::ACK, Some(1500)), 0);
+        // No timestamp although they are in use.
+        tw.handle_segment(later, &seg(8999, Flags::FIN | Flags::ACK, None), 0);
+        assert_eq!(tw.expires(), t0 + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rst_is_ignored_rfc_1337() {
+        let t0 = Instant::now();
+        let mut tw = record(t0, false);
+        assert_eq!(
+            tw.handle_segment(t0, &seg(9000, Flags::RST, None), 0),
+            TimeWaitInput::Drop
+        );
+        assert_eq!(tw.expires(), t0 + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn junk_is_answered_at_most_once_per_interval() {
+        let t0 = Instant::now();
+        let mut tw = record(t0, false);
+        let mut acks = 0;
+        for i in 0..1000u32 {
+            let now = t0 + Duration::from_millis(i as u64);
+            if let TimeWaitInput::Ack(_) =
+                tw.handle_segment(now, &seg(77_000 + i, Flags::ACK, None), 10)
+            {
+                acks += 1;
+            }
+        }
+        assert_eq!(acks, 2, "one per 500 ms over one second");
+    }
+
+    #[test]
+    fn a_newer_syn_reincarnates_and_an_older_one_does_not() {
+        let t0 = Instant::now();
+        let mut tw = record(t0, true);
+        assert_eq!(
+            tw.handle_segment(t0, &seg(100, Flags::SYN, Some(2000)), 0),
+            TimeWaitInput::Reincarnate,
+            "newer timestamp, whatever the sequence number"
+        );
+        assert!(matches!(
+            tw.handle_segment(t0, &seg(100, Flags::SYN, Some(999)), 0),
+            TimeWaitInput::Ack(_)
+        ));
+        let mut tw = record(t0, false);
+        assert_eq!(
+            tw.handle_segment(t0, &seg(9500, Flags::SYN, None), 0),
+            TimeWaitInput::Reincarnate
+        );
+        assert!(matches!(
+            tw.handle_segment(t0, &seg(8000, Flags::SYN, None), 0),
+            TimeWaitInput::Ack(_)
+        ));
+    }
+}
