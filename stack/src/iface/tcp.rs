@@ -45,7 +45,7 @@ pub struct TcpLimits {
     /// SYN cookies (`tcp_syncookies`).
     pub syncookies: SynCookieMode,
     /// TIME-WAIT records held at most (`tcp_max_tw_buckets`); beyond it a
-    /// connection closes without TIME-WAIT. Default 65,536 (about 13 MiB).
+    /// connection closes without TIME-WAIT. Default 65,536 (about 15 MiB).
     pub max_time_wait: usize,
     /// Orphaned connections (closed by the application, still finishing)
     /// at most (`tcp_max_orphans`); a connection closed beyond it is reset.
