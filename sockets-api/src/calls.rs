@@ -334,17 +334,37 @@ impl Stack {
     /// send(2). On a blocking stream it returns once every byte is queued
     /// (as Linux does), or with what was queued when SO_SNDTIMEO expires.
     pub fn send(&self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
+        self.send_flags(fd, buf, 0)
+    }
+
+    /// send(2) with flags: `MSG_OOB` sends the bytes as TCP urgent data
+    /// (the urgent pointer then points past them, RFC 9293 3.8.5),
+    /// `MSG_DONTWAIT` makes this call non-blocking, `MSG_NOSIGNAL` is
+    /// accepted (ustack never raises signals). Other flags fail with
+    /// EOPNOTSUPP.
+    pub fn send_flags(&self, fd: Fd, buf: &[u8], flags: i32) -> io::Result<usize> {
+        let known = libc::MSG_OOB | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        if flags & !known != 0 {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
+        let urgent = flags & libc::MSG_OOB != 0;
         let mut core = self.lock()?;
         let e = core.entry(fd).ok_or_else(ebadf)?;
+        if urgent && e.ty != SockType::Stream {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
         match e.state {
             SockState::Stream(h) => {
                 let deadline = e.opts.sndtimeo.map(|t| Instant::now() + t);
-                let nonblocking = e.opts.nonblocking;
+                let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
                 let mut sent = 0;
                 loop {
                     match core.iface.tcp_send(h, &buf[sent..]) {
                         Ok(n) => {
                             sent += n;
+                            if urgent && (sent == buf.len() || nonblocking) {
+                                core.iface.tcp_mark_urgent(h);
+                            }
                             self.shared().kick(&core);
                             if sent == buf.len() || nonblocking {
                                 return Ok(sent);
@@ -352,6 +372,9 @@ impl Stack {
                         }
                         Err(SocketError::WouldBlock) => {
                             if nonblocking {
+                                if urgent && sent > 0 {
+                                    core.iface.tcp_mark_urgent(h);
+                                }
                                 return if sent > 0 {
                                     Ok(sent)
                                 } else {
@@ -383,6 +406,20 @@ impl Stack {
             SockState::Fresh => Err(errno(libc::ENOTCONN)),
             SockState::Listening(_) => Err(errno(libc::ENOTCONN)),
             _ => Err(errno(libc::EOPNOTSUPP)),
+        }
+    }
+
+    /// sockatmark(3) (SIOCATMARK): true when the next byte to read is the
+    /// last octet of the urgent data the peer sent. A read stops there, so
+    /// an application reading up to the mark can tell where urgent data
+    /// ends; `poll` reports POLLPRI while urgent data is unread.
+    pub fn sockatmark(&self, fd: Fd) -> io::Result<bool> {
+        let core = self.lock()?;
+        let e = core.entry(fd).ok_or_else(ebadf)?;
+        match e.state {
+            SockState::Stream(h) => Ok(core.iface.tcp(h).is_some_and(|c| c.at_mark())),
+            _ if e.ty == SockType::Stream => Ok(false),
+            _ => Err(errno(libc::ENOTTY)),
         }
     }
 
@@ -602,6 +639,11 @@ impl Stack {
                 }
                 e.opts.ttl = Some(*t)
             }
+            SockOpt::OobInline(on) => {
+                if !on {
+                    return Err(errno(libc::EINVAL));
+                }
+            }
         }
         let opts = e.opts.clone();
         match e.state {
@@ -654,6 +696,7 @@ impl Stack {
             SockOptName::NoDelay => opt(SockOpt::NoDelay(o.nodelay)),
             SockOptName::NonBlocking => opt(SockOpt::NonBlocking(o.nonblocking)),
             SockOptName::Ttl => opt(SockOpt::Ttl(o.ttl.unwrap_or(64))),
+            SockOptName::OobInline => opt(SockOpt::OobInline(true)),
             SockOptName::Congestion => {
                 let algo = match state {
                     SockState::Stream(h) => core.iface.tcp(h).map(|c| c.config().congestion),

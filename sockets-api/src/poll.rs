@@ -45,6 +45,9 @@ fn readiness(core: &Core, fd: Fd) -> i16 {
                     if c.can_recv() {
                         r |= POLLIN;
                     }
+                    if c.urgent_pending() {
+                        r |= POLLPRI;
+                    }
                     if c.peer_closed() {
                         r |= POLLRDHUP | POLLIN;
                     }

@@ -81,6 +81,10 @@ pub enum SockOpt {
     Congestion(Algorithm),
     /// IP_TTL for this socket's datagrams (UDP).
     Ttl(u8),
+    /// SO_OOBINLINE: urgent data stays in line. ustack always delivers it
+    /// in line (RFC 6093 recommends it; RFC 9293 3.8.5), so this reads as
+    /// on, and turning it off fails with EINVAL.
+    OobInline(bool),
 }
 
 /// Which option to read, for [`Stack::getsockopt`](crate::Stack::getsockopt).
@@ -112,6 +116,8 @@ pub enum SockOptName {
     Error,
     /// TCP_INFO: connection statistics.
     TcpInfo,
+    /// SO_OOBINLINE (always on).
+    OobInline,
 }
 
 /// The value [`Stack::getsockopt`](crate::Stack::getsockopt) returns.
@@ -129,6 +135,8 @@ pub enum SockOptValue {
 pub mod events {
     /// Data (or end of stream, or a connection to accept) to read.
     pub const POLLIN: i16 = 0x001;
+    /// Urgent data (TCP) not read yet (RFC 9293 MUST-32).
+    pub const POLLPRI: i16 = 0x002;
     /// Room to write.
     pub const POLLOUT: i16 = 0x004;
     /// An error is pending (always reported).

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockets_api::events::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP};
+use sockets_api::events::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP};
 use sockets_api::{
     Algorithm, Domain, PingSocket, PollFd, Protocol, SockOpt, SockOptName, SockOptValue, Stack,
     StackBuilder, TcpListener, TcpStream, Type, UdpSocket,
@@ -561,6 +561,7 @@ fn socket_options() {
         SockOpt::Congestion(Algorithm::NewReno),
         SockOpt::RcvBuf(512 * 1024),
         SockOpt::SndBuf(300_000),
+        SockOpt::OobInline(true),
     ] {
         b.setsockopt(fd, opt.clone()).unwrap();
         let name = match opt {
@@ -575,6 +576,7 @@ fn socket_options() {
             SockOpt::RcvBuf(_) => SockOptName::RcvBuf,
             SockOpt::SndBuf(_) => SockOptName::SndBuf,
             SockOpt::Ttl(_) => SockOptName::Ttl,
+            SockOpt::OobInline(_) => SockOptName::OobInline,
         };
         assert_eq!(b.getsockopt(fd, name).unwrap(), SockOptValue::Opt(opt));
     }
@@ -736,4 +738,52 @@ fn reused_tuples_reopen_time_wait_without_syn_retransmission() {
         reused > 0,
         "no port was reused; the test did not exercise TIME-WAIT"
     );
+}
+
+#[test]
+fn urgent_data_pollpri_and_the_mark() {
+    let (a, b) = pair();
+    let lfd = a
+        .socket(Domain::Inet, Type::Stream, Protocol::Default)
+        .unwrap();
+    a.bind(lfd, "0.0.0.0:6900".parse().unwrap()).unwrap();
+    a.listen(lfd, 4).unwrap();
+    let cfd = b
+        .socket(Domain::Inet, Type::Stream, Protocol::Default)
+        .unwrap();
+    b.connect(cfd, SocketAddrV4::new(A, 6900)).unwrap();
+    let (sfd, _) = a.accept(lfd).unwrap();
+    // SO_OOBINLINE: always on.
+    assert_eq!(
+        a.getsockopt(sfd, SockOptName::OobInline).unwrap(),
+        SockOptValue::Opt(SockOpt::OobInline(true))
+    );
+    a.setsockopt(sfd, SockOpt::OobInline(true)).unwrap();
+    let e = a.setsockopt(sfd, SockOpt::OobInline(false)).unwrap_err();
+    assert_eq!(errno(&e), libc::EINVAL);
+    assert_eq!(
+        errno(&b.send_flags(cfd, b"x", libc::MSG_CONFIRM).unwrap_err()),
+        libc::EOPNOTSUPP
+    );
+    b.send(cfd, b"hello").unwrap();
+    b.send_flags(cfd, b"!", libc::MSG_OOB).unwrap();
+    let mut set = [PollFd::new(sfd, POLLIN | POLLPRI)];
+    assert_eq!(a.poll(&mut set, Some(Duration::from_secs(5))).unwrap(), 1);
+    // The urgent byte may arrive in its own segment: wait for POLLPRI.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while set[0].revents & POLLPRI == 0 {
+        assert!(Instant::now() < deadline, "no POLLPRI");
+        a.poll(&mut set, Some(Duration::from_millis(100))).unwrap();
+    }
+    assert!(!a.sockatmark(sfd).unwrap());
+    let mut buf = [0u8; 64];
+    let n = a.recv(sfd, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello", "a read stops at the mark");
+    assert!(a.sockatmark(sfd).unwrap());
+    assert_eq!(a.recv(sfd, &mut buf).unwrap(), 1);
+    assert_eq!(buf[0], b'!', "in line");
+    assert!(!a.sockatmark(sfd).unwrap());
+    let mut set = [PollFd::new(sfd, POLLIN | POLLPRI)];
+    a.poll(&mut set, Some(Duration::ZERO)).unwrap();
+    assert_eq!(set[0].revents & POLLPRI, 0, "nothing urgent left");
 }

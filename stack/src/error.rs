@@ -92,6 +92,9 @@ impl From<tcp::TcpError> for SocketError {
             tcp::TcpError::Closed => SocketError::BrokenPipe,
             tcp::TcpError::NotConnected => SocketError::NotConnected,
             tcp::TcpError::NoMemory => SocketError::NoBufferSpace,
+            tcp::TcpError::NetUnreachable => SocketError::NetUnreachable,
+            tcp::TcpError::HostUnreachable => SocketError::HostUnreachable,
+            tcp::TcpError::ProtocolUnavailable => SocketError::ProtocolUnavailable,
         }
     }
 }

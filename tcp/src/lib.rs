@@ -51,6 +51,7 @@ pub fn reset_for(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
         flags: Flags(Flags::RST),
         window: 0,
         options: TcpOptions::default(),
+        urgent: 0,
     };
     if seg.flags.ack() {
         // "If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>"

@@ -18,6 +18,8 @@ pub struct RttEstimator {
 /// RFC 6298 2.1: "Until a round-trip time (RTT) measurement has been made
 /// ... the sender SHOULD set RTO <- 1 second".
 pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// RFC 6298 5.7: the RTO once data flows after a SYN was retransmitted.
+pub const SYN_LOSS_RTO: Duration = Duration::from_secs(3);
 /// Clock granularity G in RFC 6298 2.3 (our clock is finer; use 1 ms).
 const GRANULARITY: Duration = Duration::from_millis(1);
 
@@ -64,6 +66,18 @@ impl RttEstimator {
     pub fn back_off(&mut self) {
         self.backoff += 1;
         self.rto = (self.rto * 2).min(self.max_rto);
+    }
+
+    /// RFC 6298 5.7: "If the timer expires awaiting the ACK of a SYN segment
+    /// and the TCP implementation is using an RTO less than 3 seconds, the
+    /// RTO MUST be re-initialized to 3 seconds when data transmission
+    /// begins (i.e., after the three-way handshake completes)." Applies only
+    /// while no RTT was measured (a sample replaces it).
+    pub fn fall_back_after_syn_loss(&mut self) {
+        if self.srtt.is_none() {
+            self.rto = SYN_LOSS_RTO.clamp(self.min_rto, self.max_rto);
+            self.backoff = 0;
+        }
     }
 
     /// Current retransmission timeout.

@@ -55,7 +55,7 @@ impl Flags {
     pub const PSH: u8 = 0x08;
     /// ACK: the acknowledgment field is significant.
     pub const ACK: u8 = 0x10;
-    /// URG: the urgent pointer is significant (ignored by this stack).
+    /// URG: the urgent pointer is significant.
     pub const URG: u8 = 0x20;
 
     /// True when every bit of `bits` is set.
@@ -274,6 +274,10 @@ pub struct TcpRepr {
     pub window: u16,
     /// Options.
     pub options: TcpOptions,
+    /// The urgent pointer: with URG set, SEG.SEQ + this is the sequence
+    /// number of the octet following the urgent data (RFC 9293 3.8.5,
+    /// MUST-31). Meaningless (and sent as 0) without URG.
+    pub urgent: u16,
 }
 
 impl TcpRepr {
@@ -325,6 +329,7 @@ impl TcpRepr {
             flags: Flags(buf[13] & 0x3f),
             window: u16::from_be_bytes([buf[14], buf[15]]),
             options: TcpOptions::parse(&buf[Self::HEADER_LEN..offset])?,
+            urgent: u16::from_be_bytes([buf[18], buf[19]]),
         };
         Ok((repr, &buf[offset..]))
     }
@@ -357,7 +362,13 @@ impl TcpRepr {
         h[12] = ((hlen / 4) as u8) << 4;
         h[13] = self.flags.0;
         h[14..16].copy_from_slice(&self.window.to_be_bytes());
-        h[16..20].copy_from_slice(&[0, 0, 0, 0]);
+        h[16..18].copy_from_slice(&[0, 0]);
+        let urgent = if self.flags.has(Flags::URG) {
+            self.urgent
+        } else {
+            0
+        };
+        h[18..20].copy_from_slice(&urgent.to_be_bytes());
         self.options.emit(&mut h[Self::HEADER_LEN..]);
     }
 }
@@ -444,6 +455,7 @@ mod tests {
             flags: Flags(Flags::ACK),
             window: 1000,
             options: opts,
+            urgent: 0,
         };
         assert_eq!(repr.header_len(), 60);
         let mut buf = vec![0u8; repr.header_len() + 3];

@@ -70,6 +70,14 @@ pub struct TcpStats {
     pub challenge_acks: u64,
     /// Segments dropped by PAWS (RFC 7323).
     pub paws_drops: u64,
+    /// Times the path MTU fell with data in flight, which was then
+    /// retransmitted at the new size at once (RFC 1191 6.5).
+    pub pmtu_retransmissions: u64,
+    /// Segments that moved the urgent pointer forward (RFC 9293 3.8.5).
+    pub urgent_received: u64,
+    /// Segments without timestamps on a connection that uses them
+    /// (accepted, as Linux does: middleboxes strip options).
+    pub timestamps_missing: u64,
     /// SACK permitted on this connection.
     pub sack: bool,
     /// Timestamps on this connection.

@@ -223,6 +223,7 @@ pub fn cookie_syn_ack(cfg: &TcpConfig, syn: &TcpRepr, iss: SeqNum, ts_now: u32) 
         flags: Flags(Flags::SYN | Flags::ACK),
         window: cookie_window(cfg),
         options,
+        urgent: 0,
     }
 }
 
@@ -380,6 +381,7 @@ mod tests {
                 sack_permitted: true,
                 ..TcpOptions::default()
             },
+            urgent: 0,
         };
         let sa = cookie_syn_ack(&cfg, &syn, SeqNum(5), 1000);
         assert_eq!(sa.options.mss, Some(cfg.mss));

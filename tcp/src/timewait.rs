@@ -125,6 +125,7 @@ impl TimeWait {
             flags: Flags(Flags::ACK),
             window: self.window,
             options,
+            urgent: 0,
         }
     }
 
@@ -257,6 +258,7 @@ mod tests {
                 timestamps: ts.map(|v| (v, 0)),
                 ..TcpOptions::default()
             },
+            urgent: 0,
         }
     }
 

@@ -83,6 +83,7 @@ fn segment(rec: &[u8; 12], seen: &Seen, ts_val: &mut u32, ports: (u16, u16)) -> 
         flags: Flags(flags),
         window: u16::from_be_bytes([rec[6], rec[7]]),
         options,
+        urgent: 0,
     };
     let len = usize::from(rec[8]) * 12;
     (seg, len)

@@ -130,6 +130,7 @@ fn forged_handshake_acks_create_no_connection() {
                 flags: Flags(Flags::ACK),
                 window: 1000,
                 options: TcpOptions::default(),
+                urgent: 0,
             };
             let frame = tcp_frame(amac, smac, src, target, &seg, b"GET / HTTP/1.0\r\n\r\n");
             let _ = cx.tx.send(cx.now, &frame);

@@ -103,6 +103,7 @@ fn from_peer(seq: SeqNum, ack: SeqNum, flags: u8, options: TcpOptions) -> TcpRep
         flags: Flags(flags),
         window: 65_535,
         options,
+        urgent: 0,
     }
 }
 

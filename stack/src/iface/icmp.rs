@@ -150,15 +150,26 @@ impl Interface {
             return self.ip.counters.drop(DropReason::IcmpErrorUnmatched);
         }
         self.ip.counters.icmp_errors_received += 1;
-        if let Received::Unreachable(dest_unreachable::FRAG_NEEDED, mtu) = what {
-            // RFC 5927 4.1/5.2: about TCP, believe it only if it quotes a
-            // segment of a connection we have, at a sequence number in
-            // flight (SND.UNA <= SEG.SEQ < SND.NXT): a blind attacker
-            // cannot then shrink a connection's MTU (and its throughput)
-            // by guessing ports alone.
-            if orig.protocol == IpProtocol::TCP && !self.tcp_quote_in_flight(&orig, quoted) {
-                return self.ip.counters.drop(DropReason::IcmpFragNeededStale);
+        // RFC 5927 4.1/5.2: an error about TCP is believed only if it
+        // quotes a segment of a connection we have, at a sequence number in
+        // flight (SND.UNA <= SEG.SEQ < SND.NXT): a blind attacker cannot
+        // then shrink a connection's MTU or abort it by guessing ports.
+        let tcp_conn = if orig.protocol == IpProtocol::TCP {
+            match self.tcp_quote_in_flight(&orig, quoted) {
+                Some(h) => Some(h),
+                None => {
+                    return self.ip.counters.drop(match what {
+                        Received::Unreachable(dest_unreachable::FRAG_NEEDED, _) => {
+                            DropReason::IcmpFragNeededStale
+                        }
+                        _ => DropReason::IcmpErrorUnmatched,
+                    });
+                }
             }
+        } else {
+            None
+        };
+        if let Received::Unreachable(dest_unreachable::FRAG_NEEDED, mtu) = what {
             // RFC 1191: lower the path MTU estimate for the destination.
             if let Some(new) =
                 self.ip
@@ -167,6 +178,18 @@ impl Interface {
             {
                 log::debug!("path MTU to {} is now {new}", orig.dst);
             }
+        }
+        if let Some(h) = tcp_conn {
+            match what {
+                Received::Unreachable(dest_unreachable::FRAG_NEEDED, _) => {
+                    let mtu = self.ip.path_mtu(now, orig.dst);
+                    self.tcp_path_mtu_reduced(now, h, mtu);
+                }
+                Received::Unreachable(code, _) => self.tcp_icmp_unreachable(h, code),
+                // Soft errors (RFC 1122 4.2.3.9): nothing to do.
+                Received::TimeExceeded | Received::ParameterProblem => {}
+            }
+            return;
         }
         let error = match what {
             Received::Unreachable(code, _) => match code {

@@ -1019,21 +1019,41 @@ impl Interface {
         }
     }
 
-    /// True when an ICMP error quoting `orig` (our datagram) and `quoted`
-    /// (the start of its TCP header) names a connection of ours and a
-    /// sequence number it has in flight (RFC 5927).
-    pub(super) fn tcp_quote_in_flight(&self, orig: &Ipv4Repr, quoted: &[u8]) -> bool {
+    /// The connection an ICMP error quoting `orig` (our datagram) and
+    /// `quoted` (the start of its TCP header) is about, if it is one of
+    /// ours and the quoted sequence number is in flight (RFC 5927).
+    pub(super) fn tcp_quote_in_flight(&self, orig: &Ipv4Repr, quoted: &[u8]) -> Option<TcpHandle> {
         let [s0, s1, d0, d1, q0, q1, q2, q3, ..] = *quoted else {
-            return false;
+            return None;
         };
         let local = SocketAddrV4::new(orig.src, u16::from_be_bytes([s0, s1]));
         let remote = SocketAddrV4::new(orig.dst, u16::from_be_bytes([d0, d1]));
         let seq = tcp::SeqNum(u32::from_be_bytes([q0, q1, q2, q3]));
+        let &h = self.tcp.by_tuple.get(&(local, remote))?;
         self.tcp
-            .by_tuple
-            .get(&(local, remote))
-            .and_then(|&h| self.tcp.socks.get(h))
+            .socks
+            .get(h)
             .is_some_and(|s| s.conn.seq_in_flight(seq))
+            .then_some(h)
+    }
+
+    /// ICMP Destination Unreachable about a segment of `h`'s.
+    pub(super) fn tcp_icmp_unreachable(&mut self, h: TcpHandle, code: u8) {
+        if let Some(sock) = self.tcp.socks.get_mut(h)
+            && sock.conn.handle_icmp_unreachable(code)
+        {
+            self.tcp_after_change(h);
+            self.tcp_touch(h);
+        }
+    }
+
+    /// The path MTU of `h`'s destination fell to `mtu`: retransmit what is
+    /// in flight at the new size now.
+    pub(super) fn tcp_path_mtu_reduced(&mut self, now: Instant, h: TcpHandle, mtu: usize) {
+        if let Some(sock) = self.tcp.socks.get_mut(h) {
+            sock.conn.handle_path_mtu_reduced(now, mtu);
+            self.tcp_touch(h);
+        }
     }
 
     // --- socket calls -------------------------------------------------------
@@ -1221,6 +1241,15 @@ impl Interface {
         let n = result?;
         self.tcp_touch(h);
         Ok(n)
+    }
+
+    /// Makes everything queued on the connection urgent data (the second
+    /// half of send(MSG_OOB)).
+    pub fn tcp_mark_urgent(&mut self, h: TcpHandle) {
+        if let Some(sock) = self.tcp.socks.get_mut(h) {
+            sock.conn.mark_urgent();
+            self.tcp_touch(h);
+        }
     }
 
     /// Reads from the connection; `Ok(0)` is end of stream.

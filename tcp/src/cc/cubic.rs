@@ -170,6 +170,15 @@ impl CongestionControl for Cubic {
         self.epoch = None;
     }
 
+    fn set_loss_window(&mut self) {
+        self.cwnd = 1.0;
+    }
+
+    fn set_mss(&mut self, mss: usize) {
+        // Windows are kept in segments already.
+        self.mss = mss.max(1);
+    }
+
     fn on_idle_restart(&mut self) {
         let iw = initial_window(self.mss) as f64 / self.mss as f64;
         self.cwnd = self.cwnd.min(iw);

@@ -53,6 +53,16 @@ pub trait CongestionControl: Send + fmt::Debug {
     /// window restarts at min(initial window, cwnd).
     fn on_idle_restart(&mut self);
 
+    /// The SYN or SYN-ACK had to be retransmitted: RFC 5681 3.1, "the
+    /// initial window used by a sender after a correctly transmitted SYN
+    /// MUST be one segment consisting of at most SMSS bytes" (the loss
+    /// window). Called right after [`init`](Self::init).
+    fn set_loss_window(&mut self);
+
+    /// The sender MSS changed (the path MTU moved): windows keep their size
+    /// in segments, as they are defined in SMSS units (RFC 5681).
+    fn set_mss(&mut self, mss: usize);
+
     /// Leaves slow start without a loss (HyStart++ decided the path is
     /// full): ssthresh becomes cwnd, congestion avoidance begins.
     fn exit_slow_start(&mut self, now: Instant);

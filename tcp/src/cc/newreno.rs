@@ -98,6 +98,21 @@ impl CongestionControl for NewReno {
         self.cwnd = self.cwnd.min(initial_window(self.mss));
     }
 
+    fn set_loss_window(&mut self) {
+        self.cwnd = self.mss;
+    }
+
+    fn set_mss(&mut self, mss: usize) {
+        let mss = mss.max(1);
+        let scale = |w: usize| (w as u128 * mss as u128 / self.mss as u128) as usize;
+        self.cwnd = scale(self.cwnd).max(mss);
+        if self.ssthresh != usize::MAX {
+            self.ssthresh = scale(self.ssthresh).max(2 * mss);
+        }
+        self.acked_in_ca = scale(self.acked_in_ca);
+        self.mss = mss;
+    }
+
     fn exit_slow_start(&mut self, _now: Instant) {
         self.ssthresh = self.cwnd;
         self.acked_in_ca = 0;

@@ -29,7 +29,7 @@ impl Connection {
         match self.state {
             State::Closed | State::Listen => return Input::Done,
             State::SynSent => {
-                self.input_syn_sent(now, seg);
+                self.input_syn_sent(now, seg, payload);
                 self.last_rcvd_at = now;
                 return Input::Done;
             }
@@ -42,6 +42,9 @@ impl Connection {
         // a retransmitted SYN (our SYN-ACK was lost: send it again) or, in a
         // simultaneous open, the peer's SYN-ACK (RFC 9293 figure 8 step 5):
         // its SYN is old news, trim it and process the rest.
+        // RFC 7323 2.2: "The window field in a SYN (i.e., a <SYN> or
+        // <SYN,ACK>) segment itself is never scaled."
+        let window_shift = if seg.flags.syn() { 0 } else { self.snd_wscale };
         let trimmed;
         let seg = if self.state == State::SynReceived && seg.flags.syn() && seg.seq == self.irs {
             if !seg.flags.ack() {
@@ -62,12 +65,15 @@ impl Connection {
         // meets a closed window still delivers its ACK and window fields;
         // the text is dropped and answered with an ACK repeating the zero
         // window (the peer retransmits it once the window opens).
+        // A bare FIN needs no buffer space: it is taken even into a closed
+        // window (as Linux does), so the application learns of the end of
+        // the stream without first reading what it has.
         let textless;
         let (seg, payload) = if self.rcv_adv == self.rcv_nxt
             && seg.seq == self.rcv_nxt
             && !seg.flags.syn()
             && !seg.flags.rst()
-            && seg.seq_len(payload.len()) > 0
+            && !payload.is_empty()
         {
             let mut t = *seg;
             t.flags = crate::Flags(t.flags.0 & !crate::Flags::FIN);
@@ -117,15 +123,15 @@ impl Connection {
                     self.rtt.sample(now.saturating_duration_since(at));
                 }
                 self.snd_una = seg.ack;
-                self.snd_wnd = (seg.window as usize) << self.snd_wscale;
+                self.snd_wnd = (seg.window as usize) << window_shift;
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
                 self.rtx_at = None;
-                self.syn_retries = 0;
+                let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
                 self.scoreboard.clear(self.snd_una);
                 self.set_state(State::Established);
-                self.on_established(now);
+                self.on_established(now, syn_lost);
             } else {
                 self.pending_rst = Some(self.make_rst(seg.ack));
                 return Input::Done;
@@ -146,7 +152,7 @@ impl Connection {
             self.challenge_ack(now);
             return Input::Done;
         }
-        self.process_ack(now, seg, payload.len());
+        self.process_ack(now, seg, payload.len(), window_shift);
         let fin_acked = self.fin_acked();
         match self.state {
             State::FinWait1 if fin_acked => {
@@ -156,11 +162,29 @@ impl Connection {
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now),
+            // A close before the handshake completed queued the FIN (RFC
+            // 9293 3.10.4: "queue for processing after entering
+            // ESTABLISHED state"): now we are closing.
+            State::Established if self.fin_queued => self.set_state(State::FinWait1),
             State::LastAck if fin_acked => {
                 self.enter_closed(None);
                 return Input::Done;
             }
             _ => {}
+        }
+        // Sixth: the URG bit. "If the URG bit is set, RCV.UP <-
+        // max(RCV.UP,SEG.UP), and signal the user that the remote side has
+        // urgent data if the urgent pointer (RCV.UP) is in advance of the
+        // data consumed." (SEG.UP is relative to SEG.SEQ, and points past
+        // the urgent data, MUST-31.)
+        if seg.flags.has(crate::Flags::URG)
+            && seg.urgent > 0
+            && matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            )
+        {
+            self.note_urgent(seg.seq + usize::from(seg.urgent));
         }
         // RFC 1122 4.2.2.13: "if new data is received after CLOSE is
         // called, its TCP SHOULD send a RST to show that data was lost"
@@ -229,7 +253,7 @@ impl Connection {
     }
 
     /// SYN-SENT processing (RFC 9293 3.10.7.3).
-    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr) {
+    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) {
         // "If the ACK bit is set: If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
         // send a reset (unless the RST bit is set, if so drop the segment
         // and return) <SEQ=SEG.ACK><CTL=RST>".
@@ -274,11 +298,27 @@ impl Connection {
             self.snd_una = seg.ack;
             self.snd_wl2 = seg.ack;
             self.rtx_at = None;
-            self.syn_retries = 0;
+            let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
             self.scoreboard.clear(self.snd_una);
             self.set_state(State::Established);
-            self.on_established(now);
+            self.on_established(now, syn_lost);
             self.ack_now = true;
+            if self.fin_queued {
+                // shutdown(SHUT_WR) while connecting: data, then the FIN.
+                self.set_state(State::FinWait1);
+            }
+            // "...continue processing at the sixth step below where the URG
+            // bit is checked": text and a FIN in the SYN-ACK count.
+            if !payload.is_empty() {
+                self.receive_data(now, seg.seq + 1, payload);
+            }
+            if seg.flags.has(crate::Flags::URG) && seg.urgent > 0 {
+                self.note_urgent(seg.seq + 1 + usize::from(seg.urgent));
+            }
+            if seg.flags.fin() {
+                self.remote_fin = Some(seg.seq + 1 + payload.len());
+                self.check_remote_fin(now);
+            }
         } else {
             // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK
             // segment <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it".
@@ -292,9 +332,11 @@ impl Connection {
     fn check_acceptable(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> bool {
         if let Some(ts) = self.ts {
             match seg.options.timestamps {
-                // RFC 7323 3.2: once timestamps are on, a non-RST segment
-                // without them SHOULD be dropped.
-                None if !seg.flags.rst() => return false,
+                // RFC 7323 3.2 says a non-RST segment without timestamps
+                // SHOULD be dropped once they are on; like Linux, ustack
+                // takes it (middleboxes strip options, and dropping would
+                // stall such a path) and counts it. PAWS cannot check it.
+                None if !seg.flags.rst() => self.stats.timestamps_missing += 1,
                 Some((val, _)) if !seg.flags.rst() => {
                     // PAWS R1: SEG.TSval < TS.Recent and TS.Recent valid.
                     let older = (val.wrapping_sub(ts.recent) as i32) < 0;
@@ -315,6 +357,8 @@ impl Connection {
         let acceptable = match (seg_len, wnd) {
             (0, 0) => seq == self.rcv_nxt,
             (0, _) => in_window(seq),
+            // A bare FIN at RCV.NXT takes no buffer space.
+            (1, 0) => seq == self.rcv_nxt && seg.flags.fin() && payload_len == 0,
             (_, 0) => false,
             (len, _) => in_window(seq) || in_window(seq + len - 1),
         };
@@ -354,8 +398,7 @@ impl Connection {
             // (the stack removes it, quietly); an actively opened one was
             // refused.
             State::SynReceived => {
-                let error =
-                    (!self.app_closed && self.is_active_open()).then_some(TcpError::Refused);
+                let error = (!self.app_closed && !self.passive).then_some(TcpError::Refused);
                 self.enter_closed(error);
             }
             State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
@@ -363,14 +406,6 @@ impl Connection {
             }
             _ => self.enter_closed(None),
         }
-    }
-
-    /// A connection that sent the first SYN (simultaneous open included)
-    /// has a retransmission history before SYN-RECEIVED; a passive one
-    /// starts there. Passive connections never leave ISS unacknowledged
-    /// from SYN-SENT.
-    fn is_active_open(&self) -> bool {
-        self.snd_wl2 == self.iss && self.last_ack_sent != SeqNum(0) && self.syn_retries > 0
     }
 
     fn challenge_ack(&mut self, now: Instant) {
@@ -383,7 +418,7 @@ impl Connection {
     /// The ACK field of an acceptable segment (RFC 9293 fifth check):
     /// window update, SACK, cumulative acknowledgment, RTT, congestion
     /// window and loss recovery.
-    fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) {
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize, window_shift: u8) {
         let ack = seg.ack;
         let cwnd_limited = self.cwnd_limited;
         // For PRR's DeliveredData: the change in SND.UNA plus the change in
@@ -394,7 +429,7 @@ impl Connection {
         // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
         let mut window_changed = false;
         if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
-            let wnd = (seg.window as usize) << self.snd_wscale;
+            let wnd = (seg.window as usize) << window_shift;
             window_changed = wnd != self.snd_wnd;
             self.snd_wnd = wnd;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
@@ -422,6 +457,9 @@ impl Connection {
         }
         if ack > self.snd_una {
             let acked = ack.since(self.snd_una);
+            if self.snd_up.is_some_and(|up| ack >= up) {
+                self.snd_up = None; // the urgent data is acknowledged
+            }
             let data_acked = ack.min(self.data_end()).since(self.send_buf_seq());
             self.send_buf.consume(data_acked);
             self.stats.bytes_acked += data_acked as u64;
@@ -650,12 +688,7 @@ impl Connection {
             return;
         }
         let data = &data[..data.len().min(room - offset)];
-        let mss = self.cfg.mss as usize;
-        if data.len() <= mss {
-            // The peer's full-sized segment (a coalesced receive-offload
-            // segment, larger than any on the wire, does not count).
-            self.largest_rcvd = self.largest_rcvd.max(data.len());
-        }
+        self.measure_rcv_mss(data.len());
         let advanced = match self.recv_buf.insert(offset, data) {
             Ok(n) => n,
             Err(crate::buffer::InsertError::NoMemory) => {
@@ -687,21 +720,44 @@ impl Connection {
             // fills in all or part of a gap in the sequence space."
             self.ack_now = true;
         } else {
-            // RFC 5681 4.2 / RFC 1122 4.2.3.2: delay, but ACK at least every
-            // second full-sized segment. A segment the device coalesced
-            // (TAP receive offload) counts as the full-sized segments it
-            // was on the wire.
-            let unit = if self.largest_rcvd > 0 {
-                self.largest_rcvd
-            } else {
-                mss
-            };
-            self.unacked_segments += (data.len() / unit) as u32;
-            if self.unacked_segments >= 2 {
+            // RFC 5681 4.2 / RFC 1122 4.2.3.2: delay, but "an ACK SHOULD be
+            // generated for at least every second full-sized segment": as
+            // on Linux, once more than one segment's worth (by the
+            // estimate of the peer's MSS) is unacknowledged. A segment the
+            // device coalesced (TAP receive offload) counts as the
+            // segments it was on the wire.
+            self.unacked_bytes += data.len();
+            if self.unacked_bytes > self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.cfg.delayed_ack);
             }
+        }
+    }
+
+    /// Estimates the peer's segment size from a segment of `len` bytes, as
+    /// Linux's `tcp_measure_rcv_mss`: a larger segment raises the estimate
+    /// (up to our MSS: a coalesced receive-offload segment is larger than
+    /// any on the wire); two smaller ones of the same size in a row (not
+    /// below the RFC 9293 default of 536, so a short write's remnant does
+    /// not count) lower it.
+    fn measure_rcv_mss(&mut self, len: usize) {
+        let ours = self.cfg.mss as usize;
+        if len >= self.rcv_mss {
+            self.rcv_mss = len.min(ours);
+        } else if len >= 536 {
+            if len == self.last_seg_size {
+                self.rcv_mss = len;
+            }
+            self.last_seg_size = len;
+        }
+    }
+
+    /// The peer's urgent pointer says urgent data ends before `up`.
+    pub(crate) fn note_urgent(&mut self, up: SeqNum) {
+        if self.rcv_up.is_none_or(|r| up > r) && up > self.rcv_nxt - self.recv_buf.readable() {
+            self.rcv_up = Some(up);
+            self.stats.urgent_received += 1;
         }
     }
 
@@ -739,11 +795,19 @@ impl Connection {
         self.close_at = Some(now + 2 * self.cfg.msl);
     }
 
-    /// Set-up that needs the negotiated options: sender MSS, initial
-    /// window, keep-alive.
-    pub(crate) fn on_established(&mut self, now: Instant) {
-        self.update_smss(self.peer_mss + 40);
+    /// Set-up that needs the negotiated options: sender MSS (limited by the
+    /// path MTU before the congestion window is sized from it), initial
+    /// window, keep-alive. `syn_lost`: our SYN or SYN-ACK was
+    /// retransmitted.
+    pub(crate) fn on_established(&mut self, now: Instant, syn_lost: bool) {
+        self.update_smss(self.path_mtu);
         self.cc.init(self.smss);
+        if syn_lost {
+            // RFC 5681 3.1: one segment; RFC 6298 5.7: a 3 s RTO unless an
+            // RTT was measured since.
+            self.cc.set_loss_window();
+            self.rtt.fall_back_after_syn_loss();
+        }
         self.cc_ready = true;
         self.stats.cwnd = self.cc.cwnd();
         if let Some(k) = self.cfg.keepalive {

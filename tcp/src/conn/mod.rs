@@ -93,6 +93,14 @@ pub enum TcpError {
     TimedOut,
     /// The stack is out of memory for it (ENOBUFS).
     NoMemory,
+    /// ICMP: the network is unreachable or administratively prohibited
+    /// (ENETUNREACH).
+    NetUnreachable,
+    /// ICMP: the host is unreachable or administratively prohibited
+    /// (EHOSTUNREACH).
+    HostUnreachable,
+    /// ICMP protocol unreachable (ENOPROTOOPT, as Linux reports it).
+    ProtocolUnavailable,
     /// Nothing can be done without waiting (EAGAIN).
     WouldBlock,
     /// The write side is closed (EPIPE).
@@ -108,6 +116,9 @@ impl fmt::Display for TcpError {
             TcpError::Reset => "connection reset by peer",
             TcpError::TimedOut => "connection timed out",
             TcpError::NoMemory => "no buffer space available",
+            TcpError::NetUnreachable => "network is unreachable",
+            TcpError::HostUnreachable => "no route to host",
+            TcpError::ProtocolUnavailable => "protocol not available",
             TcpError::WouldBlock => "operation would block",
             TcpError::Closed => "broken pipe",
             TcpError::NotConnected => "not connected",
@@ -203,6 +214,9 @@ pub struct Connection {
     pub(crate) snd_wscale: u8,
     pub(crate) peer_mss: usize,
     pub(crate) send_buf: SendBuffer,
+    /// SND.UP: the sequence number following the last urgent octet the
+    /// application sent, while that is unacknowledged (RFC 9293 3.8.5).
+    pub(crate) snd_up: Option<SeqNum>,
     /// The application will write no more: a FIN follows the data.
     pub(crate) fin_queued: bool,
     /// Set once a FIN has been sent.
@@ -220,6 +234,9 @@ pub struct Connection {
     /// Sequence number of the peer's FIN, once seen (it may arrive out of
     /// order, before data that precedes it).
     pub(crate) remote_fin: Option<SeqNum>,
+    /// RCV.UP: the sequence number following the urgent data the peer
+    /// sent, while some of it is unread.
+    pub(crate) rcv_up: Option<SeqNum>,
     /// The peer's FIN was consumed: reads return end of file when drained.
     pub(crate) read_eof: bool,
     /// The application shut down its read side.
@@ -233,12 +250,23 @@ pub struct Connection {
     // Acknowledgment generation.
     pub(crate) ack_now: bool,
     pub(crate) delack_at: Option<Instant>,
-    pub(crate) unacked_segments: u32,
+    /// Bytes received in order since our last ACK (RFC 5681 4.2: ACK at
+    /// least every second full-sized segment).
+    pub(crate) unacked_bytes: usize,
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
     /// Last.ACK.sent (RFC 7323 4.3).
     pub(crate) last_ack_sent: SeqNum,
-    /// Largest payload received, our estimate of the peer's segment size.
-    pub(crate) largest_rcvd: usize,
+    /// Our estimate of the peer's segment size (Linux's `rcv_mss`): it
+    /// grows with larger segments and shrinks when two segments in a row
+    /// are smaller.
+    pub(crate) rcv_mss: usize,
+    /// Size of the last segment below `rcv_mss` (to notice a smaller MSS).
+    pub(crate) last_seg_size: usize,
+    /// The path MTU at the last transmission (the interface MTU until then):
+    /// SMSS = min(peer MSS, path MTU - 40) minus options.
+    pub(crate) path_mtu: usize,
+    /// When new data was last sent (RFC 5681 4.1 restart after idle).
+    pub(crate) last_data_sent_at: Option<Instant>,
     /// Largest super segment the device takes (0: none; see
     /// [`poll_transmit_burst`](Connection::poll_transmit_burst)).
     pub(crate) burst: usize,
@@ -293,6 +321,10 @@ pub struct Connection {
     pub(crate) app_closed: bool,
     /// Opened by a listener (SYN-ACK retries use `synack_retries`).
     pub(crate) passive: bool,
+    /// The latest soft error an ICMP message reported (RFC 1122 4.2.3.9:
+    /// not fatal, but reported instead of ETIMEDOUT if the connection then
+    /// times out, as Linux does).
+    pub(crate) soft_error: Option<TcpError>,
     /// When the last ACK answering an unacceptable segment went out (RFC
     /// 5961 7 throttling).
     pub(crate) last_oow_ack: Option<Instant>,
@@ -362,6 +394,7 @@ impl Connection {
             snd_wscale: 0,
             peer_mss: 536,
             send_buf: SendBuffer::new(cfg.send_buffer),
+            snd_up: None,
             fin_queued: false,
             fin_sent: false,
             fin_seq: None,
@@ -373,6 +406,7 @@ impl Connection {
             // never exceed the space really there (RFC 7323 2.4).
             recv_buf: RecvBuffer::new(cfg.recv_buffer + (1 << cfg.window_scale.min(14))),
             remote_fin: None,
+            rcv_up: None,
             read_eof: false,
             read_shut: false,
             ts: None,
@@ -380,10 +414,15 @@ impl Connection {
             our_ts_offset: ts_offset,
             ack_now: false,
             delack_at: None,
-            unacked_segments: 0,
+            unacked_bytes: 0,
             dsack: None,
             last_ack_sent: SeqNum(0),
-            largest_rcvd: 0,
+            // Linux's tcp_initialize_rcv_mss: the RFC 9293 default until
+            // segments show more.
+            rcv_mss: 536.min(cfg.mss as usize),
+            last_seg_size: 0,
+            path_mtu: cfg.mss as usize + 40,
+            last_data_sent_at: None,
             burst: 0,
             probe_now: false,
             syn_pending: true,
@@ -418,6 +457,7 @@ impl Connection {
             error: None,
             app_closed: false,
             passive: false,
+            soft_error: None,
             last_oow_ack: None,
             mem: MemoryPressure::Normal,
             alarms: Alarms::default(),
@@ -637,6 +677,70 @@ impl Connection {
         Ok(n)
     }
 
+    /// Queues `data` as urgent data (send with MSG_OOB): like
+    /// [`send`](Self::send), then the urgent pointer moves to the end of
+    /// what was queued (RFC 9293 3.8.5: "the urgent pointer MUST point to
+    /// the sequence number of the octet following the urgent data", MUST-31;
+    /// urgent data of any length, MUST-30). Segments carry URG until the
+    /// peer acknowledges that point.
+    pub fn send_urgent(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        let n = self.send(data)?;
+        self.mark_urgent();
+        Ok(n)
+    }
+
+    /// Makes everything queued so far urgent data (the urgent pointer moves
+    /// to the end of the send buffer).
+    pub fn mark_urgent(&mut self) {
+        if !self.send_buf.is_empty() && !self.fin_queued {
+            self.snd_up = Some(self.data_end());
+        }
+    }
+
+    /// True while urgent data the peer sent is not all read (RFC 9293
+    /// MUST-32: the application is told asynchronously; the socket layer
+    /// reports it as POLLPRI).
+    pub fn urgent_pending(&self) -> bool {
+        self.urgent_remaining() > 0
+    }
+
+    /// How much urgent data remains to be read: the bytes from the read
+    /// position to the end of the urgent data (RFC 9293 MUST-33).
+    pub fn urgent_remaining(&self) -> usize {
+        self.rcv_up.map_or(0, |up| up.since(self.read_seq()))
+    }
+
+    /// True when the next byte to read is the last octet of urgent data,
+    /// the "mark" of BSD sockets (`sockatmark`, SIOCATMARK): a read stops
+    /// just before it, so an application that reads up to the mark can
+    /// tell where the urgent data ends.
+    pub fn at_mark(&self) -> bool {
+        self.rcv_up
+            .is_some_and(|up| self.urgent_pending() && self.read_seq() + 1 == up)
+    }
+
+    /// The sequence number of the next byte the application will read.
+    fn read_seq(&self) -> SeqNum {
+        self.rcv_nxt - self.recv_buf.readable() - usize::from(self.read_eof)
+    }
+
+    /// Bytes a read may take now: all that is readable, except that a read
+    /// stops at the urgent mark (as on Linux) unless it starts there.
+    fn readable_to_mark(&self) -> usize {
+        let readable = self.recv_buf.readable();
+        match self.rcv_up {
+            Some(up) if self.urgent_pending() => {
+                let to_mark = (up - 1).since(self.read_seq());
+                if to_mark == 0 {
+                    readable
+                } else {
+                    readable.min(to_mark)
+                }
+            }
+            _ => readable,
+        }
+    }
+
     /// Room in the send buffer.
     pub fn send_capacity(&self) -> usize {
         if self.fin_queued {
@@ -669,7 +773,11 @@ impl Connection {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = self.recv_buf.read(buf);
+        let limit = buf.len().min(self.readable_to_mark());
+        let n = self.recv_buf.read(&mut buf[..limit]);
+        if self.rcv_up.is_some() && !self.urgent_pending() {
+            self.rcv_up = None; // all urgent data read
+        }
         self.after_read();
         Ok(n)
     }
@@ -682,6 +790,9 @@ impl Connection {
     /// Consumes `n` bytes after [`peek`](Self::peek).
     pub fn consume(&mut self, n: usize) {
         self.recv_buf.consume(n);
+        if self.rcv_up.is_some() && !self.urgent_pending() {
+            self.rcv_up = None;
+        }
         self.after_read();
     }
 
@@ -730,12 +841,12 @@ impl Connection {
     /// 3.10.4 CLOSE / shutdown(SHUT_WR)). Reading stays possible.
     pub fn shutdown_write(&mut self) {
         match self.state {
-            State::SynSent => {
-                // "Delete the TCB ... and return": nothing was sent yet.
-                self.state = State::Closed;
-                self.stats.state = State::Closed;
-            }
-            State::SynReceived | State::Established => {
+            // shutdown(SHUT_WR) while connecting: the data already
+            // accepted and then a FIN go out once connected (RFC 9293
+            // 3.10.4 for SYN-RECEIVED: "queue for processing after
+            // entering ESTABLISHED state"). close() deletes the connection
+            // instead (see `close`).
+            State::SynSent | State::SynReceived | State::Established => {
                 self.fin_queued = true;
                 if self.state == State::Established {
                     self.set_state(State::FinWait1);
@@ -763,6 +874,12 @@ impl Connection {
     /// reset instead (RFC 2525 2.17, as Linux does).
     pub fn close(&mut self, now: Instant) {
         self.app_closed = true;
+        if self.state == State::SynSent {
+            // RFC 9293 3.10.4 SYN-SENT: "Delete the TCB and return
+            // 'error: closing' responses to any queued SENDs".
+            self.enter_closed(None);
+            return;
+        }
         if self.recv_buf.readable() > 0 && self.state.is_synchronized() {
             self.abort(now);
             return;
@@ -945,6 +1062,70 @@ impl Connection {
         Ok(())
     }
 
+    /// An ICMP Destination Unreachable (`code`, RFC 792) about a segment of
+    /// this connection (the stack checked that it quotes a sequence number
+    /// in flight, RFC 5927). RFC 1122 4.2.3.9: codes 0, 1 and 5 are soft
+    /// errors, "TCP MUST NOT abort the connection"; protocol and port
+    /// unreachable (2, 3) are hard errors that SHOULD abort; RFC 5461
+    /// advises aborting on hard errors only while the connection is being
+    /// established, as Linux does, and treats the administratively
+    /// prohibited codes (9, 10, 13) the same way. Returns whether the
+    /// connection was aborted.
+    pub fn handle_icmp_unreachable(&mut self, code: u8) -> bool {
+        let error = match code {
+            0 | 6 | 9 | 11 => TcpError::NetUnreachable,
+            2 => TcpError::ProtocolUnavailable,
+            3 => TcpError::Refused,
+            _ => TcpError::HostUnreachable,
+        };
+        let hard = matches!(code, 2 | 3 | 9 | 10 | 13);
+        let establishing =
+            self.state == State::SynSent || self.state == State::SynReceived && !self.passive;
+        if hard && establishing {
+            log::debug!(
+                "{} -> {}: ICMP unreachable (code {code}) while connecting",
+                self.local,
+                self.remote
+            );
+            self.enter_closed(Some(error));
+            return true;
+        }
+        self.soft_error = Some(error);
+        false
+    }
+
+    /// The path MTU fell to `path_mtu` (ICMP Fragmentation Needed quoting a
+    /// segment in flight, checked by the stack). RFC 1191 6.5: the segment
+    /// that was too big is retransmitted at once at the new size, and as
+    /// Linux's `tcp_simple_retransmit` does, so is everything else in
+    /// flight (it was all sent at the old size): no timeout waits for it,
+    /// and since nothing was lost to congestion the window is not reduced.
+    pub fn handle_path_mtu_reduced(&mut self, now: Instant, path_mtu: usize) {
+        self.path_mtu = path_mtu;
+        if !self.cc_ready {
+            return;
+        }
+        let before = self.smss;
+        self.update_smss(path_mtu);
+        if self.smss >= before {
+            return;
+        }
+        self.cc.set_mss(self.smss);
+        if self.snd_nxt == self.snd_una || !self.state.is_synchronized() {
+            return;
+        }
+        self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
+        if self.recovery.is_none() {
+            self.recovery = Some(Recovery::Timeout {
+                point: self.snd_nxt,
+            });
+        }
+        self.retransmit_now = true;
+        self.timed = None;
+        self.stats.pmtu_retransmissions += 1;
+        self.rtx_at = Some(now + self.rtt.rto());
+    }
+
     /// SND.UNA: the oldest sequence number not yet acknowledged.
     pub fn snd_una(&self) -> SeqNum {
         self.snd_una
@@ -1081,8 +1262,13 @@ impl Connection {
         self.stats.state = state;
     }
 
-    /// Closes the connection, recording `error` (None for a normal end).
+    /// Closes the connection, recording `error` (None for a normal end). A
+    /// timeout reports the soft error ICMP told of, if any.
     pub(crate) fn enter_closed(&mut self, error: Option<TcpError>) {
+        let error = match error {
+            Some(TcpError::TimedOut) => self.soft_error.or(error),
+            e => e,
+        };
         if error.is_some() && self.error.is_none() {
             self.error = error;
         }
@@ -1113,6 +1299,7 @@ impl Connection {
             flags: crate::Flags(crate::Flags::RST),
             window: 0,
             options: TcpOptions::default(),
+            urgent: 0,
         }
     }
 

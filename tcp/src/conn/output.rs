@@ -68,10 +68,17 @@ impl Connection {
         F: FnMut(&TcpRepr, &[u8], &[u8], usize) -> bool,
     {
         self.burst = burst;
+        self.path_mtu = path_mtu;
         if self.cc_ready {
+            let before = self.smss;
             self.update_smss(path_mtu);
+            if self.smss != before {
+                // The congestion window follows the sender MSS.
+                self.cc.set_mss(self.smss);
+            }
         }
         self.run_timers(now);
+        self.restart_after_idle(now);
         if let Some(rst) = self.pending_rst.take() {
             self.stats.segments_sent += 1;
             emit(&rst, &[], &[], 0);
@@ -131,7 +138,7 @@ impl Connection {
             self.last_ack_sent = repr.ack;
             self.ack_now = false;
             self.delack_at = None;
-            self.unacked_segments = 0;
+            self.unacked_bytes = 0;
             self.dsack = None;
         }
         if repr.flags.syn() {
@@ -192,6 +199,7 @@ impl Connection {
             flags: Flags(flags),
             window: window as u16,
             options,
+            urgent: 0,
         }
     }
 
@@ -205,14 +213,26 @@ impl Connection {
             flags: Flags(flags),
             window: 0,
             options: TcpOptions::default(),
+            urgent: 0,
         };
         self.fill_ack_fields(now, &mut repr);
         repr
     }
 
-    /// Window, timestamps and SACK blocks of an ACK-carrying segment.
+    /// Window, timestamps, SACK blocks and the urgent pointer of an
+    /// ACK-carrying segment.
     fn fill_ack_fields(&mut self, now: Instant, repr: &mut TcpRepr) {
         repr.window = self.window_field();
+        // RFC 9293 3.8.5: while urgent data is outstanding every segment
+        // says where it ends; a pointer beyond 65,535 octets cannot be
+        // expressed, and 65,535 stands for "further on" (as on Linux) until
+        // a later segment can name the exact end.
+        if let Some(up) = self.snd_up
+            && repr.seq < up
+        {
+            repr.flags = Flags(repr.flags.0 | Flags::URG);
+            repr.urgent = up.since(repr.seq).min(0xffff) as u16;
+        }
         if let Some(ts) = self.ts {
             repr.options.timestamps = Some((self.ts_now(now), ts.recent));
         }
@@ -353,7 +373,10 @@ impl Connection {
         }
         let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         let cwnd_room = room;
-        let most = if self.burst > mss {
+        // No super segments while urgent data is outstanding: the device
+        // would copy the urgent pointer into every segment it cuts, where
+        // it would point too far (Linux does not use TSO in urgent mode).
+        let most = if self.burst > mss && self.snd_up.is_none() {
             self.burst / mss * mss
         } else {
             mss
@@ -471,12 +494,15 @@ impl Connection {
                 let offset = seq.since(self.send_buf_seq());
                 self.snd_nxt = seq + len + fin as usize;
                 self.stats.bytes_sent += len as u64;
+                if len > 0 {
+                    self.last_data_sent_at = Some(now);
+                }
                 if self.timed.is_none() && len > 0 {
                     self.timed = Some((seq + len, now));
                 }
                 self.arm_rtx(now);
                 let mut repr = self.control(now, seq, flags);
-                repr.flags = Flags(flags);
+                repr.flags = Flags(flags | (repr.flags.0 & Flags::URG));
                 Some(Out {
                     repr,
                     offset,
@@ -516,12 +542,28 @@ impl Connection {
         self.arm_rtx(now);
         let offset = seq.since(self.send_buf_seq());
         let mut repr = self.control(now, seq, flags);
-        repr.flags = Flags(flags);
+        repr.flags = Flags(flags | (repr.flags.0 & Flags::URG));
         Out {
             repr,
             offset,
             len: data_len,
             mss: data_len,
+        }
+    }
+
+    /// RFC 5681 4.1: "a TCP SHOULD set cwnd to no more than RW before
+    /// beginning transmission if the TCP has not sent data in an interval
+    /// exceeding the retransmission timeout" (RW = min(IW, cwnd)).
+    fn restart_after_idle(&mut self, now: Instant) {
+        if !self.cc_ready || self.snd_nxt != self.snd_una {
+            return;
+        }
+        let Some(last) = self.last_data_sent_at else {
+            return;
+        };
+        if self.data_end() > self.snd_nxt && now.saturating_duration_since(last) > self.rtt.rto() {
+            self.cc.on_idle_restart();
+            self.last_data_sent_at = Some(now);
         }
     }
 
@@ -635,7 +677,14 @@ impl Connection {
         if let (Some(t), Some(k)) = (self.keepalive_at, self.cfg.keepalive)
             && now >= t
         {
-            if self.state != State::Established || self.snd_nxt != self.snd_una {
+            // Linux probes in every state where the connection is
+            // synchronized and nothing is outstanding (CLOSE-WAIT and
+            // FIN-WAIT-2 too: a peer that vanished leaves them forever).
+            let probing = matches!(
+                self.state,
+                State::Established | State::CloseWait | State::FinWait2
+            );
+            if !probing || self.snd_nxt != self.snd_una {
                 self.keepalive_at = Some(now + k.idle);
             } else if self.keepalive_sent >= k.probes {
                 log::debug!("{} -> {}: keep-alive gave up", self.local, self.remote);

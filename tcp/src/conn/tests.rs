@@ -1114,6 +1114,7 @@ fn from_peer(c: &Connection, off: i64, flags: u8) -> TcpRepr {
         flags: crate::Flags(flags),
         window: 1000,
         options,
+        urgent: 0,
     }
 }
 
@@ -1396,6 +1397,7 @@ fn forged_and_stale_cookie_acks_are_refused() {
         flags: crate::Flags(crate::Flags::ACK),
         window: 100,
         options: crate::TcpOptions::default(),
+        urgent: 0,
     };
     let mut x = 12345u32;
     for _ in 0..100_000 {
@@ -1601,4 +1603,398 @@ fn time_wait_frees_buffers_and_its_record_answers_a_retransmitted_fin() {
         other => panic!("{other:?}"),
     }
     assert_eq!(tw.expires(), later + 2 * cfg().msl);
+}
+
+// --- RFC conformance, second pass (each test failed before its fix) ------
+
+/// Two connections whose SYNs cross (simultaneous open), each left in
+/// SYN-RECEIVED; returns them with the SYN-ACKs each then sent.
+fn crossed_syns(c: &TcpConfig) -> (Connection, Connection, Vec<Seg>, Vec<Seg>) {
+    let now = Instant::now();
+    let mut a = Connection::connect(c, A, B, SeqNum(100), 1, now, now);
+    let mut b = Connection::connect(c, B, A, SeqNum(900), 2, now, now);
+    let collect = |conn: &mut Connection| {
+        let mut v = Vec::new();
+        conn.poll_transmit(now, 1500, |r, x, y| {
+            v.push((*r, [x, y].concat()));
+            true
+        });
+        v
+    };
+    let sa = collect(&mut a);
+    let sb = collect(&mut b);
+    for (r, p) in &sb {
+        a.handle_segment(now, r, p);
+    }
+    for (r, p) in &sa {
+        b.handle_segment(now, r, p);
+    }
+    let sa = collect(&mut a);
+    let sb = collect(&mut b);
+    (a, b, sa, sb)
+}
+
+#[test]
+fn the_window_of_a_syn_ack_is_never_scaled_in_a_simultaneous_open() {
+    // RFC 7323 2.2: "The window field in a SYN (i.e., a <SYN> or
+    // <SYN,ACK>) segment itself is never scaled."
+    let (mut a, _b, _sa, sb) = crossed_syns(&cfg());
+    let now = Instant::now();
+    for (r, p) in &sb {
+        assert!(r.flags.syn() && r.flags.ack());
+        a.handle_segment(now, r, p);
+    }
+    assert_eq!(a.state(), State::Established);
+    assert_eq!(a.snd_wnd, usize::from(sb[0].0.window), "taken unscaled");
+    assert!(a.max_snd_wnd <= 65_535);
+}
+
+#[test]
+fn a_reset_in_syn_received_after_a_simultaneous_open_is_refused() {
+    // An actively opened connection reports ECONNREFUSED for a reset in
+    // SYN-RECEIVED, whether it got there through a simultaneous open or not.
+    let (mut a, _b, _sa, _sb) = crossed_syns(&cfg());
+    assert_eq!(a.state(), State::SynReceived);
+    let now = Instant::now();
+    let rst = from_peer(&a, 0, crate::Flags::RST);
+    a.handle_segment(now, &rst, &[]);
+    assert_eq!(a.state(), State::Closed);
+    assert_eq!(a.error(), Some(TcpError::Refused));
+}
+
+#[test]
+fn the_congestion_window_is_sized_from_the_path_not_the_peers_mss() {
+    // B announces MSS 8960 over a path of MTU 1500: SMSS is 1448 (with
+    // timestamps) before the window is sized (RFC 5681 3.1, RFC 6928).
+    let jumbo = TcpConfig { mss: 8960, ..cfg() };
+    let mut w = Wire::new(cfg(), jumbo);
+    w.established();
+    let s = w.a.stats();
+    assert_eq!(s.mss, 1448);
+    assert_eq!(s.cwnd, crate::cc::initial_window(1448), "{s}");
+    // The path MTU falls: the window keeps its size in segments.
+    let now = w.now;
+    w.a.poll_transmit(now, 1280, |_, _, _| true);
+    let s = w.a.stats();
+    assert_eq!(s.mss, 1228);
+    assert_eq!(s.cwnd, 10 * 1228);
+}
+
+#[test]
+fn delayed_acks_follow_a_shrinking_peer_mss() {
+    let nodelay = TcpConfig {
+        nodelay: true,
+        ..cfg()
+    };
+    let mut w = Wire::new(nodelay, cfg());
+    w.established();
+    // One full-sized segment, then a stream of slightly smaller ones, one
+    // every millisecond.
+    w.a.send(&[1u8; 1448]).unwrap();
+    w.run(Duration::from_millis(100));
+    let acks_before = w.sent_b.len();
+    for _ in 0..40 {
+        w.a.send(&[2u8; 1400]).unwrap();
+        w.run(Duration::from_millis(1));
+    }
+    let acks = w.sent_b.len() - acks_before;
+    // RFC 5681 4.2: at least every second full-sized segment. Without the
+    // shrinking estimate only the 40 ms timer answered (about 2 ACKs).
+    assert!(acks >= 19, "{acks} ACKs for 40 segments");
+    assert_eq!(w.b().rcv_mss, 1400);
+}
+
+#[test]
+fn shutdown_while_connecting_sends_the_data_then_the_fin() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.a.send(b"early").unwrap();
+    w.a.shutdown_write();
+    assert_eq!(w.a.state(), State::SynSent, "kept until connected");
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.b_rx, b"early");
+    assert!(w.b().peer_closed(), "the FIN followed the data");
+    assert_eq!(w.a.state(), State::FinWait2);
+}
+
+#[test]
+fn close_while_connecting_deletes_the_connection_and_its_timers() {
+    let mut w = Wire::new(cfg(), cfg());
+    let now = w.now;
+    w.a.poll_transmit(now, 1500, |_, _, _| true); // the SYN
+    w.a.close(now);
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.poll_at(), None, "no timer left armed");
+}
+
+#[test]
+fn close_in_syn_received_sends_the_fin_once_established() {
+    // RFC 9293 3.10.4 CLOSE in SYN-RECEIVED: "If no SENDs have been issued
+    // and there is no pending data to send, then form a FIN segment and
+    // send it, and enter FIN-WAIT-1 state; otherwise, queue for processing
+    // after entering ESTABLISHED state."
+    let mut w = Wire::new(cfg(), cfg());
+    // A's ACK of the SYN-ACK is lost, so B stays in SYN-RECEIVED.
+    w.filter_a = Box::new(|i, _, _| if i == 1 { Fate::Drop } else { Fate::Deliver });
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.b().state(), State::SynReceived);
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_secs(3));
+    assert!(w.a.peer_closed(), "B's FIN arrived");
+    assert_eq!(w.b().state(), State::FinWait2);
+    let now = w.now;
+    w.a.close(now);
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.b().state(), State::TimeWait, "not stuck in CLOSE-WAIT");
+    assert_eq!(w.a.state(), State::Closed);
+}
+
+#[test]
+fn in_order_data_is_taken_when_the_out_of_order_ranges_are_full() {
+    let mut r = crate::RecvBuffer::new(1 << 20);
+    for i in 0..crate::Assembler::MAX_RANGES {
+        assert_eq!(r.insert(10_000 + 2 * i, b"x"), Ok(0));
+    }
+    assert_eq!(
+        r.insert(500_000, b"y"),
+        Err(crate::InsertError::TooManyRanges)
+    );
+    assert_eq!(
+        r.insert(0, &[7u8; 1000]),
+        Ok(1000),
+        "data at RCV.NXT is always taken"
+    );
+}
+
+#[test]
+fn the_window_restarts_after_an_idle_period() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    transfer(&mut w, &pattern(300_000), Duration::from_secs(5));
+    let grown = w.a.stats().cwnd;
+    assert!(grown > crate::cc::initial_window(1448));
+    w.run(Duration::from_secs(10));
+    w.a.send(&[1u8; 100]).unwrap();
+    let now = w.now;
+    w.a.poll_transmit(now, 1500, |_, _, _| true);
+    assert_eq!(
+        w.a.stats().cwnd,
+        crate::cc::initial_window(1448),
+        "RFC 5681 4.1"
+    );
+}
+
+#[test]
+fn a_retransmitted_syn_leaves_a_one_segment_window_and_a_3_second_rto() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.filter_a = Box::new(|i, _, _| if i == 0 { Fate::Drop } else { Fate::Deliver });
+    w.run(Duration::from_secs(2));
+    assert_eq!(w.a.state(), State::Established);
+    let s = w.a.stats();
+    assert_eq!(s.cwnd, s.mss, "RFC 5681 3.1: one segment");
+    assert_eq!(s.rto, Duration::from_secs(3), "RFC 6298 5.7");
+    // The passive side: its SYN-ACK is lost once.
+    let mut w = Wire::new(cfg(), cfg());
+    w.filter_b = Box::new(|i, _, _| if i == 0 { Fate::Drop } else { Fate::Deliver });
+    w.run(Duration::from_secs(3));
+    let s = w.b().stats();
+    assert_eq!(w.b().state(), State::Established);
+    assert_eq!(s.cwnd, s.mss);
+}
+
+#[test]
+fn keep_alive_probes_in_close_wait_and_gives_up() {
+    let ka = TcpConfig {
+        keepalive: Some(crate::Keepalive {
+            idle: Duration::from_secs(10),
+            interval: Duration::from_secs(1),
+            probes: 3,
+        }),
+        ..cfg()
+    };
+    let mut w = Wire::new(ka, cfg());
+    w.established();
+    let now = w.now;
+    w.b().close(now);
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.a.state(), State::CloseWait);
+    // B vanishes.
+    w.filter_b = Box::new(|_, _, _| Fate::Drop);
+    w.filter_a = Box::new(|_, _, _| Fate::Drop);
+    w.run(Duration::from_secs(30));
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn data_and_a_fin_in_the_syn_ack_are_processed() {
+    let now = Instant::now();
+    let mut a = Connection::connect(&cfg(), A, B, SeqNum(100), 1, now, now);
+    a.poll_transmit(now, 1500, |_, _, _| true);
+    let synack = TcpRepr {
+        src_port: B.port(),
+        dst_port: A.port(),
+        seq: SeqNum(5000),
+        ack: SeqNum(101),
+        flags: crate::Flags(crate::Flags::SYN | crate::Flags::ACK | crate::Flags::FIN),
+        window: 1000,
+        options: crate::TcpOptions {
+            mss: Some(1460),
+            ..crate::TcpOptions::default()
+        },
+        urgent: 0,
+    };
+    a.handle_segment(now, &synack, b"hi");
+    assert_eq!(a.state(), State::CloseWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(a.recv(&mut buf), Ok(2));
+    assert_eq!(&buf[..2], b"hi");
+    assert_eq!(a.recv(&mut buf), Ok(0), "then the end of the stream");
+    let mut acked = None;
+    a.poll_transmit(now, 1500, |r, _, _| {
+        acked = Some(r.ack);
+        true
+    });
+    assert_eq!(acked, Some(SeqNum(5000 + 1 + 2 + 1)));
+}
+
+#[test]
+fn a_bare_fin_is_taken_into_a_closed_window() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    let data = pattern(200_000);
+    let mut off = 0;
+    for _ in 0..20 {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(50));
+    }
+    let now = w.now;
+    let b = w.b.as_mut().unwrap();
+    // Fill what is left of the window (less than a segment: A's sender SWS
+    // avoidance keeps it from sending that little).
+    let left = b.rcv_adv.since(b.rcv_nxt);
+    let fill = from_peer(b, 0, crate::Flags::ACK);
+    b.handle_segment(now, &fill, &vec![9u8; left]);
+    assert_eq!(b.rcv_adv, b.rcv_nxt, "B's window is closed");
+    let fin = from_peer(b, 0, crate::Flags::FIN | crate::Flags::ACK);
+    b.handle_segment(now, &fin, &[]);
+    assert_eq!(b.state(), State::CloseWait);
+}
+
+#[test]
+fn segments_without_timestamps_are_accepted_and_counted() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    let b = w.b.as_mut().unwrap();
+    let mut seg = from_peer(b, 0, crate::Flags::ACK | crate::Flags::PSH);
+    seg.options.timestamps = None;
+    b.handle_segment(now, &seg, b"stripped");
+    assert_eq!(b.recv_queued(), 8, "a middlebox stripped the option");
+    assert_eq!(b.stats().timestamps_missing, 1);
+}
+
+#[test]
+fn urgent_data_is_delivered_in_line_and_a_read_stops_at_the_mark() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.b_reads = false;
+    w.established();
+    w.a.send(b"abc").unwrap();
+    w.a.send_urgent(b"XYZ").unwrap();
+    w.run(Duration::from_millis(50));
+    let (seg, payload) = w
+        .sent_a
+        .iter()
+        .find(|(_, p)| !p.is_empty())
+        .cloned()
+        .unwrap();
+    assert_eq!(payload, b"abcXYZ");
+    assert!(seg.flags.has(crate::Flags::URG));
+    assert_eq!(
+        seg.urgent, 6,
+        "RFC 9293 MUST-31: the octet after the urgent data"
+    );
+    let b = w.b();
+    assert!(b.urgent_pending(), "MUST-32");
+    assert_eq!(b.urgent_remaining(), 6, "MUST-33");
+    assert!(!b.at_mark());
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        b.recv(&mut buf),
+        Ok(5),
+        "stops before the last urgent octet"
+    );
+    assert_eq!(&buf[..5], b"abcXY");
+    assert!(b.at_mark());
+    assert_eq!(b.urgent_remaining(), 1);
+    assert_eq!(b.recv(&mut buf), Ok(1));
+    assert_eq!(buf[0], b'Z');
+    assert!(!b.urgent_pending() && !b.at_mark());
+    // Acknowledged: A leaves urgent mode.
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.snd_up, None);
+    w.a.send(b"plain").unwrap();
+    w.run(Duration::from_millis(50));
+    let last = w.sent_a.iter().rev().find(|(_, p)| !p.is_empty()).unwrap();
+    assert!(!last.0.flags.has(crate::Flags::URG));
+    assert_eq!(w.b().recv(&mut buf), Ok(5));
+}
+
+#[test]
+fn urgent_data_of_any_length() {
+    // RFC 9293 MUST-30: "A TCP MUST support a sequence of urgent data of
+    // any length", longer than the 16-bit pointer can reach.
+    let big = TcpConfig {
+        send_buffer: 1 << 20,
+        recv_buffer: 1 << 20,
+        ..cfg()
+    };
+    let mut w = Wire::new(big.clone(), big);
+    w.b_reads = false;
+    w.established();
+    let data = pattern(200_000);
+    assert_eq!(w.a.send_urgent(&data), Ok(200_000));
+    w.run(Duration::from_millis(200));
+    let urg: Vec<u16> = w
+        .sent_a
+        .iter()
+        .filter(|(r, p)| !p.is_empty() && r.flags.has(crate::Flags::URG))
+        .map(|(r, _)| r.urgent)
+        .collect();
+    assert_eq!(urg[0], 0xffff, "too far to say: 65,535");
+    assert!(
+        urg.iter().any(|&u| u < 0xffff),
+        "later segments name the end"
+    );
+    let b = w.b();
+    assert_eq!(b.urgent_remaining(), 200_000);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    while !b.at_mark() {
+        let n = b.recv(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.len(), 199_999, "the mark is the last urgent octet");
+    let n = b.recv(&mut buf).unwrap();
+    got.extend_from_slice(&buf[..n]);
+    assert_eq!(got, data, "delivered in line, byte-exact");
+}
+
+#[test]
+fn urgent_data_is_not_sent_in_super_segments() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.a.send_urgent(&pattern(30_000)).unwrap();
+    let now = w.now;
+    let mut sizes = Vec::new();
+    w.a.poll_transmit_burst(now, 1500, 65_000, |r, x, y, mss| {
+        assert!(r.flags.has(crate::Flags::URG));
+        sizes.push((x.len() + y.len(), mss));
+        true
+    });
+    assert!(!sizes.is_empty());
+    assert!(
+        sizes.iter().all(|&(len, mss)| len <= mss && len <= 1448),
+        "{sizes:?}"
+    );
 }

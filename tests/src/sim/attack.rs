@@ -140,6 +140,7 @@ impl SynFlood {
             flags: Flags(Flags::SYN),
             window: 512,
             options,
+            urgent: 0,
         };
         (src, seg)
     }

@@ -56,6 +56,7 @@ fn syn(src_port: u16, dst_port: u16, seq: u32) -> TcpRepr {
             mss: Some(1460),
             ..TcpOptions::default()
         },
+        urgent: 0,
     }
 }
 

@@ -136,4 +136,5 @@ pub(super) fn icmp_of_type(frames: &[Vec<u8>], icmp_type: u8) -> Vec<u8> {
 mod arp_icmp;
 mod hardening;
 mod offload;
+mod tcp_icmp;
 mod udp_frag;
