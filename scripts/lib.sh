@@ -138,8 +138,11 @@ wait_until() {
 start_host() {
     local var=$1 ns=$2 tap=$3 addr=$4 host=$5 logfile=$6
     shift 6
+    # USTACK_SERVE_FLAGS (word-split) is added to every host, so a whole
+    # test can run again with, say, --no-offload.
+    # shellcheck disable=SC2086
     bg_start "$var" "$logfile" "$ns" "$USTACK_BIN" serve --tap "$tap" \
-        --addr "$addr" --host-addr "$host" "$@"
+        --addr "$addr" --host-addr "$host" "$@" ${USTACK_SERVE_FLAGS:-}
     wait_until 10 ip netns exec "$ns" ping -c 1 -W 1 "${addr%/*}" ||
         { cat "$logfile" >&2; die "ustack on $tap did not come up"; }
 }
