@@ -108,24 +108,22 @@ fn established(now: Instant) -> (Connection, Connection) {
     let syn = syn.expect("a SYN");
     let mut b = Connection::accept(&cfg(), B, A, SeqNum(90_000), 5, now, now, &syn);
     for _ in 0..4 {
-        let mut to_a = Vec::new();
-        b.poll_transmit(now, 1500, |s, x, y| {
-            to_a.push((*s, [x, y].concat()));
-            true
-        });
-        for (s, p) in to_a {
-            a.handle_segment(now, &s, &p);
-        }
-        let mut to_b = Vec::new();
-        a.poll_transmit(now, 1500, |s, x, y| {
-            to_b.push((*s, [x, y].concat()));
-            true
-        });
-        for (s, p) in to_b {
-            b.handle_segment(now, &s, &p);
-        }
+        deliver(now, &mut b, &mut a);
+        deliver(now, &mut a, &mut b);
     }
     (a, b)
+}
+
+/// Hands everything `from` sends now to `to`.
+fn deliver(now: Instant, from: &mut Connection, to: &mut Connection) {
+    let mut segments = Vec::new();
+    from.poll_transmit(now, 1500, |s, x, y| {
+        segments.push((*s, [x, y].concat()));
+        true
+    });
+    for (s, p) in segments {
+        to.handle_segment(now, &s, &p);
+    }
 }
 
 /// TCP segments into an established connection (sans-IO), mixed with the

@@ -7,7 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use sim::sim::attack::{Rng, SynFlood, tcp_frame};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use sim::sim::attack::{SynFlood, routable_source, tcp_frame};
 use sim::sim::{
     HostCtx, HostId, LinkConfig, LinkId, Sim, TcpSink, TcpSource, host_config, seed_from_env,
 };
@@ -117,10 +119,10 @@ fn forged_handshake_acks_create_no_connection() {
     assert!(sim.iface(server).counters().defenses.syncookies_sent > 0);
     // 100,000 ACKs with random sequence and acknowledgment numbers, from
     // random sources (blind guesses at a cookie).
-    let mut rng = Rng::new(5);
+    let mut rng = SmallRng::seed_from_u64(5);
     sim.with_host(attacker, |cx: &mut HostCtx<'_>| {
         for i in 0..100_000u32 {
-            let src = SocketAddrV4::new(rng.routable_source(), 2000 + (i % 50_000) as u16);
+            let src = SocketAddrV4::new(routable_source(&mut rng), 2000 + (i % 50_000) as u16);
             let r = rng.next_u64();
             let seg = TcpRepr {
                 src_port: src.port(),

@@ -15,23 +15,14 @@ use std::time::{Duration, Instant};
 
 use ethernet::{EtherType, EthernetRepr, MacAddr};
 use ip::{IpProtocol, Ipv4Cidr, Ipv4Repr, Reassembler, ReassemblyConfig, ReassemblyError};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use stack::device::FrameBatch;
 use stack::{Interface, InterfaceConfig};
 
-/// xorshift64*: fast, seeded, good enough to scatter fragments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// A number below `n` (`n` > 0).
+fn below(rng: &mut SmallRng, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -49,15 +40,15 @@ struct Spoofed {
 }
 
 /// `count` random flood fragments of `min..=max` bytes (multiples of 8).
-fn flood(rng: &mut Rng, count: usize, min: usize, max: usize) -> Vec<Spoofed> {
+fn flood(rng: &mut SmallRng, count: usize, min: usize, max: usize) -> Vec<Spoofed> {
     (0..count)
         .map(|_| {
-            let len = 8 * (min / 8 + rng.below((max - min) / 8 + 1));
+            let len = 8 * (min / 8 + below(rng, (max - min) / 8 + 1));
             Spoofed {
                 // Anywhere in 172.16.0.0/12: unicast, not on our prefix.
-                src: Ipv4Addr::from(0xac10_0000 | rng.below(1 << 20) as u32),
-                ident: rng.next() as u16,
-                offset: 8 * rng.below((MAX_PAYLOAD - len) / 8),
+                src: Ipv4Addr::from(0xac10_0000 | below(rng, 1 << 20) as u32),
+                ident: rng.next_u64() as u16,
+                offset: 8 * below(rng, (MAX_PAYLOAD - len) / 8),
                 len,
             }
         })
@@ -100,12 +91,12 @@ fn main() {
     let fragments: usize = flags.get("fragments", 4_000_000);
     let frames: usize = flags.get("frames", 2_000_000);
     let datagrams: usize = flags.get("datagrams", 20_000);
-    let mut rng = Rng(flags.get("seed", 1u64) | 1);
+    let mut rng = SmallRng::seed_from_u64(flags.get("seed", 1u64));
     let cap = ReassemblyConfig::default().max_held_bytes;
     let header = [0x45u8; 20];
     // Payload bytes: fragments take the slice at their offset, so any two
     // that overlap agree.
-    let noise: Vec<u8> = (0..MAX_PAYLOAD).map(|_| rng.next() as u8).collect();
+    let noise: Vec<u8> = (0..MAX_PAYLOAD).map(|_| rng.next_u64() as u8).collect();
     let now = Instant::now();
 
     // Legitimate datagrams alone: the reference.

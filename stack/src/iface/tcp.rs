@@ -182,8 +182,11 @@ pub(crate) struct TcpTable {
     pub(crate) cfg: TcpConfig,
     pub(crate) limits: TcpLimits,
     /// TIME-WAIT records, without connections.
-    time_wait: HashMap<(SocketAddrV4, SocketAddrV4), TimeWait>,
-    /// One entry per record: (when it expires as last seen, its key).
+    /// TIME-WAIT records, with the time of their live entry in
+    /// `time_wait_timers` (entries left by an earlier record of the same
+    /// four-tuple are told apart by it and dropped when they come up).
+    time_wait: HashMap<(SocketAddrV4, SocketAddrV4), (TimeWait, Instant)>,
+    /// One live entry per record: (when it expires as last seen, its key).
     time_wait_timers: BinaryHeap<Reverse<(Instant, SocketAddrV4, SocketAddrV4)>>,
     /// Orphaned connections alive.
     orphans: usize,
@@ -423,7 +426,7 @@ impl Interface {
                 }
                 None => {}
             }
-        } else if let Some(tw) = self.tcp.time_wait.get_mut(&(local, remote)) {
+        } else if let Some((tw, _)) = self.tcp.time_wait.get_mut(&(local, remote)) {
             match tw.handle_segment(now, &seg, payload.len()) {
                 TimeWaitInput::Drop => {
                     if seg.flags.rst() {
@@ -767,10 +770,9 @@ impl Interface {
             return;
         }
         let key = (record.local(), record.remote());
-        self.tcp
-            .time_wait_timers
-            .push(Reverse((record.expires(), key.0, key.1)));
-        if self.tcp.time_wait.insert(key, record).is_none() {
+        let at = record.expires();
+        self.tcp.time_wait_timers.push(Reverse((at, key.0, key.1)));
+        if self.tcp.time_wait.insert(key, (record, at)).is_none() {
             self.ip.counters.defenses.time_wait_records += 1;
             self.mem_charge_time_wait();
         }
@@ -989,15 +991,18 @@ impl Interface {
                 break;
             }
             self.tcp.time_wait_timers.pop();
-            let Some(record) = self.tcp.time_wait.get(&(local, remote)) else {
+            let Some((record, queued)) = self.tcp.time_wait.get_mut(&(local, remote)) else {
                 continue; // reincarnated
             };
+            if *queued != t {
+                continue; // left by an earlier record of this four-tuple
+            }
             if record.expires() > t {
                 // Restarted by a retransmitted FIN: wait again.
-                let again = record.expires();
+                *queued = record.expires();
                 self.tcp
                     .time_wait_timers
-                    .push(Reverse((again, local, remote)));
+                    .push(Reverse((*queued, local, remote)));
                 continue;
             }
             self.tcp.time_wait.remove(&(local, remote));

@@ -117,21 +117,10 @@ impl Connection {
             // If the segment acknowledgment is not acceptable, form a reset
             // segment <SEQ=SEG.ACK><CTL=RST> and send it."
             if seg.ack > self.snd_una && seg.ack <= self.snd_nxt {
-                if let Some((end, at)) = self.timed.take()
-                    && seg.ack >= end
-                {
-                    self.rtt.sample(now.saturating_duration_since(at));
-                }
-                self.snd_una = seg.ack;
                 self.snd_wnd = (seg.window as usize) << window_shift;
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl1 = seg.seq;
-                self.snd_wl2 = seg.ack;
-                self.rtx_at = None;
-                let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
-                self.scoreboard.clear(self.snd_una);
-                self.set_state(State::Established);
-                self.on_established(now, syn_lost);
+                self.syn_acknowledged(now, seg.ack);
             } else {
                 self.pending_rst = Some(self.make_rst(seg.ack));
                 return Input::Done;
@@ -289,19 +278,7 @@ impl Connection {
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = seg.seq;
         if seg.flags.ack() {
-            // Our SYN is acknowledged: ESTABLISHED.
-            if let Some((end, at)) = self.timed.take()
-                && seg.ack >= end
-            {
-                self.rtt.sample(now.saturating_duration_since(at));
-            }
-            self.snd_una = seg.ack;
-            self.snd_wl2 = seg.ack;
-            self.rtx_at = None;
-            let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
-            self.scoreboard.clear(self.snd_una);
-            self.set_state(State::Established);
-            self.on_established(now, syn_lost);
+            self.syn_acknowledged(now, seg.ack);
             self.ack_now = true;
             if self.fin_queued {
                 // shutdown(SHUT_WR) while connecting: data, then the FIN.
@@ -793,6 +770,22 @@ impl Connection {
         self.keepalive_at = None;
         self.delack_at = None;
         self.close_at = Some(now + 2 * self.cfg.msl);
+    }
+
+    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED.
+    fn syn_acknowledged(&mut self, now: Instant, ack: SeqNum) {
+        if let Some((end, at)) = self.timed.take()
+            && ack >= end
+        {
+            self.rtt.sample(now.saturating_duration_since(at));
+        }
+        self.snd_una = ack;
+        self.snd_wl2 = ack;
+        self.rtx_at = None;
+        let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
+        self.scoreboard.clear(self.snd_una);
+        self.set_state(State::Established);
+        self.on_established(now, syn_lost);
     }
 
     /// Set-up that needs the negotiated options: sender MSS (limited by the

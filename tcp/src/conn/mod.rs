@@ -507,17 +507,7 @@ impl Connection {
         now: Instant,
         syn: &TcpRepr,
     ) -> Connection {
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynReceived,
-        );
-        c.passive = true;
+        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
         // RFC 9293 3.10.7.2: "Set RCV.NXT to SEG.SEQ+1, IRS is set to
         // SEG.SEQ".
         c.irs = syn.seq;
@@ -531,6 +521,30 @@ impl Connection {
         c.snd_wl1 = syn.seq;
         c.snd_wl2 = iss;
         c.ack_now = false;
+        c
+    }
+
+    /// A connection opened by a listener, in SYN-RECEIVED.
+    fn passive_open(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        ts_offset: u32,
+        epoch: Instant,
+        now: Instant,
+    ) -> Connection {
+        let mut c = Self::blank(
+            cfg,
+            local,
+            remote,
+            iss,
+            ts_offset,
+            epoch,
+            now,
+            State::SynReceived,
+        );
+        c.passive = true;
         c
     }
 
@@ -554,17 +568,7 @@ impl Connection {
         syn: crate::syncookie::CookieSyn,
     ) -> Connection {
         let iss = ack.ack - 1;
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynReceived,
-        );
-        c.passive = true;
+        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
         c.irs = ack.seq - 1;
         c.rcv_nxt = ack.seq;
         c.last_ack_sent = ack.seq;

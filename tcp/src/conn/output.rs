@@ -655,14 +655,8 @@ impl Connection {
             // tcp_probe_timer with tcp_orphan_retries): nobody will read
             // what it still has to send if the window never opens.
             if self.app_closed && unsent && self.persist_backoff >= self.cfg.orphan_retries {
-                log::debug!(
-                    "{} -> {}: orphan gave up on a zero window",
-                    self.local,
-                    self.remote
-                );
                 self.alarms.orphan_gave_up += 1;
-                self.pending_rst = Some(self.make_rst(self.snd_nxt));
-                self.enter_closed(Some(TcpError::TimedOut));
+                self.give_up("orphan on a zero window");
                 return;
             }
             self.persist_backoff += 1;
@@ -687,9 +681,7 @@ impl Connection {
             if !probing || self.snd_nxt != self.snd_una {
                 self.keepalive_at = Some(now + k.idle);
             } else if self.keepalive_sent >= k.probes {
-                log::debug!("{} -> {}: keep-alive gave up", self.local, self.remote);
-                self.pending_rst = Some(self.make_rst(self.snd_nxt));
-                self.enter_closed(Some(TcpError::TimedOut));
+                self.give_up("keep-alive");
                 return;
             } else {
                 self.keepalive_sent += 1;
@@ -706,13 +698,20 @@ impl Connection {
             && now.saturating_duration_since(p) >= self.cfg.user_timeout
             && self.state.is_synchronized()
         {
-            log::debug!("{} -> {}: user timeout", self.local, self.remote);
             if in_flight.is_none() {
                 self.alarms.persist_timed_out += 1;
             }
-            self.pending_rst = Some(self.make_rst(self.snd_nxt));
-            self.enter_closed(Some(TcpError::TimedOut));
+            self.give_up("user timeout");
         }
+    }
+
+    /// Gives the connection up (a timer ran out): the peer is told with a
+    /// reset and the application gets ETIMEDOUT (or the soft error ICMP
+    /// reported).
+    fn give_up(&mut self, why: &str) {
+        log::debug!("{} -> {}: {why}: giving up", self.local, self.remote);
+        self.pending_rst = Some(self.make_rst(self.snd_nxt));
+        self.enter_closed(Some(TcpError::TimedOut));
     }
 
     /// The retransmission timer expired (RFC 6298 5.4-5.7).
@@ -741,15 +740,8 @@ impl Connection {
                 // An orphan gets `orphan_retries` timeouts without progress
                 // (Linux tcp_orphan_retries), not the user timeout's minutes.
                 if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
-                    log::debug!(
-                        "{} -> {}: orphan gave up after {} timeouts",
-                        self.local,
-                        self.remote,
-                        self.rto_without_progress
-                    );
                     self.alarms.orphan_gave_up += 1;
-                    self.pending_rst = Some(self.make_rst(self.snd_nxt));
-                    self.enter_closed(Some(TcpError::TimedOut));
+                    self.give_up("orphan after orphan_retries timeouts");
                     return;
                 }
                 // A second timeout with no progress after retransmitting the

@@ -491,33 +491,10 @@ fn data_both_ways_and_orderly_close() {
 
 #[test]
 fn simultaneous_open() {
-    let now = Instant::now();
-    let c = cfg();
-    let mut a = Connection::connect(&c, A, B, SeqNum(100), 1, now, now);
-    let mut b = Connection::connect(&c, B, A, SeqNum(900), 2, now, now);
-    let collect = |conn: &mut Connection| {
-        let mut v = Vec::new();
-        conn.poll_transmit(now, 1500, |r, x, y| {
-            v.push((*r, [x, y].concat()));
-            true
-        });
-        v
-    };
-    // The two SYNs cross.
-    let sa = collect(&mut a);
-    let sb = collect(&mut b);
-    for (r, p) in &sb {
-        a.handle_segment(now, r, p);
-    }
-    for (r, p) in &sa {
-        b.handle_segment(now, r, p);
-    }
-    assert_eq!(a.state(), State::SynReceived);
-    assert_eq!(b.state(), State::SynReceived);
-    // Both answer with SYN-ACK; each completes.
-    let sa = collect(&mut a);
-    let sb = collect(&mut b);
+    // The two SYNs cross; both answer with SYN-ACK; each completes.
+    let (mut a, mut b, sa, sb) = crossed_syns(&cfg());
     assert!(sa[0].0.flags.syn() && sa[0].0.flags.ack());
+    let now = Instant::now();
     for (r, p) in &sb {
         a.handle_segment(now, r, p);
     }
@@ -1629,6 +1606,8 @@ fn crossed_syns(c: &TcpConfig) -> (Connection, Connection, Vec<Seg>, Vec<Seg>) {
     for (r, p) in &sa {
         b.handle_segment(now, r, p);
     }
+    assert_eq!(a.state(), State::SynReceived);
+    assert_eq!(b.state(), State::SynReceived);
     let sa = collect(&mut a);
     let sb = collect(&mut b);
     (a, b, sa, sb)

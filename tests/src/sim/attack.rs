@@ -1,12 +1,14 @@
 //! Hostile peers for simulation tests: raw frames with forged addresses,
 //! written straight onto a host's link (the attacker's stack is bypassed),
-//! and a SYN flood from random spoofed sources.
+//! and a SYN flood from random spoofed sources (seeded, so floods replay).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use ethernet::{EtherType, EthernetRepr, MacAddr};
 use ip::{IpProtocol, Ipv4Repr};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tcp::{Flags, SeqNum, TcpOptions, TcpRepr};
 
 use super::host::{App, HostCtx};
@@ -44,34 +46,15 @@ pub fn tcp_frame(
     ipv4_frame(src_mac, dst_mac, &repr, &tcp)
 }
 
-/// A small deterministic generator (xorshift*), so floods replay.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed` (any value).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A random unicast address that is not a martian, not in 10/8 (the
-    /// simulated link's prefix) and not multicast or reserved: what
-    /// `hping3 --rand-source` sends from, give or take.
-    pub fn routable_source(&mut self) -> Ipv4Addr {
-        loop {
-            let a = Ipv4Addr::from(self.next_u64() as u32);
-            let first = a.octets()[0];
-            if !matches!(first, 0 | 10 | 127) && first < 224 {
-                return a;
-            }
+/// A random unicast address that is not a martian, not in 10/8 (the
+/// simulated link's prefix) and not multicast or reserved: what
+/// `hping3 --rand-source` sends from, give or take.
+pub fn routable_source(rng: &mut impl Rng) -> Ipv4Addr {
+    loop {
+        let a = Ipv4Addr::from(rng.next_u32());
+        let first = a.octets()[0];
+        if !matches!(first, 0 | 10 | 127) && first < 224 {
+            return a;
         }
     }
 }
@@ -85,7 +68,7 @@ pub struct SynFlood {
     rate: u64,
     until: Instant,
     next: Option<Instant>,
-    rng: Rng,
+    rng: SmallRng,
     /// SYNs sent.
     pub sent: u64,
 }
@@ -107,7 +90,7 @@ impl SynFlood {
             rate,
             until,
             next: None,
-            rng: Rng::new(seed),
+            rng: SmallRng::seed_from_u64(seed),
             sent: 0,
         }
     }
@@ -117,7 +100,7 @@ impl SynFlood {
     /// window scale).
     pub fn syn(&mut self) -> (SocketAddrV4, TcpRepr) {
         let src = SocketAddrV4::new(
-            self.rng.routable_source(),
+            routable_source(&mut self.rng),
             1024 + (self.sent % 60_000) as u16,
         );
         let r = self.rng.next_u64();

@@ -20,28 +20,16 @@ fn arp_frame(op: ArpRepr, src_mac: MacAddr, dst_mac: MacAddr) -> Vec<u8> {
     frame
 }
 
-/// An Ethernet frame with a TCP segment from `src` to `dst`.
-fn tcp_frame(
-    src_mac: MacAddr,
-    dst_mac: MacAddr,
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-    seg: &TcpRepr,
-) -> Vec<u8> {
+/// A frame from B's MAC to A's with a TCP segment from `src` to `dst`.
+fn tcp_frame(src: SocketAddrV4, dst: SocketAddrV4, seg: &TcpRepr) -> Vec<u8> {
     let mut tcp = vec![0u8; seg.header_len()];
     seg.emit_header(&mut tcp);
     ::tcp::fill_checksum(&mut tcp, *src.ip(), *dst.ip());
     let ip = Ipv4Repr::new(*src.ip(), *dst.ip(), IpProtocol::TCP, 64, tcp.len());
-    let mut f = vec![0u8; 14 + 20];
-    EthernetRepr {
-        dst: dst_mac,
-        src: src_mac,
-        ethertype: EtherType::IPV4,
-    }
-    .emit(&mut f);
-    ip.emit(&mut f[14..]);
-    f.extend_from_slice(&tcp);
-    f
+    let mut packet = vec![0u8; 20];
+    ip.emit(&mut packet);
+    packet.extend_from_slice(&tcp);
+    ip_frame(&packet)
 }
 
 fn syn(src_port: u16, dst_port: u16, seq: u32) -> TcpRepr {
@@ -120,8 +108,6 @@ fn martian_sources_are_dropped() {
     ] {
         let s = syn(1000, 80, 1);
         let f = tcp_frame(
-            B_MAC,
-            A_MAC,
             SocketAddrV4::new(src, 1000),
             SocketAddrV4::new(A_IP, 80),
             &s,
@@ -130,28 +116,6 @@ fn martian_sources_are_dropped() {
     }
     assert!(out.is_empty(), "no answer to a martian");
     assert_eq!(p.a.counters().drops(DropReason::Ipv4BadSource), 5);
-}
-
-/// An ICMP "fragmentation needed" (next-hop MTU `mtu`) from B about a TCP
-/// segment A sent from `local` to `remote` with sequence number `seq`.
-fn frag_needed(local: SocketAddrV4, remote: SocketAddrV4, seq: SeqNum, mtu: u16) -> Vec<u8> {
-    let mut quoted = vec![0u8; 28];
-    let mut orig = Ipv4Repr::new(*local.ip(), *remote.ip(), IpProtocol::TCP, 64, 1460);
-    orig.dont_fragment = true;
-    orig.emit(&mut quoted);
-    quoted[20..22].copy_from_slice(&local.port().to_be_bytes());
-    quoted[22..24].copy_from_slice(&remote.port().to_be_bytes());
-    quoted[24..28].copy_from_slice(&seq.0.to_be_bytes());
-    let msg = IcmpRepr::DestUnreachable {
-        code: ip::icmp::dest_unreachable::FRAG_NEEDED,
-        next_hop_mtu: mtu,
-        original: &quoted,
-    };
-    let ip = Ipv4Repr::new(B_IP, A_IP, IpProtocol::ICMP, 64, msg.buffer_len());
-    let mut packet = vec![0u8; 20 + msg.buffer_len()];
-    ip.emit(&mut packet);
-    msg.emit(&mut packet[20..]);
-    ip_frame(&packet)
 }
 
 #[test]
@@ -174,17 +138,25 @@ fn fragmentation_needed_must_quote_a_sequence_number_in_flight() {
     // A blind guess: right ports, sequence number outside the flight.
     p.a.receive_frame(
         p.now,
-        &frag_needed(local, remote, nxt + 100_000, 1280),
+        &tcp_unreachable(4, 1280, local, remote, nxt + 100_000),
         &mut out,
     );
     assert_eq!(p.a.path_mtu(p.now, B_IP), 1500, "not believed");
     assert_eq!(p.a.counters().drops(DropReason::IcmpFragNeededStale), 1);
     // Wrong ports.
     let other = SocketAddrV4::new(B_IP, 81);
-    p.a.receive_frame(p.now, &frag_needed(local, other, una + 1, 1280), &mut out);
+    p.a.receive_frame(
+        p.now,
+        &tcp_unreachable(4, 1280, local, other, una + 1),
+        &mut out,
+    );
     assert_eq!(p.a.path_mtu(p.now, B_IP), 1500);
     // Genuine: it quotes a segment in flight.
-    p.a.receive_frame(p.now, &frag_needed(local, remote, una + 1, 1280), &mut out);
+    p.a.receive_frame(
+        p.now,
+        &tcp_unreachable(4, 1280, local, remote, una + 1),
+        &mut out,
+    );
     assert_eq!(p.a.path_mtu(p.now, B_IP), 1280);
 }
 
@@ -242,8 +214,6 @@ fn a_syn_flood_from_spoofed_on_link_sources_keeps_arp_and_memory_bounded() {
         let src = Ipv4Addr::new(10, 0, (x >> 8) as u8, (x as u8).max(3));
         let s = syn(1024 + (i % 60_000) as u16, 80, x);
         let f = tcp_frame(
-            B_MAC,
-            A_MAC,
             SocketAddrV4::new(src, s.src_port),
             SocketAddrV4::new(A_IP, 80),
             &s,

@@ -7,6 +7,7 @@ pub(super) use crate::device::FrameBatch;
 use crate::device::{Device, MemoryDevice, memory_pair};
 pub(super) use crate::error::SocketError;
 pub(super) use ip::IcmpRepr;
+use std::net::SocketAddrV4;
 
 pub(super) const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub(super) const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -115,6 +116,34 @@ pub(super) fn ip_frame(ip_packet: &[u8]) -> Vec<u8> {
     .emit(&mut f);
     f.extend_from_slice(ip_packet);
     f
+}
+
+/// An ICMP Destination Unreachable (`code`, next-hop MTU `mtu`) from B
+/// about a TCP segment A sent from `local` to `remote` at `seq`.
+pub(super) fn tcp_unreachable(
+    code: u8,
+    mtu: u16,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seq: ::tcp::SeqNum,
+) -> Vec<u8> {
+    let mut quoted = vec![0u8; 28];
+    let mut orig = Ipv4Repr::new(*local.ip(), *remote.ip(), IpProtocol::TCP, 64, 1460);
+    orig.dont_fragment = true;
+    orig.emit(&mut quoted);
+    quoted[20..22].copy_from_slice(&local.port().to_be_bytes());
+    quoted[22..24].copy_from_slice(&remote.port().to_be_bytes());
+    quoted[24..28].copy_from_slice(&seq.0.to_be_bytes());
+    let msg = IcmpRepr::DestUnreachable {
+        code,
+        next_hop_mtu: mtu,
+        original: &quoted,
+    };
+    let ip = Ipv4Repr::new(B_IP, A_IP, IpProtocol::ICMP, 64, msg.buffer_len());
+    let mut packet = vec![0u8; 20 + msg.buffer_len()];
+    ip.emit(&mut packet);
+    msg.emit(&mut packet[20..]);
+    ip_frame(&packet)
 }
 
 /// Frames in `frames` that are ICMP messages of `icmp_type` (and their code).

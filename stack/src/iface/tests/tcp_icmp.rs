@@ -5,34 +5,6 @@ use std::net::SocketAddrV4;
 
 use super::*;
 
-/// An ICMP Destination Unreachable (`code`, next-hop MTU `mtu`) from B
-/// about a TCP segment A sent from `local` to `remote` at `seq`.
-fn unreachable(
-    code: u8,
-    mtu: u16,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
-    seq: ::tcp::SeqNum,
-) -> Vec<u8> {
-    let mut quoted = vec![0u8; 28];
-    let mut orig = Ipv4Repr::new(*local.ip(), *remote.ip(), IpProtocol::TCP, 64, 1460);
-    orig.dont_fragment = true;
-    orig.emit(&mut quoted);
-    quoted[20..22].copy_from_slice(&local.port().to_be_bytes());
-    quoted[22..24].copy_from_slice(&remote.port().to_be_bytes());
-    quoted[24..28].copy_from_slice(&seq.0.to_be_bytes());
-    let msg = IcmpRepr::DestUnreachable {
-        code,
-        next_hop_mtu: mtu,
-        original: &quoted,
-    };
-    let ip = Ipv4Repr::new(B_IP, A_IP, IpProtocol::ICMP, 64, msg.buffer_len());
-    let mut packet = vec![0u8; 20 + msg.buffer_len()];
-    ip.emit(&mut packet);
-    msg.emit(&mut packet[20..]);
-    ip_frame(&packet)
-}
-
 /// A pair whose ARP caches already know each other.
 fn resolved_pair() -> Pair {
     let mut p = Pair::new();
@@ -73,11 +45,15 @@ fn port_and_protocol_unreachable_abort_a_connection_being_opened() {
         // A guess at the sequence number is not believed (RFC 5927).
         p.a.receive_frame(
             p.now,
-            &unreachable(code, 0, local, remote, iss + 7),
+            &tcp_unreachable(code, 0, local, remote, iss + 7),
             &mut out,
         );
         assert_eq!(p.a.tcp(h).unwrap().state(), ::tcp::State::SynSent);
-        p.a.receive_frame(p.now, &unreachable(code, 0, local, remote, iss), &mut out);
+        p.a.receive_frame(
+            p.now,
+            &tcp_unreachable(code, 0, local, remote, iss),
+            &mut out,
+        );
         let c = p.a.tcp(h).unwrap();
         assert_eq!(c.state(), ::tcp::State::Closed, "code {code}");
         assert_eq!(c.error().map(SocketError::from), Some(want));
@@ -96,7 +72,7 @@ fn net_and_host_unreachable_are_soft_errors_reported_on_timeout() {
         (c.local(), c.snd_una())
     };
     let mut out = FrameBatch::new();
-    p.a.receive_frame(p.now, &unreachable(1, 0, local, remote, iss), &mut out);
+    p.a.receive_frame(p.now, &tcp_unreachable(1, 0, local, remote, iss), &mut out);
     assert_eq!(
         p.a.tcp(h).unwrap().state(),
         ::tcp::State::SynSent,
@@ -133,7 +109,11 @@ fn fragmentation_needed_retransmits_at_the_new_size_at_once_without_reducing_the
         (c.local(), c.snd_una())
     };
     let mut out = FrameBatch::new();
-    p.a.receive_frame(p.now, &unreachable(4, 1280, local, remote, una), &mut out);
+    p.a.receive_frame(
+        p.now,
+        &tcp_unreachable(4, 1280, local, remote, una),
+        &mut out,
+    );
     // Same instant: no timer has run.
     p.a.poll(p.now, &mut p.da);
     let again = lose_a_frames(&mut p);
