@@ -1,0 +1,300 @@
+//! The application's side of a connection: sending (urgent data
+//! included), receiving, shutting down, closing, and per-socket options.
+
+use std::time::Instant;
+
+use super::{Connection, State, TcpError};
+use crate::seq::SeqNum;
+
+impl Connection {
+    /// Queues `data` for sending; returns how much fit in the send buffer.
+    /// Data written before the handshake completes is sent once it does.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            State::Closed | State::Listen => return Err(TcpError::NotConnected),
+            _ => return Err(TcpError::Closed),
+        }
+        if self.fin_queued {
+            return Err(TcpError::Closed);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.write(data);
+        if n == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// Queues `data` as urgent data (send with MSG_OOB): like
+    /// [`send`](Self::send), then the urgent pointer moves to the end of
+    /// what was queued (RFC 9293 3.8.5: "the urgent pointer MUST point to
+    /// the sequence number of the octet following the urgent data", MUST-31;
+    /// urgent data of any length, MUST-30). Segments carry URG until the
+    /// peer acknowledges that point.
+    pub fn send_urgent(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        let n = self.send(data)?;
+        self.mark_urgent();
+        Ok(n)
+    }
+
+    /// Makes everything queued so far urgent data (the urgent pointer moves
+    /// to the end of the send buffer).
+    pub fn mark_urgent(&mut self) {
+        if !self.send_buf.is_empty() && !self.fin_queued {
+            self.snd_up = Some(self.data_end());
+        }
+    }
+
+    /// True while urgent data the peer sent is not all read (RFC 9293
+    /// MUST-32: the application is told asynchronously; the socket layer
+    /// reports it as POLLPRI).
+    pub fn urgent_pending(&self) -> bool {
+        self.urgent_remaining() > 0
+    }
+
+    /// How much urgent data remains to be read: the bytes from the read
+    /// position to the end of the urgent data (RFC 9293 MUST-33).
+    pub fn urgent_remaining(&self) -> usize {
+        self.rcv_up.map_or(0, |up| up.since(self.read_seq()))
+    }
+
+    /// True when the next byte to read is the last octet of urgent data,
+    /// the "mark" of BSD sockets (`sockatmark`, SIOCATMARK): a read stops
+    /// just before it, so an application that reads up to the mark can
+    /// tell where the urgent data ends.
+    pub fn at_mark(&self) -> bool {
+        self.rcv_up
+            .is_some_and(|up| self.urgent_pending() && self.read_seq() + 1 == up)
+    }
+
+    /// The sequence number of the next byte the application will read.
+    fn read_seq(&self) -> SeqNum {
+        self.rcv_nxt - self.recv_buf.readable() - usize::from(self.read_eof)
+    }
+
+    /// Bytes a read may take now: all that is readable, except that a read
+    /// stops at the urgent mark (as on Linux) unless it starts there.
+    fn readable_to_mark(&self) -> usize {
+        let readable = self.recv_buf.readable();
+        match self.rcv_up {
+            Some(up) if self.urgent_pending() => {
+                let to_mark = (up - 1).since(self.read_seq());
+                if to_mark == 0 {
+                    readable
+                } else {
+                    readable.min(to_mark)
+                }
+            }
+            _ => readable,
+        }
+    }
+
+    /// Room in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        if self.fin_queued {
+            0
+        } else {
+            self.send_buf.free()
+        }
+    }
+
+    /// Bytes written but not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// Reads received data. `Ok(0)` means end of stream (the peer closed
+    /// and everything was read); WouldBlock means nothing yet.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpError> {
+        if self.recv_buf.readable() == 0 {
+            if let Some(e) = self.error {
+                return Err(e);
+            }
+            if self.read_eof || self.read_shut {
+                return Ok(0);
+            }
+            return match self.state {
+                State::Closed | State::Listen => Err(TcpError::NotConnected),
+                _ => Err(TcpError::WouldBlock),
+            };
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let limit = buf.len().min(self.readable_to_mark());
+        let n = self.recv_buf.read(&mut buf[..limit]);
+        if self.rcv_up.is_some() && !self.urgent_pending() {
+            self.rcv_up = None; // all urgent data read
+        }
+        self.after_read();
+        Ok(n)
+    }
+
+    /// The readable bytes without consuming them (two slices, ring order).
+    pub fn peek(&self) -> (&[u8], &[u8]) {
+        self.recv_buf.peek()
+    }
+
+    /// Consumes `n` bytes after [`peek`](Self::peek).
+    pub fn consume(&mut self, n: usize) {
+        self.recv_buf.consume(n);
+        if self.rcv_up.is_some() && !self.urgent_pending() {
+            self.rcv_up = None;
+        }
+        self.after_read();
+    }
+
+    /// Bytes ready to read.
+    pub fn recv_queued(&self) -> usize {
+        self.recv_buf.readable()
+    }
+
+    /// True when a read would not block: data, end of stream or an error.
+    pub fn can_recv(&self) -> bool {
+        self.recv_buf.readable() > 0 || self.read_eof || self.read_shut || self.error.is_some()
+    }
+
+    /// True when a write would not block (or would fail at once).
+    pub fn can_send(&self) -> bool {
+        self.error.is_some()
+            || self.fin_queued
+            || matches!(self.state, State::Established | State::CloseWait)
+                && self.send_buf.free() > 0
+    }
+
+    /// True once the peer's FIN has been consumed by the stream.
+    pub fn peer_closed(&self) -> bool {
+        self.read_eof
+    }
+
+    /// Opens the window again after the application read: RFC 9293
+    /// 3.8.6.2.2 sends a window update when the window can grow by at least
+    /// min(buffer/2, MSS) -- ustack waits for 2*MSS, like Linux, to halve the
+    /// number of pure window updates.
+    pub(super) fn after_read(&mut self) {
+        if !self.state.is_synchronized() || self.remote_fin.is_some() && self.read_eof {
+            return;
+        }
+        let advertised = self.rcv_adv.since(self.rcv_nxt);
+        let free = self.advertisable_window();
+        let mss = self.cfg.mss as usize;
+        if free >= advertised + (2 * mss).min(self.cfg.recv_buffer / 2)
+            || (advertised < mss && free >= mss)
+        {
+            self.ack_now = true;
+        }
+    }
+
+    /// Closes the write side: a FIN follows the queued data (RFC 9293
+    /// 3.10.4 CLOSE / shutdown(SHUT_WR)). Reading stays possible.
+    pub fn shutdown_write(&mut self) {
+        match self.state {
+            // shutdown(SHUT_WR) while connecting: the data already
+            // accepted and then a FIN go out once connected (RFC 9293
+            // 3.10.4 for SYN-RECEIVED: "queue for processing after
+            // entering ESTABLISHED state"). close() deletes the connection
+            // instead (see `close`).
+            State::SynSent | State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                if self.state == State::Established {
+                    self.set_state(State::FinWait1);
+                }
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// The application will not read any more (shutdown(SHUT_RD)): queued
+    /// and future data is discarded, reads return end of stream.
+    pub fn shutdown_read(&mut self) {
+        self.read_shut = true;
+        let n = self.recv_buf.readable();
+        self.recv_buf.consume(n);
+    }
+
+    /// The application closed the socket: shuts the write side and lets the
+    /// connection finish in the background (FIN-WAIT-2 limited by
+    /// `fin_wait2_timeout`). If unread data is waiting, the connection is
+    /// reset instead (RFC 2525 2.17, as Linux does).
+    pub fn close(&mut self, now: Instant) {
+        self.app_closed = true;
+        if self.state == State::SynSent {
+            // RFC 9293 3.10.4 SYN-SENT: "Delete the TCB and return
+            // 'error: closing' responses to any queued SENDs".
+            self.enter_closed(None);
+            return;
+        }
+        if self.recv_buf.readable() > 0 && self.state.is_synchronized() {
+            self.abort(now);
+            return;
+        }
+        self.shutdown_write();
+        if self.state == State::FinWait2 {
+            self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+        }
+    }
+
+    /// Aborts: a reset is sent if the peer knows about the connection
+    /// (RFC 9293 3.10.5 ABORT), and the connection is closed.
+    pub fn abort(&mut self, _now: Instant) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.pending_rst = Some(self.make_rst(self.snd_nxt));
+        }
+        self.enter_closed(None);
+    }
+
+    /// Sets TCP_NODELAY.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.cfg.nodelay = on;
+    }
+
+    /// Sets or clears keep-alive.
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_sent = 0;
+        self.keepalive_at = keepalive.map(|k| now + k.idle);
+    }
+
+    /// Sets the send buffer size.
+    pub fn set_send_buffer(&mut self, bytes: usize) {
+        self.cfg.send_buffer = bytes;
+        self.send_buf.set_capacity(bytes);
+    }
+
+    /// Sets the receive buffer size (takes effect for the advertised window
+    /// at once; the window scale was fixed at connection set-up).
+    pub fn set_recv_buffer(&mut self, bytes: usize) {
+        self.cfg.recv_buffer = bytes;
+        self.recv_buf
+            .set_capacity(bytes + (1 << self.cfg.window_scale.min(14)));
+    }
+
+    /// Replaces the congestion control algorithm (allowed before the
+    /// connection is established).
+    pub fn set_congestion_control(&mut self, algorithm: crate::cc::Algorithm) {
+        self.cfg.congestion = algorithm;
+        let mut cc = algorithm.build();
+        if self.cc_ready {
+            cc.init(self.smss);
+        }
+        self.cc = cc;
+        self.stats.congestion = self.cc.name();
+    }
+}

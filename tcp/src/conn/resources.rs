@@ -1,0 +1,225 @@
+//! What a connection holds and how it gives it back: memory under the
+//! stack's budget, the defensive events it reports, the compact TIME-WAIT
+//! record that replaces it, ICMP errors about it, and the invariants a
+//! fuzzer checks.
+
+use std::time::Instant;
+
+use super::{Alarms, Connection, Recovery, State, TcpError};
+use crate::buffer::MemoryPressure;
+
+impl Connection {
+    /// Sets how far the buffers may grow (from the stack's memory budget):
+    /// under pressure they stop growing past a modest size and the window
+    /// offered shrinks to match; when the budget is exhausted, out-of-order
+    /// data is released first. Returns the bytes freed.
+    pub fn set_memory_pressure(&mut self, pressure: MemoryPressure) -> usize {
+        if pressure == self.mem {
+            return 0;
+        }
+        self.mem = pressure;
+        self.send_buf.set_pressure(pressure);
+        let pruned = self.recv_buf.set_pressure(pressure);
+        if pruned > 0 {
+            self.alarms.out_of_order_pruned += pruned as u32;
+        }
+        pruned + self.release_unneeded_buffers()
+    }
+
+    /// Bytes of memory this connection holds: the control block, its
+    /// buffers, out-of-order data and SACK state.
+    pub fn memory_used(&self) -> usize {
+        std::mem::size_of::<Connection>()
+            + self.send_buf.memory_used()
+            + self.recv_buf.memory_used()
+            + self.scoreboard.memory_used()
+            + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+
+    /// Frees buffers the connection will not need: the send ring once no
+    /// more data can be written and all was acknowledged, the receive ring
+    /// once the peer's FIN was read (or reading was shut down), and under
+    /// memory pressure any empty ring. Returns the bytes freed.
+    pub fn release_unneeded_buffers(&mut self) -> usize {
+        let pressure = self.mem != MemoryPressure::Normal;
+        let done = matches!(self.state, State::Closed | State::TimeWait);
+        let mut freed = 0;
+        if pressure || done || self.fin_queued {
+            freed += self.send_buf.release_if_empty();
+        }
+        if pressure || done || self.read_eof || self.read_shut {
+            freed += self.recv_buf.release_if_empty();
+        }
+        freed
+    }
+
+    /// True when memory pressure (not the socket's buffer sizes) holds the
+    /// application back: the send buffer would take more, or the window
+    /// offered is smaller, if the stack had memory.
+    pub fn limited_by_memory(&self) -> bool {
+        self.mem != MemoryPressure::Normal
+            && (self.send_buf.limited_by_memory()
+                || self.recv_buf.window_allowed() < self.recv_buf.window())
+    }
+
+    /// Checks the connection's internal invariants (for fuzzing and
+    /// tests): sequence variables in order, buffers within their bounds,
+    /// SACK state inside the data in flight. Returns what is broken.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let fail = |what: String| Err(format!("{}: {what}", self.state));
+        if self.snd_una > self.snd_nxt {
+            return fail(format!(
+                "SND.UNA {} > SND.NXT {}",
+                self.snd_una, self.snd_nxt
+            ));
+        }
+        if self.state != State::Closed && self.snd_una != self.iss {
+            let limit = self.data_end() + usize::from(self.fin_sent);
+            if self.snd_nxt > limit {
+                return fail(format!("SND.NXT {} past the data {}", self.snd_nxt, limit));
+            }
+        }
+        if self.state.is_synchronized() && self.rcv_nxt > self.rcv_adv + 1 {
+            return fail(format!(
+                "RCV.NXT {} past the window edge {}",
+                self.rcv_nxt, self.rcv_adv
+            ));
+        }
+        if self.recv_buf.readable() > self.recv_buf.capacity() {
+            return fail("more readable than the buffer holds".into());
+        }
+        if self.send_buf.len() > self.send_buf.capacity() {
+            return fail("send buffer over its capacity".into());
+        }
+        let recv_cap = self.recv_buf.capacity();
+        if self.recv_buf.memory_used() > 2 * recv_cap + recv_cap / 8 + 3 * (64 << 10) {
+            return fail(format!(
+                "receive buffer holds {} for a capacity of {recv_cap}",
+                self.recv_buf.memory_used()
+            ));
+        }
+        if self.send_buf.memory_used() > self.send_buf.capacity().max(4096) {
+            return fail(format!(
+                "send ring {} over the capacity {}",
+                self.send_buf.memory_used(),
+                self.send_buf.capacity()
+            ));
+        }
+        if self.recv_buf.assembler().len() > crate::Assembler::MAX_RANGES {
+            return fail("too many out-of-order ranges".into());
+        }
+        let flight = self.snd_nxt.since(self.snd_una);
+        if self.scoreboard.sacked_bytes() > flight {
+            return fail(format!(
+                "{} bytes SACKed of {flight} in flight",
+                self.scoreboard.sacked_bytes()
+            ));
+        }
+        if let Some(h) = self.scoreboard.highest_sacked()
+            && flight > 0
+            && h > self.snd_nxt
+        {
+            return fail(format!("SACK above SND.NXT: {h}"));
+        }
+        Ok(())
+    }
+
+    /// An ICMP Destination Unreachable (`code`, RFC 792) about a segment of
+    /// this connection (the stack checked that it quotes a sequence number
+    /// in flight, RFC 5927). RFC 1122 4.2.3.9: codes 0, 1 and 5 are soft
+    /// errors, "TCP MUST NOT abort the connection"; protocol and port
+    /// unreachable (2, 3) are hard errors that SHOULD abort; RFC 5461
+    /// advises aborting on hard errors only while the connection is being
+    /// established, as Linux does, and treats the administratively
+    /// prohibited codes (9, 10, 13) the same way. Returns whether the
+    /// connection was aborted.
+    pub fn handle_icmp_unreachable(&mut self, code: u8) -> bool {
+        let error = match code {
+            0 | 6 | 9 | 11 => TcpError::NetUnreachable,
+            2 => TcpError::ProtocolUnavailable,
+            3 => TcpError::Refused,
+            _ => TcpError::HostUnreachable,
+        };
+        let hard = matches!(code, 2 | 3 | 9 | 10 | 13);
+        let establishing =
+            self.state == State::SynSent || self.state == State::SynReceived && !self.passive;
+        if hard && establishing {
+            log::debug!(
+                "{} -> {}: ICMP unreachable (code {code}) while connecting",
+                self.local,
+                self.remote
+            );
+            self.enter_closed(Some(error));
+            return true;
+        }
+        self.soft_error = Some(error);
+        false
+    }
+
+    /// The path MTU fell to `path_mtu` (ICMP Fragmentation Needed quoting a
+    /// segment in flight, checked by the stack). RFC 1191 6.5: the segment
+    /// that was too big is retransmitted at once at the new size, and as
+    /// Linux's `tcp_simple_retransmit` does, so is everything else in
+    /// flight (it was all sent at the old size): no timeout waits for it,
+    /// and since nothing was lost to congestion the window is not reduced.
+    pub fn handle_path_mtu_reduced(&mut self, now: Instant, path_mtu: usize) {
+        self.path_mtu = path_mtu;
+        if !self.cc_ready {
+            return;
+        }
+        let before = self.smss;
+        self.update_smss(path_mtu);
+        if self.smss >= before {
+            return;
+        }
+        self.cc.set_mss(self.smss);
+        if self.snd_nxt == self.snd_una || !self.state.is_synchronized() {
+            return;
+        }
+        self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
+        if self.recovery.is_none() {
+            self.recovery = Some(Recovery::Timeout {
+                point: self.snd_nxt,
+            });
+        }
+        self.retransmit_now = true;
+        self.timed = None;
+        self.stats.pmtu_retransmissions += 1;
+        self.rtx_at = Some(now + self.rtt.rto());
+    }
+
+    /// Defensive events since the last call (for the stack's counters).
+    pub fn take_alarms(&mut self) -> Alarms {
+        std::mem::take(&mut self.alarms)
+    }
+
+    /// True once the application closed the connection (it is an orphan,
+    /// finishing in the background).
+    pub fn is_orphan(&self) -> bool {
+        self.app_closed
+    }
+
+    /// The compact TIME-WAIT record that can replace this connection once
+    /// it is in TIME-WAIT (the stack keeps that instead of the whole
+    /// connection when the application has let go of it).
+    pub fn time_wait_record(&self, now: Instant) -> Option<crate::TimeWait> {
+        if self.state != State::TimeWait {
+            return None;
+        }
+        let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(65_535) as u16;
+        Some(crate::TimeWait::new(
+            self.local,
+            self.remote,
+            self.snd_nxt,
+            self.rcv_nxt,
+            window,
+            self.ts.map(|t| (t.recent, t.recent_at)),
+            self.our_ts_offset,
+            self.epoch,
+            self.close_at.unwrap_or(now + 2 * self.cfg.msl),
+            2 * self.cfg.msl,
+            self.cfg.invalid_ack_interval,
+        ))
+    }
+}
