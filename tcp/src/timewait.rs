@@ -43,55 +43,23 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// One connection in TIME-WAIT, without buffers.
 #[derive(Clone, Debug)]
 pub struct TimeWait {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
-    snd_nxt: SeqNum,
-    rcv_nxt: SeqNum,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) remote: SocketAddrV4,
+    pub(crate) snd_nxt: SeqNum,
+    pub(crate) rcv_nxt: SeqNum,
     /// Window field of our last segment (already scaled).
-    window: u16,
+    pub(crate) window: u16,
     /// TS.Recent and when it was set, if timestamps are in use.
-    ts_recent: Option<(u32, Instant)>,
-    ts_offset: u32,
-    epoch: Instant,
-    expires: Instant,
-    msl2: Duration,
-    oow_interval: Duration,
-    last_oow_ack: Option<Instant>,
+    pub(crate) ts_recent: Option<(u32, Instant)>,
+    pub(crate) ts_offset: u32,
+    pub(crate) epoch: Instant,
+    pub(crate) expires: Instant,
+    pub(crate) msl2: Duration,
+    pub(crate) oow_interval: Duration,
+    pub(crate) last_oow_ack: Option<Instant>,
 }
 
 impl TimeWait {
-    /// A record for a connection that entered TIME-WAIT. Used by
-    /// [`Connection::time_wait_record`](crate::Connection::time_wait_record).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        snd_nxt: SeqNum,
-        rcv_nxt: SeqNum,
-        window: u16,
-        ts_recent: Option<(u32, Instant)>,
-        ts_offset: u32,
-        epoch: Instant,
-        expires: Instant,
-        msl2: Duration,
-        oow_interval: Duration,
-    ) -> TimeWait {
-        TimeWait {
-            local,
-            remote,
-            snd_nxt,
-            rcv_nxt,
-            window,
-            ts_recent,
-            ts_offset,
-            epoch,
-            expires,
-            msl2,
-            oow_interval,
-            last_oow_ack: None,
-        }
-    }
-
     /// Local address.
     pub fn local(&self) -> SocketAddrV4 {
         self.local
@@ -231,19 +199,20 @@ mod tests {
     const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
 
     fn record(now: Instant, ts: bool) -> TimeWait {
-        TimeWait::new(
-            L,
-            R,
-            SeqNum(5000),
-            SeqNum(9000),
-            100,
-            ts.then_some((1000, now)),
-            0,
-            now,
-            now + Duration::from_secs(60),
-            Duration::from_secs(60),
-            Duration::from_millis(500),
-        )
+        TimeWait {
+            local: L,
+            remote: R,
+            snd_nxt: SeqNum(5000),
+            rcv_nxt: SeqNum(9000),
+            window: 100,
+            ts_recent: ts.then_some((1000, now)),
+            ts_offset: 0,
+            epoch: now,
+            expires: now + Duration::from_secs(60),
+            msl2: Duration::from_secs(60),
+            oow_interval: Duration::from_millis(500),
+            last_oow_ack: None,
+        }
     }
 
     fn seg(seq: u32, flags: u8, ts: Option<u32>) -> TcpRepr {

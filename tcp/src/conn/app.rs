@@ -136,9 +136,16 @@ impl Connection {
         Ok(n)
     }
 
-    /// The readable bytes without consuming them (two slices, ring order).
+    /// The readable bytes without consuming them (two slices, ring order),
+    /// up to the urgent mark as [`recv`](Self::recv) reads them.
     pub fn peek(&self) -> (&[u8], &[u8]) {
-        self.recv_buf.peek()
+        let (a, b) = self.recv_buf.peek();
+        let n = self.readable_to_mark();
+        if n <= a.len() {
+            (&a[..n], &[])
+        } else {
+            (a, &b[..n - a.len()])
+        }
     }
 
     /// Consumes `n` bytes after [`peek`](Self::peek).

@@ -208,18 +208,19 @@ impl Connection {
             return None;
         }
         let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(65_535) as u16;
-        Some(crate::TimeWait::new(
-            self.local,
-            self.remote,
-            self.snd_nxt,
-            self.rcv_nxt,
+        Some(crate::TimeWait {
+            local: self.local,
+            remote: self.remote,
+            snd_nxt: self.snd_nxt,
+            rcv_nxt: self.rcv_nxt,
             window,
-            self.ts.map(|t| (t.recent, t.recent_at)),
-            self.our_ts_offset,
-            self.epoch,
-            self.close_at.unwrap_or(now + 2 * self.cfg.msl),
-            2 * self.cfg.msl,
-            self.cfg.invalid_ack_interval,
-        ))
+            ts_recent: self.ts.map(|t| (t.recent, t.recent_at)),
+            ts_offset: self.our_ts_offset,
+            epoch: self.epoch,
+            expires: self.close_at.unwrap_or(now + 2 * self.cfg.msl),
+            msl2: 2 * self.cfg.msl,
+            oow_interval: self.cfg.invalid_ack_interval,
+            last_oow_ack: None,
+        })
     }
 }
