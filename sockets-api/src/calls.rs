@@ -6,17 +6,20 @@ use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use stack::SocketError;
-use tcp::{Keepalive, State};
+use tcp::State;
 
 use crate::Stack;
+#[allow(unused_imports)]
+use crate::compat::*;
+use crate::options::{apply_tcp_config, apply_udp_options};
 use crate::runtime::{Core, Entry, SockState, SockType};
-use crate::types::{Domain, Fd, Protocol, Shutdown, SockOpt, SockOptName, SockOptValue, Type};
+use crate::types::{Domain, Fd, Protocol, Shutdown, Type};
 
 pub(crate) fn errno(e: i32) -> io::Error {
     io::Error::from_raw_os_error(e)
 }
 
-fn ebadf() -> io::Error {
+pub(crate) fn ebadf() -> io::Error {
     errno(libc::EBADF)
 }
 
@@ -103,12 +106,29 @@ impl Stack {
     /// # Ok(()) }
     /// ```
     pub fn socket(&self, domain: Domain, ty: Type, protocol: Protocol) -> io::Result<Fd> {
+        self.socket_flags(domain, ty, protocol, 0)
+    }
+
+    /// socket(2) with `SOCK_NONBLOCK` (the socket starts non-blocking) and
+    /// `SOCK_CLOEXEC` (accepted; ustack descriptors are not inherited by
+    /// exec anyway) or'ed into the type, as Linux takes them. Other flags
+    /// fail with EINVAL.
+    pub fn socket_flags(
+        &self,
+        domain: Domain,
+        ty: Type,
+        protocol: Protocol,
+        flags: i32,
+    ) -> io::Result<Fd> {
         let Domain::Inet = domain;
+        if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+            return Err(errno(libc::EINVAL));
+        }
         let mut core = self.lock()?;
         if core.closing.is_some() {
             return Err(errno(libc::ENETDOWN));
         }
-        let entry = match (ty, protocol) {
+        let mut entry = match (ty, protocol) {
             (Type::Stream, Protocol::Default) => Entry::new(SockType::Stream, SockState::Fresh),
             (Type::Dgram, Protocol::Default) => Entry::new(SockType::Dgram, SockState::Fresh),
             (Type::Dgram, Protocol::Icmp) => {
@@ -117,15 +137,26 @@ impl Stack {
             }
             (Type::Stream, Protocol::Icmp) => return Err(errno(libc::EPROTONOSUPPORT)),
         };
+        entry.opts.nonblocking = flags & libc::SOCK_NONBLOCK != 0;
         Ok(core.insert(entry))
     }
 
+    /// dup(2): a second descriptor for the same socket (options, O_NONBLOCK
+    /// and state are shared); the socket closes with its last descriptor.
+    pub fn dup(&self, fd: Fd) -> io::Result<Fd> {
+        self.lock()?.dup(fd).ok_or_else(ebadf)
+    }
+
     /// bind(2). Port 0 picks a free ephemeral port; the address must be
-    /// 0.0.0.0 or ours (EADDRNOTAVAIL otherwise).
+    /// 0.0.0.0, ours or a loopback address (EADDRNOTAVAIL otherwise). A TCP
+    /// port is in use (EADDRINUSE) while another socket is bound to it, or
+    /// a connection still uses it (in TIME-WAIT, or finishing after
+    /// close()), unless SO_REUSEADDR/SO_REUSEPORT allow it as Linux's
+    /// rules do.
     pub fn bind(&self, fd: Fd, addr: SocketAddrV4) -> io::Result<()> {
         let mut core = self.lock()?;
         let ours = core.iface.cidr().addr();
-        if !addr.ip().is_unspecified() && *addr.ip() != ours {
+        if !addr.ip().is_unspecified() && *addr.ip() != ours && !addr.ip().is_loopback() {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let e = core.entry(fd).ok_or_else(ebadf)?;
@@ -134,26 +165,27 @@ impl Stack {
                 if e.bound.is_some() {
                     return Err(errno(libc::EINVAL));
                 }
-                let reuse = e.opts.reuseaddr;
+                let (reuse, reuseport) = (e.opts.reuseaddr, e.opts.reuseport);
                 let port = match addr.port() {
                     0 => pick_port(&mut core)?,
                     p => p,
                 };
-                if core.tcp_port_taken(port, reuse) {
+                if core.tcp_port_taken(port, reuse, reuseport) {
                     return Err(errno(libc::EADDRINUSE));
                 }
-                core.entry_mut(fd).ok_or_else(ebadf)?.bound =
-                    Some(SocketAddrV4::new(*addr.ip(), port));
+                let e = core.entry_mut(fd).ok_or_else(ebadf)?;
+                e.bound = Some(SocketAddrV4::new(*addr.ip(), port));
+                e.explicit_bind = true;
                 Ok(())
             }
             (SockType::Dgram, SockState::Fresh) => {
-                let (rcvbuf, ttl) = (e.opts.rcvbuf, e.opts.ttl);
-                let h = core.iface.udp_bind(addr).map_err(io::Error::from)?;
+                let opts = e.opts.clone();
+                let h = core
+                    .iface
+                    .udp_bind_with(addr, opts.reuseaddr || opts.reuseport)
+                    .map_err(io::Error::from)?;
                 if let Some(s) = core.iface.udp_socket_mut(h) {
-                    if let Some(b) = rcvbuf {
-                        s.set_recv_buffer_size(b);
-                    }
-                    s.set_ttl(ttl);
+                    apply_udp_options(s, &opts);
                 }
                 core.set_state(fd, SockState::Udp(h));
                 Ok(())
@@ -185,11 +217,11 @@ impl Stack {
                 };
                 let lh = core
                     .iface
-                    .tcp_listen(local, backlog.max(1))
+                    .tcp_listen_with(local, backlog.max(1), opts.reuseport)
                     .map_err(io::Error::from)?;
                 if let Some(l) = core.iface.tcp_listener_mut(lh) {
-                    let cfg = l.config_mut();
-                    apply_tcp_config(cfg, &opts);
+                    apply_tcp_config(l.config_mut(), &opts);
+                    l.set_defer_accept(opts.defer_accept);
                 }
                 core.set_state(fd, SockState::Listening(lh));
                 Ok(())
@@ -199,7 +231,20 @@ impl Stack {
     }
 
     /// accept(2): the next established connection and its peer's address.
+    /// EINVAL when the socket does not listen (or stopped listening:
+    /// shutdown(SHUT_RD) on a listener wakes every blocked accept with it),
+    /// EOPNOTSUPP on a datagram socket.
     pub fn accept(&self, fd: Fd) -> io::Result<(Fd, SocketAddrV4)> {
+        self.accept4(fd, 0)
+    }
+
+    /// accept4(2): accept with `SOCK_NONBLOCK` (the new socket starts
+    /// non-blocking; plain accept never inherits O_NONBLOCK, as on Linux)
+    /// and `SOCK_CLOEXEC` (accepted).
+    pub fn accept4(&self, fd: Fd, flags: i32) -> io::Result<(Fd, SocketAddrV4)> {
+        if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+            return Err(errno(libc::EINVAL));
+        }
         let mut core = self.lock()?;
         let deadline = {
             let e = core.entry(fd).ok_or_else(ebadf)?;
@@ -207,6 +252,9 @@ impl Stack {
         };
         loop {
             let e = core.entry(fd).ok_or_else(ebadf)?;
+            if e.ty != SockType::Stream {
+                return Err(errno(libc::EOPNOTSUPP));
+            }
             let SockState::Listening(lh) = e.state else {
                 return Err(errno(libc::EINVAL));
             };
@@ -217,8 +265,8 @@ impl Stack {
                     let peer = core.iface.tcp(h).map(|c| c.remote()).ok_or_else(ebadf)?;
                     let mut entry = Entry::new(SockType::Stream, SockState::Stream(h));
                     entry.opts = inherited;
-                    // O_NONBLOCK is not inherited by accept() on Linux.
-                    entry.opts.nonblocking = false;
+                    entry.opts.nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+                    entry.opts.defer_accept = None;
                     entry.bound = core.iface.tcp(h).map(|c| c.local());
                     let new_fd = core.insert(entry);
                     return Ok((new_fd, peer));
@@ -232,8 +280,14 @@ impl Stack {
 
     /// connect(2). Non-blocking sockets return EINPROGRESS; poll for
     /// POLLOUT and read SO_ERROR. Blocking connects wait for the handshake
-    /// (ECONNREFUSED, ETIMEDOUT...), up to SO_SNDTIMEO (then EINPROGRESS,
-    /// as Linux).
+    /// (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH when the neighbour never
+    /// answers ARP...), up to SO_SNDTIMEO (then EINPROGRESS, as Linux).
+    ///
+    /// Calling it again follows Linux's __inet_stream_connect: EALREADY
+    /// while the handshake runs (a blocking call waits for it), success
+    /// once it completed, the pending error (or ECONNABORTED when it was
+    /// already read) once it failed, after which the socket is unconnected
+    /// and the next call starts a fresh attempt; EISCONN when connected.
     pub fn connect(&self, fd: Fd, addr: SocketAddrV4) -> io::Result<()> {
         self.connect_until(fd, addr, None)
     }
@@ -250,19 +304,15 @@ impl Stack {
         let e = core.entry(fd).ok_or_else(ebadf)?;
         match (e.ty, e.state) {
             (SockType::Dgram, _) => {
-                let h = match e.state {
-                    SockState::Udp(h) => h,
-                    _ => {
-                        drop(core);
-                        self.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
-                        core = self.lock()?;
-                        match core.entry(fd).ok_or_else(ebadf)?.state {
-                            SockState::Udp(h) => h,
-                            _ => return Err(errno(libc::EINVAL)),
-                        }
-                    }
-                };
-                core.iface.udp_connect(h, addr).map_err(io::Error::from)
+                if !e.opts.broadcast && core.is_broadcast(*addr.ip()) {
+                    return Err(errno(libc::EACCES));
+                }
+                drop(core);
+                let h = self.udp_handle(fd)?;
+                self.lock()?
+                    .iface
+                    .udp_connect(h, addr)
+                    .map_err(io::Error::from)
             }
             (SockType::Icmp, _) => Err(errno(libc::EOPNOTSUPP)),
             (SockType::Stream, SockState::Fresh) => {
@@ -271,142 +321,125 @@ impl Stack {
                 if core.closing.is_some() {
                     return Err(errno(libc::ENETDOWN));
                 }
+                // tcp_v4_connect: no TCP to a broadcast address.
+                if core.is_broadcast(*addr.ip()) {
+                    return Err(errno(libc::ENETUNREACH));
+                }
                 let now = Instant::now();
+                let mut cfg = core.iface.tcp_config().clone();
+                apply_tcp_config(&mut cfg, &opts);
                 let h = core
                     .iface
-                    .tcp_connect(now, addr, local)
+                    .tcp_connect_with(now, addr, local, cfg)
                     .map_err(io::Error::from)?;
-                if let Some(c) = core.iface.tcp_mut(h) {
-                    apply_conn_options(c, &opts, now);
+                if opts.cork
+                    && let Some(c) = core.iface.tcp_mut(h)
+                {
+                    c.set_cork(now, true);
                 }
+                core.iface.tcp_touch_public(h);
                 let local = core.iface.tcp(h).map(|c| c.local());
                 if let Some(en) = core.entry_mut(fd) {
                     en.bound = local;
+                    en.connecting = true;
+                    en.conn_error_seen = false;
                 }
                 core.set_state(fd, SockState::Stream(h));
                 self.shared().kick(&core);
                 if opts.nonblocking {
                     return Err(errno(libc::EINPROGRESS));
                 }
-                let deadline = match (limit, opts.sndtimeo) {
-                    (Some(l), _) => Some(l),
-                    (None, Some(t)) => Some(now + t),
-                    (None, None) => None,
-                };
-                loop {
-                    let c = core.iface.tcp(h).ok_or_else(ebadf)?;
-                    if let Some(err) = c.error() {
-                        return Err(SocketError::from(err).into());
-                    }
-                    if c.is_established() {
-                        return Ok(());
-                    }
-                    if c.state() == State::Closed {
-                        return Err(errno(libc::ECONNREFUSED));
-                    }
-                    core = match self.wait(core, fd, deadline) {
-                        Ok(c) => c,
-                        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                            return Err(if limit.is_some() {
-                                errno(libc::ETIMEDOUT)
-                            } else {
-                                errno(libc::EINPROGRESS)
-                            });
-                        }
-                        Err(e) => return Err(e),
-                    };
-                }
+                self.wait_connected(core, fd, h, limit, opts.sndtimeo, Err(libc::EINPROGRESS))
             }
             (SockType::Stream, SockState::Stream(h)) => {
-                let c = core.iface.tcp(h).ok_or_else(ebadf)?;
-                if c.is_established() {
-                    Err(errno(libc::EISCONN))
-                } else if c.error().is_some() || c.state() == State::Closed {
-                    Err(errno(libc::ECONNABORTED))
-                } else {
-                    Err(errno(libc::EALREADY))
+                if !e.connecting {
+                    return Err(errno(libc::EISCONN));
                 }
+                let (nonblocking, sndtimeo) = (e.opts.nonblocking, e.opts.sndtimeo);
+                let handshaking = core
+                    .iface
+                    .tcp(h)
+                    .is_some_and(|c| matches!(c.state(), State::SynSent | State::SynReceived));
+                if handshaking && nonblocking {
+                    return Err(errno(libc::EALREADY));
+                }
+                self.wait_connected(core, fd, h, limit, sndtimeo, Err(libc::EALREADY))
             }
             (SockType::Stream, _) => Err(errno(libc::EISCONN)),
         }
     }
 
-    /// send(2). On a blocking stream it returns once every byte is queued
-    /// (as Linux does), or with what was queued when SO_SNDTIMEO expires.
-    pub fn send(&self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
-        self.send_flags(fd, buf, 0)
-    }
-
-    /// send(2) with flags: `MSG_OOB` sends the bytes as TCP urgent data
-    /// (the urgent pointer then points past them, RFC 9293 3.8.5),
-    /// `MSG_DONTWAIT` makes this call non-blocking, `MSG_NOSIGNAL` is
-    /// accepted (ustack never raises signals). Other flags fail with
-    /// EOPNOTSUPP.
-    pub fn send_flags(&self, fd: Fd, buf: &[u8], flags: i32) -> io::Result<usize> {
-        let known = libc::MSG_OOB | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        if flags & !known != 0 {
-            return Err(errno(libc::EOPNOTSUPP));
-        }
-        let urgent = flags & libc::MSG_OOB != 0;
-        let mut core = self.lock()?;
-        let e = core.entry(fd).ok_or_else(ebadf)?;
-        if urgent && e.ty != SockType::Stream {
-            return Err(errno(libc::EOPNOTSUPP));
-        }
-        match e.state {
-            SockState::Stream(h) => {
-                let deadline = e.opts.sndtimeo.map(|t| Instant::now() + t);
-                let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
-                let mut sent = 0;
-                loop {
-                    match core.iface.tcp_send(h, &buf[sent..]) {
-                        Ok(n) => {
-                            sent += n;
-                            if urgent && (sent == buf.len() || nonblocking) {
-                                core.iface.tcp_mark_urgent(h);
-                            }
-                            self.shared().kick(&core);
-                            if sent == buf.len() || nonblocking {
-                                return Ok(sent);
-                            }
-                        }
-                        Err(SocketError::WouldBlock) => {
-                            if nonblocking {
-                                if urgent && sent > 0 {
-                                    core.iface.tcp_mark_urgent(h);
-                                }
-                                return if sent > 0 {
-                                    Ok(sent)
-                                } else {
-                                    Err(errno(libc::EAGAIN))
-                                };
-                            }
-                            self.shared().kick(&core);
-                            core = match self.wait(core, fd, deadline) {
-                                Ok(c) => c,
-                                Err(e) if sent > 0 && e.raw_os_error() == Some(libc::EAGAIN) => {
-                                    return Ok(sent);
-                                }
-                                Err(e) => return Err(e),
-                            };
-                        }
-                        Err(e) => {
-                            if sent > 0 {
-                                return Ok(sent);
-                            }
-                            return Err(stream_error(&mut core, fd, e, true));
-                        }
+    /// Waits for a connecting stream's handshake to end. `on_timeout` is
+    /// the answer when SO_SNDTIMEO passes first (the socket stays
+    /// connecting); `limit` (connect_timeout) turns into ETIMEDOUT.
+    fn wait_connected(
+        &self,
+        mut core: MutexGuard<'_, Core>,
+        fd: Fd,
+        h: stack::TcpHandle,
+        limit: Option<Instant>,
+        sndtimeo: Option<Duration>,
+        on_timeout: Result<(), i32>,
+    ) -> io::Result<()> {
+        let deadline = limit.or_else(|| sndtimeo.map(|t| Instant::now() + t));
+        loop {
+            let state = core.iface.tcp(h).map_or(State::Closed, |c| c.state());
+            match state {
+                State::SynSent | State::SynReceived => {}
+                State::Closed => {
+                    // sock_error: the pending error (or ECONNABORTED when it
+                    // was read already); the socket is unconnected again.
+                    let err = core.take_error(fd).unwrap_or(libc::ECONNABORTED);
+                    release_stream(&mut core, fd, h);
+                    self.shared().kick(&core);
+                    return Err(errno(err));
+                }
+                _ => {
+                    if let Some(e) = core.entry_mut(fd) {
+                        e.connecting = false;
                     }
+                    return Ok(());
                 }
             }
-            SockState::Udp(_) | SockState::Fresh if e.ty == SockType::Dgram => {
-                drop(core);
-                self.sendto_inner(fd, buf, None)
-            }
-            SockState::Fresh => Err(errno(libc::ENOTCONN)),
-            SockState::Listening(_) => Err(errno(libc::ENOTCONN)),
-            _ => Err(errno(libc::EOPNOTSUPP)),
+            core = match self.wait(core, fd, deadline) {
+                Ok(c) => c,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    return Err(match (limit, on_timeout) {
+                        (Some(_), _) => errno(libc::ETIMEDOUT),
+                        (None, Ok(())) => return Ok(()),
+                        (None, Err(code)) => errno(code),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
         }
+    }
+
+    /// connect(2) with AF_UNSPEC: dissolves a datagram socket's
+    /// association (it then receives from anyone again); on a stream it
+    /// aborts the connection or stops listening (tcp_disconnect) and the
+    /// socket can connect or listen again.
+    pub fn disconnect(&self, fd: Fd) -> io::Result<()> {
+        let mut core = self.lock()?;
+        let e = core.entry(fd).ok_or_else(ebadf)?;
+        let now = Instant::now();
+        match e.state {
+            SockState::Udp(h) => core.iface.udp_disconnect(h).map_err(io::Error::from)?,
+            SockState::Stream(h) => {
+                core.iface.tcp_abort(now, h);
+                release_stream(&mut core, fd, h);
+            }
+            SockState::Listening(lh) => {
+                core.iface.tcp_close_listener(now, lh);
+                unlisten(&mut core, fd);
+            }
+            _ => {}
+        }
+        if let Some(e) = core.entry(fd) {
+            e.notify();
+        }
+        self.shared().kick(&core);
+        Ok(())
     }
 
     /// sockatmark(3) (SIOCATMARK): true when the next byte to read is the
@@ -423,116 +456,44 @@ impl Stack {
         }
     }
 
-    /// recv(2). `Ok(0)` is end of stream on a stream socket.
-    pub fn recv(&self, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
-        let core = self.lock()?;
-        let e = core.entry(fd).ok_or_else(ebadf)?;
-        match e.state {
-            SockState::Stream(h) => {
-                let deadline = e.opts.rcvtimeo.map(|t| Instant::now() + t);
-                let nonblocking = e.opts.nonblocking;
-                let mut core = core;
-                loop {
-                    match core.iface.tcp_recv(h, buf) {
-                        Ok(n) => {
-                            self.shared().kick(&core);
-                            return Ok(n);
-                        }
-                        Err(SocketError::WouldBlock) if nonblocking => {
-                            return Err(errno(libc::EAGAIN));
-                        }
-                        Err(SocketError::WouldBlock) => core = self.wait(core, fd, deadline)?,
-                        Err(SocketError::ConnectionReset)
-                            if core.entry(fd).is_some_and(|e| e.reset_reported) =>
-                        {
-                            return Ok(0);
-                        }
-                        Err(e) => return Err(stream_error(&mut core, fd, e, false)),
-                    }
-                }
-            }
-            SockState::Udp(_) | SockState::Fresh if e.ty == SockType::Dgram => {
-                drop(core);
-                self.recvfrom(fd, buf).map(|(n, _)| n)
-            }
-            SockState::Fresh | SockState::Listening(_) => Err(errno(libc::ENOTCONN)),
-            _ => Err(errno(libc::EOPNOTSUPP)),
-        }
-    }
-
-    /// sendto(2) for UDP sockets (an unbound socket gets an ephemeral port).
-    pub fn sendto(&self, fd: Fd, buf: &[u8], addr: SocketAddrV4) -> io::Result<usize> {
-        self.sendto_inner(fd, buf, Some(addr))
-    }
-
-    fn udp_handle(&self, fd: Fd) -> io::Result<stack::UdpHandle> {
-        let core = self.lock()?;
-        let e = core.entry(fd).ok_or_else(ebadf)?;
-        match (e.ty, e.state) {
-            (SockType::Dgram, SockState::Udp(h)) => Ok(h),
-            (SockType::Dgram, SockState::Fresh) => {
-                drop(core);
-                self.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
-                match self.lock()?.entry(fd).ok_or_else(ebadf)?.state {
-                    SockState::Udp(h) => Ok(h),
-                    _ => Err(errno(libc::EINVAL)),
-                }
-            }
-            _ => Err(errno(libc::EOPNOTSUPP)),
-        }
-    }
-
-    fn sendto_inner(&self, fd: Fd, buf: &[u8], addr: Option<SocketAddrV4>) -> io::Result<usize> {
-        let h = self.udp_handle(fd)?;
-        let mut core = self.lock()?;
-        let now = Instant::now();
-        let Core { iface, tx, .. } = &mut *core;
-        let n = iface
-            .udp_send_to(now, h, buf, addr, tx)
-            .map_err(io::Error::from)?;
-        self.shared().kick(&core);
-        Ok(n)
-    }
-
-    /// recvfrom(2) for UDP sockets: one datagram (truncated to `buf`, as
-    /// Linux does) and its sender.
-    pub fn recvfrom(&self, fd: Fd, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        let h = self.udp_handle(fd)?;
-        let mut core = self.lock()?;
-        let (deadline, nonblocking) = {
-            let e = core.entry(fd).ok_or_else(ebadf)?;
-            (
-                e.opts.rcvtimeo.map(|t| Instant::now() + t),
-                e.opts.nonblocking,
-            )
-        };
-        loop {
-            match core.iface.udp_recv_from(h, buf) {
-                Ok((n, from)) => return Ok((n.min(buf.len()), from)),
-                Err(SocketError::WouldBlock) if nonblocking => return Err(errno(libc::EAGAIN)),
-                Err(SocketError::WouldBlock) => core = self.wait(core, fd, deadline)?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// shutdown(2).
+    /// shutdown(2). On a listener, SHUT_RD (or SHUT_RDWR) stops listening:
+    /// every thread blocked in accept wakes and fails with EINVAL, queued
+    /// connections are reset, and the socket may listen again (SHUT_WR alone
+    /// does nothing), as on Linux. A connected datagram socket records the
+    /// shutdown (reads then return 0 once empty). ENOTCONN on a socket that
+    /// is not connected.
     pub fn shutdown(&self, fd: Fd, how: Shutdown) -> io::Result<()> {
-        let core = self.lock()?;
+        let mut core = self.lock()?;
         let e = core.entry(fd).ok_or_else(ebadf)?;
-        let SockState::Stream(h) = e.state else {
-            return Err(errno(libc::ENOTCONN));
-        };
         let (read, write) = match how {
             Shutdown::Read => (true, false),
             Shutdown::Write => (false, true),
             Shutdown::Both => (true, true),
         };
-        let mut core = core;
-        core.iface
-            .tcp_shutdown(h, read, write)
-            .map_err(io::Error::from)?;
-        if let Some(en) = core.entry(fd) {
+        match e.state {
+            SockState::Stream(h) => {
+                core.iface
+                    .tcp_shutdown(h, read, write)
+                    .map_err(io::Error::from)?;
+            }
+            SockState::Listening(lh) => {
+                if read {
+                    core.iface.tcp_close_listener(Instant::now(), lh);
+                    unlisten(&mut core, fd);
+                    self.shared().kick(&core);
+                }
+                return Ok(());
+            }
+            SockState::Udp(h)
+                if core
+                    .iface
+                    .udp_socket(h)
+                    .is_some_and(|s| s.peer_addr().is_some()) => {}
+            _ => return Err(errno(libc::ENOTCONN)),
+        }
+        if let Some(en) = core.entry_mut(fd) {
+            en.shut_rd |= read;
+            en.shut_wr |= write;
             en.notify();
         }
         self.shared().kick(&core);
@@ -543,6 +504,11 @@ impl Stack {
     /// SO_LINGER 0 resets; SO_LINGER t > 0 waits up to t for delivery.
     pub fn close(&self, fd: Fd) -> io::Result<()> {
         let mut core = self.shared().lock();
+        if core.refs(fd) > 1 {
+            // Other descriptors still name the socket: only this one goes.
+            core.remove(fd);
+            return Ok(());
+        }
         let e = core.entry_mut(fd).ok_or_else(ebadf)?;
         let linger = e.opts.linger;
         let state = e.state;
@@ -603,9 +569,12 @@ impl Stack {
         let core = self.lock()?;
         let e = core.entry(fd).ok_or_else(ebadf)?;
         match e.state {
+            // inet_getname: not while the SYN is out, nor once the
+            // connection is over (CLOSE; TIME-WAIT belongs to the stack).
             SockState::Stream(h) => core
                 .iface
                 .tcp(h)
+                .filter(|c| !matches!(c.state(), State::SynSent | State::Closed | State::TimeWait))
                 .map(|c| c.remote())
                 .ok_or_else(|| errno(libc::ENOTCONN)),
             SockState::Udp(h) => core
@@ -615,149 +584,6 @@ impl Stack {
                 .ok_or_else(|| errno(libc::ENOTCONN)),
             _ => Err(errno(libc::ENOTCONN)),
         }
-    }
-
-    /// setsockopt(2) (and fcntl O_NONBLOCK).
-    pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> io::Result<()> {
-        let mut core = self.lock()?;
-        let now = Instant::now();
-        let e = core.entry_mut(fd).ok_or_else(ebadf)?;
-        match &opt {
-            SockOpt::ReuseAddr(v) => e.opts.reuseaddr = *v,
-            SockOpt::RcvBuf(v) => e.opts.rcvbuf = Some((*v).max(2048)),
-            SockOpt::SndBuf(v) => e.opts.sndbuf = Some((*v).max(2048)),
-            SockOpt::RcvTimeo(v) => e.opts.rcvtimeo = v.filter(|d| !d.is_zero()),
-            SockOpt::SndTimeo(v) => e.opts.sndtimeo = v.filter(|d| !d.is_zero()),
-            SockOpt::KeepAlive(v) => e.opts.keepalive = *v,
-            SockOpt::Linger(v) => e.opts.linger = *v,
-            SockOpt::NoDelay(v) => e.opts.nodelay = *v,
-            SockOpt::NonBlocking(v) => e.opts.nonblocking = *v,
-            SockOpt::Congestion(a) => e.opts.congestion = Some(*a),
-            SockOpt::Ttl(t) => {
-                if *t == 0 {
-                    return Err(errno(libc::EINVAL));
-                }
-                e.opts.ttl = Some(*t)
-            }
-            SockOpt::OobInline(on) => {
-                if !on {
-                    return Err(errno(libc::EINVAL));
-                }
-            }
-        }
-        let opts = e.opts.clone();
-        match e.state {
-            SockState::Stream(h) => {
-                if let Some(c) = core.iface.tcp_mut(h) {
-                    match opt {
-                        SockOpt::Congestion(_) if c.is_established() => {
-                            // Like Linux, a running connection may switch;
-                            // the new algorithm starts from the current
-                            // window's initial state.
-                            apply_conn_options(c, &opts, now);
-                        }
-                        _ => apply_conn_options(c, &opts, now),
-                    }
-                }
-                core.iface.tcp_touch_public(h);
-                self.shared().kick(&core);
-            }
-            SockState::Listening(lh) => {
-                if let Some(l) = core.iface.tcp_listener_mut(lh) {
-                    apply_tcp_config(l.config_mut(), &opts);
-                }
-            }
-            SockState::Udp(h) => {
-                if let Some(s) = core.iface.udp_socket_mut(h) {
-                    if let Some(b) = opts.rcvbuf {
-                        s.set_recv_buffer_size(b);
-                    }
-                    s.set_ttl(opts.ttl);
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// getsockopt(2).
-    pub fn getsockopt(&self, fd: Fd, name: SockOptName) -> io::Result<SockOptValue> {
-        let mut core = self.lock()?;
-        let e = core.entry_mut(fd).ok_or_else(ebadf)?;
-        let o = &e.opts;
-        let state = e.state;
-        let opt = |v| Ok(SockOptValue::Opt(v));
-        match name {
-            SockOptName::ReuseAddr => opt(SockOpt::ReuseAddr(o.reuseaddr)),
-            SockOptName::RcvTimeo => opt(SockOpt::RcvTimeo(o.rcvtimeo)),
-            SockOptName::SndTimeo => opt(SockOpt::SndTimeo(o.sndtimeo)),
-            SockOptName::KeepAlive => opt(SockOpt::KeepAlive(o.keepalive)),
-            SockOptName::Linger => opt(SockOpt::Linger(o.linger)),
-            SockOptName::NoDelay => opt(SockOpt::NoDelay(o.nodelay)),
-            SockOptName::NonBlocking => opt(SockOpt::NonBlocking(o.nonblocking)),
-            SockOptName::Ttl => opt(SockOpt::Ttl(o.ttl.unwrap_or(64))),
-            SockOptName::OobInline => opt(SockOpt::OobInline(true)),
-            SockOptName::Congestion => {
-                let algo = match state {
-                    SockState::Stream(h) => core.iface.tcp(h).map(|c| c.config().congestion),
-                    _ => None,
-                };
-                let default = core.iface.tcp_config().congestion;
-                let e = core.entry(fd).ok_or_else(ebadf)?;
-                opt(SockOpt::Congestion(
-                    algo.or(e.opts.congestion).unwrap_or(default),
-                ))
-            }
-            SockOptName::RcvBuf => {
-                let v = match state {
-                    SockState::Stream(h) => core.iface.tcp(h).map(|c| c.config().recv_buffer),
-                    SockState::Udp(h) => core.iface.udp_socket(h).map(|s| s.recv_buffer_size()),
-                    _ => None,
-                };
-                let default = core.iface.tcp_config().recv_buffer;
-                let e = core.entry(fd).ok_or_else(ebadf)?;
-                opt(SockOpt::RcvBuf(v.or(e.opts.rcvbuf).unwrap_or(default)))
-            }
-            SockOptName::SndBuf => {
-                let v = match state {
-                    SockState::Stream(h) => core.iface.tcp(h).map(|c| c.config().send_buffer),
-                    _ => None,
-                };
-                let default = core.iface.tcp_config().send_buffer;
-                let e = core.entry(fd).ok_or_else(ebadf)?;
-                opt(SockOpt::SndBuf(v.or(e.opts.sndbuf).unwrap_or(default)))
-            }
-            SockOptName::Error => {
-                let pending = e.error.take();
-                let from_conn = match state {
-                    SockState::Stream(h) => core
-                        .iface
-                        .tcp(h)
-                        .and_then(|c| c.error())
-                        .map(|err| SocketError::from(err).errno()),
-                    SockState::Udp(h) => core
-                        .iface
-                        .udp_socket(h)
-                        .and_then(|s| s.pending_error())
-                        .map(|err| err.errno()),
-                    _ => None,
-                };
-                Ok(SockOptValue::Error(pending.or(from_conn)))
-            }
-            SockOptName::TcpInfo => match state {
-                SockState::Stream(h) => core
-                    .iface
-                    .tcp(h)
-                    .map(|c| SockOptValue::TcpInfo(Box::new(c.stats())))
-                    .ok_or_else(|| errno(libc::ENOTCONN)),
-                _ => Err(errno(libc::ENOPROTOOPT)),
-            },
-        }
-    }
-
-    /// Sets or clears O_NONBLOCK.
-    pub fn set_nonblocking(&self, fd: Fd, on: bool) -> io::Result<()> {
-        self.setsockopt(fd, SockOpt::NonBlocking(on))
     }
 
     /// Sends an ICMP echo request from a ping socket
@@ -802,59 +628,84 @@ impl Stack {
     }
 }
 
-/// Maps a connection error to the errno Linux gives: ECONNRESET once, then
-/// EPIPE for writes (and end of stream for reads).
-fn stream_error(core: &mut Core, fd: Fd, e: SocketError, write: bool) -> io::Error {
-    if e == SocketError::ConnectionReset
-        && let Some(en) = core.entry_mut(fd)
-    {
-        if en.reset_reported && write {
-            return errno(libc::EPIPE);
+impl Core {
+    /// The socket's pending error (SO_ERROR), without clearing it.
+    pub(crate) fn pending_error(&self, fd: Fd) -> Option<i32> {
+        let e = self.entry(fd)?;
+        if e.error.is_some() {
+            return e.error;
         }
-        en.reset_reported = true;
+        match e.state {
+            SockState::Stream(h) if !e.conn_error_seen => self
+                .iface
+                .tcp(h)
+                .and_then(|c| c.error())
+                .map(|err| SocketError::from(err).errno()),
+            SockState::Udp(h) => self
+                .iface
+                .udp_socket(h)
+                .and_then(|s| s.pending_error())
+                .map(|err| err.errno()),
+            _ => None,
+        }
     }
-    e.into()
+
+    /// Reports the pending error once: reading SO_ERROR, or a call that
+    /// fails with it, clears it (Linux's sock_error).
+    pub(crate) fn take_error(&mut self, fd: Fd) -> Option<i32> {
+        let pending = self.pending_error(fd)?;
+        let e = self.entry_mut(fd)?;
+        if e.error.take().is_some() {
+            return Some(pending);
+        }
+        match e.state {
+            SockState::Stream(_) => e.conn_error_seen = true,
+            SockState::Udp(h) => {
+                if let Some(s) = self.iface.udp_socket_mut(h) {
+                    s.take_error();
+                }
+            }
+            _ => {}
+        }
+        Some(pending)
+    }
+
+    /// True for the limited broadcast address and our subnet's.
+    pub(crate) fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
+        ip.is_broadcast() || self.iface.cidr().broadcast() == Some(ip)
+    }
 }
 
-/// Per-socket options that belong in the TCP configuration a listener
-/// hands to its accepted connections.
-fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &crate::runtime::Opts) {
-    if let Some(b) = opts.rcvbuf {
-        cfg.recv_buffer = b;
-    }
-    if let Some(b) = opts.sndbuf {
-        cfg.send_buffer = b;
-    }
-    cfg.nodelay = opts.nodelay;
-    cfg.keepalive = opts.keepalive.then(Keepalive::default);
-    if let Some(a) = opts.congestion {
-        cfg.congestion = a;
+/// Lets go of a stream's connection after a failed connect (or a
+/// disconnect): the socket is unconnected again and keeps only an
+/// address bind() chose.
+fn release_stream(core: &mut Core, fd: Fd, h: stack::TcpHandle) {
+    core.iface.tcp_close(Instant::now(), h);
+    core.set_state(fd, SockState::Fresh);
+    if let Some(e) = core.entry_mut(fd) {
+        e.connecting = false;
+        e.conn_error_seen = false;
+        e.shut_rd = false;
+        e.shut_wr = false;
+        if !e.explicit_bind {
+            e.bound = None;
+        }
     }
 }
 
-/// Applies socket options to a live connection.
-fn apply_conn_options(c: &mut tcp::Connection, opts: &crate::runtime::Opts, now: Instant) {
-    if let Some(b) = opts.rcvbuf
-        && b != c.config().recv_buffer
-    {
-        c.set_recv_buffer(b);
-    }
-    if let Some(b) = opts.sndbuf
-        && b != c.config().send_buffer
-    {
-        c.set_send_buffer(b);
-    }
-    if c.config().nodelay != opts.nodelay {
-        c.set_nodelay(opts.nodelay);
-    }
-    let ka = opts.keepalive.then(Keepalive::default);
-    if c.config().keepalive != ka {
-        c.set_keepalive(now, ka);
-    }
-    if let Some(a) = opts.congestion
-        && a != c.config().congestion
-    {
-        c.set_congestion_control(a);
+/// A listener stopped listening (shutdown or disconnect): the socket is
+/// unconnected, bound only if bind() chose its address; blocked accepts
+/// wake and fail with EINVAL.
+fn unlisten(core: &mut Core, fd: Fd) {
+    core.set_state(fd, SockState::Fresh);
+    if let Some(e) = core.entry_mut(fd) {
+        if !e.explicit_bind {
+            e.bound = None;
+        }
+        e.notify();
+        if e.waiters > 0 {
+            e.cond.notify_all();
+        }
     }
 }
 
@@ -866,7 +717,7 @@ fn pick_port(core: &mut Core) -> io::Result<u16> {
         core.port_seed ^= core.port_seed >> 7;
         core.port_seed ^= core.port_seed << 17;
         let port = 49_152 + (core.port_seed % 16_384) as u16;
-        if !core.tcp_port_taken(port, false) {
+        if !core.tcp_port_taken(port, false, false) {
             return Ok(port);
         }
     }

@@ -41,7 +41,10 @@
 
 mod builder;
 mod calls;
+mod compat;
+mod io;
 mod net;
+mod options;
 mod poll;
 mod runtime;
 mod types;
@@ -49,7 +52,8 @@ mod types;
 pub use builder::StackBuilder;
 pub use net::{EchoReply, Incoming, PingSocket, TcpListener, TcpStream, UdpSocket};
 pub use types::{
-    Domain, Fd, PollFd, Protocol, Shutdown, SockOpt, SockOptName, SockOptValue, Type, events,
+    Domain, Fd, FdSet, Ioctl, PollFd, Protocol, RecvMsg, Shutdown, SockOpt, SockOptName,
+    SockOptValue, Type, events,
 };
 
 pub use ethernet::MacAddr;

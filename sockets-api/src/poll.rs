@@ -8,15 +8,15 @@ use tcp::State;
 
 use crate::Stack;
 use crate::runtime::{Core, SockState, SockType};
-use crate::types::{Fd, PollFd, events::*};
+use crate::types::{Fd, FdSet, PollFd, events::*};
 
-/// The readiness of `fd` now.
+/// The readiness of `fd` now, as Linux's tcp_poll/udp_poll compute it.
 fn readiness(core: &Core, fd: Fd) -> i16 {
     let Some(e) = core.entry(fd) else {
         return POLLNVAL;
     };
     let mut r = 0;
-    if e.error.is_some() {
+    if core.pending_error(fd).is_some() {
         r |= POLLERR;
     }
     match e.state {
@@ -33,48 +33,53 @@ fn readiness(core: &Core, fd: Fd) -> i16 {
             let Some(c) = core.iface.tcp(h) else {
                 return r | POLLHUP;
             };
-            if let Some(_err) = c.error() {
-                // A failed or reset connection: everything fires (Linux:
-                // EPOLLERR | EPOLLHUP | EPOLLIN | EPOLLOUT in state CLOSE).
-                return r | POLLERR | POLLHUP | POLLIN | POLLOUT;
+            let state = c.state();
+            // A connection that ended (reset, refused, timed out, or both
+            // FINs done) is shut both ways (tcp_done: SHUTDOWN_MASK).
+            let over = state == State::Closed;
+            let rd_shut = over || c.peer_closed() || e.shut_rd;
+            let wr_shut = over
+                || e.shut_wr
+                || matches!(
+                    state,
+                    State::FinWait1
+                        | State::FinWait2
+                        | State::Closing
+                        | State::LastAck
+                        | State::TimeWait
+                );
+            if over || (rd_shut && wr_shut) {
+                r |= POLLHUP;
             }
-            match c.state() {
-                State::SynSent | State::SynReceived => r,
-                State::Closed => r | POLLIN | POLLOUT | POLLHUP,
-                _ => {
-                    if c.can_recv() {
-                        r |= POLLIN;
-                    }
-                    if c.urgent_pending() {
-                        r |= POLLPRI;
-                    }
-                    if c.peer_closed() {
-                        r |= POLLRDHUP | POLLIN;
-                    }
-                    // Writable: room in the send buffer, or the write side is
-                    // shut (a write then fails at once).
-                    if c.can_send() {
-                        r |= POLLOUT;
-                    }
-                    // Both directions done.
-                    if c.peer_closed()
-                        && matches!(c.state(), State::LastAck | State::TimeWait | State::Closing)
-                    {
-                        r |= POLLHUP;
-                    }
-                    r
-                }
+            if rd_shut {
+                r |= POLLIN | POLLRDHUP;
             }
+            if matches!(state, State::SynSent | State::SynReceived) {
+                return r;
+            }
+            if c.recv_queued() >= e.opts.rcvlowat || (c.recv_queued() > 0 && c.urgent_pending()) {
+                r |= POLLIN;
+            }
+            if c.urgent_pending() {
+                r |= POLLPRI;
+            }
+            // Writable: room in the send buffer, or the write side is shut
+            // (a write then fails at once).
+            if wr_shut || c.can_send() {
+                r |= POLLOUT;
+            }
+            r
         }
         SockState::Udp(h) => {
             r |= POLLOUT;
-            if let Some(s) = core.iface.udp_socket(h) {
-                if s.can_recv() {
-                    r |= POLLIN;
-                }
-                if s.pending_error().is_some() {
-                    r |= POLLERR;
-                }
+            if e.shut_rd {
+                r |= POLLIN | POLLRDHUP;
+            }
+            if e.shut_rd && e.shut_wr {
+                r |= POLLHUP;
+            }
+            if core.iface.udp_socket(h).is_some_and(|s| s.can_recv()) {
+                r |= POLLIN;
             }
             r
         }
@@ -168,5 +173,64 @@ impl Stack {
                 }
             }
         }
+    }
+}
+
+impl Stack {
+    /// select(2) over [`FdSet`]s: waits until a descriptor of `read` is
+    /// readable (POLLIN, or hung up or failed), one of `write` writable
+    /// (POLLOUT, or failed) or one of `except` has urgent data (POLLPRI),
+    /// or `timeout` passes. On return each set holds only its ready
+    /// descriptors; the result is their total count. EBADF when a set names
+    /// a descriptor that is not open.
+    pub fn select(
+        &self,
+        read: &mut FdSet,
+        write: &mut FdSet,
+        except: &mut FdSet,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let all: std::collections::BTreeSet<Fd> = read
+            .iter()
+            .chain(write.iter())
+            .chain(except.iter())
+            .collect();
+        let mut fds: Vec<PollFd> = Vec::with_capacity(all.len());
+        for fd in all {
+            let mut events = 0;
+            if read.contains(fd) {
+                events |= POLLIN;
+            }
+            if write.contains(fd) {
+                events |= POLLOUT;
+            }
+            if except.contains(fd) {
+                events |= POLLPRI;
+            }
+            fds.push(PollFd::new(fd, events));
+        }
+        self.poll(&mut fds, timeout)?;
+        if fds.iter().any(|p| p.revents & POLLNVAL != 0) {
+            return Err(crate::calls::errno(libc::EBADF));
+        }
+        let mut count = 0;
+        for p in &fds {
+            // fs/select.c: POLLIN_SET includes HUP and ERR, POLLOUT_SET
+            // includes ERR, POLLEX_SET is PRI.
+            let keep = |set: &mut FdSet, ready: bool, count: &mut usize| {
+                if set.contains(p.fd) {
+                    if ready {
+                        *count += 1;
+                    } else {
+                        set.remove(p.fd);
+                    }
+                }
+            };
+            let r = p.revents;
+            keep(read, r & (POLLIN | POLLHUP | POLLERR) != 0, &mut count);
+            keep(write, r & (POLLOUT | POLLERR) != 0, &mut count);
+            keep(except, r & POLLPRI != 0, &mut count);
+        }
+        Ok(count)
     }
 }

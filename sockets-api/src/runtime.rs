@@ -20,6 +20,8 @@ use stack::runtime::Waker;
 use stack::sys::Epoll;
 use stack::{Event, IcmpHandle, Interface, ListenerHandle, TcpHandle, UdpHandle};
 
+#[allow(unused_imports)]
+use crate::compat::*;
 use crate::types::Fd;
 
 /// Frames read per batch before processing.
@@ -45,7 +47,7 @@ pub(crate) enum SockState {
 }
 
 /// Per-socket options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Opts {
     pub reuseaddr: bool,
     pub rcvbuf: Option<usize>,
@@ -58,9 +60,50 @@ pub(crate) struct Opts {
     pub nonblocking: bool,
     pub congestion: Option<tcp::cc::Algorithm>,
     pub ttl: Option<u8>,
+    pub reuseport: bool,
+    pub broadcast: bool,
+    /// TCP_USER_TIMEOUT; `None` is the stack's default.
+    pub user_timeout: Option<Duration>,
+    /// TCP_MAXSEG set by the user (clamps the MSS from the SYN on).
+    pub maxseg: Option<u16>,
+    pub cork: bool,
+    pub quickack: bool,
+    pub defer_accept: Option<Duration>,
+    /// IP_TOS; `None` is 0.
+    pub tos: Option<u8>,
+    /// SO_RCVLOWAT (at least 1).
+    pub rcvlowat: usize,
 }
 
-/// One open descriptor.
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            reuseaddr: false,
+            rcvbuf: None,
+            sndbuf: None,
+            rcvtimeo: None,
+            sndtimeo: None,
+            keepalive: false,
+            linger: None,
+            nodelay: false,
+            nonblocking: false,
+            congestion: None,
+            ttl: None,
+            reuseport: false,
+            broadcast: false,
+            user_timeout: None,
+            maxseg: None,
+            cork: false,
+            // Linux reads TCP_QUICKACK as 1 until delayed ACKs are on.
+            quickack: true,
+            defer_accept: None,
+            tos: None,
+            rcvlowat: 1,
+        }
+    }
+}
+
+/// One socket (named by one or more descriptors).
 pub(crate) struct Entry {
     pub ty: SockType,
     pub state: SockState,
@@ -72,10 +115,23 @@ pub(crate) struct Entry {
     pub waiters: usize,
     /// poll() calls watching this socket.
     pub pollers: Vec<Arc<Condvar>>,
-    /// SO_ERROR: an error to report (a failed non-blocking connect).
+    /// Descriptors naming this socket.
+    pub refs: usize,
+    /// A pending error not owned by the connection (SO_ERROR).
     pub error: Option<i32>,
-    /// ECONNRESET was reported once; later sends get EPIPE, reads EOF.
-    pub reset_reported: bool,
+    /// The connection's error was reported once (by a call or by reading
+    /// SO_ERROR): it is no longer pending (Linux clears sk_err when it
+    /// reports it).
+    pub conn_error_seen: bool,
+    /// connect() started and has not reported its outcome yet
+    /// (SS_CONNECTING).
+    pub connecting: bool,
+    /// bind() chose the address (kept over a failed connect, as Linux
+    /// keeps an explicitly bound port).
+    pub explicit_bind: bool,
+    /// shutdown(SHUT_RD) / shutdown(SHUT_WR) was called.
+    pub shut_rd: bool,
+    pub shut_wr: bool,
     /// close() is lingering on it: every other call sees EBADF.
     pub closing: bool,
 }
@@ -90,8 +146,13 @@ impl Entry {
             cond: Arc::new(Condvar::new()),
             waiters: 0,
             pollers: Vec::new(),
+            refs: 1,
             error: None,
-            reset_reported: false,
+            conn_error_seen: false,
+            connecting: false,
+            explicit_bind: false,
+            shut_rd: false,
+            shut_wr: false,
             closing: false,
         }
     }
@@ -133,8 +194,14 @@ pub(crate) struct Core {
     pub iface: Interface,
     /// Frames produced under the lock, sent by the stack thread.
     pub tx: FrameBatch,
-    fds: Vec<Option<Entry>>,
-    handles: HashMap<HandleKey, Fd>,
+    /// Descriptor table: each open descriptor names a socket slot
+    /// (several do after [`dup`](crate::Stack::dup)).
+    fds: Vec<Option<usize>>,
+    /// The sockets, by slot.
+    socks: Vec<Option<Entry>>,
+    free_socks: Vec<usize>,
+    /// Interface handle to socket slot, for event routing.
+    handles: HashMap<HandleKey, usize>,
     events: Vec<Event>,
     /// Shutting down: no new sockets; the thread exits once delivered.
     pub closing: Option<Instant>,
@@ -153,6 +220,8 @@ impl Core {
             iface,
             tx: FrameBatch::new(),
             fds: Vec::new(),
+            socks: Vec::new(),
+            free_socks: Vec::new(),
             handles: HashMap::new(),
             events: Vec::new(),
             closing: None,
@@ -161,51 +230,87 @@ impl Core {
         }
     }
 
-    /// Installs an entry at the lowest free descriptor.
-    pub(crate) fn insert(&mut self, entry: Entry) -> Fd {
-        let key = HandleKey::of(entry.state);
+    /// The lowest free descriptor, pointing at socket `slot`.
+    fn new_fd(&mut self, slot: usize) -> Fd {
         let idx = match self.fds.iter().position(Option::is_none) {
             Some(i) => {
-                self.fds[i] = Some(entry);
+                self.fds[i] = Some(slot);
                 i
             }
             None => {
-                self.fds.push(Some(entry));
+                self.fds.push(Some(slot));
                 self.fds.len() - 1
             }
         };
-        let fd = idx as Fd + FIRST_FD;
-        if let Some(k) = key {
-            self.handles.insert(k, fd);
-        }
-        fd
+        idx as Fd + FIRST_FD
     }
 
-    fn index(fd: Fd) -> Option<usize> {
-        (fd >= FIRST_FD).then(|| (fd - FIRST_FD) as usize)
+    /// Installs a socket at the lowest free descriptor.
+    pub(crate) fn insert(&mut self, mut entry: Entry) -> Fd {
+        let key = HandleKey::of(entry.state);
+        entry.refs = 1;
+        let slot = match self.free_socks.pop() {
+            Some(i) => {
+                self.socks[i] = Some(entry);
+                i
+            }
+            None => {
+                self.socks.push(Some(entry));
+                self.socks.len() - 1
+            }
+        };
+        if let Some(k) = key {
+            self.handles.insert(k, slot);
+        }
+        self.new_fd(slot)
+    }
+
+    /// dup(2): a second descriptor for the socket behind `fd`.
+    pub(crate) fn dup(&mut self, fd: Fd) -> Option<Fd> {
+        let slot = self.slot(fd)?;
+        let e = self.socks.get_mut(slot)?.as_mut()?;
+        if e.closing {
+            return None;
+        }
+        e.refs += 1;
+        Some(self.new_fd(slot))
+    }
+
+    fn slot(&self, fd: Fd) -> Option<usize> {
+        let idx = (fd >= FIRST_FD).then(|| (fd - FIRST_FD) as usize)?;
+        *self.fds.get(idx)?
+    }
+
+    /// Descriptors naming the same socket as `fd` (1 without dup).
+    pub(crate) fn refs(&self, fd: Fd) -> usize {
+        self.slot(fd)
+            .and_then(|s| self.socks.get(s)?.as_ref())
+            .map_or(0, |e| e.refs)
     }
 
     /// The entry behind `fd`, unless it is closed or closing.
     pub(crate) fn entry(&self, fd: Fd) -> Option<&Entry> {
-        let e = self.fds.get(Self::index(fd)?)?.as_ref()?;
+        let e = self.socks.get(self.slot(fd)?)?.as_ref()?;
         (!e.closing).then_some(e)
     }
 
     /// Mutable access to the entry behind `fd`.
     pub(crate) fn entry_mut(&mut self, fd: Fd) -> Option<&mut Entry> {
-        let e = self.fds.get_mut(Self::index(fd)?)?.as_mut()?;
+        let slot = self.slot(fd)?;
+        let e = self.socks.get_mut(slot)?.as_mut()?;
         (!e.closing).then_some(e)
     }
 
     /// The entry even while it lingers in close().
     pub(crate) fn entry_any_mut(&mut self, fd: Fd) -> Option<&mut Entry> {
-        self.fds.get_mut(Self::index(fd)?)?.as_mut()
+        let slot = self.slot(fd)?;
+        self.socks.get_mut(slot)?.as_mut()
     }
 
     /// Records a state change of `fd` (for event routing).
     pub(crate) fn set_state(&mut self, fd: Fd, state: SockState) {
-        let Some(idx) = Self::index(fd) else { return };
-        let Some(Some(e)) = self.fds.get_mut(idx) else {
+        let Some(slot) = self.slot(fd) else { return };
+        let Some(Some(e)) = self.socks.get_mut(slot) else {
             return;
         };
         let old = std::mem::replace(&mut e.state, state);
@@ -213,14 +318,23 @@ impl Core {
             self.handles.remove(&k);
         }
         if let Some(k) = HandleKey::of(state) {
-            self.handles.insert(k, fd);
+            self.handles.insert(k, slot);
         }
     }
 
-    /// Removes `fd`, waking its waiters (who then see EBADF).
+    /// Removes the descriptor `fd`. Returns the socket when this was its
+    /// last descriptor (its waiters are woken and then see EBADF), `None`
+    /// when other descriptors still name it.
     pub(crate) fn remove(&mut self, fd: Fd) -> Option<Entry> {
-        let idx = Self::index(fd)?;
-        let e = self.fds.get_mut(idx)?.take()?;
+        let slot = self.slot(fd)?;
+        self.fds[(fd - FIRST_FD) as usize] = None;
+        let e = self.socks.get_mut(slot)?.as_mut()?;
+        e.refs -= 1;
+        if e.refs > 0 {
+            return None;
+        }
+        let e = self.socks[slot].take()?;
+        self.free_socks.push(slot);
         if let Some(k) = HandleKey::of(e.state) {
             self.handles.remove(&k);
         }
@@ -241,10 +355,14 @@ impl Core {
             .collect()
     }
 
-    /// True when another open descriptor is bound or listening on TCP
-    /// `port` in a way that conflicts with a new binding of it.
-    pub(crate) fn tcp_port_taken(&self, port: u16, reuseaddr: bool) -> bool {
-        self.fds.iter().flatten().any(|e| {
+    /// True when another socket is bound or listening on TCP `port` in a
+    /// way that conflicts with a new binding of it by a socket with
+    /// SO_REUSEADDR `reuseaddr` and SO_REUSEPORT `reuseport`, or (without
+    /// SO_REUSEADDR) when a connection of the interface still uses the
+    /// port, in TIME-WAIT or closing after close() (Linux's bind conflict
+    /// rules, inet_csk_bind_conflict).
+    pub(crate) fn tcp_port_taken(&self, port: u16, reuseaddr: bool, reuseport: bool) -> bool {
+        let by_socket = self.socks.iter().flatten().any(|e| {
             if e.ty != SockType::Stream || e.closing {
                 return false;
             }
@@ -252,10 +370,14 @@ impl Core {
             if b.port() != port {
                 return false;
             }
-            // SO_REUSEADDR (Linux): allowed beside sockets that also set it,
+            if reuseport && e.opts.reuseport {
+                return false;
+            }
+            // SO_REUSEADDR: allowed beside sockets that also set it,
             // unless one of them listens.
             !(reuseaddr && e.opts.reuseaddr && !matches!(e.state, SockState::Listening(_)))
-        })
+        });
+        by_socket || (!reuseaddr && self.iface.tcp_port_in_use(port))
     }
 
     /// Routes the interface's events to the sockets' waiters.
@@ -272,8 +394,8 @@ impl Core {
                 Event::Udp(h) => HandleKey::Udp(h.to_bits()),
                 Event::Icmp(h) => HandleKey::Icmp(h.to_bits()),
             };
-            if let Some(&fd) = self.handles.get(&key)
-                && let Some(e) = self.entry_any_mut(fd)
+            if let Some(&slot) = self.handles.get(&key)
+                && let Some(Some(e)) = self.socks.get(slot)
             {
                 e.notify();
             }

@@ -85,6 +85,66 @@ pub enum SockOpt {
     /// in line (RFC 6093 recommends it; RFC 9293 3.8.5), so this reads as
     /// on, and turning it off fails with EINVAL.
     OobInline(bool),
+    /// SO_REUSEPORT: several sockets that all set it may bind the same
+    /// address and port; listeners then share the incoming connections
+    /// (spread by a hash of the addresses and ports).
+    ReusePort(bool),
+    /// SO_BROADCAST: datagrams may go to a broadcast address (EACCES
+    /// otherwise).
+    Broadcast(bool),
+    /// SO_RCVLOWAT: a stream read (and POLLIN) waits for at least this many
+    /// bytes, or end of stream, an error or SO_RCVTIMEO. At least 1.
+    RcvLowat(usize),
+    /// IP_TOS: the type-of-service byte of this socket's packets (a
+    /// stream's two ECN bits stay TCP's, as on Linux).
+    Tos(u8),
+    /// TCP_USER_TIMEOUT: how long transmitted data may stay unacknowledged
+    /// before the connection is given up with ETIMEDOUT (RFC 5482); zero is
+    /// the stack's default.
+    UserTimeout(Duration),
+    /// TCP_MAXSEG: the largest segment this socket sends and announces
+    /// (set before connect or listen; at least 88, EINVAL below). Read on
+    /// a connected socket, the MSS in use.
+    MaxSeg(u16),
+    /// TCP_CORK: only full segments go out until uncorked (or for 200 ms
+    /// at most), so a header and a body written apart share segments.
+    Cork(bool),
+    /// TCP_QUICKACK: on acknowledges at once (sending a delayed ACK now);
+    /// off returns to delayed acknowledgements.
+    QuickAck(bool),
+    /// TCP_DEFER_ACCEPT (listeners): a connection is handed to accept only
+    /// once data arrived on it, or after this long; zero turns it off.
+    DeferAccept(Duration),
+}
+
+impl SockOpt {
+    /// The name that reads this option back with
+    /// [`Stack::getsockopt`](crate::Stack::getsockopt).
+    pub fn name(&self) -> SockOptName {
+        match self {
+            SockOpt::ReuseAddr(_) => SockOptName::ReuseAddr,
+            SockOpt::RcvBuf(_) => SockOptName::RcvBuf,
+            SockOpt::SndBuf(_) => SockOptName::SndBuf,
+            SockOpt::RcvTimeo(_) => SockOptName::RcvTimeo,
+            SockOpt::SndTimeo(_) => SockOptName::SndTimeo,
+            SockOpt::KeepAlive(_) => SockOptName::KeepAlive,
+            SockOpt::Linger(_) => SockOptName::Linger,
+            SockOpt::NoDelay(_) => SockOptName::NoDelay,
+            SockOpt::NonBlocking(_) => SockOptName::NonBlocking,
+            SockOpt::Congestion(_) => SockOptName::Congestion,
+            SockOpt::Ttl(_) => SockOptName::Ttl,
+            SockOpt::OobInline(_) => SockOptName::OobInline,
+            SockOpt::ReusePort(_) => SockOptName::ReusePort,
+            SockOpt::Broadcast(_) => SockOptName::Broadcast,
+            SockOpt::RcvLowat(_) => SockOptName::RcvLowat,
+            SockOpt::Tos(_) => SockOptName::Tos,
+            SockOpt::UserTimeout(_) => SockOptName::UserTimeout,
+            SockOpt::MaxSeg(_) => SockOptName::MaxSeg,
+            SockOpt::Cork(_) => SockOptName::Cork,
+            SockOpt::QuickAck(_) => SockOptName::QuickAck,
+            SockOpt::DeferAccept(_) => SockOptName::DeferAccept,
+        }
+    }
 }
 
 /// Which option to read, for [`Stack::getsockopt`](crate::Stack::getsockopt).
@@ -118,6 +178,28 @@ pub enum SockOptName {
     TcpInfo,
     /// SO_OOBINLINE (always on).
     OobInline,
+    /// SO_REUSEPORT.
+    ReusePort,
+    /// SO_BROADCAST.
+    Broadcast,
+    /// SO_RCVLOWAT.
+    RcvLowat,
+    /// IP_TOS.
+    Tos,
+    /// TCP_USER_TIMEOUT.
+    UserTimeout,
+    /// TCP_MAXSEG.
+    MaxSeg,
+    /// TCP_CORK.
+    Cork,
+    /// TCP_QUICKACK.
+    QuickAck,
+    /// TCP_DEFER_ACCEPT.
+    DeferAccept,
+    /// SO_TYPE (read only).
+    Type,
+    /// SO_ACCEPTCONN (read only): the socket listens.
+    AcceptConn,
 }
 
 /// The value [`Stack::getsockopt`](crate::Stack::getsockopt) returns.
@@ -129,6 +211,93 @@ pub enum SockOptValue {
     Error(Option<i32>),
     /// TCP_INFO.
     TcpInfo(Box<TcpStats>),
+    /// SO_TYPE.
+    Type(Type),
+    /// SO_ACCEPTCONN.
+    AcceptConn(bool),
+}
+
+/// An ioctl(2) request, for [`Stack::ioctl`](crate::Stack::ioctl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ioctl {
+    /// FIONREAD (SIOCINQ): bytes ready to read; on a datagram socket the
+    /// size of the next datagram.
+    FionRead,
+    /// SIOCOUTQ: bytes in the send queue (not yet acknowledged).
+    SiocOutQ,
+    /// SIOCATMARK: 1 when the next byte is the urgent mark.
+    SiocAtMark,
+    /// FIONBIO: sets or clears O_NONBLOCK.
+    FionBio(bool),
+}
+
+/// What [`Stack::recvmsg`](crate::Stack::recvmsg) returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvMsg {
+    /// Bytes received (with `MSG_TRUNC` in the flags: the datagram's full
+    /// length).
+    pub len: usize,
+    /// The sender, on a datagram socket.
+    pub addr: Option<std::net::SocketAddrV4>,
+    /// The datagram was longer than the buffers (MSG_TRUNC in msg_flags).
+    pub truncated: bool,
+}
+
+/// A descriptor set for [`Stack::select`](crate::Stack::select), like
+/// `fd_set` (without its 1024 limit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FdSet {
+    fds: std::collections::BTreeSet<Fd>,
+}
+
+impl FdSet {
+    /// An empty set (FD_ZERO).
+    pub fn new() -> Self {
+        FdSet::default()
+    }
+
+    /// Adds `fd` (FD_SET).
+    pub fn insert(&mut self, fd: Fd) {
+        self.fds.insert(fd);
+    }
+
+    /// Removes `fd` (FD_CLR).
+    pub fn remove(&mut self, fd: Fd) {
+        self.fds.remove(&fd);
+    }
+
+    /// True when `fd` is in the set (FD_ISSET).
+    pub fn contains(&self, fd: Fd) -> bool {
+        self.fds.contains(&fd)
+    }
+
+    /// Empties the set.
+    pub fn clear(&mut self) {
+        self.fds.clear();
+    }
+
+    /// Number of descriptors in the set.
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
+
+    /// The descriptors, in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = Fd> + '_ {
+        self.fds.iter().copied()
+    }
+}
+
+impl FromIterator<Fd> for FdSet {
+    fn from_iter<I: IntoIterator<Item = Fd>>(iter: I) -> Self {
+        FdSet {
+            fds: iter.into_iter().collect(),
+        }
+    }
 }
 
 /// poll() event bits, with Linux's values.

@@ -164,6 +164,20 @@ impl Interface {
         Ok(())
     }
 
+    /// Dissolves a UDP socket's association (connect with AF_UNSPEC): it
+    /// receives from anyone again and needs a destination to send.
+    pub fn udp_disconnect(&mut self, handle: UdpHandle) -> Result<(), SocketError> {
+        let socket = self
+            .udp_sockets
+            .get_mut(handle)
+            .ok_or(SocketError::BadHandle)?;
+        if let Some(old) = socket.remote.take() {
+            self.udp_table.disconnect(socket.local, old);
+        }
+        socket.error = None;
+        Ok(())
+    }
+
     /// The socket behind `handle`.
     pub fn udp_socket(&self, handle: UdpHandle) -> Option<&UdpSocket> {
         self.udp_sockets.get(handle)

@@ -65,6 +65,16 @@ impl UdpSocket {
         self.error
     }
 
+    /// Takes the pending asynchronous error (SO_ERROR reads clear it).
+    pub fn take_error(&mut self) -> Option<SocketError> {
+        self.error.take()
+    }
+
+    /// Length of the next queued datagram (FIONREAD), if any.
+    pub fn next_len(&self) -> Option<usize> {
+        self.rx.peek_len()
+    }
+
     /// The receive buffer size in bytes.
     pub fn recv_buffer_size(&self) -> usize {
         self.rx.capacity()
