@@ -5,6 +5,8 @@
 //! Sans-IO: every call that depends on time takes `now`, and the cache tells
 //! its owner what to send through [`NeighborCache::poll`].
 
+#![warn(missing_docs)]
+
 mod cache;
 mod packet;
 

@@ -4,6 +4,8 @@
 //! Parsing goes through `etherparse`'s zero-copy slices; emission writes into a
 //! buffer the caller owns. Nothing here performs I/O or reads a clock.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::str::FromStr;
 

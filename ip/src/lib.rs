@@ -4,6 +4,8 @@
 //!
 //! Sans-IO: nothing here reads a clock or performs I/O.
 
+#![warn(missing_docs)]
+
 pub mod checksum;
 mod cidr;
 pub mod icmp;

@@ -39,6 +39,8 @@
 //! whose callers must learn the outcome across a restart keep it in durable
 //! state the caller can ask about, as [`twopc`] does with its transactions.
 
+#![warn(missing_docs)]
+
 pub mod binding;
 pub mod blocking;
 pub mod client;

@@ -2,6 +2,8 @@
 //! ICMP, UDP and TCP together ([`Interface`]), provides devices (TAP,
 //! in-memory pair, pcap recorder, fault injector) and runs the event loop.
 
+#![warn(missing_docs)]
+
 pub mod counters;
 pub mod device;
 pub mod error;

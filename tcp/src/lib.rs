@@ -9,6 +9,8 @@
 //! [`Connection::poll_at`] (when it next needs attention); every call takes
 //! the current time. It never reads a clock, sleeps or performs I/O.
 
+#![warn(missing_docs)]
+
 mod buffer;
 pub mod cc;
 mod config;

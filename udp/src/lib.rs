@@ -4,6 +4,8 @@
 //!
 //! Sans-IO: no clocks, no I/O; randomness is passed in.
 
+#![warn(missing_docs)]
+
 mod packet;
 mod ports;
 mod queue;
