@@ -615,7 +615,9 @@ impl Interface {
                     self.ip
                         .send_arp(now, dst.unwrap_or(MacAddr::BROADCAST), req, tx);
                 }
-                NeighborAction::Unreachable { target, dropped } => {
+                NeighborAction::Unreachable {
+                    target, dropped, ..
+                } => {
                     log::debug!("ARP: {target} did not answer; {dropped} packets dropped");
                     self.ip
                         .counters
