@@ -87,14 +87,11 @@ impl Interface {
                 // reversed, the type code changed to 0, and the checksum
                 // recomputed." Identifier, sequence and data are echoed. A
                 // reply larger than the MTU is fragmented like any datagram.
+                // From the address the request was for (ours, or a
+                // loopback address), as Linux answers.
                 let reply = IcmpRepr::EchoReply { ident, seq, data };
-                let mut out = Ipv4Repr::new(
-                    self.ip.addr(),
-                    ip_repr.src,
-                    IpProtocol::ICMP,
-                    self.ip.ttl,
-                    0,
-                );
+                let mut out =
+                    Ipv4Repr::new(ip_repr.dst, ip_repr.src, IpProtocol::ICMP, self.ip.ttl, 0);
                 out.tos = ip_repr.tos;
                 if self
                     .ip
@@ -145,8 +142,9 @@ impl Interface {
         let Some((orig, quoted)) = Ipv4Repr::parse_quoted(original) else {
             return self.ip.counters.drop(DropReason::IcmpMalformed);
         };
-        // Only errors about our own datagrams mean anything to us.
-        if orig.src != self.ip.addr() {
+        // Only errors about our own datagrams mean anything to us (ours
+        // includes the loopback addresses: errors about local traffic).
+        if !self.ip.is_local(orig.src) {
             return self.ip.counters.drop(DropReason::IcmpErrorUnmatched);
         }
         self.ip.counters.icmp_errors_received += 1;
@@ -276,7 +274,7 @@ impl Interface {
             },
         };
         let repr = Ipv4Repr::new(
-            self.ip.addr(),
+            self.ip.source_for(offending.src),
             offending.src,
             IpProtocol::ICMP,
             self.ip.ttl,
@@ -376,7 +374,13 @@ impl Interface {
             .ok_or(SocketError::BadHandle)?
             .ident();
         let msg = IcmpRepr::EchoRequest { ident, seq, data };
-        let repr = Ipv4Repr::new(self.ip.addr(), dst, IpProtocol::ICMP, self.ip.ttl, 0);
+        let repr = Ipv4Repr::new(
+            self.ip.source_for(dst),
+            dst,
+            IpProtocol::ICMP,
+            self.ip.ttl,
+            0,
+        );
         self.ip
             .send_ipv4(now, repr, msg.buffer_len(), |b| msg.emit(b), tx)
             .map_err(SocketError::from)
