@@ -152,6 +152,10 @@ pub struct Counters {
     /// IPv4 packets to our own address or 127/8 delivered through the
     /// loopback path (never handed to the device).
     pub loopback_delivered: u64,
+    /// Packets dropped because address resolution of their next hop
+    /// failed, reported to their sockets as a locally generated ICMP host
+    /// unreachable (Linux `arp_error_report`).
+    pub arp_failures_reported: u64,
 }
 
 /// What each defence against hostile peers did, so that an operator can
@@ -270,6 +274,7 @@ impl Default for Counters {
             memory: crate::memory::MemoryStats::default(),
             drops: [0; DropReason::COUNT],
             loopback_delivered: 0,
+            arp_failures_reported: 0,
         }
     }
 }

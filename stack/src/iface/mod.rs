@@ -640,12 +640,17 @@ impl Interface {
                         .send_arp(now, dst.unwrap_or(MacAddr::BROADCAST), req, tx);
                 }
                 NeighborAction::Unreachable {
-                    target, dropped, ..
+                    target,
+                    dropped,
+                    packets,
                 } => {
                     log::debug!("ARP: {target} did not answer; {dropped} packets dropped");
                     self.ip
                         .counters
                         .drop_n(DropReason::ArpUnresolved, dropped as u64);
+                    for packet in &packets {
+                        self.link_failure(now, packet);
+                    }
                 }
             }
         }
