@@ -4,7 +4,12 @@
 //!
 //! * `Incomplete`: a request is out; packets for the address wait in a
 //!   bounded queue. After `max_attempts` unanswered requests the entry is
-//!   removed and its packets are dropped (and reported, so they are counted).
+//!   removed and its packets are handed back to the owner in
+//!   [`NeighborAction::Unreachable`] (to be counted and reported to their
+//!   senders). With the defaults (a request at once, then one every
+//!   `retry_interval` = 1 s, `max_attempts` = 3) resolution gives up 3 s
+//!   after the first packet, like Linux (`mcast_solicit` 3 times
+//!   `retrans_time` 1 s).
 //! * `Reachable`: confirmed by an ARP packet from the neighbor less than
 //!   `reachable_time` ago.
 //! * `Probe`: the confirmation is older than `reachable_time` and the entry was
@@ -150,11 +155,22 @@ pub enum NeighborAction {
     },
     /// Resolution of `target` failed, or its pending entry was evicted to make
     /// room for another; `dropped` queued packets were discarded.
+    ///
+    /// When resolution failed (`max_attempts` requests unanswered), the
+    /// discarded packets themselves are handed over in `packets`, oldest
+    /// first, so that the owner can tell their senders, as Linux's
+    /// `neigh_invalidate` hands each queued packet to `arp_error_report`
+    /// (which turns it into a local ICMP host unreachable). The cache no
+    /// longer holds or charges them. Packets of an evicted entry were
+    /// released at eviction (they no longer fit the cache's bounds) and are
+    /// only counted: `packets` is then empty.
     Unreachable {
         /// The address that did not answer.
         target: Ipv4Addr,
         /// Packets that were waiting for it.
         dropped: usize,
+        /// Those packets, when resolution failed (empty after an eviction).
+        packets: VecDeque<Vec<u8>>,
     },
 }
 
@@ -628,7 +644,11 @@ impl NeighborCache {
     pub fn poll(&mut self, now: Instant, mut action: impl FnMut(NeighborAction)) {
         self.report_at = None;
         for (target, dropped) in self.evicted.drain(..) {
-            action(NeighborAction::Unreachable { target, dropped });
+            action(NeighborAction::Unreachable {
+                target,
+                dropped,
+                packets: VecDeque::new(),
+            });
         }
         let retry = self.config.retry_interval;
         let max_attempts = self.config.max_attempts;
@@ -651,9 +671,13 @@ impl NeighborCache {
                         continue;
                     }
                     if *attempts >= max_attempts {
+                        // The charges (queued_bytes, heap) stay on the
+                        // entry and are released by remove_slot below.
+                        let packets = std::mem::take(queue);
                         action(NeighborAction::Unreachable {
                             target: *ip,
-                            dropped: queue.len(),
+                            dropped: packets.len(),
+                            packets,
                         });
                         gone.push(idx);
                     } else {
@@ -677,6 +701,7 @@ impl NeighborCache {
                         action(NeighborAction::Unreachable {
                             target: *ip,
                             dropped: 0,
+                            packets: VecDeque::new(),
                         });
                         gone.push(idx);
                     } else {

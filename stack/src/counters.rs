@@ -93,6 +93,10 @@ drop_reasons! {
     TcpOutOfOrderFull => "tcp: out-of-order segment dropped (range or store limit)",
     TcpTimeWaitRst => "tcp: reset in TIME-WAIT ignored (RFC 1337)",
     DeviceTxError => "device: transmit failed",
+    Ipv4MartianDestination => "ipv4: loopback (127/8) destination from the device",
+    LoopbackQueueFull => "loopback: queue full (packet to ourselves dropped)",
+    LoopbackSourceOffHost => "ipv4: loopback (127/8) source towards another host",
+    LoopbackMalformed => "loopback: packet unusable on input",
 }
 
 /// Traffic and drop counters of one interface.
@@ -145,6 +149,13 @@ pub struct Counters {
     /// The memory budget (filled in by [`Interface::counters`](crate::Interface::counters)).
     pub memory: crate::memory::MemoryStats,
     drops: [u64; DropReason::COUNT],
+    /// IPv4 packets to our own address or 127/8 delivered through the
+    /// loopback path (never handed to the device).
+    pub loopback_delivered: u64,
+    /// Packets dropped because address resolution of their next hop
+    /// failed, reported to their sockets as a locally generated ICMP host
+    /// unreachable (Linux `arp_error_report`).
+    pub arp_failures_reported: u64,
 }
 
 /// What each defence against hostile peers did, so that an operator can
@@ -262,6 +273,8 @@ impl Default for Counters {
             defenses: Defenses::default(),
             memory: crate::memory::MemoryStats::default(),
             drops: [0; DropReason::COUNT],
+            loopback_delivered: 0,
+            arp_failures_reported: 0,
         }
     }
 }

@@ -180,6 +180,44 @@ fn retries_then_gives_up_and_reports_drops() {
 }
 
 #[test]
+fn failed_resolution_hands_back_its_packets_at_three_seconds() {
+    let t0 = Instant::now();
+    let cfg = NeighborConfig::default();
+    let mut c = NeighborCache::new(cfg);
+    c.enqueue(t0, IP, vec![1; 10]).unwrap();
+    c.enqueue(t0, IP, vec![2; 20]).unwrap();
+    let mut now = t0;
+    let mut requests = Vec::new();
+    let mut given_up = None;
+    while given_up.is_none() {
+        for a in actions(&mut c, now) {
+            match a {
+                NeighborAction::SendRequest { .. } => requests.push(now - t0),
+                NeighborAction::Unreachable {
+                    dropped, packets, ..
+                } => {
+                    assert_eq!(dropped, 2);
+                    assert_eq!(
+                        packets.into_iter().collect::<Vec<_>>(),
+                        vec![vec![1; 10], vec![2; 20]]
+                    );
+                    given_up = Some(now - t0);
+                }
+            }
+        }
+        if given_up.is_none() {
+            now = c.poll_at().expect("a timer is running");
+        }
+    }
+    let secs = Duration::from_secs;
+    assert_eq!(requests, vec![secs(0), secs(1), secs(2)]);
+    assert_eq!(given_up, Some(secs(3)), "Linux gives up after 3 x 1 s");
+    assert_eq!(c.queued_bytes(), 0);
+    assert_eq!(c.poll_at(), None);
+    check(&c);
+}
+
+#[test]
 fn queue_is_bounded() {
     let t0 = Instant::now();
     let cfg = NeighborConfig {
@@ -491,7 +529,8 @@ fn evicted_pending_packets_are_reported_by_the_next_poll() {
         vec![
             NeighborAction::Unreachable {
                 target: ip(1),
-                dropped: 2
+                dropped: 2,
+                packets: Default::default(),
             },
             NeighborAction::SendRequest {
                 target: ip(2),

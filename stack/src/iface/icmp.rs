@@ -56,6 +56,11 @@ pub(crate) enum ErrorKind {
     ReassemblyTimeExceeded,
 }
 
+/// Destination unreachable code 10, "communication with destination host
+/// is administratively prohibited" (RFC 1122 3.2.2.1): a hard error that
+/// TCP reports as host unreachable.
+const HOST_PROHIBITED: u8 = 10;
+
 /// RFC 1812 4.3.2.3 / RFC 1122: quote as much of the offending datagram as
 /// fits in a 576-byte ICMP error datagram.
 const MAX_ERROR_DATAGRAM: usize = 576;
@@ -87,14 +92,11 @@ impl Interface {
                 // reversed, the type code changed to 0, and the checksum
                 // recomputed." Identifier, sequence and data are echoed. A
                 // reply larger than the MTU is fragmented like any datagram.
+                // From the address the request was for (ours, or a
+                // loopback address), as Linux answers.
                 let reply = IcmpRepr::EchoReply { ident, seq, data };
-                let mut out = Ipv4Repr::new(
-                    self.ip.addr(),
-                    ip_repr.src,
-                    IpProtocol::ICMP,
-                    self.ip.ttl,
-                    0,
-                );
+                let mut out =
+                    Ipv4Repr::new(ip_repr.dst, ip_repr.src, IpProtocol::ICMP, self.ip.ttl, 0);
                 out.tos = ip_repr.tos;
                 if self
                     .ip
@@ -140,16 +142,40 @@ impl Interface {
         }
     }
 
+    /// Address resolution of the next hop of `packet` (an IPv4 datagram we
+    /// built) failed and the packet was dropped: tell its socket, as if an
+    /// ICMP Destination Unreachable, host unreachable (code 1), quoting it
+    /// had arrived. Linux does the same: `neigh_invalidate` hands each queued
+    /// packet to `arp_error_report`, whose `dst_link_failure` sends such an
+    /// ICMP message to ourselves. So a TCP connect fails with EHOSTUNREACH
+    /// when ARP gives up (about 3 s), and a connected UDP socket gets a
+    /// pending EHOSTUNREACH.
+    pub(super) fn link_failure(&mut self, now: Instant, packet: &[u8]) {
+        let Some((orig, _)) = Ipv4Repr::parse_quoted(packet) else {
+            return;
+        };
+        // A later fragment quotes no transport header (RFC 1122 3.2.2: no
+        // ICMP error for a non-initial fragment either).
+        if orig.frag_offset != 0 {
+            return;
+        }
+        self.ip.counters.arp_failures_reported += 1;
+        self.icmp_error_received(now, Received::LinkFailure, packet);
+    }
+
     /// Acts on an ICMP error about a datagram we sent.
     fn icmp_error_received(&mut self, now: Instant, what: Received, original: &[u8]) {
         let Some((orig, quoted)) = Ipv4Repr::parse_quoted(original) else {
             return self.ip.counters.drop(DropReason::IcmpMalformed);
         };
-        // Only errors about our own datagrams mean anything to us.
-        if orig.src != self.ip.addr() {
+        // Only errors about our own datagrams mean anything to us (ours
+        // includes the loopback addresses: errors about local traffic).
+        if !self.ip.is_local(orig.src) {
             return self.ip.counters.drop(DropReason::IcmpErrorUnmatched);
         }
-        self.ip.counters.icmp_errors_received += 1;
+        if !matches!(what, Received::LinkFailure) {
+            self.ip.counters.icmp_errors_received += 1;
+        }
         // RFC 5927 4.1/5.2: an error about TCP is believed only if it
         // quotes a segment of a connection we have, at a sequence number in
         // flight (SND.UNA <= SEG.SEQ < SND.NXT): a blind attacker cannot
@@ -186,6 +212,15 @@ impl Interface {
                     self.tcp_path_mtu_reduced(now, h, mtu);
                 }
                 Received::Unreachable(code, _) => self.tcp_icmp_unreachable(h, code),
+                // RFC 1122 4.2.3.9 makes a host unreachable from the network
+                // a soft error, and the TCP layer follows it. A local link
+                // failure is definitive (every ARP request went unanswered),
+                // and Linux fails a connecting socket on it with
+                // EHOSTUNREACH: report it with the hard code that maps to the
+                // same error, 10 (host administratively prohibited; Linux's
+                // icmp_err_convert also gives EHOSTUNREACH). Like code 1 it
+                // is only a soft error once the connection is established.
+                Received::LinkFailure => self.tcp_icmp_unreachable(h, HOST_PROHIBITED),
                 // Soft errors (RFC 1122 4.2.3.9): nothing to do.
                 Received::TimeExceeded | Received::ParameterProblem => {}
             }
@@ -199,6 +234,7 @@ impl Interface {
                 dest_unreachable::FRAG_NEEDED => None,
                 _ => Some(SocketError::HostUnreachable),
             },
+            Received::LinkFailure => Some(SocketError::HostUnreachable),
             // Soft errors: Linux only reports them with IP_RECVERR.
             Received::TimeExceeded | Received::ParameterProblem => None,
         };
@@ -276,7 +312,7 @@ impl Interface {
             },
         };
         let repr = Ipv4Repr::new(
-            self.ip.addr(),
+            self.ip.source_for(offending.src),
             offending.src,
             IpProtocol::ICMP,
             self.ip.ttl,
@@ -376,7 +412,13 @@ impl Interface {
             .ok_or(SocketError::BadHandle)?
             .ident();
         let msg = IcmpRepr::EchoRequest { ident, seq, data };
-        let repr = Ipv4Repr::new(self.ip.addr(), dst, IpProtocol::ICMP, self.ip.ttl, 0);
+        let repr = Ipv4Repr::new(
+            self.ip.source_for(dst),
+            dst,
+            IpProtocol::ICMP,
+            self.ip.ttl,
+            0,
+        );
         self.ip
             .send_ipv4(now, repr, msg.buffer_len(), |b| msg.emit(b), tx)
             .map_err(SocketError::from)
@@ -390,6 +432,9 @@ enum Received {
     Unreachable(u8, u16),
     TimeExceeded,
     ParameterProblem,
+    /// Not received: resolution of the next hop failed (see
+    /// [`Interface::link_failure`]), reported like host unreachable.
+    LinkFailure,
 }
 
 #[cfg(test)]

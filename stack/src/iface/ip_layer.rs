@@ -10,8 +10,12 @@ use ethernet::{EtherType, EthernetRepr, MacAddr};
 use ip::reassembly::fragments;
 use ip::{Ipv4Cidr, Ipv4Repr, PmtuCache, RouteTable};
 
+use super::loopback::LoopbackQueue;
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
+
+/// The source of loopback traffic (RFC 1122 3.2.1.3 (g)).
+const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// Why a datagram could not be sent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,6 +79,9 @@ pub struct IpLayer {
     /// Packets may wait for address resolution (false while the stack's
     /// memory budget is exhausted).
     pub(crate) queue_allowed: bool,
+    /// Packets to ourselves, waiting for the next poll (see
+    /// [`super::loopback`]).
+    pub(crate) loopback: LoopbackQueue,
 }
 
 impl IpLayer {
@@ -101,12 +108,76 @@ impl IpLayer {
             frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
             segmentation_offload: false,
             queue_allowed: true,
+            loopback: LoopbackQueue::new(),
         }
     }
 
     /// Our address.
     pub fn addr(&self) -> Ipv4Addr {
         self.cidr.addr()
+    }
+
+    /// True for the addresses of this host: ours and the loopback network
+    /// 127.0.0.0/8 (Linux's `local` routing table). Packets to them are
+    /// delivered locally, never sent to the device.
+    pub(crate) fn is_local(&self, ip: Ipv4Addr) -> bool {
+        ip == self.addr() || ip.is_loopback()
+    }
+
+    /// The source address for a datagram to `dst` from a socket not bound
+    /// to a specific address: 127.0.0.1 towards the loopback network, our
+    /// address otherwise (Linux picks the preferred source of the route:
+    /// 127.0.0.1 on `lo`).
+    pub(crate) fn source_for(&self, dst: Ipv4Addr) -> Ipv4Addr {
+        if dst.is_loopback() {
+            LOOPBACK_ADDR
+        } else {
+            self.addr()
+        }
+    }
+
+    /// The source a datagram from `requested` to `dst` goes out with:
+    /// `requested` when it is one of our addresses (a bound socket or a
+    /// connection, whose transport checksum covers it), else the one
+    /// [`source_for`](Self::source_for) picks. A loopback source towards
+    /// another host is refused: RFC 1122 3.2.1.3 (g), 127/8 addresses "MUST
+    /// NOT appear outside a host".
+    fn pick_source(&mut self, requested: Ipv4Addr, dst: Ipv4Addr) -> Result<Ipv4Addr, SendError> {
+        let src = if self.is_local(requested) {
+            requested
+        } else {
+            self.source_for(dst)
+        };
+        if src.is_loopback() && !self.is_local(dst) {
+            self.counters.drop(DropReason::LoopbackSourceOffHost);
+            return Err(SendError::NoRoute);
+        }
+        Ok(src)
+    }
+
+    /// Queues a datagram to ourselves for the next poll (see
+    /// [`super::loopback`]); `repr` is complete but for the length.
+    /// Nothing reaches the device: no ARP, no frame, no capture. A full
+    /// queue drops the packet and counts it, as a full device would.
+    fn send_local(
+        &mut self,
+        mut repr: Ipv4Repr,
+        payload_len: usize,
+        checksum_trusted: bool,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
+        repr.payload_len = payload_len;
+        let total = Ipv4Repr::MIN_HEADER_LEN + payload_len;
+        let queued = self.loopback.push_with(total, checksum_trusted, |buf| {
+            repr.emit(buf);
+            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+        });
+        if queued {
+            self.counters.ipv4_sent += 1;
+        } else {
+            self.counters.drop(DropReason::LoopbackQueueFull);
+        }
     }
 
     /// True for the limited broadcast and our subnet's directed broadcast.
@@ -183,9 +254,15 @@ impl IpLayer {
         })
     }
 
-    /// Sends an IPv4 datagram from our address. `repr` supplies destination,
-    /// protocol, TTL, TOS and DF; this fills in source, identification and
-    /// length. `fill` writes the `payload_len` payload bytes.
+    /// Sends an IPv4 datagram. `repr` supplies source, destination,
+    /// protocol, TTL, TOS and DF; this checks the source (see
+    /// [`pick_source`](Self::pick_source): one of ours is kept, anything
+    /// else is replaced) and fills in identification and length. `fill`
+    /// writes the `payload_len` payload bytes.
+    ///
+    /// A datagram to one of our own addresses (ours or 127/8) is delivered
+    /// locally on the next poll, whole, and never reaches the device (see
+    /// [`super::loopback`]).
     ///
     /// The datagram goes out at once when the next hop is resolved, and is
     /// queued (bounded) while ARP resolves it otherwise. A datagram larger
@@ -204,13 +281,18 @@ impl IpLayer {
             return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
         }
         let dst = repr.dst;
+        repr.src = self.pick_source(repr.src, dst)?;
+        if self.is_local(dst) {
+            repr.ident = self.idents.next(dst, repr.protocol.0);
+            self.send_local(repr, payload_len, false, fill);
+            return Ok(());
+        }
         let mtu = self.path_mtu(now, dst);
         if total > mtu && repr.dont_fragment {
             self.counters.drop(DropReason::Ipv4TooBig);
             return Err(SendError::MessageTooBig(mtu));
         }
         let hop = self.next_hop_mac(now, dst)?;
-        repr.src = self.cidr.addr();
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
@@ -284,6 +366,11 @@ impl IpLayer {
     /// TCP header (its checksum field holding the pseudo-header sum) and
     /// payload. While the next hop is unresolved the pieces are cut here and
     /// queued like any datagram.
+    ///
+    /// A super segment to ourselves is delivered whole, as Linux's `lo`
+    /// (which offloads segmentation) does: one IPv4 packet of up to 64 KiB,
+    /// its TCP checksum taken on trust on input like a device's
+    /// `CHECKSUM_PARTIAL` frame (it holds only the pseudo-header sum).
     pub(crate) fn send_ipv4_segmented<S: FrameSink + ?Sized>(
         &mut self,
         now: Instant,
@@ -298,8 +385,13 @@ impl IpLayer {
             return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
         }
         let dst = repr.dst;
+        repr.src = self.pick_source(repr.src, dst)?;
+        if self.is_local(dst) {
+            repr.ident = self.idents.next(dst, repr.protocol.0);
+            self.send_local(repr, payload_len, true, fill);
+            return Ok(());
+        }
         let hop = self.next_hop_mac(now, dst)?;
-        repr.src = self.cidr.addr();
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;

@@ -6,6 +6,7 @@
 mod icmp;
 mod icmp_socket;
 mod ip_layer;
+mod loopback;
 mod tcp;
 mod udp;
 mod udp_socket;
@@ -195,6 +196,14 @@ impl Interface {
             dest: on_link,
             via: None,
         });
+        // The loopback network (RFC 1122 3.2.1.3 (g)), like Linux's `lo`
+        // route: packets to it never reach the link (the IP layer delivers
+        // them locally before routing), but connect and the listeners' "is
+        // there a route back" checks find it here.
+        routes.add(Route {
+            dest: Ipv4Cidr::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("valid"),
+            via: None,
+        });
         let check_gw = |gw: Ipv4Addr| {
             if on_link.contains(gw) && gw != config.addr.addr() {
                 Ok(())
@@ -340,6 +349,11 @@ impl Interface {
 
     /// Handles one frame received from the device. Replies (ARP, ICMP, TCP
     /// acknowledgements...) go to `tx` at once.
+    ///
+    /// Traffic to ourselves never goes through here nor through `tx`:
+    /// packets to our own address or to 127.0.0.0/8 are delivered by the
+    /// next [`poll`](Self::poll) (local delivery, like Linux's `lo`), so a
+    /// capture of the device (pcap) does not show them.
     pub fn receive_frame<S: FrameSink + ?Sized>(&mut self, now: Instant, frame: &[u8], tx: &mut S) {
         self.receive_frame_from(now, frame, false, tx);
     }
@@ -470,6 +484,14 @@ impl Interface {
         // Martians (RFC 1812 5.3.7, Linux's `log_martians`): "this host on
         // this network" (0/8) and loopback (127/8) never arrive from a
         // wire either.
+        // RFC 1122 3.2.1.3 (g): "{ 127, <any> } Internal host loopback
+        // address. Addresses of this form MUST NOT appear outside a host."
+        // A loopback destination from the wire is a martian too (Linux
+        // drops it unless `route_localnet`); a loopback source with another
+        // destination is counted with the other bad sources below.
+        if repr.dst.is_loopback() {
+            return self.ip.counters.drop(DropReason::Ipv4MartianDestination);
+        }
         let src = repr.src;
         let first = src.octets()[0];
         if src.is_broadcast()
@@ -586,7 +608,9 @@ impl Interface {
     }
 
     /// Runs timers and sends what is due: ARP retries and probes, gratuitous
-    /// announcements, reassembly timeouts.
+    /// announcements, reassembly timeouts; delivers the packets the stack
+    /// sent to itself (a bounded number of rounds: [`needs_poll`](Self::needs_poll)
+    /// stays true while some are left).
     pub fn poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
         self.last_poll = self.last_poll.max(now);
         if let Some(t) = self.next_announcement
@@ -615,17 +639,25 @@ impl Interface {
                     self.ip
                         .send_arp(now, dst.unwrap_or(MacAddr::BROADCAST), req, tx);
                 }
-                NeighborAction::Unreachable { target, dropped } => {
+                NeighborAction::Unreachable {
+                    target,
+                    dropped,
+                    packets,
+                } => {
                     log::debug!("ARP: {target} did not answer; {dropped} packets dropped");
                     self.ip
                         .counters
                         .drop_n(DropReason::ArpUnresolved, dropped as u64);
+                    for packet in &packets {
+                        self.link_failure(now, packet);
+                    }
                 }
             }
         }
         self.neighbor_actions = actions;
         self.sync_arp();
         self.tcp_poll(now, tx);
+        self.poll_loopback(now, tx);
         if self.reassembler.poll_at().is_some_and(|t| now >= t) {
             let mut expired = std::mem::take(&mut self.expired);
             self.reassembler.poll(now, |e| expired.push(e));
@@ -678,15 +710,18 @@ impl Interface {
     }
 
     /// True when [`poll`](Self::poll) has work to do right away (an
-    /// application call queued a transmission).
+    /// application call queued a transmission, or packets to ourselves wait
+    /// for local delivery).
     pub fn needs_poll(&self) -> bool {
-        self.tcp_has_ready()
+        self.tcp_has_ready() || !self.ip.loopback.is_empty()
     }
 
     /// When [`poll`](Self::poll) next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
         let now = self.last_poll;
         [
+            // Local delivery is due at once.
+            (!self.ip.loopback.is_empty()).then_some(now),
             self.next_announcement,
             self.ip.neighbors.poll_at(),
             self.reassembler.poll_at(),

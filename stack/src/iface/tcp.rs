@@ -483,11 +483,11 @@ impl Interface {
     /// queue -> accept queue; orphan in TIME-WAIT -> compact record;
     /// closed -> removed), charges its memory and schedules its timer.
     fn tcp_service<S: FrameSink + ?Sized>(&mut self, now: Instant, h: TcpHandle, tx: &mut S) {
-        let src = self.ip.addr();
         let pressure = self.mem.state();
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
+        let src = *sock.conn.local().ip();
         sock.conn.set_memory_pressure(pressure);
         let dst = *sock.conn.remote().ip();
         let mtu = self.ip.path_mtu(now, dst);
@@ -774,7 +774,7 @@ impl Interface {
         if self.ip.routes.lookup(*remote.ip()).is_none() {
             return Err(SocketError::NetUnreachable);
         }
-        let src = self.ip.addr();
+        let src = self.ip.source_for(*remote.ip());
         let local = match local {
             Some(l) if !l.ip().is_unspecified() && *l.ip() != src => {
                 return Err(SocketError::AddrNotAvailable);

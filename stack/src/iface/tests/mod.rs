@@ -162,8 +162,10 @@ pub(super) fn icmp_of_type(frames: &[Vec<u8>], icmp_type: u8) -> Vec<u8> {
         .collect()
 }
 
+mod arp_failure;
 mod arp_icmp;
 mod hardening;
+mod loopback;
 mod offload;
 mod tcp_icmp;
 mod udp_frag;
