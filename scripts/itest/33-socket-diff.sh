@@ -8,7 +8,9 @@
 #   veth 10.77.1.2/24  <---->   veth 10.77.1.1/24
 #   (Linux sockets under test)  tap0 10.77.0.1/24  <---->  ustack 10.77.0.2/24
 #
-# Fails on any difference not accepted in the harness's table.
+# Fails on any difference not accepted in the harness's table. Both traces
+# of every scenario are in target/itest/socket-diff/socket-diff.log.
+# Arguments go to the harness (e.g. --only after_peer_rst).
 source "$(dirname "$0")/../lib.sh"
 
 BIN=${SOCKET_DIFF_BIN:-$USTACK_ROOT/target/release/socket-diff}
@@ -38,8 +40,9 @@ wait_until 10 in_ns "$L" ping -c 1 -W 1 10.77.1.1 || die "veth link did not come
 status=0
 in_ns "$P" timeout --kill-after=5 180 "$BIN" --linux-netns "$L" --linux-addr 10.77.1.2 \
     --peer-linux 10.77.1.1 --tap tap0 --ustack-addr 10.77.0.2/24 --peer-ustack 10.77.0.1 \
-    "$@" >"$OUT/socket-diff.log" 2>&1 || status=$?
-sed 's/^/    /' "$OUT/socket-diff.log" >&2
+    -v "$@" >"$OUT/socket-diff.log" 2>&1 || status=$?
+# The log has both traces of every scenario (-v); show the verdicts.
+grep -v '^    ' "$OUT/socket-diff.log" | sed 's/^/    /' >&2
 summary=$(grep '^socket-diff:' "$OUT/socket-diff.log" || true)
 [[ -n $summary ]] || die "socket-diff did not finish (exit $status)"
 ((status == 0)) || die "socket-diff: differences from Linux not accepted ($summary)"

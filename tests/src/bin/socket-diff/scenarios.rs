@@ -214,7 +214,7 @@ fn tcp_nonblocking_connect(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = poll(a, t, s, OUT, WAIT);
     let _ = so_error(a, t, s);
     let _ = getpeername(a, t, s);
-    let _ = l.accept(t);
+    let _p = l.accept(t);
     let _ = close(a, t, s);
 }
 
@@ -247,7 +247,7 @@ fn names_when_connected(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = getsockname(a, t, s);
     let _ = getpeername(a, t, s);
     let _ = connect(a, t, s, c.peer_at(0));
-    let _ = l.accept(t);
+    let _p = l.accept(t);
     let _ = getsockname(a, t, s);
     let _ = getpeername(a, t, s);
     let _ = close(a, t, s);
@@ -314,7 +314,7 @@ fn reconnect_after_refused_blocking(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = connect(a, t, s, c.peer_at(9));
     let _ = so_error(a, t, s);
     let _ = connect(a, t, s, c.peer_at(0));
-    let _ = l.accept(t);
+    let _p = l.accept(t);
     let _ = getpeername(a, t, s);
     let _ = close(a, t, s);
 }
@@ -703,7 +703,7 @@ fn tcp_maxseg(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = setopt(a, t, s, Opt::MaxSeg(1000));
     let _ = getopt(a, t, s, OptName::MaxSeg);
     let _ = connect(a, t, s, c.peer_at(0));
-    let _ = l.accept(t);
+    let _p = l.accept(t);
     // The effective MSS: at most what was set (Linux also takes the
     // timestamp option off it).
     let _ = t.call("getsockopt(TCP_MAXSEG) after connect", || {
@@ -934,7 +934,7 @@ fn nonblocking_socket_flag(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = connect(a, t, s, c.peer_at(0));
     let _ = poll(a, t, s, OUT, WAIT);
     let _ = so_error(a, t, s);
-    let _ = l.accept(t);
+    let _p = l.accept(t);
     let _ = recv(a, t, s, 16, 0);
     let _ = close(a, t, s);
     let Ok(u) = t.call("socket(DGRAM|SOCK_NONBLOCK)", || {
