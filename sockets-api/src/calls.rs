@@ -559,7 +559,22 @@ impl Stack {
         Ok(match e.state {
             SockState::Stream(h) => core.iface.tcp(h).map_or(any, |c| c.local()),
             SockState::Listening(lh) => core.iface.tcp_listener(lh).map_or(any, |l| l.local_addr()),
-            SockState::Udp(h) => core.iface.udp_socket(h).map_or(any, |s| s.local_addr()),
+            SockState::Udp(h) => core.iface.udp_socket(h).map_or(any, |s| {
+                // A connected socket bound to 0.0.0.0 has its source address
+                // chosen by the route to its peer (ip4_datagram_connect).
+                let local = s.local_addr();
+                match s.peer_addr() {
+                    Some(peer) if local.ip().is_unspecified() => {
+                        let ip = if peer.ip().is_loopback() {
+                            Ipv4Addr::LOCALHOST
+                        } else {
+                            core.iface.cidr().addr()
+                        };
+                        SocketAddrV4::new(ip, local.port())
+                    }
+                    _ => local,
+                }
+            }),
             _ => e.bound.unwrap_or(any),
         })
     }

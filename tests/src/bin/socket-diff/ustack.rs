@@ -1,7 +1,6 @@
-//! The calls on ustack sockets (one shared `sockets_api::Stack`). Calls
-//! sockets-api does not offer yet answer ENOSYS.
+//! The calls on ustack sockets (one shared `sockets_api::Stack`).
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
@@ -19,20 +18,15 @@ fn e(err: io::Error) -> i32 {
     err.raw_os_error().unwrap_or(libc::EIO)
 }
 
-const ENOSYS: i32 = libc::ENOSYS;
-
 impl Api for Ustack {
     fn socket(&self, kind: Kind, nonblock: bool) -> R<i32> {
-        if nonblock {
-            // TODO(lead): wire socket_flags(domain, ty, proto, libc::SOCK_NONBLOCK)
-            return Err(ENOSYS);
-        }
         let ty = match kind {
             Kind::Stream => Type::Stream,
             Kind::Dgram => Type::Dgram,
         };
+        let flags = if nonblock { libc::SOCK_NONBLOCK } else { 0 };
         self.stack
-            .socket(Domain::Inet, ty, Protocol::Default)
+            .socket_flags(Domain::Inet, ty, Protocol::Default, flags)
             .map_err(e)
     }
 
@@ -48,18 +42,17 @@ impl Api for Ustack {
         self.stack.accept(fd).map_err(e)
     }
 
-    fn accept4(&self, _fd: i32, _nonblock: bool) -> R<(i32, SocketAddrV4)> {
-        // TODO(lead): wire accept4(fd, flags)
-        Err(ENOSYS)
+    fn accept4(&self, fd: i32, nonblock: bool) -> R<(i32, SocketAddrV4)> {
+        let flags = if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+        self.stack.accept4(fd, flags).map_err(e)
     }
 
     fn connect(&self, fd: i32, addr: SocketAddrV4) -> R<()> {
         self.stack.connect(fd, addr).map_err(e)
     }
 
-    fn disconnect(&self, _fd: i32) -> R<()> {
-        // TODO(lead): wire disconnect(fd) (connect with AF_UNSPEC)
-        Err(ENOSYS)
+    fn disconnect(&self, fd: i32) -> R<()> {
+        self.stack.disconnect(fd).map_err(e)
     }
 
     fn send(&self, fd: i32, buf: &[u8], flags: i32) -> R<usize> {
@@ -69,11 +62,7 @@ impl Api for Ustack {
     }
 
     fn recv(&self, fd: i32, buf: &mut [u8], flags: i32) -> R<usize> {
-        if flags != 0 {
-            // TODO(lead): wire recv_flags(fd, buf, flags) (MSG_TRUNC/MSG_DONTWAIT/MSG_PEEK)
-            return Err(ENOSYS);
-        }
-        self.stack.recv(fd, buf).map_err(e)
+        self.stack.recv_flags(fd, buf, flags).map_err(e)
     }
 
     fn sendto(&self, fd: i32, buf: &[u8], addr: SocketAddrV4) -> R<usize> {
@@ -81,11 +70,7 @@ impl Api for Ustack {
     }
 
     fn recvfrom(&self, fd: i32, buf: &mut [u8], flags: i32) -> R<(usize, SocketAddrV4)> {
-        if flags != 0 {
-            // TODO(lead): wire recvfrom_flags(fd, buf, flags)
-            return Err(ENOSYS);
-        }
-        self.stack.recvfrom(fd, buf).map_err(e)
+        self.stack.recvfrom_flags(fd, buf, flags).map_err(e)
     }
 
     fn shutdown(&self, fd: i32, how: i32) -> R<()> {
@@ -110,17 +95,18 @@ impl Api for Ustack {
             Opt::Linger(l) => SockOpt::Linger(l.map(|s| Duration::from_secs(s.into()))),
             Opt::NoDelay(v) => SockOpt::NoDelay(v),
             Opt::Ttl(v) => SockOpt::Ttl(v),
-            // TODO(lead): wire SockOpt::ReusePort, Broadcast, RcvLowat, MaxSeg, Cork,
-            // QuickAck, UserTimeout, DeferAccept, Tos
-            Opt::ReusePort(_)
-            | Opt::Broadcast(_)
-            | Opt::RcvLowat(_)
-            | Opt::MaxSeg(_)
-            | Opt::Cork(_)
-            | Opt::QuickAck(_)
-            | Opt::UserTimeout(_)
-            | Opt::DeferAccept(_)
-            | Opt::Tos(_) => return Err(ENOSYS),
+            Opt::ReusePort(v) => SockOpt::ReusePort(v),
+            Opt::Broadcast(v) => SockOpt::Broadcast(v),
+            // setsockopt takes an int: a negative SO_RCVLOWAT is INT_MAX.
+            Opt::RcvLowat(v) => {
+                SockOpt::RcvLowat(if v < 0 { i32::MAX as usize } else { v as usize })
+            }
+            Opt::MaxSeg(v) => SockOpt::MaxSeg(v.clamp(0, u16::MAX.into()) as u16),
+            Opt::Cork(v) => SockOpt::Cork(v),
+            Opt::QuickAck(v) => SockOpt::QuickAck(v),
+            Opt::UserTimeout(ms) => SockOpt::UserTimeout(Duration::from_millis(ms.into())),
+            Opt::DeferAccept(s) => SockOpt::DeferAccept(Duration::from_secs(s.into())),
+            Opt::Tos(v) => SockOpt::Tos(v),
         };
         self.stack.setsockopt(fd, o).map_err(e)
     }
@@ -132,24 +118,36 @@ impl Api for Ustack {
             OptName::Linger => SockOptName::Linger,
             OptName::NoDelay => SockOptName::NoDelay,
             OptName::Ttl => SockOptName::Ttl,
-            // TODO(lead): wire SockOptName::Type, AcceptConn, ReusePort, Broadcast,
-            // RcvLowat, MaxSeg, Cork, QuickAck, UserTimeout, DeferAccept, Tos
-            OptName::Type
-            | OptName::AcceptConn
-            | OptName::ReusePort
-            | OptName::Broadcast
-            | OptName::RcvLowat
-            | OptName::MaxSeg
-            | OptName::Cork
-            | OptName::QuickAck
-            | OptName::UserTimeout
-            | OptName::DeferAccept
-            | OptName::Tos => return Err(ENOSYS),
+            OptName::Type => SockOptName::Type,
+            OptName::AcceptConn => SockOptName::AcceptConn,
+            OptName::ReusePort => SockOptName::ReusePort,
+            OptName::Broadcast => SockOptName::Broadcast,
+            OptName::RcvLowat => SockOptName::RcvLowat,
+            OptName::MaxSeg => SockOptName::MaxSeg,
+            OptName::Cork => SockOptName::Cork,
+            OptName::QuickAck => SockOptName::QuickAck,
+            OptName::UserTimeout => SockOptName::UserTimeout,
+            OptName::DeferAccept => SockOptName::DeferAccept,
+            OptName::Tos => SockOptName::Tos,
         };
         match self.stack.getsockopt(fd, n).map_err(e)? {
             SockOptValue::Error(v) => Ok(v.unwrap_or(0) as i64),
-            SockOptValue::Opt(SockOpt::ReuseAddr(v) | SockOpt::NoDelay(v)) => Ok(v as i64),
-            SockOptValue::Opt(SockOpt::Ttl(v)) => Ok(v as i64),
+            SockOptValue::Type(Type::Stream) => Ok(libc::SOCK_STREAM as i64),
+            SockOptValue::Type(Type::Dgram) => Ok(libc::SOCK_DGRAM as i64),
+            SockOptValue::AcceptConn(v) => Ok(v as i64),
+            SockOptValue::Opt(
+                SockOpt::ReuseAddr(v)
+                | SockOpt::NoDelay(v)
+                | SockOpt::ReusePort(v)
+                | SockOpt::Broadcast(v)
+                | SockOpt::Cork(v)
+                | SockOpt::QuickAck(v),
+            ) => Ok(v as i64),
+            SockOptValue::Opt(SockOpt::Ttl(v) | SockOpt::Tos(v)) => Ok(v as i64),
+            SockOptValue::Opt(SockOpt::RcvLowat(v)) => Ok(v as i64),
+            SockOptValue::Opt(SockOpt::MaxSeg(v)) => Ok(v as i64),
+            SockOptValue::Opt(SockOpt::UserTimeout(d)) => Ok(d.as_millis() as i64),
+            SockOptValue::Opt(SockOpt::DeferAccept(d)) => Ok(d.as_secs() as i64),
             SockOptValue::Opt(SockOpt::Linger(l)) => Ok(l.map_or(-1, |d| d.as_secs() as i64)),
             other => panic!("unexpected getsockopt value {other:?}"),
         }
@@ -184,23 +182,25 @@ impl Api for Ustack {
         }
     }
 
-    fn ioctl(&self, _fd: i32, _req: Ioctl) -> R<usize> {
-        // TODO(lead): wire ioctl(fd, Ioctl::FionRead | Ioctl::SiocOutq)
-        Err(ENOSYS)
+    fn ioctl(&self, fd: i32, req: Ioctl) -> R<usize> {
+        let req = match req {
+            Ioctl::FionRead => sockets_api::Ioctl::FionRead,
+            Ioctl::SiocOutq => sockets_api::Ioctl::SiocOutQ,
+        };
+        self.stack.ioctl(fd, req).map_err(e)
     }
 
-    fn dup(&self, _fd: i32) -> R<i32> {
-        // TODO(lead): wire dup(fd)
-        Err(ENOSYS)
+    fn dup(&self, fd: i32) -> R<i32> {
+        self.stack.dup(fd).map_err(e)
     }
 
-    fn readv(&self, _fd: i32, _bufs: &mut [&mut [u8]]) -> R<usize> {
-        // TODO(lead): wire readv(fd, &mut [IoSliceMut])
-        Err(ENOSYS)
+    fn readv(&self, fd: i32, bufs: &mut [&mut [u8]]) -> R<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        self.stack.readv(fd, &mut slices).map_err(e)
     }
 
-    fn writev(&self, _fd: i32, _bufs: &[&[u8]]) -> R<usize> {
-        // TODO(lead): wire writev(fd, &[IoSlice])
-        Err(ENOSYS)
+    fn writev(&self, fd: i32, bufs: &[&[u8]]) -> R<usize> {
+        let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        self.stack.writev(fd, &slices).map_err(e)
     }
 }
