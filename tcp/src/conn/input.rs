@@ -378,7 +378,11 @@ impl Connection {
                 let error = (!self.app_closed && !self.passive).then_some(TcpError::Refused);
                 self.enter_closed(error);
             }
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+            // Linux tcp_reset: "case TCP_CLOSE_WAIT: err = EPIPE;" -- the
+            // peer had closed its side, so the application learns of the
+            // reset as a broken pipe; elsewhere ECONNRESET.
+            State::CloseWait => self.enter_closed(Some(TcpError::ResetAfterFin)),
+            State::Established | State::FinWait1 | State::FinWait2 => {
                 self.enter_closed(Some(TcpError::Reset));
             }
             _ => self.enter_closed(None),

@@ -109,6 +109,12 @@ pub enum TcpError {
     Closed,
     /// The connection is not established yet or any more (ENOTCONN).
     NotConnected,
+    /// The peer reset the connection after it had sent its FIN (a reset in
+    /// CLOSE-WAIT): Linux's `tcp_reset` reports EPIPE there, not
+    /// ECONNRESET (`case TCP_CLOSE_WAIT: err = EPIPE;`), since the
+    /// application has read the end of the stream and can only have been
+    /// writing.
+    ResetAfterFin,
 }
 
 impl fmt::Display for TcpError {
@@ -124,6 +130,7 @@ impl fmt::Display for TcpError {
             TcpError::WouldBlock => "operation would block",
             TcpError::Closed => "broken pipe",
             TcpError::NotConnected => "not connected",
+            TcpError::ResetAfterFin => "broken pipe (reset after the peer's FIN)",
         })
     }
 }

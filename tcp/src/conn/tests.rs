@@ -1205,9 +1205,9 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
         }
         assert_eq!(c.state(), State::Closed, "{st:?}: exact RST");
         let expect = match st {
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                Some(TcpError::Reset)
-            }
+            State::Established | State::FinWait1 | State::FinWait2 => Some(TcpError::Reset),
+            // Linux tcp_reset: EPIPE in CLOSE-WAIT.
+            State::CloseWait => Some(TcpError::ResetAfterFin),
             _ => None,
         };
         assert_eq!(c.error(), expect, "{st:?}: error after RST");
@@ -1409,7 +1409,8 @@ fn data_after_close_is_answered_with_a_reset() {
     assert_eq!(w.a.state(), State::Closed);
     assert_eq!(w.a.take_alarms().reset_on_data_after_close, 1);
     assert!(w.sent_a.last().unwrap().0.flags.rst());
-    assert_eq!(w.b().error(), Some(TcpError::Reset));
+    // B had A's FIN (CLOSE-WAIT): Linux reports that reset as EPIPE.
+    assert_eq!(w.b().error(), Some(TcpError::ResetAfterFin));
 }
 
 #[test]
@@ -1976,4 +1977,20 @@ fn urgent_data_is_not_sent_in_super_segments() {
         sizes.iter().all(|&(len, mss)| len <= mss && len <= 1448),
         "{sizes:?}"
     );
+}
+
+#[test]
+fn a_reset_in_close_wait_is_a_broken_pipe_not_a_reset() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.b().shutdown_write();
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::CloseWait);
+    let mut rst = w.a.make_rst(w.a.rcv_nxt);
+    rst.src_port = B.port();
+    rst.dst_port = A.port();
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.error(), Some(TcpError::ResetAfterFin));
+    assert_eq!(w.a.send(b"x"), Err(TcpError::ResetAfterFin));
 }
