@@ -708,7 +708,11 @@ impl Connection {
             // device coalesced (TAP receive offload) counts as the
             // segments it was on the wire.
             self.unacked_bytes += data.len();
-            if self.unacked_bytes > self.rcv_mss {
+            if self.quick_acks > 0 {
+                // TCP_QUICKACK: this one is acknowledged at once.
+                self.quick_acks -= 1;
+                self.ack_now = true;
+            } else if self.unacked_bytes > self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.cfg.delayed_ack);
