@@ -215,10 +215,10 @@ struct ListenGroup {
 }
 
 /// The smallest TCP_MAXSEG Linux accepts (`TCP_MIN_MSS`).
-pub const TCP_MIN_MSS: u16 = 88;
+pub(crate) const TCP_MIN_MSS: u16 = 88;
 
 /// Most listeners one SO_REUSEPORT group holds.
-pub const MAX_REUSEPORT_GROUP: usize = 256;
+pub(crate) const MAX_REUSEPORT_GROUP: usize = 256;
 
 /// The TCP state of an interface.
 pub(crate) struct TcpTable {
@@ -842,8 +842,7 @@ impl Interface {
     }
 
     /// [`tcp_listen`](Self::tcp_listen) with SO_REUSEPORT: listeners that
-    /// all set it may share one local address and port (at most
-    /// [`MAX_REUSEPORT_GROUP`]); each SYN goes to one of them, picked by a
+    /// all set it may share one local address and port (at most 256); each SYN goes to one of them, picked by a
     /// keyed hash of its 4-tuple (Linux's `reuseport_select_sock`). A
     /// listener without it, or a group it would overlap (wildcard and
     /// specific address on one port), makes the bind fail with EADDRINUSE.

@@ -166,4 +166,5 @@ mod arp_icmp;
 mod hardening;
 mod offload;
 mod tcp_icmp;
+mod tcp_options;
 mod udp_frag;
