@@ -90,6 +90,8 @@ impl From<tcp::TcpError> for SocketError {
             tcp::TcpError::TimedOut => SocketError::TimedOut,
             tcp::TcpError::WouldBlock => SocketError::WouldBlock,
             tcp::TcpError::Closed => SocketError::BrokenPipe,
+            // A reset in CLOSE-WAIT: EPIPE, as Linux's tcp_reset.
+            tcp::TcpError::ResetAfterFin => SocketError::BrokenPipe,
             tcp::TcpError::NotConnected => SocketError::NotConnected,
             tcp::TcpError::NoMemory => SocketError::NoBufferSpace,
             tcp::TcpError::NetUnreachable => SocketError::NetUnreachable,
@@ -116,6 +118,10 @@ mod tests {
         assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
         let e: io::Error = SocketError::WouldBlock.into();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let e: SocketError = tcp::TcpError::ResetAfterFin.into();
+        assert_eq!(e.errno(), libc::EPIPE, "a reset in CLOSE-WAIT is EPIPE");
+        let e: SocketError = tcp::TcpError::Reset.into();
+        assert_eq!(e.errno(), libc::ECONNRESET);
         assert!(
             SocketError::MessageTooBig(1500)
                 .to_string()

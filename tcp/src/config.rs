@@ -30,7 +30,9 @@ impl Default for Keepalive {
 /// override the per-socket parts (buffers, no-delay, keep-alive, algorithm).
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
-    /// MSS we announce: the link MTU minus 40 (set by the stack).
+    /// MSS we announce: the link MTU minus 40 (set by the stack). A smaller
+    /// value (TCP_MAXSEG, Linux's `user_mss`) also bounds the segments we
+    /// send: the sender MSS is min(this, the peer's MSS, path MTU - 40).
     pub mss: u16,
     /// Send buffer (SO_SNDBUF) in bytes.
     pub send_buffer: usize,
@@ -83,6 +85,13 @@ pub struct TcpConfig {
     /// of an ACK loop, and their D-SACK tells the sender about spurious
     /// retransmissions.
     pub invalid_ack_interval: Duration,
+    /// The IPv4 TOS byte of every segment (IP_TOS). For TCP the two ECN
+    /// bits are not the application's (Linux masks them off for stream
+    /// sockets); they are sent as 0.
+    pub tos: u8,
+    /// TCP_CORK: only full-sized segments go out until uncorked (or for
+    /// 200 ms at most, see [`Connection::set_cork`](crate::Connection::set_cork)).
+    pub cork: bool,
 }
 
 impl Default for TcpConfig {
@@ -107,6 +116,8 @@ impl Default for TcpConfig {
             keepalive: None,
             congestion: Algorithm::Cubic,
             invalid_ack_interval: Duration::from_millis(500),
+            tos: 0,
+            cork: false,
         }
     }
 }

@@ -30,7 +30,7 @@ pub use buffer::{
     RecvBuffer, SendBuffer,
 };
 pub use config::{Keepalive, TcpConfig};
-pub use conn::{Alarms, Connection, Input, State, TcpError};
+pub use conn::{Alarms, Connection, Input, QUICKACK_SEGMENTS, State, TcpError};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
 pub use segment::{Flags, MAX_SACK_BLOCKS, SegmentError, TcpOptions, TcpRepr, fill_checksum};

@@ -57,6 +57,9 @@ pub struct TimeWait {
     pub(crate) msl2: Duration,
     pub(crate) oow_interval: Duration,
     pub(crate) last_oow_ack: Option<Instant>,
+    /// The connection's IP_TOS, for the ACKs sent from the record (Linux
+    /// keeps `tw_tos` for the same purpose).
+    pub(crate) tos: u8,
 }
 
 impl TimeWait {
@@ -73,6 +76,11 @@ impl TimeWait {
     /// When the 2*MSL wait ends.
     pub fn expires(&self) -> Instant {
         self.expires
+    }
+
+    /// The IPv4 TOS byte of the segments sent for the record.
+    pub fn tos(&self) -> u8 {
+        self.tos
     }
 
     fn ts_now(&self, now: Instant) -> u32 {
@@ -212,6 +220,7 @@ mod tests {
             msl2: Duration::from_secs(60),
             oow_interval: Duration::from_millis(500),
             last_oow_ack: None,
+            tos: 0,
         }
     }
 

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ip::{IpProtocol, Ipv4Repr};
 use tcp::syncookie::SynCookies;
@@ -96,6 +96,9 @@ pub struct TcpSocket {
     charged: usize,
     /// On the list of connections held back by memory pressure.
     mem_waiting: bool,
+    /// TCP_DEFER_ACCEPT: established, but kept from the accept queue until
+    /// data arrives or this time passes.
+    defer_until: Option<Instant>,
 }
 
 impl TcpSocket {
@@ -110,6 +113,7 @@ impl TcpSocket {
             event_pending: false,
             charged: 0,
             mem_waiting: false,
+            defer_until: None,
         }
     }
 }
@@ -138,6 +142,10 @@ pub struct TcpListener {
     last_cookie: Option<Instant>,
     cfg: TcpConfig,
     dropped_syns: u64,
+    /// Bound with SO_REUSEPORT (shares its address with its group).
+    reuseport: bool,
+    /// TCP_DEFER_ACCEPT.
+    defer_accept: Option<Duration>,
 }
 
 impl TcpListener {
@@ -161,20 +169,70 @@ impl TcpListener {
         self.dropped_syns
     }
 
-    /// The configuration accepted connections inherit (buffers, options).
+    /// The configuration accepted connections inherit (buffers, options,
+    /// `tos` for its SYN-ACKs too).
     pub fn config_mut(&mut self) -> &mut TcpConfig {
         &mut self.cfg
     }
+
+    /// True when bound with SO_REUSEPORT.
+    pub fn reuseport(&self) -> bool {
+        self.reuseport
+    }
+
+    /// TCP_DEFER_ACCEPT: with `Some(d)`, a connection whose handshake is
+    /// done is handed to accept only once its first data (or its FIN)
+    /// arrives, or once `d` has passed since it was established, whichever
+    /// is first; `None` (or zero) hands connections over at once.
+    ///
+    /// Linux instead drops the bare final ACK of the handshake while the
+    /// period lasts (the request stays in the SYN queue, `inet_rsk(req)->
+    /// acked` set, tcp_check_req), retransmits the SYN-ACK near its end and
+    /// establishes the connection on data, or on the ACK answering that
+    /// SYN-ACK after the period (the period counted in SYN-ACK
+    /// retransmissions from the SYN, rounded up). ustack establishes the
+    /// connection on the ACK (so the client's data is acknowledged as
+    /// usual) and holds it out of the accept queue instead, counted in the
+    /// SYN queue as Linux counts the request; the period is counted from
+    /// the final ACK. What the application sees is the same: accept wakes
+    /// on the first data, or after the period without it.
+    pub fn set_defer_accept(&mut self, defer: Option<Duration>) {
+        self.defer_accept = defer.filter(|d| !d.is_zero());
+    }
+
+    /// The TCP_DEFER_ACCEPT period, if set.
+    pub fn defer_accept(&self) -> Option<Duration> {
+        self.defer_accept
+    }
 }
+
+/// The listeners bound to one local address: one, or several that all set
+/// SO_REUSEPORT.
+#[derive(Debug, Default)]
+struct ListenGroup {
+    members: Vec<ListenerHandle>,
+    reuseport: bool,
+}
+
+/// The smallest TCP_MAXSEG Linux accepts (`TCP_MIN_MSS`).
+pub(crate) const TCP_MIN_MSS: u16 = 88;
+
+/// Most listeners one SO_REUSEPORT group holds.
+pub(crate) const MAX_REUSEPORT_GROUP: usize = 256;
 
 /// The TCP state of an interface.
 pub(crate) struct TcpTable {
     socks: Slab<TcpSocket>,
     by_tuple: HashMap<(SocketAddrV4, SocketAddrV4), TcpHandle>,
     listeners: Slab<TcpListener>,
-    by_local: HashMap<SocketAddrV4, ListenerHandle>,
+    by_local: HashMap<SocketAddrV4, ListenGroup>,
+    /// Key of the hash that spreads SYNs over a SO_REUSEPORT group.
+    reuseport_key: u64,
     /// Local ports used by connections (for ephemeral port choice).
     ports: HashMap<u16, u32>,
+    /// Local ports used by compact TIME-WAIT records (with `ports`, makes
+    /// [`Interface::tcp_port_in_use`] O(1)).
+    tw_ports: HashMap<u16, u32>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     ready: Vec<TcpHandle>,
     /// The ready list being worked on (kept to reuse its memory).
@@ -212,7 +270,9 @@ impl TcpTable {
             by_tuple: HashMap::new(),
             listeners: Slab::new(),
             by_local: HashMap::new(),
+            reuseport_key: isn_key.0.rotate_left(17) ^ cookie_key.1,
             ports: HashMap::new(),
+            tw_ports: HashMap::new(),
             timers: BinaryHeap::new(),
             ready: Vec::new(),
             servicing: Vec::new(),
@@ -278,14 +338,67 @@ impl TcpTable {
         }
     }
 
-    fn listener_for(&self, local: SocketAddrV4) -> Option<ListenerHandle> {
-        self.by_local
-            .get(&local)
-            .or_else(|| {
-                self.by_local
-                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
-            })
-            .copied()
+    /// The listener group for `local`: bound to that address, else to the
+    /// wildcard address.
+    fn group_for(&self, local: SocketAddrV4) -> Option<&ListenGroup> {
+        self.by_local.get(&local).or_else(|| {
+            self.by_local
+                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+        })
+    }
+
+    /// The listener a segment from `remote` to `local` is for. In a
+    /// SO_REUSEPORT group, a keyed hash of the 4-tuple picks one, as
+    /// Linux's `reuseport_select_sock` (`reciprocal_scale(hash, n)`): the
+    /// same tuple always lands on the same listener while the group is
+    /// unchanged (so a SYN-cookie ACK finds the listener whose cookie it
+    /// carries), and tuples spread evenly.
+    fn listener_for(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<ListenerHandle> {
+        let group = self.group_for(local)?;
+        match group.members.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            members => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (self.reuseport_key, local, remote).hash(&mut h);
+                let hash = h.finish() as u32;
+                let i = (u64::from(hash) * members.len() as u64) >> 32;
+                members.get(i as usize).copied()
+            }
+        }
+    }
+
+    /// Counts a TIME-WAIT record's local port.
+    fn tw_port_add(&mut self, port: u16) {
+        *self.tw_ports.entry(port).or_insert(0) += 1;
+    }
+
+    /// Forgets a TIME-WAIT record's local port.
+    fn tw_port_remove(&mut self, port: u16) {
+        if let Some(n) = self.tw_ports.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                self.tw_ports.remove(&port);
+            }
+        }
+    }
+
+    /// The configuration a new connection runs with, from one the
+    /// application set (socket options before connect, or a listener's):
+    /// the MSS no larger than the interface's (TCP_MAXSEG only lowers it),
+    /// a zero user timeout replaced by the stack's. Returns it with the
+    /// per-connection user timeout to record (zero: the default).
+    fn effective_config(&self, mut cfg: TcpConfig) -> (TcpConfig, Duration) {
+        cfg.mss = cfg.mss.min(self.cfg.mss);
+        let user = cfg.user_timeout;
+        let set = if user.is_zero() || user == self.cfg.user_timeout {
+            Duration::ZERO
+        } else {
+            user
+        };
+        cfg.user_timeout = self.cfg.user_timeout;
+        (cfg, set)
     }
 
     /// Number of connections in the table (any state).
@@ -305,12 +418,16 @@ fn emit_segment<S: FrameSink + ?Sized>(
     seg: &TcpRepr,
     a: &[u8],
     b: &[u8],
+    tos: u8,
     tx: &mut S,
 ) -> bool {
     let hlen = seg.header_len();
     let total = hlen + a.len() + b.len();
     let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ip.ttl, 0);
     repr.dont_fragment = true;
+    // IP_TOS; the ECN bits are TCP's, not the application's (Linux clears
+    // them from IP_TOS on stream sockets), and ustack does not use ECN.
+    repr.tos = tos & !0b11;
     let result = ip.send_ipv4(
         now,
         repr,
@@ -341,12 +458,14 @@ fn emit_super_segment<S: FrameSink + ?Sized>(
     a: &[u8],
     b: &[u8],
     mss: usize,
+    tos: u8,
     tx: &mut S,
 ) -> bool {
     let hlen = seg.header_len();
     let total = hlen + a.len() + b.len();
     let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ip.ttl, 0);
     repr.dont_fragment = true;
+    repr.tos = tos & !0b11;
     let result = ip.send_ipv4_segmented(
         now,
         repr,
@@ -418,7 +537,7 @@ impl Interface {
                     // application hears of the change at once, so its reply
                     // can share those frames.
                     self.tcp_recharge(h);
-                    self.tcp_after_change(h);
+                    self.tcp_after_change(Some(now), h);
                     self.tcp_touch(h);
                     return;
                 }
@@ -438,13 +557,24 @@ impl Interface {
                     return;
                 }
                 TimeWaitInput::Ack(ack) => {
-                    emit_segment(&mut self.ip, now, repr.dst, repr.src, &ack, &[], &[], tx);
+                    let tos = tw.tos();
+                    emit_segment(
+                        &mut self.ip,
+                        now,
+                        repr.dst,
+                        repr.src,
+                        &ack,
+                        &[],
+                        &[],
+                        tos,
+                        tx,
+                    );
                     return;
                 }
                 TimeWaitInput::Reincarnate => self.tcp_forget_time_wait(local, remote),
             }
         }
-        if let Some(lh) = self.tcp.listener_for(local) {
+        if let Some(lh) = self.tcp.listener_for(local, remote) {
             return self.tcp_listen_input(now, lh, local, remote, &seg, payload, tx);
         }
         // RFC 9293 3.10.7.1: "If the state is CLOSED (i.e., TCB does not
@@ -474,6 +604,7 @@ impl Interface {
                 &rst,
                 &[],
                 &[],
+                0,
                 tx,
             );
         }
@@ -491,6 +622,7 @@ impl Interface {
         sock.conn.set_memory_pressure(pressure);
         let dst = *sock.conn.remote().ip();
         let mtu = self.ip.path_mtu(now, dst);
+        let tos = sock.conn.tos();
         let ip = &mut self.ip;
         let burst = if ip.segmentation_offload {
             MAX_SUPER_SEGMENT
@@ -500,13 +632,13 @@ impl Interface {
         sock.conn
             .poll_transmit_burst(now, mtu, burst, |seg, a, b, mss| {
                 if a.len() + b.len() > mss {
-                    emit_super_segment(ip, now, src, dst, seg, a, b, mss, tx)
+                    emit_super_segment(ip, now, src, dst, seg, a, b, mss, tos, tx)
                 } else {
-                    emit_segment(ip, now, src, dst, seg, a, b, tx)
+                    emit_segment(ip, now, src, dst, seg, a, b, tos, tx)
                 }
             });
         self.tcp_recharge(h);
-        self.tcp_after_change(h);
+        self.tcp_after_change(Some(now), h);
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
@@ -528,15 +660,33 @@ impl Interface {
     }
 
     /// After input or timers changed a connection: an established
-    /// connection moves from its listener's SYN queue to the accept queue,
-    /// and the application gets an event.
-    fn tcp_after_change(&mut self, h: TcpHandle) {
+    /// connection moves from its listener's SYN queue to the accept queue
+    /// (with TCP_DEFER_ACCEPT, once data arrived or the period passed),
+    /// and the application gets an event. `now` is None where the caller
+    /// has no clock (ICMP): a deferred connection then waits for its timer.
+    fn tcp_after_change(&mut self, now: Option<Instant>, h: TcpHandle) {
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
         if let Some(lh) = sock.embryonic_of
             && sock.conn.is_established()
         {
+            let defer = self.tcp.listeners.get(lh).and_then(|l| l.defer_accept);
+            let due = matches!((sock.defer_until, now), (Some(t), Some(n)) if n >= t);
+            if let Some(d) = defer
+                && !sock.conn.can_recv()
+                && !due
+            {
+                // TCP_DEFER_ACCEPT: not yet; tcp_schedule wakes it at the
+                // end of the period.
+                if sock.defer_until.is_none()
+                    && let Some(n) = now
+                {
+                    sock.defer_until = Some(n + d);
+                }
+                return;
+            }
+            sock.defer_until = None;
             sock.embryonic_of = None;
             if let Some(l) = self.tcp.listeners.get_mut(lh) {
                 l.syn_queue = l.syn_queue.saturating_sub(1);
@@ -579,7 +729,11 @@ impl Interface {
         let Some(sock) = self.tcp.socks.get_mut(h) else {
             return;
         };
-        match sock.conn.poll_at() {
+        let at = match (sock.conn.poll_at(), sock.defer_until) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        };
+        match at {
             Some(t) if t <= now && !sock.queued => {
                 sock.queued = true;
                 self.tcp.ready.push(h);
@@ -646,6 +800,7 @@ impl Interface {
                 continue;
             }
             self.tcp.time_wait.remove(&(local, remote));
+            self.tcp.tw_port_remove(local.port());
             expired = true;
         }
         if expired {
@@ -683,6 +838,20 @@ impl Interface {
         local: SocketAddrV4,
         backlog: usize,
     ) -> Result<ListenerHandle, SocketError> {
+        self.tcp_listen_with(local, backlog, false)
+    }
+
+    /// [`tcp_listen`](Self::tcp_listen) with SO_REUSEPORT: listeners that
+    /// all set it may share one local address and port (at most 256); each SYN goes to one of them, picked by a
+    /// keyed hash of its 4-tuple (Linux's `reuseport_select_sock`). A
+    /// listener without it, or a group it would overlap (wildcard and
+    /// specific address on one port), makes the bind fail with EADDRINUSE.
+    pub fn tcp_listen_with(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: usize,
+        reuseport: bool,
+    ) -> Result<ListenerHandle, SocketError> {
         if !local.ip().is_unspecified() && *local.ip() != self.ip.addr() {
             return Err(SocketError::AddrNotAvailable);
         }
@@ -692,8 +861,17 @@ impl Interface {
         }
         let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
         let ours = SocketAddrV4::new(self.ip.addr(), port);
-        if self.tcp.by_local.contains_key(&any) || self.tcp.by_local.contains_key(&ours) {
-            return Err(SocketError::AddrInUse);
+        match self.tcp.by_local.get(&local) {
+            Some(g) if !(g.reuseport && reuseport) => return Err(SocketError::AddrInUse),
+            Some(g) if g.members.len() >= MAX_REUSEPORT_GROUP => {
+                return Err(SocketError::NoBufferSpace);
+            }
+            Some(_) => {}
+            None => {
+                if self.tcp.by_local.contains_key(&any) || self.tcp.by_local.contains_key(&ours) {
+                    return Err(SocketError::AddrInUse);
+                }
+            }
         }
         let lh = self.tcp.listeners.insert(TcpListener {
             local,
@@ -704,8 +882,12 @@ impl Interface {
             last_cookie: None,
             cfg: self.tcp.cfg.clone(),
             dropped_syns: 0,
+            reuseport,
+            defer_accept: None,
         });
-        self.tcp.by_local.insert(local, lh);
+        let group = self.tcp.by_local.entry(local).or_default();
+        group.reuseport = reuseport;
+        group.members.push(lh);
         Ok(lh)
     }
 
@@ -729,13 +911,19 @@ impl Interface {
         l.accept_queue.pop_front().ok_or(SocketError::WouldBlock)
     }
 
-    /// Stops listening; connections not yet accepted are reset.
+    /// Stops listening; connections not yet accepted are reset (in a
+    /// SO_REUSEPORT group too: Linux migrates them to another member only
+    /// with `tcp_migrate_req`, off by default). The rest of its group
+    /// keeps listening and takes all new connections.
     pub fn tcp_close_listener(&mut self, now: Instant, lh: ListenerHandle) {
         let Some(l) = self.tcp.listeners.remove(lh) else {
             return;
         };
-        if self.tcp.by_local.get(&l.local) == Some(&lh) {
-            self.tcp.by_local.remove(&l.local);
+        if let Some(g) = self.tcp.by_local.get_mut(&l.local) {
+            g.members.retain(|&m| m != lh);
+            if g.members.is_empty() {
+                self.tcp.by_local.remove(&l.local);
+            }
         }
         for h in l.accept_queue {
             self.tcp_abort(now, h);
@@ -764,6 +952,26 @@ impl Interface {
         remote: SocketAddrV4,
         local: Option<SocketAddrV4>,
     ) -> Result<TcpHandle, SocketError> {
+        let cfg = self.tcp.cfg.clone();
+        self.tcp_connect_with(now, remote, local, cfg)
+    }
+
+    /// [`tcp_connect`](Self::tcp_connect) with the socket's options, so
+    /// that they apply from the SYN on: buffers (and so the window scale
+    /// offered), `mss` (TCP_MAXSEG: announced in the SYN and bounding the
+    /// segments sent; never above the interface's; at least 88, Linux's
+    /// TCP_MIN_MSS, else EINVAL), `tos`, `user_timeout` (zero: the stack's),
+    /// `nodelay`, `keepalive`, `congestion`, `cork`.
+    pub fn tcp_connect_with(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        local: Option<SocketAddrV4>,
+        config: TcpConfig,
+    ) -> Result<TcpHandle, SocketError> {
+        if config.mss < TCP_MIN_MSS {
+            return Err(SocketError::InvalidInput);
+        }
         if remote.port() == 0
             || remote.ip().is_unspecified()
             || self.ip.is_broadcast(*remote.ip())
@@ -792,7 +1000,7 @@ impl Interface {
                 let table = &self.tcp;
                 let port = ::udp::ephemeral_port(&mut self.rng, |p| {
                     let l = SocketAddrV4::new(src, p);
-                    table.tuple_in_use(l, remote) || table.listener_for(l).is_some()
+                    table.tuple_in_use(l, remote) || table.group_for(l).is_some()
                 })
                 .ok_or(SocketError::AddrNotAvailable)?;
                 SocketAddrV4::new(src, port)
@@ -803,15 +1011,10 @@ impl Interface {
         }
         let iss = self.tcp.isn.isn(now, local, remote);
         let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
-        let conn = Connection::connect(
-            &self.tcp.cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            self.tcp.epoch,
-            now,
-        );
+        let (cfg, user_timeout) = self.tcp.effective_config(config);
+        let mut conn =
+            Connection::connect(&cfg, local, remote, iss, ts_offset, self.tcp.epoch, now);
+        conn.set_user_timeout(user_timeout);
         let h = self.tcp.socks.insert(TcpSocket::new(conn, None));
         self.tcp.link(h, local, remote);
         self.ip.counters.tcp_active_opens += 1;
@@ -960,6 +1163,16 @@ impl Interface {
     /// the compact TIME-WAIT records).
     pub fn tcp_connection_count(&self) -> usize {
         self.tcp.len()
+    }
+
+    /// True when a connection (in any state, orphans still closing
+    /// included) or a TIME-WAIT record uses local port `port`: what a
+    /// bind without SO_REUSEADDR must refuse (Linux's
+    /// `inet_csk_bind_conflict` sees the TIME-WAIT sockets in the bind
+    /// bucket). O(1): per-port counts kept as connections and records come
+    /// and go.
+    pub fn tcp_port_in_use(&self, port: u16) -> bool {
+        self.tcp.ports.contains_key(&port) || self.tcp.tw_ports.contains_key(&port)
     }
 
     /// Number of compact TIME-WAIT records held.

@@ -22,6 +22,9 @@ impl From<SendError> for SocketError {
     }
 }
 
+/// Most UDP sockets one SO_REUSEADDR group holds.
+pub(crate) const MAX_REUSEADDR_GROUP: usize = 64;
+
 impl Interface {
     pub(super) fn process_udp<S: FrameSink + ?Sized>(
         &mut self,
@@ -44,22 +47,24 @@ impl Interface {
         };
         let local = SocketAddrV4::new(repr.dst, udp.dst_port);
         let remote = SocketAddrV4::new(repr.src, udp.src_port);
-        let sockets = &self.udp_sockets;
-        let found = self.udp_table.lookup(local, remote, |h| {
-            sockets.get(h).is_some_and(|s| s.remote.is_some())
-        });
-        let may_grow = self.mem.state() != MemoryPressure::Exhausted;
-        match found.and_then(|h| self.udp_sockets.get_mut(h).map(|s| (h, s))) {
-            Some((h, socket)) => {
-                if !socket.rx.fits(payload.len()) {
-                    self.ip.counters.drop(DropReason::UdpQueueFull);
-                } else if socket.rx.push_within(remote, payload, may_grow) {
-                    self.ip.counters.udp_delivered += 1;
-                    self.events.push(super::Event::Udp(h));
-                    self.udp_recharge(h);
-                } else {
-                    // It fits the socket's buffer; the budget refused.
-                    self.ip.counters.drop(DropReason::UdpNoMemory);
+        let found = self.udp_lookup(local, remote);
+        match found {
+            Some(h) => {
+                // SO_REUSEADDR group: a broadcast goes to every member
+                // (Linux __udp4_lib_mcast_deliver); a unicast datagram to
+                // the first that matches, the most recently bound (Linux
+                // adds sockets at the head of the hash chain).
+                let mut next = Some(h);
+                // Bounded by the group's size limit.
+                for _ in 0..MAX_REUSEADDR_GROUP {
+                    let Some(h) = next else {
+                        break;
+                    };
+                    self.udp_deliver(h, remote, payload);
+                    if !to_broadcast {
+                        break;
+                    }
+                    next = self.udp_older_unconnected(h);
                 }
             }
             None => {
@@ -76,6 +81,52 @@ impl Interface {
                     tx,
                 );
             }
+        }
+    }
+
+    /// The socket a datagram from `remote` to `local` goes to: the
+    /// table's (a connected socket, else the newest of the group bound to
+    /// the address), else in a SO_REUSEADDR group, the newest member not
+    /// connected to another peer.
+    fn udp_lookup(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<UdpHandle> {
+        let found = self.udp_table.lookup(local, remote, |_| false)?;
+        let s = self.udp_sockets.get(found)?;
+        if s.remote.is_none() || s.remote == Some(remote) {
+            return Some(found);
+        }
+        self.udp_older_unconnected(found)
+    }
+
+    /// The next older member of `h`'s SO_REUSEADDR group that is not
+    /// connected (bounded walk: the group is at most
+    /// 64).
+    fn udp_older_unconnected(&self, h: UdpHandle) -> Option<UdpHandle> {
+        let mut at = self.udp_sockets.get(h)?.reuse_older;
+        for _ in 0..MAX_REUSEADDR_GROUP {
+            let s = self.udp_sockets.get(at?)?;
+            if s.remote.is_none() {
+                return at;
+            }
+            at = s.reuse_older;
+        }
+        None
+    }
+
+    /// Queues a datagram on socket `h`.
+    fn udp_deliver(&mut self, h: UdpHandle, remote: SocketAddrV4, payload: &[u8]) {
+        let may_grow = self.mem.state() != MemoryPressure::Exhausted;
+        let Some(socket) = self.udp_sockets.get_mut(h) else {
+            return;
+        };
+        if !socket.rx.fits(payload.len()) {
+            self.ip.counters.drop(DropReason::UdpQueueFull);
+        } else if socket.rx.push_within(remote, payload, may_grow) {
+            self.ip.counters.udp_delivered += 1;
+            self.events.push(super::Event::Udp(h));
+            self.udp_recharge(h);
+        } else {
+            // It fits the socket's buffer; the budget refused.
+            self.ip.counters.drop(DropReason::UdpNoMemory);
         }
     }
 
@@ -122,15 +173,67 @@ impl Interface {
     /// Opens a UDP socket bound to `local` (port 0: an ephemeral port;
     /// address 0.0.0.0: any of ours).
     pub fn udp_bind(&mut self, local: SocketAddrV4) -> Result<UdpHandle, SocketError> {
+        self.udp_bind_with(local, false)
+    }
+
+    /// [`udp_bind`](Self::udp_bind) with SO_REUSEADDR: sockets that all
+    /// set it may bind the same address and port (at most 64). A unicast datagram goes to the most
+    /// recently bound one (not connected to another peer), as Linux's
+    /// lookup finds the head of its hash chain first; a broadcast goes to
+    /// every one. Only identical addresses share: a wildcard and a
+    /// specific address on one port still conflict (EADDRINUSE).
+    pub fn udp_bind_with(
+        &mut self,
+        local: SocketAddrV4,
+        reuseaddr: bool,
+    ) -> Result<UdpHandle, SocketError> {
         self.check_local(*local.ip())?;
         let port = match local.port() {
             0 => self.pick_udp_port()?,
             p => p,
         };
         let local = SocketAddrV4::new(*local.ip(), port);
-        let handle = self
-            .udp_sockets
-            .insert(UdpSocket::new(local, self.udp_rcvbuf));
+        // An existing binding of exactly this address (the newest of its
+        // group): port 0 matches no connection, so the table answers with
+        // the bound socket.
+        let head = self
+            .udp_table
+            .lookup(local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |_| {
+                false
+            })
+            .filter(|&h| self.udp_sockets.get(h).is_some_and(|s| s.local == local));
+        if let Some(head) = head {
+            if !reuseaddr || !self.udp_sockets.get(head).is_some_and(|s| s.reuseaddr) {
+                return Err(SocketError::AddrInUse);
+            }
+            let mut members = 1;
+            let mut at = self.udp_sockets.get(head).and_then(|s| s.reuse_older);
+            while let Some(h) = at
+                && members <= MAX_REUSEADDR_GROUP
+            {
+                members += 1;
+                at = self.udp_sockets.get(h).and_then(|s| s.reuse_older);
+            }
+            if members >= MAX_REUSEADDR_GROUP {
+                return Err(SocketError::NoBufferSpace);
+            }
+            let mut socket = UdpSocket::new(local, self.udp_rcvbuf);
+            socket.reuseaddr = true;
+            socket.reuse_older = Some(head);
+            let handle = self.udp_sockets.insert(socket);
+            if let Some(s) = self.udp_sockets.get_mut(head) {
+                s.reuse_newer = Some(handle);
+            }
+            // The newest member takes the table's binding.
+            self.udp_table.unbind(local, None);
+            self.udp_table
+                .bind(local, handle)
+                .expect("the address was just freed");
+            return Ok(handle);
+        }
+        let mut socket = UdpSocket::new(local, self.udp_rcvbuf);
+        socket.reuseaddr = reuseaddr;
+        let handle = self.udp_sockets.insert(socket);
         if let Err(e) = self.udp_table.bind(local, handle) {
             self.udp_sockets.remove(handle);
             return Err(match e {
@@ -225,6 +328,7 @@ impl Interface {
             0,
         );
         repr.dont_fragment = socket.dont_fragment;
+        repr.tos = socket.tos;
         let (src, dst_ip) = (self.ip.addr(), *dst.ip());
         self.ip.send_ipv4(
             now,
@@ -277,10 +381,32 @@ impl Interface {
         }
     }
 
-    /// Closes a UDP socket, discarding what it had queued.
+    /// Closes a UDP socket, discarding what it had queued. In a
+    /// SO_REUSEADDR group, the others keep the address.
     pub fn udp_close(&mut self, handle: UdpHandle) {
         if let Some(s) = self.udp_sockets.remove(handle) {
-            self.udp_table.unbind(s.local, s.remote);
+            if let Some(newer) = s.reuse_newer {
+                // Not the table's: unlink it from the list; its own
+                // connection goes.
+                if let Some(n) = self.udp_sockets.get_mut(newer) {
+                    n.reuse_older = s.reuse_older;
+                }
+                if let Some(o) = s.reuse_older.and_then(|o| self.udp_sockets.get_mut(o)) {
+                    o.reuse_newer = Some(newer);
+                }
+                if let Some(remote) = s.remote {
+                    self.udp_table.disconnect(s.local, remote);
+                }
+            } else {
+                self.udp_table.unbind(s.local, s.remote);
+                if let Some(older) = s.reuse_older {
+                    // The next newest takes the binding over.
+                    if let Some(o) = self.udp_sockets.get_mut(older) {
+                        o.reuse_newer = None;
+                    }
+                    let _ = self.udp_table.bind(s.local, older);
+                }
+            }
             if s.charged > 0 {
                 let changed = self.mem.recharge(Component::Udp, s.charged, 0);
                 self.mem_state_changed(changed);

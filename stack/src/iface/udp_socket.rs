@@ -25,6 +25,15 @@ pub struct UdpSocket {
     pub(crate) ttl: Option<u8>,
     /// Bytes charged to the memory budget for its queue.
     pub(crate) charged: usize,
+    /// IP_TOS of its datagrams.
+    pub(crate) tos: u8,
+    /// Bound with SO_REUSEADDR.
+    pub(crate) reuseaddr: bool,
+    /// The SO_REUSEADDR group sharing its address, as a list from the most
+    /// recently bound socket (the one the table holds) to the oldest:
+    /// the next older and the next newer member.
+    pub(crate) reuse_older: Option<UdpHandle>,
+    pub(crate) reuse_newer: Option<UdpHandle>,
 }
 
 impl UdpSocket {
@@ -37,6 +46,10 @@ impl UdpSocket {
             dont_fragment: false,
             ttl: None,
             charged: 0,
+            tos: 0,
+            reuseaddr: false,
+            reuse_older: None,
+            reuse_newer: None,
         }
     }
 
@@ -89,6 +102,22 @@ impl UdpSocket {
     /// datagrams fail with EMSGSIZE instead of being fragmented.
     pub fn set_dont_fragment(&mut self, on: bool) {
         self.dont_fragment = on;
+    }
+
+    /// Sets the IPv4 TOS byte of this socket's datagrams (IP_TOS; all
+    /// eight bits, as Linux keeps them for datagram sockets).
+    pub fn set_tos(&mut self, tos: u8) {
+        self.tos = tos;
+    }
+
+    /// The IPv4 TOS byte of this socket's datagrams.
+    pub fn tos(&self) -> u8 {
+        self.tos
+    }
+
+    /// True when bound with SO_REUSEADDR.
+    pub fn reuseaddr(&self) -> bool {
+        self.reuseaddr
     }
 
     /// Overrides the interface TTL for this socket's datagrams.

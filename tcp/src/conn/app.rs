@@ -4,6 +4,10 @@
 use std::time::Instant;
 
 use super::{Connection, State, TcpError};
+
+/// In-order segments acknowledged at once after TCP_QUICKACK is set
+/// (Linux's `TCP_MAX_QUICKACKS`).
+pub const QUICKACK_SEGMENTS: u32 = 16;
 use crate::seq::SeqNum;
 
 impl Connection {
@@ -265,6 +269,102 @@ impl Connection {
             self.pending_rst = Some(self.make_rst(self.snd_nxt));
         }
         self.enter_closed(None);
+    }
+
+    /// TCP_CORK: while `on`, only full-sized segments are sent (even with
+    /// TCP_NODELAY), so that a header and a body written separately leave
+    /// together. A partial segment held this way goes out when the socket
+    /// is uncorked, when a FIN follows it, or after 200 ms at the latest
+    /// (tcp(7): "there is a 200 millisecond ceiling on the time for which
+    /// output is corked"; the ceiling is counted from when the partial
+    /// segment was first held). Uncorking returns to the usual rules
+    /// (Nagle unless TCP_NODELAY), under which what was queued goes out
+    /// on the next poll: the stack is to be touched after this call.
+    pub fn set_cork(&mut self, _now: Instant, on: bool) {
+        self.cfg.cork = on;
+        if !on {
+            self.cork_deadline = None;
+            self.cork_expired = false;
+        }
+    }
+
+    /// True while TCP_CORK is set.
+    pub fn cork(&self) -> bool {
+        self.cfg.cork
+    }
+
+    /// TCP_QUICKACK. `on`: a delayed ACK that is pending goes out on the
+    /// next poll, and the next [`QUICKACK_SEGMENTS`] in-order segments are
+    /// acknowledged at once instead of by the delayed-ACK rules. `off`:
+    /// delayed ACKs again. Like Linux, quick-ACK mode is not permanent
+    /// (Linux leaves it as ACKs are sent and when it detects interactive
+    /// traffic; applications set the option again after reads): here it
+    /// lasts [`QUICKACK_SEGMENTS`] segments, Linux's `TCP_MAX_QUICKACKS`.
+    pub fn set_quickack(&mut self, _now: Instant, on: bool) {
+        if !on {
+            self.quick_acks = 0;
+            return;
+        }
+        self.quick_acks = QUICKACK_SEGMENTS;
+        if self.state.is_synchronized()
+            && (self.delack_at.is_some() || self.unacked_bytes > 0)
+            && self.state != State::TimeWait
+        {
+            // Linux __tcp_sock_set_quickack: "if an ACK is scheduled, send
+            // it now" (ICSK_ACK_PUSHED, tcp_cleanup_rbuf).
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+    }
+
+    /// True while quick-ACK mode lasts (TCP_QUICKACK as getsockopt reads
+    /// it).
+    pub fn quickack(&self) -> bool {
+        self.quick_acks > 0
+    }
+
+    /// TCP_USER_TIMEOUT for this connection: data unacknowledged (or a
+    /// window closed on waiting data) this long ends the connection with
+    /// ETIMEDOUT. Zero returns to the stack's default (as Linux, where 0
+    /// means the system default behaviour).
+    pub fn set_user_timeout(&mut self, timeout: std::time::Duration) {
+        self.user_timeout_set = timeout;
+        self.cfg.user_timeout = if timeout.is_zero() {
+            self.default_user_timeout
+        } else {
+            timeout
+        };
+    }
+
+    /// The user timeout set with [`set_user_timeout`](Self::set_user_timeout)
+    /// (zero: none, the stack's default applies; the timeout in force is
+    /// `config().user_timeout`).
+    pub fn user_timeout(&self) -> std::time::Duration {
+        self.user_timeout_set
+    }
+
+    /// The sender MSS (TCP_MAXSEG as getsockopt reads it): once the
+    /// handshake is done, the payload bytes of a full-sized segment (the
+    /// smaller of the peer's MSS, ours and the path MTU's, less the
+    /// timestamp option; Linux's `mss_cache`); before, 536 (Linux's
+    /// TCP_MSS_DEFAULT) or our MSS if smaller.
+    pub fn mss(&self) -> usize {
+        if self.cc_ready {
+            self.smss
+        } else {
+            536.min(self.cfg.mss as usize)
+        }
+    }
+
+    /// Sets the IPv4 TOS byte of this connection's segments (IP_TOS).
+    pub fn set_tos(&mut self, tos: u8) {
+        self.cfg.tos = tos;
+    }
+
+    /// The IPv4 TOS byte of this connection's segments, ECN bits cleared
+    /// (Linux keeps them for ECN on stream sockets; ustack sends them 0).
+    pub fn tos(&self) -> u8 {
+        self.cfg.tos & !0b11
     }
 
     /// Sets TCP_NODELAY.

@@ -378,7 +378,11 @@ impl Connection {
                 let error = (!self.app_closed && !self.passive).then_some(TcpError::Refused);
                 self.enter_closed(error);
             }
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+            // Linux tcp_reset: "case TCP_CLOSE_WAIT: err = EPIPE;" -- the
+            // peer had closed its side, so the application learns of the
+            // reset as a broken pipe; elsewhere ECONNRESET.
+            State::CloseWait => self.enter_closed(Some(TcpError::ResetAfterFin)),
+            State::Established | State::FinWait1 | State::FinWait2 => {
                 self.enter_closed(Some(TcpError::Reset));
             }
             _ => self.enter_closed(None),
@@ -704,7 +708,11 @@ impl Connection {
             // device coalesced (TAP receive offload) counts as the
             // segments it was on the wire.
             self.unacked_bytes += data.len();
-            if self.unacked_bytes > self.rcv_mss {
+            if self.quick_acks > 0 {
+                // TCP_QUICKACK: this one is acknowledged at once.
+                self.quick_acks -= 1;
+                self.ack_now = true;
+            } else if self.unacked_bytes > self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.cfg.delayed_ack);

@@ -20,6 +20,7 @@ use crate::segment::{TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 use crate::stats::TcpStats;
 
+pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
 
 /// The connection states of RFC 9293 section 3.3.2.
@@ -109,6 +110,12 @@ pub enum TcpError {
     Closed,
     /// The connection is not established yet or any more (ENOTCONN).
     NotConnected,
+    /// The peer reset the connection after it had sent its FIN (a reset in
+    /// CLOSE-WAIT): Linux's `tcp_reset` reports EPIPE there, not
+    /// ECONNRESET (`case TCP_CLOSE_WAIT: err = EPIPE;`), since the
+    /// application has read the end of the stream and can only have been
+    /// writing.
+    ResetAfterFin,
 }
 
 impl fmt::Display for TcpError {
@@ -124,6 +131,7 @@ impl fmt::Display for TcpError {
             TcpError::WouldBlock => "operation would block",
             TcpError::Closed => "broken pipe",
             TcpError::NotConnected => "not connected",
+            TcpError::ResetAfterFin => "broken pipe (reset after the peer's FIN)",
         })
     }
 }
@@ -274,6 +282,18 @@ pub struct Connection {
     pub(crate) burst: usize,
     /// Send a zero-window or keep-alive probe.
     pub(crate) probe_now: bool,
+    /// TCP_CORK: when the 200 ms ceiling on holding a partial segment
+    /// ends (set while one is held).
+    pub(crate) cork_deadline: Option<Instant>,
+    /// The ceiling passed: the held partial segment may go.
+    pub(crate) cork_expired: bool,
+    /// TCP_QUICKACK: in-order segments still to be acknowledged at once.
+    pub(crate) quick_acks: u32,
+    /// TCP_USER_TIMEOUT as the application set it (zero: the stack's
+    /// default applies).
+    pub(crate) user_timeout_set: std::time::Duration,
+    /// The stack's user timeout when the connection was made.
+    pub(crate) default_user_timeout: std::time::Duration,
     pub(crate) syn_pending: bool,
     pub(crate) pending_rst: Option<TcpRepr>,
 
@@ -380,6 +400,12 @@ impl Connection {
         };
         let cc = cfg.congestion.build();
         stats.congestion = cc.name();
+        let mut cfg = cfg.clone();
+        if cfg.user_timeout.is_zero() {
+            // Zero means "the default" (as TCP_USER_TIMEOUT 0 on Linux).
+            cfg.user_timeout = TcpConfig::default().user_timeout;
+        }
+        let cfg = &cfg;
         Connection {
             local,
             remote,
@@ -427,6 +453,11 @@ impl Connection {
             last_data_sent_at: None,
             burst: 0,
             probe_now: false,
+            cork_deadline: None,
+            cork_expired: false,
+            quick_acks: 0,
+            user_timeout_set: std::time::Duration::ZERO,
+            default_user_timeout: cfg.user_timeout,
             syn_pending: true,
             pending_rst: None,
             rtx_at: None,
@@ -736,6 +767,7 @@ impl Connection {
             self.pto_at,
             self.persist_at,
             self.delack_at,
+            self.cork_deadline,
             self.keepalive_at,
             self.close_at,
             user_timeout,

@@ -29,7 +29,14 @@ pub(crate) struct Blocked {
     pub cwnd: bool,
     /// The peer's window is zero.
     pub zero_window: bool,
+    /// TCP_CORK holds a partial segment.
+    pub corked: bool,
 }
+
+/// tcp(7) on TCP_CORK: "there is a 200 millisecond ceiling on the time for
+/// which output is corked by TCP_CORK. If this ceiling is reached, then
+/// queued data is automatically transmitted."
+pub(crate) const CORK_CEILING: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A segment to emit: header plus which bytes of the send buffer it carries.
 struct Out {
@@ -158,7 +165,16 @@ impl Connection {
     pub(crate) fn update_smss(&mut self, path_mtu: usize) {
         let mtu_mss = path_mtu.saturating_sub(40);
         let options = if self.ts.is_some() { 12 } else { 0 };
-        self.smss = self.peer_mss.min(mtu_mss).saturating_sub(options).max(64);
+        // Our MSS bounds what we send too: Linux clamps the peer's MSS to
+        // TCP_MAXSEG (`user_mss`, tcp_parse_options: "if (opt_rx->user_mss
+        // && opt_rx->user_mss < in_mss) in_mss = opt_rx->user_mss"). Left
+        // at the link's MTU - 40 it is no bound beyond the path MTU's.
+        self.smss = self
+            .peer_mss
+            .min(mtu_mss)
+            .min(self.cfg.mss as usize)
+            .saturating_sub(options)
+            .max(64);
     }
 
     fn syn_segment(&mut self, now: Instant, synack: bool) -> TcpRepr {
@@ -382,6 +398,17 @@ impl Connection {
             mss
         };
         let mut len = unsent.min(most).min(wnd_room);
+        // TCP_CORK (Linux TCP_NAGLE_CORK in tcp_nagle_check): no partial
+        // segment while corked, NODELAY or not; a FIN or the 200 ms
+        // ceiling lets it go.
+        let cork_holds = self.cfg.cork && !self.cork_expired && !fin_unsent;
+        if cork_holds && len == unsent && len % mss != 0 {
+            if len < mss {
+                blocked.corked = true;
+                return (None, blocked);
+            }
+            len = len / mss * mss;
+        }
         if len > mss {
             // A super segment: whole segments that cwnd and the peer's
             // window allow; only the end of the data may be a short one.
@@ -446,6 +473,9 @@ impl Connection {
     fn next_segment(&mut self, now: Instant) -> Option<Out> {
         let (plan, blocked) = self.plan();
         self.cwnd_limited = blocked.cwnd;
+        if blocked.corked && self.cork_deadline.is_none() && !self.cork_expired {
+            self.cork_deadline = Some(now + CORK_CEILING);
+        }
         if blocked.zero_window && self.snd_nxt == self.snd_una && self.persist_at.is_none() {
             self.persist_at = Some(now + self.persist_interval());
             self.persist_since.get_or_insert(now);
@@ -493,6 +523,11 @@ impl Connection {
                 }
                 let offset = seq.since(self.send_buf_seq());
                 self.snd_nxt = seq + len + fin as usize;
+                if seq + len >= self.data_end() {
+                    // Nothing held back by TCP_CORK any more.
+                    self.cork_deadline = None;
+                    self.cork_expired = false;
+                }
                 self.stats.bytes_sent += len as u64;
                 if len > 0 {
                     self.last_data_sent_at = Some(now);
@@ -625,6 +660,12 @@ impl Connection {
         {
             self.delack_at = None;
             self.ack_now = true;
+        }
+        if let Some(t) = self.cork_deadline
+            && now >= t
+        {
+            self.cork_deadline = None;
+            self.cork_expired = true;
         }
         if let Some(t) = self.rtx_at
             && now >= t

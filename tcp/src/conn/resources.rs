@@ -221,6 +221,7 @@ impl Connection {
             msl2: 2 * self.cfg.msl,
             oow_interval: self.cfg.invalid_ack_interval,
             last_oow_ack: None,
+            tos: self.tos(),
         })
     }
 }

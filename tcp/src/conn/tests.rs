@@ -1205,9 +1205,9 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
         }
         assert_eq!(c.state(), State::Closed, "{st:?}: exact RST");
         let expect = match st {
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                Some(TcpError::Reset)
-            }
+            State::Established | State::FinWait1 | State::FinWait2 => Some(TcpError::Reset),
+            // Linux tcp_reset: EPIPE in CLOSE-WAIT.
+            State::CloseWait => Some(TcpError::ResetAfterFin),
             _ => None,
         };
         assert_eq!(c.error(), expect, "{st:?}: error after RST");
@@ -1409,7 +1409,8 @@ fn data_after_close_is_answered_with_a_reset() {
     assert_eq!(w.a.state(), State::Closed);
     assert_eq!(w.a.take_alarms().reset_on_data_after_close, 1);
     assert!(w.sent_a.last().unwrap().0.flags.rst());
-    assert_eq!(w.b().error(), Some(TcpError::Reset));
+    // B had A's FIN (CLOSE-WAIT): Linux reports that reset as EPIPE.
+    assert_eq!(w.b().error(), Some(TcpError::ResetAfterFin));
 }
 
 #[test]
@@ -1976,4 +1977,223 @@ fn urgent_data_is_not_sent_in_super_segments() {
         sizes.iter().all(|&(len, mss)| len <= mss && len <= 1448),
         "{sizes:?}"
     );
+}
+
+#[test]
+fn a_reset_in_close_wait_is_a_broken_pipe_not_a_reset() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.b().shutdown_write();
+    w.run(Duration::from_millis(50));
+    assert_eq!(w.a.state(), State::CloseWait);
+    let mut rst = w.a.make_rst(w.a.rcv_nxt);
+    rst.src_port = B.port();
+    rst.dst_port = A.port();
+    w.a.handle_segment(w.now, &rst, &[]);
+    assert_eq!(w.a.state(), State::Closed);
+    assert_eq!(w.a.error(), Some(TcpError::ResetAfterFin));
+    assert_eq!(w.a.send(b"x"), Err(TcpError::ResetAfterFin));
+}
+
+/// Payload sizes of the data segments A sent from index `from` on.
+fn a_data_sizes(w: &Wire, from: usize) -> Vec<usize> {
+    w.sent_a[from..]
+        .iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(_, p)| p.len())
+        .collect()
+}
+
+#[test]
+fn cork_sends_only_full_segments_until_uncorked() {
+    let nodelay = TcpConfig {
+        nodelay: true,
+        ..cfg()
+    };
+    let mut w = Wire::new(nodelay, cfg());
+    w.established();
+    let mss = w.a.mss();
+    assert_eq!(mss, 1448);
+    let now = w.now;
+    w.a.set_cork(now, true);
+    assert!(w.a.cork());
+    let before = w.sent_a.len();
+    w.a.send(b"header").unwrap();
+    w.run(Duration::from_millis(50));
+    assert!(
+        a_data_sizes(&w, before).is_empty(),
+        "partial held, NODELAY or not"
+    );
+    w.a.send(&pattern(2 * mss)).unwrap();
+    w.run(Duration::from_millis(50));
+    assert_eq!(
+        a_data_sizes(&w, before),
+        vec![mss, mss],
+        "only full segments"
+    );
+    let now = w.now;
+    w.a.set_cork(now, false);
+    w.run(Duration::from_millis(20));
+    assert_eq!(
+        a_data_sizes(&w, before),
+        vec![mss, mss, 6],
+        "uncorking flushes"
+    );
+    assert_eq!(w.b_rx.len(), 2 * mss + 6);
+}
+
+#[test]
+fn a_corked_partial_segment_goes_after_200_ms() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    w.a.set_cork(now, true);
+    let before = w.sent_a.len();
+    let start = w.now;
+    w.a.send(b"held").unwrap();
+    w.run(Duration::from_millis(190));
+    assert!(a_data_sizes(&w, before).is_empty());
+    w.run(Duration::from_millis(20));
+    assert_eq!(a_data_sizes(&w, before), vec![4], "the 200 ms ceiling");
+    let sent_at = w.now;
+    assert!(sent_at.duration_since(start) >= Duration::from_millis(200));
+    // Still corked: the next partial is held again, for 200 ms.
+    let before = w.sent_a.len();
+    w.a.send(b"again").unwrap();
+    w.run(Duration::from_millis(100));
+    assert!(a_data_sizes(&w, before).is_empty());
+    w.run(Duration::from_millis(150));
+    assert_eq!(a_data_sizes(&w, before), vec![5]);
+    // A FIN is not held: shutdown sends the partial at once.
+    let before = w.sent_a.len();
+    w.a.send(b"last").unwrap();
+    w.a.shutdown_write();
+    w.run(Duration::from_millis(20));
+    assert_eq!(a_data_sizes(&w, before), vec![4]);
+    assert!(w.sent_a[before..].iter().any(|(r, _)| r.flags.fin()));
+}
+
+#[test]
+fn cork_from_the_config_applies_from_the_start() {
+    let corked = TcpConfig {
+        cork: true,
+        nodelay: true,
+        ..cfg()
+    };
+    let mut w = Wire::new(corked, cfg());
+    w.a.send(b"early").unwrap();
+    w.established();
+    w.run(Duration::from_millis(100));
+    assert!(a_data_sizes(&w, 0).is_empty());
+}
+
+#[test]
+fn quickack_sends_the_pending_ack_and_acks_the_next_segments_at_once() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let before = w.sent_b.len();
+    w.a.send(b"one").unwrap();
+    w.run(Duration::from_millis(10));
+    assert_eq!(w.sent_b.len(), before, "ACK delayed");
+    let now = w.now;
+    w.b().set_quickack(now, true);
+    assert!(w.b().quickack());
+    w.round();
+    assert_eq!(w.sent_b.len(), before + 1, "the pending ACK at once");
+    // The next segments are acknowledged on arrival.
+    for i in 0..3 {
+        let before = w.sent_b.len();
+        w.a.send(b"two").unwrap();
+        w.run(Duration::from_millis(12));
+        assert_eq!(w.sent_b.len(), before + 1, "segment {i}: immediate ACK");
+    }
+    // Off: delayed again.
+    let now = w.now;
+    w.b().set_quickack(now, false);
+    assert!(!w.b().quickack());
+    let before = w.sent_b.len();
+    w.a.send(b"three").unwrap();
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.sent_b.len(), before, "delayed after quickack off");
+    w.run(Duration::from_millis(40));
+    assert_eq!(w.sent_b.len(), before + 1);
+}
+
+#[test]
+fn quickack_mode_ends_after_its_segments() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let now = w.now;
+    w.b().set_quickack(now, true);
+    for _ in 0..QUICKACK_SEGMENTS {
+        w.a.send(b"q").unwrap();
+        w.run(Duration::from_millis(12));
+    }
+    assert!(!w.b().quickack(), "mode used up");
+    let before = w.sent_b.len();
+    w.a.send(b"later").unwrap();
+    w.run(Duration::from_millis(20));
+    assert_eq!(w.sent_b.len(), before, "delayed again");
+}
+
+#[test]
+fn per_connection_user_timeout() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    assert_eq!(w.a.user_timeout(), Duration::ZERO);
+    assert_eq!(w.a.config().user_timeout, cfg().user_timeout);
+    w.a.set_user_timeout(Duration::from_secs(3));
+    assert_eq!(w.a.user_timeout(), Duration::from_secs(3));
+    w.filter_a = Box::new(|_, _, _| Fate::Drop);
+    w.a.send(b"lost").unwrap();
+    w.run(Duration::from_millis(2900));
+    assert_eq!(w.a.state(), State::Established, "not before 3 s");
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.a.state(), State::Closed, "after 3 s, not 300 s");
+    assert_eq!(w.a.error(), Some(TcpError::TimedOut));
+    assert!(w.sent_a.last().unwrap().0.flags.rst());
+    // Zero returns to the default (here 300 s): nothing gives up early.
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.a.set_user_timeout(Duration::from_secs(3));
+    w.a.set_user_timeout(Duration::ZERO);
+    assert_eq!(w.a.user_timeout(), Duration::ZERO);
+    w.filter_a = Box::new(|_, _, _| Fate::Drop);
+    w.a.send(b"lost").unwrap();
+    w.run(Duration::from_secs(10));
+    assert_eq!(w.a.state(), State::Established);
+}
+
+#[test]
+fn a_smaller_mss_is_advertised_and_bounds_what_we_send() {
+    let small = TcpConfig { mss: 1000, ..cfg() };
+    let mut w = Wire::new(small, cfg());
+    assert_eq!(w.a.mss(), 536, "before the handshake: the default");
+    w.established();
+    assert_eq!(w.sent_a[0].0.options.mss, Some(1000));
+    assert_eq!(w.a.mss(), 1000 - 12, "timestamps take 12");
+    assert_eq!(w.b().mss(), 1000 - 12, "the peer follows our MSS");
+    let before = w.sent_a.len();
+    transfer(&mut w, &pattern(10_000), Duration::from_secs(2));
+    let sizes = a_data_sizes(&w, before);
+    assert!(sizes.iter().all(|&n| n <= 988), "{sizes:?}");
+    assert!(sizes.contains(&988));
+}
+
+#[test]
+fn tos_is_kept_per_connection_without_ecn_bits() {
+    let mut c = Connection::connect(&cfg(), A, B, SeqNum(1), 0, Instant::now(), Instant::now());
+    assert_eq!(c.tos(), 0);
+    c.set_tos(0x10 | 0b11);
+    assert_eq!(c.tos(), 0x10);
+    let c = Connection::connect(
+        &TcpConfig { tos: 0xb8, ..cfg() },
+        A,
+        B,
+        SeqNum(1),
+        0,
+        Instant::now(),
+        Instant::now(),
+    );
+    assert_eq!(c.tos(), 0xb8);
 }

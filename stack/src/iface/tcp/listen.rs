@@ -104,6 +104,7 @@ impl Interface {
                 &synack,
                 &[],
                 &[],
+                listener.cfg.tos,
                 tx,
             );
             return;
@@ -122,9 +123,10 @@ impl Interface {
         };
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
+        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
         let iss = self.tcp.isn.isn(now, local, remote);
         let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
-        let conn = Connection::accept(
+        let mut conn = Connection::accept(
             &cfg,
             local,
             remote,
@@ -134,6 +136,7 @@ impl Interface {
             now,
             seg,
         );
+        conn.set_user_timeout(user_timeout);
         let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
         if let Some(l) = self.tcp.listeners.get_mut(lh) {
             l.syn_fifo.push_back(h);
@@ -156,22 +159,26 @@ impl Interface {
     /// client retransmits), so a burst of genuine clients does not evict
     /// itself. Returns whether one was evicted.
     pub(super) fn tcp_evict_half_open(&mut self, lh: ListenerHandle) -> bool {
-        loop {
+        // Bounded: each entry is looked at once at most.
+        let entries = self.tcp.listeners.get(lh).map_or(0, |l| l.syn_fifo.len());
+        for _ in 0..entries {
             let Some(l) = self.tcp.listeners.get_mut(lh) else {
                 return false;
             };
             let Some(&h) = l.syn_fifo.front() else {
                 return false;
             };
-            let Some(sock) = self
-                .tcp
-                .socks
-                .get(h)
-                .filter(|s| s.embryonic_of == Some(lh) && !s.conn.is_established())
-            else {
+            let Some(sock) = self.tcp.socks.get(h).filter(|s| s.embryonic_of == Some(lh)) else {
                 l.syn_fifo.pop_front(); // left the SYN queue already
                 continue;
             };
+            if sock.conn.is_established() {
+                // Established, held by TCP_DEFER_ACCEPT: not half-open;
+                // it stays on the list (to the back).
+                l.syn_fifo.pop_front();
+                l.syn_fifo.push_back(h);
+                continue;
+            }
             if sock.conn.handshake_retries() == 0 {
                 return false;
             }
@@ -182,6 +189,7 @@ impl Interface {
             self.tcp_release(h);
             return true;
         }
+        false
     }
 
     /// The final ACK of a SYN-cookie handshake was genuine: the connection
@@ -212,6 +220,7 @@ impl Interface {
         }
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
+        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
         let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let mut conn = Connection::accept_cookie(
             &cfg,
@@ -223,6 +232,7 @@ impl Interface {
             ack,
             syn,
         );
+        conn.set_user_timeout(user_timeout);
         conn.set_memory_pressure(self.mem.state());
         conn.handle_segment(now, ack, payload);
         let established = conn.is_established();
@@ -236,7 +246,19 @@ impl Interface {
         self.ip.counters.tcp_passive_opens += 1;
         self.ip.counters.defenses.syncookies_valid += 1;
         self.tcp_recharge(h);
-        self.tcp_after_change(h);
+        self.tcp_after_change(Some(now), h);
+        // Held back by TCP_DEFER_ACCEPT: on the arrival list like every
+        // connection counted in the SYN queue (closing the listener finds
+        // it there).
+        if self
+            .tcp
+            .socks
+            .get(h)
+            .is_some_and(|s| s.embryonic_of == Some(lh))
+            && let Some(l) = self.tcp.listeners.get_mut(lh)
+        {
+            l.syn_fifo.push_back(h);
+        }
         self.tcp_touch(h);
     }
 }

@@ -39,6 +39,7 @@ impl Interface {
         let at = record.expires();
         self.tcp.time_wait_timers.push(Reverse((at, key.0, key.1)));
         if self.tcp.time_wait.insert(key, (record, at)).is_none() {
+            self.tcp.tw_port_add(key.0.port());
             self.ip.counters.defenses.time_wait_records += 1;
             self.mem_charge_time_wait();
         }
@@ -47,6 +48,7 @@ impl Interface {
     /// Forgets a TIME-WAIT record (a new incarnation took the 4-tuple).
     pub(super) fn tcp_forget_time_wait(&mut self, local: SocketAddrV4, remote: SocketAddrV4) {
         if self.tcp.time_wait.remove(&(local, remote)).is_some() {
+            self.tcp.tw_port_remove(local.port());
             self.mem_charge_time_wait();
         }
     }
@@ -180,7 +182,7 @@ impl Interface {
         if let Some(sock) = self.tcp.socks.get_mut(h)
             && sock.conn.handle_icmp_unreachable(code)
         {
-            self.tcp_after_change(h);
+            self.tcp_after_change(None, h);
             self.tcp_touch(h);
         }
     }
@@ -237,6 +239,28 @@ impl Interface {
             }
             if l.syn_queue > l.backlog || l.accept_queue.len() > l.backlog {
                 return Err("listener queue over its backlog".into());
+            }
+        }
+        let mut tw_ports: HashMap<u16, u32> = HashMap::new();
+        for (local, _) in self.tcp.time_wait.keys() {
+            *tw_ports.entry(local.port()).or_default() += 1;
+        }
+        if tw_ports != self.tcp.tw_ports {
+            return Err("TIME-WAIT port counts do not match the records".into());
+        }
+        let mut ports: HashMap<u16, u32> = HashMap::new();
+        for (_, s) in self.tcp.socks.iter().filter(|(_, s)| s.linked) {
+            *ports.entry(s.conn.local().port()).or_default() += 1;
+        }
+        if ports != self.tcp.ports {
+            return Err("connection port counts do not match the table".into());
+        }
+        for (local, g) in &self.tcp.by_local {
+            if g.members.is_empty() || g.members.len() > super::MAX_REUSEPORT_GROUP {
+                return Err(format!("listener group {local} of {}", g.members.len()));
+            }
+            if g.members.len() > 1 && !g.reuseport {
+                return Err(format!("{local} shared without SO_REUSEPORT"));
             }
         }
         let tw = self.tcp.time_wait.len();

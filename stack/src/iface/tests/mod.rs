@@ -168,4 +168,5 @@ mod hardening;
 mod loopback;
 mod offload;
 mod tcp_icmp;
+mod tcp_options;
 mod udp_frag;
