@@ -44,6 +44,7 @@ pub struct StackBuilder {
     mtu: Option<usize>,
     ttl: u8,
     pcap: Option<PathBuf>,
+    capture_loopback: bool,
     faults: FaultConfig,
     congestion: Algorithm,
     busy_poll: Duration,
@@ -65,6 +66,7 @@ impl StackBuilder {
             mtu: None,
             ttl: 64,
             pcap: None,
+            capture_loopback: false,
             faults: FaultConfig::default(),
             congestion: Algorithm::default(),
             busy_poll: Duration::from_micros(50),
@@ -149,6 +151,15 @@ impl StackBuilder {
         self
     }
 
+    /// Also record the traffic the stack delivers to itself (its own
+    /// address, 127.0.0.0/8) in the pcap file, as frames from its MAC
+    /// address to itself. Off by default: that traffic never crosses the
+    /// device.
+    pub fn capture_loopback(mut self, on: bool) -> Self {
+        self.capture_loopback = on;
+        self
+    }
+
     /// Inject faults between the stack and the device.
     pub fn faults(mut self, faults: FaultConfig) -> Self {
         self.faults = faults;
@@ -228,8 +239,10 @@ impl StackBuilder {
         cfg.tcp.congestion = self.congestion;
         cfg.tcp_limits = self.tcp_limits;
         cfg.mem_limit = self.mem_limit;
-        Interface::try_new(cfg, Instant::now())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        let mut iface = Interface::try_new(cfg, Instant::now())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        iface.set_capture_loopback(self.capture_loopback && self.pcap.is_some());
+        Ok(iface)
     }
 
     fn seed_value(&self) -> u64 {

@@ -9,8 +9,6 @@ use stack::SocketError;
 use tcp::State;
 
 use crate::Stack;
-#[allow(unused_imports)]
-use crate::compat::*;
 use crate::options::{apply_tcp_config, apply_udp_options};
 use crate::runtime::{Core, Entry, SockState, SockType};
 use crate::types::{Domain, Fd, Protocol, Shutdown, Type};
@@ -332,11 +330,6 @@ impl Stack {
                     .iface
                     .tcp_connect_with(now, addr, local, cfg)
                     .map_err(io::Error::from)?;
-                if opts.cork
-                    && let Some(c) = core.iface.tcp_mut(h)
-                {
-                    c.set_cork(now, true);
-                }
                 core.iface.tcp_touch_public(h);
                 let local = core.iface.tcp(h).map(|c| c.local());
                 if let Some(en) = core.entry_mut(fd) {

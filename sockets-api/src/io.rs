@@ -11,8 +11,6 @@ use tcp::State;
 
 use crate::Stack;
 use crate::calls::{ebadf, errno};
-#[allow(unused_imports)]
-use crate::compat::*;
 use crate::runtime::{Core, SockState, SockType};
 use crate::types::{Fd, RecvMsg};
 

@@ -43,7 +43,6 @@
 
 mod builder;
 mod calls;
-mod compat;
 mod io;
 mod net;
 mod options;

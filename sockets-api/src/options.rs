@@ -8,8 +8,6 @@ use tcp::Keepalive;
 
 use crate::Stack;
 use crate::calls::{ebadf, errno};
-#[allow(unused_imports)]
-use crate::compat::*;
 use crate::runtime::{Opts, SockState, SockType};
 use crate::types::{Fd, Ioctl, SockOpt, SockOptName, SockOptValue, Type};
 
@@ -162,7 +160,9 @@ impl Stack {
                 // do_tcp_getsockopt: the MSS in use once connected; before,
                 // the user's value or the 536-byte default.
                 let mss = match conn {
-                    Some(c) if c.state().is_synchronized() => c.mss(),
+                    Some(c) if c.state().is_synchronized() => {
+                        c.mss().min(usize::from(u16::MAX)) as u16
+                    }
                     _ => o.maxseg.unwrap_or(536),
                 };
                 tcp_only(SockOpt::MaxSeg(mss))
@@ -259,7 +259,9 @@ pub(crate) fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &Opts) {
     if let Some(t) = opts.user_timeout {
         cfg.user_timeout = t;
     }
-    // COMPAT cfg.tos = opts.tos.unwrap_or(0);
+    cfg.tos = opts.tos.unwrap_or(0);
+    cfg.reuse_addr = opts.reuseaddr;
+    cfg.cork = opts.cork;
 }
 
 /// Applies socket options to a live connection.
@@ -288,7 +290,7 @@ pub(crate) fn apply_conn_options(c: &mut tcp::Connection, opts: &Opts, now: Inst
         // starts from the current window's initial state.
         c.set_congestion_control(a);
     }
-    c.set_user_timeout(opts.user_timeout);
+    c.set_user_timeout(opts.user_timeout.unwrap_or(Duration::ZERO));
     c.set_tos(opts.tos.unwrap_or(0));
 }
 

@@ -20,8 +20,6 @@ use stack::runtime::Waker;
 use stack::sys::Epoll;
 use stack::{Event, IcmpHandle, Interface, ListenerHandle, TcpHandle, UdpHandle};
 
-#[allow(unused_imports)]
-use crate::compat::*;
 use crate::types::Fd;
 
 /// Frames read per batch before processing.
@@ -377,7 +375,7 @@ impl Core {
             // unless one of them listens.
             !(reuseaddr && e.opts.reuseaddr && !matches!(e.state, SockState::Listening(_)))
         });
-        by_socket || (!reuseaddr && self.iface.tcp_port_in_use(port))
+        by_socket || self.iface.tcp_port_in_use(port, reuseaddr)
     }
 
     /// Routes the interface's events to the sockets' waiters.

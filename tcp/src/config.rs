@@ -92,6 +92,11 @@ pub struct TcpConfig {
     /// TCP_CORK: only full-sized segments go out until uncorked (or for
     /// 200 ms at most, see [`Connection::set_cork`](crate::Connection::set_cork)).
     pub cork: bool,
+    /// SO_REUSEADDR of the socket the connection belongs to, kept with the
+    /// connection and its TIME-WAIT record (Linux's `sk_reuse` and
+    /// `tw_reuse`): a later bind with SO_REUSEADDR may share the local port
+    /// only with connections that set it too.
+    pub reuse_addr: bool,
 }
 
 impl Default for TcpConfig {
@@ -118,6 +123,7 @@ impl Default for TcpConfig {
             invalid_ack_interval: Duration::from_millis(500),
             tos: 0,
             cork: false,
+            reuse_addr: false,
         }
     }
 }

@@ -60,9 +60,17 @@ pub struct TimeWait {
     /// The connection's IP_TOS, for the ACKs sent from the record (Linux
     /// keeps `tw_tos` for the same purpose).
     pub(crate) tos: u8,
+    /// The socket's SO_REUSEADDR ([`TcpConfig::reuse_addr`](crate::TcpConfig::reuse_addr)).
+    pub(crate) reuse_addr: bool,
 }
 
 impl TimeWait {
+    /// The socket's SO_REUSEADDR: a bind with SO_REUSEADDR may share the
+    /// record's port.
+    pub fn reuse_addr(&self) -> bool {
+        self.reuse_addr
+    }
+
     /// Local address.
     pub fn local(&self) -> SocketAddrV4 {
         self.local
@@ -221,6 +229,7 @@ mod tests {
             oow_interval: Duration::from_millis(500),
             last_oow_ack: None,
             tos: 0,
+            reuse_addr: false,
         }
     }
 

@@ -41,6 +41,13 @@ pub trait FrameSink {
         });
         result
     }
+
+    /// Shows a frame in captures without sending it: traffic the stack
+    /// delivered to itself (its own address, 127.0.0.0/8) when the user
+    /// asked for it to be captured
+    /// ([`Interface::set_capture_loopback`](crate::Interface::set_capture_loopback)).
+    /// Only a capture writer does anything with it.
+    fn capture_local(&mut self, _now: Instant, _frame: &[u8]) {}
 }
 
 /// A link-layer device moving Ethernet II frames (no preamble, no FCS).
@@ -148,9 +155,13 @@ impl<D: Device + ?Sized> Device for Box<D> {
 pub struct FrameBatch {
     data: Vec<u8>,
     /// End of each frame in `data`, and its segment size (0: a plain frame;
-    /// otherwise a super segment for [`FrameSink::send_segmented`]).
+    /// [`CAPTURE_ONLY`]: a frame for [`FrameSink::capture_local`]; otherwise
+    /// a super segment for [`FrameSink::send_segmented`]).
     ends: Vec<(usize, usize)>,
 }
+
+/// The segment size that marks a batched frame as capture-only.
+const CAPTURE_ONLY: usize = usize::MAX;
 
 impl FrameBatch {
     /// An empty batch.
@@ -168,13 +179,18 @@ impl FrameBatch {
         self.ends.is_empty()
     }
 
-    /// The frames, oldest first.
+    /// The frames to send, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.iter_segmented().map(|(f, _)| f)
     }
 
-    /// The frames with their segment size (0 for plain frames).
+    /// The frames to send with their segment size (0 for plain frames).
     pub fn iter_segmented(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        self.iter_all().filter(|&(_, mss)| mss != CAPTURE_ONLY)
+    }
+
+    /// Every frame, capture-only ones included.
+    fn iter_all(&self) -> impl Iterator<Item = (&[u8], usize)> {
         let mut start = 0;
         self.ends.iter().map(move |&(end, mss)| {
             let f = &self.data[start..end];
@@ -196,11 +212,14 @@ impl FrameBatch {
         sink: &mut S,
     ) -> io::Result<()> {
         let mut result = Ok(());
-        for (frame, mss) in self.iter_segmented() {
-            let sent = if mss == 0 {
-                sink.send(now, frame)
-            } else {
-                sink.send_segmented(now, frame, mss)
+        for (frame, mss) in self.iter_all() {
+            let sent = match mss {
+                0 => sink.send(now, frame),
+                CAPTURE_ONLY => {
+                    sink.capture_local(now, frame);
+                    Ok(())
+                }
+                _ => sink.send_segmented(now, frame, mss),
             };
             if let Err(e) = sent {
                 result = Err(e);
@@ -220,7 +239,13 @@ impl FrameSink for FrameBatch {
 
     fn send_segmented(&mut self, _now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         self.data.extend_from_slice(frame);
-        self.ends.push((self.data.len(), mss.max(1)));
+        self.ends
+            .push((self.data.len(), mss.clamp(1, CAPTURE_ONLY - 1)));
         Ok(())
+    }
+
+    fn capture_local(&mut self, _now: Instant, frame: &[u8]) {
+        self.data.extend_from_slice(frame);
+        self.ends.push((self.data.len(), CAPTURE_ONLY));
     }
 }

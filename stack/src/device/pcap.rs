@@ -166,6 +166,12 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
         self.scratch = scratch;
         Ok(())
     }
+
+    /// Loopback traffic the user asked to see, recorded as it was
+    /// delivered (a super segment whole).
+    fn capture_local(&mut self, now: Instant, frame: &[u8]) {
+        self.record(now, frame);
+    }
 }
 
 impl<D: Device, W: Write> Device for PcapDevice<D, W> {

@@ -5,10 +5,11 @@
 //!
 //! RFC 1122 3.2.1.3 (g): "`{ 127, <any> }` Internal host loopback address.
 //! Addresses of this form MUST NOT appear outside a host." So nothing sent
-//! here touches the link: no ARP resolution, no Ethernet frame, and no
-//! capture -- the pcap writer wraps the device, so it does not see
-//! loopback traffic (on Linux it would be captured on `lo`, not on the
-//! Ethernet device either).
+//! here touches the link: no ARP resolution and no Ethernet frame. Nor is
+//! it captured by default (on Linux it would be captured on `lo`, not on
+//! the Ethernet device either); [`Interface::set_capture_loopback`] asks
+//! for it to be shown in the device's capture, as frames from our MAC
+//! address to itself (see [`FrameSink::capture_local`]).
 //!
 //! # Bounds
 //!
@@ -96,6 +97,10 @@ pub(crate) struct LoopbackQueue {
     spare: Arena,
     max_packets: usize,
     max_bytes: usize,
+    /// Show delivered packets in captures.
+    capture: bool,
+    /// Where the frame shown in a capture is built (reused).
+    capture_frame: Vec<u8>,
 }
 
 impl LoopbackQueue {
@@ -105,6 +110,8 @@ impl LoopbackQueue {
             spare: Arena::default(),
             max_packets: DEFAULT_LOOPBACK_PACKETS,
             max_bytes: DEFAULT_LOOPBACK_BYTES,
+            capture: false,
+            capture_frame: Vec::new(),
         }
     }
 
@@ -159,6 +166,15 @@ impl LoopbackQueue {
 }
 
 impl Interface {
+    /// Shows traffic delivered locally (to our address or 127/8) in the
+    /// device's capture, which it otherwise never reaches. Off by default.
+    pub fn set_capture_loopback(&mut self, on: bool) {
+        self.ip.loopback.capture = on;
+        if !on {
+            self.ip.loopback.capture_frame = Vec::new();
+        }
+    }
+
     /// Sets the caps of the local delivery queue: packets and bytes sent to
     /// ourselves (our address or 127/8) waiting for the next poll. Defaults
     /// 1000 packets (Linux's `netdev_max_backlog`) and 1 MiB. Beyond them a
@@ -224,9 +240,36 @@ impl Interface {
             return self.ip.counters.drop(DropReason::LoopbackMalformed);
         }
         self.ip.counters.loopback_delivered += 1;
+        if self.ip.loopback.capture {
+            self.capture_loopback(now, packet, checksum_trusted, tx);
+        }
         let header = &packet[..repr.header_len];
         self.rx_checksum_trusted = checksum_trusted;
         self.deliver_ipv4(now, &repr, Some(header), data, false, tx);
         self.rx_checksum_trusted = false;
+    }
+
+    /// Shows one delivered packet in the capture: an Ethernet frame from our
+    /// MAC address to itself, its TCP checksum completed when it only held
+    /// the pseudo-header sum (a super segment).
+    fn capture_loopback<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        checksum_trusted: bool,
+        tx: &mut S,
+    ) {
+        let mac = self.ip.mac;
+        let mut frame = std::mem::take(&mut self.ip.loopback.capture_frame);
+        frame.clear();
+        frame.extend_from_slice(&mac.0);
+        frame.extend_from_slice(&mac.0);
+        frame.extend_from_slice(&ethernet::EtherType::IPV4.0.to_be_bytes());
+        frame.extend_from_slice(packet);
+        if checksum_trusted {
+            crate::device::gso::complete_checksum(&mut frame, 14);
+        }
+        tx.capture_local(now, &frame);
+        self.ip.loopback.capture_frame = frame;
     }
 }

@@ -229,10 +229,10 @@ pub(crate) struct TcpTable {
     /// Key of the hash that spreads SYNs over a SO_REUSEPORT group.
     reuseport_key: u64,
     /// Local ports used by connections (for ephemeral port choice).
-    ports: HashMap<u16, u32>,
+    ports: HashMap<u16, PortUse>,
     /// Local ports used by compact TIME-WAIT records (with `ports`, makes
     /// [`Interface::tcp_port_in_use`] O(1)).
-    tw_ports: HashMap<u16, u32>,
+    tw_ports: HashMap<u16, PortUse>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     ready: Vec<TcpHandle>,
     /// The ready list being worked on (kept to reuse its memory).
@@ -255,6 +255,38 @@ pub(crate) struct TcpTable {
     mem_waiters: Vec<TcpHandle>,
     /// Walk the connections once to apply a new memory state.
     reclaim_pending: bool,
+}
+
+/// How many connections (or TIME-WAIT records) use a local port, and how
+/// many of them without SO_REUSEADDR.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PortUse {
+    pub(crate) all: u32,
+    pub(crate) exclusive: u32,
+}
+
+impl PortUse {
+    pub(crate) fn add(map: &mut HashMap<u16, PortUse>, port: u16, reuse: bool) {
+        let u = map.entry(port).or_default();
+        u.all += 1;
+        u.exclusive += u32::from(!reuse);
+    }
+
+    fn remove(map: &mut HashMap<u16, PortUse>, port: u16, reuse: bool) {
+        if let Some(u) = map.get_mut(&port) {
+            u.all = u.all.saturating_sub(1);
+            u.exclusive = u.exclusive.saturating_sub(u32::from(!reuse));
+            if u.all == 0 {
+                map.remove(&port);
+            }
+        }
+    }
+
+    /// True when a new bind (with SO_REUSEADDR `reuse`) conflicts.
+    fn conflicts(map: &HashMap<u16, PortUse>, port: u16, reuse: bool) -> bool {
+        map.get(&port)
+            .is_some_and(|u| if reuse { u.exclusive > 0 } else { u.all > 0 })
+    }
 }
 
 impl TcpTable {
@@ -315,7 +347,11 @@ impl TcpTable {
 
     fn link(&mut self, h: TcpHandle, local: SocketAddrV4, remote: SocketAddrV4) {
         self.by_tuple.insert((local, remote), h);
-        *self.ports.entry(local.port()).or_insert(0) += 1;
+        let reuse = self
+            .socks
+            .get(h)
+            .is_some_and(|s| s.conn.config().reuse_addr);
+        PortUse::add(&mut self.ports, local.port(), reuse);
     }
 
     fn unlink(&mut self, h: TcpHandle) {
@@ -327,15 +363,11 @@ impl TcpTable {
         }
         sock.linked = false;
         let key = (sock.conn.local(), sock.conn.remote());
+        let reuse = sock.conn.config().reuse_addr;
         if self.by_tuple.get(&key) == Some(&h) {
             self.by_tuple.remove(&key);
         }
-        if let Some(n) = self.ports.get_mut(&key.0.port()) {
-            *n -= 1;
-            if *n == 0 {
-                self.ports.remove(&key.0.port());
-            }
-        }
+        PortUse::remove(&mut self.ports, key.0.port(), reuse);
     }
 
     /// The listener group for `local`: bound to that address, else to the
@@ -370,18 +402,13 @@ impl TcpTable {
     }
 
     /// Counts a TIME-WAIT record's local port.
-    fn tw_port_add(&mut self, port: u16) {
-        *self.tw_ports.entry(port).or_insert(0) += 1;
+    fn tw_port_add(&mut self, port: u16, reuse: bool) {
+        PortUse::add(&mut self.tw_ports, port, reuse);
     }
 
     /// Forgets a TIME-WAIT record's local port.
-    fn tw_port_remove(&mut self, port: u16) {
-        if let Some(n) = self.tw_ports.get_mut(&port) {
-            *n -= 1;
-            if *n == 0 {
-                self.tw_ports.remove(&port);
-            }
-        }
+    fn tw_port_remove(&mut self, port: u16, reuse: bool) {
+        PortUse::remove(&mut self.tw_ports, port, reuse);
     }
 
     /// The configuration a new connection runs with, from one the
@@ -799,8 +826,9 @@ impl Interface {
                     .push(Reverse((*queued, local, remote)));
                 continue;
             }
+            let reuse = record.reuse_addr();
             self.tcp.time_wait.remove(&(local, remote));
-            self.tcp.tw_port_remove(local.port());
+            self.tcp.tw_port_remove(local.port(), reuse);
             expired = true;
         }
         if expired {
@@ -852,7 +880,7 @@ impl Interface {
         backlog: usize,
         reuseport: bool,
     ) -> Result<ListenerHandle, SocketError> {
-        if !local.ip().is_unspecified() && *local.ip() != self.ip.addr() {
+        if !local.ip().is_unspecified() && !self.ip.is_local(*local.ip()) {
             return Err(SocketError::AddrNotAvailable);
         }
         let port = local.port();
@@ -860,7 +888,6 @@ impl Interface {
             return Err(SocketError::InvalidInput);
         }
         let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-        let ours = SocketAddrV4::new(self.ip.addr(), port);
         match self.tcp.by_local.get(&local) {
             Some(g) if !(g.reuseport && reuseport) => return Err(SocketError::AddrInUse),
             Some(g) if g.members.len() >= MAX_REUSEPORT_GROUP => {
@@ -868,7 +895,14 @@ impl Interface {
             }
             Some(_) => {}
             None => {
-                if self.tcp.by_local.contains_key(&any) || self.tcp.by_local.contains_key(&ours) {
+                // A wildcard listener overlaps every address of its port (a
+                // walk over the listeners, at listen time only).
+                let overlap = if local.ip().is_unspecified() {
+                    self.tcp.by_local.keys().any(|k| k.port() == port)
+                } else {
+                    self.tcp.by_local.contains_key(&any)
+                };
+                if overlap {
                     return Err(SocketError::AddrInUse);
                 }
             }
@@ -982,9 +1016,18 @@ impl Interface {
         if self.ip.routes.lookup(*remote.ip()).is_none() {
             return Err(SocketError::NetUnreachable);
         }
-        let src = self.ip.source_for(*remote.ip());
+        // The bound address when there is one (ours, or a loopback address
+        // towards a local peer), else the one the route gives.
+        let src = match local {
+            Some(l) if !l.ip().is_unspecified() => *l.ip(),
+            _ => self.ip.source_for(*remote.ip()),
+        };
         let local = match local {
-            Some(l) if !l.ip().is_unspecified() && *l.ip() != src => {
+            Some(l)
+                if !l.ip().is_unspecified()
+                    && (!self.ip.is_local(*l.ip())
+                        || l.ip().is_loopback() && !self.ip.is_local(*remote.ip())) =>
+            {
                 return Err(SocketError::AddrNotAvailable);
             }
             Some(l) if l.port() != 0 => {
@@ -1166,13 +1209,16 @@ impl Interface {
     }
 
     /// True when a connection (in any state, orphans still closing
-    /// included) or a TIME-WAIT record uses local port `port`: what a
-    /// bind without SO_REUSEADDR must refuse (Linux's
-    /// `inet_csk_bind_conflict` sees the TIME-WAIT sockets in the bind
-    /// bucket). O(1): per-port counts kept as connections and records come
+    /// included) or a TIME-WAIT record uses local port `port` in a way that
+    /// conflicts with a new bind of it with SO_REUSEADDR `reuseaddr`:
+    /// without it any use conflicts; with it, only uses by sockets that
+    /// did not set it (Linux's `inet_csk_bind_conflict` sees the TIME-WAIT
+    /// sockets in the bind bucket, with the flag of the socket they came
+    /// from). O(1): per-port counts kept as connections and records come
     /// and go.
-    pub fn tcp_port_in_use(&self, port: u16) -> bool {
-        self.tcp.ports.contains_key(&port) || self.tcp.tw_ports.contains_key(&port)
+    pub fn tcp_port_in_use(&self, port: u16, reuseaddr: bool) -> bool {
+        PortUse::conflicts(&self.tcp.ports, port, reuseaddr)
+            || PortUse::conflicts(&self.tcp.tw_ports, port, reuseaddr)
     }
 
     /// Number of compact TIME-WAIT records held.

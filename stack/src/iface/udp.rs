@@ -157,7 +157,7 @@ impl Interface {
     }
 
     fn check_local(&self, ip: Ipv4Addr) -> Result<(), SocketError> {
-        if ip.is_unspecified() || ip == self.ip.addr() {
+        if ip.is_unspecified() || self.ip.is_local(ip) {
             Ok(())
         } else {
             Err(SocketError::AddrNotAvailable)
@@ -320,8 +320,14 @@ impl Interface {
             src_port: socket.local.port(),
             dst_port: dst.port(),
         };
+        // The bound address, or the one the route to `dst` gives (127.0.0.1
+        // towards the loopback network).
+        let src = match *socket.local.ip() {
+            ip if ip.is_unspecified() => self.ip.source_for(*dst.ip()),
+            ip => ip,
+        };
         let mut repr = Ipv4Repr::new(
-            self.ip.addr(),
+            src,
             *dst.ip(),
             IpProtocol::UDP,
             socket.ttl.unwrap_or(self.ip.ttl),
@@ -329,7 +335,7 @@ impl Interface {
         );
         repr.dont_fragment = socket.dont_fragment;
         repr.tos = socket.tos;
-        let (src, dst_ip) = (self.ip.addr(), *dst.ip());
+        let dst_ip = *dst.ip();
         self.ip.send_ipv4(
             now,
             repr,

@@ -222,6 +222,7 @@ impl Connection {
             oow_interval: self.cfg.invalid_ack_interval,
             last_oow_ack: None,
             tos: self.tos(),
+            reuse_addr: self.cfg.reuse_addr,
         })
     }
 }

@@ -434,6 +434,10 @@ impl<D: fmt::Debug> fmt::Debug for FaultDevice<D> {
 }
 
 impl<D: Device> FrameSink for FaultDevice<D> {
+    fn capture_local(&mut self, now: Instant, frame: &[u8]) {
+        self.inner.capture_local(now, frame);
+    }
+
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         if self.noop {
             return self.inner.send(now, frame);

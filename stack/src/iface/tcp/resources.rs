@@ -10,7 +10,7 @@ use std::time::Instant;
 use ip::Ipv4Repr;
 use tcp::MemoryPressure;
 
-use super::{ListenerHandle, TIME_WAIT_COST, TcpHandle};
+use super::{ListenerHandle, PortUse, TIME_WAIT_COST, TcpHandle};
 use crate::counters::DropReason;
 use crate::iface::Interface;
 use crate::memory::Component;
@@ -39,7 +39,8 @@ impl Interface {
         let at = record.expires();
         self.tcp.time_wait_timers.push(Reverse((at, key.0, key.1)));
         if self.tcp.time_wait.insert(key, (record, at)).is_none() {
-            self.tcp.tw_port_add(key.0.port());
+            let reuse = self.tcp.time_wait[&key].0.reuse_addr();
+            self.tcp.tw_port_add(key.0.port(), reuse);
             self.ip.counters.defenses.time_wait_records += 1;
             self.mem_charge_time_wait();
         }
@@ -47,8 +48,8 @@ impl Interface {
 
     /// Forgets a TIME-WAIT record (a new incarnation took the 4-tuple).
     pub(super) fn tcp_forget_time_wait(&mut self, local: SocketAddrV4, remote: SocketAddrV4) {
-        if self.tcp.time_wait.remove(&(local, remote)).is_some() {
-            self.tcp.tw_port_remove(local.port());
+        if let Some((record, _)) = self.tcp.time_wait.remove(&(local, remote)) {
+            self.tcp.tw_port_remove(local.port(), record.reuse_addr());
             self.mem_charge_time_wait();
         }
     }
@@ -241,16 +242,20 @@ impl Interface {
                 return Err("listener queue over its backlog".into());
             }
         }
-        let mut tw_ports: HashMap<u16, u32> = HashMap::new();
-        for (local, _) in self.tcp.time_wait.keys() {
-            *tw_ports.entry(local.port()).or_default() += 1;
+        let mut tw_ports: HashMap<u16, PortUse> = HashMap::new();
+        for ((local, _), (record, _)) in &self.tcp.time_wait {
+            PortUse::add(&mut tw_ports, local.port(), record.reuse_addr());
         }
         if tw_ports != self.tcp.tw_ports {
             return Err("TIME-WAIT port counts do not match the records".into());
         }
-        let mut ports: HashMap<u16, u32> = HashMap::new();
+        let mut ports: HashMap<u16, PortUse> = HashMap::new();
         for (_, s) in self.tcp.socks.iter().filter(|(_, s)| s.linked) {
-            *ports.entry(s.conn.local().port()).or_default() += 1;
+            PortUse::add(
+                &mut ports,
+                s.conn.local().port(),
+                s.conn.config().reuse_addr,
+            );
         }
         if ports != self.tcp.ports {
             return Err("connection port counts do not match the table".into());

@@ -409,3 +409,35 @@ fn a_whole_queue_is_one_round() {
     }
     assert_eq!(got, 500);
 }
+
+#[test]
+fn loopback_is_captured_only_when_asked() {
+    use crate::device::{PcapDevice, PcapWriter, memory_pair};
+    for capture in [false, true] {
+        let mut s = Solo::new();
+        s.iface.set_capture_loopback(capture);
+        let h = s.iface.icmp_open(Some(9)).unwrap();
+        s.iface
+            .icmp_send_echo(s.now, h, LOCALHOST, 1, b"seen?", &mut s.out)
+            .unwrap();
+        s.run();
+        assert!(s.iface.icmp_socket(h).unwrap().recv().is_some());
+        // Nothing to send either way; the capture-only frames are not sent.
+        assert_eq!(s.out.iter().count(), 0);
+        let (dev, _peer) = memory_pair(1500).unwrap();
+        let w = PcapWriter::new(Vec::new(), s.now, std::time::SystemTime::now()).unwrap();
+        let mut pcap = PcapDevice::new(dev, w);
+        s.out.flush_to(s.now, &mut pcap).unwrap();
+        let frames = pcap.pcap().frames();
+        assert_eq!(frames, if capture { 2 } else { 0 }, "request and reply");
+        if capture {
+            // From our MAC to itself, IPv4 to 127.0.0.1.
+            let bytes = pcap.pcap().get_ref().clone();
+            let frame = &bytes[24 + 16..];
+            assert_eq!(&frame[..6], &A_MAC.0);
+            assert_eq!(&frame[6..12], &A_MAC.0);
+            assert_eq!(&frame[12..14], &[0x08, 0x00]);
+            assert_eq!(&frame[14 + 16..14 + 20], &[127, 0, 0, 1]);
+        }
+    }
+}

@@ -156,23 +156,26 @@ fn a_port_stays_in_use_until_time_wait_ends() {
     let mut p = Pair::new();
     p.b.tcp_listen(B80, 8).unwrap();
     let local = SocketAddrV4::new(A_IP, 40_000);
-    assert!(!p.a.tcp_port_in_use(40_000));
+    assert!(!p.a.tcp_port_in_use(40_000, false));
     let h = p.a.tcp_connect(p.now, B80, Some(local)).unwrap();
-    assert!(p.a.tcp_port_in_use(40_000), "while connecting");
+    assert!(p.a.tcp_port_in_use(40_000, false), "while connecting");
     p.advance(Duration::from_millis(10));
-    assert!(p.a.tcp_port_in_use(40_000));
+    assert!(p.a.tcp_port_in_use(40_000, false));
     p.a.tcp_close(p.now, h);
     p.advance(Duration::from_millis(10));
     // Orphaned, in FIN-WAIT-2 or TIME-WAIT: still the port's.
-    assert!(p.a.tcp_port_in_use(40_000));
-    assert!(!p.a.tcp_port_in_use(40_001));
+    assert!(p.a.tcp_port_in_use(40_000, false));
+    assert!(!p.a.tcp_port_in_use(40_001, false));
     p.a.tcp_check_invariants().unwrap();
     p.advance(Duration::from_secs(1));
-    assert!(p.a.tcp_port_in_use(40_000));
+    assert!(p.a.tcp_port_in_use(40_000, false));
     p.advance(Duration::from_secs(120));
     assert_eq!(p.a.tcp_time_wait_count(), 0);
     assert_eq!(p.a.tcp_connection_count(), 0);
-    assert!(!p.a.tcp_port_in_use(40_000), "free once TIME-WAIT ends");
+    assert!(
+        !p.a.tcp_port_in_use(40_000, false),
+        "free once TIME-WAIT ends"
+    );
     p.a.tcp_check_invariants().unwrap();
 }
 
