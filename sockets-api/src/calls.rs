@@ -70,6 +70,38 @@ impl Stack {
         Ok(core)
     }
 
+    /// The one blocking loop of the socket calls: runs `attempt` under the
+    /// lock until it answers (`Some`), sleeping on `fd`'s condition
+    /// variable in between. When the call may not wait (non-blocking) or
+    /// `deadline` passed (SO_RCVTIMEO/SO_SNDTIMEO), `attempt` gets one last
+    /// try with `last` set, to return what it has (a partial send, data
+    /// below SO_RCVLOWAT, EINPROGRESS); `None` then means EAGAIN.
+    pub(crate) fn block_on<T>(
+        &self,
+        mut core: MutexGuard<'_, Core>,
+        fd: Fd,
+        nonblocking: bool,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Core, bool) -> io::Result<Option<T>>,
+    ) -> io::Result<T> {
+        loop {
+            if let Some(v) = attempt(&mut core, false)? {
+                return Ok(v);
+            }
+            if nonblocking {
+                return attempt(&mut core, true)?.ok_or_else(|| errno(libc::EAGAIN));
+            }
+            match self.wait(core, fd, deadline) {
+                Ok(c) => core = c,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    let mut core = self.lock()?;
+                    return attempt(&mut core, true)?.ok_or(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// socket(2).
     ///
     /// The BSD calls, as a C program would make them (two stacks joined by
@@ -243,12 +275,13 @@ impl Stack {
         if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(errno(libc::EINVAL));
         }
-        let mut core = self.lock()?;
-        let deadline = {
-            let e = core.entry(fd).ok_or_else(ebadf)?;
-            e.opts.rcvtimeo.map(|t| Instant::now() + t)
-        };
-        loop {
+        let core = self.lock()?;
+        let e = core.entry(fd).ok_or_else(ebadf)?;
+        let deadline = e.opts.rcvtimeo.map(|t| Instant::now() + t);
+        let nonblocking = e.opts.nonblocking;
+        self.block_on(core, fd, nonblocking, deadline, |core, _| {
+            // Looked at on every try: a shutdown may have stopped the
+            // listener meanwhile.
             let e = core.entry(fd).ok_or_else(ebadf)?;
             if e.ty != SockType::Stream {
                 return Err(errno(libc::EOPNOTSUPP));
@@ -256,24 +289,20 @@ impl Stack {
             let SockState::Listening(lh) = e.state else {
                 return Err(errno(libc::EINVAL));
             };
-            let nonblocking = e.opts.nonblocking;
             let inherited = e.opts.clone();
-            match core.iface.tcp_accept(lh) {
-                Ok(h) => {
-                    let peer = core.iface.tcp(h).map(|c| c.remote()).ok_or_else(ebadf)?;
-                    let mut entry = Entry::new(SockType::Stream, SockState::Stream(h));
-                    entry.opts = inherited;
-                    entry.opts.nonblocking = flags & libc::SOCK_NONBLOCK != 0;
-                    entry.opts.defer_accept = None;
-                    entry.bound = core.iface.tcp(h).map(|c| c.local());
-                    let new_fd = core.insert(entry);
-                    return Ok((new_fd, peer));
-                }
-                Err(SocketError::WouldBlock) if nonblocking => return Err(errno(libc::EAGAIN)),
-                Err(SocketError::WouldBlock) => core = self.wait(core, fd, deadline)?,
+            let h = match core.iface.tcp_accept(lh) {
+                Ok(h) => h,
+                Err(SocketError::WouldBlock) => return Ok(None),
                 Err(e) => return Err(e.into()),
-            }
-        }
+            };
+            let peer = core.iface.tcp(h).map(|c| c.remote()).ok_or_else(ebadf)?;
+            let mut entry = Entry::new(SockType::Stream, SockState::Stream(h));
+            entry.opts = inherited;
+            entry.opts.nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+            entry.opts.defer_accept = None;
+            entry.bound = core.iface.tcp(h).map(|c| c.local());
+            Ok(Some((core.insert(entry), peer)))
+        })
     }
 
     /// connect(2). Non-blocking sockets return EINPROGRESS; poll for
@@ -367,7 +396,7 @@ impl Stack {
     /// connecting); `limit` (connect_timeout) turns into ETIMEDOUT.
     fn wait_connected(
         &self,
-        mut core: MutexGuard<'_, Core>,
+        core: MutexGuard<'_, Core>,
         fd: Fd,
         h: stack::TcpHandle,
         limit: Option<Instant>,
@@ -375,37 +404,32 @@ impl Stack {
         on_timeout: Result<(), i32>,
     ) -> io::Result<()> {
         let deadline = limit.or_else(|| sndtimeo.map(|t| Instant::now() + t));
-        loop {
+        self.block_on(core, fd, false, deadline, |core, last| {
             let state = core.iface.tcp(h).map_or(State::Closed, |c| c.state());
             match state {
-                State::SynSent | State::SynReceived => {}
+                State::SynSent | State::SynReceived if !last => Ok(None),
+                // The time is up; the socket stays connecting.
+                State::SynSent | State::SynReceived => match (limit, on_timeout) {
+                    (Some(_), _) => Err(errno(libc::ETIMEDOUT)),
+                    (None, Ok(())) => Ok(Some(())),
+                    (None, Err(code)) => Err(errno(code)),
+                },
                 State::Closed => {
                     // sock_error: the pending error (or ECONNABORTED when it
                     // was read already); the socket is unconnected again.
                     let err = core.take_error(fd).unwrap_or(libc::ECONNABORTED);
-                    release_stream(&mut core, fd, h);
-                    self.shared().kick(&core);
-                    return Err(errno(err));
+                    release_stream(core, fd, h);
+                    self.shared().kick(core);
+                    Err(errno(err))
                 }
                 _ => {
                     if let Some(e) = core.entry_mut(fd) {
                         e.connecting = false;
                     }
-                    return Ok(());
+                    Ok(Some(()))
                 }
             }
-            core = match self.wait(core, fd, deadline) {
-                Ok(c) => c,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    return Err(match (limit, on_timeout) {
-                        (Some(_), _) => errno(libc::ETIMEDOUT),
-                        (None, Ok(())) => return Ok(()),
-                        (None, Err(code)) => errno(code),
-                    });
-                }
-                Err(e) => return Err(e),
-            };
-        }
+        })
     }
 
     /// connect(2) with AF_UNSPEC: dissolves a datagram socket's
@@ -613,26 +637,16 @@ impl Stack {
     /// Receives the next echo reply on a ping socket (blocking unless
     /// non-blocking; SO_RCVTIMEO applies).
     pub fn ping_recv(&self, fd: Fd) -> io::Result<EchoReply> {
-        let mut core = self.lock()?;
-        let (deadline, nonblocking) = {
-            let e = core.entry(fd).ok_or_else(ebadf)?;
-            (
-                e.opts.rcvtimeo.map(|t| Instant::now() + t),
-                e.opts.nonblocking,
-            )
-        };
-        loop {
+        let core = self.lock()?;
+        let e = core.entry(fd).ok_or_else(ebadf)?;
+        let deadline = e.opts.rcvtimeo.map(|t| Instant::now() + t);
+        let nonblocking = e.opts.nonblocking;
+        self.block_on(core, fd, nonblocking, deadline, |core, _| {
             let SockState::Icmp(h) = core.entry(fd).ok_or_else(ebadf)?.state else {
                 return Err(errno(libc::EOPNOTSUPP));
             };
-            if let Some(r) = core.iface.icmp_socket(h).and_then(|s| s.recv()) {
-                return Ok(r);
-            }
-            if nonblocking {
-                return Err(errno(libc::EAGAIN));
-            }
-            core = self.wait(core, fd, deadline)?;
-        }
+            Ok(core.iface.icmp_socket(h).and_then(|s| s.recv()))
+        })
     }
 }
 

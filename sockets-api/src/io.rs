@@ -62,7 +62,7 @@ impl Stack {
 
     fn stream_send(
         &self,
-        mut core: MutexGuard<'_, Core>,
+        core: MutexGuard<'_, Core>,
         fd: Fd,
         h: stack::TcpHandle,
         buf: &[u8],
@@ -73,62 +73,50 @@ impl Stack {
         let deadline = e.opts.sndtimeo.map(|t| Instant::now() + t);
         let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
         let mut sent = 0;
-        loop {
+        self.block_on(core, fd, nonblocking, deadline, |core, last| {
+            if last {
+                // Out of time (or not allowed to wait): what was queued.
+                if urgent && sent > 0 {
+                    core.iface.tcp_mark_urgent(h);
+                }
+                return Ok((sent > 0).then_some(sent));
+            }
             let state = core.iface.tcp(h).map(|c| c.state());
             // Linux (sk_stream_wait_connect): data waits for the handshake.
-            let connecting = matches!(state, Some(State::SynSent | State::SynReceived));
-            let result = if connecting {
-                match core.take_error(fd) {
-                    Some(err) => return Err(errno(err)),
-                    None => Err(SocketError::WouldBlock),
-                }
-            } else {
-                core.iface.tcp_send(h, &buf[sent..])
-            };
-            match result {
-                Ok(n) => {
-                    sent += n;
-                    if urgent && (sent == buf.len() || nonblocking) {
-                        core.iface.tcp_mark_urgent(h);
-                    }
-                    self.shared().kick(&core);
-                    if sent == buf.len() || nonblocking {
-                        return Ok(sent);
-                    }
-                }
-                Err(SocketError::WouldBlock) => {
-                    if nonblocking {
-                        if urgent && sent > 0 {
-                            core.iface.tcp_mark_urgent(h);
+            if matches!(state, Some(State::SynSent | State::SynReceived)) {
+                return match core.take_error(fd) {
+                    Some(err) => Err(errno(err)),
+                    None => Ok(None),
+                };
+            }
+            loop {
+                match core.iface.tcp_send(h, &buf[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        if sent == buf.len() {
+                            if urgent {
+                                core.iface.tcp_mark_urgent(h);
+                            }
+                            self.shared().kick(core);
+                            return Ok(Some(sent));
                         }
-                        return if sent > 0 {
-                            Ok(sent)
-                        } else {
-                            Err(errno(libc::EAGAIN))
-                        };
                     }
-                    self.shared().kick(&core);
-                    core = match self.wait(core, fd, deadline) {
-                        Ok(c) => c,
-                        Err(e) if sent > 0 && e.raw_os_error() == Some(libc::EAGAIN) => {
-                            return Ok(sent);
-                        }
-                        Err(e) => return Err(e),
-                    };
-                }
-                Err(e) => {
-                    if sent > 0 {
-                        return Ok(sent);
+                    Err(SocketError::WouldBlock) => {
+                        self.shared().kick(core);
+                        return Ok(None);
                     }
+                    Err(_) if sent > 0 => return Ok(Some(sent)),
                     // sk_stream_error: the pending error once, then EPIPE.
-                    return Err(match core.take_error(fd) {
-                        Some(err) => errno(err),
-                        None if e == SocketError::NoBufferSpace => e.into(),
-                        None => errno(libc::EPIPE),
-                    });
+                    Err(e) => {
+                        return Err(match core.take_error(fd) {
+                            Some(err) => errno(err),
+                            None if e == SocketError::NoBufferSpace => e.into(),
+                            None => errno(libc::EPIPE),
+                        });
+                    }
                 }
             }
-        }
+        })
     }
 
     /// recv(2). `Ok(0)` is end of stream on a stream socket.
@@ -177,28 +165,16 @@ impl Stack {
         let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
         let target = e.opts.rcvlowat.clamp(1, buf.len().max(1));
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut core = core;
-        let mut timed_out = false;
-        loop {
-            match stream_recv_once(&mut core, fd, h, buf, flags, target, timed_out)? {
-                Some(n) => {
-                    self.shared().kick(&core);
-                    return Ok(n);
-                }
-                None if nonblocking || timed_out => return Err(errno(libc::EAGAIN)),
-                None => match self.wait(core, fd, deadline) {
-                    Ok(c) => core = c,
-                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                        // SO_RCVTIMEO: what arrived below SO_RCVLOWAT is
-                        // still returned (tcp_recvmsg returns what it
-                        // copied).
-                        core = self.lock()?;
-                        timed_out = true;
-                    }
-                    Err(e) => return Err(e),
-                },
+        // On the last try (non-blocking, or SO_RCVTIMEO passed) what
+        // arrived below SO_RCVLOWAT is still returned: tcp_recvmsg returns
+        // what it copied.
+        self.block_on(core, fd, nonblocking, deadline, |core, last| {
+            let n = stream_recv_once(core, fd, h, buf, flags, target, last)?;
+            if n.is_some() {
+                self.shared().kick(core);
             }
-        }
+            Ok(n)
+        })
     }
 
     /// sendto(2) for UDP sockets (an unbound socket gets an ephemeral
@@ -280,15 +256,11 @@ impl Stack {
             return Ok((n, peer, false));
         }
         let h = self.udp_handle(fd)?;
-        let mut core = self.lock()?;
-        let (deadline, nonblocking) = {
-            let e = core.entry(fd).ok_or_else(ebadf)?;
-            (
-                e.opts.rcvtimeo.map(|t| Instant::now() + t),
-                e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0,
-            )
-        };
-        loop {
+        let core = self.lock()?;
+        let e = core.entry(fd).ok_or_else(ebadf)?;
+        let deadline = e.opts.rcvtimeo.map(|t| Instant::now() + t);
+        let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        self.block_on(core, fd, nonblocking, deadline, |core, _| {
             match core.iface.udp_recv_from(h, buf) {
                 Ok((n, from)) => {
                     let reported = if flags & libc::MSG_TRUNC != 0 {
@@ -296,21 +268,16 @@ impl Stack {
                     } else {
                         n.min(buf.len())
                     };
-                    return Ok((reported, from, n > buf.len()));
+                    Ok(Some((reported, from, n > buf.len())))
                 }
-                Err(SocketError::WouldBlock) => {
-                    // udp_recvmsg after shutdown(SHUT_RD): end of data.
-                    if core.entry(fd).is_some_and(|e| e.shut_rd) {
-                        return Ok((0, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false));
-                    }
-                    if nonblocking {
-                        return Err(errno(libc::EAGAIN));
-                    }
-                    core = self.wait(core, fd, deadline)?;
-                }
-                Err(e) => return Err(e.into()),
+                // udp_recvmsg after shutdown(SHUT_RD): end of data.
+                Err(SocketError::WouldBlock) if core.entry(fd).is_some_and(|e| e.shut_rd) => Ok(
+                    Some((0, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false)),
+                ),
+                Err(SocketError::WouldBlock) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
+        })
     }
 
     /// writev(2): the buffers in order, as one send (one datagram on UDP).

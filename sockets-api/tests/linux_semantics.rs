@@ -339,6 +339,12 @@ fn scatter_gather_rcvlowat_fionread_and_outq_on_streams() {
     // SO_RCVLOWAT: not readable below the mark.
     a.setsockopt(s, SockOpt::RcvLowat(10)).unwrap();
     assert_eq!(revents(&a, s, POLLIN), 0);
+    // A read that may not wait still returns what is there (tcp_recvmsg).
+    let mut peek = [0u8; 16];
+    let n = a
+        .recv_flags(s, &mut peek, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        .unwrap();
+    assert_eq!(&peek[..n], b"abcdefgh");
     b.send(c, b"ij").unwrap();
     wait_for(&a, s, POLLIN);
     let (mut x, mut y) = ([0u8; 4], [0u8; 16]);
