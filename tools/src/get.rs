@@ -16,7 +16,7 @@ use sockets_api::{Stack, TcpStream};
 
 use crate::app::{self, describe_duration, describe_io_error};
 use crate::cli::{StackArgs, UsageError, seconds};
-use crate::http::{self, HttpError, Response, Url, human_bytes, render_progress};
+use http::{self, HttpError, Response, Url, human_bytes, render_progress};
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
@@ -224,9 +224,9 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::test_support::TempDir;
     use crate::services::{ServiceConfig, Services, file_server};
     use clap::Parser;
+    use http::test_support::TempDir;
     use sockets_api::StackBuilder;
 
     fn args(extra: &[&str]) -> GetArgs {

@@ -4,7 +4,6 @@ mod app;
 mod cli;
 mod dist;
 mod get;
-mod http;
 mod nc;
 mod ping;
 mod serve;

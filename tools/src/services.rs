@@ -22,7 +22,7 @@ use std::time::Duration;
 use sockets_api::events::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use sockets_api::{PollFd, Stack, TcpListener, TcpStats, TcpStream, UdpSocket};
 
-use crate::http::{CloseReason, FileServer, drain_input};
+use http::{CloseReason, FileServer, drain_input};
 
 /// Chargen writes byte `b' ' + (i % 95)` at stream offset `i`: the 95
 /// printable ASCII characters, repeating.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use sockets_api::{Stack, StackBuilder, TcpStream, UdpSocket};
 
 use super::*;
-use crate::http::test_support::TempDir;
-use crate::http::{self, Url};
+use http::test_support::TempDir;
+use http::{self, Url};
 
 const SERVER: &str = "10.7.0.1";
 
