@@ -96,12 +96,6 @@ pub fn trim_float(x: f64) -> String {
     s.to_owned()
 }
 
-/// Whether file descriptor `fd` is a terminal.
-pub fn is_terminal(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// Width of the terminal on `fd`, if it is one with a known size.
 pub fn terminal_width(fd: i32) -> Option<usize> {
     // SAFETY: a zeroed winsize is valid; TIOCGWINSZ fills it.

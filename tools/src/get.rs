@@ -6,7 +6,7 @@
 
 use std::error::Error;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -109,7 +109,7 @@ pub fn run(args: GetArgs) -> Result<(), Box<dyn Error>> {
             return Err(e);
         }
     };
-    let show_progress = !args.quiet && app::is_terminal(2);
+    let show_progress = !args.quiet && io::stderr().is_terminal();
     let start = Instant::now();
     let result = fetch(&stack, target, &url, &args, output.writer(), show_progress);
     // Delivers our FIN and ACKs, ends the stack thread, flushes the pcap.
