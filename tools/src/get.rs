@@ -15,7 +15,8 @@ use clap::Args;
 use sockets_api::{Stack, TcpStream};
 
 use crate::app::{self, describe_duration, describe_io_error};
-use crate::cli::{StackArgs, UsageError, seconds};
+use crate::args::{StackArgs, UsageError, seconds};
+use crate::start;
 use http::{self, HttpError, Response, Url, human_bytes, render_progress};
 
 #[derive(Args, Debug)]
@@ -102,7 +103,7 @@ pub fn run(args: GetArgs) -> Result<(), Box<dyn Error>> {
     let ip = app::resolve_host(&url.host)?;
     let target = SocketAddr::from((ip, url.port));
     let mut output = Output::open(args.output.as_ref())?;
-    let stack = match app::start_stack(&args.stack) {
+    let stack = match start::start(&args.stack) {
         Ok(s) => s,
         Err(e) => {
             let _ = output.finish(false);
