@@ -193,6 +193,21 @@ impl Registry {
             "            {:>12} bytes in, {} bytes out, {} bytes retransmitted ({} fast, {} after timeouts)",
             t.bytes_in, t.bytes_out, t.bytes_retransmitted, t.retrans_fast, t.retrans_rto
         );
+        // The same totals as space-separated key=value pairs, for scripts.
+        let _ = writeln!(
+            out,
+            "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
+             bytes_retransmitted={} retrans_fast={} retrans_rto={}",
+            t.connections,
+            t.resets,
+            t.errors,
+            s.open.len(),
+            t.bytes_in,
+            t.bytes_out,
+            t.bytes_retransmitted,
+            t.retrans_fast,
+            t.retrans_rto
+        );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);
         for (_, c) in open.iter().take(SUMMARY_CONNECTIONS) {
