@@ -36,6 +36,7 @@ enum ConnectionHeader {
     Omit,
 }
 
+/// `e` with `what` was being done put in front of its message.
 fn with_context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }

@@ -2,12 +2,17 @@
 //! stream, one connection per call of [`FileServer::serve_connection`].
 //!
 //! It serves `GET` and `HEAD` of regular files below a root directory, with
-//! persistent connections, pipelining, single byte ranges and
-//! `If-Modified-Since`. Request targets are percent-decoded once; a `..`
+//! persistent connections, pipelining, single byte ranges,
+//! `If-Modified-Since` and `If-Range`. Request targets are percent-decoded once; a `..`
 //! segment, a backslash, or a path whose canonical form (symlinks resolved)
 //! leaves the root is refused with **403 Forbidden**; missing files,
 //! directories without `index.html` and anything that is not a regular file
 //! get **404 Not Found**.
+//!
+//! The pieces: `request` parses request heads, `target` maps a target to
+//! a file, `range` parses and applies byte ranges, `response` builds
+//! replies (conditional requests included), and `conn` is the connection
+//! loop that ties them together.
 
 mod conn;
 mod range;
@@ -36,6 +41,7 @@ pub const MAX_DISCARDED_BODY: u64 = 64 * 1024;
 /// File bodies are read and written in pieces of this size.
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
+/// Read buffer per connection; request heads longer than this are fine
 /// (lines are assembled across reads).
 const INPUT_BUFFER: usize = 16 * 1024;
 /// Serves the files below one directory.

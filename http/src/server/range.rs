@@ -57,6 +57,7 @@ pub(super) enum RangeOutcome {
     Unsatisfiable,
 }
 
+/// What `spec` means for a file of `len` bytes.
 pub(super) fn apply_range(spec: RangeSpec, len: u64) -> RangeOutcome {
     match spec {
         RangeSpec::Int(first, _) if first >= len => RangeOutcome::Unsatisfiable,

@@ -9,6 +9,7 @@ use super::request::Request;
 use super::target::Found;
 use crate::date::{imf_fixdate, parse_http_date, unix_seconds};
 
+/// The reason phrase sent with `status`.
 pub(super) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -36,6 +37,7 @@ pub(super) struct Reply {
     pub(super) body: Body,
 }
 
+/// The body of a [`Reply`].
 pub(super) enum Body {
     Empty,
     Bytes(Vec<u8>),
