@@ -16,9 +16,10 @@ stop_pid "$USTACK"
 fast=$(count_frames "$OUT/chargen.pcap" 'ip.src == 10.0.0.2 && tcp.analysis.fast_retransmission')
 all=$(count_frames "$OUT/chargen.pcap" 'ip.src == 10.0.0.2 && tcp.analysis.retransmission')
 ok "tshark: $fast of $all retransmissions by ustack are fast retransmissions"
-summary=$(grep 'bytes retransmitted' "$OUT/chargen.log")
-rto=$(sed -n 's/.*(\([0-9]*\) fast, \([0-9]*\) after timeouts).*/\2/p' <<<"$summary")
-fastc=$(sed -n 's/.*(\([0-9]*\) fast, \([0-9]*\) after timeouts).*/\1/p' <<<"$summary")
+# The exit summary's machine-readable line: services-totals: key=value ...
+summary=$(grep '^services-totals: ' "$OUT/chargen.log")
+rto=$(grep -o '\bretrans_rto=[0-9]*' <<<"$summary" | cut -d= -f2)
+fastc=$(grep -o '\bretrans_fast=[0-9]*' <<<"$summary" | cut -d= -f2)
 ok "ustack counters: $fastc fast (SACK/dup-ACK) retransmissions, $rto after timeouts"
 ((all > 0 && fast * 10 >= all * 7)) || die "retransmissions are not mostly SACK-driven ($fast of $all)"
 ((fastc > 0 && rto * 10 < fastc + rto)) || die "too many timeout retransmissions ($rto of $((fastc + rto)))"

@@ -89,7 +89,7 @@ done
 rm -f "$OUT"/par.*
 ok "20 parallel downloads of 8 MiB, all byte-exact"
 stop_pid "$USTACK"
-grep -q '21 TCP connections closed (0 reset by peer, 0 other errors), 0 still open' "$OUT/bulk.log" ||
-    { grep -A1 'services:' "$OUT/bulk.log" >&2; die "exit summary does not show 21 clean connections"; }
+grep -q '^services-totals: closed=21 resets=0 errors=0 open=0 ' "$OUT/bulk.log" ||
+    { grep '^services' "$OUT/bulk.log" >&2; die "exit summary does not show 21 clean connections"; }
 ok "exit summary: 21 connections closed cleanly"
 rm -rf "$ROOT"

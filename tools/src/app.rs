@@ -1,33 +1,9 @@
-//! What the socket programs (`serve`, `get`, `ping`, `nc`) share: starting
-//! the stack with errors sorted into usage errors and failures, naming
-//! hosts, and one-line error texts.
+//! What the socket programs (`serve`, `get`, `ping`, `nc`) share: naming
+//! hosts, one-line error texts, and the terminal's width.
 
-use std::error::Error;
 use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-use sockets_api::{Stack, StackBuilder};
-
-use crate::cli::{StackArgs, UsageError};
-
-/// Starts the stack the flags describe. A configuration the stack refuses
-/// (an off-link gateway, say) is a usage error (exit 2); a device that
-/// cannot be opened is a failure (exit 1).
-pub fn start_stack(args: &StackArgs) -> Result<Stack, Box<dyn Error>> {
-    start_with(crate::start::builder(args)?)
-}
-
-/// [`start_stack`] with a builder the caller adjusted.
-pub fn start_with(builder: StackBuilder) -> Result<Stack, Box<dyn Error>> {
-    builder.start().map_err(|e| -> Box<dyn Error> {
-        if e.kind() == io::ErrorKind::InvalidInput {
-            Box::new(UsageError(e.to_string()))
-        } else {
-            Box::new(e)
-        }
-    })
-}
 
 /// An IPv4 address, or a name from /etc/hosts (ustack has no DNS client).
 pub fn resolve_host(host: &str) -> Result<Ipv4Addr, String> {
@@ -94,12 +70,6 @@ pub fn trim_float(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_owned()
-}
-
-/// Whether file descriptor `fd` is a terminal.
-pub fn is_terminal(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
 }
 
 /// Width of the terminal on `fd`, if it is one with a known size.

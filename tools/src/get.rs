@@ -6,7 +6,7 @@
 
 use std::error::Error;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,8 +15,9 @@ use clap::Args;
 use sockets_api::{Stack, TcpStream};
 
 use crate::app::{self, describe_duration, describe_io_error};
-use crate::cli::{StackArgs, UsageError, seconds};
-use crate::http::{self, HttpError, Response, Url, human_bytes, render_progress};
+use crate::args::{StackArgs, UsageError, seconds};
+use crate::start;
+use http::{self, HttpError, Response, Url, human_bytes, render_progress};
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
@@ -102,14 +103,14 @@ pub fn run(args: GetArgs) -> Result<(), Box<dyn Error>> {
     let ip = app::resolve_host(&url.host)?;
     let target = SocketAddr::from((ip, url.port));
     let mut output = Output::open(args.output.as_ref())?;
-    let stack = match app::start_stack(&args.stack) {
+    let stack = match start::start(&args.stack) {
         Ok(s) => s,
         Err(e) => {
             let _ = output.finish(false);
             return Err(e);
         }
     };
-    let show_progress = !args.quiet && app::is_terminal(2);
+    let show_progress = !args.quiet && io::stderr().is_terminal();
     let start = Instant::now();
     let result = fetch(&stack, target, &url, &args, output.writer(), show_progress);
     // Delivers our FIN and ACKs, ends the stack thread, flushes the pcap.
@@ -224,9 +225,9 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::test_support::TempDir;
     use crate::services::{ServiceConfig, Services, file_server};
     use clap::Parser;
+    use http::test_support::TempDir;
     use sockets_api::StackBuilder;
 
     fn args(extra: &[&str]) -> GetArgs {

@@ -1,10 +1,10 @@
 //! `ustack`: the command-line front end of the ustack userspace TCP/IP stack.
 
 mod app;
+mod args;
 mod cli;
 mod dist;
 mod get;
-mod http;
 mod nc;
 mod ping;
 mod serve;
@@ -53,11 +53,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<cli::Exit>() => match e.downcast_ref::<cli::Exit>() {
-            Some(cli::Exit(code)) => ExitCode::from(*code),
+        Err(e) if e.is::<args::Exit>() => match e.downcast_ref::<args::Exit>() {
+            Some(args::Exit(code)) => ExitCode::from(*code),
             None => ExitCode::FAILURE,
         },
-        Err(e) if e.is::<cli::UsageError>() => {
+        Err(e) if e.is::<args::UsageError>() => {
             eprintln!("ustack: error: {e} (see ustack --help)");
             ExitCode::from(2)
         }

@@ -21,7 +21,8 @@ use clap::Args;
 use sockets_api::{Stack, TcpListener, TcpStream, UdpSocket};
 
 use crate::app::{self, describe_duration, describe_io_error};
-use crate::cli::{StackArgs, UsageError, seconds};
+use crate::args::{StackArgs, UsageError, seconds};
+use crate::start;
 
 /// Largest datagram sent from one read of standard input.
 const DATAGRAM: usize = 16 * 1024;
@@ -93,7 +94,7 @@ fn endpoint(args: &NcArgs) -> Result<SocketAddrV4, Box<dyn Error>> {
 
 pub fn run(args: NcArgs) -> Result<(), Box<dyn Error>> {
     let addr = endpoint(&args)?;
-    let stack = app::start_stack(&args.stack)?;
+    let stack = start::start(&args.stack)?;
     let result = match (args.udp, args.listen) {
         (false, false) => tcp_connect(&stack, addr, &args),
         (false, true) => tcp_listen(&stack, addr, &args),

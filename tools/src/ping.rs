@@ -14,8 +14,8 @@ use clap::Args;
 use sockets_api::{EchoReply, PingSocket};
 
 use crate::app::{self, trim_float};
-use crate::cli::{Exit, StackArgs, seconds};
-use crate::signals;
+use crate::args::{Exit, StackArgs, seconds};
+use crate::{signals, start};
 
 /// Largest payload: an IPv4 datagram of 65,535 bytes.
 const MAX_SIZE: u16 = 65_535 - 20 - 8;
@@ -130,7 +130,7 @@ fn payload(size: usize) -> Vec<u8> {
 pub fn run(args: PingArgs) -> Result<(), Box<dyn Error>> {
     let ip = app::resolve_host(&args.host)?;
     signals::install()?;
-    let stack = app::start_stack(&args.stack)?;
+    let stack = start::start(&args.stack)?;
     let sock = PingSocket::open(&stack)?;
     let data = payload(usize::from(args.size));
     println!(
@@ -292,7 +292,7 @@ mod tests {
             size: 100,
             interval: Duration::from_millis(20),
             timeout: Duration::from_secs(2),
-            stack: crate::cli::StackArgs::for_tests(),
+            stack: crate::args::StackArgs::for_tests(),
         };
         let data = payload(100);
         let tally = pinger(&sock, Ipv4Addr::new(10, 9, 0, 2), &data, &args).unwrap();

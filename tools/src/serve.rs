@@ -2,15 +2,44 @@
 //! ping by itself; the services run on the public socket API.
 
 use std::error::Error;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{ServeArgs, UsageError};
+use clap::Args;
+
+use crate::args::{StackArgs, UsageError};
 use crate::services::{ServiceConfig, Services};
-use crate::{app, signals, start};
+use crate::{signals, start};
 
 /// On SIGINT/SIGTERM, how long the stack keeps delivering data the
 /// services had written before the connections were closed.
 const STOP_LINGER: Duration = Duration::from_secs(2);
+
+/// Arguments of `ustack serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Echo every UDP datagram back to its sender on this port (RFC 862).
+    #[arg(long, value_name = "PORT")]
+    pub udp_echo: Vec<u16>,
+    /// TCP echo service (RFC 862) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub echo: Vec<u16>,
+    /// TCP discard service (RFC 863): reads and throws away.
+    #[arg(long, value_name = "PORT")]
+    pub discard: Vec<u16>,
+    /// TCP character generator: writes a repeating pattern until the peer
+    /// closes (in the spirit of RFC 864).
+    #[arg(long, value_name = "PORT")]
+    pub chargen: Vec<u16>,
+    /// HTTP/1.1 static-file server on this port (serves --http-root).
+    #[arg(long, value_name = "PORT", requires = "http_root")]
+    pub http: Vec<u16>,
+    /// Directory the HTTP server serves.
+    #[arg(long, value_name = "DIR", requires = "http")]
+    pub http_root: Option<PathBuf>,
+}
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     // Check everything that does not need the device before opening it.
@@ -20,7 +49,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     };
     let builder = start::builder(&args.stack)?.shutdown_linger(STOP_LINGER);
     signals::install()?;
-    let stack = app::start_with(builder)?;
+    let stack = start::start_with(builder)?;
     let services = Services::start(
         &stack,
         ServiceConfig {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use sockets_api::events::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use sockets_api::{PollFd, Stack, TcpListener, TcpStats, TcpStream, UdpSocket};
 
-use crate::http::{CloseReason, FileServer, drain_input};
+use http::{CloseReason, FileServer, drain_input};
 
 /// Chargen writes byte `b' ' + (i % 95)` at stream offset `i`: the 95
 /// printable ASCII characters, repeating.
@@ -192,6 +192,21 @@ impl Registry {
             out,
             "            {:>12} bytes in, {} bytes out, {} bytes retransmitted ({} fast, {} after timeouts)",
             t.bytes_in, t.bytes_out, t.bytes_retransmitted, t.retrans_fast, t.retrans_rto
+        );
+        // The same totals as space-separated key=value pairs, for scripts.
+        let _ = writeln!(
+            out,
+            "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
+             bytes_retransmitted={} retrans_fast={} retrans_rto={}",
+            t.connections,
+            t.resets,
+            t.errors,
+            s.open.len(),
+            t.bytes_in,
+            t.bytes_out,
+            t.bytes_retransmitted,
+            t.retrans_fast,
+            t.retrans_rto
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);

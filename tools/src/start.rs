@@ -3,11 +3,12 @@
 //! `serve` runs on the socket API).
 
 use std::error::Error;
+use std::io;
 use std::time::Duration;
 
 use sockets_api::{FaultConfig, Stack, StackBuilder};
 
-use crate::cli::{StackArgs, UsageError};
+use crate::args::{StackArgs, UsageError};
 
 /// The fault injection the stack flags ask for (seed 0: the stack's seed).
 pub fn fault_config(args: &StackArgs) -> Result<FaultConfig, UsageError> {
@@ -68,7 +69,20 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
     Ok(b)
 }
 
-/// Opens the TAP device and starts the stack thread.
+/// Opens the TAP device and starts the stack thread the flags describe.
+/// A configuration the stack refuses (an off-link gateway, say) is a usage
+/// error (exit 2); a device that cannot be opened is a failure (exit 1).
 pub fn start(args: &StackArgs) -> Result<Stack, Box<dyn Error>> {
-    Ok(builder(args)?.start()?)
+    start_with(builder(args)?)
+}
+
+/// [`start`] with a builder the caller adjusted.
+pub fn start_with(builder: StackBuilder) -> Result<Stack, Box<dyn Error>> {
+    builder.start().map_err(|e| -> Box<dyn Error> {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            Box::new(UsageError(e.to_string()))
+        } else {
+            Box::new(e)
+        }
+    })
 }

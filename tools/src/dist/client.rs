@@ -14,7 +14,8 @@ use super::control::ControlClient;
 use super::net::{NameResolver, named_client, names_client, quick_config, resolver};
 use super::verdict::{NodeReport, judge, parse_reported, render, render_verdict, settled};
 use super::{CheckArgs, CrashArgs, LookupArgs, StatusArgs, TransferArgs};
-use crate::cli::UsageError;
+use crate::args::UsageError;
+use crate::start;
 
 /// A decided transfer's outcome could not be learnt in time.
 #[derive(Debug)]
@@ -66,7 +67,7 @@ fn outcome_word(commit: bool) -> &'static str {
 pub fn run_transfer(args: TransferArgs) -> Result<(), Box<dyn Error>> {
     let from = parse_endpoint(&args.from).map_err(UsageError)?;
     let to = parse_endpoint(&args.to).map_err(UsageError)?;
-    let stack = crate::start::start(&args.client.stack)?;
+    let stack = start::start(&args.client.stack)?;
     let names = resolver(&stack, args.client.names)?;
     let coordinator = control(&stack, &names, &args.coordinator)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
@@ -124,7 +125,7 @@ fn collect(
 
 /// `ustack 2pc status`.
 pub fn run_status(args: StatusArgs) -> Result<(), Box<dyn Error>> {
-    let stack = crate::start::start(&args.client.stack)?;
+    let stack = start::start(&args.client.stack)?;
     let names = resolver(&stack, args.client.names)?;
     let reports = collect(&stack, &names, &args.nodes)?;
     print!("{}", render(&reports, &BTreeMap::new()));
@@ -142,7 +143,7 @@ pub fn run_check(args: CheckArgs) -> Result<(), Box<dyn Error>> {
         ),
         None => BTreeMap::new(),
     };
-    let stack = crate::start::start(&args.status.client.stack)?;
+    let stack = start::start(&args.status.client.stack)?;
     let names = resolver(&stack, args.status.client.names)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.settle);
     let reports = loop {
@@ -167,7 +168,7 @@ pub fn run_check(args: CheckArgs) -> Result<(), Box<dyn Error>> {
 
 /// `ustack 2pc crash`: arms a crash point at a node.
 pub fn run_crash(args: CrashArgs) -> Result<(), Box<dyn Error>> {
-    let stack = crate::start::start(&args.client.stack)?;
+    let stack = start::start(&args.client.stack)?;
     let names = resolver(&stack, args.client.names)?;
     control(&stack, &names, &args.node)?
         .crash_at(args.at.to_string())
@@ -179,7 +180,7 @@ pub fn run_crash(args: CrashArgs) -> Result<(), Box<dyn Error>> {
 
 /// `ustack rpc lookup`: every live address registered under a name.
 pub fn run_lookup(args: LookupArgs) -> Result<(), Box<dyn Error>> {
-    let stack = crate::start::start(&args.client.stack)?;
+    let stack = start::start(&args.client.stack)?;
     let client = names_client(&stack, args.client.names)?;
     let addrs = client.lookup_all(args.name.clone())?;
     if addrs.is_empty() {

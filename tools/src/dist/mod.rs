@@ -89,7 +89,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use rpc::twopc::NodeId;
 
-use crate::cli::StackArgs;
+use crate::args::StackArgs;
 use crash::CrashSpec;
 
 #[derive(Args, Debug)]

@@ -23,7 +23,8 @@ use super::control::{ControlImpl, ControlServer, DurableOutcomes, NodeService};
 use super::crash::{CrashPlan, CrashSpec, CrashWal, Role, abort_action};
 use super::net::{connect_name, names_client, node_name, resolver};
 use super::{CoordinatorArgs, NamesArgs, NodeArgs, ParticipantArgs};
-use crate::cli::UsageError;
+use crate::args::UsageError;
+use crate::start;
 
 /// `ustack rpc names`: serves a [`Registry`] until killed.
 pub fn run_names(args: NamesArgs) -> Result<(), Box<dyn Error>> {
@@ -32,7 +33,7 @@ pub fn run_names(args: NamesArgs) -> Result<(), Box<dyn Error>> {
             UsageError("--min-lease-ms must be between 1 and --max-lease-ms".into()).into(),
         );
     }
-    let stack = crate::start::start(&args.stack)?;
+    let stack = start::start(&args.stack)?;
     let listener = TcpListener::bind(&stack, (Ipv4Addr::UNSPECIFIED, args.listen))?;
     let registry = Registry::new(
         Duration::from_millis(args.min_lease_ms),
@@ -254,7 +255,7 @@ fn run_node(
             log::info!("{name}: accounts come from the log; --accounts only seeds a new log");
         }
     }
-    let stack = crate::start::start(&args.stack)?;
+    let stack = start::start(&args.stack)?;
     let me = SocketAddrV4::new(stack.addr().addr(), args.listen);
     let listener = TcpListener::bind(&stack, me)?;
     let names = resolver(&stack, args.names)?;

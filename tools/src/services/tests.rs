@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use sockets_api::{Stack, StackBuilder, TcpStream, UdpSocket};
 
 use super::*;
-use crate::http::test_support::TempDir;
-use crate::http::{self, Url};
+use http::test_support::TempDir;
+use http::{self, Url};
 
 const SERVER: &str = "10.7.0.1";
 
@@ -123,6 +123,10 @@ fn echo_discard_chargen_and_udp_echo() {
             .contains("3 TCP connections closed (0 reset by peer, 0 other errors), 0 still open"),
         "{summary}"
     );
+    assert!(
+        summary.contains("\nservices-totals: closed=3 resets=0 errors=0 open=0 bytes_in="),
+        "{summary}"
+    );
     server.stop();
     client.stop();
 }
@@ -169,6 +173,10 @@ fn many_concurrent_echo_connections_and_a_reset() {
     assert!(
         summary
             .contains("61 TCP connections closed (1 reset by peer, 0 other errors), 1 still open"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("\nservices-totals: closed=61 resets=1 errors=0 open=1 bytes_in="),
         "{summary}"
     );
     assert!(summary.contains("  echo 10.7.0.2:"), "{summary}");

@@ -1,5 +1,7 @@
-//! Helpers shared by the HTTP tests: an in-memory duplex stream, temporary
-//! directories, and a small independent response parser.
+//! Helpers for tests of HTTP code (this crate's and its users'): an
+//! in-memory duplex stream, temporary directories, and a small independent
+//! response parser. Built for this crate's tests and with the
+//! `test-support` feature.
 
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
@@ -8,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a [`Duplex`] read gives once its input is used up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
+pub enum End {
     /// `Ok(0)`: the peer closed.
     Eof,
     /// `Err(WouldBlock)`, as a read timeout on a socket.
@@ -19,19 +21,22 @@ pub(crate) enum End {
 
 /// An in-memory stream: reads come from `input`, writes collect in
 /// `output`.
-pub(crate) struct Duplex {
+pub struct Duplex {
     input: Vec<u8>,
     pos: usize,
-    pub(crate) output: Vec<u8>,
+    /// Everything written so far.
+    pub output: Vec<u8>,
     /// At most this many bytes per read.
-    pub(crate) read_chunk: usize,
-    pub(crate) end: End,
+    pub read_chunk: usize,
+    /// What reads give once the input is used up.
+    pub end: End,
     /// Writes fail (broken pipe) once `output` would exceed this.
-    pub(crate) write_limit: usize,
+    pub write_limit: usize,
 }
 
 impl Duplex {
-    pub(crate) fn new(input: impl Into<Vec<u8>>) -> Duplex {
+    /// A stream whose reads give `input`, then end of stream.
+    pub fn new(input: impl Into<Vec<u8>>) -> Duplex {
         Duplex {
             input: input.into(),
             pos: 0,
@@ -42,18 +47,20 @@ impl Duplex {
         }
     }
 
-    pub(crate) fn chunked(mut self, read_chunk: usize) -> Duplex {
+    /// Reads give at most `read_chunk` bytes each.
+    pub fn chunked(mut self, read_chunk: usize) -> Duplex {
         self.read_chunk = read_chunk;
         self
     }
 
-    pub(crate) fn ending(mut self, end: End) -> Duplex {
+    /// Reads end as `end` says once the input is used up.
+    pub fn ending(mut self, end: End) -> Duplex {
         self.end = end;
         self
     }
 
     /// Input bytes not read yet.
-    pub(crate) fn unread(&self) -> usize {
+    pub fn unread(&self) -> usize {
         self.input.len() - self.pos
     }
 }
@@ -94,10 +101,11 @@ impl Write for Duplex {
 }
 
 /// A directory under the system temporary directory, removed on drop.
-pub(crate) struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
-    pub(crate) fn new(name: &str) -> TempDir {
+    /// A new, empty directory whose name contains `name`.
+    pub fn new(name: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let unique = format!(
             "ustack-http-{name}-{}-{}",
@@ -110,12 +118,13 @@ impl TempDir {
         TempDir(path)
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// The directory.
+    pub fn path(&self) -> &Path {
         &self.0
     }
 
     /// Creates `rel` (and its parent directories) holding `data`.
-    pub(crate) fn file(&self, rel: &str, data: &[u8]) -> PathBuf {
+    pub fn file(&self, rel: &str, data: &[u8]) -> PathBuf {
         let path = self.0.join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, data).unwrap();
@@ -131,29 +140,36 @@ impl Drop for TempDir {
 
 /// A response parsed by [`parse_responses`].
 #[derive(Debug, Clone)]
-pub(crate) struct Parsed {
-    pub(crate) status: u16,
-    pub(crate) reason: String,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
+pub struct Parsed {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Header fields in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Body (empty for `HEAD`, 1xx and 304).
+    pub body: Vec<u8>,
 }
 
 impl Parsed {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    /// The first header field called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub(crate) fn count(&self, name: &str) -> usize {
+    /// How many header fields are called `name` (case-insensitive).
+    pub fn count(&self, name: &str) -> usize {
         self.headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .count()
     }
 
-    pub(crate) fn text(&self) -> String {
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
@@ -162,7 +178,7 @@ impl Parsed {
 /// answers a `HEAD` (no body despite `Content-Length`). Panics on anything
 /// that is not a well-formed sequence of responses with `Content-Length`
 /// (or none for 1xx/304), and on leftover bytes.
-pub(crate) fn parse_responses(mut bytes: &[u8], head_only: &[bool]) -> Vec<Parsed> {
+pub fn parse_responses(mut bytes: &[u8], head_only: &[bool]) -> Vec<Parsed> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let end = bytes

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::symlink;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::date::{from_unix_seconds, imf_fixdate, parse_imf_fixdate};
+use super::date::{imf_fixdate, parse_http_date};
 use super::test_support::{Duplex, End, Parsed, TempDir, parse_responses};
 use super::{
     CloseReason, ConnectionStats, FileServer, HttpError, MAX_REQUEST_LINE, RequestRecord, Url,
@@ -19,6 +19,16 @@ const HELLO: &[u8] = b"Hello, world!\n";
 const SECRET: &[u8] = b"TOP SECRET OUTSIDE THE ROOT";
 /// 1994-11-06 08:49:37 UTC.
 const MTIME: u64 = 784_111_777;
+/// [`MTIME`] in the three HTTP date forms (RFC 9110 section 5.6.7).
+const MTIME_FORMS: [&str; 3] = [
+    "Sun, 06 Nov 1994 08:49:37 GMT",
+    "Sunday, 06-Nov-94 08:49:37 GMT",
+    "Sun Nov  6 08:49:37 1994",
+];
+
+fn from_unix_seconds(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
 
 fn pattern(n: usize) -> Vec<u8> {
     (0..n)
@@ -119,7 +129,7 @@ fn get_file_with_headers() {
         Some("Sun, 06 Nov 1994 08:49:37 GMT")
     );
     assert_eq!(r.header("Server"), Some("ustack"));
-    let date = parse_imf_fixdate(r.header("Date").unwrap()).unwrap();
+    let date = parse_http_date(r.header("Date").unwrap()).unwrap();
     assert!(date > 1_700_000_000);
     // HTTP/1.1 keeps the connection: no Connection header; served until EOF.
     assert_eq!(r.header("Connection"), None);
@@ -576,7 +586,23 @@ fn ranges() {
         .0
     };
     assert_eq!(if_range(&lm).body, b"Hello");
-    assert_eq!(if_range("Mon, 07 Nov 1994 08:49:37 GMT").body, HELLO);
+    for form in MTIME_FORMS {
+        let r = if_range(form);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (206, &b"Hello"[..]),
+            "{form}"
+        );
+    }
+    for other in [
+        "Mon, 07 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:36 GMT",
+        "Monday, 07-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:38 1994",
+    ] {
+        let r = if_range(other);
+        assert_eq!((r.status, r.body.as_slice()), (200, HELLO), "{other}");
+    }
     assert_eq!(if_range("\"etag\"").body, HELLO);
 }
 
@@ -597,6 +623,13 @@ fn if_modified_since() {
     );
     assert_eq!(req("Sat, 01 Jan 2050 00:00:00 GMT").status, 304);
     assert_eq!(req("Sun, 06 Nov 1994 08:49:36 GMT").status, 200);
+    // The obsolete forms a recipient must accept too.
+    for form in MTIME_FORMS {
+        assert_eq!(req(form).status, 304, "{form}");
+    }
+    assert_eq!(req("Sat Jan  1 00:00:00 2050").status, 304);
+    assert_eq!(req("Sunday, 06-Nov-94 08:49:36 GMT").status, 200);
+    assert_eq!(req("Sun Nov  6 08:49:36 1994").status, 200);
     assert_eq!(req("yesterday").status, 200);
     let r = site
         .one("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\"\r\nIf-Modified-Since: Sat, 01 Jan 2050 00:00:00 GMT\r\n\r\n")
