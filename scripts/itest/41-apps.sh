@@ -64,6 +64,19 @@ result=$(ust ping "${UST[@]}" -c 2 -i 0.2 -W 1 10.0.0.77) || status=$?
 ((status == 1)) && grep -q '2 packets transmitted, 0 received, 100% packet loss' <<<"$result" ||
     { echo "$result" >&2; die "ping of nobody exited $status"; }
 ok "ustack ping of an absent host: 100% loss, exit 1"
+# Its own loopback: answered locally, never on the TAP device; captured
+# only with --pcap-loopback.
+for lo in 0 1; do
+    flags=(--pcap "$OUT/lo$lo.pcap")
+    ((lo)) && flags+=(--pcap-loopback)
+    result=$(ust ping "${UST[@]}" "${flags[@]}" -c 2 -i 0.1 -W 2 127.0.0.1)
+    grep -q '^2 packets transmitted, 2 received' <<<"$result" ||
+        { echo "$result" >&2; die "ustack ping 127.0.0.1"; }
+    seen=$(count_frames "$OUT/lo$lo.pcap" 'ip.addr == 127.0.0.1')
+    ((seen == lo * 4)) || die "loopback capture $lo holds $seen frames to or from 127.0.0.1"
+done
+check_pcap "$OUT/lo1.pcap" strict
+ok "ustack ping 127.0.0.1: answered locally; in the capture only with --pcap-loopback"
 
 # --- ustack nc (TCP) --------------------------------------------------------
 head -c 3000000 /dev/urandom >"$OUT/from-ustack"

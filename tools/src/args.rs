@@ -35,6 +35,12 @@ pub struct StackArgs {
     /// Write every frame received and sent to this pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+
+    /// Also write the traffic the stack delivers to itself (its own
+    /// address, 127.0.0.0/8) to the --pcap file; it never crosses the
+    /// device, so it is left out by default.
+    #[arg(long, requires = "pcap")]
+    pub pcap_loopback: bool,
     /// Extra route, e.g. `--route 192.168.0.0/16 via 10.0.0.1` (repeatable).
     #[arg(long, num_args = 3, value_names = ["A.B.C.D/LEN", "via", "A.B.C.D"], action = clap::ArgAction::Append)]
     pub route: Vec<String>,

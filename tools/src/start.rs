@@ -61,7 +61,7 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         b = b.host_addr(h);
     }
     if let Some(p) = &args.pcap {
-        b = b.pcap(p.clone());
+        b = b.pcap(p.clone()).capture_loopback(args.pcap_loopback);
     }
     if let Some(s) = args.seed {
         b = b.seed(s);
