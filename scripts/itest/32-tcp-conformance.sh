@@ -12,7 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 
 OUT=$(test_out_dir tcp-conformance)
 EXAMPLE=$USTACK_ROOT/target/release/examples/tap_urgent
-[[ -x $EXAMPLE ]] || die "build first: cargo build --release -p sockets-api --examples"
+[[ -x $EXAMPLE ]] || die "build first: cargo build --release -p ustack-sockets --examples"
 netns_new NS conf
 
 bg_start PEER "$OUT/peer.log" "$NS" python3 "$USTACK_ROOT/scripts/tools/urgent_peer.py" 10.0.6.1 7000

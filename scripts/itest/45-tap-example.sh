@@ -4,7 +4,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 EXAMPLE=$USTACK_ROOT/target/release/examples/tap_echo
-[[ -x $EXAMPLE ]] || die "build first: cargo build --release -p sockets-api --examples"
+[[ -x $EXAMPLE ]] || die "build first: cargo build --release -p ustack-sockets --examples"
 OUT=$(test_out_dir tap-example)
 netns_new NS tapex
 bg_start EX "$OUT/tap_echo.log" "$NS" "$EXAMPLE" tap0 10.0.5.2/24 10.0.5.1/24 7 2
