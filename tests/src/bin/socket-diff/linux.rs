@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::api::{Api, Ioctl, Kind, Opt, OptName, R};
 
 pub struct Linux {
-    /// /run/netns/<name> of the namespace the sockets live in.
+    /// `/run/netns/<name>` of the namespace the sockets live in.
     netns: OwnedFd,
 }
 
@@ -53,7 +53,7 @@ fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
 const SALEN: libc::socklen_t = size_of::<libc::sockaddr_in>() as libc::socklen_t;
 
 impl Linux {
-    /// Sockets will live in network namespace `name` (/run/netns/<name>).
+    /// Sockets will live in network namespace `name` (`/run/netns/<name>`).
     pub fn new(name: &str) -> std::io::Result<Linux> {
         let f = std::fs::File::open(format!("/run/netns/{name}"))?;
         Ok(Linux { netns: f.into() })
