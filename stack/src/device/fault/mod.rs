@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-use super::{Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink};
 
 /// Bytes each direction's rate limiter lets wait for serialization before it
 /// tail-drops (1 MiB, about a thousand full-size frames).
@@ -496,10 +496,8 @@ impl<D: Device> Device for FaultDevice<D> {
             let Some(n) = self.inner.recv(now, buf)? else {
                 break;
             };
-            if self.inner.rx_checksum_trusted() {
-                // Faults may corrupt it: the stack must verify a checksum.
-                crate::device::gso::complete_checksum(&mut buf[..n], 14);
-            }
+            // Faults may corrupt it: the stack must verify a checksum.
+            super::checksum::complete_received(&self.inner, &mut buf[..n]);
             pulled += 1;
             stats.frames += 1;
             let Some(verdict) = lane.decide(&self.config, stats, n) else {
@@ -538,9 +536,13 @@ impl<D: Device> Device for FaultDevice<D> {
         self.inner.max_frame_len()
     }
 
-    fn rx_checksum_trusted(&self) -> bool {
-        // Only when frames pass untouched; otherwise recv completed it.
-        self.noop && self.inner.rx_checksum_trusted()
+    fn checksum_caps(&self) -> ChecksumCaps {
+        let inner = self.inner.checksum_caps();
+        ChecksumCaps {
+            // Only when frames pass untouched; otherwise recv completed it.
+            rx_partial: self.noop && inner.rx_partial,
+            ..inner
+        }
     }
 
     fn poll_at(&self) -> Option<Instant> {

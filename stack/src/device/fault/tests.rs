@@ -41,8 +41,11 @@ impl Device for FakeDevice {
         self.flushed = true;
         Ok(())
     }
-    fn rx_checksum_trusted(&self) -> bool {
-        self.trusted
+    fn checksum_caps(&self) -> ChecksumCaps {
+        ChecksumCaps {
+            rx_partial: self.trusted,
+            ..ChecksumCaps::default()
+        }
     }
 }
 
