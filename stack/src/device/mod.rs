@@ -5,7 +5,7 @@
 //! recorder that wraps any device, and (for impairment) a fault injector.
 
 pub mod checksum;
-mod fault;
+pub mod fault;
 pub mod gso;
 mod memory;
 mod pcap;

@@ -1,4 +1,7 @@
+use super::lane::serialization_time;
+use super::model::REORDER_GRACE;
 use super::*;
+use std::collections::VecDeque;
 
 /// An inner device that records what is sent and serves queued frames.
 #[derive(Debug, Default)]
