@@ -526,7 +526,7 @@ fn random_crashes_losses_and_duplicates() {
     let (mut crashes, mut committed, mut total) = (0, 0, 0);
     for seed in 0..150 {
         let mut sim = Sim::new(seed, initial());
-        let mut rng = Rng(seed ^ 0xDEAD_BEEF);
+        let mut rng = Rng::new(seed ^ 0xDEAD_BEEF);
         sim.dup = 0.1;
         sim.loss = 0.05;
         sim.max_delay = Duration::from_millis(50);

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use rpc::twopc::{
     Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId,
     PartState, Participant, ParticipantConfig, TxId, Wal,
@@ -17,23 +19,22 @@ use rpc::twopc::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// splitmix64: small, seedable, good enough for test schedules.
+/// The test schedules' seeded generator: `rand`'s [`SmallRng`] with the
+/// two draws the tests use.
 #[derive(Debug, Clone)]
-pub struct Rng(pub u64);
+pub struct Rng(SmallRng);
 
 impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    pub fn new(seed: u64) -> Rng {
+        Rng(SmallRng::seed_from_u64(seed))
     }
+    /// Uniform in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
+        if n == 0 { 0 } else { self.0.random_range(0..n) }
     }
+    /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.0.random_bool(p.clamp(0.0, 1.0))
     }
 }
 
@@ -148,7 +149,7 @@ impl Sim {
             nodes,
             queue: BTreeMap::new(),
             seq: 0,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(20),
             dup: 0.0,

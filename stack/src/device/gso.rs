@@ -68,12 +68,7 @@ pub fn fill_partial_checksum(
 /// (a veth, or the kernel reading a TAP device). Returns false (frame
 /// unchanged) when it is not an IPv4/TCP packet.
 pub fn complete_checksum(frame: &mut [u8], link_len: usize) -> bool {
-    let Some(h) = TcpHeaders::find(frame, link_len) else {
-        return false;
-    };
-    let c = checksum::checksum(&frame[h.tcp..]);
-    frame[h.tcp + 16..h.tcp + 18].copy_from_slice(&c.to_be_bytes());
-    true
+    super::checksum::complete_tcp(frame, link_len)
 }
 
 /// Cuts the super segment in `frame` (an IPv4/TCP packet after `link_len`

@@ -4,12 +4,14 @@
 //! device, an in-memory pair for tests and same-process stacks, a pcap
 //! recorder that wraps any device, and (for impairment) a fault injector.
 
-mod fault;
+pub mod checksum;
+pub mod fault;
 pub mod gso;
 mod memory;
 mod pcap;
 mod tap;
 
+pub use checksum::ChecksumCaps;
 pub use fault::{
     DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
 };
@@ -83,11 +85,23 @@ pub trait Device: FrameSink {
         Ok(())
     }
 
+    /// What the device does with TCP checksums and super segments: the
+    /// one declaration a device makes (the default: nothing offloaded, every
+    /// received checksum complete). [`segmentation_offload`] and
+    /// [`rx_checksum_trusted`] read it; implement this, not them.
+    ///
+    /// [`segmentation_offload`]: Self::segmentation_offload
+    /// [`rx_checksum_trusted`]: Self::rx_checksum_trusted
+    fn checksum_caps(&self) -> ChecksumCaps {
+        ChecksumCaps::default()
+    }
+
     /// True when [`send_segmented`](FrameSink::send_segmented) hands super
     /// segments to hardware (or the kernel) instead of cutting them here:
-    /// only then is building them worth it.
+    /// only then is building them worth it
+    /// ([`ChecksumCaps::segmentation_offload`]).
     fn segmentation_offload(&self) -> bool {
-        false
+        self.checksum_caps().segmentation_offload
     }
 
     /// True when the frame the last [`recv`](Self::recv) returned is a TCP
@@ -97,9 +111,9 @@ pub trait Device: FrameSink {
     /// `CHECKSUM_PARTIAL`), as they never crossed a wire. The stack then
     /// takes the segment without verifying its checksum (see
     /// [`Interface::receive_frame_from`](crate::Interface::receive_frame_from)),
-    /// which spares summing up to 64 KiB twice.
+    /// which spares summing up to 64 KiB twice ([`ChecksumCaps::rx_partial`]).
     fn rx_checksum_trusted(&self) -> bool {
-        false
+        self.checksum_caps().rx_partial
     }
 }
 
@@ -139,6 +153,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn checksum_caps(&self) -> ChecksumCaps {
+        (**self).checksum_caps()
     }
     fn segmentation_offload(&self) -> bool {
         (**self).segmentation_offload()

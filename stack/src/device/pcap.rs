@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink};
 
 /// LINKTYPE_ETHERNET.
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -178,11 +178,9 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
-            if self.inner.rx_checksum_trusted() {
-                // The capture shows the segment with the checksum it stands
-                // for (the stack does not need it).
-                super::gso::complete_checksum(&mut buf[..n], 14);
-            }
+            // The capture shows the segment with the checksum it stands for
+            // (the stack does not need it).
+            super::checksum::complete_received(&self.inner, &mut buf[..n]);
             self.record(now, &buf[..n]);
         }
         Ok(n)
@@ -204,12 +202,8 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.inner.raw_fd()
     }
 
-    fn rx_checksum_trusted(&self) -> bool {
-        self.inner.rx_checksum_trusted()
-    }
-
-    fn segmentation_offload(&self) -> bool {
-        self.inner.segmentation_offload()
+    fn checksum_caps(&self) -> ChecksumCaps {
+        self.inner.checksum_caps()
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -269,8 +263,11 @@ mod tests {
         fn mtu(&self) -> usize {
             1500
         }
-        fn rx_checksum_trusted(&self) -> bool {
-            true
+        fn checksum_caps(&self) -> ChecksumCaps {
+            ChecksumCaps {
+                rx_partial: true,
+                ..ChecksumCaps::default()
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ip::Ipv4Cidr;
 
-use super::{Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink};
 use crate::sys::{self, netif};
 
 /// Longest interface name Linux accepts (IFNAMSIZ minus the NUL).
@@ -229,14 +229,11 @@ impl VnetHdr {
         if self.flags & VNET_F_NEEDS_CSUM == 0 {
             return true;
         }
-        let start = self.csum_start as usize;
-        let field = start + self.csum_offset as usize;
-        if field + 2 > frame.len() {
-            return false;
-        }
-        let c = ip::checksum::checksum(&frame[start..]);
-        frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
-        true
+        super::checksum::complete_partial(
+            frame,
+            usize::from(self.csum_start),
+            usize::from(self.csum_offset),
+        )
     }
 }
 
@@ -393,12 +390,11 @@ impl Device for TapDevice {
         self.mtu
     }
 
-    fn segmentation_offload(&self) -> bool {
-        self.offload
-    }
-
-    fn rx_checksum_trusted(&self) -> bool {
-        self.rx_trusted
+    fn checksum_caps(&self) -> ChecksumCaps {
+        ChecksumCaps {
+            segmentation_offload: self.offload,
+            rx_partial: self.rx_trusted,
+        }
     }
 
     fn max_frame_len(&self) -> usize {

@@ -8,17 +8,17 @@
 //!    serialised (including the frame on the wire) plus its own length exceed
 //!    `queue_limit_bytes`; a frame that finds the link idle is always taken.
 //!    This is a drop-tail bottleneck like a router's output port.
-//! 2. **the wire**: with probability `loss` the frame is lost (it still used
-//!    its share of bandwidth, like a frame damaged on the wire); with
-//!    probability `dup` a second copy is made; each copy is corrupted with
-//!    probability `corrupt` (one random bit flipped after the 14-byte
-//!    Ethernet header).
-//! 3. **propagation**: each copy arrives at `departure + latency + jitter`,
-//!    jitter uniform in `0..=jitter`. Jitter alone never reorders: a copy
-//!    never arrives before one that entered earlier. With probability
-//!    `reorder` a copy instead gets an extra delay, uniform in 0.5 to 2 times
-//!    `max(latency, 1 ms)`, and is exempt from the ordering rule, so frames
-//!    sent after it overtake it.
+//! 2. **the wire**, from its departure: the fault injector's model
+//!    ([`stack::device::fault::model`], one [`FaultDice`] per direction),
+//!    with `latency` as its delay. Loss (the frame still used its share of
+//!    bandwidth, like a frame damaged on the wire), corruption (one bit after
+//!    the 14-byte Ethernet header; a duplicate is an identical copy),
+//!    duplication, then reordering: with probability `reorder` the frame is
+//!    held back until the next frame of the direction has gone ahead of it,
+//!    and follows it; if none does within `2 * latency + 1 ms`, it arrives
+//!    at that deadline. Each frame arrives `latency` plus a uniform
+//!    `0..=jitter` after its departure, never before a frame that departed
+//!    earlier: jitter alone never reorders.
 //!
 //! Lengths are Ethernet frames as the stack emits them (header and payload;
 //! no preamble, FCS or inter-frame gap).
@@ -27,8 +27,7 @@ use std::collections::VecDeque;
 use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+use stack::device::fault::model::{BitFlip, FaultDice, FaultOdds};
 
 /// Impairments and capacity of one direction of a link.
 ///
@@ -59,7 +58,8 @@ pub struct LinkConfig {
     pub loss: f64,
     /// Probability that a frame is delivered twice.
     pub dup: f64,
-    /// Probability that a frame is delayed past later frames.
+    /// Probability that a frame is held back until the next one has gone
+    /// ahead of it (see the [module documentation](self)).
     pub reorder: f64,
     /// Probability that one bit of a frame (after the Ethernet header) flips.
     pub corrupt: f64,
@@ -213,9 +213,11 @@ pub struct LinkStats {
     pub lost: u64,
     /// Extra copies made (`dup`).
     pub duplicated: u64,
-    /// Copies with a flipped bit (`corrupt`).
+    /// Copies with a flipped bit (`corrupt`; the duplicate of a corrupted
+    /// frame is an identical copy, counted too).
     pub corrupted: u64,
-    /// Copies delayed past later frames (`reorder`).
+    /// Frames another frame overtook (`reorder`; a held-back frame that
+    /// nothing overtook before its deadline is not counted).
     pub reordered: u64,
     /// Frames dropped at the tail of a full queue.
     pub queue_drops: u64,
@@ -259,31 +261,29 @@ impl AddAssign for LinkStats {
     }
 }
 
-/// One copy of a frame that survived the trip: when it arrives, and which
-/// bit to flip, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One copy of a frame that survived the trip: when it arrives, and what it
+/// carries.
+#[derive(Debug)]
 pub(crate) struct Arrival {
     pub at: Instant,
-    pub flip_bit: Option<usize>,
+    pub frame: Carried,
 }
 
-/// What became of a frame: zero, one or two arrivals.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Arrivals {
-    copies: [Option<Arrival>; 2],
+/// What an [`Arrival`] carries.
+#[derive(Debug)]
+pub(crate) enum Carried {
+    /// The frame that just entered, with this bit flipped, if any.
+    Entering(Option<BitFlip>),
+    /// A frame held back for reordering, released now (already corrupted if
+    /// it was to be).
+    Held(Vec<u8>),
 }
 
-impl Arrivals {
-    pub fn iter(&self) -> impl Iterator<Item = Arrival> + '_ {
-        self.copies.iter().flatten().copied()
-    }
-}
-
-/// One direction of a link: its configuration, random stream, queue and
+/// One direction of a link: its configuration, fault decisions, queue and
 /// counters.
 pub(crate) struct Direction {
     cfg: LinkConfig,
-    rng: SmallRng,
+    dice: FaultDice<Vec<u8>>,
     pub stats: LinkStats,
     /// Departure time and length of every frame not yet fully serialised,
     /// oldest first.
@@ -291,7 +291,7 @@ pub(crate) struct Direction {
     backlog_bytes: usize,
     /// When the last queued frame finishes serialising.
     busy_until: Option<Instant>,
-    /// Arrival of the latest in-order copy (jitter never goes below it).
+    /// Arrival of the latest copy (jitter never goes below it).
     last_arrival: Option<Instant>,
 }
 
@@ -300,7 +300,7 @@ impl Direction {
         cfg.validate();
         Direction {
             cfg,
-            rng: SmallRng::seed_from_u64(seed),
+            dice: FaultDice::new(seed),
             stats: LinkStats::default(),
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -313,8 +313,8 @@ impl Direction {
         &self.cfg
     }
 
-    /// Replaces the configuration. Frames already queued or in flight keep
-    /// their schedule.
+    /// Replaces the configuration. Frames already queued, in flight or held
+    /// back keep their schedule.
     pub fn set_config(&mut self, cfg: LinkConfig) {
         cfg.validate();
         self.cfg = cfg;
@@ -324,6 +324,17 @@ impl Direction {
     pub fn queued_bytes(&mut self, now: Instant) -> usize {
         self.drain_backlog(now);
         self.backlog_bytes
+    }
+
+    /// Frames held back for reordering (0 or 1).
+    pub fn held_frames(&self) -> usize {
+        usize::from(self.dice.held().is_some())
+    }
+
+    /// When the frame held back for reordering arrives if nothing overtakes
+    /// it.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.dice.held().map(|r| r.deadline)
     }
 
     fn drain_backlog(&mut self, now: Instant) {
@@ -343,12 +354,48 @@ impl Direction {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.rng.random_bool(p)
+    fn odds(&self) -> FaultOdds {
+        FaultOdds {
+            loss: self.cfg.loss,
+            dup: self.cfg.dup,
+            reorder: self.cfg.reorder,
+            corrupt: self.cfg.corrupt,
+        }
     }
 
-    /// A frame of `len` bytes enters at `now`: decides its fate.
-    pub fn enter(&mut self, now: Instant, len: usize) -> Arrivals {
+    /// When a frame that left at `departure` and waits `delay` arrives:
+    /// never before the previous one.
+    fn arrive(&mut self, departure: Instant, delay: Duration) -> Instant {
+        let mut at = departure + delay;
+        if let Some(last) = self.last_arrival {
+            at = at.max(last);
+        }
+        self.last_arrival = Some(at);
+        at
+    }
+
+    /// `frame` and its copy if `dup`, arriving at `at`.
+    fn push(
+        &mut self,
+        out: &mut Vec<Arrival>,
+        at: Instant,
+        dup: bool,
+        frame: impl Fn() -> Carried,
+    ) {
+        out.push(Arrival { at, frame: frame() });
+        if dup {
+            self.stats.duplicated += 1;
+            out.push(Arrival { at, frame: frame() });
+        }
+    }
+
+    /// A frame enters at `now`: decides its fate, appending to `out` what
+    /// arrives because of it (it, its copy, and a held-back frame it
+    /// overtook).
+    pub fn enter(&mut self, now: Instant, frame: &[u8], out: &mut Vec<Arrival>) {
+        // A held-back frame whose deadline has passed is not overtaken.
+        self.expire(now, out);
+        let len = frame.len();
         self.stats.sent += 1;
         self.stats.bytes_sent += len as u64;
         let mut departure = now;
@@ -359,7 +406,7 @@ impl Direction {
                 && self.backlog_bytes + len > limit
             {
                 self.stats.queue_drops += 1;
-                return Arrivals::default();
+                return;
             }
             let start = self.busy_until.map_or(now, |b| b.max(now));
             departure = start + Self::serialisation(len, bps);
@@ -368,49 +415,41 @@ impl Direction {
             self.backlog_bytes += len;
             self.stats.max_queue_bytes = self.stats.max_queue_bytes.max(self.backlog_bytes as u64);
         }
-        if self.chance(self.cfg.loss) {
+        let Some(verdict) = self.dice.decide(&self.odds(), len) else {
             self.stats.lost += 1;
-            return Arrivals::default();
-        }
-        let mut out = Arrivals::default();
-        let copies = if self.chance(self.cfg.dup) {
-            self.stats.duplicated += 1;
-            2
-        } else {
-            1
+            return;
         };
-        for slot in out.copies.iter_mut().take(copies) {
-            *slot = Some(self.propagate(departure, len));
+        if verdict.corrupt.is_some() {
+            // Counted per copy: a duplicate of a corrupted frame is too.
+            self.stats.corrupted += 1 + u64::from(verdict.dup);
         }
-        out
+        if verdict.hold {
+            let mut held = frame.to_vec();
+            if let Some(flip) = verdict.corrupt {
+                flip.apply(&mut held);
+            }
+            self.dice
+                .hold(departure, self.cfg.latency, held, verdict.dup);
+            return;
+        }
+        let delay = self.dice.delay(self.cfg.latency, self.cfg.jitter);
+        let at = self.arrive(departure, delay);
+        self.push(out, at, verdict.dup, || Carried::Entering(verdict.corrupt));
+        if let Some(held) = self.dice.take_held() {
+            self.stats.reordered += 1;
+            let delay = self.dice.delay(self.cfg.latency, self.cfg.jitter);
+            let at = self.arrive(departure, delay);
+            self.push(out, at, held.dup, || Carried::Held(held.frame.clone()));
+        }
     }
 
-    /// Corruption and delay of one copy that left at `departure`.
-    fn propagate(&mut self, departure: Instant, len: usize) -> Arrival {
-        const HEADER_BITS: usize = 14 * 8;
-        let flip_bit = if len * 8 > HEADER_BITS && self.chance(self.cfg.corrupt) {
-            self.stats.corrupted += 1;
-            Some(self.rng.random_range(HEADER_BITS..len * 8))
-        } else {
-            None
-        };
-        let mut at = departure + self.cfg.latency;
-        if !self.cfg.jitter.is_zero() {
-            let max = u64::try_from(self.cfg.jitter.as_nanos()).unwrap_or(u64::MAX);
-            at += Duration::from_nanos(self.rng.random_range(0..=max));
+    /// Releases the held-back frame if its deadline is at or before `now`
+    /// (nothing overtook it): it arrives at the deadline.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Arrival>) {
+        if let Some(held) = self.dice.take_expired(now) {
+            let at = self.arrive(held.deadline, Duration::ZERO);
+            self.push(out, at, held.dup, || Carried::Held(held.frame.clone()));
         }
-        if self.chance(self.cfg.reorder) {
-            self.stats.reordered += 1;
-            let base = self.cfg.latency.max(Duration::from_millis(1));
-            let base = u64::try_from(base.as_nanos()).unwrap_or(u64::MAX / 4);
-            at += Duration::from_nanos(self.rng.random_range(base / 2..=base * 2));
-        } else {
-            if let Some(last) = self.last_arrival {
-                at = at.max(last);
-            }
-            self.last_arrival = Some(at);
-        }
-        Arrival { at, flip_bit }
     }
 }
 
@@ -419,7 +458,16 @@ mod tests {
     use super::*;
 
     fn arrivals(d: &mut Direction, now: Instant, len: usize) -> Vec<Arrival> {
-        d.enter(now, len).iter().collect()
+        let mut out = Vec::new();
+        d.enter(now, &vec![0u8; len], &mut out);
+        out
+    }
+
+    fn flip(a: &Arrival) -> Option<BitFlip> {
+        match a.frame {
+            Carried::Entering(flip) => flip,
+            Carried::Held(_) => panic!("a held frame"),
+        }
     }
 
     #[test]
@@ -429,7 +477,7 @@ mod tests {
         let a = arrivals(&mut d, t0, 100);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].at, t0 + Duration::from_millis(1));
-        assert_eq!(a[0].flip_bit, None);
+        assert_eq!(flip(&a[0]), None);
     }
 
     #[test]
@@ -467,13 +515,38 @@ mod tests {
             assert!(a[0].at >= last);
             last = a[0].at;
         }
+        // Reordering: a held-back frame arrives right behind the one that
+        // overtook it, never ahead of it.
         let cfg = LinkConfig::default().with_reorder(0.5);
         let mut d = Direction::new(cfg, 3);
-        let times: Vec<Instant> = (0..100u32)
-            .map(|i| arrivals(&mut d, t0 + Duration::from_micros(i.into()), 60)[0].at)
-            .collect();
-        assert!(times.windows(2).any(|w| w[1] < w[0]));
+        let mut out = Vec::new();
+        for i in 0..100u32 {
+            d.enter(
+                t0 + Duration::from_micros(i.into()),
+                &i.to_be_bytes(),
+                &mut out,
+            );
+        }
+        assert!(out.windows(2).all(|w| w[0].at <= w[1].at));
+        let overtaken = out
+            .iter()
+            .filter(|a| matches!(a.frame, Carried::Held(_)))
+            .count() as u64;
+        assert_eq!(overtaken, d.stats.reordered);
         assert!(d.stats.reordered > 20);
+        // A frame nothing overtakes arrives at its deadline, 2 * latency +
+        // 1 ms after it left.
+        let mut d = Direction::new(LinkConfig::default().with_reorder(1.0), 3);
+        d.enter(t0, b"held", &mut out);
+        let deadline = t0 + Duration::from_millis(3);
+        assert_eq!(d.deadline(), Some(deadline));
+        out.clear();
+        d.expire(deadline - Duration::from_nanos(1), &mut out);
+        assert!(out.is_empty());
+        d.expire(deadline, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].at, deadline);
+        assert_eq!(d.stats.reordered, 0, "nothing overtook it");
     }
 
     #[test]
@@ -481,11 +554,10 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Direction::new(LinkConfig::default().with_corrupt(1.0), 9);
         for _ in 0..1000 {
-            let bit = arrivals(&mut d, t0, 20)[0].flip_bit.expect("corrupted");
-            assert!((112..160).contains(&bit));
+            let flip = flip(&arrivals(&mut d, t0, 20)[0]).expect("corrupted");
+            assert!((14..20).contains(&flip.offset));
+            assert_eq!(flip.mask.count_ones(), 1);
         }
-        // Nothing to corrupt in a bare header.
-        assert_eq!(arrivals(&mut d, t0, 14)[0].flip_bit, None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Instant;
 use ethernet::MacAddr;
 
 use super::host::HostId;
-use super::link::{Direction, LinkConfig, LinkStats};
+use super::link::{Arrival, Carried, Direction, LinkConfig, LinkStats};
 use super::pcap::{Capture, CapturePoint};
 use super::seed::{Stream, derive_seed};
 
@@ -114,6 +114,8 @@ pub(crate) struct Fabric {
     seq: u64,
     pool: Vec<Vec<u8>>,
     scratch: Vec<DirId>,
+    /// Arrivals decided by a direction, before they join the heap.
+    arrivals: Vec<Arrival>,
     seed: u64,
 }
 
@@ -126,6 +128,7 @@ impl Fabric {
             seq: 0,
             pool: Vec::new(),
             scratch: Vec::new(),
+            arrivals: Vec::new(),
             seed,
         }
     }
@@ -331,19 +334,68 @@ impl Fabric {
         }
     }
 
-    /// Frames in flight.
+    /// Frames in flight (those held back for reordering included).
     pub fn in_flight(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.dirs.iter().map(|d| d.dir.held_frames()).sum::<usize>()
     }
 
-    /// When the next frame arrives somewhere.
+    /// When the next frame arrives somewhere (or a frame held back for
+    /// reordering reaches its deadline).
     pub fn next_at(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(f)| f.at)
+        let deadlines = self.dirs.iter().filter_map(|d| d.dir.deadline());
+        self.heap
+            .peek()
+            .map(|Reverse(f)| f.at)
+            .into_iter()
+            .chain(deadlines)
+            .min()
     }
 
     /// Frames due at `now` or earlier.
     pub fn due(&self, now: Instant) -> usize {
-        self.heap.iter().filter(|Reverse(f)| f.at <= now).count()
+        let held = self
+            .dirs
+            .iter()
+            .filter(|d| d.dir.deadline().is_some_and(|t| t <= now))
+            .count();
+        self.heap.iter().filter(|Reverse(f)| f.at <= now).count() + held
+    }
+
+    /// Puts the arrivals a direction decided on the heap.
+    fn schedule(&mut self, dir: DirId, frame: &[u8]) {
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        for arrival in arrivals.drain(..) {
+            let buf = match arrival.frame {
+                Carried::Held(buf) => buf,
+                Carried::Entering(flip) => {
+                    let mut buf = self.pool.pop().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(frame);
+                    if let Some(flip) = flip {
+                        flip.apply(&mut buf);
+                    }
+                    buf
+                }
+            };
+            self.seq += 1;
+            self.heap.push(Reverse(InFlight {
+                at: arrival.at,
+                seq: self.seq,
+                dir,
+                buf,
+            }));
+        }
+        self.arrivals = arrivals;
+    }
+
+    /// Releases the frames held back for reordering whose deadline has come.
+    fn expire_held(&mut self, now: Instant) {
+        for dir in 0..self.dirs.len() {
+            if self.dirs[dir].dir.deadline().is_some_and(|t| t <= now) {
+                self.dirs[dir].dir.expire(now, &mut self.arrivals);
+                self.schedule(dir, &[]);
+            }
+        }
     }
 
     /// Whether direction `dir` carries super segments whole.
@@ -354,28 +406,14 @@ impl Fabric {
     /// A frame enters direction `dir` at `now`.
     pub fn transmit(&mut self, now: Instant, dir: DirId, frame: &[u8]) {
         let slot = &mut self.dirs[dir];
-        let arrivals = slot.dir.enter(now, frame.len());
+        slot.dir.enter(now, frame, &mut self.arrivals);
         if slot.from_host
             && let Some(c) = &mut self.links[slot.link].capture
             && c.point == CapturePoint::Send
         {
             c.record(now, frame);
         }
-        for arrival in arrivals.iter() {
-            let mut buf = self.pool.pop().unwrap_or_default();
-            buf.clear();
-            buf.extend_from_slice(frame);
-            if let Some(bit) = arrival.flip_bit {
-                buf[bit / 8] ^= 0x80 >> (bit % 8);
-            }
-            self.seq += 1;
-            self.heap.push(Reverse(InFlight {
-                at: arrival.at,
-                seq: self.seq,
-                dir,
-                buf,
-            }));
-        }
+        self.schedule(dir, frame);
     }
 
     /// Gives a frame buffer back for reuse.
@@ -389,6 +427,7 @@ impl Fabric {
     /// switch on the way (they continue at once, so a switch adds no delay
     /// of its own). The caller recycles the buffer.
     pub fn next_delivery(&mut self, now: Instant) -> Option<(HostId, Vec<u8>)> {
+        self.expire_held(now);
         loop {
             if self.heap.peek().is_none_or(|Reverse(f)| f.at > now) {
                 return None;

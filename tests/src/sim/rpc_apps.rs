@@ -20,6 +20,8 @@
 //! the connection, and invariant violations a node detects are recorded in
 //! its [`NodeHistory`] for the test to assert on.
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -57,13 +59,9 @@ fn earliest(times: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant>
     times.into_iter().flatten().min()
 }
 
-/// splitmix64 step: a small seeded generator for schedules.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// A seeded generator for test schedules.
+fn seeded_rng(seed: u64) -> SmallRng {
+    SmallRng::seed_from_u64(seed)
 }
 
 /// Decodes the request frames of a chunk the client core produced (it only
@@ -724,7 +722,7 @@ pub struct CounterClientApp {
     pub call_ids: BTreeMap<u64, CallId>,
     /// Call number to its outcome: the counter value it saw, or the error.
     pub results: BTreeMap<u64, Result<u64, RpcError>>,
-    chaos: Option<(u64, Duration, Instant)>,
+    chaos: Option<(SmallRng, Duration, Instant)>,
 }
 
 impl CounterClientApp {
@@ -755,7 +753,7 @@ impl CounterClientApp {
     /// Resets the connection at random times, `mean` apart on average, from
     /// `start` on (the randomness comes from `seed`).
     pub fn with_chaos(mut self, seed: u64, mean: Duration, start: Instant) -> Self {
-        self.chaos = Some((seed, mean, start + mean));
+        self.chaos = Some((seeded_rng(seed), mean, start + mean));
         self
     }
 
@@ -778,7 +776,7 @@ impl App for CounterClientApp {
             && *next <= now
         {
             // Uniform in [mean/2, 3*mean/2).
-            let jitter = splitmix(state) % (mean.as_micros().max(1) as u64);
+            let jitter = state.random_range(0..mean.as_micros().max(1) as u64);
             *next = now + *mean / 2 + Duration::from_micros(jitter);
             if !done {
                 self.rpc.abort(cx);
@@ -807,7 +805,11 @@ impl App for CounterClientApp {
             let value = result.and_then(|bytes| decoder.decode(&bytes));
             self.results.insert(seq, value);
         }
-        let chaos = self.chaos.filter(|_| !self.done()).map(|(_, _, t)| t);
+        let chaos = self
+            .chaos
+            .as_ref()
+            .filter(|_| !self.done())
+            .map(|&(_, _, t)| t);
         if let Some(t) = earliest([self.rpc.poll_timeout(now), chaos]) {
             cx.wake_at(t);
         }

@@ -1,17 +1,25 @@
 //! A seeded fault injector: loss, duplication, reordering, corruption, delay,
 //! jitter and a rate limit, applied independently to each direction. See
 //! [`FaultDevice`] for the semantics.
+//!
+//! The per-frame decisions (loss, corruption, duplication, and what
+//! reordering means) live in [`model`], shared with the deterministic
+//! simulator's links so that both impair frames the same way.
 
-use std::collections::VecDeque;
+mod config;
+mod lane;
+pub mod model;
+mod stats;
+
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
-
-use super::{Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink};
+pub use config::FaultConfig;
+use lane::{Held, Lane};
+pub use stats::{DirectionStats, FaultStats};
 
 /// Bytes each direction's rate limiter lets wait for serialization before it
 /// tail-drops (1 MiB, about a thousand full-size frames).
@@ -26,206 +34,12 @@ pub const MAX_HELD_BYTES: usize = 64 << 20;
 /// hands one to the stack.
 const RX_PULL: usize = 64;
 
-/// Spare buffers kept per direction for reuse.
-const POOL_LIMIT: usize = 1024;
-
 /// Largest `delay + jitter` accepted (keeps `Instant` arithmetic in range).
 const MAX_DELAY: Duration = Duration::from_secs(3600);
-
-/// Extra time a reordered frame waits, beyond `2 * delay`, for another frame
-/// to overtake it.
-const REORDER_GRACE: Duration = Duration::from_millis(1);
-
-/// Offset of the first byte after the Ethernet II header.
-const ETHERNET_HEADER_LEN: usize = 14;
 
 /// Stream selectors mixed into the seed, one per direction.
 const OUTBOUND_STREAM: u64 = 0x6f75_7462_6f75_6e64; // "outbound"
 const INBOUND_STREAM: u64 = 0x696e_626f_756e_6421; // "inbound!"
-
-/// Which faults to inject, the same in both directions.
-///
-/// Probabilities apply to each frame independently and must lie in `[0, 1]`;
-/// check a configuration built from user input with
-/// [`validate`](Self::validate). The default injects nothing.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultConfig {
-    /// Probability that a frame is dropped.
-    pub loss: f64,
-    /// Probability that a frame is delivered twice.
-    pub dup: f64,
-    /// Probability that a frame is held back behind the next one.
-    pub reorder: f64,
-    /// Probability that one bit of a frame is flipped.
-    pub corrupt: f64,
-    /// Fixed one-way delay added to every frame.
-    pub delay: Duration,
-    /// Upper bound of a uniform random delay added to `delay`.
-    pub jitter: Duration,
-    /// Link rate in bits per second; `None` for unlimited.
-    pub rate_bps: Option<u64>,
-    /// Seed of the random generators.
-    pub seed: u64,
-}
-
-impl Default for FaultConfig {
-    fn default() -> Self {
-        FaultConfig {
-            loss: 0.0,
-            dup: 0.0,
-            reorder: 0.0,
-            corrupt: 0.0,
-            delay: Duration::ZERO,
-            jitter: Duration::ZERO,
-            rate_bps: None,
-            seed: 0,
-        }
-    }
-}
-
-impl FaultConfig {
-    /// True when the configuration injects nothing: the device then passes
-    /// frames through untouched, at no cost.
-    pub fn is_noop(&self) -> bool {
-        self.loss == 0.0
-            && self.dup == 0.0
-            && self.reorder == 0.0
-            && self.corrupt == 0.0
-            && self.delay.is_zero()
-            && self.jitter.is_zero()
-            && self.rate_bps.is_none()
-    }
-
-    /// Checks that every probability is a number in `[0, 1]`, that the rate
-    /// is positive and that `delay + jitter` is at most an hour. The error is
-    /// one line, fit for a command-line message.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, p) in [
-            ("loss", self.loss),
-            ("dup", self.dup),
-            ("reorder", self.reorder),
-            ("corrupt", self.corrupt),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "{name} probability must be a number from 0 to 1, got {p}"
-                ));
-            }
-        }
-        if self.rate_bps == Some(0) {
-            return Err("rate must be at least 1 bit per second".to_string());
-        }
-        if self.delay.saturating_add(self.jitter) > MAX_DELAY {
-            return Err(format!(
-                "delay plus jitter must be at most {} s, got {:?}",
-                MAX_DELAY.as_secs(),
-                self.delay.saturating_add(self.jitter)
-            ));
-        }
-        Ok(())
-    }
-
-    /// True when frames are never held for time (no delay, jitter or rate).
-    fn immediate(&self) -> bool {
-        self.delay.is_zero() && self.jitter.is_zero() && self.rate_bps.is_none()
-    }
-}
-
-impl fmt::Display for FaultConfig {
-    /// A short summary such as `loss 10%, delay 20ms+-5ms, seed 7`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_noop() {
-            return write!(f, "no faults");
-        }
-        let mut sep = "";
-        for (name, p) in [
-            ("loss", self.loss),
-            ("dup", self.dup),
-            ("reorder", self.reorder),
-            ("corrupt", self.corrupt),
-        ] {
-            if p != 0.0 {
-                write!(f, "{sep}{name} {}%", p * 100.0)?;
-                sep = ", ";
-            }
-        }
-        if !self.delay.is_zero() || !self.jitter.is_zero() {
-            write!(f, "{sep}delay {:?}", self.delay)?;
-            if !self.jitter.is_zero() {
-                write!(f, "+-{:?}", self.jitter)?;
-            }
-            sep = ", ";
-        }
-        if let Some(rate) = self.rate_bps {
-            write!(f, "{sep}rate {rate} bit/s")?;
-        }
-        write!(f, ", seed {}", self.seed)
-    }
-}
-
-/// What the injector did to the frames of one direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DirectionStats {
-    /// Frames that entered the fault pipeline.
-    pub frames: u64,
-    /// Frames dropped by the `loss` probability.
-    pub lost: u64,
-    /// Extra copies made by the `dup` probability.
-    pub duplicated: u64,
-    /// Frames that another frame actually overtook.
-    pub reordered: u64,
-    /// Frames with one bit flipped.
-    pub corrupted: u64,
-    /// Frames released later than they arrived (delay, jitter, rate).
-    pub delayed: u64,
-    /// Frames tail-dropped because the rate limiter's queue was full.
-    pub rate_dropped: u64,
-    /// Frames dropped because the direction held [`MAX_HELD_BYTES`].
-    pub overflow: u64,
-    /// Held outbound frames the inner device refused when they came due.
-    pub send_errors: u64,
-}
-
-impl fmt::Display for DirectionStats {
-    /// `N frames` followed by the non-zero counters, e.g.
-    /// `1000 frames (lost 98, duplicated 3)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} frames", self.frames)?;
-        let mut sep = " (";
-        for (name, n) in [
-            ("lost", self.lost),
-            ("duplicated", self.duplicated),
-            ("reordered", self.reordered),
-            ("corrupted", self.corrupted),
-            ("delayed", self.delayed),
-            ("rate-dropped", self.rate_dropped),
-            ("overflow", self.overflow),
-            ("send errors", self.send_errors),
-        ] {
-            if n != 0 {
-                write!(f, "{sep}{name} {n}")?;
-                sep = ", ";
-            }
-        }
-        if sep == " (" { Ok(()) } else { write!(f, ")") }
-    }
-}
-
-/// Counters of a [`FaultDevice`], one set per direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultStats {
-    /// Frames the stack sent.
-    pub outbound: DirectionStats,
-    /// Frames the stack received.
-    pub inbound: DirectionStats,
-}
-
-impl fmt::Display for FaultStats {
-    /// One line: `faults: out <stats>; in <stats>`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "faults: out {}; in {}", self.outbound, self.inbound)
-    }
-}
 
 /// A device wrapper that injects seeded faults in both directions.
 ///
@@ -496,10 +310,8 @@ impl<D: Device> Device for FaultDevice<D> {
             let Some(n) = self.inner.recv(now, buf)? else {
                 break;
             };
-            if self.inner.rx_checksum_trusted() {
-                // Faults may corrupt it: the stack must verify a checksum.
-                crate::device::gso::complete_checksum(&mut buf[..n], 14);
-            }
+            // Faults may corrupt it: the stack must verify a checksum.
+            super::checksum::complete_received(&self.inner, &mut buf[..n]);
             pulled += 1;
             stats.frames += 1;
             let Some(verdict) = lane.decide(&self.config, stats, n) else {
@@ -538,9 +350,13 @@ impl<D: Device> Device for FaultDevice<D> {
         self.inner.max_frame_len()
     }
 
-    fn rx_checksum_trusted(&self) -> bool {
-        // Only when frames pass untouched; otherwise recv completed it.
-        self.noop && self.inner.rx_checksum_trusted()
+    fn checksum_caps(&self) -> ChecksumCaps {
+        let inner = self.inner.checksum_caps();
+        ChecksumCaps {
+            // Only when frames pass untouched; otherwise recv completed it.
+            rx_partial: self.noop && inner.rx_partial,
+            ..inner
+        }
     }
 
     fn poll_at(&self) -> Option<Instant> {
@@ -571,7 +387,7 @@ impl<D: Device> Device for FaultDevice<D> {
             let stats = &mut self.stats.outbound;
             // The held-back frame (and its copy) goes last: nothing
             // overtook it, so this is not counted as a reordering.
-            if let Some(held) = out.reordered.take() {
+            if let Some(held) = out.take_reordered() {
                 let copy = held.dup.then(|| out.buffer(&held.frame));
                 stats.duplicated += u64::from(copy.is_some());
                 for frame in [Some(held.frame), copy].into_iter().flatten() {
@@ -598,271 +414,6 @@ impl<D: Device> Device for FaultDevice<D> {
             None => inner,
         }
     }
-}
-
-/// One bit to flip: byte offset and bit mask.
-#[derive(Debug, Clone, Copy)]
-struct BitFlip {
-    offset: usize,
-    mask: u8,
-}
-
-impl BitFlip {
-    fn apply(self, frame: &mut [u8]) {
-        if let Some(byte) = frame.get_mut(self.offset) {
-            *byte ^= self.mask;
-        }
-    }
-}
-
-/// The random decisions about one frame that was not lost.
-#[derive(Debug, Clone, Copy)]
-struct Verdict {
-    corrupt: Option<BitFlip>,
-    dup: bool,
-    /// Hold the frame back until the next one has gone ahead.
-    hold: bool,
-}
-
-/// A frame waiting in a lane's queue.
-#[derive(Debug)]
-struct Held {
-    frame: Vec<u8>,
-    release: Instant,
-}
-
-/// A frame held back for reordering.
-#[derive(Debug)]
-struct Reordered {
-    frame: Vec<u8>,
-    dup: bool,
-    /// When it is released if no frame has overtaken it.
-    deadline: Instant,
-}
-
-/// The fault pipeline of one direction.
-#[derive(Debug)]
-struct Lane {
-    rng: SmallRng,
-    /// Frames with their release times, in delivery order (non-decreasing
-    /// release times).
-    queue: VecDeque<Held>,
-    /// Bytes in `queue`.
-    held_bytes: usize,
-    reordered: Option<Reordered>,
-    /// When the rate limiter finishes serializing what it has accepted.
-    next_free: Option<Instant>,
-    /// Release time of the frame queued last (keeps FIFO order).
-    last_release: Option<Instant>,
-    /// Spare buffers.
-    pool: Vec<Vec<u8>>,
-}
-
-impl Lane {
-    fn new(seed: u64) -> Self {
-        Lane {
-            rng: SmallRng::seed_from_u64(seed),
-            queue: VecDeque::new(),
-            held_bytes: 0,
-            reordered: None,
-            next_free: None,
-            last_release: None,
-            pool: Vec::new(),
-        }
-    }
-
-    /// Frames waiting, the held-back one included.
-    fn held_frames(&self) -> usize {
-        self.queue.len() + usize::from(self.reordered.is_some())
-    }
-
-    /// Nothing queued and nothing held back.
-    fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.reordered.is_none()
-    }
-
-    fn head_due(&self, now: Instant) -> bool {
-        self.queue.front().is_some_and(|h| h.release <= now)
-    }
-
-    /// When this lane next has a frame to release.
-    fn next_event(&self) -> Option<Instant> {
-        let head = self.queue.front().map(|h| h.release);
-        let reordered = self.reordered.as_ref().map(|r| r.deadline);
-        head.into_iter().chain(reordered).min()
-    }
-
-    /// A pooled buffer holding a copy of `frame`.
-    fn buffer(&mut self, frame: &[u8]) -> Vec<u8> {
-        let mut buf = self.pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(frame);
-        buf
-    }
-
-    fn recycle(&mut self, buf: Vec<u8>) {
-        if self.pool.len() < POOL_LIMIT {
-            self.pool.push(buf);
-        }
-    }
-
-    /// Draws the fate of a frame of `len` bytes; `None` if it is lost.
-    fn decide(
-        &mut self,
-        config: &FaultConfig,
-        stats: &mut DirectionStats,
-        len: usize,
-    ) -> Option<Verdict> {
-        if config.loss > 0.0 && self.rng.random_bool(config.loss) {
-            stats.lost += 1;
-            return None;
-        }
-        let mut corrupt = None;
-        if config.corrupt > 0.0 && len > 0 && self.rng.random_bool(config.corrupt) {
-            let first = if len > ETHERNET_HEADER_LEN {
-                ETHERNET_HEADER_LEN
-            } else {
-                0
-            };
-            corrupt = Some(BitFlip {
-                offset: self.rng.random_range(first..len),
-                mask: 1 << self.rng.random_range(0..8u32),
-            });
-            stats.corrupted += 1;
-        }
-        let dup = config.dup > 0.0 && self.rng.random_bool(config.dup);
-        // The frame that releases a held-back one is never held itself.
-        let hold = config.reorder > 0.0
-            && self.reordered.is_none()
-            && self.rng.random_bool(config.reorder);
-        Some(Verdict { corrupt, dup, hold })
-    }
-
-    /// Takes a frame that survived `decide` into the lane at `now`.
-    fn enter(
-        &mut self,
-        now: Instant,
-        config: &FaultConfig,
-        stats: &mut DirectionStats,
-        frame: Vec<u8>,
-        verdict: Verdict,
-    ) {
-        if verdict.hold {
-            let deadline = now + config.delay * 2 + REORDER_GRACE;
-            self.reordered = Some(Reordered {
-                frame,
-                dup: verdict.dup,
-                deadline,
-            });
-            return;
-        }
-        self.admit(now, config, stats, frame, verdict.dup, true);
-        if let Some(held) = self.reordered.take() {
-            stats.reordered += 1;
-            self.admit(now, config, stats, held.frame, held.dup, true);
-        }
-    }
-
-    /// Releases a held-back frame whose deadline has passed, as if it had
-    /// been serialized at its deadline (its wait replaces the delay).
-    fn expire_reordered(&mut self, now: Instant, config: &FaultConfig, stats: &mut DirectionStats) {
-        if self.reordered.as_ref().is_some_and(|r| r.deadline <= now)
-            && let Some(held) = self.reordered.take()
-        {
-            self.admit(held.deadline, config, stats, held.frame, held.dup, false);
-        }
-    }
-
-    /// Queues `frame` (and its copy if `dup`), arrived at `at`, through the
-    /// rate limiter and, if `with_delay`, the delay line.
-    fn admit(
-        &mut self,
-        at: Instant,
-        config: &FaultConfig,
-        stats: &mut DirectionStats,
-        frame: Vec<u8>,
-        dup: bool,
-        with_delay: bool,
-    ) {
-        let mut delay = Duration::ZERO;
-        if with_delay {
-            delay = config.delay;
-            if !config.jitter.is_zero() {
-                let jitter = u64::try_from(config.jitter.as_nanos()).unwrap_or(u64::MAX);
-                delay += Duration::from_nanos(self.rng.random_range(0..=jitter));
-            }
-        }
-        let copy = dup.then(|| {
-            stats.duplicated += 1;
-            self.buffer(&frame)
-        });
-        self.push(at, stats, frame, delay, config.rate_bps);
-        if let Some(copy) = copy {
-            self.push(at, stats, copy, delay, config.rate_bps);
-        }
-    }
-
-    /// Queues one frame: serialization at `rate_bps`, then `delay`, never
-    /// ahead of the frame queued before it.
-    fn push(
-        &mut self,
-        at: Instant,
-        stats: &mut DirectionStats,
-        frame: Vec<u8>,
-        delay: Duration,
-        rate_bps: Option<u64>,
-    ) {
-        let len = frame.len();
-        if self.held_bytes + len > MAX_HELD_BYTES {
-            stats.overflow += 1;
-            self.recycle(frame);
-            return;
-        }
-        let mut ready = at;
-        if let Some(rate) = rate_bps {
-            let start = self.next_free.map_or(at, |t| t.max(at));
-            if bytes_at_rate(start - at, rate) + len > RATE_QUEUE_BYTES {
-                stats.rate_dropped += 1;
-                self.recycle(frame);
-                return;
-            }
-            ready = start + serialization_time(len, rate);
-            self.next_free = Some(ready);
-        }
-        let mut release = ready + delay;
-        if let Some(last) = self.last_release {
-            release = release.max(last);
-        }
-        if release > at {
-            stats.delayed += 1;
-        }
-        self.last_release = Some(release);
-        self.held_bytes += len;
-        self.queue.push_back(Held { frame, release });
-    }
-
-    /// The oldest frame, if its release time has come.
-    fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if !self.head_due(now) {
-            return None;
-        }
-        let held = self.queue.pop_front()?;
-        self.held_bytes -= held.frame.len();
-        Some(held.frame)
-    }
-}
-
-/// Time to put `len` bytes on a link of `rate` bit/s, rounded up to the
-/// nanosecond.
-fn serialization_time(len: usize, rate: u64) -> Duration {
-    let nanos = (len as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate.max(1)));
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-/// Bytes a link of `rate` bit/s sends in `d` (rounded down).
-fn bytes_at_rate(d: Duration, rate: u64) -> usize {
-    let bytes = d.as_nanos() * u128::from(rate) / 8_000_000_000;
-    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
+use super::lane::serialization_time;
+use super::model::REORDER_GRACE;
 use super::*;
+use std::collections::VecDeque;
 
 /// An inner device that records what is sent and serves queued frames.
 #[derive(Debug, Default)]
@@ -41,8 +44,11 @@ impl Device for FakeDevice {
         self.flushed = true;
         Ok(())
     }
-    fn rx_checksum_trusted(&self) -> bool {
-        self.trusted
+    fn checksum_caps(&self) -> ChecksumCaps {
+        ChecksumCaps {
+            rx_partial: self.trusted,
+            ..ChecksumCaps::default()
+        }
     }
 }
 

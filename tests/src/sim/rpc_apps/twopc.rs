@@ -3,6 +3,7 @@
 //! [`RpcServer`] and one [`RpcClient`] per peer, and which can crash at any
 //! step of its driver.
 
+use rand::RngExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use rpc::{CallContext, ClientConfig, ClientEvent, ServerConfig};
 use stack::{Interface, InterfaceConfig, SocketError};
 
 use super::{
-    ConnectOptions, RpcClient, RpcClientStats, RpcServer, earliest, splitmix, wake_no_earlier,
+    ConnectOptions, RpcClient, RpcClientStats, RpcServer, earliest, seeded_rng, wake_no_earlier,
 };
 use crate::sim::host::{App, HostCtx};
 
@@ -405,8 +406,8 @@ impl TwoPcNode {
         self.incarnation += 1;
         if mode == CrashMode::Machine {
             let mut cfg = self.spec.iface_config.clone();
-            let mut s = self.spec.seed ^ u64::from(self.incarnation);
-            cfg.seed = splitmix(&mut s);
+            let s = self.spec.seed ^ u64::from(self.incarnation);
+            cfg.seed = seeded_rng(s).random();
             match Interface::try_new(cfg, now) {
                 Ok(fresh) => *cx.iface = fresh,
                 Err(e) => {

@@ -1,0 +1,225 @@
+//! The fault pipeline of one direction: the shared decisions
+//! ([`FaultDice`]), then the rate limiter and the delay line.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::model::{FaultDice, Reordered, Verdict};
+use super::{DirectionStats, FaultConfig, MAX_HELD_BYTES, RATE_QUEUE_BYTES};
+
+/// Spare buffers kept per direction for reuse.
+const POOL_LIMIT: usize = 1024;
+
+/// A frame waiting in a lane's queue.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) frame: Vec<u8>,
+    pub(super) release: Instant,
+}
+
+/// The fault pipeline of one direction.
+#[derive(Debug)]
+pub(super) struct Lane {
+    /// The random decisions, and the frame held back for reordering.
+    dice: FaultDice<Vec<u8>>,
+    /// Frames with their release times, in delivery order (non-decreasing
+    /// release times).
+    pub(super) queue: VecDeque<Held>,
+    /// Bytes in `queue`.
+    pub(super) held_bytes: usize,
+    /// When the rate limiter finishes serializing what it has accepted.
+    next_free: Option<Instant>,
+    /// Release time of the frame queued last (keeps FIFO order).
+    last_release: Option<Instant>,
+    /// Spare buffers.
+    pub(super) pool: Vec<Vec<u8>>,
+}
+
+impl Lane {
+    pub(super) fn new(seed: u64) -> Self {
+        Lane {
+            dice: FaultDice::new(seed),
+            queue: VecDeque::new(),
+            held_bytes: 0,
+            next_free: None,
+            last_release: None,
+            pool: Vec::new(),
+        }
+    }
+
+    /// Frames waiting, the held-back one included.
+    pub(super) fn held_frames(&self) -> usize {
+        self.queue.len() + usize::from(self.dice.held().is_some())
+    }
+
+    /// Nothing queued and nothing held back.
+    pub(super) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.dice.held().is_none()
+    }
+
+    pub(super) fn head_due(&self, now: Instant) -> bool {
+        self.queue.front().is_some_and(|h| h.release <= now)
+    }
+
+    /// When this lane next has a frame to release.
+    pub(super) fn next_event(&self) -> Option<Instant> {
+        let head = self.queue.front().map(|h| h.release);
+        let reordered = self.dice.held().map(|r| r.deadline);
+        head.into_iter().chain(reordered).min()
+    }
+
+    /// The frame held back for reordering, taken out (to be flushed).
+    pub(super) fn take_reordered(&mut self) -> Option<Reordered<Vec<u8>>> {
+        self.dice.take_held()
+    }
+
+    /// A pooled buffer holding a copy of `frame`.
+    pub(super) fn buffer(&mut self, frame: &[u8]) -> Vec<u8> {
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        buf
+    }
+
+    pub(super) fn recycle(&mut self, buf: Vec<u8>) {
+        if self.pool.len() < POOL_LIMIT {
+            self.pool.push(buf);
+        }
+    }
+
+    /// Draws the fate of a frame of `len` bytes; `None` if it is lost.
+    pub(super) fn decide(
+        &mut self,
+        config: &FaultConfig,
+        stats: &mut DirectionStats,
+        len: usize,
+    ) -> Option<Verdict> {
+        let Some(verdict) = self.dice.decide(&config.odds(), len) else {
+            stats.lost += 1;
+            return None;
+        };
+        stats.corrupted += u64::from(verdict.corrupt.is_some());
+        Some(verdict)
+    }
+
+    /// Takes a frame that survived `decide` into the lane at `now`.
+    pub(super) fn enter(
+        &mut self,
+        now: Instant,
+        config: &FaultConfig,
+        stats: &mut DirectionStats,
+        frame: Vec<u8>,
+        verdict: Verdict,
+    ) {
+        if verdict.hold {
+            self.dice.hold(now, config.delay, frame, verdict.dup);
+            return;
+        }
+        self.admit(now, config, stats, frame, verdict.dup, true);
+        if let Some(held) = self.dice.take_held() {
+            stats.reordered += 1;
+            self.admit(now, config, stats, held.frame, held.dup, true);
+        }
+    }
+
+    /// Releases a held-back frame whose deadline has passed, as if it had
+    /// been serialized at its deadline (its wait replaces the delay).
+    pub(super) fn expire_reordered(
+        &mut self,
+        now: Instant,
+        config: &FaultConfig,
+        stats: &mut DirectionStats,
+    ) {
+        if let Some(held) = self.dice.take_expired(now) {
+            self.admit(held.deadline, config, stats, held.frame, held.dup, false);
+        }
+    }
+
+    /// Queues `frame` (and its copy if `dup`), arrived at `at`, through the
+    /// rate limiter and, if `with_delay`, the delay line.
+    fn admit(
+        &mut self,
+        at: Instant,
+        config: &FaultConfig,
+        stats: &mut DirectionStats,
+        frame: Vec<u8>,
+        dup: bool,
+        with_delay: bool,
+    ) {
+        let delay = if with_delay {
+            self.dice.delay(config.delay, config.jitter)
+        } else {
+            Duration::ZERO
+        };
+        let copy = dup.then(|| {
+            stats.duplicated += 1;
+            self.buffer(&frame)
+        });
+        self.push(at, stats, frame, delay, config.rate_bps);
+        if let Some(copy) = copy {
+            self.push(at, stats, copy, delay, config.rate_bps);
+        }
+    }
+
+    /// Queues one frame: serialization at `rate_bps`, then `delay`, never
+    /// ahead of the frame queued before it.
+    pub(super) fn push(
+        &mut self,
+        at: Instant,
+        stats: &mut DirectionStats,
+        frame: Vec<u8>,
+        delay: Duration,
+        rate_bps: Option<u64>,
+    ) {
+        let len = frame.len();
+        if self.held_bytes + len > MAX_HELD_BYTES {
+            stats.overflow += 1;
+            self.recycle(frame);
+            return;
+        }
+        let mut ready = at;
+        if let Some(rate) = rate_bps {
+            let start = self.next_free.map_or(at, |t| t.max(at));
+            if bytes_at_rate(start - at, rate) + len > RATE_QUEUE_BYTES {
+                stats.rate_dropped += 1;
+                self.recycle(frame);
+                return;
+            }
+            ready = start + serialization_time(len, rate);
+            self.next_free = Some(ready);
+        }
+        let mut release = ready + delay;
+        if let Some(last) = self.last_release {
+            release = release.max(last);
+        }
+        if release > at {
+            stats.delayed += 1;
+        }
+        self.last_release = Some(release);
+        self.held_bytes += len;
+        self.queue.push_back(Held { frame, release });
+    }
+
+    /// The oldest frame, if its release time has come.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if !self.head_due(now) {
+            return None;
+        }
+        let held = self.queue.pop_front()?;
+        self.held_bytes -= held.frame.len();
+        Some(held.frame)
+    }
+}
+
+/// Time to put `len` bytes on a link of `rate` bit/s, rounded up to the
+/// nanosecond.
+pub(super) fn serialization_time(len: usize, rate: u64) -> Duration {
+    let nanos = (len as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate.max(1)));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Bytes a link of `rate` bit/s sends in `d` (rounded down).
+pub(super) fn bytes_at_rate(d: Duration, rate: u64) -> usize {
+    let bytes = d.as_nanos() * u128::from(rate) / 8_000_000_000;
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
