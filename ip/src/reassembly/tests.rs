@@ -4,17 +4,18 @@ use crate::IpProtocol;
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-/// A tiny deterministic generator (xorshift64*), so tests replay exactly.
-struct Rng(u64);
+/// The tests' seeded generator (`rand`'s SmallRng), so they replay exactly.
+struct Rng(rand::rngs::SmallRng);
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        use rand::SeedableRng;
+        Rng(rand::rngs::SmallRng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        rand::RngExt::random(&mut self.0)
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        rand::RngExt::random_range(&mut self.0, 0..n)
     }
     fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
@@ -169,7 +170,7 @@ fn interleaved(rng: &mut Rng, count: usize) -> (Vec<Vec<u8>>, Vec<Frag>) {
 fn thousand_seeded_orders_with_duplicates_and_interleaving() {
     let now = Instant::now();
     for seed in 1..=1000u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut rng = Rng::new(seed);
         let mut r = Reassembler::new(ReassemblyConfig::default());
         let count = 1 + rng.below(4);
         let (datagrams, order) = interleaved(&mut rng, count);
@@ -192,7 +193,7 @@ fn thousand_seeded_orders_with_duplicates_and_interleaving() {
 #[test]
 fn late_duplicates_never_yield_corrupt_data() {
     let now = Instant::now();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let data = payload(5000, 4);
     let frags = split(&data, 3, 1480);
     let mut r = Reassembler::new(ReassemblyConfig::default());
@@ -286,7 +287,7 @@ fn flood_of_incomplete_fragments_stays_under_the_cap() {
     let now = Instant::now();
     let cfg = ReassemblyConfig::default();
     let mut r = Reassembler::new(cfg.clone());
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let valid = payload(60_000, 9);
     let valid_frags = split(&valid, 0xffff, 1480);
     let mut delivered = 0;
@@ -504,7 +505,7 @@ fn duplicates_cost_no_memory() {
 fn out_of_order_overlapping_and_duplicate_fragments_reassemble_byte_exact() {
     let now = Instant::now();
     for seed in 1..=300u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+        let mut rng = Rng::new(seed);
         let len = 1 + rng.below(20_000);
         let data = payload(len, seed as u8);
         // Fragment `off..end`, the final one when it reaches the end.
@@ -652,7 +653,7 @@ fn the_worst_honest_order_fits_the_default_piece_cap() {
 #[test]
 fn a_fragment_looks_only_at_the_pieces_it_overlaps() {
     let now = Instant::now();
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut r = Reassembler::new(ReassemblyConfig::default());
     let data = payload(256 * 16, 1);
     // 256 pieces of 8 bytes with 8-byte holes between, in random order:
@@ -820,7 +821,7 @@ fn random_offset_flood_from_many_sources_never_exceeds_the_cap() {
     };
     let mut seen = std::collections::BTreeSet::new();
     for seed in 1..=4u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut rng = Rng::new(seed);
         let mut r = Reassembler::new(cfg.clone());
         let mut now = t0;
         for i in 0..20_000 {
