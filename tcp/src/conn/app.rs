@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::timers::Timer;
 use super::{Connection, State, TcpError};
 
 /// In-order segments acknowledged at once after TCP_QUICKACK is set
@@ -251,7 +252,8 @@ impl Connection {
         }
         self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+            self.timers
+                .set(Timer::Close, now + self.cfg.fin_wait2_timeout);
         }
     }
 
@@ -283,7 +285,7 @@ impl Connection {
     pub fn set_cork(&mut self, _now: Instant, on: bool) {
         self.cfg.cork = on;
         if !on {
-            self.cork_deadline = None;
+            self.timers.stop(Timer::Cork);
             self.cork_expired = false;
         }
     }
@@ -307,12 +309,12 @@ impl Connection {
         }
         self.quick_acks = QUICKACK_SEGMENTS;
         if self.state.is_synchronized()
-            && (self.delack_at.is_some() || self.unacked_bytes > 0)
+            && (self.timers.is_set(Timer::DelayedAck) || self.unacked_bytes > 0)
             && self.state != State::TimeWait
         {
             // Linux __tcp_sock_set_quickack: "if an ACK is scheduled, send
             // it now" (ICSK_ACK_PUSHED, tcp_cleanup_rbuf).
-            self.delack_at = None;
+            self.timers.stop(Timer::DelayedAck);
             self.ack_now = true;
         }
     }
@@ -376,7 +378,8 @@ impl Connection {
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
         self.cfg.keepalive = keepalive;
         self.keepalive_sent = 0;
-        self.keepalive_at = keepalive.map(|k| now + k.idle);
+        self.timers
+            .set_or_stop(Timer::KeepAlive, keepalive.map(|k| now + k.idle));
     }
 
     /// Sets the send buffer size.

@@ -1,11 +1,12 @@
 //! Segment arrival (RFC 9293 section 3.10.7), with the RFC 5961 protections
 //! against blind reset, SYN and data injection, PAWS (RFC 7323), SACK
-//! processing and loss detection (RFC 6675, RFC 6582).
+//! processing; loss detection itself is in `recovery.rs`.
 
 use std::time::{Duration, Instant};
 
-use super::{Connection, Recovery, State, TcpError};
-use crate::sack::DUP_THRESH;
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Connection, State, TcpError};
 use crate::segment::TcpRepr;
 use crate::seq::SeqNum;
 
@@ -89,7 +90,7 @@ impl Connection {
         self.last_rcvd_at = now;
         self.stats.segments_received += 1;
         if let Some(k) = self.cfg.keepalive {
-            self.keepalive_at = Some(now + k.idle);
+            self.timers.set(Timer::KeepAlive, now + k.idle);
             self.keepalive_sent = 0;
         }
         // Second: the RST bit (RFC 5961 section 3.2: only an exact match
@@ -147,7 +148,8 @@ impl Connection {
             State::FinWait1 if fin_acked => {
                 self.set_state(State::FinWait2);
                 if self.app_closed {
-                    self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+                    self.timers
+                        .set(Timer::Close, now + self.cfg.fin_wait2_timeout);
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now),
@@ -230,7 +232,7 @@ impl Connection {
             Decision::Reincarnate => return Input::Reincarnate,
             Decision::AckAndRestart => {
                 self.ack_now = true;
-                self.close_at = Some(now + 2 * self.cfg.msl);
+                self.timers.set(Timer::Close, now + 2 * self.cfg.msl);
             }
             Decision::ThrottledAck => {
                 if self.take_oow_token(now) {
@@ -417,7 +419,7 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if wnd > 0 {
-                self.persist_at = None;
+                self.timers.stop(Timer::Persist);
                 self.persist_backoff = 0;
                 self.persist_since = None;
             }
@@ -466,7 +468,7 @@ impl Connection {
                         self.scoreboard.reset_reno();
                         self.scoreboard.mark_lost_through(ack + self.smss);
                         self.retransmit_now = true;
-                        self.rtx_at = Some(now + self.rtt.rto());
+                        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                     }
                 }
                 Some(Recovery::Timeout { point }) => {
@@ -503,7 +505,8 @@ impl Connection {
             // turn off the retransmission timer." 5.3: "When an ACK is
             // received that acknowledges new data, restart the
             // retransmission timer".
-            self.rtx_at = outstanding.then(|| now + self.rtt.rto());
+            self.timers
+                .set_or_stop(Timer::Retransmit, outstanding.then(|| now + self.rtt.rto()));
             // The probe episode ends once the probe is acknowledged.
             if self.tlp_end.is_some_and(|end| ack >= end) {
                 self.tlp_end = None;
@@ -534,31 +537,6 @@ impl Connection {
         }
     }
 
-    /// RFC 6937 3, on every ACK that starts or continues fast recovery:
-    /// "prr_delivered += DeliveredData", then sndcnt. While the pipe is above
-    /// ssthresh, sending follows deliveries in proportion ssthresh /
-    /// RecoverFS; once it is below (heavy losses), the slow start reduction
-    /// bound (PRR-SSRB) lets it grow back towards ssthresh by at most one
-    /// segment more than was delivered.
-    fn prr_on_ack(&mut self, delivered: usize) {
-        let pipe = self.pipe();
-        let ssthresh = self.cc.ssthresh();
-        let mss = self.smss.max(1);
-        let prr = &mut self.prr;
-        prr.delivered += delivered;
-        prr.sndcnt = if pipe > ssthresh {
-            // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
-            (prr.delivered.saturating_mul(ssthresh))
-                .div_ceil(prr.recover_fs.max(1))
-                .saturating_sub(prr.out)
-        } else {
-            // "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
-            //  sndcnt = MIN(ssthresh - pipe, limit)"
-            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
-            (ssthresh - pipe).min(limit)
-        };
-    }
-
     /// RTT sampling: the timed segment (Karn's rule: it is forgotten when
     /// retransmitted), or, when none is being timed, the echoed timestamp
     /// (RFC 7323 4.1 RTTM), which stays unambiguous across retransmissions.
@@ -587,58 +565,6 @@ impl Connection {
             self.rtt.sample(r);
         }
         echo
-    }
-
-    /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
-    /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
-    /// without SACK: the third duplicate ACK).
-    fn detect_loss(&mut self, now: Instant) {
-        if self.sack_ok {
-            self.scoreboard.update_lost(self.smss);
-            if self.recovery.is_some() {
-                let lost = self.scoreboard.detect_lost_retransmissions(self.snd_una);
-                self.stats.lost_retransmissions += lost as u64;
-            }
-        }
-        if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
-            return;
-        }
-        let lost = if self.sack_ok {
-            self.scoreboard.is_lost(self.snd_una) || self.dupacks as usize >= DUP_THRESH
-        } else {
-            self.dupacks as usize >= DUP_THRESH
-        };
-        if !lost {
-            return;
-        }
-        if !self.sack_ok || !self.scoreboard.is_lost(self.snd_una) {
-            self.scoreboard.mark_lost_through(self.snd_una + self.smss);
-        }
-        let flight = self.snd_nxt.since(self.snd_una);
-        self.cc.on_loss(now, flight);
-        self.hystart.finish();
-        self.recovery = Some(Recovery::Fast {
-            point: self.snd_nxt,
-        });
-        // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
-        // snd.una". The fast retransmit itself goes regardless (RFC 6675).
-        self.prr = crate::conn::Prr {
-            recover_fs: flight,
-            ..Default::default()
-        };
-        self.pto_at = None;
-        self.tlp_end = None;
-        self.scoreboard.start_episode(self.snd_una);
-        self.retransmit_now = true;
-        self.stats.fast_recoveries += 1;
-        log::debug!(
-            "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
-            self.local,
-            self.remote,
-            self.snd_una,
-            flight,
-            self.cc.cwnd()
-        );
     }
 
     /// The segment text (RFC 9293 seventh check): in-order data is
@@ -714,8 +640,9 @@ impl Connection {
                 self.ack_now = true;
             } else if self.unacked_bytes > self.rcv_mss {
                 self.ack_now = true;
-            } else if self.delack_at.is_none() {
-                self.delack_at = Some(now + self.cfg.delayed_ack);
+            } else if !self.timers.is_set(Timer::DelayedAck) {
+                self.timers
+                    .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
             }
         }
     }
@@ -773,11 +700,11 @@ impl Connection {
 
     pub(crate) fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
-        self.rtx_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.delack_at = None;
-        self.close_at = Some(now + 2 * self.cfg.msl);
+        self.timers.stop(Timer::Retransmit);
+        self.timers.stop(Timer::Persist);
+        self.timers.stop(Timer::KeepAlive);
+        self.timers.stop(Timer::DelayedAck);
+        self.timers.set(Timer::Close, now + 2 * self.cfg.msl);
     }
 
     /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED.
@@ -789,7 +716,7 @@ impl Connection {
         }
         self.snd_una = ack;
         self.snd_wl2 = ack;
-        self.rtx_at = None;
+        self.timers.stop(Timer::Retransmit);
         let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
         self.scoreboard.clear(self.snd_una);
         self.set_state(State::Established);
@@ -812,7 +739,7 @@ impl Connection {
         self.cc_ready = true;
         self.stats.cwnd = self.cc.cwnd();
         if let Some(k) = self.cfg.keepalive {
-            self.keepalive_at = Some(now + k.idle);
+            self.timers.set(Timer::KeepAlive, now + k.idle);
         }
     }
 }

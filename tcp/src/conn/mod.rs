@@ -1,11 +1,15 @@
 //! The TCP connection (transmission control block) and its state machine
-//! (RFC 9293 section 3.3.2): input in `input.rs`, output and timers in
-//! `output.rs`, application calls and bookkeeping here.
+//! (RFC 9293 section 3.3.2): input in `input.rs`, output in `output.rs`,
+//! timers in `timers.rs`, loss recovery in `recovery.rs`, application
+//! calls in `app.rs`, resources in `resources.rs`, state and shared helpers
+//! here.
 
 mod app;
 mod input;
 mod output;
+mod recovery;
 mod resources;
+mod timers;
 
 use std::fmt;
 use std::net::SocketAddrV4;
@@ -19,6 +23,8 @@ use crate::sack::Scoreboard;
 use crate::segment::{TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 use crate::stats::TcpStats;
+use recovery::{Prr, Recovery};
+use timers::{Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
@@ -138,31 +144,6 @@ impl fmt::Display for TcpError {
 
 impl std::error::Error for TcpError {}
 
-/// Where loss recovery stands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Recovery {
-    /// RFC 6675 / RFC 6582 fast recovery until `point` is acknowledged.
-    Fast { point: SeqNum },
-    /// Retransmitting after a timeout until `point` is acknowledged.
-    Timeout { point: SeqNum },
-}
-
-/// Proportional Rate Reduction (RFC 6937) for one fast recovery: how much
-/// may be sent as ACKs report deliveries, so that the flight shrinks
-/// smoothly to ssthresh across the recovery round trip instead of stopping
-/// until the pipe drains to it (and then sending in a burst).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Prr {
-    /// prr_delivered: bytes the peer reported delivered during recovery.
-    pub delivered: usize,
-    /// prr_out: bytes sent during recovery.
-    pub out: usize,
-    /// RecoverFS: the flight when recovery began.
-    pub recover_fs: usize,
-    /// sndcnt: what the latest ACK lets recovery send (less what went).
-    pub sndcnt: usize,
-}
-
 /// Defensive events since the stack last looked
 /// ([`Connection::take_alarms`]), for its counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -259,7 +240,6 @@ pub struct Connection {
 
     // Acknowledgment generation.
     pub(crate) ack_now: bool,
-    pub(crate) delack_at: Option<Instant>,
     /// Bytes received in order since our last ACK (RFC 5681 4.2: ACK at
     /// least every second full-sized segment).
     pub(crate) unacked_bytes: usize,
@@ -282,9 +262,6 @@ pub struct Connection {
     pub(crate) burst: usize,
     /// Send a zero-window or keep-alive probe.
     pub(crate) probe_now: bool,
-    /// TCP_CORK: when the 200 ms ceiling on holding a partial segment
-    /// ends (set while one is held).
-    pub(crate) cork_deadline: Option<Instant>,
     /// The ceiling passed: the held partial segment may go.
     pub(crate) cork_expired: bool,
     /// TCP_QUICKACK: in-order segments still to be acknowledged at once.
@@ -298,21 +275,16 @@ pub struct Connection {
     pub(crate) pending_rst: Option<TcpRepr>,
 
     // Timers.
-    pub(crate) rtx_at: Option<Instant>,
-    /// Tail loss probe timer (RFC 8985 7).
-    pub(crate) pto_at: Option<Instant>,
+    pub(crate) timers: TimerTable,
     /// A probe is due (the PTO fired).
     pub(crate) tlp_due: bool,
     /// End of the probe episode: no new probe until SND.UNA passes it.
     pub(crate) tlp_end: Option<SeqNum>,
-    pub(crate) persist_at: Option<Instant>,
     pub(crate) persist_backoff: u32,
     /// When the peer's window closed with data waiting (the user timeout
     /// applies from there, RFC 9293 3.8.3 with RFC 5482).
     pub(crate) persist_since: Option<Instant>,
-    pub(crate) keepalive_at: Option<Instant>,
     pub(crate) keepalive_sent: u32,
-    pub(crate) close_at: Option<Instant>,
     /// When the oldest unacknowledged data was first outstanding (for the
     /// user timeout); reset whenever SND.UNA advances.
     pub(crate) progress_at: Option<Instant>,
@@ -376,7 +348,7 @@ impl fmt::Debug for Connection {
             .field("sacked", &self.scoreboard.sacked_bytes())
             .field("pipe", &self.pipe())
             .field("cwnd", &self.cc.cwnd())
-            .field("rtx_at", &self.rtx_at)
+            .field("rtx_at", &self.timers.get(Timer::Retransmit))
             .field("hystart", &self.hystart.phase())
             .finish_non_exhaustive()
     }
@@ -441,7 +413,6 @@ impl Connection {
             sack_ok: false,
             our_ts_offset: ts_offset,
             ack_now: false,
-            delack_at: None,
             unacked_bytes: 0,
             dsack: None,
             last_ack_sent: SeqNum(0),
@@ -453,23 +424,18 @@ impl Connection {
             last_data_sent_at: None,
             burst: 0,
             probe_now: false,
-            cork_deadline: None,
             cork_expired: false,
             quick_acks: 0,
             user_timeout_set: std::time::Duration::ZERO,
             default_user_timeout: cfg.user_timeout,
             syn_pending: true,
+            timers: TimerTable::default(),
             pending_rst: None,
-            rtx_at: None,
-            pto_at: None,
             tlp_due: false,
             tlp_end: None,
-            persist_at: None,
             persist_backoff: 0,
             persist_since: None,
-            keepalive_at: None,
             keepalive_sent: 0,
-            close_at: None,
             progress_at: None,
             syn_retries: 0,
             last_sent_at: now,
@@ -757,24 +723,7 @@ impl Connection {
         if self.wants_transmit() {
             return Some(self.last_rcvd_at.min(self.last_sent_at));
         }
-        let user_timeout = self
-            .progress_at
-            .filter(|_| self.snd_nxt > self.snd_una && self.state.is_synchronized())
-            .or(self.persist_since)
-            .map(|p| p + self.cfg.user_timeout);
-        [
-            self.rtx_at,
-            self.pto_at,
-            self.persist_at,
-            self.delack_at,
-            self.cork_deadline,
-            self.keepalive_at,
-            self.close_at,
-            user_timeout,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.poll_timeout()
     }
 
     // --- helpers shared by input and output ------------------------------
@@ -809,12 +758,12 @@ impl Connection {
         self.send_buf.consume(queued);
         self.send_buf.release_if_empty();
         self.scoreboard.clear(self.snd_una);
-        self.rtx_at = None;
-        self.pto_at = None;
-        self.persist_at = None;
-        self.delack_at = None;
-        self.keepalive_at = None;
-        self.close_at = None;
+        self.timers.stop(Timer::Retransmit);
+        self.timers.stop(Timer::Tlp);
+        self.timers.stop(Timer::Persist);
+        self.timers.stop(Timer::DelayedAck);
+        self.timers.stop(Timer::KeepAlive);
+        self.timers.stop(Timer::Close);
         self.persist_since = None;
         self.ack_now = false;
     }

@@ -1,12 +1,14 @@
-//! Segment transmission and timers: the SYN and SYN-ACK, new data under the
-//! peer's window and the congestion window (Nagle, SWS avoidance), loss
-//! recovery retransmissions (RFC 6675 NextSeg), the retransmission timer
-//! (RFC 6298), zero-window and keep-alive probes, delayed ACKs, window
-//! updates, and the TIME-WAIT / FIN-WAIT-2 timers.
+//! Segment transmission: the SYN and SYN-ACK, new data under the peer's
+//! window and the congestion window (Nagle, SWS avoidance), loss recovery
+//! retransmissions (RFC 6675 NextSeg), zero-window and keep-alive probes,
+//! ACKs and window updates. The timers that trigger some of these are in
+//! `timers.rs`.
 
 use std::time::Instant;
 
-use super::{Connection, Recovery, State, TcpError};
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Connection, State};
 use crate::segment::{Flags, TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 
@@ -84,7 +86,7 @@ impl Connection {
                 self.cc.set_mss(self.smss);
             }
         }
-        self.run_timers(now);
+        self.handle_timeout(now);
         self.restart_after_idle(now);
         if let Some(rst) = self.pending_rst.take() {
             self.stats.segments_sent += 1;
@@ -144,15 +146,15 @@ impl Connection {
         if repr.flags.ack() {
             self.last_ack_sent = repr.ack;
             self.ack_now = false;
-            self.delack_at = None;
+            self.timers.stop(Timer::DelayedAck);
             self.unacked_bytes = 0;
             self.dsack = None;
         }
         if repr.flags.syn() {
             self.syn_pending = false;
             self.snd_nxt = self.snd_nxt.max(self.iss + 1);
-            if self.rtx_at.is_none() {
-                self.rtx_at = Some(now + self.rtt.rto());
+            if !self.timers.is_set(Timer::Retransmit) {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
             if self.syn_retries == 0 && self.timed.is_none() {
                 self.timed = Some((self.iss + 1, now));
@@ -473,11 +475,15 @@ impl Connection {
     fn next_segment(&mut self, now: Instant) -> Option<Out> {
         let (plan, blocked) = self.plan();
         self.cwnd_limited = blocked.cwnd;
-        if blocked.corked && self.cork_deadline.is_none() && !self.cork_expired {
-            self.cork_deadline = Some(now + CORK_CEILING);
+        if blocked.corked && !self.timers.is_set(Timer::Cork) && !self.cork_expired {
+            self.timers.set(Timer::Cork, now + CORK_CEILING);
         }
-        if blocked.zero_window && self.snd_nxt == self.snd_una && self.persist_at.is_none() {
-            self.persist_at = Some(now + self.persist_interval());
+        if blocked.zero_window
+            && self.snd_nxt == self.snd_una
+            && !self.timers.is_set(Timer::Persist)
+        {
+            self.timers
+                .set(Timer::Persist, now + self.persist_interval());
             self.persist_since.get_or_insert(now);
         }
         let Some(plan) = plan else {
@@ -525,7 +531,7 @@ impl Connection {
                 self.snd_nxt = seq + len + fin as usize;
                 if seq + len >= self.data_end() {
                     // Nothing held back by TCP_CORK any more.
-                    self.cork_deadline = None;
+                    self.timers.stop(Timer::Cork);
                     self.cork_expired = false;
                 }
                 self.stats.bytes_sent += len as u64;
@@ -599,219 +605,6 @@ impl Connection {
         if self.data_end() > self.snd_nxt && now.saturating_duration_since(last) > self.rtt.rto() {
             self.cc.on_idle_restart();
             self.last_data_sent_at = Some(now);
-        }
-    }
-
-    /// RFC 6298 5.1: start the timer when data is sent and it is not running.
-    fn arm_rtx(&mut self, now: Instant) {
-        if self.rtx_at.is_none() {
-            self.rtx_at = Some(now + self.rtt.rto());
-        }
-        if self.progress_at.is_none() {
-            self.progress_at = Some(now);
-        }
-        self.arm_pto(now);
-    }
-
-    /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
-    /// the latest transmission (plus the peer's worst-case delayed-ACK time
-    /// when a single segment is in flight), never after the RTO, and only
-    /// outside loss recovery with no probe outstanding.
-    pub(crate) fn arm_pto(&mut self, now: Instant) {
-        self.pto_at = None;
-        let Some(srtt) = self.rtt.srtt() else {
-            return;
-        };
-        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd_nxt <= self.snd_una {
-            return;
-        }
-        let mut pto = srtt * 2;
-        if self.snd_nxt.since(self.snd_una) <= self.smss {
-            pto += std::time::Duration::from_millis(200);
-        }
-        let at = now + pto.max(std::time::Duration::from_millis(1));
-        self.pto_at = Some(match self.rtx_at {
-            Some(rto) if rto < at => return,
-            _ => at,
-        });
-    }
-
-    fn persist_interval(&self) -> std::time::Duration {
-        let base = self.rtt.rto();
-        (base * 2u32.saturating_pow(self.persist_backoff.min(16))).min(self.cfg.max_rto)
-    }
-
-    /// Fires expired timers.
-    fn run_timers(&mut self, now: Instant) {
-        if let Some(t) = self.close_at
-            && now >= t
-        {
-            self.close_at = None;
-            match self.state {
-                State::TimeWait | State::FinWait2 => {
-                    self.enter_closed(None);
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if let Some(t) = self.delack_at
-            && now >= t
-        {
-            self.delack_at = None;
-            self.ack_now = true;
-        }
-        if let Some(t) = self.cork_deadline
-            && now >= t
-        {
-            self.cork_deadline = None;
-            self.cork_expired = true;
-        }
-        if let Some(t) = self.rtx_at
-            && now >= t
-        {
-            self.rtx_at = None;
-            self.pto_at = None;
-            self.on_rto(now);
-            if self.state == State::Closed {
-                return;
-            }
-        }
-        if let Some(t) = self.pto_at
-            && now >= t
-        {
-            self.pto_at = None;
-            if self.recovery.is_none()
-                && self.snd_nxt > self.snd_una
-                && self.state.is_synchronized()
-            {
-                self.tlp_due = true;
-            }
-        }
-        if let Some(t) = self.persist_at
-            && now >= t
-        {
-            let unsent = self.data_end().since(self.snd_nxt) > 0;
-            // An orphan gets `orphan_retries` probes, answered or not (Linux
-            // tcp_probe_timer with tcp_orphan_retries): nobody will read
-            // what it still has to send if the window never opens.
-            if self.app_closed && unsent && self.persist_backoff >= self.cfg.orphan_retries {
-                self.alarms.orphan_gave_up += 1;
-                self.give_up("orphan on a zero window");
-                return;
-            }
-            self.persist_backoff += 1;
-            self.stats.zero_window_probes += 1;
-            if unsent && self.snd_wnd == 0 {
-                self.probe_now = true;
-                self.persist_at = Some(now + self.persist_interval());
-            } else {
-                self.persist_at = None;
-            }
-        }
-        if let (Some(t), Some(k)) = (self.keepalive_at, self.cfg.keepalive)
-            && now >= t
-        {
-            // Linux probes in every state where the connection is
-            // synchronized and nothing is outstanding (CLOSE-WAIT and
-            // FIN-WAIT-2 too: a peer that vanished leaves them forever).
-            let probing = matches!(
-                self.state,
-                State::Established | State::CloseWait | State::FinWait2
-            );
-            if !probing || self.snd_nxt != self.snd_una {
-                self.keepalive_at = Some(now + k.idle);
-            } else if self.keepalive_sent >= k.probes {
-                self.give_up("keep-alive");
-                return;
-            } else {
-                self.keepalive_sent += 1;
-                self.probe_now = true;
-                self.keepalive_at = Some(now + k.interval);
-            }
-        }
-        // RFC 9293 3.8.3 / RFC 5482: the user timeout, for data
-        // outstanding without progress and, as on Linux, for a window that
-        // stays closed while data waits (probes answered or not).
-        let in_flight = self.progress_at.filter(|_| self.snd_nxt > self.snd_una);
-        let persisting = self.persist_since.filter(|_| self.snd_wnd == 0);
-        if let Some(p) = in_flight.or(persisting)
-            && now.saturating_duration_since(p) >= self.cfg.user_timeout
-            && self.state.is_synchronized()
-        {
-            if in_flight.is_none() {
-                self.alarms.persist_timed_out += 1;
-            }
-            self.give_up("user timeout");
-        }
-    }
-
-    /// Gives the connection up (a timer ran out): the peer is told with a
-    /// reset and the application gets ETIMEDOUT (or the soft error ICMP
-    /// reported).
-    fn give_up(&mut self, why: &str) {
-        log::debug!("{} -> {}: {why}: giving up", self.local, self.remote);
-        self.pending_rst = Some(self.make_rst(self.snd_nxt));
-        self.enter_closed(Some(TcpError::TimedOut));
-    }
-
-    /// The retransmission timer expired (RFC 6298 5.4-5.7).
-    fn on_rto(&mut self, now: Instant) {
-        match self.state {
-            State::SynSent | State::SynReceived => {
-                self.syn_retries += 1;
-                let limit = if self.passive {
-                    self.cfg.synack_retries
-                } else {
-                    self.cfg.syn_retries
-                };
-                if self.syn_retries > limit {
-                    self.enter_closed(Some(TcpError::TimedOut));
-                    return;
-                }
-                self.rtt.back_off();
-                self.timed = None;
-                self.syn_pending = true;
-                self.stats.rto_count += 1;
-            }
-            _ => {
-                if self.snd_nxt == self.snd_una {
-                    return;
-                }
-                // An orphan gets `orphan_retries` timeouts without progress
-                // (Linux tcp_orphan_retries), not the user timeout's minutes.
-                if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
-                    self.alarms.orphan_gave_up += 1;
-                    self.give_up("orphan after orphan_retries timeouts");
-                    return;
-                }
-                // A second timeout with no progress after retransmitting the
-                // holes suggests the peer reneged on its SACKs (RFC 2018 8):
-                // forget them and retransmit everything.
-                if self.rto_without_progress >= 1 {
-                    self.scoreboard.clear(self.snd_una);
-                }
-                self.rto_without_progress += 1;
-                let flight = self.snd_nxt.since(self.snd_una);
-                self.cc.on_rto(now, flight);
-                self.hystart.finish();
-                self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
-                self.recovery = Some(Recovery::Timeout {
-                    point: self.snd_nxt,
-                });
-                self.dupacks = 0;
-                self.rtt.back_off();
-                self.timed = None;
-                self.stats.rto_count += 1;
-                log::debug!(
-                    "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
-                    self.local,
-                    self.remote,
-                    self.rto_without_progress,
-                    self.snd_una,
-                    self.rtt.rto()
-                );
-            }
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use super::{Alarms, Connection, Recovery, State, TcpError};
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Alarms, Connection, State, TcpError};
 use crate::buffer::MemoryPressure;
 
 impl Connection {
@@ -186,7 +188,7 @@ impl Connection {
         self.retransmit_now = true;
         self.timed = None;
         self.stats.pmtu_retransmissions += 1;
-        self.rtx_at = Some(now + self.rtt.rto());
+        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
     }
 
     /// Defensive events since the last call (for the stack's counters).
@@ -217,7 +219,10 @@ impl Connection {
             ts_recent: self.ts.map(|t| (t.recent, t.recent_at)),
             ts_offset: self.our_ts_offset,
             epoch: self.epoch,
-            expires: self.close_at.unwrap_or(now + 2 * self.cfg.msl),
+            expires: self
+                .timers
+                .get(Timer::Close)
+                .unwrap_or(now + 2 * self.cfg.msl),
             msl2: 2 * self.cfg.msl,
             oow_interval: self.cfg.invalid_ack_interval,
             last_oow_ack: None,

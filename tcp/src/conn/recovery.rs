@@ -1,0 +1,174 @@
+//! Loss recovery: fast recovery (RFC 6675 with SACK, RFC 6582 NewReno
+//! without), Proportional Rate Reduction (RFC 6937), and the
+//! retransmission timeout (RFC 6298 5.4-5.7).
+
+use std::time::Instant;
+
+use super::timers::Timer;
+use super::{Connection, State, TcpError};
+use crate::sack::DUP_THRESH;
+use crate::seq::SeqNum;
+
+/// Where loss recovery stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Recovery {
+    /// RFC 6675 / RFC 6582 fast recovery until `point` is acknowledged.
+    Fast { point: SeqNum },
+    /// Retransmitting after a timeout until `point` is acknowledged.
+    Timeout { point: SeqNum },
+}
+
+/// Proportional Rate Reduction (RFC 6937) for one fast recovery: how much
+/// may be sent as ACKs report deliveries, so that the flight shrinks
+/// smoothly to ssthresh across the recovery round trip instead of stopping
+/// until the pipe drains to it (and then sending in a burst).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Prr {
+    /// prr_delivered: bytes the peer reported delivered during recovery.
+    pub delivered: usize,
+    /// prr_out: bytes sent during recovery.
+    pub out: usize,
+    /// RecoverFS: the flight when recovery began.
+    pub recover_fs: usize,
+    /// sndcnt: what the latest ACK lets recovery send (less what went).
+    pub sndcnt: usize,
+}
+
+impl Connection {
+    /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
+    /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
+    /// without SACK: the third duplicate ACK).
+    pub(crate) fn detect_loss(&mut self, now: Instant) {
+        if self.sack_ok {
+            self.scoreboard.update_lost(self.smss);
+            if self.recovery.is_some() {
+                let lost = self.scoreboard.detect_lost_retransmissions(self.snd_una);
+                self.stats.lost_retransmissions += lost as u64;
+            }
+        }
+        if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
+            return;
+        }
+        let lost = if self.sack_ok {
+            self.scoreboard.is_lost(self.snd_una) || self.dupacks as usize >= DUP_THRESH
+        } else {
+            self.dupacks as usize >= DUP_THRESH
+        };
+        if !lost {
+            return;
+        }
+        if !self.sack_ok || !self.scoreboard.is_lost(self.snd_una) {
+            self.scoreboard.mark_lost_through(self.snd_una + self.smss);
+        }
+        let flight = self.snd_nxt.since(self.snd_una);
+        self.cc.on_loss(now, flight);
+        self.hystart.finish();
+        self.recovery = Some(Recovery::Fast {
+            point: self.snd_nxt,
+        });
+        // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
+        // snd.una". The fast retransmit itself goes regardless (RFC 6675).
+        self.prr = Prr {
+            recover_fs: flight,
+            ..Default::default()
+        };
+        self.timers.stop(Timer::Tlp);
+        self.tlp_end = None;
+        self.scoreboard.start_episode(self.snd_una);
+        self.retransmit_now = true;
+        self.stats.fast_recoveries += 1;
+        log::debug!(
+            "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
+            self.local,
+            self.remote,
+            self.snd_una,
+            flight,
+            self.cc.cwnd()
+        );
+    }
+
+    /// RFC 6937 3, on every ACK that starts or continues fast recovery:
+    /// "prr_delivered += DeliveredData", then sndcnt. While the pipe is above
+    /// ssthresh, sending follows deliveries in proportion ssthresh /
+    /// RecoverFS; once it is below (heavy losses), the slow start reduction
+    /// bound (PRR-SSRB) lets it grow back towards ssthresh by at most one
+    /// segment more than was delivered.
+    pub(crate) fn prr_on_ack(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let ssthresh = self.cc.ssthresh();
+        let mss = self.smss.max(1);
+        let prr = &mut self.prr;
+        prr.delivered += delivered;
+        prr.sndcnt = if pipe > ssthresh {
+            // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
+            (prr.delivered.saturating_mul(ssthresh))
+                .div_ceil(prr.recover_fs.max(1))
+                .saturating_sub(prr.out)
+        } else {
+            // "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
+            //  sndcnt = MIN(ssthresh - pipe, limit)"
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+    }
+
+    /// The retransmission timer expired (RFC 6298 5.4-5.7).
+    pub(crate) fn on_rto(&mut self, now: Instant) {
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                self.syn_retries += 1;
+                let limit = if self.passive {
+                    self.cfg.synack_retries
+                } else {
+                    self.cfg.syn_retries
+                };
+                if self.syn_retries > limit {
+                    self.enter_closed(Some(TcpError::TimedOut));
+                    return;
+                }
+                self.rtt.back_off();
+                self.timed = None;
+                self.syn_pending = true;
+                self.stats.rto_count += 1;
+            }
+            _ => {
+                if self.snd_nxt == self.snd_una {
+                    return;
+                }
+                // An orphan gets `orphan_retries` timeouts without progress
+                // (Linux tcp_orphan_retries), not the user timeout's minutes.
+                if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
+                    self.alarms.orphan_gave_up += 1;
+                    self.give_up("orphan after orphan_retries timeouts");
+                    return;
+                }
+                // A second timeout with no progress after retransmitting the
+                // holes suggests the peer reneged on its SACKs (RFC 2018 8):
+                // forget them and retransmit everything.
+                if self.rto_without_progress >= 1 {
+                    self.scoreboard.clear(self.snd_una);
+                }
+                self.rto_without_progress += 1;
+                let flight = self.snd_nxt.since(self.snd_una);
+                self.cc.on_rto(now, flight);
+                self.hystart.finish();
+                self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
+                self.recovery = Some(Recovery::Timeout {
+                    point: self.snd_nxt,
+                });
+                self.dupacks = 0;
+                self.rtt.back_off();
+                self.timed = None;
+                self.stats.rto_count += 1;
+                log::debug!(
+                    "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
+                    self.local,
+                    self.remote,
+                    self.rto_without_progress,
+                    self.snd_una,
+                    self.rtt.rto()
+                );
+            }
+        }
+    }
+}
