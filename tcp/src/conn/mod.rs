@@ -9,6 +9,7 @@ mod input;
 mod output;
 mod recovery;
 mod resources;
+mod state;
 mod timers;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::segment::{TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 use crate::stats::TcpStats;
 use recovery::{Prr, Recovery};
+use state::{RecvState, SendState, Timestamps, TsState};
 use timers::{Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
@@ -175,103 +177,36 @@ impl Alarms {
     }
 }
 
-/// Timestamp state (RFC 7323).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timestamps {
-    /// TS.Recent: the peer's timestamp to echo.
-    pub recent: u32,
-    /// When TS.Recent was set (PAWS: older than 24 days is invalid).
-    pub recent_at: Instant,
-}
-
 /// One TCP connection.
 pub struct Connection {
     pub(crate) local: SocketAddrV4,
     pub(crate) remote: SocketAddrV4,
     pub(crate) state: State,
     pub(crate) cfg: TcpConfig,
-    pub(crate) epoch: Instant,
+    /// The send side: sequence space, window, buffer, FIN.
+    pub(crate) snd: SendState,
+    /// The receive side: sequence space, buffer, FIN, ACK generation.
+    pub(crate) rcv: RecvState,
+    /// Timestamps (RFC 7323): our clock and the peer's TS.Recent for PAWS.
+    pub(crate) ts: TsState,
 
     // Send sequence space (RFC 9293 3.3.1). SND.NXT is the highest sequence
     // number sent plus one: retransmissions never rewind it (they are
     // tracked by the scoreboard instead).
-    pub(crate) iss: SeqNum,
-    pub(crate) snd_una: SeqNum,
-    pub(crate) snd_nxt: SeqNum,
-    pub(crate) snd_wnd: usize,
-    pub(crate) max_snd_wnd: usize,
-    pub(crate) snd_wl1: SeqNum,
-    pub(crate) snd_wl2: SeqNum,
-    pub(crate) snd_wscale: u8,
-    pub(crate) peer_mss: usize,
-    pub(crate) send_buf: SendBuffer,
-    /// SND.UP: the sequence number following the last urgent octet the
-    /// application sent, while that is unacknowledged (RFC 9293 3.8.5).
-    pub(crate) snd_up: Option<SeqNum>,
-    /// The application will write no more: a FIN follows the data.
-    pub(crate) fin_queued: bool,
-    /// Set once a FIN has been sent.
-    pub(crate) fin_sent: bool,
-    /// Sequence number our FIN occupies, once sent.
-    pub(crate) fin_seq: Option<SeqNum>,
 
     // Receive sequence space.
-    pub(crate) irs: SeqNum,
-    pub(crate) rcv_nxt: SeqNum,
-    /// Right edge of the window last advertised; never moves left.
-    pub(crate) rcv_adv: SeqNum,
-    pub(crate) rcv_wscale: u8,
-    pub(crate) recv_buf: RecvBuffer,
-    /// Sequence number of the peer's FIN, once seen (it may arrive out of
-    /// order, before data that precedes it).
-    pub(crate) remote_fin: Option<SeqNum>,
-    /// RCV.UP: the sequence number following the urgent data the peer
-    /// sent, while some of it is unread.
-    pub(crate) rcv_up: Option<SeqNum>,
-    /// The peer's FIN was consumed: reads return end of file when drained.
-    pub(crate) read_eof: bool,
-    /// The application shut down its read side.
-    pub(crate) read_shut: bool,
 
     // Options in use.
-    pub(crate) ts: Option<Timestamps>,
     pub(crate) sack_ok: bool,
-    pub(crate) our_ts_offset: u32,
 
     // Acknowledgment generation.
-    pub(crate) ack_now: bool,
-    /// Bytes received in order since our last ACK (RFC 5681 4.2: ACK at
-    /// least every second full-sized segment).
-    pub(crate) unacked_bytes: usize,
-    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
-    /// Last.ACK.sent (RFC 7323 4.3).
-    pub(crate) last_ack_sent: SeqNum,
-    /// Our estimate of the peer's segment size (Linux's `rcv_mss`): it
-    /// grows with larger segments and shrinks when two segments in a row
-    /// are smaller.
-    pub(crate) rcv_mss: usize,
-    /// Size of the last segment below `rcv_mss` (to notice a smaller MSS).
-    pub(crate) last_seg_size: usize,
-    /// The path MTU at the last transmission (the interface MTU until then):
-    /// SMSS = min(peer MSS, path MTU - 40) minus options.
-    pub(crate) path_mtu: usize,
-    /// When new data was last sent (RFC 5681 4.1 restart after idle).
-    pub(crate) last_data_sent_at: Option<Instant>,
-    /// Largest super segment the device takes (0: none; see
-    /// [`poll_transmit_burst`](Connection::poll_transmit_burst)).
-    pub(crate) burst: usize,
     /// Send a zero-window or keep-alive probe.
     pub(crate) probe_now: bool,
-    /// The ceiling passed: the held partial segment may go.
-    pub(crate) cork_expired: bool,
-    /// TCP_QUICKACK: in-order segments still to be acknowledged at once.
-    pub(crate) quick_acks: u32,
     /// TCP_USER_TIMEOUT as the application set it (zero: the stack's
     /// default applies).
     pub(crate) user_timeout_set: std::time::Duration,
     /// The stack's user timeout when the connection was made.
     pub(crate) default_user_timeout: std::time::Duration,
-    pub(crate) syn_pending: bool,
     pub(crate) pending_rst: Option<TcpRepr>,
 
     // Timers.
@@ -285,10 +220,6 @@ pub struct Connection {
     /// applies from there, RFC 9293 3.8.3 with RFC 5482).
     pub(crate) persist_since: Option<Instant>,
     pub(crate) keepalive_sent: u32,
-    /// When the oldest unacknowledged data was first outstanding (for the
-    /// user timeout); reset whenever SND.UNA advances.
-    pub(crate) progress_at: Option<Instant>,
-    pub(crate) syn_retries: u32,
     pub(crate) last_sent_at: Instant,
     pub(crate) last_rcvd_at: Instant,
 
@@ -307,8 +238,6 @@ pub struct Connection {
     /// The last transmission attempt stopped because cwnd was full.
     pub(crate) cwnd_limited: bool,
     pub(crate) rto_without_progress: u32,
-    /// Limited to the path MTU seen at the last transmission.
-    pub(crate) smss: usize,
 
     // Abnormal end and control.
     pub(crate) error: Option<TcpError>,
@@ -337,10 +266,10 @@ impl fmt::Debug for Connection {
             .field("local", &self.local)
             .field("remote", &self.remote)
             .field("state", &self.state)
-            .field("snd_una", &self.snd_una)
-            .field("snd_nxt", &self.snd_nxt)
-            .field("snd_wnd", &self.snd_wnd)
-            .field("rcv_nxt", &self.rcv_nxt)
+            .field("snd_una", &self.snd.una)
+            .field("snd_nxt", &self.snd.nxt)
+            .field("snd_wnd", &self.snd.wnd)
+            .field("rcv_nxt", &self.rcv.nxt)
             .field("recovery", &self.recovery)
             .field("lost_end", &self.scoreboard.lost_end())
             .field("high_rxt", &self.scoreboard.high_rxt())
@@ -383,52 +312,10 @@ impl Connection {
             remote,
             state,
             cfg: cfg.clone(),
-            epoch,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_wnd: 0,
-            max_snd_wnd: 0,
-            snd_wl1: SeqNum(0),
-            snd_wl2: iss,
-            snd_wscale: 0,
-            peer_mss: 536,
-            send_buf: SendBuffer::new(cfg.send_buffer),
-            snd_up: None,
-            fin_queued: false,
-            fin_sent: false,
-            fin_seq: None,
-            irs: SeqNum(0),
-            rcv_nxt: SeqNum(0),
-            rcv_adv: SeqNum(0),
-            rcv_wscale: 0,
-            // Slack of one window-scale unit lets a rounded-up window edge
-            // never exceed the space really there (RFC 7323 2.4).
-            recv_buf: RecvBuffer::new(cfg.recv_buffer + (1 << cfg.window_scale.min(14))),
-            remote_fin: None,
-            rcv_up: None,
-            read_eof: false,
-            read_shut: false,
-            ts: None,
             sack_ok: false,
-            our_ts_offset: ts_offset,
-            ack_now: false,
-            unacked_bytes: 0,
-            dsack: None,
-            last_ack_sent: SeqNum(0),
-            // Linux's tcp_initialize_rcv_mss: the RFC 9293 default until
-            // segments show more.
-            rcv_mss: 536.min(cfg.mss as usize),
-            last_seg_size: 0,
-            path_mtu: cfg.mss as usize + 40,
-            last_data_sent_at: None,
-            burst: 0,
             probe_now: false,
-            cork_expired: false,
-            quick_acks: 0,
             user_timeout_set: std::time::Duration::ZERO,
             default_user_timeout: cfg.user_timeout,
-            syn_pending: true,
             timers: TimerTable::default(),
             pending_rst: None,
             tlp_due: false,
@@ -436,8 +323,6 @@ impl Connection {
             persist_backoff: 0,
             persist_since: None,
             keepalive_sent: 0,
-            progress_at: None,
-            syn_retries: 0,
             last_sent_at: now,
             last_rcvd_at: now,
             rtt: RttEstimator::new(cfg.min_rto, cfg.max_rto),
@@ -452,7 +337,6 @@ impl Connection {
             retransmit_now: false,
             cwnd_limited: false,
             rto_without_progress: 0,
-            smss: 536,
             error: None,
             app_closed: false,
             passive: false,
@@ -462,6 +346,57 @@ impl Connection {
             alarms: Alarms::default(),
             stats,
             sack_scratch: Vec::new(),
+            snd: SendState {
+                iss,
+                una: iss,
+                nxt: iss,
+                wnd: 0,
+                max_wnd: 0,
+                wl1: SeqNum(0),
+                wl2: iss,
+                wscale: 0,
+                peer_mss: 536,
+                smss: 536,
+                path_mtu: cfg.mss as usize + 40,
+                burst: 0,
+                buf: SendBuffer::new(cfg.send_buffer),
+                up: None,
+                fin_queued: false,
+                fin_sent: false,
+                fin_seq: None,
+                syn_pending: true,
+                syn_retries: 0,
+                last_data_sent_at: None,
+                progress_at: None,
+                cork_expired: false,
+            },
+            rcv: RecvState {
+                irs: SeqNum(0),
+                nxt: SeqNum(0),
+                adv: SeqNum(0),
+                wscale: 0,
+                // Slack of one window-scale unit lets a rounded-up window edge
+                // never exceed the space really there (RFC 7323 2.4).
+                buf: RecvBuffer::new(cfg.recv_buffer + (1 << cfg.window_scale.min(14))),
+                remote_fin: None,
+                up: None,
+                read_eof: false,
+                read_shut: false,
+                // Linux's tcp_initialize_rcv_mss: the RFC 9293 default until
+                // segments show more.
+                mss: 536.min(cfg.mss as usize),
+                last_seg_size: 0,
+                ack_now: false,
+                unacked_bytes: 0,
+                dsack: None,
+                last_ack_sent: SeqNum(0),
+                quick_acks: 0,
+            },
+            ts: TsState {
+                peer: None,
+                offset: ts_offset,
+                epoch,
+            },
         }
     }
 
@@ -488,7 +423,7 @@ impl Connection {
             now,
             State::SynSent,
         );
-        c.snd_nxt = iss;
+        c.snd.nxt = iss;
         c
     }
 
@@ -509,17 +444,17 @@ impl Connection {
         let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
         // RFC 9293 3.10.7.2: "Set RCV.NXT to SEG.SEQ+1, IRS is set to
         // SEG.SEQ".
-        c.irs = syn.seq;
-        c.rcv_nxt = syn.seq + 1;
+        c.rcv.irs = syn.seq;
+        c.rcv.nxt = syn.seq + 1;
         // Nothing offered yet: the SYN-ACK sets the first edge.
-        c.rcv_adv = c.rcv_nxt;
+        c.rcv.adv = c.rcv.nxt;
         c.negotiate(now, &syn.options);
         // The window in a SYN is never scaled (RFC 7323 2.2).
-        c.snd_wnd = syn.window as usize;
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = syn.seq;
-        c.snd_wl2 = iss;
-        c.ack_now = false;
+        c.snd.wnd = syn.window as usize;
+        c.snd.max_wnd = c.snd.wnd;
+        c.snd.wl1 = syn.seq;
+        c.snd.wl2 = iss;
+        c.rcv.ack_now = false;
         c
     }
 
@@ -568,20 +503,20 @@ impl Connection {
     ) -> Connection {
         let iss = ack.ack - 1;
         let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
-        c.irs = ack.seq - 1;
-        c.rcv_nxt = ack.seq;
-        c.last_ack_sent = ack.seq;
+        c.rcv.irs = ack.seq - 1;
+        c.rcv.nxt = ack.seq;
+        c.rcv.last_ack_sent = ack.seq;
         // The SYN-ACK offered this edge.
-        c.rcv_adv = c.rcv_nxt + crate::syncookie::cookie_window(cfg) as usize;
-        c.snd_nxt = iss + 1;
-        c.syn_pending = false;
-        c.peer_mss = syn.mss as usize;
+        c.rcv.adv = c.rcv.nxt + crate::syncookie::cookie_window(cfg) as usize;
+        c.snd.nxt = iss + 1;
+        c.snd.syn_pending = false;
+        c.snd.peer_mss = syn.mss as usize;
         if let (Some(peer), true) = (syn.window_scale, cfg.window_scale > 0) {
-            c.snd_wscale = peer.min(14);
-            c.rcv_wscale = cfg.window_scale.min(14);
+            c.snd.wscale = peer.min(14);
+            c.rcv.wscale = cfg.window_scale.min(14);
         }
         c.sack_ok = cfg.sack && syn.sack;
-        c.ts = match (cfg.timestamps && syn.timestamps, ack.options.timestamps) {
+        c.ts.peer = match (cfg.timestamps && syn.timestamps, ack.options.timestamps) {
             (true, Some((val, _))) => Some(Timestamps {
                 recent: val,
                 recent_at: now,
@@ -589,29 +524,29 @@ impl Connection {
             _ => None,
         };
         c.stats.sack = c.sack_ok;
-        c.stats.timestamps = c.ts.is_some();
+        c.stats.timestamps = c.ts.peer.is_some();
         c.stats.window_scale =
-            (c.rcv_wscale > 0 || c.snd_wscale > 0).then_some((c.rcv_wscale, c.snd_wscale));
-        c.snd_wl1 = c.irs;
-        c.snd_wl2 = iss;
+            (c.rcv.wscale > 0 || c.snd.wscale > 0).then_some((c.rcv.wscale, c.snd.wscale));
+        c.snd.wl1 = c.rcv.irs;
+        c.snd.wl2 = iss;
         c
     }
 
     /// Applies the options of the peer's SYN (or SYN-ACK).
     pub(crate) fn negotiate(&mut self, now: Instant, opts: &TcpOptions) {
         // RFC 9293 3.7.1: without an MSS option, assume 536.
-        self.peer_mss = opts.mss.map_or(536, |m| m.max(64) as usize);
+        self.snd.peer_mss = opts.mss.map_or(536, |m| m.max(64) as usize);
         // RFC 7323 2.2: scaling applies only if both sides sent the option;
         // a shift above 14 is treated as 14.
         if let (Some(peer), true) = (opts.window_scale, self.cfg.window_scale > 0) {
-            self.snd_wscale = peer.min(14);
-            self.rcv_wscale = self.cfg.window_scale.min(14);
+            self.snd.wscale = peer.min(14);
+            self.rcv.wscale = self.cfg.window_scale.min(14);
         } else {
-            self.snd_wscale = 0;
-            self.rcv_wscale = 0;
+            self.snd.wscale = 0;
+            self.rcv.wscale = 0;
         }
         self.sack_ok = self.cfg.sack && opts.sack_permitted;
-        self.ts = match (self.cfg.timestamps, opts.timestamps) {
+        self.ts.peer = match (self.cfg.timestamps, opts.timestamps) {
             (true, Some((val, _))) => Some(Timestamps {
                 recent: val,
                 recent_at: now,
@@ -619,9 +554,9 @@ impl Connection {
             _ => None,
         };
         self.stats.sack = self.sack_ok;
-        self.stats.timestamps = self.ts.is_some();
-        self.stats.window_scale = (self.rcv_wscale > 0 || self.snd_wscale > 0)
-            .then_some((self.rcv_wscale, self.snd_wscale));
+        self.stats.timestamps = self.ts.peer.is_some();
+        self.stats.window_scale = (self.rcv.wscale > 0 || self.snd.wscale > 0)
+            .then_some((self.rcv.wscale, self.snd.wscale));
     }
 
     /// Local address.
@@ -656,28 +591,28 @@ impl Connection {
 
     /// SND.UNA: the oldest sequence number not yet acknowledged.
     pub fn snd_una(&self) -> SeqNum {
-        self.snd_una
+        self.snd.una
     }
 
     /// SND.NXT: the next sequence number to send.
     pub fn snd_nxt(&self) -> SeqNum {
-        self.snd_nxt
+        self.snd.nxt
     }
 
     /// RCV.NXT: the next sequence number expected from the peer.
     pub fn rcv_nxt(&self) -> SeqNum {
-        self.rcv_nxt
+        self.rcv.nxt
     }
 
     /// How many times the SYN (or SYN-ACK) was retransmitted.
     pub fn handshake_retries(&self) -> u32 {
-        self.syn_retries
+        self.snd.syn_retries
     }
 
     /// True when `seq` lies in SND.UNA..SND.NXT: data we sent that is not
     /// acknowledged yet (RFC 5927's check of ICMP errors).
     pub fn seq_in_flight(&self, seq: SeqNum) -> bool {
-        seq.in_range(self.snd_una, self.snd_nxt)
+        seq.in_range(self.snd.una, self.snd.nxt)
     }
 
     /// Sends a window update if the window offered can now grow enough to
@@ -703,10 +638,10 @@ impl Connection {
         s.rttvar = self.rtt.rttvar();
         s.min_rtt = self.rtt.min_rtt();
         s.rto = self.rtt.rto();
-        s.mss = self.smss;
+        s.mss = self.snd.smss;
         s.in_flight = self.pipe();
-        s.snd_wnd = self.snd_wnd;
-        s.rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
+        s.snd_wnd = self.snd.wnd;
+        s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         s.sacked_bytes = self.scoreboard.sacked_bytes();
         s
     }
@@ -714,7 +649,7 @@ impl Connection {
     /// True when [`poll_transmit`](Self::poll_transmit) has something to
     /// send right now (an ACK, a reset, a probe, data or a FIN).
     pub fn wants_transmit(&self) -> bool {
-        self.pending_rst.is_some() || self.ack_now || self.probe_now || self.has_sendable()
+        self.pending_rst.is_some() || self.rcv.ack_now || self.probe_now || self.has_sendable()
     }
 
     /// When this connection next needs [`poll_transmit`](Self::poll_transmit):
@@ -754,10 +689,10 @@ impl Connection {
         // Nothing queued can be sent any more: let it go now, not when the
         // application gets round to closing (Linux purges the write queue
         // in tcp_done). Received data stays readable.
-        let queued = self.send_buf.len();
-        self.send_buf.consume(queued);
-        self.send_buf.release_if_empty();
-        self.scoreboard.clear(self.snd_una);
+        let queued = self.snd.buf.len();
+        self.snd.buf.consume(queued);
+        self.snd.buf.release_if_empty();
+        self.scoreboard.clear(self.snd.una);
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::Tlp);
         self.timers.stop(Timer::Persist);
@@ -765,7 +700,7 @@ impl Connection {
         self.timers.stop(Timer::KeepAlive);
         self.timers.stop(Timer::Close);
         self.persist_since = None;
-        self.ack_now = false;
+        self.rcv.ack_now = false;
     }
 
     pub(crate) fn make_rst(&self, seq: SeqNum) -> TcpRepr {
@@ -783,14 +718,14 @@ impl Connection {
 
     /// True once our FIN has been acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_seq.is_some_and(|f| self.snd_una > f)
+        self.snd.fin_seq.is_some_and(|f| self.snd.una > f)
     }
 
     /// Sequence number of the first byte in the send buffer.
     pub(crate) fn send_buf_seq(&self) -> SeqNum {
-        let start = self.snd_una.max(self.iss + 1);
+        let start = self.snd.una.max(self.snd.iss + 1);
         // Once the FIN is acknowledged SND.UNA is one past the data.
-        match self.fin_seq {
+        match self.snd.fin_seq {
             Some(f) if start > f => f,
             _ => start,
         }
@@ -798,26 +733,26 @@ impl Connection {
 
     /// Sequence number just past the last byte of queued data.
     pub(crate) fn data_end(&self) -> SeqNum {
-        self.send_buf_seq() + self.send_buf.len()
+        self.send_buf_seq() + self.snd.buf.len()
     }
 
     /// Our timestamp clock (RFC 7323 5.4: 1 ms per tick, random offset).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
-        ms.wrapping_add(self.our_ts_offset)
+        let ms = now.saturating_duration_since(self.ts.epoch).as_millis() as u32;
+        ms.wrapping_add(self.ts.offset)
     }
 
     /// Bytes in flight (RFC 6675 pipe).
     pub(crate) fn pipe(&self) -> usize {
-        self.scoreboard.pipe(self.snd_una, self.snd_nxt)
+        self.scoreboard.pipe(self.snd.una, self.snd.nxt)
     }
 
     /// The receive window we can offer: free space (under memory pressure,
     /// only what the buffer may grow to) minus the rounding slack.
     pub(crate) fn advertisable_window(&self) -> usize {
         let slack = 1 << self.cfg.window_scale.min(14);
-        let free = self.recv_buf.window_allowed().saturating_sub(slack);
-        if self.read_shut {
+        let free = self.rcv.buf.window_allowed().saturating_sub(slack);
+        if self.rcv.read_shut {
             self.cfg.recv_buffer
         } else {
             free
@@ -827,7 +762,7 @@ impl Connection {
     /// True when [`poll_transmit`](Self::poll_transmit) would send
     /// something now (the same decision, without side effects).
     fn has_sendable(&self) -> bool {
-        if self.syn_pending && matches!(self.state, State::SynSent | State::SynReceived) {
+        if self.snd.syn_pending && matches!(self.state, State::SynSent | State::SynReceived) {
             return true;
         }
         self.plan().0.is_some()
@@ -847,8 +782,8 @@ impl Connection {
     /// (a 45-segment super segment stands for 22 delayed ACKs). So L is
     /// the number of segments in a super segment, still never below 2.
     pub(crate) fn slow_start_limit(&self) -> usize {
-        let mss = self.smss.max(1);
-        (2 * mss).max(self.burst / mss * mss)
+        let mss = self.snd.smss.max(1);
+        (2 * mss).max(self.snd.burst / mss * mss)
     }
 
     /// Nagle's algorithm (RFC 1122 4.2.3.4) with sender-side silly window
@@ -856,11 +791,11 @@ impl Connection {
     /// nothing is in flight (or TCP_NODELAY is set) and it empties the
     /// buffer.
     pub(crate) fn nagle_allows(&self, unsent: usize) -> bool {
-        if unsent >= self.smss {
+        if unsent >= self.snd.smss {
             return true;
         }
-        let all_acked = self.snd_nxt == self.snd_una;
-        (self.cfg.nodelay || all_acked) || self.fin_queued
+        let all_acked = self.snd.nxt == self.snd.una;
+        (self.cfg.nodelay || all_acked) || self.snd.fin_queued
     }
 
     /// RFC 5961 7 ("ACK throttling"): ACKs answering unacceptable segments
@@ -885,7 +820,7 @@ impl Connection {
     /// they cannot be part of an ACK loop, and the ACK's D-SACK matters).
     pub(crate) fn ack_unacceptable(&mut self, now: Instant, payload_len: usize) {
         if payload_len > 0 || self.take_oow_token(now) {
-            self.ack_now = true;
+            self.rcv.ack_now = true;
         }
     }
 }

@@ -40,31 +40,32 @@ impl Connection {
     /// without SACK: the third duplicate ACK).
     pub(crate) fn detect_loss(&mut self, now: Instant) {
         if self.sack_ok {
-            self.scoreboard.update_lost(self.smss);
+            self.scoreboard.update_lost(self.snd.smss);
             if self.recovery.is_some() {
-                let lost = self.scoreboard.detect_lost_retransmissions(self.snd_una);
+                let lost = self.scoreboard.detect_lost_retransmissions(self.snd.una);
                 self.stats.lost_retransmissions += lost as u64;
             }
         }
-        if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
+        if self.recovery.is_some() || self.snd.nxt <= self.snd.una {
             return;
         }
         let lost = if self.sack_ok {
-            self.scoreboard.is_lost(self.snd_una) || self.dupacks as usize >= DUP_THRESH
+            self.scoreboard.is_lost(self.snd.una) || self.dupacks as usize >= DUP_THRESH
         } else {
             self.dupacks as usize >= DUP_THRESH
         };
         if !lost {
             return;
         }
-        if !self.sack_ok || !self.scoreboard.is_lost(self.snd_una) {
-            self.scoreboard.mark_lost_through(self.snd_una + self.smss);
+        if !self.sack_ok || !self.scoreboard.is_lost(self.snd.una) {
+            self.scoreboard
+                .mark_lost_through(self.snd.una + self.snd.smss);
         }
-        let flight = self.snd_nxt.since(self.snd_una);
+        let flight = self.snd.nxt.since(self.snd.una);
         self.cc.on_loss(now, flight);
         self.hystart.finish();
         self.recovery = Some(Recovery::Fast {
-            point: self.snd_nxt,
+            point: self.snd.nxt,
         });
         // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
         // snd.una". The fast retransmit itself goes regardless (RFC 6675).
@@ -74,14 +75,14 @@ impl Connection {
         };
         self.timers.stop(Timer::Tlp);
         self.tlp_end = None;
-        self.scoreboard.start_episode(self.snd_una);
+        self.scoreboard.start_episode(self.snd.una);
         self.retransmit_now = true;
         self.stats.fast_recoveries += 1;
         log::debug!(
             "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
             self.local,
             self.remote,
-            self.snd_una,
+            self.snd.una,
             flight,
             self.cc.cwnd()
         );
@@ -96,7 +97,7 @@ impl Connection {
     pub(crate) fn prr_on_ack(&mut self, delivered: usize) {
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh();
-        let mss = self.smss.max(1);
+        let mss = self.snd.smss.max(1);
         let prr = &mut self.prr;
         prr.delivered += delivered;
         prr.sndcnt = if pipe > ssthresh {
@@ -116,23 +117,23 @@ impl Connection {
     pub(crate) fn on_rto(&mut self, now: Instant) {
         match self.state {
             State::SynSent | State::SynReceived => {
-                self.syn_retries += 1;
+                self.snd.syn_retries += 1;
                 let limit = if self.passive {
                     self.cfg.synack_retries
                 } else {
                     self.cfg.syn_retries
                 };
-                if self.syn_retries > limit {
+                if self.snd.syn_retries > limit {
                     self.enter_closed(Some(TcpError::TimedOut));
                     return;
                 }
                 self.rtt.back_off();
                 self.timed = None;
-                self.syn_pending = true;
+                self.snd.syn_pending = true;
                 self.stats.rto_count += 1;
             }
             _ => {
-                if self.snd_nxt == self.snd_una {
+                if self.snd.nxt == self.snd.una {
                     return;
                 }
                 // An orphan gets `orphan_retries` timeouts without progress
@@ -146,15 +147,15 @@ impl Connection {
                 // holes suggests the peer reneged on its SACKs (RFC 2018 8):
                 // forget them and retransmit everything.
                 if self.rto_without_progress >= 1 {
-                    self.scoreboard.clear(self.snd_una);
+                    self.scoreboard.clear(self.snd.una);
                 }
                 self.rto_without_progress += 1;
-                let flight = self.snd_nxt.since(self.snd_una);
+                let flight = self.snd.nxt.since(self.snd.una);
                 self.cc.on_rto(now, flight);
                 self.hystart.finish();
-                self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
+                self.scoreboard.on_rto(self.snd.una, self.snd.nxt);
                 self.recovery = Some(Recovery::Timeout {
-                    point: self.snd_nxt,
+                    point: self.snd.nxt,
                 });
                 self.dupacks = 0;
                 self.rtt.back_off();
@@ -165,7 +166,7 @@ impl Connection {
                     self.local,
                     self.remote,
                     self.rto_without_progress,
-                    self.snd_una,
+                    self.snd.una,
                     self.rtt.rto()
                 );
             }

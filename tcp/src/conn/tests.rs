@@ -386,7 +386,7 @@ fn super_segments_hold_whole_segments_within_the_windows() {
     // SWS avoidance), as without offload.
     let mut w = Wire::new(cfg(), cfg());
     w.established();
-    w.a.snd_wnd = 3_000;
+    w.a.snd.wnd = 3_000;
     w.a.send(&data).unwrap();
     let mut lens = Vec::new();
     let now = w.now;
@@ -552,7 +552,7 @@ fn half_close_still_receives() {
 fn rst_exact_sequence_resets_and_other_in_window_rst_gets_challenge_ack() {
     let mut w = Wire::new(cfg(), cfg());
     w.established();
-    let rcv_nxt = w.a.rcv_nxt;
+    let rcv_nxt = w.a.rcv.nxt;
     let mut rst = w.a.make_rst(rcv_nxt + 100);
     rst.src_port = B.port();
     rst.dst_port = A.port();
@@ -560,7 +560,7 @@ fn rst_exact_sequence_resets_and_other_in_window_rst_gets_challenge_ack() {
     w.a.handle_segment(w.now, &rst, &[]);
     assert_eq!(w.a.state(), State::Established, "in window but not exact");
     assert_eq!(w.a.stats().challenge_acks, before + 1);
-    assert!(w.a.ack_now);
+    assert!(w.a.rcv.ack_now);
     // Far out of window: dropped (with an ACK), no challenge.
     rst.seq = rcv_nxt + 10_000_000;
     w.a.handle_segment(w.now, &rst, &[]);
@@ -609,23 +609,23 @@ fn unacceptable_segments_share_one_ack_allowance() {
         .timestamps
         .map(|(v, e)| (v.wrapping_sub(1000), e));
     let mut unsent = from_peer(c, 0, crate::Flags::ACK);
-    unsent.ack = c.snd_nxt + 100_000;
+    unsent.ack = c.snd.nxt + 100_000;
     let rst = from_peer(c, 10, crate::Flags::RST);
     for i in 0..400u64 {
         let now = t0 + Duration::from_millis(i * 5);
         let seg = [&out_of_window, &old_ts, &unsent, &rst][i as usize % 4];
         c.handle_segment(now, seg, &[]);
-        if c.ack_now {
+        if c.rcv.ack_now {
             acks += 1;
-            c.ack_now = false;
+            c.rcv.ack_now = false;
         }
     }
     assert_eq!(acks, 4, "two seconds, one ACK per 500 ms");
     // A data segment outside the window is answered regardless (its
     // D-SACK matters; it cannot be part of an ACK loop).
-    out_of_window.seq = c.rcv_nxt - 100;
+    out_of_window.seq = c.rcv.nxt - 100;
     c.handle_segment(t0 + Duration::from_millis(2001), &out_of_window, &[1; 50]);
-    assert!(c.ack_now);
+    assert!(c.rcv.ack_now);
 }
 
 #[test]
@@ -633,12 +633,12 @@ fn ack_of_unsent_data_is_answered_and_ignored() {
     let mut w = Wire::new(cfg(), cfg());
     w.established();
     let mut seg = w.sent_b.last().unwrap().0;
-    seg.ack = w.a.snd_nxt + 5000;
+    seg.ack = w.a.snd.nxt + 5000;
     seg.options.timestamps = w.sent_b.last().unwrap().0.options.timestamps;
-    let una = w.a.snd_una;
+    let una = w.a.snd.una;
     w.a.handle_segment(w.now, &seg, b"data that must not be accepted");
-    assert_eq!(w.a.snd_una, una);
-    assert!(w.a.ack_now);
+    assert_eq!(w.a.snd.una, una);
+    assert!(w.a.rcv.ack_now);
     assert_eq!(w.a.recv_queued(), 0);
 }
 
@@ -693,7 +693,7 @@ fn recovery_after_heavy_loss_sends_no_burst() {
     });
     assert_eq!(segs.len(), 10, "the initial window");
     // The first six are lost; SACKs for the other four arrive one by one.
-    let una = w.a.snd_una;
+    let una = w.a.snd.una;
     let mut sent_per_ack = Vec::new();
     for k in 6..10 {
         let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
@@ -757,7 +757,7 @@ fn zero_window_is_probed_and_reopens() {
         w.run(Duration::from_millis(100));
     }
     // B's 64 KiB buffer is full; A probes the zero window with backoff.
-    assert_eq!(w.a.snd_wnd, 0);
+    assert_eq!(w.a.snd.wnd, 0);
     let probes = w.a.stats().zero_window_probes;
     assert!(probes >= 3, "probes: {probes}");
     w.run(Duration::from_secs(10));
@@ -773,7 +773,7 @@ fn zero_window_is_probed_and_reopens() {
         off += w.a.send(&data[off..]).unwrap_or(0);
         w.run(Duration::from_millis(50));
         assert!(
-            w.now < w.a.epoch + Duration::from_secs(120),
+            w.now < w.a.ts.epoch + Duration::from_secs(120),
             "never reopened"
         );
     }
@@ -794,14 +794,14 @@ fn ack_on_text_into_a_closed_window_is_still_processed() {
         off += w.a.send(&data[off..]).unwrap_or(0);
         w.run(Duration::from_millis(100));
     }
-    assert_eq!(w.a.snd_wnd, 0, "B's window is closed");
+    assert_eq!(w.a.snd.wnd, 0, "B's window is closed");
     let b = w.b.as_mut().unwrap();
-    assert_eq!(b.rcv_adv, b.rcv_nxt);
+    assert_eq!(b.rcv.adv, b.rcv.nxt);
     b.send(b"reply").unwrap();
     w.flush_b(); // B sends it (and A will never see it).
     let b = w.b.as_mut().unwrap();
-    let (una, nxt, rcv_nxt) = (b.snd_una, b.snd_una + 5, b.rcv_nxt);
-    assert_eq!(b.snd_nxt, nxt);
+    let (una, nxt, rcv_nxt) = (b.snd.una, b.snd.una + 5, b.rcv.nxt);
+    assert_eq!(b.snd.nxt, nxt);
     // A's probe: one byte at B's RCV.NXT, acknowledging B's reply.
     let (mut probe, _) = w.sent_a.last().unwrap().clone();
     probe.seq = rcv_nxt;
@@ -809,10 +809,10 @@ fn ack_on_text_into_a_closed_window_is_still_processed() {
     probe.flags = crate::Flags(crate::Flags::ACK | crate::Flags::PSH);
     let now = w.now;
     let b = w.b.as_mut().unwrap();
-    assert_eq!(b.snd_una, una);
+    assert_eq!(b.snd.una, una);
     assert_eq!(b.handle_segment(now, &probe, b"x"), Input::Done);
-    assert_eq!(b.snd_una, nxt, "the ACK field was processed");
-    assert_eq!(b.rcv_nxt, rcv_nxt, "the text was not accepted");
+    assert_eq!(b.snd.una, nxt, "the ACK field was processed");
+    assert_eq!(b.rcv.nxt, rcv_nxt, "the text was not accepted");
     let mut acks = Vec::new();
     b.poll_transmit(now, 1500, |r, _, _| {
         acks.push(*r);
@@ -899,7 +899,7 @@ fn time_wait_restarts_on_retransmitted_fin_and_allows_new_syn() {
     let mut fin2 = fin;
     fin2.options.timestamps = fin.options.timestamps.map(|(v, e)| (v + 50_000, e));
     w.a.handle_segment(w.now, &fin2, &[]);
-    assert!(w.a.ack_now, "re-acknowledged");
+    assert!(w.a.rcv.ack_now, "re-acknowledged");
     w.run(Duration::from_secs(50));
     assert_eq!(w.a.state(), State::TimeWait, "timer restarted");
     // A new SYN with a higher timestamp may reopen the pair.
@@ -923,7 +923,7 @@ fn paws_drops_old_timestamps() {
         .options
         .timestamps
         .map(|(v, e)| (v.wrapping_sub(1_000_000), e));
-    old.seq = w.a.rcv_nxt;
+    old.seq = w.a.rcv.nxt;
     w.a.handle_segment(w.now, &old, b"stale");
     assert_eq!(w.a.stats().paws_drops, 1);
     assert_eq!(w.a.recv_queued(), 5, "only the fresh data");
@@ -996,7 +996,10 @@ fn out_of_order_data_is_sacked_and_delivered_in_order() {
         .collect();
     assert!(!sack_acks.is_empty());
     let (first_left, _) = sack_acks[0].0.options.sack()[0];
-    assert!(first_left > w.a.iss + 1, "SACK covers data above the hole");
+    assert!(
+        first_left > w.a.snd.iss + 1,
+        "SACK covers data above the hole"
+    );
 }
 
 #[test]
@@ -1035,7 +1038,7 @@ fn window_scaling_allows_large_windows() {
     w.established();
     let data = pattern(3 << 20);
     transfer(&mut w, &data, Duration::from_secs(30));
-    let max_wnd = w.a.max_snd_wnd;
+    let max_wnd = w.a.snd.max_wnd;
     assert!(max_wnd > 1 << 20, "window {max_wnd}");
     assert!(w.a.stats().cwnd > 200_000, "{}", w.a.stats());
 }
@@ -1080,14 +1083,14 @@ fn rto_after_total_loss_does_not_resend_sacked_data() {
 /// a fresh timestamp.
 fn from_peer(c: &Connection, off: i64, flags: u8) -> TcpRepr {
     let mut options = crate::TcpOptions::default();
-    if let Some(ts) = c.ts {
+    if let Some(ts) = c.ts.peer {
         options.timestamps = Some((ts.recent.wrapping_add(1), 0));
     }
     TcpRepr {
         src_port: c.remote().port(),
         dst_port: c.local().port(),
-        seq: SeqNum(c.rcv_nxt.0.wrapping_add(off as u32)),
-        ack: c.snd_nxt,
+        seq: SeqNum(c.rcv.nxt.0.wrapping_add(off as u32)),
+        ack: c.snd.nxt,
         flags: crate::Flags(flags),
         window: 1000,
         options,
@@ -1225,10 +1228,10 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
 
         // RST far outside the window: dropped silently.
         let mut c = in_state(st);
-        c.ack_now = false;
+        c.rcv.ack_now = false;
         c.handle_segment(now, &from_peer(&c, 1 << 30, F::RST), &[]);
         assert_eq!(c.state(), st, "{st:?}: out-of-window RST");
-        assert!(!c.ack_now, "{st:?}: no reply to a bad RST");
+        assert!(!c.rcv.ack_now, "{st:?}: no reply to a bad RST");
 
         // SYN: challenge ACK (RFC 5961 4), state unchanged.
         let mut c = in_state(st);
@@ -1245,10 +1248,10 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
 
         // Data outside the window: an ACK, no data.
         let mut c = in_state(st);
-        c.ack_now = false;
+        c.rcv.ack_now = false;
         c.handle_segment(now, &from_peer(&c, 1 << 30, F::ACK), b"outside");
         assert_eq!(c.state(), st, "{st:?}: out-of-window data");
-        assert!(c.ack_now, "{st:?}: ACK for an unacceptable segment");
+        assert!(c.rcv.ack_now, "{st:?}: ACK for an unacceptable segment");
         assert_eq!(c.recv_queued(), 0);
 
         // FIN in order.
@@ -1275,7 +1278,7 @@ fn every_state_handles_rst_syn_fin_and_out_of_window_segments() {
         };
         let mut fin = from_peer(&c, off, flags);
         if st == State::FinWait1 {
-            fin.ack = c.snd_una; // our FIN not acknowledged yet: CLOSING
+            fin.ack = c.snd.una; // our FIN not acknowledged yet: CLOSING
         }
         c.handle_segment(now, &fin, &[]);
         assert_eq!(c.state(), expect, "{st:?}: FIN");
@@ -1314,9 +1317,9 @@ fn syn_cookie_handshake_keeps_scale_and_sack_beside_timestamps() {
     let data = pattern(2 << 20);
     transfer(&mut w, &data, Duration::from_secs(10));
     assert!(
-        w.a.max_snd_wnd > 65_535,
+        w.a.snd.max_wnd > 65_535,
         "scaled window: {}",
-        w.a.max_snd_wnd
+        w.a.snd.max_wnd
     );
     // And the other way.
     let back = pattern(300_000);
@@ -1329,7 +1332,7 @@ fn syn_cookie_handshake_keeps_scale_and_sack_beside_timestamps() {
         while let Ok(n) = w.a.recv(&mut buf) {
             got.extend_from_slice(&buf[..n]);
         }
-        assert!(w.now < w.a.epoch + Duration::from_secs(20), "stalled");
+        assert!(w.now < w.a.ts.epoch + Duration::from_secs(20), "stalled");
     }
     assert_eq!(got, back);
 }
@@ -1424,7 +1427,7 @@ fn an_orphan_gives_up_on_a_window_that_never_opens() {
         off += w.a.send(&data[off..]).unwrap_or(0);
         w.run(Duration::from_millis(100));
     }
-    assert_eq!(w.a.snd_wnd, 0);
+    assert_eq!(w.a.snd.wnd, 0);
     let now = w.now;
     w.a.close(now);
     w.run(Duration::from_secs(3600));
@@ -1446,13 +1449,13 @@ fn the_user_timeout_applies_while_the_window_stays_closed() {
     w.established();
     let data = pattern(200_000);
     let mut off = 0;
-    while w.a.state() == State::Established && w.now < w.a.epoch + Duration::from_secs(120) {
+    while w.a.state() == State::Established && w.now < w.a.ts.epoch + Duration::from_secs(120) {
         off += w.a.send(&data[off..]).unwrap_or(0);
         w.run(Duration::from_millis(500));
     }
     // The peer answers every probe, yet the window stays shut.
     assert_eq!(w.a.error(), Some(TcpError::TimedOut));
-    let took = w.now.saturating_duration_since(w.a.epoch);
+    let took = w.now.saturating_duration_since(w.a.ts.epoch);
     assert!(took < Duration::from_secs(40), "{took:?}");
     assert_eq!(w.a.take_alarms().persist_timed_out, 1);
 }
@@ -1507,7 +1510,7 @@ fn memory_pressure_shrinks_the_offered_window_and_exhaustion_drops_out_of_order_
     // pressure floor.
     w.b_rx.clear();
     transfer(&mut w, &data[100_000..2_500_000], Duration::from_secs(20));
-    let offered = w.b().rcv_adv.since(w.b().rcv_nxt);
+    let offered = w.b().rcv.adv.since(w.b().rcv.nxt);
     assert!(offered <= crate::PRESSURE_RING, "offered {offered}");
     let mut rx = data[..2_500_000].to_vec();
     std::mem::swap(&mut rx, &mut w.b_rx);
@@ -1525,7 +1528,7 @@ fn memory_pressure_shrinks_the_offered_window_and_exhaustion_drops_out_of_order_
     w.a.send(&data[2_500_000..2_550_000]).unwrap();
     w.run(Duration::from_millis(30));
     assert!(
-        w.b().recv_buf.assembler().is_empty(),
+        w.b().rcv.buf.assembler().is_empty(),
         "nothing held out of order"
     );
     let alarms = w.b().take_alarms();
@@ -1539,7 +1542,7 @@ fn memory_pressure_shrinks_the_offered_window_and_exhaustion_drops_out_of_order_
             off += w.a.send(&data[off..]).unwrap_or(0);
         }
         w.run(Duration::from_millis(50));
-        assert!(w.now < w.a.epoch + Duration::from_secs(60), "stalled");
+        assert!(w.now < w.a.ts.epoch + Duration::from_secs(60), "stalled");
     }
     assert_eq!(w.b_rx, data);
 }
@@ -1575,8 +1578,8 @@ fn time_wait_frees_buffers_and_its_record_answers_a_retransmitted_fin() {
     let later = w.now + Duration::from_secs(10);
     match tw.handle_segment(later, &fin, 0) {
         crate::TimeWaitInput::Ack(ack) => {
-            assert_eq!(ack.ack, b.snd_nxt);
-            assert_eq!(ack.seq, w.a.snd_nxt);
+            assert_eq!(ack.ack, b.snd.nxt);
+            assert_eq!(ack.seq, w.a.snd.nxt);
         }
         other => panic!("{other:?}"),
     }
@@ -1625,8 +1628,8 @@ fn the_window_of_a_syn_ack_is_never_scaled_in_a_simultaneous_open() {
         a.handle_segment(now, r, p);
     }
     assert_eq!(a.state(), State::Established);
-    assert_eq!(a.snd_wnd, usize::from(sb[0].0.window), "taken unscaled");
-    assert!(a.max_snd_wnd <= 65_535);
+    assert_eq!(a.snd.wnd, usize::from(sb[0].0.window), "taken unscaled");
+    assert!(a.snd.max_wnd <= 65_535);
 }
 
 #[test]
@@ -1681,7 +1684,7 @@ fn delayed_acks_follow_a_shrinking_peer_mss() {
     // RFC 5681 4.2: at least every second full-sized segment. Without the
     // shrinking estimate only the 40 ms timer answered (about 2 ACKs).
     assert!(acks >= 19, "{acks} ACKs for 40 segments");
-    assert_eq!(w.b().rcv_mss, 1400);
+    assert_eq!(w.b().rcv.mss, 1400);
 }
 
 #[test]
@@ -1852,10 +1855,10 @@ fn a_bare_fin_is_taken_into_a_closed_window() {
     let b = w.b.as_mut().unwrap();
     // Fill what is left of the window (less than a segment: A's sender SWS
     // avoidance keeps it from sending that little).
-    let left = b.rcv_adv.since(b.rcv_nxt);
+    let left = b.rcv.adv.since(b.rcv.nxt);
     let fill = from_peer(b, 0, crate::Flags::ACK);
     b.handle_segment(now, &fill, &vec![9u8; left]);
-    assert_eq!(b.rcv_adv, b.rcv_nxt, "B's window is closed");
+    assert_eq!(b.rcv.adv, b.rcv.nxt, "B's window is closed");
     let fin = from_peer(b, 0, crate::Flags::FIN | crate::Flags::ACK);
     b.handle_segment(now, &fin, &[]);
     assert_eq!(b.state(), State::CloseWait);
@@ -1912,7 +1915,7 @@ fn urgent_data_is_delivered_in_line_and_a_read_stops_at_the_mark() {
     assert!(!b.urgent_pending() && !b.at_mark());
     // Acknowledged: A leaves urgent mode.
     w.run(Duration::from_millis(50));
-    assert_eq!(w.a.snd_up, None);
+    assert_eq!(w.a.snd.up, None);
     w.a.send(b"plain").unwrap();
     w.run(Duration::from_millis(50));
     let last = w.sent_a.iter().rev().find(|(_, p)| !p.is_empty()).unwrap();
@@ -1986,7 +1989,7 @@ fn a_reset_in_close_wait_is_a_broken_pipe_not_a_reset() {
     w.b().shutdown_write();
     w.run(Duration::from_millis(50));
     assert_eq!(w.a.state(), State::CloseWait);
-    let mut rst = w.a.make_rst(w.a.rcv_nxt);
+    let mut rst = w.a.make_rst(w.a.rcv.nxt);
     rst.src_port = B.port();
     rst.dst_port = A.port();
     w.a.handle_segment(w.now, &rst, &[]);

@@ -88,8 +88,9 @@ impl Connection {
     /// The earliest deadline: the timers', and the user timeout's.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let user_timeout = self
+            .snd
             .progress_at
-            .filter(|_| self.snd_nxt > self.snd_una && self.state.is_synchronized())
+            .filter(|_| self.snd.nxt > self.snd.una && self.state.is_synchronized())
             .or(self.persist_since)
             .map(|p| p + self.cfg.user_timeout);
         [self.timers.next_timeout(), user_timeout]
@@ -122,12 +123,12 @@ impl Connection {
             }
             Timer::DelayedAck => {
                 self.timers.stop(Timer::DelayedAck);
-                self.ack_now = true;
+                self.rcv.ack_now = true;
                 false
             }
             Timer::Cork => {
                 self.timers.stop(Timer::Cork);
-                self.cork_expired = true;
+                self.snd.cork_expired = true;
                 false
             }
             Timer::Retransmit => {
@@ -139,7 +140,7 @@ impl Connection {
             Timer::Tlp => {
                 self.timers.stop(Timer::Tlp);
                 if self.recovery.is_none()
-                    && self.snd_nxt > self.snd_una
+                    && self.snd.nxt > self.snd.una
                     && self.state.is_synchronized()
                 {
                     self.tlp_due = true;
@@ -153,7 +154,7 @@ impl Connection {
 
     /// The persist timer expired: probe the zero window again.
     fn on_persist_timeout(&mut self, now: Instant) -> bool {
-        let unsent = self.data_end().since(self.snd_nxt) > 0;
+        let unsent = self.data_end().since(self.snd.nxt) > 0;
         // An orphan gets `orphan_retries` probes, answered or not (Linux
         // tcp_probe_timer with tcp_orphan_retries): nobody will read
         // what it still has to send if the window never opens.
@@ -164,7 +165,7 @@ impl Connection {
         }
         self.persist_backoff += 1;
         self.stats.zero_window_probes += 1;
-        if unsent && self.snd_wnd == 0 {
+        if unsent && self.snd.wnd == 0 {
             self.probe_now = true;
             self.timers
                 .set(Timer::Persist, now + self.persist_interval());
@@ -187,7 +188,7 @@ impl Connection {
             self.state,
             State::Established | State::CloseWait | State::FinWait2
         );
-        if !probing || self.snd_nxt != self.snd_una {
+        if !probing || self.snd.nxt != self.snd.una {
             self.timers.set(Timer::KeepAlive, now + k.idle);
         } else if self.keepalive_sent >= k.probes {
             self.give_up("keep-alive");
@@ -204,8 +205,8 @@ impl Connection {
     /// without progress and, as on Linux, for a window that stays closed
     /// while data waits (probes answered or not).
     fn check_user_timeout(&mut self, now: Instant) {
-        let in_flight = self.progress_at.filter(|_| self.snd_nxt > self.snd_una);
-        let persisting = self.persist_since.filter(|_| self.snd_wnd == 0);
+        let in_flight = self.snd.progress_at.filter(|_| self.snd.nxt > self.snd.una);
+        let persisting = self.persist_since.filter(|_| self.snd.wnd == 0);
         if let Some(p) = in_flight.or(persisting)
             && now.saturating_duration_since(p) >= self.cfg.user_timeout
             && self.state.is_synchronized()
@@ -222,7 +223,7 @@ impl Connection {
     /// reported).
     pub(crate) fn give_up(&mut self, why: &str) {
         log::debug!("{} -> {}: {why}: giving up", self.local, self.remote);
-        self.pending_rst = Some(self.make_rst(self.snd_nxt));
+        self.pending_rst = Some(self.make_rst(self.snd.nxt));
         self.enter_closed(Some(TcpError::TimedOut));
     }
 
@@ -231,8 +232,8 @@ impl Connection {
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
-        if self.progress_at.is_none() {
-            self.progress_at = Some(now);
+        if self.snd.progress_at.is_none() {
+            self.snd.progress_at = Some(now);
         }
         self.arm_pto(now);
     }
@@ -246,11 +247,11 @@ impl Connection {
         let Some(srtt) = self.rtt.srtt() else {
             return;
         };
-        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd_nxt <= self.snd_una {
+        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd.nxt <= self.snd.una {
             return;
         }
         let mut pto = srtt * 2;
-        if self.snd_nxt.since(self.snd_una) <= self.smss {
+        if self.snd.nxt.since(self.snd.una) <= self.snd.smss {
             pto += Duration::from_millis(200);
         }
         let at = now + pto.max(Duration::from_millis(1));
