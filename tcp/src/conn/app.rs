@@ -355,7 +355,7 @@ impl Connection {
     /// timestamp option; Linux's `mss_cache`); before, 536 (Linux's
     /// TCP_MSS_DEFAULT) or our MSS if smaller.
     pub fn mss(&self) -> usize {
-        if self.cc_ready {
+        if self.cc.ready {
             self.snd.smss
         } else {
             536.min(self.cfg.mss as usize)
@@ -406,10 +406,10 @@ impl Connection {
     pub fn set_congestion_control(&mut self, algorithm: crate::cc::Algorithm) {
         self.cfg.congestion = algorithm;
         let mut cc = algorithm.build();
-        if self.cc_ready {
+        if self.cc.ready {
             cc.init(self.snd.smss);
         }
-        self.cc = cc;
-        self.stats.congestion = self.cc.name();
+        self.cc.ctrl = cc;
+        self.stats.congestion = self.cc.ctrl.name();
     }
 }

@@ -404,10 +404,10 @@ impl Connection {
     /// window and loss recovery.
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize, window_shift: u8) {
         let ack = seg.ack;
-        let cwnd_limited = self.cwnd_limited;
+        let cwnd_limited = self.cc.cwnd_limited;
         // For PRR's DeliveredData: the change in SND.UNA plus the change in
         // SACKed (or, without SACK, presumed delivered) bytes.
-        let (una_before, sacked_before) = (self.snd.una, self.scoreboard.sacked_bytes());
+        let (una_before, sacked_before) = (self.snd.una, self.recovery.scoreboard.sacked_bytes());
         // Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <-
         // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -434,9 +434,10 @@ impl Connection {
             if r <= ack || blocks.get(1).is_some_and(|&(l2, r2)| l >= l2 && r <= r2) {
                 self.stats.dsacks_received += 1;
             }
-            newly_sacked = self
-                .scoreboard
-                .add_blocks(self.snd.una.max(ack), self.snd.nxt, blocks);
+            newly_sacked =
+                self.recovery
+                    .scoreboard
+                    .add_blocks(self.snd.una.max(ack), self.snd.nxt, blocks);
             self.stats.sacked_total += newly_sacked as u64;
         }
         if ack > self.snd.una {
@@ -449,58 +450,65 @@ impl Connection {
             self.stats.bytes_acked += data_acked as u64;
             let rtt_sample = self.sample_rtt(now, seg);
             self.snd.una = ack;
-            self.scoreboard.on_cumulative_ack(ack);
-            self.dupacks = 0;
-            self.rto_without_progress = 0;
+            self.recovery.scoreboard.on_cumulative_ack(ack);
+            self.recovery.dupacks = 0;
+            self.recovery.rto_without_progress = 0;
             let outstanding = self.snd.nxt > self.snd.una;
             self.snd.progress_at = outstanding.then_some(now);
-            match self.recovery {
+            match self.recovery.phase {
                 Some(Recovery::Fast { point }) => {
                     if ack >= point {
                         // RFC 6675 / RFC 6582: the recovery point is
                         // acknowledged; recovery ends.
-                        self.recovery = None;
-                        self.scoreboard.reset_reno();
-                        self.cc.on_recovery_end(now);
+                        self.recovery.phase = None;
+                        self.recovery.scoreboard.reset_reno();
+                        self.cc.ctrl.on_recovery_end(now);
                     } else if !self.sack_ok {
                         // RFC 6582 3.2 step 5, partial ACK: the next
                         // unacknowledged segment is lost too; retransmit it
                         // and (for the first partial ACK) restart the timer.
-                        self.scoreboard.reset_reno();
-                        self.scoreboard.mark_lost_through(ack + self.snd.smss);
-                        self.retransmit_now = true;
+                        self.recovery.scoreboard.reset_reno();
+                        self.recovery
+                            .scoreboard
+                            .mark_lost_through(ack + self.snd.smss);
+                        self.recovery.retransmit_now = true;
                         self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                     }
                 }
                 Some(Recovery::Timeout { point }) => {
-                    let acked = if self.cc.cwnd() < self.cc.ssthresh() {
+                    let acked = if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() {
                         acked.min(self.slow_start_limit())
                     } else {
                         acked
                     };
-                    self.cc.on_ack(now, acked, self.rtt.srtt(), true);
+                    self.cc.ctrl.on_ack(now, acked, self.rtt.srtt(), true);
                     if ack >= point {
-                        self.recovery = None;
+                        self.recovery.phase = None;
                     }
                 }
-                None if self.cc.cwnd() < self.cc.ssthresh() => {
+                None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
                     // Slow start, watched by HyStart++ (RFC 9406).
                     use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
                     let acked = acked.min(self.slow_start_limit());
-                    match self.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
+                    match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
                         Verdict::Normal => {
-                            self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
+                            self.cc
+                                .ctrl
+                                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
                         }
-                        Verdict::Conservative => self.cc.on_ack(
+                        Verdict::Conservative => self.cc.ctrl.on_ack(
                             now,
                             acked.div_ceil(CSS_GROWTH_DIVISOR),
                             self.rtt.srtt(),
                             cwnd_limited,
                         ),
-                        Verdict::ExitSlowStart => self.cc.exit_slow_start(now),
+                        Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
                     }
                 }
-                None => self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+                None => self
+                    .cc
+                    .ctrl
+                    .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
             }
             // RFC 6298 5.2: "When all outstanding data has been acknowledged,
             // turn off the retransmission timer." 5.3: "When an ACK is
@@ -509,8 +517,8 @@ impl Connection {
             self.timers
                 .set_or_stop(Timer::Retransmit, outstanding.then(|| now + self.rtt.rto()));
             // The probe episode ends once the probe is acknowledged.
-            if self.tlp_end.is_some_and(|end| ack >= end) {
-                self.tlp_end = None;
+            if self.recovery.tlp_end.is_some_and(|end| ack >= end) {
+                self.recovery.tlp_end = None;
             }
             self.arm_pto(now);
         } else if ack == self.snd.una
@@ -524,16 +532,19 @@ impl Connection {
             && (!self.sack_ok || newly_sacked > 0)
         {
             // RFC 5681 2: a duplicate acknowledgment.
-            self.dupacks += 1;
+            self.recovery.dupacks += 1;
             if !self.sack_ok {
                 let flight = self.snd.nxt.since(self.snd.una);
-                self.scoreboard.add_reno_dupack(self.snd.smss, flight);
+                self.recovery
+                    .scoreboard
+                    .add_reno_dupack(self.snd.smss, flight);
             }
         }
         self.detect_loss(now);
-        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
-            let delivered = (self.snd.una.since(una_before) + self.scoreboard.sacked_bytes())
-                .saturating_sub(sacked_before);
+        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
+            let delivered = (self.snd.una.since(una_before)
+                + self.recovery.scoreboard.sacked_bytes())
+            .saturating_sub(sacked_before);
             self.prr_on_ack(delivered);
         }
     }
@@ -719,7 +730,7 @@ impl Connection {
         self.snd.wl2 = ack;
         self.timers.stop(Timer::Retransmit);
         let syn_lost = std::mem::take(&mut self.snd.syn_retries) > 0;
-        self.scoreboard.clear(self.snd.una);
+        self.recovery.scoreboard.clear(self.snd.una);
         self.set_state(State::Established);
         self.on_established(now, syn_lost);
     }
@@ -730,15 +741,15 @@ impl Connection {
     /// retransmitted.
     pub(crate) fn on_established(&mut self, now: Instant, syn_lost: bool) {
         self.update_smss(self.snd.path_mtu);
-        self.cc.init(self.snd.smss);
+        self.cc.ctrl.init(self.snd.smss);
         if syn_lost {
             // RFC 5681 3.1: one segment; RFC 6298 5.7: a 3 s RTO unless an
             // RTT was measured since.
-            self.cc.set_loss_window();
+            self.cc.ctrl.set_loss_window();
             self.rtt.fall_back_after_syn_loss();
         }
-        self.cc_ready = true;
-        self.stats.cwnd = self.cc.cwnd();
+        self.cc.ready = true;
+        self.stats.cwnd = self.cc.ctrl.cwnd();
         if let Some(k) = self.cfg.keepalive {
             self.timers.set(Timer::KeepAlive, now + k.idle);
         }

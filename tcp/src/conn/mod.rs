@@ -17,15 +17,15 @@ use std::net::SocketAddrV4;
 use std::time::Instant;
 
 use crate::buffer::{MemoryPressure, RecvBuffer, SendBuffer};
-use crate::cc::CongestionControl;
 use crate::config::TcpConfig;
 use crate::rtt::RttEstimator;
 use crate::sack::Scoreboard;
 use crate::segment::{TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 use crate::stats::TcpStats;
-use recovery::{Prr, Recovery};
-use state::{RecvState, SendState, Timestamps, TsState};
+use recovery::LossRecovery;
+use recovery::Prr;
+use state::{Congestion, RecvState, SendState, Timestamps, TsState};
 use timers::{Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
@@ -189,6 +189,10 @@ pub struct Connection {
     pub(crate) rcv: RecvState,
     /// Timestamps (RFC 7323): our clock and the peer's TS.Recent for PAWS.
     pub(crate) ts: TsState,
+    /// Loss recovery: the SACK scoreboard, fast recovery with PRR, tail loss probes.
+    pub(crate) recovery: LossRecovery,
+    /// Congestion control: the algorithm, HyStart++, cwnd-limited tracking.
+    pub(crate) cc: Congestion,
 
     // Send sequence space (RFC 9293 3.3.1). SND.NXT is the highest sequence
     // number sent plus one: retransmissions never rewind it (they are
@@ -211,10 +215,6 @@ pub struct Connection {
 
     // Timers.
     pub(crate) timers: TimerTable,
-    /// A probe is due (the PTO fired).
-    pub(crate) tlp_due: bool,
-    /// End of the probe episode: no new probe until SND.UNA passes it.
-    pub(crate) tlp_end: Option<SeqNum>,
     pub(crate) persist_backoff: u32,
     /// When the peer's window closed with data waiting (the user timeout
     /// applies from there, RFC 9293 3.8.3 with RFC 5482).
@@ -226,18 +226,6 @@ pub struct Connection {
     // RTT and congestion.
     pub(crate) rtt: RttEstimator,
     pub(crate) timed: Option<(SeqNum, Instant)>,
-    pub(crate) cc: Box<dyn CongestionControl>,
-    pub(crate) cc_ready: bool,
-    pub(crate) hystart: crate::hystart::HyStart,
-    pub(crate) scoreboard: Scoreboard,
-    pub(crate) recovery: Option<Recovery>,
-    pub(crate) prr: Prr,
-    pub(crate) dupacks: u32,
-    /// Retransmit the first lost segment at once (entering recovery).
-    pub(crate) retransmit_now: bool,
-    /// The last transmission attempt stopped because cwnd was full.
-    pub(crate) cwnd_limited: bool,
-    pub(crate) rto_without_progress: u32,
 
     // Abnormal end and control.
     pub(crate) error: Option<TcpError>,
@@ -270,15 +258,15 @@ impl fmt::Debug for Connection {
             .field("snd_nxt", &self.snd.nxt)
             .field("snd_wnd", &self.snd.wnd)
             .field("rcv_nxt", &self.rcv.nxt)
-            .field("recovery", &self.recovery)
-            .field("lost_end", &self.scoreboard.lost_end())
-            .field("high_rxt", &self.scoreboard.high_rxt())
-            .field("sack_ranges", &self.scoreboard.ranges().len())
-            .field("sacked", &self.scoreboard.sacked_bytes())
+            .field("recovery", &self.recovery.phase)
+            .field("lost_end", &self.recovery.scoreboard.lost_end())
+            .field("high_rxt", &self.recovery.scoreboard.high_rxt())
+            .field("sack_ranges", &self.recovery.scoreboard.ranges().len())
+            .field("sacked", &self.recovery.scoreboard.sacked_bytes())
             .field("pipe", &self.pipe())
-            .field("cwnd", &self.cc.cwnd())
+            .field("cwnd", &self.cc.ctrl.cwnd())
             .field("rtx_at", &self.timers.get(Timer::Retransmit))
-            .field("hystart", &self.hystart.phase())
+            .field("hystart", &self.cc.hystart.phase())
             .finish_non_exhaustive()
     }
 }
@@ -318,8 +306,6 @@ impl Connection {
             default_user_timeout: cfg.user_timeout,
             timers: TimerTable::default(),
             pending_rst: None,
-            tlp_due: false,
-            tlp_end: None,
             persist_backoff: 0,
             persist_since: None,
             keepalive_sent: 0,
@@ -327,16 +313,6 @@ impl Connection {
             last_rcvd_at: now,
             rtt: RttEstimator::new(cfg.min_rto, cfg.max_rto),
             timed: None,
-            cc,
-            cc_ready: false,
-            hystart: crate::hystart::HyStart::default(),
-            scoreboard: Scoreboard::new(iss),
-            recovery: None,
-            prr: Prr::default(),
-            dupacks: 0,
-            retransmit_now: false,
-            cwnd_limited: false,
-            rto_without_progress: 0,
             error: None,
             app_closed: false,
             passive: false,
@@ -396,6 +372,22 @@ impl Connection {
                 peer: None,
                 offset: ts_offset,
                 epoch,
+            },
+            recovery: LossRecovery {
+                scoreboard: Scoreboard::new(iss),
+                phase: None,
+                prr: Prr::default(),
+                dupacks: 0,
+                retransmit_now: false,
+                rto_without_progress: 0,
+                tlp_due: false,
+                tlp_end: None,
+            },
+            cc: Congestion {
+                ctrl: cc,
+                ready: false,
+                hystart: crate::hystart::HyStart::default(),
+                cwnd_limited: false,
             },
         }
     }
@@ -632,8 +624,8 @@ impl Connection {
     pub fn stats(&self) -> TcpStats {
         let mut s = self.stats.clone();
         s.state = self.state;
-        s.cwnd = self.cc.cwnd();
-        s.ssthresh = self.cc.ssthresh();
+        s.cwnd = self.cc.ctrl.cwnd();
+        s.ssthresh = self.cc.ctrl.ssthresh();
         s.srtt = self.rtt.srtt();
         s.rttvar = self.rtt.rttvar();
         s.min_rtt = self.rtt.min_rtt();
@@ -642,7 +634,7 @@ impl Connection {
         s.in_flight = self.pipe();
         s.snd_wnd = self.snd.wnd;
         s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
-        s.sacked_bytes = self.scoreboard.sacked_bytes();
+        s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s
     }
 
@@ -692,7 +684,7 @@ impl Connection {
         let queued = self.snd.buf.len();
         self.snd.buf.consume(queued);
         self.snd.buf.release_if_empty();
-        self.scoreboard.clear(self.snd.una);
+        self.recovery.scoreboard.clear(self.snd.una);
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::Tlp);
         self.timers.stop(Timer::Persist);
@@ -744,7 +736,7 @@ impl Connection {
 
     /// Bytes in flight (RFC 6675 pipe).
     pub(crate) fn pipe(&self) -> usize {
-        self.scoreboard.pipe(self.snd.una, self.snd.nxt)
+        self.recovery.scoreboard.pipe(self.snd.una, self.snd.nxt)
     }
 
     /// The receive window we can offer: free space (under memory pressure,

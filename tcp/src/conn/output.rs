@@ -78,12 +78,12 @@ impl Connection {
     {
         self.snd.burst = burst;
         self.snd.path_mtu = path_mtu;
-        if self.cc_ready {
+        if self.cc.ready {
             let before = self.snd.smss;
             self.update_smss(path_mtu);
             if self.snd.smss != before {
                 // The congestion window follows the sender MSS.
-                self.cc.set_mss(self.snd.smss);
+                self.cc.ctrl.set_mss(self.snd.smss);
             }
         }
         self.handle_timeout(now);
@@ -340,18 +340,18 @@ impl Connection {
         // Segments carrying SACK blocks have less room for data (Linux's
         // tcp_current_mss does the same): the frame must still fit the MTU.
         let mss = self.snd.smss.saturating_sub(self.sack_overhead()).max(1);
-        let cwnd = self.cc.cwnd();
+        let cwnd = self.cc.ctrl.cwnd();
         let pipe = self.pipe();
         // What may be sent now: in fast recovery, PRR's sndcnt (RFC 6937);
         // otherwise the room cwnd leaves above the pipe.
-        let room = if matches!(self.recovery, Some(Recovery::Fast { .. })) {
-            self.prr.sndcnt
+        let room = if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
+            self.recovery.prr.sndcnt
         } else {
             cwnd.saturating_sub(pipe)
         };
         // A tail loss probe (RFC 8985 7.3): new data if the peer's window
         // allows (whatever cwnd says), else the last segment sent again.
-        if self.tlp_due {
+        if self.recovery.tlp_due {
             let unsent = self.data_end().since(self.snd.nxt);
             let wnd_room = (self.snd.una + self.snd.wnd).since(self.snd.nxt);
             let len = unsent.min(mss).min(wnd_room);
@@ -377,11 +377,11 @@ impl Connection {
         // the first retransmission on entering recovery, which RFC 6675 5
         // step 4.2 sends whatever the pipe). Retransmissions found lost go
         // first: they hold back the cumulative ACK.
-        if self.retransmit_now || self.recovery.is_some() && room >= mss {
-            if let Some((seq, len)) = self.scoreboard.peek_again(self.snd.una, mss) {
+        if self.recovery.retransmit_now || self.recovery.phase.is_some() && room >= mss {
+            if let Some((seq, len)) = self.recovery.scoreboard.peek_again(self.snd.una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
             }
-            if let Some((seq, len)) = self.scoreboard.next_lost(self.snd.una, mss) {
+            if let Some((seq, len)) = self.recovery.scoreboard.next_lost(self.snd.una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
             }
         }
@@ -464,10 +464,11 @@ impl Connection {
     }
 
     fn plan_rescue(&self, mss: usize, room: usize) -> Option<Plan> {
-        if !matches!(self.recovery, Some(Recovery::Fast { .. })) || room < mss {
+        if !matches!(self.recovery.phase, Some(Recovery::Fast { .. })) || room < mss {
             return None;
         }
         let (seq, len) = self
+            .recovery
             .scoreboard
             .peek_rescue(self.snd.una, self.snd.nxt, mss)?;
         Some(Plan::Rescue { seq, len })
@@ -476,7 +477,7 @@ impl Connection {
     /// Builds the next segment to send, if any.
     fn next_segment(&mut self, now: Instant) -> Option<Out> {
         let (plan, blocked) = self.plan();
-        self.cwnd_limited = blocked.cwnd;
+        self.cc.cwnd_limited = blocked.cwnd;
         if blocked.corked && !self.timers.is_set(Timer::Cork) && !self.snd.cork_expired {
             self.timers.set(Timer::Cork, now + CORK_CEILING);
         }
@@ -489,36 +490,36 @@ impl Connection {
             self.persist_since.get_or_insert(now);
         }
         let Some(plan) = plan else {
-            self.retransmit_now = false;
-            self.tlp_due = false;
+            self.recovery.retransmit_now = false;
+            self.recovery.tlp_due = false;
             return None;
         };
-        if self.tlp_due {
-            self.tlp_due = false;
-            self.tlp_end = Some(self.snd.nxt);
+        if self.recovery.tlp_due {
+            self.recovery.tlp_due = false;
+            self.recovery.tlp_end = Some(self.snd.nxt);
             self.stats.tail_loss_probes += 1;
         }
-        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
+        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             // RFC 6937 3: "On any data transmission or retransmission:
             // prr_out += (data sent)".
             let len = match plan {
                 Plan::Retransmit { len, .. } | Plan::Rescue { len, .. } => len,
                 Plan::New { len, .. } => len,
             };
-            self.prr.out += len;
-            self.prr.sndcnt = self.prr.sndcnt.saturating_sub(len);
+            self.recovery.prr.out += len;
+            self.recovery.prr.sndcnt = self.recovery.prr.sndcnt.saturating_sub(len);
         }
         match plan {
             Plan::Retransmit { seq, len } => {
-                self.retransmit_now = false;
+                self.recovery.retransmit_now = false;
                 Some(self.retransmission(now, seq, len))
             }
             Plan::Rescue { seq, len } => {
-                self.scoreboard.mark_rescued();
+                self.recovery.scoreboard.mark_rescued();
                 Some(self.retransmission(now, seq, len))
             }
             Plan::New { len, fin, mss } => {
-                self.retransmit_now = false;
+                self.recovery.retransmit_now = false;
                 let seq = self.snd.nxt;
                 let mut flags = Flags::ACK;
                 if fin {
@@ -562,8 +563,10 @@ impl Connection {
         // HighRxt and the retransmission log belong to a recovery episode; a
         // tail loss probe outside recovery leaves them alone (it would
         // otherwise make SetPipe count the whole flight twice).
-        if self.recovery.is_some() || self.retransmit_now {
-            self.scoreboard.on_retransmit(seq, len, self.snd.nxt);
+        if self.recovery.phase.is_some() || self.recovery.retransmit_now {
+            self.recovery
+                .scoreboard
+                .on_retransmit(seq, len, self.snd.nxt);
         }
         let data_end = self.data_end();
         let data_len = (seq + len).min(data_end).since(seq);
@@ -578,7 +581,7 @@ impl Connection {
             self.timed = None;
         }
         self.stats.bytes_retransmitted += data_len as u64;
-        match self.recovery {
+        match self.recovery.phase {
             Some(Recovery::Timeout { .. }) => self.stats.retrans_rto += 1,
             _ => self.stats.retrans_fast += 1,
         }
@@ -598,14 +601,14 @@ impl Connection {
     /// beginning transmission if the TCP has not sent data in an interval
     /// exceeding the retransmission timeout" (RW = min(IW, cwnd)).
     fn restart_after_idle(&mut self, now: Instant) {
-        if !self.cc_ready || self.snd.nxt != self.snd.una {
+        if !self.cc.ready || self.snd.nxt != self.snd.una {
             return;
         }
         let Some(last) = self.snd.last_data_sent_at else {
             return;
         };
         if self.data_end() > self.snd.nxt && now.saturating_duration_since(last) > self.rtt.rto() {
-            self.cc.on_idle_restart();
+            self.cc.ctrl.on_idle_restart();
             self.snd.last_data_sent_at = Some(now);
         }
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::timers::Timer;
 use super::{Connection, State, TcpError};
 use crate::sack::DUP_THRESH;
+use crate::sack::Scoreboard;
 use crate::seq::SeqNum;
 
 /// Where loss recovery stands.
@@ -34,49 +35,75 @@ pub(crate) struct Prr {
     pub sndcnt: usize,
 }
 
+/// Loss recovery state: the SACK scoreboard (RFC 6675), the recovery
+/// phase, PRR (RFC 6937), duplicate ACKs and tail loss probes (RFC 8985).
+pub(crate) struct LossRecovery {
+    /// What the peer SACKed, what is lost and what was retransmitted.
+    pub(crate) scoreboard: Scoreboard,
+    /// The recovery under way, if any.
+    pub(crate) phase: Option<Recovery>,
+    /// Proportional Rate Reduction for the current fast recovery.
+    pub(crate) prr: Prr,
+    /// Duplicate ACKs in a row (RFC 5681 2).
+    pub(crate) dupacks: u32,
+    /// Retransmit the first lost segment at once (entering recovery).
+    pub(crate) retransmit_now: bool,
+    /// Retransmission timeouts since SND.UNA last advanced.
+    pub(crate) rto_without_progress: u32,
+    /// A probe is due (the PTO fired).
+    pub(crate) tlp_due: bool,
+    /// End of the probe episode: no new probe until SND.UNA passes it.
+    pub(crate) tlp_end: Option<SeqNum>,
+}
+
 impl Connection {
     /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
     /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
     /// without SACK: the third duplicate ACK).
     pub(crate) fn detect_loss(&mut self, now: Instant) {
         if self.sack_ok {
-            self.scoreboard.update_lost(self.snd.smss);
-            if self.recovery.is_some() {
-                let lost = self.scoreboard.detect_lost_retransmissions(self.snd.una);
+            self.recovery.scoreboard.update_lost(self.snd.smss);
+            if self.recovery.phase.is_some() {
+                let lost = self
+                    .recovery
+                    .scoreboard
+                    .detect_lost_retransmissions(self.snd.una);
                 self.stats.lost_retransmissions += lost as u64;
             }
         }
-        if self.recovery.is_some() || self.snd.nxt <= self.snd.una {
+        if self.recovery.phase.is_some() || self.snd.nxt <= self.snd.una {
             return;
         }
         let lost = if self.sack_ok {
-            self.scoreboard.is_lost(self.snd.una) || self.dupacks as usize >= DUP_THRESH
+            self.recovery.scoreboard.is_lost(self.snd.una)
+                || self.recovery.dupacks as usize >= DUP_THRESH
         } else {
-            self.dupacks as usize >= DUP_THRESH
+            self.recovery.dupacks as usize >= DUP_THRESH
         };
         if !lost {
             return;
         }
-        if !self.sack_ok || !self.scoreboard.is_lost(self.snd.una) {
-            self.scoreboard
+        if !self.sack_ok || !self.recovery.scoreboard.is_lost(self.snd.una) {
+            self.recovery
+                .scoreboard
                 .mark_lost_through(self.snd.una + self.snd.smss);
         }
         let flight = self.snd.nxt.since(self.snd.una);
-        self.cc.on_loss(now, flight);
-        self.hystart.finish();
-        self.recovery = Some(Recovery::Fast {
+        self.cc.ctrl.on_loss(now, flight);
+        self.cc.hystart.finish();
+        self.recovery.phase = Some(Recovery::Fast {
             point: self.snd.nxt,
         });
         // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
         // snd.una". The fast retransmit itself goes regardless (RFC 6675).
-        self.prr = Prr {
+        self.recovery.prr = Prr {
             recover_fs: flight,
             ..Default::default()
         };
         self.timers.stop(Timer::Tlp);
-        self.tlp_end = None;
-        self.scoreboard.start_episode(self.snd.una);
-        self.retransmit_now = true;
+        self.recovery.tlp_end = None;
+        self.recovery.scoreboard.start_episode(self.snd.una);
+        self.recovery.retransmit_now = true;
         self.stats.fast_recoveries += 1;
         log::debug!(
             "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
@@ -84,7 +111,7 @@ impl Connection {
             self.remote,
             self.snd.una,
             flight,
-            self.cc.cwnd()
+            self.cc.ctrl.cwnd()
         );
     }
 
@@ -96,9 +123,9 @@ impl Connection {
     /// segment more than was delivered.
     pub(crate) fn prr_on_ack(&mut self, delivered: usize) {
         let pipe = self.pipe();
-        let ssthresh = self.cc.ssthresh();
+        let ssthresh = self.cc.ctrl.ssthresh();
         let mss = self.snd.smss.max(1);
-        let prr = &mut self.prr;
+        let prr = &mut self.recovery.prr;
         prr.delivered += delivered;
         prr.sndcnt = if pipe > ssthresh {
             // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
@@ -138,7 +165,8 @@ impl Connection {
                 }
                 // An orphan gets `orphan_retries` timeouts without progress
                 // (Linux tcp_orphan_retries), not the user timeout's minutes.
-                if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
+                if self.app_closed && self.recovery.rto_without_progress >= self.cfg.orphan_retries
+                {
                     self.alarms.orphan_gave_up += 1;
                     self.give_up("orphan after orphan_retries timeouts");
                     return;
@@ -146,18 +174,18 @@ impl Connection {
                 // A second timeout with no progress after retransmitting the
                 // holes suggests the peer reneged on its SACKs (RFC 2018 8):
                 // forget them and retransmit everything.
-                if self.rto_without_progress >= 1 {
-                    self.scoreboard.clear(self.snd.una);
+                if self.recovery.rto_without_progress >= 1 {
+                    self.recovery.scoreboard.clear(self.snd.una);
                 }
-                self.rto_without_progress += 1;
+                self.recovery.rto_without_progress += 1;
                 let flight = self.snd.nxt.since(self.snd.una);
-                self.cc.on_rto(now, flight);
-                self.hystart.finish();
-                self.scoreboard.on_rto(self.snd.una, self.snd.nxt);
-                self.recovery = Some(Recovery::Timeout {
+                self.cc.ctrl.on_rto(now, flight);
+                self.cc.hystart.finish();
+                self.recovery.scoreboard.on_rto(self.snd.una, self.snd.nxt);
+                self.recovery.phase = Some(Recovery::Timeout {
                     point: self.snd.nxt,
                 });
-                self.dupacks = 0;
+                self.recovery.dupacks = 0;
                 self.rtt.back_off();
                 self.timed = None;
                 self.stats.rto_count += 1;
@@ -165,7 +193,7 @@ impl Connection {
                     "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
                     self.local,
                     self.remote,
-                    self.rto_without_progress,
+                    self.recovery.rto_without_progress,
                     self.snd.una,
                     self.rtt.rto()
                 );

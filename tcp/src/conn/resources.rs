@@ -34,7 +34,7 @@ impl Connection {
         std::mem::size_of::<Connection>()
             + self.snd.buf.memory_used()
             + self.rcv.buf.memory_used()
-            + self.scoreboard.memory_used()
+            + self.recovery.scoreboard.memory_used()
             + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
@@ -112,13 +112,13 @@ impl Connection {
             return fail("too many out-of-order ranges".into());
         }
         let flight = self.snd.nxt.since(self.snd.una);
-        if self.scoreboard.sacked_bytes() > flight {
+        if self.recovery.scoreboard.sacked_bytes() > flight {
             return fail(format!(
                 "{} bytes SACKed of {flight} in flight",
-                self.scoreboard.sacked_bytes()
+                self.recovery.scoreboard.sacked_bytes()
             ));
         }
-        if let Some(h) = self.scoreboard.highest_sacked()
+        if let Some(h) = self.recovery.scoreboard.highest_sacked()
             && flight > 0
             && h > self.snd.nxt
         {
@@ -167,7 +167,7 @@ impl Connection {
     /// and since nothing was lost to congestion the window is not reduced.
     pub fn handle_path_mtu_reduced(&mut self, now: Instant, path_mtu: usize) {
         self.snd.path_mtu = path_mtu;
-        if !self.cc_ready {
+        if !self.cc.ready {
             return;
         }
         let before = self.snd.smss;
@@ -175,17 +175,17 @@ impl Connection {
         if self.snd.smss >= before {
             return;
         }
-        self.cc.set_mss(self.snd.smss);
+        self.cc.ctrl.set_mss(self.snd.smss);
         if self.snd.nxt == self.snd.una || !self.state.is_synchronized() {
             return;
         }
-        self.scoreboard.on_rto(self.snd.una, self.snd.nxt);
-        if self.recovery.is_none() {
-            self.recovery = Some(Recovery::Timeout {
+        self.recovery.scoreboard.on_rto(self.snd.una, self.snd.nxt);
+        if self.recovery.phase.is_none() {
+            self.recovery.phase = Some(Recovery::Timeout {
                 point: self.snd.nxt,
             });
         }
-        self.retransmit_now = true;
+        self.recovery.retransmit_now = true;
         self.timed = None;
         self.stats.pmtu_retransmissions += 1;
         self.timers.set(Timer::Retransmit, now + self.rtt.rto());

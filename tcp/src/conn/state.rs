@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::buffer::{RecvBuffer, SendBuffer};
+use crate::cc::CongestionControl;
 use crate::seq::SeqNum;
 
 /// The send sequence space (RFC 9293 3.3.1) and the send side. SND.NXT is
@@ -121,4 +122,17 @@ pub(crate) struct Timestamps {
     pub recent: u32,
     /// When TS.Recent was set (PAWS: older than 24 days is invalid).
     pub recent_at: Instant,
+}
+
+/// Congestion control state: the algorithm (NewReno or CUBIC) with
+/// HyStart++ (RFC 9406) watching slow start.
+pub(crate) struct Congestion {
+    /// The congestion control algorithm.
+    pub(crate) ctrl: Box<dyn CongestionControl>,
+    /// The algorithm was initialised with the negotiated MSS.
+    pub(crate) ready: bool,
+    /// HyStart++ (RFC 9406) for slow start.
+    pub(crate) hystart: crate::hystart::HyStart,
+    /// The last transmission attempt stopped because cwnd was full.
+    pub(crate) cwnd_limited: bool,
 }

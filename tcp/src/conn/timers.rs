@@ -139,11 +139,11 @@ impl Connection {
             }
             Timer::Tlp => {
                 self.timers.stop(Timer::Tlp);
-                if self.recovery.is_none()
+                if self.recovery.phase.is_none()
                     && self.snd.nxt > self.snd.una
                     && self.state.is_synchronized()
                 {
-                    self.tlp_due = true;
+                    self.recovery.tlp_due = true;
                 }
                 false
             }
@@ -247,7 +247,10 @@ impl Connection {
         let Some(srtt) = self.rtt.srtt() else {
             return;
         };
-        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd.nxt <= self.snd.una {
+        if self.recovery.phase.is_some()
+            || self.recovery.tlp_end.is_some()
+            || self.snd.nxt <= self.snd.una
+        {
             return;
         }
         let mut pto = srtt * 2;
