@@ -381,7 +381,7 @@ impl Connection {
     /// Sets or clears keep-alive.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
         self.cfg.keepalive = keepalive;
-        self.keepalive_sent = 0;
+        self.probe.keepalive_sent = 0;
         self.timers
             .set_or_stop(Timer::KeepAlive, keepalive.map(|k| now + k.idle));
     }

@@ -92,7 +92,7 @@ impl Connection {
         self.stats.segments_received += 1;
         if let Some(k) = self.cfg.keepalive {
             self.timers.set(Timer::KeepAlive, now + k.idle);
-            self.keepalive_sent = 0;
+            self.probe.keepalive_sent = 0;
         }
         // Second: the RST bit (RFC 5961 section 3.2: only an exact match
         // resets; any other in-window RST gets a challenge ACK).
@@ -421,8 +421,8 @@ impl Connection {
             self.snd.wl2 = ack;
             if wnd > 0 {
                 self.timers.stop(Timer::Persist);
-                self.persist_backoff = 0;
-                self.persist_since = None;
+                self.probe.persist_backoff = 0;
+                self.probe.persist_since = None;
             }
         }
         let mut newly_sacked = 0;

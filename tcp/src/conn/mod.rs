@@ -26,7 +26,7 @@ use crate::stats::TcpStats;
 use recovery::LossRecovery;
 use recovery::Prr;
 use state::{Congestion, RecvState, SendState, Timestamps, TsState};
-use timers::{Timer, TimerTable};
+use timers::{Probes, Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
@@ -183,51 +183,42 @@ pub struct Connection {
     pub(crate) remote: SocketAddrV4,
     pub(crate) state: State,
     pub(crate) cfg: TcpConfig,
+
     /// The send side: sequence space, window, buffer, FIN.
     pub(crate) snd: SendState,
     /// The receive side: sequence space, buffer, FIN, ACK generation.
     pub(crate) rcv: RecvState,
     /// Timestamps (RFC 7323): our clock and the peer's TS.Recent for PAWS.
     pub(crate) ts: TsState,
-    /// Loss recovery: the SACK scoreboard, fast recovery with PRR, tail loss probes.
+    /// SACK (RFC 2018) is in use.
+    pub(crate) sack_ok: bool,
+    /// Loss recovery: the SACK scoreboard, fast recovery with PRR, tail
+    /// loss probes.
     pub(crate) recovery: LossRecovery,
     /// Congestion control: the algorithm, HyStart++, cwnd-limited tracking.
     pub(crate) cc: Congestion,
+    /// The round-trip time estimate and the RTO (RFC 6298).
+    pub(crate) rtt: RttEstimator,
+    /// The segment being timed for an RTT sample (its end, when it went).
+    pub(crate) timed: Option<(SeqNum, Instant)>,
 
-    // Send sequence space (RFC 9293 3.3.1). SND.NXT is the highest sequence
-    // number sent plus one: retransmissions never rewind it (they are
-    // tracked by the scoreboard instead).
-
-    // Receive sequence space.
-
-    // Options in use.
-    pub(crate) sack_ok: bool,
-
-    // Acknowledgment generation.
-    /// Send a zero-window or keep-alive probe.
-    pub(crate) probe_now: bool,
+    /// The deadlines of the connection's timers.
+    pub(crate) timers: TimerTable,
+    /// Zero-window and keep-alive probing.
+    pub(crate) probe: Probes,
     /// TCP_USER_TIMEOUT as the application set it (zero: the stack's
     /// default applies).
     pub(crate) user_timeout_set: std::time::Duration,
     /// The stack's user timeout when the connection was made.
     pub(crate) default_user_timeout: std::time::Duration,
-    pub(crate) pending_rst: Option<TcpRepr>,
-
-    // Timers.
-    pub(crate) timers: TimerTable,
-    pub(crate) persist_backoff: u32,
-    /// When the peer's window closed with data waiting (the user timeout
-    /// applies from there, RFC 9293 3.8.3 with RFC 5482).
-    pub(crate) persist_since: Option<Instant>,
-    pub(crate) keepalive_sent: u32,
+    /// When a segment was last sent.
     pub(crate) last_sent_at: Instant,
+    /// When an acceptable segment last arrived.
     pub(crate) last_rcvd_at: Instant,
 
-    // RTT and congestion.
-    pub(crate) rtt: RttEstimator,
-    pub(crate) timed: Option<(SeqNum, Instant)>,
-
     // Abnormal end and control.
+    /// A reset to send (the connection is closed or closing).
+    pub(crate) pending_rst: Option<TcpRepr>,
     pub(crate) error: Option<TcpError>,
     pub(crate) app_closed: bool,
     /// Opened by a listener (SYN-ACK retries use `synack_retries`).
@@ -301,14 +292,10 @@ impl Connection {
             state,
             cfg: cfg.clone(),
             sack_ok: false,
-            probe_now: false,
             user_timeout_set: std::time::Duration::ZERO,
             default_user_timeout: cfg.user_timeout,
             timers: TimerTable::default(),
             pending_rst: None,
-            persist_backoff: 0,
-            persist_since: None,
-            keepalive_sent: 0,
             last_sent_at: now,
             last_rcvd_at: now,
             rtt: RttEstimator::new(cfg.min_rto, cfg.max_rto),
@@ -388,6 +375,12 @@ impl Connection {
                 ready: false,
                 hystart: crate::hystart::HyStart::default(),
                 cwnd_limited: false,
+            },
+            probe: Probes {
+                send_now: false,
+                persist_backoff: 0,
+                persist_since: None,
+                keepalive_sent: 0,
             },
         }
     }
@@ -641,7 +634,7 @@ impl Connection {
     /// True when [`poll_transmit`](Self::poll_transmit) has something to
     /// send right now (an ACK, a reset, a probe, data or a FIN).
     pub fn wants_transmit(&self) -> bool {
-        self.pending_rst.is_some() || self.rcv.ack_now || self.probe_now || self.has_sendable()
+        self.pending_rst.is_some() || self.rcv.ack_now || self.probe.send_now || self.has_sendable()
     }
 
     /// When this connection next needs [`poll_transmit`](Self::poll_transmit):
@@ -691,7 +684,7 @@ impl Connection {
         self.timers.stop(Timer::DelayedAck);
         self.timers.stop(Timer::KeepAlive);
         self.timers.stop(Timer::Close);
-        self.persist_since = None;
+        self.probe.persist_since = None;
         self.rcv.ack_now = false;
     }
 

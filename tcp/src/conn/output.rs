@@ -123,10 +123,10 @@ impl Connection {
             let (a, b) = self.snd.buf.slices(out.offset, out.len);
             emit(&out.repr, a, b, out.mss);
         }
-        if self.probe_now {
+        if self.probe.send_now {
             // Zero-window or keep-alive probe: an old sequence number and no
             // data, which the peer answers with an ACK carrying its window.
-            self.probe_now = false;
+            self.probe.send_now = false;
             let probe = self.control(now, self.snd.una - 1, Flags::ACK);
             self.sent(now, &probe);
             emit(&probe, &[], &[], 0);
@@ -487,7 +487,7 @@ impl Connection {
         {
             self.timers
                 .set(Timer::Persist, now + self.persist_interval());
-            self.persist_since.get_or_insert(now);
+            self.probe.persist_since.get_or_insert(now);
         }
         let Some(plan) = plan else {
             self.recovery.retransmit_now = false;

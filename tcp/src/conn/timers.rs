@@ -84,6 +84,19 @@ impl TimerTable {
     }
 }
 
+/// Zero-window (persist) and keep-alive probing.
+pub(crate) struct Probes {
+    /// Send a zero-window or keep-alive probe.
+    pub(crate) send_now: bool,
+    /// Persist timer backoff: probes sent since the window closed.
+    pub(crate) persist_backoff: u32,
+    /// When the peer's window closed with data waiting (the user timeout
+    /// applies from there, RFC 9293 3.8.3 with RFC 5482).
+    pub(crate) persist_since: Option<Instant>,
+    /// Keep-alive probes sent without an answer.
+    pub(crate) keepalive_sent: u32,
+}
+
 impl Connection {
     /// The earliest deadline: the timers', and the user timeout's.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -91,7 +104,7 @@ impl Connection {
             .snd
             .progress_at
             .filter(|_| self.snd.nxt > self.snd.una && self.state.is_synchronized())
-            .or(self.persist_since)
+            .or(self.probe.persist_since)
             .map(|p| p + self.cfg.user_timeout);
         [self.timers.next_timeout(), user_timeout]
             .into_iter()
@@ -158,15 +171,15 @@ impl Connection {
         // An orphan gets `orphan_retries` probes, answered or not (Linux
         // tcp_probe_timer with tcp_orphan_retries): nobody will read
         // what it still has to send if the window never opens.
-        if self.app_closed && unsent && self.persist_backoff >= self.cfg.orphan_retries {
+        if self.app_closed && unsent && self.probe.persist_backoff >= self.cfg.orphan_retries {
             self.alarms.orphan_gave_up += 1;
             self.give_up("orphan on a zero window");
             return true;
         }
-        self.persist_backoff += 1;
+        self.probe.persist_backoff += 1;
         self.stats.zero_window_probes += 1;
         if unsent && self.snd.wnd == 0 {
-            self.probe_now = true;
+            self.probe.send_now = true;
             self.timers
                 .set(Timer::Persist, now + self.persist_interval());
         } else {
@@ -190,12 +203,12 @@ impl Connection {
         );
         if !probing || self.snd.nxt != self.snd.una {
             self.timers.set(Timer::KeepAlive, now + k.idle);
-        } else if self.keepalive_sent >= k.probes {
+        } else if self.probe.keepalive_sent >= k.probes {
             self.give_up("keep-alive");
             return true;
         } else {
-            self.keepalive_sent += 1;
-            self.probe_now = true;
+            self.probe.keepalive_sent += 1;
+            self.probe.send_now = true;
             self.timers.set(Timer::KeepAlive, now + k.interval);
         }
         false
@@ -206,7 +219,7 @@ impl Connection {
     /// while data waits (probes answered or not).
     fn check_user_timeout(&mut self, now: Instant) {
         let in_flight = self.snd.progress_at.filter(|_| self.snd.nxt > self.snd.una);
-        let persisting = self.persist_since.filter(|_| self.snd.wnd == 0);
+        let persisting = self.probe.persist_since.filter(|_| self.snd.wnd == 0);
         if let Some(p) = in_flight.or(persisting)
             && now.saturating_duration_since(p) >= self.cfg.user_timeout
             && self.state.is_synchronized()
@@ -267,6 +280,6 @@ impl Connection {
     /// The persist timer's interval: the RTO, backed off exponentially.
     pub(crate) fn persist_interval(&self) -> Duration {
         let base = self.rtt.rto();
-        (base * 2u32.saturating_pow(self.persist_backoff.min(16))).min(self.cfg.max_rto)
+        (base * 2u32.saturating_pow(self.probe.persist_backoff.min(16))).min(self.cfg.max_rto)
     }
 }
