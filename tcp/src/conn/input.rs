@@ -119,9 +119,8 @@ impl Connection {
             // If the segment acknowledgment is not acceptable, form a reset
             // segment <SEQ=SEG.ACK><CTL=RST> and send it."
             if seg.ack > self.snd.una && seg.ack <= self.snd.nxt {
-                self.snd.wnd = (seg.window as usize) << window_shift;
-                self.snd.max_wnd = self.snd.wnd;
-                self.snd.wl1 = seg.seq;
+                self.snd
+                    .first_window(seg.seq, (seg.window as usize) << window_shift);
                 self.syn_acknowledged(now, seg.ack);
             } else {
                 self.pending_rst = Some(self.make_rst(seg.ack));
@@ -154,10 +153,6 @@ impl Connection {
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now),
-            // A close before the handshake completed queued the FIN (RFC
-            // 9293 3.10.4: "queue for processing after entering
-            // ESTABLISHED state"): now we are closing.
-            State::Established if self.snd.fin_queued => self.set_state(State::FinWait1),
             State::LastAck if fin_acked => {
                 self.enter_closed(None);
                 return Input::Done;
@@ -277,16 +272,10 @@ impl Connection {
         self.rcv.adv = self.rcv.nxt + self.advertisable_window().min(65_535);
         self.negotiate(now, &seg.options);
         // RFC 7323 2.2: the window in a SYN segment is never scaled.
-        self.snd.wnd = seg.window as usize;
-        self.snd.max_wnd = self.snd.wnd;
-        self.snd.wl1 = seg.seq;
+        self.snd.first_window(seg.seq, seg.window as usize);
         if seg.flags.ack() {
             self.syn_acknowledged(now, seg.ack);
             self.rcv.ack_now = true;
-            if self.snd.fin_queued {
-                // shutdown(SHUT_WR) while connecting: data, then the FIN.
-                self.set_state(State::FinWait1);
-            }
             // "...continue processing at the sixth step below where the URG
             // bit is checked": text and a FIN in the SYN-ACK count.
             if !payload.is_empty() {
@@ -719,7 +708,9 @@ impl Connection {
         self.timers.set(Timer::Close, now + 2 * self.cfg.msl);
     }
 
-    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED.
+    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED, or
+    /// FIN-WAIT-1 when the application shut down its write side while
+    /// connecting.
     fn syn_acknowledged(&mut self, now: Instant, ack: SeqNum) {
         if let Some((end, at)) = self.timed.take()
             && ack >= end
@@ -733,6 +724,12 @@ impl Connection {
         self.recovery.scoreboard.clear(self.snd.una);
         self.set_state(State::Established);
         self.on_established(now, syn_lost);
+        if self.snd.fin_queued {
+            // A shutdown(SHUT_WR) before the handshake completed queued the
+            // FIN (RFC 9293 3.10.4: "queue for processing after entering
+            // ESTABLISHED state"): data, then the FIN; now we are closing.
+            self.set_state(State::FinWait1);
+        }
     }
 
     /// Set-up that needs the negotiated options: sender MSS (limited by the

@@ -18,6 +18,8 @@ use crate::seq::SeqNum;
 use crate::stats::TcpStats;
 
 impl Connection {
+    /// A connection about to send its SYN (SYN-SENT) or, `passive`, its
+    /// SYN-ACK (SYN-RECEIVED, opened by a listener).
     #[allow(clippy::too_many_arguments)]
     fn blank(
         cfg: &TcpConfig,
@@ -27,8 +29,13 @@ impl Connection {
         ts_offset: u32,
         epoch: Instant,
         now: Instant,
-        state: State,
+        passive: bool,
     ) -> Connection {
+        let state = if passive {
+            State::SynReceived
+        } else {
+            State::SynSent
+        };
         let mut stats = TcpStats {
             state,
             ..TcpStats::default()
@@ -57,7 +64,7 @@ impl Connection {
             timed: None,
             error: None,
             app_closed: false,
-            passive: false,
+            passive,
             soft_error: None,
             last_oow_ack: None,
             mem: MemoryPressure::Normal,
@@ -153,18 +160,7 @@ impl Connection {
         epoch: Instant,
         now: Instant,
     ) -> Connection {
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynSent,
-        );
-        c.snd.nxt = iss;
-        c
+        Self::blank(cfg, local, remote, iss, ts_offset, epoch, now, false)
     }
 
     /// Passive open: a listener received `syn` (already validated by the
@@ -181,7 +177,7 @@ impl Connection {
         now: Instant,
         syn: &TcpRepr,
     ) -> Connection {
-        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
+        let mut c = Self::blank(cfg, local, remote, iss, ts_offset, epoch, now, true);
         // RFC 9293 3.10.7.2: "Set RCV.NXT to SEG.SEQ+1, IRS is set to
         // SEG.SEQ".
         c.rcv.irs = syn.seq;
@@ -190,35 +186,9 @@ impl Connection {
         c.rcv.adv = c.rcv.nxt;
         c.negotiate(now, &syn.options);
         // The window in a SYN is never scaled (RFC 7323 2.2).
-        c.snd.wnd = syn.window as usize;
-        c.snd.max_wnd = c.snd.wnd;
-        c.snd.wl1 = syn.seq;
+        c.snd.first_window(syn.seq, syn.window as usize);
         c.snd.wl2 = iss;
         c.rcv.ack_now = false;
-        c
-    }
-
-    /// A connection opened by a listener, in SYN-RECEIVED.
-    fn passive_open(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        iss: SeqNum,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-    ) -> Connection {
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynReceived,
-        );
-        c.passive = true;
         c
     }
 
@@ -242,7 +212,7 @@ impl Connection {
         syn: crate::syncookie::CookieSyn,
     ) -> Connection {
         let iss = ack.ack - 1;
-        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
+        let mut c = Self::blank(cfg, local, remote, iss, ts_offset, epoch, now, true);
         c.rcv.irs = ack.seq - 1;
         c.rcv.nxt = ack.seq;
         c.rcv.last_ack_sent = ack.seq;

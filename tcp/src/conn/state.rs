@@ -62,6 +62,16 @@ pub(crate) struct SendState {
     pub(crate) cork_expired: bool,
 }
 
+impl SendState {
+    /// Takes the peer's first window (from its SYN, or from the ACK that
+    /// completes the handshake): SND.WND, MAX.SND.WND and SND.WL1.
+    pub(crate) fn first_window(&mut self, seq: SeqNum, wnd: usize) {
+        self.wnd = wnd;
+        self.max_wnd = wnd;
+        self.wl1 = seq;
+    }
+}
+
 /// The receive sequence space (RFC 9293 3.3.1), the receive side, and
 /// acknowledgment generation.
 pub(crate) struct RecvState {
