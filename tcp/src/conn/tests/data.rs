@@ -1,5 +1,5 @@
-//! Data transfer: super segments, Nagle, delayed and quick ACKs, out-of-
-//! order data, window scaling, closed windows, memory pressure.
+//! Data transfer: super segments, Nagle, delayed and quick ACKs,
+//! out-of-order data, window scaling, closed windows, memory pressure.
 
 use super::*;
 
