@@ -221,22 +221,9 @@ impl Connection {
         c.snd.nxt = iss + 1;
         c.snd.syn_pending = false;
         c.snd.peer_mss = syn.mss as usize;
-        if let (Some(peer), true) = (syn.window_scale, cfg.window_scale > 0) {
-            c.snd.wscale = peer.min(14);
-            c.rcv.wscale = cfg.window_scale.min(14);
-        }
-        c.sack_ok = cfg.sack && syn.sack;
-        c.ts.peer = match (cfg.timestamps && syn.timestamps, ack.options.timestamps) {
-            (true, Some((val, _))) => Some(Timestamps {
-                recent: val,
-                recent_at: now,
-            }),
-            _ => None,
-        };
-        c.stats.sack = c.sack_ok;
-        c.stats.timestamps = c.ts.peer.is_some();
-        c.stats.window_scale =
-            (c.rcv.wscale > 0 || c.snd.wscale > 0).then_some((c.rcv.wscale, c.snd.wscale));
+        // The timestamp to echo is the ACK's: the SYN's is long gone.
+        let tsval = ack.options.timestamps.filter(|_| syn.timestamps);
+        c.apply_options(now, syn.window_scale, syn.sack, tsval.map(|(val, _)| val));
         c.snd.wl1 = c.rcv.irs;
         c.snd.wl2 = iss;
         c
@@ -246,23 +233,36 @@ impl Connection {
     pub(crate) fn negotiate(&mut self, now: Instant, opts: &TcpOptions) {
         // RFC 9293 3.7.1: without an MSS option, assume 536.
         self.snd.peer_mss = opts.mss.map_or(536, |m| m.max(64) as usize);
+        let tsval = opts.timestamps.map(|(val, _)| val);
+        self.apply_options(now, opts.window_scale, opts.sack_permitted, tsval);
+    }
+
+    /// Takes the options the peer's SYN offered, as far as our
+    /// configuration allows them: its window scale shift, SACK permitted,
+    /// and its timestamp (the first TS.Recent).
+    fn apply_options(
+        &mut self,
+        now: Instant,
+        window_scale: Option<u8>,
+        sack: bool,
+        tsval: Option<u32>,
+    ) {
         // RFC 7323 2.2: scaling applies only if both sides sent the option;
         // a shift above 14 is treated as 14.
-        if let (Some(peer), true) = (opts.window_scale, self.cfg.window_scale > 0) {
+        if let (Some(peer), true) = (window_scale, self.cfg.window_scale > 0) {
             self.snd.wscale = peer.min(14);
             self.rcv.wscale = self.cfg.window_scale.min(14);
         } else {
             self.snd.wscale = 0;
             self.rcv.wscale = 0;
         }
-        self.sack_ok = self.cfg.sack && opts.sack_permitted;
-        self.ts.peer = match (self.cfg.timestamps, opts.timestamps) {
-            (true, Some((val, _))) => Some(Timestamps {
-                recent: val,
+        self.sack_ok = self.cfg.sack && sack;
+        self.ts.peer = tsval
+            .filter(|_| self.cfg.timestamps)
+            .map(|recent| Timestamps {
+                recent,
                 recent_at: now,
-            }),
-            _ => None,
-        };
+            });
         self.stats.sack = self.sack_ok;
         self.stats.timestamps = self.ts.peer.is_some();
         self.stats.window_scale = (self.rcv.wscale > 0 || self.snd.wscale > 0)

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use super::timers::Timer;
 use super::{Connection, State, TcpError};
-use crate::sack::DUP_THRESH;
-use crate::sack::Scoreboard;
+use crate::sack::{DUP_THRESH, Scoreboard};
 use crate::seq::SeqNum;
 
 /// Where loss recovery stands.

@@ -30,7 +30,8 @@ pub(crate) struct SendState {
     pub(crate) wscale: u8,
     /// The MSS the peer announced.
     pub(crate) peer_mss: usize,
-    /// Limited to the path MTU seen at the last transmission.
+    /// SMSS: the sender MSS, the peer's limited by the path MTU seen at the
+    /// last transmission, less the options every segment carries.
     pub(crate) smss: usize,
     /// The path MTU at the last transmission (the interface MTU until then):
     /// SMSS = min(peer MSS, path MTU - 40) minus options.
@@ -58,7 +59,7 @@ pub(crate) struct SendState {
     /// When the oldest unacknowledged data was first outstanding (for the
     /// user timeout); reset whenever SND.UNA advances.
     pub(crate) progress_at: Option<Instant>,
-    /// The ceiling passed: the held partial segment may go.
+    /// TCP_CORK's 200 ms ceiling passed: the held partial segment may go.
     pub(crate) cork_expired: bool,
 }
 
