@@ -64,11 +64,7 @@ fn ack_on_text_into_a_closed_window_is_still_processed() {
     w.b_reads = false;
     w.established();
     let data = pattern(100_000);
-    let mut off = 0;
-    for _ in 0..20 {
-        off += w.a.send(&data[off..]).unwrap_or(0);
-        w.run(Duration::from_millis(100));
-    }
+    w.a_writes(&data, 0, 20, Duration::from_millis(100));
     assert_eq!(w.a.snd.wnd, 0, "B's window is closed");
     let b = w.b.as_mut().unwrap();
     assert_eq!(b.rcv.adv, b.rcv.nxt);
@@ -290,11 +286,7 @@ fn a_bare_fin_is_taken_into_a_closed_window() {
     w.b_reads = false;
     w.established();
     let data = pattern(200_000);
-    let mut off = 0;
-    for _ in 0..20 {
-        off += w.a.send(&data[off..]).unwrap_or(0);
-        w.run(Duration::from_millis(50));
-    }
+    w.a_writes(&data, 0, 20, Duration::from_millis(50));
     let now = w.now;
     let b = w.b.as_mut().unwrap();
     // Fill what is left of the window (less than a segment: A's sender SWS

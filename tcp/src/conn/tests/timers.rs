@@ -1,5 +1,5 @@
-//! Timers: retransmission back-off, the user timeout, keep-alives, zero-
-//! window probes, orphans.
+//! Timers: retransmission back-off, the user timeout, keep-alives,
+//! zero-window probes, orphans.
 
 use super::*;
 
@@ -9,11 +9,7 @@ fn zero_window_is_probed_and_reopens() {
     w.b_reads = false;
     w.established();
     let data = pattern(150_000);
-    let mut off = 0;
-    for _ in 0..100 {
-        off += w.a.send(&data[off..]).unwrap_or(0);
-        w.run(Duration::from_millis(100));
-    }
+    let mut off = w.a_writes(&data, 0, 100, Duration::from_millis(100));
     // B's 64 KiB buffer is full; A probes the zero window with backoff.
     assert_eq!(w.a.snd.wnd, 0);
     let probes = w.a.stats().zero_window_probes;
@@ -97,11 +93,7 @@ fn an_orphan_gives_up_on_a_window_that_never_opens() {
     w.b_reads = false;
     w.established();
     let data = pattern(200_000);
-    let mut off = 0;
-    for _ in 0..20 {
-        off += w.a.send(&data[off..]).unwrap_or(0);
-        w.run(Duration::from_millis(100));
-    }
+    w.a_writes(&data, 0, 20, Duration::from_millis(100));
     assert_eq!(w.a.snd.wnd, 0);
     let now = w.now;
     w.a.close(now);

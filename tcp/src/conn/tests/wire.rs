@@ -251,6 +251,22 @@ impl Wire {
         panic!("simulation did not settle");
     }
 
+    /// A keeps writing `data` from `off` on, `rounds` times, running the
+    /// wire for `step` after each write; returns how far it got.
+    pub(super) fn a_writes(
+        &mut self,
+        data: &[u8],
+        mut off: usize,
+        rounds: usize,
+        step: Duration,
+    ) -> usize {
+        for _ in 0..rounds {
+            off += self.a.send(&data[off..]).unwrap_or(0);
+            self.run(step);
+        }
+        off
+    }
+
     pub(super) fn established(&mut self) {
         self.run(Duration::from_millis(4) + 10 * self.delay);
         assert_eq!(self.a.state(), State::Established);
