@@ -1,6 +1,7 @@
 //! Segment arrival (RFC 9293 section 3.10.7), with the RFC 5961 protections
 //! against blind reset, SYN and data injection, PAWS (RFC 7323), SACK
-//! processing; loss detection itself is in `recovery.rs`.
+//! processing and acknowledgments; the congestion response to them and
+//! loss detection are in `recovery.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -444,61 +445,7 @@ impl Connection {
             self.recovery.rto_without_progress = 0;
             let outstanding = self.snd.nxt > self.snd.una;
             self.snd.progress_at = outstanding.then_some(now);
-            match self.recovery.phase {
-                Some(Recovery::Fast { point }) => {
-                    if ack >= point {
-                        // RFC 6675 / RFC 6582: the recovery point is
-                        // acknowledged; recovery ends.
-                        self.recovery.phase = None;
-                        self.recovery.scoreboard.reset_reno();
-                        self.cc.ctrl.on_recovery_end(now);
-                    } else if !self.sack_ok {
-                        // RFC 6582 3.2 step 5, partial ACK: the next
-                        // unacknowledged segment is lost too; retransmit it
-                        // and (for the first partial ACK) restart the timer.
-                        self.recovery.scoreboard.reset_reno();
-                        self.recovery
-                            .scoreboard
-                            .mark_lost_through(ack + self.snd.smss);
-                        self.recovery.retransmit_now = true;
-                        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-                    }
-                }
-                Some(Recovery::Timeout { point }) => {
-                    let acked = if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() {
-                        acked.min(self.slow_start_limit())
-                    } else {
-                        acked
-                    };
-                    self.cc.ctrl.on_ack(now, acked, self.rtt.srtt(), true);
-                    if ack >= point {
-                        self.recovery.phase = None;
-                    }
-                }
-                None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
-                    // Slow start, watched by HyStart++ (RFC 9406).
-                    use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
-                    let acked = acked.min(self.slow_start_limit());
-                    match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
-                        Verdict::Normal => {
-                            self.cc
-                                .ctrl
-                                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
-                        }
-                        Verdict::Conservative => self.cc.ctrl.on_ack(
-                            now,
-                            acked.div_ceil(CSS_GROWTH_DIVISOR),
-                            self.rtt.srtt(),
-                            cwnd_limited,
-                        ),
-                        Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
-                    }
-                }
-                None => self
-                    .cc
-                    .ctrl
-                    .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
-            }
+            self.on_ack_of_new_data(now, ack, acked, rtt_sample, cwnd_limited);
             // RFC 6298 5.2: "When all outstanding data has been acknowledged,
             // turn off the retransmission timer." 5.3: "When an ACK is
             // received that acknowledges new data, restart the
@@ -520,14 +467,7 @@ impl Connection {
             // (a duplicated ACK on the wire must not trigger recovery).
             && (!self.sack_ok || newly_sacked > 0)
         {
-            // RFC 5681 2: a duplicate acknowledgment.
-            self.recovery.dupacks += 1;
-            if !self.sack_ok {
-                let flight = self.snd.nxt.since(self.snd.una);
-                self.recovery
-                    .scoreboard
-                    .add_reno_dupack(self.snd.smss, flight);
-            }
+            self.on_duplicate_ack();
         }
         self.detect_loss(now);
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {

@@ -1,8 +1,9 @@
-//! Loss recovery: fast recovery (RFC 6675 with SACK, RFC 6582 NewReno
-//! without), Proportional Rate Reduction (RFC 6937), and the
+//! Loss recovery and the congestion response to acknowledgments: fast
+//! recovery (RFC 6675 with SACK, RFC 6582 NewReno without), Proportional
+//! Rate Reduction (RFC 6937), slow start and congestion avoidance, and the
 //! retransmission timeout (RFC 6298 5.4-5.7).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::timers::Timer;
 use super::{Connection, State, TcpError};
@@ -56,6 +57,87 @@ pub(crate) struct LossRecovery {
 }
 
 impl Connection {
+    /// The congestion response to an ACK of new data (`acked` bytes, up to
+    /// `ack`): the end of fast recovery or a NewReno partial ACK (RFC 6582
+    /// 3.2), growth after a timeout, slow start watched by HyStart++ (RFC
+    /// 9406), or congestion avoidance.
+    pub(crate) fn on_ack_of_new_data(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        acked: usize,
+        rtt_sample: Option<Duration>,
+        cwnd_limited: bool,
+    ) {
+        match self.recovery.phase {
+            Some(Recovery::Fast { point }) => {
+                if ack >= point {
+                    // RFC 6675 / RFC 6582: the recovery point is
+                    // acknowledged; recovery ends.
+                    self.recovery.phase = None;
+                    self.recovery.scoreboard.reset_reno();
+                    self.cc.ctrl.on_recovery_end(now);
+                } else if !self.sack_ok {
+                    // RFC 6582 3.2 step 5, partial ACK: the next
+                    // unacknowledged segment is lost too; retransmit it
+                    // and (for the first partial ACK) restart the timer.
+                    self.recovery.scoreboard.reset_reno();
+                    self.recovery
+                        .scoreboard
+                        .mark_lost_through(ack + self.snd.smss);
+                    self.recovery.retransmit_now = true;
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+                }
+            }
+            Some(Recovery::Timeout { point }) => {
+                let acked = if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() {
+                    acked.min(self.slow_start_limit())
+                } else {
+                    acked
+                };
+                self.cc.ctrl.on_ack(now, acked, self.rtt.srtt(), true);
+                if ack >= point {
+                    self.recovery.phase = None;
+                }
+            }
+            None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
+                // Slow start, watched by HyStart++ (RFC 9406).
+                use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
+                let acked = acked.min(self.slow_start_limit());
+                match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
+                    Verdict::Normal => {
+                        self.cc
+                            .ctrl
+                            .on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
+                    }
+                    Verdict::Conservative => self.cc.ctrl.on_ack(
+                        now,
+                        acked.div_ceil(CSS_GROWTH_DIVISOR),
+                        self.rtt.srtt(),
+                        cwnd_limited,
+                    ),
+                    Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
+                }
+            }
+            None => self
+                .cc
+                .ctrl
+                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+        }
+    }
+
+    /// RFC 5681 2: a duplicate acknowledgment (without SACK, it stands for
+    /// a segment that left the network).
+    pub(crate) fn on_duplicate_ack(&mut self) {
+        self.recovery.dupacks += 1;
+        if !self.sack_ok {
+            let flight = self.snd.nxt.since(self.snd.una);
+            self.recovery
+                .scoreboard
+                .add_reno_dupack(self.snd.smss, flight);
+        }
+    }
+
     /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
     /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
     /// without SACK: the third duplicate ACK).
