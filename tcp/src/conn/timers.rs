@@ -283,3 +283,6 @@ impl Connection {
         (base * 2u32.saturating_pow(self.probe.persist_backoff.min(16))).min(self.cfg.max_rto)
     }
 }
+
+#[cfg(test)]
+mod tests;
