@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::timers::Timer;
 use super::{Connection, State, TcpError};
 
 /// In-order segments acknowledged at once after TCP_QUICKACK is set
@@ -22,13 +23,13 @@ impl Connection {
             State::Closed | State::Listen => return Err(TcpError::NotConnected),
             _ => return Err(TcpError::Closed),
         }
-        if self.fin_queued {
+        if self.snd.fin_queued {
             return Err(TcpError::Closed);
         }
         if data.is_empty() {
             return Ok(0);
         }
-        let n = self.send_buf.write(data);
+        let n = self.snd.buf.write(data);
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
@@ -50,8 +51,8 @@ impl Connection {
     /// Makes everything queued so far urgent data (the urgent pointer moves
     /// to the end of the send buffer).
     pub fn mark_urgent(&mut self) {
-        if !self.send_buf.is_empty() && !self.fin_queued {
-            self.snd_up = Some(self.data_end());
+        if !self.snd.buf.is_empty() && !self.snd.fin_queued {
+            self.snd.up = Some(self.data_end());
         }
     }
 
@@ -65,7 +66,7 @@ impl Connection {
     /// How much urgent data remains to be read: the bytes from the read
     /// position to the end of the urgent data (RFC 9293 MUST-33).
     pub fn urgent_remaining(&self) -> usize {
-        self.rcv_up.map_or(0, |up| up.since(self.read_seq()))
+        self.rcv.up.map_or(0, |up| up.since(self.read_seq()))
     }
 
     /// True when the next byte to read is the last octet of urgent data,
@@ -73,20 +74,21 @@ impl Connection {
     /// just before it, so an application that reads up to the mark can
     /// tell where the urgent data ends.
     pub fn at_mark(&self) -> bool {
-        self.rcv_up
+        self.rcv
+            .up
             .is_some_and(|up| self.urgent_pending() && self.read_seq() + 1 == up)
     }
 
     /// The sequence number of the next byte the application will read.
     fn read_seq(&self) -> SeqNum {
-        self.rcv_nxt - self.recv_buf.readable() - usize::from(self.read_eof)
+        self.rcv.nxt - self.rcv.buf.readable() - usize::from(self.rcv.read_eof)
     }
 
     /// Bytes a read may take now: all that is readable, except that a read
     /// stops at the urgent mark (as on Linux) unless it starts there.
     fn readable_to_mark(&self) -> usize {
-        let readable = self.recv_buf.readable();
-        match self.rcv_up {
+        let readable = self.rcv.buf.readable();
+        match self.rcv.up {
             Some(up) if self.urgent_pending() => {
                 let to_mark = (up - 1).since(self.read_seq());
                 if to_mark == 0 {
@@ -101,26 +103,26 @@ impl Connection {
 
     /// Room in the send buffer.
     pub fn send_capacity(&self) -> usize {
-        if self.fin_queued {
+        if self.snd.fin_queued {
             0
         } else {
-            self.send_buf.free()
+            self.snd.buf.free()
         }
     }
 
     /// Bytes written but not yet acknowledged.
     pub fn send_queued(&self) -> usize {
-        self.send_buf.len()
+        self.snd.buf.len()
     }
 
     /// Reads received data. `Ok(0)` means end of stream (the peer closed
     /// and everything was read); WouldBlock means nothing yet.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpError> {
-        if self.recv_buf.readable() == 0 {
+        if self.rcv.buf.readable() == 0 {
             if let Some(e) = self.error {
                 return Err(e);
             }
-            if self.read_eof || self.read_shut {
+            if self.rcv.read_eof || self.rcv.read_shut {
                 return Ok(0);
             }
             return match self.state {
@@ -132,9 +134,9 @@ impl Connection {
             return Ok(0);
         }
         let limit = buf.len().min(self.readable_to_mark());
-        let n = self.recv_buf.read(&mut buf[..limit]);
-        if self.rcv_up.is_some() && !self.urgent_pending() {
-            self.rcv_up = None; // all urgent data read
+        let n = self.rcv.buf.read(&mut buf[..limit]);
+        if self.rcv.up.is_some() && !self.urgent_pending() {
+            self.rcv.up = None; // all urgent data read
         }
         self.after_read();
         Ok(n)
@@ -143,7 +145,7 @@ impl Connection {
     /// The readable bytes without consuming them (two slices, ring order),
     /// up to the urgent mark as [`recv`](Self::recv) reads them.
     pub fn peek(&self) -> (&[u8], &[u8]) {
-        let (a, b) = self.recv_buf.peek();
+        let (a, b) = self.rcv.buf.peek();
         let n = self.readable_to_mark();
         if n <= a.len() {
             (&a[..n], &[])
@@ -154,34 +156,37 @@ impl Connection {
 
     /// Consumes `n` bytes after [`peek`](Self::peek).
     pub fn consume(&mut self, n: usize) {
-        self.recv_buf.consume(n);
-        if self.rcv_up.is_some() && !self.urgent_pending() {
-            self.rcv_up = None;
+        self.rcv.buf.consume(n);
+        if self.rcv.up.is_some() && !self.urgent_pending() {
+            self.rcv.up = None;
         }
         self.after_read();
     }
 
     /// Bytes ready to read.
     pub fn recv_queued(&self) -> usize {
-        self.recv_buf.readable()
+        self.rcv.buf.readable()
     }
 
     /// True when a read would not block: data, end of stream or an error.
     pub fn can_recv(&self) -> bool {
-        self.recv_buf.readable() > 0 || self.read_eof || self.read_shut || self.error.is_some()
+        self.rcv.buf.readable() > 0
+            || self.rcv.read_eof
+            || self.rcv.read_shut
+            || self.error.is_some()
     }
 
     /// True when a write would not block (or would fail at once).
     pub fn can_send(&self) -> bool {
         self.error.is_some()
-            || self.fin_queued
+            || self.snd.fin_queued
             || matches!(self.state, State::Established | State::CloseWait)
-                && self.send_buf.free() > 0
+                && self.snd.buf.free() > 0
     }
 
     /// True once the peer's FIN has been consumed by the stream.
     pub fn peer_closed(&self) -> bool {
-        self.read_eof
+        self.rcv.read_eof
     }
 
     /// Opens the window again after the application read: RFC 9293
@@ -189,16 +194,16 @@ impl Connection {
     /// min(buffer/2, MSS) -- ustack waits for 2*MSS, like Linux, to halve the
     /// number of pure window updates.
     pub(super) fn after_read(&mut self) {
-        if !self.state.is_synchronized() || self.remote_fin.is_some() && self.read_eof {
+        if !self.state.is_synchronized() || self.rcv.remote_fin.is_some() && self.rcv.read_eof {
             return;
         }
-        let advertised = self.rcv_adv.since(self.rcv_nxt);
+        let advertised = self.rcv.adv.since(self.rcv.nxt);
         let free = self.advertisable_window();
         let mss = self.cfg.mss as usize;
         if free >= advertised + (2 * mss).min(self.cfg.recv_buffer / 2)
             || (advertised < mss && free >= mss)
         {
-            self.ack_now = true;
+            self.rcv.ack_now = true;
         }
     }
 
@@ -212,13 +217,13 @@ impl Connection {
             // entering ESTABLISHED state"). close() deletes the connection
             // instead (see `close`).
             State::SynSent | State::SynReceived | State::Established => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 if self.state == State::Established {
                     self.set_state(State::FinWait1);
                 }
             }
             State::CloseWait => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 self.set_state(State::LastAck);
             }
             _ => {}
@@ -228,9 +233,9 @@ impl Connection {
     /// The application will not read any more (shutdown(SHUT_RD)): queued
     /// and future data is discarded, reads return end of stream.
     pub fn shutdown_read(&mut self) {
-        self.read_shut = true;
-        let n = self.recv_buf.readable();
-        self.recv_buf.consume(n);
+        self.rcv.read_shut = true;
+        let n = self.rcv.buf.readable();
+        self.rcv.buf.consume(n);
     }
 
     /// The application closed the socket: shuts the write side and lets the
@@ -245,13 +250,14 @@ impl Connection {
             self.enter_closed(None);
             return;
         }
-        if self.recv_buf.readable() > 0 && self.state.is_synchronized() {
+        if self.rcv.buf.readable() > 0 && self.state.is_synchronized() {
             self.abort(now);
             return;
         }
         self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+            self.timers
+                .set(Timer::Close, now + self.cfg.fin_wait2_timeout);
         }
     }
 
@@ -266,7 +272,7 @@ impl Connection {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            self.pending_rst = Some(self.make_rst(self.snd_nxt));
+            self.pending_rst = Some(self.make_rst(self.snd.nxt));
         }
         self.enter_closed(None);
     }
@@ -283,8 +289,8 @@ impl Connection {
     pub fn set_cork(&mut self, _now: Instant, on: bool) {
         self.cfg.cork = on;
         if !on {
-            self.cork_deadline = None;
-            self.cork_expired = false;
+            self.timers.stop(Timer::Cork);
+            self.snd.cork_expired = false;
         }
     }
 
@@ -302,25 +308,25 @@ impl Connection {
     /// lasts [`QUICKACK_SEGMENTS`] segments, Linux's `TCP_MAX_QUICKACKS`.
     pub fn set_quickack(&mut self, _now: Instant, on: bool) {
         if !on {
-            self.quick_acks = 0;
+            self.rcv.quick_acks = 0;
             return;
         }
-        self.quick_acks = QUICKACK_SEGMENTS;
+        self.rcv.quick_acks = QUICKACK_SEGMENTS;
         if self.state.is_synchronized()
-            && (self.delack_at.is_some() || self.unacked_bytes > 0)
+            && (self.timers.is_set(Timer::DelayedAck) || self.rcv.unacked_bytes > 0)
             && self.state != State::TimeWait
         {
             // Linux __tcp_sock_set_quickack: "if an ACK is scheduled, send
             // it now" (ICSK_ACK_PUSHED, tcp_cleanup_rbuf).
-            self.delack_at = None;
-            self.ack_now = true;
+            self.timers.stop(Timer::DelayedAck);
+            self.rcv.ack_now = true;
         }
     }
 
     /// True while quick-ACK mode lasts (TCP_QUICKACK as getsockopt reads
     /// it).
     pub fn quickack(&self) -> bool {
-        self.quick_acks > 0
+        self.rcv.quick_acks > 0
     }
 
     /// TCP_USER_TIMEOUT for this connection: data unacknowledged (or a
@@ -349,8 +355,8 @@ impl Connection {
     /// timestamp option; Linux's `mss_cache`); before, 536 (Linux's
     /// TCP_MSS_DEFAULT) or our MSS if smaller.
     pub fn mss(&self) -> usize {
-        if self.cc_ready {
-            self.smss
+        if self.cc.ready {
+            self.snd.smss
         } else {
             536.min(self.cfg.mss as usize)
         }
@@ -375,21 +381,23 @@ impl Connection {
     /// Sets or clears keep-alive.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
         self.cfg.keepalive = keepalive;
-        self.keepalive_sent = 0;
-        self.keepalive_at = keepalive.map(|k| now + k.idle);
+        self.probe.keepalive_sent = 0;
+        self.timers
+            .set_or_stop(Timer::KeepAlive, keepalive.map(|k| now + k.idle));
     }
 
     /// Sets the send buffer size.
     pub fn set_send_buffer(&mut self, bytes: usize) {
         self.cfg.send_buffer = bytes;
-        self.send_buf.set_capacity(bytes);
+        self.snd.buf.set_capacity(bytes);
     }
 
     /// Sets the receive buffer size (takes effect for the advertised window
     /// at once; the window scale was fixed at connection set-up).
     pub fn set_recv_buffer(&mut self, bytes: usize) {
         self.cfg.recv_buffer = bytes;
-        self.recv_buf
+        self.rcv
+            .buf
             .set_capacity(bytes + (1 << self.cfg.window_scale.min(14)));
     }
 
@@ -398,10 +406,10 @@ impl Connection {
     pub fn set_congestion_control(&mut self, algorithm: crate::cc::Algorithm) {
         self.cfg.congestion = algorithm;
         let mut cc = algorithm.build();
-        if self.cc_ready {
-            cc.init(self.smss);
+        if self.cc.ready {
+            cc.init(self.snd.smss);
         }
-        self.cc = cc;
-        self.stats.congestion = self.cc.name();
+        self.cc.ctrl = cc;
+        self.stats.congestion = self.cc.ctrl.name();
     }
 }

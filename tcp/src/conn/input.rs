@@ -1,11 +1,13 @@
 //! Segment arrival (RFC 9293 section 3.10.7), with the RFC 5961 protections
 //! against blind reset, SYN and data injection, PAWS (RFC 7323), SACK
-//! processing and loss detection (RFC 6675, RFC 6582).
+//! processing and acknowledgments; the congestion response to them and
+//! loss detection are in `recovery.rs`.
 
 use std::time::{Duration, Instant};
 
-use super::{Connection, Recovery, State, TcpError};
-use crate::sack::DUP_THRESH;
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Connection, State, TcpError};
 use crate::segment::TcpRepr;
 use crate::seq::SeqNum;
 
@@ -44,11 +46,12 @@ impl Connection {
         // its SYN is old news, trim it and process the rest.
         // RFC 7323 2.2: "The window field in a SYN (i.e., a <SYN> or
         // <SYN,ACK>) segment itself is never scaled."
-        let window_shift = if seg.flags.syn() { 0 } else { self.snd_wscale };
+        let window_shift = if seg.flags.syn() { 0 } else { self.snd.wscale };
         let trimmed;
-        let seg = if self.state == State::SynReceived && seg.flags.syn() && seg.seq == self.irs {
+        let seg = if self.state == State::SynReceived && seg.flags.syn() && seg.seq == self.rcv.irs
+        {
             if !seg.flags.ack() {
-                self.syn_pending = true;
+                self.snd.syn_pending = true;
                 return Input::Done;
             }
             let mut t = *seg;
@@ -69,8 +72,8 @@ impl Connection {
         // window (as Linux does), so the application learns of the end of
         // the stream without first reading what it has.
         let textless;
-        let (seg, payload) = if self.rcv_adv == self.rcv_nxt
-            && seg.seq == self.rcv_nxt
+        let (seg, payload) = if self.rcv.adv == self.rcv.nxt
+            && seg.seq == self.rcv.nxt
             && !seg.flags.syn()
             && !seg.flags.rst()
             && !payload.is_empty()
@@ -78,7 +81,7 @@ impl Connection {
             let mut t = *seg;
             t.flags = crate::Flags(t.flags.0 & !crate::Flags::FIN);
             textless = t;
-            self.ack_now = true;
+            self.rcv.ack_now = true;
             (&textless, &[][..])
         } else {
             (seg, payload)
@@ -89,13 +92,13 @@ impl Connection {
         self.last_rcvd_at = now;
         self.stats.segments_received += 1;
         if let Some(k) = self.cfg.keepalive {
-            self.keepalive_at = Some(now + k.idle);
-            self.keepalive_sent = 0;
+            self.timers.set(Timer::KeepAlive, now + k.idle);
+            self.probe.keepalive_sent = 0;
         }
         // Second: the RST bit (RFC 5961 section 3.2: only an exact match
         // resets; any other in-window RST gets a challenge ACK).
         if seg.flags.rst() {
-            if seg.seq == self.rcv_nxt {
+            if seg.seq == self.rcv.nxt {
                 self.input_reset();
             } else {
                 self.challenge_ack(now);
@@ -116,10 +119,9 @@ impl Connection {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED ...
             // If the segment acknowledgment is not acceptable, form a reset
             // segment <SEQ=SEG.ACK><CTL=RST> and send it."
-            if seg.ack > self.snd_una && seg.ack <= self.snd_nxt {
-                self.snd_wnd = (seg.window as usize) << window_shift;
-                self.max_snd_wnd = self.snd_wnd;
-                self.snd_wl1 = seg.seq;
+            if seg.ack > self.snd.una && seg.ack <= self.snd.nxt {
+                self.snd
+                    .first_window(seg.seq, (seg.window as usize) << window_shift);
                 self.syn_acknowledged(now, seg.ack);
             } else {
                 self.pending_rst = Some(self.make_rst(seg.ack));
@@ -128,15 +130,15 @@ impl Connection {
         }
         // RFC 9293: "If the ACK acknowledges something not yet sent (SEG.ACK
         // > SND.NXT), then send an ACK, drop the segment, and return."
-        if seg.ack > self.snd_nxt {
+        if seg.ack > self.snd.nxt {
             if self.take_oow_token(now) {
-                self.ack_now = true;
+                self.rcv.ack_now = true;
             }
             return Input::Done;
         }
         // RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND is blind
         // data injection: challenge ACK and drop.
-        let oldest = self.snd_una - self.max_snd_wnd.max(1);
+        let oldest = self.snd.una - self.snd.max_wnd.max(1);
         if seg.ack < oldest {
             self.challenge_ack(now);
             return Input::Done;
@@ -147,14 +149,11 @@ impl Connection {
             State::FinWait1 if fin_acked => {
                 self.set_state(State::FinWait2);
                 if self.app_closed {
-                    self.close_at = Some(now + self.cfg.fin_wait2_timeout);
+                    self.timers
+                        .set(Timer::Close, now + self.cfg.fin_wait2_timeout);
                 }
             }
             State::Closing if fin_acked => self.enter_time_wait(now),
-            // A close before the handshake completed queued the FIN (RFC
-            // 9293 3.10.4: "queue for processing after entering
-            // ESTABLISHED state"): now we are closing.
-            State::Established if self.fin_queued => self.set_state(State::FinWait1),
             State::LastAck if fin_acked => {
                 self.enter_closed(None);
                 return Input::Done;
@@ -179,9 +178,9 @@ impl Connection {
         // called, its TCP SHOULD send a RST to show that data was lost"
         // (RFC 2525 2.17; Linux: TCPAbortOnData). Only FIN-WAIT states can
         // still receive new data once we closed.
-        if (self.app_closed || self.read_shut)
+        if (self.app_closed || self.rcv.read_shut)
             && matches!(self.state, State::FinWait1 | State::FinWait2)
-            && seg.seq + payload.len() > self.rcv_nxt
+            && seg.seq + payload.len() > self.rcv.nxt
             && !payload.is_empty()
         {
             log::debug!(
@@ -207,8 +206,8 @@ impl Connection {
         }
         // Eighth: the FIN bit (it may be ahead of missing data; it takes
         // effect when RCV.NXT reaches it).
-        if seg.flags.fin() && self.remote_fin.is_none() {
-            self.remote_fin = Some(seg.seq + payload.len());
+        if seg.flags.fin() && self.rcv.remote_fin.is_none() {
+            self.rcv.remote_fin = Some(seg.seq + payload.len());
         }
         self.check_remote_fin(now);
         Input::Done
@@ -219,9 +218,9 @@ impl Connection {
     /// let go of ([`crate::TimeWait`]).
     fn input_time_wait(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> Input {
         use crate::timewait::{Decision, decide};
-        let mut recent = self.ts.map(|t| (t.recent, t.recent_at));
-        let decision = decide(&mut recent, self.rcv_nxt, now, seg, payload_len);
-        if let (Some(ts), Some((r, at))) = (self.ts.as_mut(), recent) {
+        let mut recent = self.ts.peer.map(|t| (t.recent, t.recent_at));
+        let decision = decide(&mut recent, self.rcv.nxt, now, seg, payload_len);
+        if let (Some(ts), Some((r, at))) = (self.ts.peer.as_mut(), recent) {
             ts.recent = r;
             ts.recent_at = at;
         }
@@ -229,12 +228,12 @@ impl Connection {
             Decision::Ignore => {}
             Decision::Reincarnate => return Input::Reincarnate,
             Decision::AckAndRestart => {
-                self.ack_now = true;
-                self.close_at = Some(now + 2 * self.cfg.msl);
+                self.rcv.ack_now = true;
+                self.timers.set(Timer::Close, now + 2 * self.cfg.msl);
             }
             Decision::ThrottledAck => {
                 if self.take_oow_token(now) {
-                    self.ack_now = true;
+                    self.rcv.ack_now = true;
                 }
             }
         }
@@ -246,7 +245,7 @@ impl Connection {
         // "If the ACK bit is set: If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
         // send a reset (unless the RST bit is set, if so drop the segment
         // and return) <SEQ=SEG.ACK><CTL=RST>".
-        if seg.flags.ack() && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
+        if seg.flags.ack() && (seg.ack <= self.snd.iss || seg.ack > self.snd.nxt) {
             if !seg.flags.rst() {
                 self.pending_rst = Some(self.make_rst(seg.ack));
             }
@@ -263,27 +262,21 @@ impl Connection {
         if !seg.flags.syn() {
             return;
         }
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1;
-        self.last_ack_sent = self.rcv_nxt;
+        self.rcv.irs = seg.seq;
+        self.rcv.nxt = seg.seq + 1;
+        self.rcv.last_ack_sent = self.rcv.nxt;
         // The receive window starts where our SYN put it: RCV.NXT plus the
         // (unscaled) window that SYN offered. Until now the edge had no
         // meaning; left as it was, it sits at an arbitrary distance from
         // RCV.NXT, and for half of all IRS values the window's edges would
         // compare backwards across the sequence space.
-        self.rcv_adv = self.rcv_nxt + self.advertisable_window().min(65_535);
+        self.rcv.adv = self.rcv.nxt + self.advertisable_window().min(65_535);
         self.negotiate(now, &seg.options);
         // RFC 7323 2.2: the window in a SYN segment is never scaled.
-        self.snd_wnd = seg.window as usize;
-        self.max_snd_wnd = self.snd_wnd;
-        self.snd_wl1 = seg.seq;
+        self.snd.first_window(seg.seq, seg.window as usize);
         if seg.flags.ack() {
             self.syn_acknowledged(now, seg.ack);
-            self.ack_now = true;
-            if self.fin_queued {
-                // shutdown(SHUT_WR) while connecting: data, then the FIN.
-                self.set_state(State::FinWait1);
-            }
+            self.rcv.ack_now = true;
             // "...continue processing at the sixth step below where the URG
             // bit is checked": text and a FIN in the SYN-ACK count.
             if !payload.is_empty() {
@@ -293,21 +286,21 @@ impl Connection {
                 self.note_urgent(seg.seq + 1 + usize::from(seg.urgent));
             }
             if seg.flags.fin() {
-                self.remote_fin = Some(seg.seq + 1 + payload.len());
+                self.rcv.remote_fin = Some(seg.seq + 1 + payload.len());
                 self.check_remote_fin(now);
             }
         } else {
             // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK
             // segment <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it".
-            self.snd_wl2 = self.iss;
+            self.snd.wl2 = self.snd.iss;
             self.set_state(State::SynReceived);
-            self.syn_pending = true;
+            self.snd.syn_pending = true;
         }
     }
 
     /// RFC 9293 3.10.7.4 first check, with PAWS (RFC 7323 5.3) before it.
     fn check_acceptable(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize) -> bool {
-        if let Some(ts) = self.ts {
+        if let Some(ts) = self.ts.peer {
             match seg.options.timestamps {
                 // RFC 7323 3.2 says a non-RST segment without timestamps
                 // SHOULD be dropped once they are on; like Linux, ustack
@@ -327,15 +320,15 @@ impl Connection {
             }
         }
         let seg_len = seg.seq_len(payload_len);
-        let wnd = self.rcv_adv.since(self.rcv_nxt);
+        let wnd = self.rcv.adv.since(self.rcv.nxt);
         let seq = seg.seq;
-        let in_window = |s: SeqNum| s.in_range(self.rcv_nxt, self.rcv_nxt + wnd);
+        let in_window = |s: SeqNum| s.in_range(self.rcv.nxt, self.rcv.nxt + wnd);
         // The four cases of the acceptability test.
         let acceptable = match (seg_len, wnd) {
-            (0, 0) => seq == self.rcv_nxt,
+            (0, 0) => seq == self.rcv.nxt,
             (0, _) => in_window(seq),
             // A bare FIN at RCV.NXT takes no buffer space.
-            (1, 0) => seq == self.rcv_nxt && seg.flags.fin() && payload_len == 0,
+            (1, 0) => seq == self.rcv.nxt && seg.flags.fin() && payload_len == 0,
             (_, 0) => false,
             (len, _) => in_window(seq) || in_window(seq + len - 1),
         };
@@ -350,17 +343,17 @@ impl Connection {
                 self.challenge_ack(now);
             } else if !seg.flags.rst() {
                 self.ack_unacceptable(now, payload_len);
-                if payload_len > 0 && seq + payload_len <= self.rcv_nxt && self.sack_ok {
-                    self.dsack = Some((seq, seq + payload_len));
+                if payload_len > 0 && seq + payload_len <= self.rcv.nxt && self.sack_ok {
+                    self.rcv.dsack = Some((seq, seq + payload_len));
                 }
             }
             return false;
         }
         // RFC 7323 4.3: update TS.Recent when SEG.TSval >= TS.Recent and
         // SEG.SEQ <= Last.ACK.sent.
-        if let (Some(ts), Some((val, _))) = (self.ts.as_mut(), seg.options.timestamps)
+        if let (Some(ts), Some((val, _))) = (self.ts.peer.as_mut(), seg.options.timestamps)
             && (val.wrapping_sub(ts.recent) as i32) >= 0
-            && seq <= self.last_ack_sent
+            && seq <= self.rcv.last_ack_sent
         {
             ts.recent = val;
             ts.recent_at = now;
@@ -392,7 +385,7 @@ impl Connection {
     fn challenge_ack(&mut self, now: Instant) {
         if self.take_oow_token(now) {
             self.stats.challenge_acks += 1;
-            self.ack_now = true;
+            self.rcv.ack_now = true;
         }
     }
 
@@ -401,25 +394,25 @@ impl Connection {
     /// window and loss recovery.
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr, payload_len: usize, window_shift: u8) {
         let ack = seg.ack;
-        let cwnd_limited = self.cwnd_limited;
+        let cwnd_limited = self.cc.cwnd_limited;
         // For PRR's DeliveredData: the change in SND.UNA plus the change in
         // SACKed (or, without SACK, presumed delivered) bytes.
-        let (una_before, sacked_before) = (self.snd_una, self.scoreboard.sacked_bytes());
+        let (una_before, sacked_before) = (self.snd.una, self.recovery.scoreboard.sacked_bytes());
         // Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <-
         // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
         let mut window_changed = false;
-        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+        if self.snd.wl1 < seg.seq || (self.snd.wl1 == seg.seq && self.snd.wl2 <= ack) {
             let wnd = (seg.window as usize) << window_shift;
-            window_changed = wnd != self.snd_wnd;
-            self.snd_wnd = wnd;
-            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = ack;
+            window_changed = wnd != self.snd.wnd;
+            self.snd.wnd = wnd;
+            self.snd.max_wnd = self.snd.max_wnd.max(wnd);
+            self.snd.wl1 = seg.seq;
+            self.snd.wl2 = ack;
             if wnd > 0 {
-                self.persist_at = None;
-                self.persist_backoff = 0;
-                self.persist_since = None;
+                self.timers.stop(Timer::Persist);
+                self.probe.persist_backoff = 0;
+                self.probe.persist_since = None;
             }
         }
         let mut newly_sacked = 0;
@@ -431,86 +424,41 @@ impl Connection {
             if r <= ack || blocks.get(1).is_some_and(|&(l2, r2)| l >= l2 && r <= r2) {
                 self.stats.dsacks_received += 1;
             }
-            newly_sacked = self
-                .scoreboard
-                .add_blocks(self.snd_una.max(ack), self.snd_nxt, blocks);
+            newly_sacked =
+                self.recovery
+                    .scoreboard
+                    .add_blocks(self.snd.una.max(ack), self.snd.nxt, blocks);
             self.stats.sacked_total += newly_sacked as u64;
         }
-        if ack > self.snd_una {
-            let acked = ack.since(self.snd_una);
-            if self.snd_up.is_some_and(|up| ack >= up) {
-                self.snd_up = None; // the urgent data is acknowledged
+        if ack > self.snd.una {
+            let acked = ack.since(self.snd.una);
+            if self.snd.up.is_some_and(|up| ack >= up) {
+                self.snd.up = None; // the urgent data is acknowledged
             }
             let data_acked = ack.min(self.data_end()).since(self.send_buf_seq());
-            self.send_buf.consume(data_acked);
+            self.snd.buf.consume(data_acked);
             self.stats.bytes_acked += data_acked as u64;
             let rtt_sample = self.sample_rtt(now, seg);
-            self.snd_una = ack;
-            self.scoreboard.on_cumulative_ack(ack);
-            self.dupacks = 0;
-            self.rto_without_progress = 0;
-            let outstanding = self.snd_nxt > self.snd_una;
-            self.progress_at = outstanding.then_some(now);
-            match self.recovery {
-                Some(Recovery::Fast { point }) => {
-                    if ack >= point {
-                        // RFC 6675 / RFC 6582: the recovery point is
-                        // acknowledged; recovery ends.
-                        self.recovery = None;
-                        self.scoreboard.reset_reno();
-                        self.cc.on_recovery_end(now);
-                    } else if !self.sack_ok {
-                        // RFC 6582 3.2 step 5, partial ACK: the next
-                        // unacknowledged segment is lost too; retransmit it
-                        // and (for the first partial ACK) restart the timer.
-                        self.scoreboard.reset_reno();
-                        self.scoreboard.mark_lost_through(ack + self.smss);
-                        self.retransmit_now = true;
-                        self.rtx_at = Some(now + self.rtt.rto());
-                    }
-                }
-                Some(Recovery::Timeout { point }) => {
-                    let acked = if self.cc.cwnd() < self.cc.ssthresh() {
-                        acked.min(self.slow_start_limit())
-                    } else {
-                        acked
-                    };
-                    self.cc.on_ack(now, acked, self.rtt.srtt(), true);
-                    if ack >= point {
-                        self.recovery = None;
-                    }
-                }
-                None if self.cc.cwnd() < self.cc.ssthresh() => {
-                    // Slow start, watched by HyStart++ (RFC 9406).
-                    use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
-                    let acked = acked.min(self.slow_start_limit());
-                    match self.hystart.on_ack(ack, rtt_sample, self.snd_nxt) {
-                        Verdict::Normal => {
-                            self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
-                        }
-                        Verdict::Conservative => self.cc.on_ack(
-                            now,
-                            acked.div_ceil(CSS_GROWTH_DIVISOR),
-                            self.rtt.srtt(),
-                            cwnd_limited,
-                        ),
-                        Verdict::ExitSlowStart => self.cc.exit_slow_start(now),
-                    }
-                }
-                None => self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
-            }
+            self.snd.una = ack;
+            self.recovery.scoreboard.on_cumulative_ack(ack);
+            self.recovery.dupacks = 0;
+            self.recovery.rto_without_progress = 0;
+            let outstanding = self.snd.nxt > self.snd.una;
+            self.snd.progress_at = outstanding.then_some(now);
+            self.on_ack_of_new_data(now, ack, acked, rtt_sample, cwnd_limited);
             // RFC 6298 5.2: "When all outstanding data has been acknowledged,
             // turn off the retransmission timer." 5.3: "When an ACK is
             // received that acknowledges new data, restart the
             // retransmission timer".
-            self.rtx_at = outstanding.then(|| now + self.rtt.rto());
+            self.timers
+                .set_or_stop(Timer::Retransmit, outstanding.then(|| now + self.rtt.rto()));
             // The probe episode ends once the probe is acknowledged.
-            if self.tlp_end.is_some_and(|end| ack >= end) {
-                self.tlp_end = None;
+            if self.recovery.tlp_end.is_some_and(|end| ack >= end) {
+                self.recovery.tlp_end = None;
             }
             self.arm_pto(now);
-        } else if ack == self.snd_una
-            && self.snd_nxt > self.snd_una
+        } else if ack == self.snd.una
+            && self.snd.nxt > self.snd.una
             && payload_len == 0
             && !seg.flags.syn()
             && !seg.flags.fin()
@@ -519,44 +467,15 @@ impl Connection {
             // (a duplicated ACK on the wire must not trigger recovery).
             && (!self.sack_ok || newly_sacked > 0)
         {
-            // RFC 5681 2: a duplicate acknowledgment.
-            self.dupacks += 1;
-            if !self.sack_ok {
-                let flight = self.snd_nxt.since(self.snd_una);
-                self.scoreboard.add_reno_dupack(self.smss, flight);
-            }
+            self.on_duplicate_ack();
         }
         self.detect_loss(now);
-        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
-            let delivered = (self.snd_una.since(una_before) + self.scoreboard.sacked_bytes())
-                .saturating_sub(sacked_before);
+        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
+            let delivered = (self.snd.una.since(una_before)
+                + self.recovery.scoreboard.sacked_bytes())
+            .saturating_sub(sacked_before);
             self.prr_on_ack(delivered);
         }
-    }
-
-    /// RFC 6937 3, on every ACK that starts or continues fast recovery:
-    /// "prr_delivered += DeliveredData", then sndcnt. While the pipe is above
-    /// ssthresh, sending follows deliveries in proportion ssthresh /
-    /// RecoverFS; once it is below (heavy losses), the slow start reduction
-    /// bound (PRR-SSRB) lets it grow back towards ssthresh by at most one
-    /// segment more than was delivered.
-    fn prr_on_ack(&mut self, delivered: usize) {
-        let pipe = self.pipe();
-        let ssthresh = self.cc.ssthresh();
-        let mss = self.smss.max(1);
-        let prr = &mut self.prr;
-        prr.delivered += delivered;
-        prr.sndcnt = if pipe > ssthresh {
-            // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
-            (prr.delivered.saturating_mul(ssthresh))
-                .div_ceil(prr.recover_fs.max(1))
-                .saturating_sub(prr.out)
-        } else {
-            // "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
-            //  sndcnt = MIN(ssthresh - pipe, limit)"
-            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
-            (ssthresh - pipe).min(limit)
-        };
     }
 
     /// RTT sampling: the timed segment (Karn's rule: it is forgotten when
@@ -573,7 +492,7 @@ impl Connection {
             self.timed = None;
             return Some(r);
         }
-        let echo = match (self.ts, seg.options.timestamps) {
+        let echo = match (self.ts.peer, seg.options.timestamps) {
             (Some(_), Some((_, ecr))) if ecr != 0 => {
                 let ms = self.ts_now(now).wrapping_sub(ecr) as i32;
                 (ms >= 0).then(|| Duration::from_millis(ms as u64))
@@ -589,58 +508,6 @@ impl Connection {
         echo
     }
 
-    /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
-    /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
-    /// without SACK: the third duplicate ACK).
-    fn detect_loss(&mut self, now: Instant) {
-        if self.sack_ok {
-            self.scoreboard.update_lost(self.smss);
-            if self.recovery.is_some() {
-                let lost = self.scoreboard.detect_lost_retransmissions(self.snd_una);
-                self.stats.lost_retransmissions += lost as u64;
-            }
-        }
-        if self.recovery.is_some() || self.snd_nxt <= self.snd_una {
-            return;
-        }
-        let lost = if self.sack_ok {
-            self.scoreboard.is_lost(self.snd_una) || self.dupacks as usize >= DUP_THRESH
-        } else {
-            self.dupacks as usize >= DUP_THRESH
-        };
-        if !lost {
-            return;
-        }
-        if !self.sack_ok || !self.scoreboard.is_lost(self.snd_una) {
-            self.scoreboard.mark_lost_through(self.snd_una + self.smss);
-        }
-        let flight = self.snd_nxt.since(self.snd_una);
-        self.cc.on_loss(now, flight);
-        self.hystart.finish();
-        self.recovery = Some(Recovery::Fast {
-            point: self.snd_nxt,
-        });
-        // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
-        // snd.una". The fast retransmit itself goes regardless (RFC 6675).
-        self.prr = crate::conn::Prr {
-            recover_fs: flight,
-            ..Default::default()
-        };
-        self.pto_at = None;
-        self.tlp_end = None;
-        self.scoreboard.start_episode(self.snd_una);
-        self.retransmit_now = true;
-        self.stats.fast_recoveries += 1;
-        log::debug!(
-            "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
-            self.local,
-            self.remote,
-            self.snd_una,
-            flight,
-            self.cc.cwnd()
-        );
-    }
-
     /// The segment text (RFC 9293 seventh check): in-order data is
     /// appended, out-of-order data kept in the window (bounded), duplicates
     /// reported with D-SACK; ACKs are delayed for in-order data (every
@@ -648,29 +515,29 @@ impl Connection {
     fn receive_data(&mut self, now: Instant, seg_seq: SeqNum, payload: &[u8]) {
         let mut seq = seg_seq;
         let mut data = payload;
-        if seq < self.rcv_nxt {
-            let skip = self.rcv_nxt.since(seq);
+        if seq < self.rcv.nxt {
+            let skip = self.rcv.nxt.since(seq);
             if skip >= data.len() {
                 return;
             }
             if self.sack_ok {
-                self.dsack = Some((seq, self.rcv_nxt));
+                self.rcv.dsack = Some((seq, self.rcv.nxt));
             }
             data = &data[skip..];
-            seq = self.rcv_nxt;
+            seq = self.rcv.nxt;
         }
         // Text beyond the right edge we offered is trimmed (RFC 9293
         // 3.10.7.4: only the part inside the window is processed): a peer
         // can make us hold no more than we advertised.
-        let offset = seq.since(self.rcv_nxt);
-        let room = self.recv_buf.window().min(self.rcv_adv.since(self.rcv_nxt));
+        let offset = seq.since(self.rcv.nxt);
+        let room = self.rcv.buf.window().min(self.rcv.adv.since(self.rcv.nxt));
         if offset >= room {
-            self.ack_now = true;
+            self.rcv.ack_now = true;
             return;
         }
         let data = &data[..data.len().min(room - offset)];
         self.measure_rcv_mss(data.len());
-        let advanced = match self.recv_buf.insert(offset, data) {
+        let advanced = match self.rcv.buf.insert(offset, data) {
             Ok(n) => n,
             Err(crate::buffer::InsertError::NoMemory) => {
                 // The memory budget refused: drop (the sender retransmits).
@@ -681,25 +548,25 @@ impl Connection {
                 // Too many separate holes, or the out-of-order store is
                 // full: drop; the sender will retransmit.
                 self.alarms.out_of_order_dropped += 1;
-                self.ack_now = true;
+                self.rcv.ack_now = true;
                 return;
             }
         };
-        self.rcv_nxt += advanced;
+        self.rcv.nxt += advanced;
         self.stats.bytes_received += advanced as u64;
-        if self.read_shut {
-            let n = self.recv_buf.readable();
-            self.recv_buf.consume(n);
+        if self.rcv.read_shut {
+            let n = self.rcv.buf.readable();
+            self.rcv.buf.consume(n);
         }
         if offset > 0 {
             // RFC 5681 4.2: "A TCP receiver SHOULD send an immediate
             // duplicate ACK when an out-of-order segment arrives."
             self.stats.out_of_order += 1;
-            self.ack_now = true;
-        } else if advanced > data.len() || !self.recv_buf.assembler().is_empty() {
+            self.rcv.ack_now = true;
+        } else if advanced > data.len() || !self.rcv.buf.assembler().is_empty() {
             // "...SHOULD send an immediate ACK when the incoming segment
             // fills in all or part of a gap in the sequence space."
-            self.ack_now = true;
+            self.rcv.ack_now = true;
         } else {
             // RFC 5681 4.2 / RFC 1122 4.2.3.2: delay, but "an ACK SHOULD be
             // generated for at least every second full-sized segment": as
@@ -707,15 +574,16 @@ impl Connection {
             // estimate of the peer's MSS) is unacknowledged. A segment the
             // device coalesced (TAP receive offload) counts as the
             // segments it was on the wire.
-            self.unacked_bytes += data.len();
-            if self.quick_acks > 0 {
+            self.rcv.unacked_bytes += data.len();
+            if self.rcv.quick_acks > 0 {
                 // TCP_QUICKACK: this one is acknowledged at once.
-                self.quick_acks -= 1;
-                self.ack_now = true;
-            } else if self.unacked_bytes > self.rcv_mss {
-                self.ack_now = true;
-            } else if self.delack_at.is_none() {
-                self.delack_at = Some(now + self.cfg.delayed_ack);
+                self.rcv.quick_acks -= 1;
+                self.rcv.ack_now = true;
+            } else if self.rcv.unacked_bytes > self.rcv.mss {
+                self.rcv.ack_now = true;
+            } else if !self.timers.is_set(Timer::DelayedAck) {
+                self.timers
+                    .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
             }
         }
     }
@@ -728,35 +596,35 @@ impl Connection {
     /// not count) lower it.
     fn measure_rcv_mss(&mut self, len: usize) {
         let ours = self.cfg.mss as usize;
-        if len >= self.rcv_mss {
-            self.rcv_mss = len.min(ours);
+        if len >= self.rcv.mss {
+            self.rcv.mss = len.min(ours);
         } else if len >= 536 {
-            if len == self.last_seg_size {
-                self.rcv_mss = len;
+            if len == self.rcv.last_seg_size {
+                self.rcv.mss = len;
             }
-            self.last_seg_size = len;
+            self.rcv.last_seg_size = len;
         }
     }
 
     /// The peer's urgent pointer says urgent data ends before `up`.
     pub(crate) fn note_urgent(&mut self, up: SeqNum) {
-        if self.rcv_up.is_none_or(|r| up > r) && up > self.rcv_nxt - self.recv_buf.readable() {
-            self.rcv_up = Some(up);
+        if self.rcv.up.is_none_or(|r| up > r) && up > self.rcv.nxt - self.rcv.buf.readable() {
+            self.rcv.up = Some(up);
             self.stats.urgent_received += 1;
         }
     }
 
     /// Consumes the peer's FIN once all data before it has arrived.
     fn check_remote_fin(&mut self, now: Instant) {
-        let Some(fin) = self.remote_fin else {
+        let Some(fin) = self.rcv.remote_fin else {
             return;
         };
-        if self.read_eof || fin != self.rcv_nxt {
+        if self.rcv.read_eof || fin != self.rcv.nxt {
             return;
         }
-        self.rcv_nxt += 1;
-        self.read_eof = true;
-        self.ack_now = true;
+        self.rcv.nxt += 1;
+        self.rcv.read_eof = true;
+        self.rcv.ack_now = true;
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),
             State::FinWait1 => {
@@ -773,27 +641,35 @@ impl Connection {
 
     pub(crate) fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
-        self.rtx_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.delack_at = None;
-        self.close_at = Some(now + 2 * self.cfg.msl);
+        self.timers.stop(Timer::Retransmit);
+        self.timers.stop(Timer::Persist);
+        self.timers.stop(Timer::KeepAlive);
+        self.timers.stop(Timer::DelayedAck);
+        self.timers.set(Timer::Close, now + 2 * self.cfg.msl);
     }
 
-    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED.
+    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: ESTABLISHED, or
+    /// FIN-WAIT-1 when the application shut down its write side while
+    /// connecting.
     fn syn_acknowledged(&mut self, now: Instant, ack: SeqNum) {
         if let Some((end, at)) = self.timed.take()
             && ack >= end
         {
             self.rtt.sample(now.saturating_duration_since(at));
         }
-        self.snd_una = ack;
-        self.snd_wl2 = ack;
-        self.rtx_at = None;
-        let syn_lost = std::mem::take(&mut self.syn_retries) > 0;
-        self.scoreboard.clear(self.snd_una);
+        self.snd.una = ack;
+        self.snd.wl2 = ack;
+        self.timers.stop(Timer::Retransmit);
+        let syn_lost = std::mem::take(&mut self.snd.syn_retries) > 0;
+        self.recovery.scoreboard.clear(self.snd.una);
         self.set_state(State::Established);
         self.on_established(now, syn_lost);
+        if self.snd.fin_queued {
+            // A shutdown(SHUT_WR) before the handshake completed queued the
+            // FIN (RFC 9293 3.10.4: "queue for processing after entering
+            // ESTABLISHED state"): data, then the FIN; now we are closing.
+            self.set_state(State::FinWait1);
+        }
     }
 
     /// Set-up that needs the negotiated options: sender MSS (limited by the
@@ -801,18 +677,18 @@ impl Connection {
     /// window, keep-alive. `syn_lost`: our SYN or SYN-ACK was
     /// retransmitted.
     pub(crate) fn on_established(&mut self, now: Instant, syn_lost: bool) {
-        self.update_smss(self.path_mtu);
-        self.cc.init(self.smss);
+        self.update_smss(self.snd.path_mtu);
+        self.cc.ctrl.init(self.snd.smss);
         if syn_lost {
             // RFC 5681 3.1: one segment; RFC 6298 5.7: a 3 s RTO unless an
             // RTT was measured since.
-            self.cc.set_loss_window();
+            self.cc.ctrl.set_loss_window();
             self.rtt.fall_back_after_syn_loss();
         }
-        self.cc_ready = true;
-        self.stats.cwnd = self.cc.cwnd();
+        self.cc.ready = true;
+        self.stats.cwnd = self.cc.ctrl.cwnd();
         if let Some(k) = self.cfg.keepalive {
-            self.keepalive_at = Some(now + k.idle);
+            self.timers.set(Timer::KeepAlive, now + k.idle);
         }
     }
 }

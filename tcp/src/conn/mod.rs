@@ -1,24 +1,32 @@
 //! The TCP connection (transmission control block) and its state machine
-//! (RFC 9293 section 3.3.2): input in `input.rs`, output and timers in
-//! `output.rs`, application calls and bookkeeping here.
+//! (RFC 9293 section 3.3.2): input in `input.rs`, output in `output.rs`,
+//! timers in `timers.rs`, loss recovery in `recovery.rs`, opening in
+//! `open.rs`, application calls in `app.rs`, resources in `resources.rs`,
+//! the groups of connection state in `state.rs`; the connection itself,
+//! its accessors and the helpers shared by input and output here.
 
 mod app;
 mod input;
+mod open;
 mod output;
+mod recovery;
 mod resources;
+mod state;
+mod timers;
 
 use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-use crate::buffer::{MemoryPressure, RecvBuffer, SendBuffer};
-use crate::cc::CongestionControl;
+use crate::buffer::MemoryPressure;
 use crate::config::TcpConfig;
 use crate::rtt::RttEstimator;
-use crate::sack::Scoreboard;
 use crate::segment::{TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 use crate::stats::TcpStats;
+use recovery::LossRecovery;
+use state::{Congestion, RecvState, SendState, TsState};
+use timers::{Probes, Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
@@ -138,31 +146,6 @@ impl fmt::Display for TcpError {
 
 impl std::error::Error for TcpError {}
 
-/// Where loss recovery stands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Recovery {
-    /// RFC 6675 / RFC 6582 fast recovery until `point` is acknowledged.
-    Fast { point: SeqNum },
-    /// Retransmitting after a timeout until `point` is acknowledged.
-    Timeout { point: SeqNum },
-}
-
-/// Proportional Rate Reduction (RFC 6937) for one fast recovery: how much
-/// may be sent as ACKs report deliveries, so that the flight shrinks
-/// smoothly to ssthresh across the recovery round trip instead of stopping
-/// until the pipe drains to it (and then sending in a burst).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Prr {
-    /// prr_delivered: bytes the peer reported delivered during recovery.
-    pub delivered: usize,
-    /// prr_out: bytes sent during recovery.
-    pub out: usize,
-    /// RecoverFS: the flight when recovery began.
-    pub recover_fs: usize,
-    /// sndcnt: what the latest ACK lets recovery send (less what went).
-    pub sndcnt: usize,
-}
-
 /// Defensive events since the stack last looked
 /// ([`Connection::take_alarms`]), for its counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,151 +177,48 @@ impl Alarms {
     }
 }
 
-/// Timestamp state (RFC 7323).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timestamps {
-    /// TS.Recent: the peer's timestamp to echo.
-    pub recent: u32,
-    /// When TS.Recent was set (PAWS: older than 24 days is invalid).
-    pub recent_at: Instant,
-}
-
 /// One TCP connection.
 pub struct Connection {
     pub(crate) local: SocketAddrV4,
     pub(crate) remote: SocketAddrV4,
     pub(crate) state: State,
     pub(crate) cfg: TcpConfig,
-    pub(crate) epoch: Instant,
 
-    // Send sequence space (RFC 9293 3.3.1). SND.NXT is the highest sequence
-    // number sent plus one: retransmissions never rewind it (they are
-    // tracked by the scoreboard instead).
-    pub(crate) iss: SeqNum,
-    pub(crate) snd_una: SeqNum,
-    pub(crate) snd_nxt: SeqNum,
-    pub(crate) snd_wnd: usize,
-    pub(crate) max_snd_wnd: usize,
-    pub(crate) snd_wl1: SeqNum,
-    pub(crate) snd_wl2: SeqNum,
-    pub(crate) snd_wscale: u8,
-    pub(crate) peer_mss: usize,
-    pub(crate) send_buf: SendBuffer,
-    /// SND.UP: the sequence number following the last urgent octet the
-    /// application sent, while that is unacknowledged (RFC 9293 3.8.5).
-    pub(crate) snd_up: Option<SeqNum>,
-    /// The application will write no more: a FIN follows the data.
-    pub(crate) fin_queued: bool,
-    /// Set once a FIN has been sent.
-    pub(crate) fin_sent: bool,
-    /// Sequence number our FIN occupies, once sent.
-    pub(crate) fin_seq: Option<SeqNum>,
-
-    // Receive sequence space.
-    pub(crate) irs: SeqNum,
-    pub(crate) rcv_nxt: SeqNum,
-    /// Right edge of the window last advertised; never moves left.
-    pub(crate) rcv_adv: SeqNum,
-    pub(crate) rcv_wscale: u8,
-    pub(crate) recv_buf: RecvBuffer,
-    /// Sequence number of the peer's FIN, once seen (it may arrive out of
-    /// order, before data that precedes it).
-    pub(crate) remote_fin: Option<SeqNum>,
-    /// RCV.UP: the sequence number following the urgent data the peer
-    /// sent, while some of it is unread.
-    pub(crate) rcv_up: Option<SeqNum>,
-    /// The peer's FIN was consumed: reads return end of file when drained.
-    pub(crate) read_eof: bool,
-    /// The application shut down its read side.
-    pub(crate) read_shut: bool,
-
-    // Options in use.
-    pub(crate) ts: Option<Timestamps>,
+    /// The send side: sequence space, window, buffer, FIN.
+    pub(crate) snd: SendState,
+    /// The receive side: sequence space, buffer, FIN, ACK generation.
+    pub(crate) rcv: RecvState,
+    /// Timestamps (RFC 7323): our clock and the peer's TS.Recent for PAWS.
+    pub(crate) ts: TsState,
+    /// SACK (RFC 2018) is in use.
     pub(crate) sack_ok: bool,
-    pub(crate) our_ts_offset: u32,
+    /// Loss recovery: the SACK scoreboard, fast recovery with PRR, tail
+    /// loss probes.
+    pub(crate) recovery: LossRecovery,
+    /// Congestion control: the algorithm, HyStart++, cwnd-limited tracking.
+    pub(crate) cc: Congestion,
+    /// The round-trip time estimate and the RTO (RFC 6298).
+    pub(crate) rtt: RttEstimator,
+    /// The segment being timed for an RTT sample (its end, when it went).
+    pub(crate) timed: Option<(SeqNum, Instant)>,
 
-    // Acknowledgment generation.
-    pub(crate) ack_now: bool,
-    pub(crate) delack_at: Option<Instant>,
-    /// Bytes received in order since our last ACK (RFC 5681 4.2: ACK at
-    /// least every second full-sized segment).
-    pub(crate) unacked_bytes: usize,
-    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
-    /// Last.ACK.sent (RFC 7323 4.3).
-    pub(crate) last_ack_sent: SeqNum,
-    /// Our estimate of the peer's segment size (Linux's `rcv_mss`): it
-    /// grows with larger segments and shrinks when two segments in a row
-    /// are smaller.
-    pub(crate) rcv_mss: usize,
-    /// Size of the last segment below `rcv_mss` (to notice a smaller MSS).
-    pub(crate) last_seg_size: usize,
-    /// The path MTU at the last transmission (the interface MTU until then):
-    /// SMSS = min(peer MSS, path MTU - 40) minus options.
-    pub(crate) path_mtu: usize,
-    /// When new data was last sent (RFC 5681 4.1 restart after idle).
-    pub(crate) last_data_sent_at: Option<Instant>,
-    /// Largest super segment the device takes (0: none; see
-    /// [`poll_transmit_burst`](Connection::poll_transmit_burst)).
-    pub(crate) burst: usize,
-    /// Send a zero-window or keep-alive probe.
-    pub(crate) probe_now: bool,
-    /// TCP_CORK: when the 200 ms ceiling on holding a partial segment
-    /// ends (set while one is held).
-    pub(crate) cork_deadline: Option<Instant>,
-    /// The ceiling passed: the held partial segment may go.
-    pub(crate) cork_expired: bool,
-    /// TCP_QUICKACK: in-order segments still to be acknowledged at once.
-    pub(crate) quick_acks: u32,
+    /// The deadlines of the connection's timers.
+    pub(crate) timers: TimerTable,
+    /// Zero-window and keep-alive probing.
+    pub(crate) probe: Probes,
     /// TCP_USER_TIMEOUT as the application set it (zero: the stack's
     /// default applies).
     pub(crate) user_timeout_set: std::time::Duration,
     /// The stack's user timeout when the connection was made.
     pub(crate) default_user_timeout: std::time::Duration,
-    pub(crate) syn_pending: bool,
-    pub(crate) pending_rst: Option<TcpRepr>,
-
-    // Timers.
-    pub(crate) rtx_at: Option<Instant>,
-    /// Tail loss probe timer (RFC 8985 7).
-    pub(crate) pto_at: Option<Instant>,
-    /// A probe is due (the PTO fired).
-    pub(crate) tlp_due: bool,
-    /// End of the probe episode: no new probe until SND.UNA passes it.
-    pub(crate) tlp_end: Option<SeqNum>,
-    pub(crate) persist_at: Option<Instant>,
-    pub(crate) persist_backoff: u32,
-    /// When the peer's window closed with data waiting (the user timeout
-    /// applies from there, RFC 9293 3.8.3 with RFC 5482).
-    pub(crate) persist_since: Option<Instant>,
-    pub(crate) keepalive_at: Option<Instant>,
-    pub(crate) keepalive_sent: u32,
-    pub(crate) close_at: Option<Instant>,
-    /// When the oldest unacknowledged data was first outstanding (for the
-    /// user timeout); reset whenever SND.UNA advances.
-    pub(crate) progress_at: Option<Instant>,
-    pub(crate) syn_retries: u32,
+    /// When a segment was last sent.
     pub(crate) last_sent_at: Instant,
+    /// When an acceptable segment last arrived.
     pub(crate) last_rcvd_at: Instant,
 
-    // RTT and congestion.
-    pub(crate) rtt: RttEstimator,
-    pub(crate) timed: Option<(SeqNum, Instant)>,
-    pub(crate) cc: Box<dyn CongestionControl>,
-    pub(crate) cc_ready: bool,
-    pub(crate) hystart: crate::hystart::HyStart,
-    pub(crate) scoreboard: Scoreboard,
-    pub(crate) recovery: Option<Recovery>,
-    pub(crate) prr: Prr,
-    pub(crate) dupacks: u32,
-    /// Retransmit the first lost segment at once (entering recovery).
-    pub(crate) retransmit_now: bool,
-    /// The last transmission attempt stopped because cwnd was full.
-    pub(crate) cwnd_limited: bool,
-    pub(crate) rto_without_progress: u32,
-    /// Limited to the path MTU seen at the last transmission.
-    pub(crate) smss: usize,
-
     // Abnormal end and control.
+    /// A reset to send (the connection is closed or closing).
+    pub(crate) pending_rst: Option<TcpRepr>,
     pub(crate) error: Option<TcpError>,
     pub(crate) app_closed: bool,
     /// Opened by a listener (SYN-ACK retries use `synack_retries`).
@@ -365,299 +245,24 @@ impl fmt::Debug for Connection {
             .field("local", &self.local)
             .field("remote", &self.remote)
             .field("state", &self.state)
-            .field("snd_una", &self.snd_una)
-            .field("snd_nxt", &self.snd_nxt)
-            .field("snd_wnd", &self.snd_wnd)
-            .field("rcv_nxt", &self.rcv_nxt)
-            .field("recovery", &self.recovery)
-            .field("lost_end", &self.scoreboard.lost_end())
-            .field("high_rxt", &self.scoreboard.high_rxt())
-            .field("sack_ranges", &self.scoreboard.ranges().len())
-            .field("sacked", &self.scoreboard.sacked_bytes())
+            .field("snd_una", &self.snd.una)
+            .field("snd_nxt", &self.snd.nxt)
+            .field("snd_wnd", &self.snd.wnd)
+            .field("rcv_nxt", &self.rcv.nxt)
+            .field("recovery", &self.recovery.phase)
+            .field("lost_end", &self.recovery.scoreboard.lost_end())
+            .field("high_rxt", &self.recovery.scoreboard.high_rxt())
+            .field("sack_ranges", &self.recovery.scoreboard.ranges().len())
+            .field("sacked", &self.recovery.scoreboard.sacked_bytes())
             .field("pipe", &self.pipe())
-            .field("cwnd", &self.cc.cwnd())
-            .field("rtx_at", &self.rtx_at)
-            .field("hystart", &self.hystart.phase())
+            .field("cwnd", &self.cc.ctrl.cwnd())
+            .field("rtx_at", &self.timers.get(Timer::Retransmit))
+            .field("hystart", &self.cc.hystart.phase())
             .finish_non_exhaustive()
     }
 }
 
 impl Connection {
-    #[allow(clippy::too_many_arguments)]
-    fn blank(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        iss: SeqNum,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-        state: State,
-    ) -> Connection {
-        let mut stats = TcpStats {
-            state,
-            ..TcpStats::default()
-        };
-        let cc = cfg.congestion.build();
-        stats.congestion = cc.name();
-        let mut cfg = cfg.clone();
-        if cfg.user_timeout.is_zero() {
-            // Zero means "the default" (as TCP_USER_TIMEOUT 0 on Linux).
-            cfg.user_timeout = TcpConfig::default().user_timeout;
-        }
-        let cfg = &cfg;
-        Connection {
-            local,
-            remote,
-            state,
-            cfg: cfg.clone(),
-            epoch,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_wnd: 0,
-            max_snd_wnd: 0,
-            snd_wl1: SeqNum(0),
-            snd_wl2: iss,
-            snd_wscale: 0,
-            peer_mss: 536,
-            send_buf: SendBuffer::new(cfg.send_buffer),
-            snd_up: None,
-            fin_queued: false,
-            fin_sent: false,
-            fin_seq: None,
-            irs: SeqNum(0),
-            rcv_nxt: SeqNum(0),
-            rcv_adv: SeqNum(0),
-            rcv_wscale: 0,
-            // Slack of one window-scale unit lets a rounded-up window edge
-            // never exceed the space really there (RFC 7323 2.4).
-            recv_buf: RecvBuffer::new(cfg.recv_buffer + (1 << cfg.window_scale.min(14))),
-            remote_fin: None,
-            rcv_up: None,
-            read_eof: false,
-            read_shut: false,
-            ts: None,
-            sack_ok: false,
-            our_ts_offset: ts_offset,
-            ack_now: false,
-            delack_at: None,
-            unacked_bytes: 0,
-            dsack: None,
-            last_ack_sent: SeqNum(0),
-            // Linux's tcp_initialize_rcv_mss: the RFC 9293 default until
-            // segments show more.
-            rcv_mss: 536.min(cfg.mss as usize),
-            last_seg_size: 0,
-            path_mtu: cfg.mss as usize + 40,
-            last_data_sent_at: None,
-            burst: 0,
-            probe_now: false,
-            cork_deadline: None,
-            cork_expired: false,
-            quick_acks: 0,
-            user_timeout_set: std::time::Duration::ZERO,
-            default_user_timeout: cfg.user_timeout,
-            syn_pending: true,
-            pending_rst: None,
-            rtx_at: None,
-            pto_at: None,
-            tlp_due: false,
-            tlp_end: None,
-            persist_at: None,
-            persist_backoff: 0,
-            persist_since: None,
-            keepalive_at: None,
-            keepalive_sent: 0,
-            close_at: None,
-            progress_at: None,
-            syn_retries: 0,
-            last_sent_at: now,
-            last_rcvd_at: now,
-            rtt: RttEstimator::new(cfg.min_rto, cfg.max_rto),
-            timed: None,
-            cc,
-            cc_ready: false,
-            hystart: crate::hystart::HyStart::default(),
-            scoreboard: Scoreboard::new(iss),
-            recovery: None,
-            prr: Prr::default(),
-            dupacks: 0,
-            retransmit_now: false,
-            cwnd_limited: false,
-            rto_without_progress: 0,
-            smss: 536,
-            error: None,
-            app_closed: false,
-            passive: false,
-            soft_error: None,
-            last_oow_ack: None,
-            mem: MemoryPressure::Normal,
-            alarms: Alarms::default(),
-            stats,
-            sack_scratch: Vec::new(),
-        }
-    }
-
-    /// Active open (RFC 9293 3.10.1): a connection in SYN-SENT; the SYN goes
-    /// out on the next [`poll_transmit`](Self::poll_transmit). `iss` comes
-    /// from the stack's [`IsnGenerator`](crate::IsnGenerator), `ts_offset`
-    /// is a random timestamp offset, `epoch` the stack's clock origin.
-    pub fn connect(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        iss: SeqNum,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-    ) -> Connection {
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynSent,
-        );
-        c.snd_nxt = iss;
-        c
-    }
-
-    /// Passive open: a listener received `syn` (already validated by the
-    /// stack: SYN set, ACK and RST clear). Returns a connection in
-    /// SYN-RECEIVED whose SYN-ACK goes out on the next poll.
-    #[allow(clippy::too_many_arguments)]
-    pub fn accept(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        iss: SeqNum,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-        syn: &TcpRepr,
-    ) -> Connection {
-        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
-        // RFC 9293 3.10.7.2: "Set RCV.NXT to SEG.SEQ+1, IRS is set to
-        // SEG.SEQ".
-        c.irs = syn.seq;
-        c.rcv_nxt = syn.seq + 1;
-        // Nothing offered yet: the SYN-ACK sets the first edge.
-        c.rcv_adv = c.rcv_nxt;
-        c.negotiate(now, &syn.options);
-        // The window in a SYN is never scaled (RFC 7323 2.2).
-        c.snd_wnd = syn.window as usize;
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = syn.seq;
-        c.snd_wl2 = iss;
-        c.ack_now = false;
-        c
-    }
-
-    /// A connection opened by a listener, in SYN-RECEIVED.
-    fn passive_open(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        iss: SeqNum,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-    ) -> Connection {
-        let mut c = Self::blank(
-            cfg,
-            local,
-            remote,
-            iss,
-            ts_offset,
-            epoch,
-            now,
-            State::SynReceived,
-        );
-        c.passive = true;
-        c
-    }
-
-    /// Passive open from a SYN cookie: the final `ack` of a handshake whose
-    /// SYN-ACK (ISS = SEG.ACK - 1) was sent by
-    /// [`cookie_syn_ack`](crate::syncookie::cookie_syn_ack) without keeping
-    /// state, and what [`check_ack`](crate::syncookie::check_ack) restored
-    /// of the SYN. Returns a connection in SYN-RECEIVED as it would be after
-    /// sending that SYN-ACK; the stack then hands it `ack` with
-    /// [`handle_segment`](Self::handle_segment), which establishes it and
-    /// takes any data the ACK carries.
-    #[allow(clippy::too_many_arguments)]
-    pub fn accept_cookie(
-        cfg: &TcpConfig,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        ts_offset: u32,
-        epoch: Instant,
-        now: Instant,
-        ack: &TcpRepr,
-        syn: crate::syncookie::CookieSyn,
-    ) -> Connection {
-        let iss = ack.ack - 1;
-        let mut c = Self::passive_open(cfg, local, remote, iss, ts_offset, epoch, now);
-        c.irs = ack.seq - 1;
-        c.rcv_nxt = ack.seq;
-        c.last_ack_sent = ack.seq;
-        // The SYN-ACK offered this edge.
-        c.rcv_adv = c.rcv_nxt + crate::syncookie::cookie_window(cfg) as usize;
-        c.snd_nxt = iss + 1;
-        c.syn_pending = false;
-        c.peer_mss = syn.mss as usize;
-        if let (Some(peer), true) = (syn.window_scale, cfg.window_scale > 0) {
-            c.snd_wscale = peer.min(14);
-            c.rcv_wscale = cfg.window_scale.min(14);
-        }
-        c.sack_ok = cfg.sack && syn.sack;
-        c.ts = match (cfg.timestamps && syn.timestamps, ack.options.timestamps) {
-            (true, Some((val, _))) => Some(Timestamps {
-                recent: val,
-                recent_at: now,
-            }),
-            _ => None,
-        };
-        c.stats.sack = c.sack_ok;
-        c.stats.timestamps = c.ts.is_some();
-        c.stats.window_scale =
-            (c.rcv_wscale > 0 || c.snd_wscale > 0).then_some((c.rcv_wscale, c.snd_wscale));
-        c.snd_wl1 = c.irs;
-        c.snd_wl2 = iss;
-        c
-    }
-
-    /// Applies the options of the peer's SYN (or SYN-ACK).
-    pub(crate) fn negotiate(&mut self, now: Instant, opts: &TcpOptions) {
-        // RFC 9293 3.7.1: without an MSS option, assume 536.
-        self.peer_mss = opts.mss.map_or(536, |m| m.max(64) as usize);
-        // RFC 7323 2.2: scaling applies only if both sides sent the option;
-        // a shift above 14 is treated as 14.
-        if let (Some(peer), true) = (opts.window_scale, self.cfg.window_scale > 0) {
-            self.snd_wscale = peer.min(14);
-            self.rcv_wscale = self.cfg.window_scale.min(14);
-        } else {
-            self.snd_wscale = 0;
-            self.rcv_wscale = 0;
-        }
-        self.sack_ok = self.cfg.sack && opts.sack_permitted;
-        self.ts = match (self.cfg.timestamps, opts.timestamps) {
-            (true, Some((val, _))) => Some(Timestamps {
-                recent: val,
-                recent_at: now,
-            }),
-            _ => None,
-        };
-        self.stats.sack = self.sack_ok;
-        self.stats.timestamps = self.ts.is_some();
-        self.stats.window_scale = (self.rcv_wscale > 0 || self.snd_wscale > 0)
-            .then_some((self.rcv_wscale, self.snd_wscale));
-    }
-
     /// Local address.
     pub fn local(&self) -> SocketAddrV4 {
         self.local
@@ -690,28 +295,28 @@ impl Connection {
 
     /// SND.UNA: the oldest sequence number not yet acknowledged.
     pub fn snd_una(&self) -> SeqNum {
-        self.snd_una
+        self.snd.una
     }
 
     /// SND.NXT: the next sequence number to send.
     pub fn snd_nxt(&self) -> SeqNum {
-        self.snd_nxt
+        self.snd.nxt
     }
 
     /// RCV.NXT: the next sequence number expected from the peer.
     pub fn rcv_nxt(&self) -> SeqNum {
-        self.rcv_nxt
+        self.rcv.nxt
     }
 
     /// How many times the SYN (or SYN-ACK) was retransmitted.
     pub fn handshake_retries(&self) -> u32 {
-        self.syn_retries
+        self.snd.syn_retries
     }
 
     /// True when `seq` lies in SND.UNA..SND.NXT: data we sent that is not
     /// acknowledged yet (RFC 5927's check of ICMP errors).
     pub fn seq_in_flight(&self, seq: SeqNum) -> bool {
-        seq.in_range(self.snd_una, self.snd_nxt)
+        seq.in_range(self.snd.una, self.snd.nxt)
     }
 
     /// Sends a window update if the window offered can now grow enough to
@@ -731,24 +336,24 @@ impl Connection {
     pub fn stats(&self) -> TcpStats {
         let mut s = self.stats.clone();
         s.state = self.state;
-        s.cwnd = self.cc.cwnd();
-        s.ssthresh = self.cc.ssthresh();
+        s.cwnd = self.cc.ctrl.cwnd();
+        s.ssthresh = self.cc.ctrl.ssthresh();
         s.srtt = self.rtt.srtt();
         s.rttvar = self.rtt.rttvar();
         s.min_rtt = self.rtt.min_rtt();
         s.rto = self.rtt.rto();
-        s.mss = self.smss;
+        s.mss = self.snd.smss;
         s.in_flight = self.pipe();
-        s.snd_wnd = self.snd_wnd;
-        s.rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
-        s.sacked_bytes = self.scoreboard.sacked_bytes();
+        s.snd_wnd = self.snd.wnd;
+        s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
+        s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s
     }
 
     /// True when [`poll_transmit`](Self::poll_transmit) has something to
     /// send right now (an ACK, a reset, a probe, data or a FIN).
     pub fn wants_transmit(&self) -> bool {
-        self.pending_rst.is_some() || self.ack_now || self.probe_now || self.has_sendable()
+        self.pending_rst.is_some() || self.rcv.ack_now || self.probe.send_now || self.has_sendable()
     }
 
     /// When this connection next needs [`poll_transmit`](Self::poll_transmit):
@@ -757,24 +362,7 @@ impl Connection {
         if self.wants_transmit() {
             return Some(self.last_rcvd_at.min(self.last_sent_at));
         }
-        let user_timeout = self
-            .progress_at
-            .filter(|_| self.snd_nxt > self.snd_una && self.state.is_synchronized())
-            .or(self.persist_since)
-            .map(|p| p + self.cfg.user_timeout);
-        [
-            self.rtx_at,
-            self.pto_at,
-            self.persist_at,
-            self.delack_at,
-            self.cork_deadline,
-            self.keepalive_at,
-            self.close_at,
-            user_timeout,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.poll_timeout()
     }
 
     // --- helpers shared by input and output ------------------------------
@@ -805,18 +393,18 @@ impl Connection {
         // Nothing queued can be sent any more: let it go now, not when the
         // application gets round to closing (Linux purges the write queue
         // in tcp_done). Received data stays readable.
-        let queued = self.send_buf.len();
-        self.send_buf.consume(queued);
-        self.send_buf.release_if_empty();
-        self.scoreboard.clear(self.snd_una);
-        self.rtx_at = None;
-        self.pto_at = None;
-        self.persist_at = None;
-        self.delack_at = None;
-        self.keepalive_at = None;
-        self.close_at = None;
-        self.persist_since = None;
-        self.ack_now = false;
+        let queued = self.snd.buf.len();
+        self.snd.buf.consume(queued);
+        self.snd.buf.release_if_empty();
+        self.recovery.scoreboard.clear(self.snd.una);
+        self.timers.stop(Timer::Retransmit);
+        self.timers.stop(Timer::Tlp);
+        self.timers.stop(Timer::Persist);
+        self.timers.stop(Timer::DelayedAck);
+        self.timers.stop(Timer::KeepAlive);
+        self.timers.stop(Timer::Close);
+        self.probe.persist_since = None;
+        self.rcv.ack_now = false;
     }
 
     pub(crate) fn make_rst(&self, seq: SeqNum) -> TcpRepr {
@@ -834,14 +422,14 @@ impl Connection {
 
     /// True once our FIN has been acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_seq.is_some_and(|f| self.snd_una > f)
+        self.snd.fin_seq.is_some_and(|f| self.snd.una > f)
     }
 
     /// Sequence number of the first byte in the send buffer.
     pub(crate) fn send_buf_seq(&self) -> SeqNum {
-        let start = self.snd_una.max(self.iss + 1);
+        let start = self.snd.una.max(self.snd.iss + 1);
         // Once the FIN is acknowledged SND.UNA is one past the data.
-        match self.fin_seq {
+        match self.snd.fin_seq {
             Some(f) if start > f => f,
             _ => start,
         }
@@ -849,26 +437,26 @@ impl Connection {
 
     /// Sequence number just past the last byte of queued data.
     pub(crate) fn data_end(&self) -> SeqNum {
-        self.send_buf_seq() + self.send_buf.len()
+        self.send_buf_seq() + self.snd.buf.len()
     }
 
     /// Our timestamp clock (RFC 7323 5.4: 1 ms per tick, random offset).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
-        ms.wrapping_add(self.our_ts_offset)
+        let ms = now.saturating_duration_since(self.ts.epoch).as_millis() as u32;
+        ms.wrapping_add(self.ts.offset)
     }
 
     /// Bytes in flight (RFC 6675 pipe).
     pub(crate) fn pipe(&self) -> usize {
-        self.scoreboard.pipe(self.snd_una, self.snd_nxt)
+        self.recovery.scoreboard.pipe(self.snd.una, self.snd.nxt)
     }
 
     /// The receive window we can offer: free space (under memory pressure,
     /// only what the buffer may grow to) minus the rounding slack.
     pub(crate) fn advertisable_window(&self) -> usize {
         let slack = 1 << self.cfg.window_scale.min(14);
-        let free = self.recv_buf.window_allowed().saturating_sub(slack);
-        if self.read_shut {
+        let free = self.rcv.buf.window_allowed().saturating_sub(slack);
+        if self.rcv.read_shut {
             self.cfg.recv_buffer
         } else {
             free
@@ -878,7 +466,7 @@ impl Connection {
     /// True when [`poll_transmit`](Self::poll_transmit) would send
     /// something now (the same decision, without side effects).
     fn has_sendable(&self) -> bool {
-        if self.syn_pending && matches!(self.state, State::SynSent | State::SynReceived) {
+        if self.snd.syn_pending && matches!(self.state, State::SynSent | State::SynReceived) {
             return true;
         }
         self.plan().0.is_some()
@@ -898,8 +486,8 @@ impl Connection {
     /// (a 45-segment super segment stands for 22 delayed ACKs). So L is
     /// the number of segments in a super segment, still never below 2.
     pub(crate) fn slow_start_limit(&self) -> usize {
-        let mss = self.smss.max(1);
-        (2 * mss).max(self.burst / mss * mss)
+        let mss = self.snd.smss.max(1);
+        (2 * mss).max(self.snd.burst / mss * mss)
     }
 
     /// Nagle's algorithm (RFC 1122 4.2.3.4) with sender-side silly window
@@ -907,11 +495,11 @@ impl Connection {
     /// nothing is in flight (or TCP_NODELAY is set) and it empties the
     /// buffer.
     pub(crate) fn nagle_allows(&self, unsent: usize) -> bool {
-        if unsent >= self.smss {
+        if unsent >= self.snd.smss {
             return true;
         }
-        let all_acked = self.snd_nxt == self.snd_una;
-        (self.cfg.nodelay || all_acked) || self.fin_queued
+        let all_acked = self.snd.nxt == self.snd.una;
+        (self.cfg.nodelay || all_acked) || self.snd.fin_queued
     }
 
     /// RFC 5961 7 ("ACK throttling"): ACKs answering unacceptable segments
@@ -936,7 +524,7 @@ impl Connection {
     /// they cannot be part of an ACK loop, and the ACK's D-SACK matters).
     pub(crate) fn ack_unacceptable(&mut self, now: Instant, payload_len: usize) {
         if payload_len > 0 || self.take_oow_token(now) {
-            self.ack_now = true;
+            self.rcv.ack_now = true;
         }
     }
 }

@@ -1,12 +1,14 @@
-//! Segment transmission and timers: the SYN and SYN-ACK, new data under the
-//! peer's window and the congestion window (Nagle, SWS avoidance), loss
-//! recovery retransmissions (RFC 6675 NextSeg), the retransmission timer
-//! (RFC 6298), zero-window and keep-alive probes, delayed ACKs, window
-//! updates, and the TIME-WAIT / FIN-WAIT-2 timers.
+//! Segment transmission: the SYN and SYN-ACK, new data under the peer's
+//! window and the congestion window (Nagle, SWS avoidance), loss recovery
+//! retransmissions (RFC 6675 NextSeg), zero-window and keep-alive probes,
+//! ACKs and window updates. The timers that trigger some of these are in
+//! `timers.rs`.
 
 use std::time::Instant;
 
-use super::{Connection, Recovery, State, TcpError};
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Connection, State};
 use crate::segment::{Flags, TcpOptions, TcpRepr};
 use crate::seq::SeqNum;
 
@@ -74,17 +76,17 @@ impl Connection {
     ) where
         F: FnMut(&TcpRepr, &[u8], &[u8], usize) -> bool,
     {
-        self.burst = burst;
-        self.path_mtu = path_mtu;
-        if self.cc_ready {
-            let before = self.smss;
+        self.snd.burst = burst;
+        self.snd.path_mtu = path_mtu;
+        if self.cc.ready {
+            let before = self.snd.smss;
             self.update_smss(path_mtu);
-            if self.smss != before {
+            if self.snd.smss != before {
                 // The congestion window follows the sender MSS.
-                self.cc.set_mss(self.smss);
+                self.cc.ctrl.set_mss(self.snd.smss);
             }
         }
-        self.run_timers(now);
+        self.handle_timeout(now);
         self.restart_after_idle(now);
         if let Some(rst) = self.pending_rst.take() {
             self.stats.segments_sent += 1;
@@ -93,7 +95,7 @@ impl Connection {
         match self.state {
             State::Closed | State::Listen => return,
             State::SynSent => {
-                if self.syn_pending {
+                if self.snd.syn_pending {
                     let syn = self.syn_segment(now, false);
                     self.sent(now, &syn);
                     emit(&syn, &[], &[], 0);
@@ -101,7 +103,7 @@ impl Connection {
                 return;
             }
             State::SynReceived => {
-                if self.syn_pending || self.ack_now {
+                if self.snd.syn_pending || self.rcv.ack_now {
                     let synack = self.syn_segment(now, true);
                     self.sent(now, &synack);
                     emit(&synack, &[], &[], 0);
@@ -118,20 +120,20 @@ impl Connection {
             };
             carried_ack = true;
             self.sent(now, &out.repr);
-            let (a, b) = self.send_buf.slices(out.offset, out.len);
+            let (a, b) = self.snd.buf.slices(out.offset, out.len);
             emit(&out.repr, a, b, out.mss);
         }
-        if self.probe_now {
+        if self.probe.send_now {
             // Zero-window or keep-alive probe: an old sequence number and no
             // data, which the peer answers with an ACK carrying its window.
-            self.probe_now = false;
-            let probe = self.control(now, self.snd_una - 1, Flags::ACK);
+            self.probe.send_now = false;
+            let probe = self.control(now, self.snd.una - 1, Flags::ACK);
             self.sent(now, &probe);
             emit(&probe, &[], &[], 0);
             carried_ack = true;
         }
-        if self.ack_now && !carried_ack {
-            let ack = self.control(now, self.snd_nxt, Flags::ACK);
+        if self.rcv.ack_now && !carried_ack {
+            let ack = self.control(now, self.snd.nxt, Flags::ACK);
             self.sent(now, &ack);
             emit(&ack, &[], &[], 0);
         }
@@ -142,20 +144,20 @@ impl Connection {
         self.stats.segments_sent += 1;
         self.last_sent_at = now;
         if repr.flags.ack() {
-            self.last_ack_sent = repr.ack;
-            self.ack_now = false;
-            self.delack_at = None;
-            self.unacked_bytes = 0;
-            self.dsack = None;
+            self.rcv.last_ack_sent = repr.ack;
+            self.rcv.ack_now = false;
+            self.timers.stop(Timer::DelayedAck);
+            self.rcv.unacked_bytes = 0;
+            self.rcv.dsack = None;
         }
         if repr.flags.syn() {
-            self.syn_pending = false;
-            self.snd_nxt = self.snd_nxt.max(self.iss + 1);
-            if self.rtx_at.is_none() {
-                self.rtx_at = Some(now + self.rtt.rto());
+            self.snd.syn_pending = false;
+            self.snd.nxt = self.snd.nxt.max(self.snd.iss + 1);
+            if !self.timers.is_set(Timer::Retransmit) {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
-            if self.syn_retries == 0 && self.timed.is_none() {
-                self.timed = Some((self.iss + 1, now));
+            if self.snd.syn_retries == 0 && self.timed.is_none() {
+                self.timed = Some((self.snd.iss + 1, now));
             }
         }
     }
@@ -164,12 +166,13 @@ impl Connection {
     /// timestamp option carried by every segment.
     pub(crate) fn update_smss(&mut self, path_mtu: usize) {
         let mtu_mss = path_mtu.saturating_sub(40);
-        let options = if self.ts.is_some() { 12 } else { 0 };
+        let options = if self.ts.peer.is_some() { 12 } else { 0 };
         // Our MSS bounds what we send too: Linux clamps the peer's MSS to
         // TCP_MAXSEG (`user_mss`, tcp_parse_options: "if (opt_rx->user_mss
         // && opt_rx->user_mss < in_mss) in_mss = opt_rx->user_mss"). Left
         // at the link's MTU - 40 it is no bound beyond the path MTU's.
-        self.smss = self
+        self.snd.smss = self
+            .snd
             .peer_mss
             .min(mtu_mss)
             .min(self.cfg.mss as usize)
@@ -184,11 +187,11 @@ impl Connection {
         };
         if synack {
             // RFC 7323: options in a SYN-ACK only if the SYN carried them.
-            if self.rcv_wscale > 0 || self.snd_wscale > 0 {
-                options.window_scale = Some(self.rcv_wscale);
+            if self.rcv.wscale > 0 || self.snd.wscale > 0 {
+                options.window_scale = Some(self.rcv.wscale);
             }
             options.sack_permitted = self.sack_ok;
-            options.timestamps = self.ts.map(|ts| (self.ts_now(now), ts.recent));
+            options.timestamps = self.ts.peer.map(|ts| (self.ts_now(now), ts.recent));
         } else {
             if self.cfg.window_scale > 0 {
                 options.window_scale = Some(self.cfg.window_scale.min(14));
@@ -204,13 +207,13 @@ impl Connection {
         let mut ack = SeqNum(0);
         if synack {
             flags |= Flags::ACK;
-            ack = self.rcv_nxt;
-            self.rcv_adv = self.rcv_nxt + window;
+            ack = self.rcv.nxt;
+            self.rcv.adv = self.rcv.nxt + window;
         }
         TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
-            seq: self.iss,
+            seq: self.snd.iss,
             ack,
             flags: Flags(flags),
             window: window as u16,
@@ -225,7 +228,7 @@ impl Connection {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq,
-            ack: self.rcv_nxt,
+            ack: self.rcv.nxt,
             flags: Flags(flags),
             window: 0,
             options: TcpOptions::default(),
@@ -243,13 +246,13 @@ impl Connection {
         // says where it ends; a pointer beyond 65,535 octets cannot be
         // expressed, and 65,535 stands for "further on" (as on Linux) until
         // a later segment can name the exact end.
-        if let Some(up) = self.snd_up
+        if let Some(up) = self.snd.up
             && repr.seq < up
         {
             repr.flags = Flags(repr.flags.0 | Flags::URG);
             repr.urgent = up.since(repr.seq).min(0xffff) as u16;
         }
-        if let Some(ts) = self.ts {
+        if let Some(ts) = self.ts.peer {
             repr.options.timestamps = Some((self.ts_now(now), ts.recent));
         }
         if self.sack_ok {
@@ -262,20 +265,20 @@ impl Connection {
     /// the timestamp option, 4 without it.
     fn fill_sack_blocks(&mut self, options: &mut TcpOptions) {
         let max = if options.timestamps.is_some() { 3 } else { 4 };
-        if let Some((l, r)) = self.dsack {
+        if let Some((l, r)) = self.rcv.dsack {
             options.push_sack(l, r);
         }
-        if self.recv_buf.assembler().is_empty() {
+        if self.rcv.buf.assembler().is_empty() {
             return;
         }
         let mut ranges = std::mem::take(&mut self.sack_scratch);
         let room = max - options.sack_count as usize;
-        self.recv_buf.assembler().by_recency(&mut ranges, room);
+        self.rcv.buf.assembler().by_recency(&mut ranges, room);
         for &(start, end) in &ranges {
             if options.sack_count as usize >= max {
                 break;
             }
-            options.push_sack(self.rcv_nxt + start, self.rcv_nxt + end);
+            options.push_sack(self.rcv.nxt + start, self.rcv.nxt + end);
         }
         self.sack_scratch = ranges;
     }
@@ -287,14 +290,14 @@ impl Connection {
     /// receive buffer really has.
     fn window_field(&mut self) -> u16 {
         let free = self.advertisable_window();
-        let current = self.rcv_adv.since(self.rcv_nxt);
+        let current = self.rcv.adv.since(self.rcv.nxt);
         let step = (self.cfg.recv_buffer / 2).min(self.cfg.mss as usize);
         let wnd = if free >= current + step {
             free
         } else {
             current
         };
-        let shift = self.rcv_wscale;
+        let shift = self.rcv.wscale;
         let unit = 1usize << shift;
         let mut field = wnd >> shift;
         if field << shift < current {
@@ -303,16 +306,16 @@ impl Connection {
         }
         // ...but never past the space really there (the buffer holds one
         // scaling unit of slack beyond what is offered).
-        field = field.min(self.recv_buf.window() >> shift).min(65_535);
+        field = field.min(self.rcv.buf.window() >> shift).min(65_535);
         // That cap can put the field's edge up to one unit left of the
         // edge already offered (rounding up to keep it ate the slack). The
         // peer may send up to the old edge, and the buffer still has room
         // for it: keep accepting up to there (RFC 9293 3.8.6: do not
         // shrink), or with a zero window every segment of the peer's, its
         // ACKs included, is unacceptable and both sides stall.
-        let edge = self.rcv_nxt + (field << shift);
-        if edge >= self.rcv_adv || current > self.recv_buf.window() {
-            self.rcv_adv = edge;
+        let edge = self.rcv.nxt + (field << shift);
+        if edge >= self.rcv.adv || current > self.rcv.buf.window() {
+            self.rcv.adv = edge;
         }
         field as u16
     }
@@ -336,33 +339,34 @@ impl Connection {
         }
         // Segments carrying SACK blocks have less room for data (Linux's
         // tcp_current_mss does the same): the frame must still fit the MTU.
-        let mss = self.smss.saturating_sub(self.sack_overhead()).max(1);
-        let cwnd = self.cc.cwnd();
+        let mss = self.snd.smss.saturating_sub(self.sack_overhead()).max(1);
+        let cwnd = self.cc.ctrl.cwnd();
         let pipe = self.pipe();
         // What may be sent now: in fast recovery, PRR's sndcnt (RFC 6937);
         // otherwise the room cwnd leaves above the pipe.
-        let room = if matches!(self.recovery, Some(Recovery::Fast { .. })) {
-            self.prr.sndcnt
+        let room = if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
+            self.recovery.prr.sndcnt
         } else {
             cwnd.saturating_sub(pipe)
         };
         // A tail loss probe (RFC 8985 7.3): new data if the peer's window
         // allows (whatever cwnd says), else the last segment sent again.
-        if self.tlp_due {
-            let unsent = self.data_end().since(self.snd_nxt);
-            let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+        if self.recovery.tlp_due {
+            let unsent = self.data_end().since(self.snd.nxt);
+            let wnd_room = (self.snd.una + self.snd.wnd).since(self.snd.nxt);
             let len = unsent.min(mss).min(wnd_room);
             if len > 0 {
-                let fin =
-                    self.fin_queued && !self.fin_sent && self.snd_nxt + len == self.data_end();
+                let fin = self.snd.fin_queued
+                    && !self.snd.fin_sent
+                    && self.snd.nxt + len == self.data_end();
                 return (Some(Plan::New { len, fin, mss }), blocked);
             }
-            let outstanding = self.snd_nxt.since(self.snd_una);
+            let outstanding = self.snd.nxt.since(self.snd.una);
             if outstanding > 0 {
                 let len = outstanding.min(mss);
                 return (
                     Some(Plan::Retransmit {
-                        seq: self.snd_nxt - len,
+                        seq: self.snd.nxt - len,
                         len,
                     }),
                     blocked,
@@ -373,27 +377,27 @@ impl Connection {
         // the first retransmission on entering recovery, which RFC 6675 5
         // step 4.2 sends whatever the pipe). Retransmissions found lost go
         // first: they hold back the cumulative ACK.
-        if self.retransmit_now || self.recovery.is_some() && room >= mss {
-            if let Some((seq, len)) = self.scoreboard.peek_again(self.snd_una, mss) {
+        if self.recovery.retransmit_now || self.recovery.phase.is_some() && room >= mss {
+            if let Some((seq, len)) = self.recovery.scoreboard.peek_again(self.snd.una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
             }
-            if let Some((seq, len)) = self.scoreboard.next_lost(self.snd_una, mss) {
+            if let Some((seq, len)) = self.recovery.scoreboard.next_lost(self.snd.una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
             }
         }
         // Rule 2: new data, within the peer's window and cwnd.
-        let unsent = self.data_end().since(self.snd_nxt);
-        let fin_unsent = self.fin_queued && !self.fin_sent;
+        let unsent = self.data_end().since(self.snd.nxt);
+        let fin_unsent = self.snd.fin_queued && !self.snd.fin_sent;
         if unsent == 0 && !fin_unsent {
             return (self.plan_rescue(mss, room), blocked);
         }
-        let wnd_room = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+        let wnd_room = (self.snd.una + self.snd.wnd).since(self.snd.nxt);
         let cwnd_room = room;
         // No super segments while urgent data is outstanding: the device
         // would copy the urgent pointer into every segment it cuts, where
         // it would point too far (Linux does not use TSO in urgent mode).
-        let most = if self.burst > mss && self.snd_up.is_none() {
-            self.burst / mss * mss
+        let most = if self.snd.burst > mss && self.snd.up.is_none() {
+            self.snd.burst / mss * mss
         } else {
             mss
         };
@@ -401,7 +405,7 @@ impl Connection {
         // TCP_CORK (Linux TCP_NAGLE_CORK in tcp_nagle_check): no partial
         // segment while corked, NODELAY or not; a FIN or the 200 ms
         // ceiling lets it go.
-        let cork_holds = self.cfg.cork && !self.cork_expired && !fin_unsent;
+        let cork_holds = self.cfg.cork && !self.snd.cork_expired && !fin_unsent;
         if cork_holds && len == unsent && len % mss != 0 {
             if len < mss {
                 blocked.corked = true;
@@ -430,17 +434,17 @@ impl Connection {
             blocked.zero_window = true;
             return (None, blocked);
         }
-        let in_flight = self.snd_nxt > self.snd_una;
+        let in_flight = self.snd.nxt > self.snd.una;
         // Sender SWS avoidance (RFC 9293 3.8.6.2.1): a segment cut short by
         // the peer's window goes out only if it is at least half the
         // largest window the peer offered, or nothing is in flight.
-        if len < mss && len < unsent && in_flight && len < self.max_snd_wnd / 2 {
+        if len < mss && len < unsent && in_flight && len < self.snd.max_wnd / 2 {
             return (None, blocked);
         }
         if len > 0 && len == unsent && len < mss && !self.nagle_allows(unsent) {
             return (None, blocked);
         }
-        let fin = fin_unsent && self.snd_nxt + len == self.data_end();
+        let fin = fin_unsent && self.snd.nxt + len == self.data_end();
         if len == 0 && !fin {
             return (None, blocked);
         }
@@ -454,83 +458,88 @@ impl Connection {
         if !self.sack_ok {
             return 0;
         }
-        let max = if self.ts.is_some() { 3 } else { 4 };
-        let blocks = (self.dsack.is_some() as usize + self.recv_buf.assembler().len()).min(max);
+        let max = if self.ts.peer.is_some() { 3 } else { 4 };
+        let blocks = (self.rcv.dsack.is_some() as usize + self.rcv.buf.assembler().len()).min(max);
         if blocks == 0 { 0 } else { 4 + 8 * blocks }
     }
 
     fn plan_rescue(&self, mss: usize, room: usize) -> Option<Plan> {
-        if !matches!(self.recovery, Some(Recovery::Fast { .. })) || room < mss {
+        if !matches!(self.recovery.phase, Some(Recovery::Fast { .. })) || room < mss {
             return None;
         }
         let (seq, len) = self
+            .recovery
             .scoreboard
-            .peek_rescue(self.snd_una, self.snd_nxt, mss)?;
+            .peek_rescue(self.snd.una, self.snd.nxt, mss)?;
         Some(Plan::Rescue { seq, len })
     }
 
     /// Builds the next segment to send, if any.
     fn next_segment(&mut self, now: Instant) -> Option<Out> {
         let (plan, blocked) = self.plan();
-        self.cwnd_limited = blocked.cwnd;
-        if blocked.corked && self.cork_deadline.is_none() && !self.cork_expired {
-            self.cork_deadline = Some(now + CORK_CEILING);
+        self.cc.cwnd_limited = blocked.cwnd;
+        if blocked.corked && !self.timers.is_set(Timer::Cork) && !self.snd.cork_expired {
+            self.timers.set(Timer::Cork, now + CORK_CEILING);
         }
-        if blocked.zero_window && self.snd_nxt == self.snd_una && self.persist_at.is_none() {
-            self.persist_at = Some(now + self.persist_interval());
-            self.persist_since.get_or_insert(now);
+        if blocked.zero_window
+            && self.snd.nxt == self.snd.una
+            && !self.timers.is_set(Timer::Persist)
+        {
+            self.timers
+                .set(Timer::Persist, now + self.persist_interval());
+            self.probe.persist_since.get_or_insert(now);
         }
         let Some(plan) = plan else {
-            self.retransmit_now = false;
-            self.tlp_due = false;
+            self.recovery.retransmit_now = false;
+            self.recovery.tlp_due = false;
             return None;
         };
-        if self.tlp_due {
-            self.tlp_due = false;
-            self.tlp_end = Some(self.snd_nxt);
+        if self.recovery.tlp_due {
+            self.recovery.tlp_due = false;
+            self.recovery.tlp_end = Some(self.snd.nxt);
             self.stats.tail_loss_probes += 1;
         }
-        if matches!(self.recovery, Some(Recovery::Fast { .. })) {
+        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             // RFC 6937 3: "On any data transmission or retransmission:
             // prr_out += (data sent)".
             let len = match plan {
                 Plan::Retransmit { len, .. } | Plan::Rescue { len, .. } => len,
                 Plan::New { len, .. } => len,
             };
-            self.prr.out += len;
-            self.prr.sndcnt = self.prr.sndcnt.saturating_sub(len);
+            self.recovery.prr.out += len;
+            self.recovery.prr.sndcnt = self.recovery.prr.sndcnt.saturating_sub(len);
         }
         match plan {
             Plan::Retransmit { seq, len } => {
-                self.retransmit_now = false;
+                self.recovery.retransmit_now = false;
                 Some(self.retransmission(now, seq, len))
             }
             Plan::Rescue { seq, len } => {
-                self.scoreboard.mark_rescued();
+                self.recovery.scoreboard.mark_rescued();
                 Some(self.retransmission(now, seq, len))
             }
             Plan::New { len, fin, mss } => {
-                self.retransmit_now = false;
-                let seq = self.snd_nxt;
+                self.recovery.retransmit_now = false;
+                let seq = self.snd.nxt;
                 let mut flags = Flags::ACK;
                 if fin {
                     flags |= Flags::FIN;
-                    self.fin_sent = true;
-                    self.fin_seq = Some(seq + len);
+                    self.snd.fin_sent = true;
+                    self.snd.fin_seq = Some(seq + len);
                 }
                 if len > 0 && seq + len == self.data_end() {
                     flags |= Flags::PSH;
                 }
                 let offset = seq.since(self.send_buf_seq());
-                self.snd_nxt = seq + len + fin as usize;
+                self.snd.nxt = seq + len + fin as usize;
                 if seq + len >= self.data_end() {
                     // Nothing held back by TCP_CORK any more.
-                    self.cork_deadline = None;
-                    self.cork_expired = false;
+                    self.timers.stop(Timer::Cork);
+                    self.snd.cork_expired = false;
                 }
                 self.stats.bytes_sent += len as u64;
                 if len > 0 {
-                    self.last_data_sent_at = Some(now);
+                    self.snd.last_data_sent_at = Some(now);
                 }
                 if self.timed.is_none() && len > 0 {
                     self.timed = Some((seq + len, now));
@@ -554,13 +563,15 @@ impl Connection {
         // HighRxt and the retransmission log belong to a recovery episode; a
         // tail loss probe outside recovery leaves them alone (it would
         // otherwise make SetPipe count the whole flight twice).
-        if self.recovery.is_some() || self.retransmit_now {
-            self.scoreboard.on_retransmit(seq, len, self.snd_nxt);
+        if self.recovery.phase.is_some() || self.recovery.retransmit_now {
+            self.recovery
+                .scoreboard
+                .on_retransmit(seq, len, self.snd.nxt);
         }
         let data_end = self.data_end();
         let data_len = (seq + len).min(data_end).since(seq);
         let mut flags = Flags::ACK;
-        if self.fin_sent && seq + len > data_end {
+        if self.snd.fin_sent && seq + len > data_end {
             flags |= Flags::FIN;
         }
         // Karn's rule: a timed segment that is retransmitted gives no sample.
@@ -570,7 +581,7 @@ impl Connection {
             self.timed = None;
         }
         self.stats.bytes_retransmitted += data_len as u64;
-        match self.recovery {
+        match self.recovery.phase {
             Some(Recovery::Timeout { .. }) => self.stats.retrans_rto += 1,
             _ => self.stats.retrans_fast += 1,
         }
@@ -590,228 +601,15 @@ impl Connection {
     /// beginning transmission if the TCP has not sent data in an interval
     /// exceeding the retransmission timeout" (RW = min(IW, cwnd)).
     fn restart_after_idle(&mut self, now: Instant) {
-        if !self.cc_ready || self.snd_nxt != self.snd_una {
+        if !self.cc.ready || self.snd.nxt != self.snd.una {
             return;
         }
-        let Some(last) = self.last_data_sent_at else {
-            return;
-        };
-        if self.data_end() > self.snd_nxt && now.saturating_duration_since(last) > self.rtt.rto() {
-            self.cc.on_idle_restart();
-            self.last_data_sent_at = Some(now);
-        }
-    }
-
-    /// RFC 6298 5.1: start the timer when data is sent and it is not running.
-    fn arm_rtx(&mut self, now: Instant) {
-        if self.rtx_at.is_none() {
-            self.rtx_at = Some(now + self.rtt.rto());
-        }
-        if self.progress_at.is_none() {
-            self.progress_at = Some(now);
-        }
-        self.arm_pto(now);
-    }
-
-    /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
-    /// the latest transmission (plus the peer's worst-case delayed-ACK time
-    /// when a single segment is in flight), never after the RTO, and only
-    /// outside loss recovery with no probe outstanding.
-    pub(crate) fn arm_pto(&mut self, now: Instant) {
-        self.pto_at = None;
-        let Some(srtt) = self.rtt.srtt() else {
+        let Some(last) = self.snd.last_data_sent_at else {
             return;
         };
-        if self.recovery.is_some() || self.tlp_end.is_some() || self.snd_nxt <= self.snd_una {
-            return;
-        }
-        let mut pto = srtt * 2;
-        if self.snd_nxt.since(self.snd_una) <= self.smss {
-            pto += std::time::Duration::from_millis(200);
-        }
-        let at = now + pto.max(std::time::Duration::from_millis(1));
-        self.pto_at = Some(match self.rtx_at {
-            Some(rto) if rto < at => return,
-            _ => at,
-        });
-    }
-
-    fn persist_interval(&self) -> std::time::Duration {
-        let base = self.rtt.rto();
-        (base * 2u32.saturating_pow(self.persist_backoff.min(16))).min(self.cfg.max_rto)
-    }
-
-    /// Fires expired timers.
-    fn run_timers(&mut self, now: Instant) {
-        if let Some(t) = self.close_at
-            && now >= t
-        {
-            self.close_at = None;
-            match self.state {
-                State::TimeWait | State::FinWait2 => {
-                    self.enter_closed(None);
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if let Some(t) = self.delack_at
-            && now >= t
-        {
-            self.delack_at = None;
-            self.ack_now = true;
-        }
-        if let Some(t) = self.cork_deadline
-            && now >= t
-        {
-            self.cork_deadline = None;
-            self.cork_expired = true;
-        }
-        if let Some(t) = self.rtx_at
-            && now >= t
-        {
-            self.rtx_at = None;
-            self.pto_at = None;
-            self.on_rto(now);
-            if self.state == State::Closed {
-                return;
-            }
-        }
-        if let Some(t) = self.pto_at
-            && now >= t
-        {
-            self.pto_at = None;
-            if self.recovery.is_none()
-                && self.snd_nxt > self.snd_una
-                && self.state.is_synchronized()
-            {
-                self.tlp_due = true;
-            }
-        }
-        if let Some(t) = self.persist_at
-            && now >= t
-        {
-            let unsent = self.data_end().since(self.snd_nxt) > 0;
-            // An orphan gets `orphan_retries` probes, answered or not (Linux
-            // tcp_probe_timer with tcp_orphan_retries): nobody will read
-            // what it still has to send if the window never opens.
-            if self.app_closed && unsent && self.persist_backoff >= self.cfg.orphan_retries {
-                self.alarms.orphan_gave_up += 1;
-                self.give_up("orphan on a zero window");
-                return;
-            }
-            self.persist_backoff += 1;
-            self.stats.zero_window_probes += 1;
-            if unsent && self.snd_wnd == 0 {
-                self.probe_now = true;
-                self.persist_at = Some(now + self.persist_interval());
-            } else {
-                self.persist_at = None;
-            }
-        }
-        if let (Some(t), Some(k)) = (self.keepalive_at, self.cfg.keepalive)
-            && now >= t
-        {
-            // Linux probes in every state where the connection is
-            // synchronized and nothing is outstanding (CLOSE-WAIT and
-            // FIN-WAIT-2 too: a peer that vanished leaves them forever).
-            let probing = matches!(
-                self.state,
-                State::Established | State::CloseWait | State::FinWait2
-            );
-            if !probing || self.snd_nxt != self.snd_una {
-                self.keepalive_at = Some(now + k.idle);
-            } else if self.keepalive_sent >= k.probes {
-                self.give_up("keep-alive");
-                return;
-            } else {
-                self.keepalive_sent += 1;
-                self.probe_now = true;
-                self.keepalive_at = Some(now + k.interval);
-            }
-        }
-        // RFC 9293 3.8.3 / RFC 5482: the user timeout, for data
-        // outstanding without progress and, as on Linux, for a window that
-        // stays closed while data waits (probes answered or not).
-        let in_flight = self.progress_at.filter(|_| self.snd_nxt > self.snd_una);
-        let persisting = self.persist_since.filter(|_| self.snd_wnd == 0);
-        if let Some(p) = in_flight.or(persisting)
-            && now.saturating_duration_since(p) >= self.cfg.user_timeout
-            && self.state.is_synchronized()
-        {
-            if in_flight.is_none() {
-                self.alarms.persist_timed_out += 1;
-            }
-            self.give_up("user timeout");
-        }
-    }
-
-    /// Gives the connection up (a timer ran out): the peer is told with a
-    /// reset and the application gets ETIMEDOUT (or the soft error ICMP
-    /// reported).
-    fn give_up(&mut self, why: &str) {
-        log::debug!("{} -> {}: {why}: giving up", self.local, self.remote);
-        self.pending_rst = Some(self.make_rst(self.snd_nxt));
-        self.enter_closed(Some(TcpError::TimedOut));
-    }
-
-    /// The retransmission timer expired (RFC 6298 5.4-5.7).
-    fn on_rto(&mut self, now: Instant) {
-        match self.state {
-            State::SynSent | State::SynReceived => {
-                self.syn_retries += 1;
-                let limit = if self.passive {
-                    self.cfg.synack_retries
-                } else {
-                    self.cfg.syn_retries
-                };
-                if self.syn_retries > limit {
-                    self.enter_closed(Some(TcpError::TimedOut));
-                    return;
-                }
-                self.rtt.back_off();
-                self.timed = None;
-                self.syn_pending = true;
-                self.stats.rto_count += 1;
-            }
-            _ => {
-                if self.snd_nxt == self.snd_una {
-                    return;
-                }
-                // An orphan gets `orphan_retries` timeouts without progress
-                // (Linux tcp_orphan_retries), not the user timeout's minutes.
-                if self.app_closed && self.rto_without_progress >= self.cfg.orphan_retries {
-                    self.alarms.orphan_gave_up += 1;
-                    self.give_up("orphan after orphan_retries timeouts");
-                    return;
-                }
-                // A second timeout with no progress after retransmitting the
-                // holes suggests the peer reneged on its SACKs (RFC 2018 8):
-                // forget them and retransmit everything.
-                if self.rto_without_progress >= 1 {
-                    self.scoreboard.clear(self.snd_una);
-                }
-                self.rto_without_progress += 1;
-                let flight = self.snd_nxt.since(self.snd_una);
-                self.cc.on_rto(now, flight);
-                self.hystart.finish();
-                self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
-                self.recovery = Some(Recovery::Timeout {
-                    point: self.snd_nxt,
-                });
-                self.dupacks = 0;
-                self.rtt.back_off();
-                self.timed = None;
-                self.stats.rto_count += 1;
-                log::debug!(
-                    "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
-                    self.local,
-                    self.remote,
-                    self.rto_without_progress,
-                    self.snd_una,
-                    self.rtt.rto()
-                );
-            }
+        if self.data_end() > self.snd.nxt && now.saturating_duration_since(last) > self.rtt.rto() {
+            self.cc.ctrl.on_idle_restart();
+            self.snd.last_data_sent_at = Some(now);
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use super::{Alarms, Connection, Recovery, State, TcpError};
+use super::recovery::Recovery;
+use super::timers::Timer;
+use super::{Alarms, Connection, State, TcpError};
 use crate::buffer::MemoryPressure;
 
 impl Connection {
@@ -18,8 +20,8 @@ impl Connection {
             return 0;
         }
         self.mem = pressure;
-        self.send_buf.set_pressure(pressure);
-        let pruned = self.recv_buf.set_pressure(pressure);
+        self.snd.buf.set_pressure(pressure);
+        let pruned = self.rcv.buf.set_pressure(pressure);
         if pruned > 0 {
             self.alarms.out_of_order_pruned += pruned as u32;
         }
@@ -30,9 +32,9 @@ impl Connection {
     /// buffers, out-of-order data and SACK state.
     pub fn memory_used(&self) -> usize {
         std::mem::size_of::<Connection>()
-            + self.send_buf.memory_used()
-            + self.recv_buf.memory_used()
-            + self.scoreboard.memory_used()
+            + self.snd.buf.memory_used()
+            + self.rcv.buf.memory_used()
+            + self.recovery.scoreboard.memory_used()
             + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
@@ -44,11 +46,11 @@ impl Connection {
         let pressure = self.mem != MemoryPressure::Normal;
         let done = matches!(self.state, State::Closed | State::TimeWait);
         let mut freed = 0;
-        if pressure || done || self.fin_queued {
-            freed += self.send_buf.release_if_empty();
+        if pressure || done || self.snd.fin_queued {
+            freed += self.snd.buf.release_if_empty();
         }
-        if pressure || done || self.read_eof || self.read_shut {
-            freed += self.recv_buf.release_if_empty();
+        if pressure || done || self.rcv.read_eof || self.rcv.read_shut {
+            freed += self.rcv.buf.release_if_empty();
         }
         freed
     }
@@ -58,8 +60,8 @@ impl Connection {
     /// offered is smaller, if the stack had memory.
     pub fn limited_by_memory(&self) -> bool {
         self.mem != MemoryPressure::Normal
-            && (self.send_buf.limited_by_memory()
-                || self.recv_buf.window_allowed() < self.recv_buf.window())
+            && (self.snd.buf.limited_by_memory()
+                || self.rcv.buf.window_allowed() < self.rcv.buf.window())
     }
 
     /// Checks the connection's internal invariants (for fuzzing and
@@ -68,57 +70,57 @@ impl Connection {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         let fail = |what: String| Err(format!("{}: {what}", self.state));
-        if self.snd_una > self.snd_nxt {
+        if self.snd.una > self.snd.nxt {
             return fail(format!(
                 "SND.UNA {} > SND.NXT {}",
-                self.snd_una, self.snd_nxt
+                self.snd.una, self.snd.nxt
             ));
         }
-        if self.state != State::Closed && self.snd_una != self.iss {
-            let limit = self.data_end() + usize::from(self.fin_sent);
-            if self.snd_nxt > limit {
-                return fail(format!("SND.NXT {} past the data {}", self.snd_nxt, limit));
+        if self.state != State::Closed && self.snd.una != self.snd.iss {
+            let limit = self.data_end() + usize::from(self.snd.fin_sent);
+            if self.snd.nxt > limit {
+                return fail(format!("SND.NXT {} past the data {}", self.snd.nxt, limit));
             }
         }
-        if self.state.is_synchronized() && self.rcv_nxt > self.rcv_adv + 1 {
+        if self.state.is_synchronized() && self.rcv.nxt > self.rcv.adv + 1 {
             return fail(format!(
                 "RCV.NXT {} past the window edge {}",
-                self.rcv_nxt, self.rcv_adv
+                self.rcv.nxt, self.rcv.adv
             ));
         }
-        if self.recv_buf.readable() > self.recv_buf.capacity() {
+        if self.rcv.buf.readable() > self.rcv.buf.capacity() {
             return fail("more readable than the buffer holds".into());
         }
-        if self.send_buf.len() > self.send_buf.capacity() {
+        if self.snd.buf.len() > self.snd.buf.capacity() {
             return fail("send buffer over its capacity".into());
         }
-        let recv_cap = self.recv_buf.capacity();
-        if self.recv_buf.memory_used() > 2 * recv_cap + recv_cap / 8 + 3 * (64 << 10) {
+        let recv_cap = self.rcv.buf.capacity();
+        if self.rcv.buf.memory_used() > 2 * recv_cap + recv_cap / 8 + 3 * (64 << 10) {
             return fail(format!(
                 "receive buffer holds {} for a capacity of {recv_cap}",
-                self.recv_buf.memory_used()
+                self.rcv.buf.memory_used()
             ));
         }
-        if self.send_buf.memory_used() > self.send_buf.capacity().max(4096) {
+        if self.snd.buf.memory_used() > self.snd.buf.capacity().max(4096) {
             return fail(format!(
                 "send ring {} over the capacity {}",
-                self.send_buf.memory_used(),
-                self.send_buf.capacity()
+                self.snd.buf.memory_used(),
+                self.snd.buf.capacity()
             ));
         }
-        if self.recv_buf.assembler().len() > crate::Assembler::MAX_RANGES {
+        if self.rcv.buf.assembler().len() > crate::Assembler::MAX_RANGES {
             return fail("too many out-of-order ranges".into());
         }
-        let flight = self.snd_nxt.since(self.snd_una);
-        if self.scoreboard.sacked_bytes() > flight {
+        let flight = self.snd.nxt.since(self.snd.una);
+        if self.recovery.scoreboard.sacked_bytes() > flight {
             return fail(format!(
                 "{} bytes SACKed of {flight} in flight",
-                self.scoreboard.sacked_bytes()
+                self.recovery.scoreboard.sacked_bytes()
             ));
         }
-        if let Some(h) = self.scoreboard.highest_sacked()
+        if let Some(h) = self.recovery.scoreboard.highest_sacked()
             && flight > 0
-            && h > self.snd_nxt
+            && h > self.snd.nxt
         {
             return fail(format!("SACK above SND.NXT: {h}"));
         }
@@ -164,29 +166,29 @@ impl Connection {
     /// flight (it was all sent at the old size): no timeout waits for it,
     /// and since nothing was lost to congestion the window is not reduced.
     pub fn handle_path_mtu_reduced(&mut self, now: Instant, path_mtu: usize) {
-        self.path_mtu = path_mtu;
-        if !self.cc_ready {
+        self.snd.path_mtu = path_mtu;
+        if !self.cc.ready {
             return;
         }
-        let before = self.smss;
+        let before = self.snd.smss;
         self.update_smss(path_mtu);
-        if self.smss >= before {
+        if self.snd.smss >= before {
             return;
         }
-        self.cc.set_mss(self.smss);
-        if self.snd_nxt == self.snd_una || !self.state.is_synchronized() {
+        self.cc.ctrl.set_mss(self.snd.smss);
+        if self.snd.nxt == self.snd.una || !self.state.is_synchronized() {
             return;
         }
-        self.scoreboard.on_rto(self.snd_una, self.snd_nxt);
-        if self.recovery.is_none() {
-            self.recovery = Some(Recovery::Timeout {
-                point: self.snd_nxt,
+        self.recovery.scoreboard.on_rto(self.snd.una, self.snd.nxt);
+        if self.recovery.phase.is_none() {
+            self.recovery.phase = Some(Recovery::Timeout {
+                point: self.snd.nxt,
             });
         }
-        self.retransmit_now = true;
+        self.recovery.retransmit_now = true;
         self.timed = None;
         self.stats.pmtu_retransmissions += 1;
-        self.rtx_at = Some(now + self.rtt.rto());
+        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
     }
 
     /// Defensive events since the last call (for the stack's counters).
@@ -207,17 +209,20 @@ impl Connection {
         if self.state != State::TimeWait {
             return None;
         }
-        let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(65_535) as u16;
+        let window = (self.rcv.adv.since(self.rcv.nxt) >> self.rcv.wscale).min(65_535) as u16;
         Some(crate::TimeWait {
             local: self.local,
             remote: self.remote,
-            snd_nxt: self.snd_nxt,
-            rcv_nxt: self.rcv_nxt,
+            snd_nxt: self.snd.nxt,
+            rcv_nxt: self.rcv.nxt,
             window,
-            ts_recent: self.ts.map(|t| (t.recent, t.recent_at)),
-            ts_offset: self.our_ts_offset,
-            epoch: self.epoch,
-            expires: self.close_at.unwrap_or(now + 2 * self.cfg.msl),
+            ts_recent: self.ts.peer.map(|t| (t.recent, t.recent_at)),
+            ts_offset: self.ts.offset,
+            epoch: self.ts.epoch,
+            expires: self
+                .timers
+                .get(Timer::Close)
+                .unwrap_or(now + 2 * self.cfg.msl),
             msl2: 2 * self.cfg.msl,
             oow_interval: self.cfg.invalid_ack_interval,
             last_oow_ack: None,

@@ -165,35 +165,30 @@ impl IntervalSet {
     /// The interval with the greatest start that `pick` accepts, where
     /// `pick(start)` holds for a prefix of the intervals in order.
     pub(super) fn last_where(&self, pick: impl Fn(SeqNum) -> bool) -> Option<(SeqNum, SeqNum)> {
-        let mut best = NIL;
-        let mut i = self.root;
-        while i != NIL {
-            step();
-            let n = &self.nodes[i as usize];
-            if pick(n.start) {
-                best = i;
-                i = n.right;
-            } else {
-                i = n.left;
-            }
-        }
-        (best != NIL).then(|| self.interval(best))
+        self.search(pick, true)
     }
 
     /// The interval with the least start that `pick` accepts, where
     /// `pick(start)` holds for a suffix of the intervals in order.
     pub(super) fn first_where(&self, pick: impl Fn(SeqNum) -> bool) -> Option<(SeqNum, SeqNum)> {
+        self.search(pick, false)
+    }
+
+    /// The tree search behind [`last_where`](Self::last_where) (`last`)
+    /// and [`first_where`](Self::first_where): from an accepted node it
+    /// goes on towards later starts for the last one, earlier ones for the
+    /// first.
+    fn search(&self, pick: impl Fn(SeqNum) -> bool, last: bool) -> Option<(SeqNum, SeqNum)> {
         let mut best = NIL;
         let mut i = self.root;
         while i != NIL {
             step();
             let n = &self.nodes[i as usize];
-            if pick(n.start) {
+            let accepted = pick(n.start);
+            if accepted {
                 best = i;
-                i = n.left;
-            } else {
-                i = n.right;
             }
+            i = if accepted == last { n.right } else { n.left };
         }
         (best != NIL).then(|| self.interval(best))
     }

@@ -1,0 +1,284 @@
+//! Loss recovery and the congestion response to acknowledgments: fast
+//! recovery (RFC 6675 with SACK, RFC 6582 NewReno without), Proportional
+//! Rate Reduction (RFC 6937), slow start and congestion avoidance, and the
+//! retransmission timeout (RFC 6298 5.4-5.7).
+
+use std::time::{Duration, Instant};
+
+use super::timers::Timer;
+use super::{Connection, State, TcpError};
+use crate::sack::{DUP_THRESH, Scoreboard};
+use crate::seq::SeqNum;
+
+/// Where loss recovery stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Recovery {
+    /// RFC 6675 / RFC 6582 fast recovery until `point` is acknowledged.
+    Fast { point: SeqNum },
+    /// Retransmitting after a timeout until `point` is acknowledged.
+    Timeout { point: SeqNum },
+}
+
+/// Proportional Rate Reduction (RFC 6937) for one fast recovery: how much
+/// may be sent as ACKs report deliveries, so that the flight shrinks
+/// smoothly to ssthresh across the recovery round trip instead of stopping
+/// until the pipe drains to it (and then sending in a burst).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Prr {
+    /// prr_delivered: bytes the peer reported delivered during recovery.
+    pub delivered: usize,
+    /// prr_out: bytes sent during recovery.
+    pub out: usize,
+    /// RecoverFS: the flight when recovery began.
+    pub recover_fs: usize,
+    /// sndcnt: what the latest ACK lets recovery send (less what went).
+    pub sndcnt: usize,
+}
+
+/// Loss recovery state: the SACK scoreboard (RFC 6675), the recovery
+/// phase, PRR (RFC 6937), duplicate ACKs and tail loss probes (RFC 8985).
+pub(crate) struct LossRecovery {
+    /// What the peer SACKed, what is lost and what was retransmitted.
+    pub(crate) scoreboard: Scoreboard,
+    /// The recovery under way, if any.
+    pub(crate) phase: Option<Recovery>,
+    /// Proportional Rate Reduction for the current fast recovery.
+    pub(crate) prr: Prr,
+    /// Duplicate ACKs in a row (RFC 5681 2).
+    pub(crate) dupacks: u32,
+    /// Retransmit the first lost segment at once (entering recovery).
+    pub(crate) retransmit_now: bool,
+    /// Retransmission timeouts since SND.UNA last advanced.
+    pub(crate) rto_without_progress: u32,
+    /// A probe is due (the PTO fired).
+    pub(crate) tlp_due: bool,
+    /// End of the probe episode: no new probe until SND.UNA passes it.
+    pub(crate) tlp_end: Option<SeqNum>,
+}
+
+impl Connection {
+    /// The congestion response to an ACK of new data (`acked` bytes, up to
+    /// `ack`): the end of fast recovery or a NewReno partial ACK (RFC 6582
+    /// 3.2), growth after a timeout, slow start watched by HyStart++ (RFC
+    /// 9406), or congestion avoidance.
+    pub(crate) fn on_ack_of_new_data(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        acked: usize,
+        rtt_sample: Option<Duration>,
+        cwnd_limited: bool,
+    ) {
+        match self.recovery.phase {
+            Some(Recovery::Fast { point }) => {
+                if ack >= point {
+                    // RFC 6675 / RFC 6582: the recovery point is
+                    // acknowledged; recovery ends.
+                    self.recovery.phase = None;
+                    self.recovery.scoreboard.reset_reno();
+                    self.cc.ctrl.on_recovery_end(now);
+                } else if !self.sack_ok {
+                    // RFC 6582 3.2 step 5, partial ACK: the next
+                    // unacknowledged segment is lost too; retransmit it
+                    // and (for the first partial ACK) restart the timer.
+                    self.recovery.scoreboard.reset_reno();
+                    self.recovery
+                        .scoreboard
+                        .mark_lost_through(ack + self.snd.smss);
+                    self.recovery.retransmit_now = true;
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+                }
+            }
+            Some(Recovery::Timeout { point }) => {
+                let acked = if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() {
+                    acked.min(self.slow_start_limit())
+                } else {
+                    acked
+                };
+                self.cc.ctrl.on_ack(now, acked, self.rtt.srtt(), true);
+                if ack >= point {
+                    self.recovery.phase = None;
+                }
+            }
+            None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
+                // Slow start, watched by HyStart++ (RFC 9406).
+                use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
+                let acked = acked.min(self.slow_start_limit());
+                match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
+                    Verdict::Normal => {
+                        self.cc
+                            .ctrl
+                            .on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
+                    }
+                    Verdict::Conservative => self.cc.ctrl.on_ack(
+                        now,
+                        acked.div_ceil(CSS_GROWTH_DIVISOR),
+                        self.rtt.srtt(),
+                        cwnd_limited,
+                    ),
+                    Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
+                }
+            }
+            None => self
+                .cc
+                .ctrl
+                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+        }
+    }
+
+    /// RFC 5681 2: a duplicate acknowledgment (without SACK, it stands for
+    /// a segment that left the network).
+    pub(crate) fn on_duplicate_ack(&mut self) {
+        self.recovery.dupacks += 1;
+        if !self.sack_ok {
+            let flight = self.snd.nxt.since(self.snd.una);
+            self.recovery
+                .scoreboard
+                .add_reno_dupack(self.snd.smss, flight);
+        }
+    }
+
+    /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
+    /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
+    /// without SACK: the third duplicate ACK).
+    pub(crate) fn detect_loss(&mut self, now: Instant) {
+        if self.sack_ok {
+            self.recovery.scoreboard.update_lost(self.snd.smss);
+            if self.recovery.phase.is_some() {
+                let lost = self
+                    .recovery
+                    .scoreboard
+                    .detect_lost_retransmissions(self.snd.una);
+                self.stats.lost_retransmissions += lost as u64;
+            }
+        }
+        if self.recovery.phase.is_some() || self.snd.nxt <= self.snd.una {
+            return;
+        }
+        let lost = if self.sack_ok {
+            self.recovery.scoreboard.is_lost(self.snd.una)
+                || self.recovery.dupacks as usize >= DUP_THRESH
+        } else {
+            self.recovery.dupacks as usize >= DUP_THRESH
+        };
+        if !lost {
+            return;
+        }
+        if !self.sack_ok || !self.recovery.scoreboard.is_lost(self.snd.una) {
+            self.recovery
+                .scoreboard
+                .mark_lost_through(self.snd.una + self.snd.smss);
+        }
+        let flight = self.snd.nxt.since(self.snd.una);
+        self.cc.ctrl.on_loss(now, flight);
+        self.cc.hystart.finish();
+        self.recovery.phase = Some(Recovery::Fast {
+            point: self.snd.nxt,
+        });
+        // RFC 6937 3: "prr_delivered = 0; prr_out = 0; RecoverFS = snd.nxt -
+        // snd.una". The fast retransmit itself goes regardless (RFC 6675).
+        self.recovery.prr = Prr {
+            recover_fs: flight,
+            ..Default::default()
+        };
+        self.timers.stop(Timer::Tlp);
+        self.recovery.tlp_end = None;
+        self.recovery.scoreboard.start_episode(self.snd.una);
+        self.recovery.retransmit_now = true;
+        self.stats.fast_recoveries += 1;
+        log::debug!(
+            "{} -> {}: fast recovery at {} (flight {}, cwnd now {})",
+            self.local,
+            self.remote,
+            self.snd.una,
+            flight,
+            self.cc.ctrl.cwnd()
+        );
+    }
+
+    /// RFC 6937 3, on every ACK that starts or continues fast recovery:
+    /// "prr_delivered += DeliveredData", then sndcnt. While the pipe is above
+    /// ssthresh, sending follows deliveries in proportion ssthresh /
+    /// RecoverFS; once it is below (heavy losses), the slow start reduction
+    /// bound (PRR-SSRB) lets it grow back towards ssthresh by at most one
+    /// segment more than was delivered.
+    pub(crate) fn prr_on_ack(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let ssthresh = self.cc.ctrl.ssthresh();
+        let mss = self.snd.smss.max(1);
+        let prr = &mut self.recovery.prr;
+        prr.delivered += delivered;
+        prr.sndcnt = if pipe > ssthresh {
+            // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out"
+            (prr.delivered.saturating_mul(ssthresh))
+                .div_ceil(prr.recover_fs.max(1))
+                .saturating_sub(prr.out)
+        } else {
+            // "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
+            //  sndcnt = MIN(ssthresh - pipe, limit)"
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+    }
+
+    /// The retransmission timer expired (RFC 6298 5.4-5.7).
+    pub(crate) fn on_rto(&mut self, now: Instant) {
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                self.snd.syn_retries += 1;
+                let limit = if self.passive {
+                    self.cfg.synack_retries
+                } else {
+                    self.cfg.syn_retries
+                };
+                if self.snd.syn_retries > limit {
+                    self.enter_closed(Some(TcpError::TimedOut));
+                    return;
+                }
+                self.rtt.back_off();
+                self.timed = None;
+                self.snd.syn_pending = true;
+                self.stats.rto_count += 1;
+            }
+            _ => {
+                if self.snd.nxt == self.snd.una {
+                    return;
+                }
+                // An orphan gets `orphan_retries` timeouts without progress
+                // (Linux tcp_orphan_retries), not the user timeout's minutes.
+                if self.app_closed && self.recovery.rto_without_progress >= self.cfg.orphan_retries
+                {
+                    self.alarms.orphan_gave_up += 1;
+                    self.give_up("orphan after orphan_retries timeouts");
+                    return;
+                }
+                // A second timeout with no progress after retransmitting the
+                // holes suggests the peer reneged on its SACKs (RFC 2018 8):
+                // forget them and retransmit everything.
+                if self.recovery.rto_without_progress >= 1 {
+                    self.recovery.scoreboard.clear(self.snd.una);
+                }
+                self.recovery.rto_without_progress += 1;
+                let flight = self.snd.nxt.since(self.snd.una);
+                self.cc.ctrl.on_rto(now, flight);
+                self.cc.hystart.finish();
+                self.recovery.scoreboard.on_rto(self.snd.una, self.snd.nxt);
+                self.recovery.phase = Some(Recovery::Timeout {
+                    point: self.snd.nxt,
+                });
+                self.recovery.dupacks = 0;
+                self.rtt.back_off();
+                self.timed = None;
+                self.stats.rto_count += 1;
+                log::debug!(
+                    "{} -> {}: retransmission timeout #{} at {} (rto now {:?})",
+                    self.local,
+                    self.remote,
+                    self.recovery.rto_without_progress,
+                    self.snd.una,
+                    self.rtt.rto()
+                );
+            }
+        }
+    }
+}

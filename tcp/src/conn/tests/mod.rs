@@ -1,0 +1,18 @@
+//! Unit tests of the connection: two connections wired back to back (no
+//! IP) under a virtual clock (the harness in `wire.rs`), tests by topic.
+
+use std::time::Duration;
+
+use super::*;
+
+mod wire;
+use wire::*;
+
+mod close;
+mod cookies;
+mod data;
+mod handshake;
+mod protection;
+mod recovery;
+mod timers;
+mod urgent_cork;

@@ -1,0 +1,197 @@
+//! Loss recovery and congestion control: SACK and NewReno fast recovery,
+//! PRR, RTO, slow start, idle restart.
+
+use super::*;
+
+/// RFC 3465's per-ACK limit in slow start: L = 2 for single segments, the
+/// size of a super segment with segmentation offload (whose receivers answer
+/// each super segment with one stretch ACK).
+#[test]
+fn slow_start_counts_a_stretch_ack_for_a_super_segment_whole() {
+    for (burst, growth_segments) in [(0, 2), (65_000, 10)] {
+        let mut w = Wire::new(cfg(), cfg());
+        w.established();
+        w.a.send(&pattern(40_000)).unwrap();
+        let smss = w.a.stats().mss;
+        let cwnd = w.a.stats().cwnd;
+        assert_eq!(cwnd, 10 * smss, "the initial window");
+        let now = w.now;
+        let mut sent = 0;
+        w.a.poll_transmit_burst(now, 1500, burst, |_, a, b, _| {
+            sent += a.len() + b.len();
+            true
+        });
+        assert_eq!(sent, cwnd, "a whole window in flight");
+        // One ACK for all of it.
+        let ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        let later = now + Duration::from_millis(5);
+        assert_eq!(w.a.handle_segment(later, &ack, &[]), Input::Done);
+        assert_eq!(
+            w.a.stats().cwnd,
+            cwnd + growth_segments * smss,
+            "burst {burst}: {}",
+            w.a.stats()
+        );
+    }
+}
+
+#[test]
+fn sack_recovery_retransmits_only_the_holes() {
+    let mut w = Wire::new(cfg(), cfg());
+    // Drop A's 10th and 14th data segments (first transmissions).
+    let mut count = 0;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() {
+            count += 1;
+            if count == 10 || count == 14 {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(60_000);
+    transfer(&mut w, &data, Duration::from_secs(5));
+    let s = w.a.stats();
+    assert_eq!(s.rto_count, 0, "recovered without a timeout");
+    assert!(s.fast_recoveries >= 1);
+    assert!(s.retrans_fast >= 1);
+    assert!(
+        s.bytes_retransmitted <= 2 * 1448,
+        "only holes: {}",
+        s.bytes_retransmitted
+    );
+    // B sent SACK blocks.
+    assert!(w.sent_b.iter().any(|(r, _)| r.options.sack_count > 0));
+}
+
+/// RFC 6937 PRR-SSRB: after heavy losses (the pipe far below ssthresh),
+/// recovery grows the flight back by at most one segment more than each
+/// ACK reports delivered, instead of sending the whole difference to
+/// ssthresh in one burst.
+#[test]
+fn recovery_after_heavy_loss_sends_no_burst() {
+    let newreno = TcpConfig {
+        congestion: crate::cc::Algorithm::NewReno,
+        ..cfg()
+    };
+    let mut w = Wire::new(newreno, cfg());
+    w.established();
+    w.a.send(&pattern(40_000)).unwrap();
+    let mut t = w.now;
+    let mut segs = Vec::new();
+    w.a.poll_transmit(t, 1500, |r, x, y| {
+        segs.push((r.seq, x.len() + y.len()));
+        true
+    });
+    assert_eq!(segs.len(), 10, "the initial window");
+    // The first six are lost; SACKs for the other four arrive one by one.
+    let una = w.a.snd.una;
+    let mut sent_per_ack = Vec::new();
+    for k in 6..10 {
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = una;
+        ack.options.push_sack(segs[6].0, segs[k].0 + segs[k].1);
+        t += Duration::from_millis(1);
+        assert_eq!(w.a.handle_segment(t, &ack, &[]), Input::Done);
+        let mut n = 0;
+        w.a.poll_transmit(t, 1500, |_, x, y| {
+            n += (x.len() + y.len() > 0) as usize;
+            true
+        });
+        sent_per_ack.push(n);
+    }
+    let s = w.a.stats();
+    assert_eq!(s.fast_recoveries, 1, "{s}");
+    assert!(
+        sent_per_ack.iter().all(|&n| n <= 2),
+        "at most delivered + 1 segment per ACK: {sent_per_ack:?}"
+    );
+    assert!(
+        sent_per_ack.iter().sum::<usize>() >= 3,
+        "and recovery does send: {sent_per_ack:?}"
+    );
+}
+
+#[test]
+fn newreno_recovers_without_sack() {
+    let no_sack = TcpConfig {
+        sack: false,
+        congestion: crate::cc::Algorithm::NewReno,
+        ..cfg()
+    };
+    let mut w = Wire::new(no_sack, cfg());
+    let mut dropped = 0;
+    w.filter_a = Box::new(move |i, _, p| {
+        if !p.is_empty() && (i == 12 || i == 15) && dropped < 2 {
+            dropped += 1;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(80_000);
+    transfer(&mut w, &data, Duration::from_secs(5));
+    let s = w.a.stats();
+    assert!(!s.sack);
+    assert!(s.fast_recoveries >= 1, "{s}");
+    assert!(s.retrans_fast >= 2, "partial ACK retransmission: {s}");
+}
+
+#[test]
+fn rto_after_total_loss_does_not_resend_sacked_data() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    // Lose segment 0 and the last two segments of a 10-segment flight, and
+    // all ACKs for a while, forcing a timeout with SACK information known.
+    let data = pattern(1448 * 10);
+    let mut count = 0;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() {
+            count += 1;
+            if count == 1 || count == 9 || count == 10 {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+    transfer(&mut w, &data, Duration::from_secs(10));
+    let s = w.a.stats();
+    assert!(s.bytes_retransmitted <= 3 * 1448, "{s}");
+}
+
+#[test]
+fn the_congestion_window_is_sized_from_the_path_not_the_peers_mss() {
+    // B announces MSS 8960 over a path of MTU 1500: SMSS is 1448 (with
+    // timestamps) before the window is sized (RFC 5681 3.1, RFC 6928).
+    let jumbo = TcpConfig { mss: 8960, ..cfg() };
+    let mut w = Wire::new(cfg(), jumbo);
+    w.established();
+    let s = w.a.stats();
+    assert_eq!(s.mss, 1448);
+    assert_eq!(s.cwnd, crate::cc::initial_window(1448), "{s}");
+    // The path MTU falls: the window keeps its size in segments.
+    let now = w.now;
+    w.a.poll_transmit(now, 1280, |_, _, _| true);
+    let s = w.a.stats();
+    assert_eq!(s.mss, 1228);
+    assert_eq!(s.cwnd, 10 * 1228);
+}
+
+#[test]
+fn the_window_restarts_after_an_idle_period() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    transfer(&mut w, &pattern(300_000), Duration::from_secs(5));
+    let grown = w.a.stats().cwnd;
+    assert!(grown > crate::cc::initial_window(1448));
+    w.run(Duration::from_secs(10));
+    w.a.send(&[1u8; 100]).unwrap();
+    let now = w.now;
+    w.a.poll_transmit(now, 1500, |_, _, _| true);
+    assert_eq!(
+        w.a.stats().cwnd,
+        crate::cc::initial_window(1448),
+        "RFC 5681 4.1"
+    );
+}
