@@ -23,6 +23,8 @@ mod segment;
 mod seq;
 mod stats;
 pub mod syncookie;
+#[cfg(test)]
+mod test_rng;
 mod timewait;
 
 pub use buffer::{

@@ -120,20 +120,7 @@ fn recv_buffer_wraps_and_grows() {
     assert_eq!(got, data);
 }
 
-/// A tiny deterministic generator for the property tests.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 #[test]
 fn one_byte_at_the_far_edge_does_not_grow_the_ring() {
@@ -157,7 +144,7 @@ fn one_byte_at_the_far_edge_does_not_grow_the_ring() {
 
 #[test]
 fn segments_in_any_order_with_overlaps_arrive_byte_exact() {
-    let mut rng = Lcg(42);
+    let mut rng = Rng::new(42);
     for round in 0..20 {
         let limit = 64 * 1024 + rng.below(200_000);
         let stream: Vec<u8> = (0..limit * 3).map(|i| (i * 31 % 251) as u8).collect();

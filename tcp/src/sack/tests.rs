@@ -172,25 +172,7 @@ fn rescue_retransmits_the_tail_once() {
     assert_eq!(sb.peek_rescue(s(0), s(1000), MSS), None);
 }
 
-/// A small seeded PRNG (xorshift64*), so the random tests repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
+use crate::test_rng::Rng;
 
 /// The obviously correct scoreboard: a flag per byte (SACKed, lost
 /// retransmission) from `base`, every question answered by looking at
@@ -492,7 +474,7 @@ struct Coverage {
 
 /// Hostile runs SACK mostly single odd bytes, filling the scoreboard.
 fn random_run(seed: u64, hostile: bool, ops: usize, cov: &mut Coverage) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Near the top of sequence space, so that most runs wrap.
     let mut una = SeqNum(u32::MAX - rng.below(6000) as u32);
     let mut snd_max = una + 2000 + rng.below(2000) + if hostile { 2500 } else { 0 };
@@ -617,7 +599,7 @@ fn every_other_byte_sacked_stays_bounded_and_retransmits_whole_segments() {
     let snd_max = una + 1000 * MSS;
     let mut sb = Scoreboard::new(una);
     let mut m = Model::new(una);
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut next = una + 1;
     let mut acks = 0;
     while next < una + 40_000 {
@@ -781,7 +763,7 @@ fn sequence_numbers_wrap_around() {
     m.on_retransmit(una, MSS, snd_max);
     m.on_retransmit(una + 120, MSS, snd_max);
     m.on_cumulative_ack(SeqNum(5));
-    agree(&sb, &m, SeqNum(5), snd_max, MSS, &mut Rng(1));
+    agree(&sb, &m, SeqNum(5), snd_max, MSS, &mut Rng::new(1));
 }
 
 fn steps() -> u64 {
@@ -888,7 +870,7 @@ fn work_per_ack_is_logarithmic() {
 
 #[test]
 fn interval_set_keeps_its_shape() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let base = SeqNum(u32::MAX - 5000);
     let mut set = IntervalSet::new();
     let mut flags = vec![false; 10_000];
