@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
-    Bank, BankOp, CoordState, CoordinatorConfig, LogRecord, NodeId, PartState, Participant,
-    ParticipantConfig, TxId, Wal,
+    Bank, BankOp, CoordState, CoordinatorConfig, NodeId, PartState, ParticipantConfig, TxId,
 };
 use sim::sim::rpc_apps::{CrashMode, CrashPlan, TwoPcNode, TwoPcNodeSpec, TwoPcRole, Work};
 use sim::sim::{AppId, LinkConfig, Sim, host_config, seed_from_env};
@@ -248,7 +248,12 @@ impl Cluster {
         s
     }
 
-    /// The end-of-run invariants.
+    /// The end-of-run invariants: everyone up without violations, the
+    /// shared audit ([`rpc::twopc::audit`]: one outcome everywhere, all
+    /// decided, balances = initial + committed work, money conserved, no
+    /// locks, blocks only with every participant READY, logs recover to the
+    /// live banks), and on clean links blocks only while the coordinator
+    /// was down.
     fn check_final(&mut self, context: &str) {
         let dump = self.dump();
         let ids = self.ids();
@@ -261,104 +266,36 @@ impl Cluster {
                 n.history.violations
             );
         }
-        let mut expected: Vec<BTreeMap<String, i128>> = self
-            .initial
-            .iter()
-            .map(|b| {
-                b.balances()
-                    .iter()
-                    .map(|(a, &v)| (a.clone(), i128::from(v)))
-                    .collect()
-            })
-            .collect();
-        let begun = self.begun();
-        for (&tx, work) in &begun {
-            let state = self.coord_state(tx);
-            let committed = match state {
-                Some(CoordState::Ended { committed }) => committed,
-                // BEGIN never became durable: no VOTE-REQUEST left, so no
-                // participant may know more than "abort".
-                None => false,
-                other => panic!("{context}: {tx} unfinished at the coordinator: {other:?}\n{dump}"),
-            };
-            let want = if committed {
-                PartState::Committed
-            } else {
-                PartState::Aborted
-            };
-            for (p, w) in work {
-                let got = self.part_state(*p, tx);
-                if state.is_none() && got.is_none() {
-                    continue;
-                }
-                assert_eq!(
-                    got,
-                    Some(want),
-                    "{context}: participant {p} disagrees on {tx}\n{dump}"
-                );
-                if committed {
-                    for op in BankOp::decode(w).expect("valid work") {
-                        *expected[*p as usize - 1].entry(op.account).or_insert(0) +=
-                            i128::from(op.delta);
-                    }
-                }
-            }
-            for &id in &ids {
-                if let Some(&o) = self.node(id).history.outcomes.get(&tx) {
-                    assert_eq!(
-                        o, committed,
-                        "{context}: node {id} reported another outcome for {tx}\n{dump}"
-                    );
-                }
-            }
+        let work = self.begun();
+        let coordinator = self.node(COORDINATOR).coordinator().expect("up");
+        let mut run = RunEnd {
+            work,
+            ..RunEnd::default()
         }
-        let initial_total: u128 = self.initial.iter().map(Bank::total).sum();
-        let mut total = 0;
-        for (i, want) in expected.iter().enumerate() {
+        .with_coordinator(coordinator);
+        for (i, bank) in self.initial.clone().iter().enumerate() {
             let id = i as NodeId + 1;
-            let bank = self.bank(id);
-            total += bank.total();
-            let got: BTreeMap<String, i128> = bank
-                .balances()
-                .iter()
-                .map(|(a, &v)| (a.clone(), i128::from(v)))
-                .collect();
-            assert_eq!(&got, want, "{context}: bank {id} balances\n{dump}");
-            assert_eq!(bank.locked(), 0, "{context}: bank {id} holds locks\n{dump}");
-            let p = self.node(id).participant().expect("up");
-            for (tx, s) in p.transactions() {
-                assert!(
-                    matches!(s, PartState::Committed | PartState::Aborted),
-                    "{context}: participant {id}: {tx} undecided ({s:?})\n{dump}"
-                );
-            }
-            // Recovery from the durable log reproduces the live state.
-            let mut wal = self.node(id).history.wal.clone();
-            wal.crash();
-            let records = wal.replay().expect("replay");
-            let now = self.sim.now();
-            let again = Participant::recover(
-                id,
-                self.initial[i].clone(),
-                ParticipantConfig::default(),
-                &records,
-                now,
-            )
-            .expect("recover");
-            assert_eq!(
-                again.resource().balances(),
-                bank.balances(),
-                "{context}: bank {id} recovers differently"
-            );
+            let n = self.node(id);
+            let live = n.participant().expect("participant up");
+            let mut end = ParticipantEnd::observe(bank, live, n.history.wal.durable_records());
+            end.blocked = n.history.blocked.iter().map(|(tx, _)| *tx).collect();
+            run.participants.insert(id, end);
         }
-        assert_eq!(total, initial_total, "{context}: money not conserved");
-        self.check_blocking(context, &begun, &dump);
+        for &id in &ids {
+            let outcomes = self.node(id).history.outcomes.clone();
+            run.reported.insert(id, outcomes);
+        }
+        let report = audit::audit(&run, self.sim.now());
+        assert!(report.is_clean(), "{context}:\n{report}{dump}");
+        if self.strict_blocking {
+            self.check_blocking_while_down(context, &dump);
+        }
     }
 
-    /// Every block report is justified: all participants of the
-    /// transaction had logged READY, and (on clean links) the coordinator
-    /// was down then, or had just come back and was still reconnecting.
-    fn check_blocking(&mut self, context: &str, begun: &BTreeMap<TxId, Work>, dump: &str) {
+    /// On clean links, every block report came while the coordinator was
+    /// down, or had just come back and was still reconnecting (the audit
+    /// checks that every participant was READY).
+    fn check_blocking_while_down(&mut self, context: &str, dump: &str) {
         let c = &self.node(COORDINATOR).history;
         let down: Vec<(Instant, Instant)> = c
             .crashes
@@ -367,33 +304,13 @@ impl Cluster {
             .map(|(i, (t, ..))| (*t, c.restarts.get(i).copied().unwrap_or(*t)))
             .collect();
         for id in self.ids().into_iter().skip(1) {
-            let blocked = self.node(id).history.blocked.clone();
-            for (tx, at) in blocked {
-                let Some(work) = begun.get(&tx) else {
-                    panic!("{context}: node {id} blocked on unknown {tx}");
-                };
-                for (p, _) in work {
-                    let ready = self
-                        .node(*p)
-                        .history
-                        .wal
-                        .durable_records()
-                        .iter()
-                        .any(|r| matches!(r, LogRecord::Ready { tx: t, .. } if *t == tx));
-                    assert!(
-                        ready,
-                        "{context}: node {id} blocked on {tx} though participant {p} \
-                         never was READY\n{dump}"
-                    );
-                }
-                if self.strict_blocking {
-                    let slack = Duration::from_secs(3);
-                    assert!(
-                        down.iter()
-                            .any(|&(from, to)| from <= at && at <= to + slack),
-                        "{context}: node {id} blocked on {tx} with the coordinator up\n{dump}"
-                    );
-                }
+            for &(tx, at) in &self.node(id).history.blocked {
+                let slack = Duration::from_secs(3);
+                assert!(
+                    down.iter()
+                        .any(|&(from, to)| from <= at && at <= to + slack),
+                    "{context}: node {id} blocked on {tx} with the coordinator up\n{dump}"
+                );
             }
         }
     }
