@@ -46,26 +46,6 @@ fn banks() -> Vec<Bank> {
     ]
 }
 
-fn ops(list: &[(&str, i64)]) -> Vec<u8> {
-    BankOp::encode(
-        &list
-            .iter()
-            .map(|(a, d)| BankOp {
-                account: a.to_string(),
-                delta: *d,
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// `amount` from `from_account` at bank `from` to `to_account` at bank `to`.
-fn transfer(from: NodeId, from_account: &str, to: NodeId, to_account: &str, amount: i64) -> Work {
-    vec![
-        (from, ops(&[(from_account, -amount)])),
-        (to, ops(&[(to_account, amount)])),
-    ]
-}
-
 /// Host `n`'s configuration, with neighbours confirmed for an hour.
 ///
 /// The stack's neighbour cache walks a `HashSet` (an order that changes
@@ -366,12 +346,16 @@ fn scenarios() -> Vec<Scenario> {
         b
     };
     vec![
-        ("commit", banks(), vec![transfer(1, "alice", 2, "bob", 30)]),
+        (
+            "commit",
+            banks(),
+            vec![BankOp::transfer(1, "alice", 2, "bob", 30)],
+        ),
         // Bank 1 votes abort: insufficient funds.
         (
             "vote abort",
             banks(),
-            vec![transfer(1, "alice", 2, "bob", 101)],
+            vec![BankOp::transfer(1, "alice", 2, "bob", 101)],
         ),
         // Two transactions at once, on disjoint accounts: their steps
         // interleave at every node.
@@ -379,8 +363,8 @@ fn scenarios() -> Vec<Scenario> {
             "two transactions",
             banks(),
             vec![
-                transfer(1, "alice", 2, "bob", 30),
-                transfer(1, "carol", 2, "dave", 5),
+                BankOp::transfer(1, "alice", 2, "bob", 30),
+                BankOp::transfer(1, "carol", 2, "dave", 5),
             ],
         ),
         // Three participants in one transaction.
@@ -388,9 +372,9 @@ fn scenarios() -> Vec<Scenario> {
             "three banks",
             three,
             vec![vec![
-                (1, ops(&[("alice", -30)])),
-                (2, ops(&[("bob", 20)])),
-                (3, ops(&[("erin", 10)])),
+                (1, BankOp::work(&[("alice", -30)])),
+                (2, BankOp::work(&[("bob", 20)])),
+                (3, BankOp::work(&[("erin", 10)])),
             ]],
         ),
     ]
@@ -577,7 +561,7 @@ fn two_nodes_crash_at_every_pair_of_steps() {
 /// Crash the coordinator (for 20 s) just before step `what`; returns the
 /// cluster at 15 s with one transfer in flight.
 fn coordinator_down_at(what: &str, mode: CrashMode) -> Cluster {
-    let txs = vec![transfer(1, "alice", 2, "bob", 30)];
+    let txs = vec![BankOp::transfer(1, "alice", 2, "bob", 30)];
     let (_, trace) = clean_run(seed_from_env(3), banks(), &txs);
     let k = step_of(&trace, what);
     let mut c = cluster_for(seed_from_env(3), banks(), &txs);
@@ -652,7 +636,7 @@ fn all_ready_and_coordinator_down_after_logging_commit_blocks_then_commits() {
 
 #[test]
 fn a_participant_still_in_init_lets_the_ready_one_abort_without_blocking() {
-    let txs = vec![transfer(1, "alice", 2, "bob", 30)];
+    let txs = vec![BankOp::transfer(1, "alice", 2, "bob", 30)];
     let seed = seed_from_env(5);
     let (_, trace) = clean_run(seed, banks(), &txs);
     // The coordinator dies after its VOTE-REQUEST to bank 1 and before the
@@ -724,7 +708,7 @@ fn random_crashes_over_a_duplicating_reordering_lossy_network() {
             let amount = 1 + next(20) as i64;
             c.begin_at(
                 START_MS + i * 400 + next(300),
-                transfer(from, fa, to, ta, amount),
+                BankOp::transfer(from, fa, to, ta, amount),
             );
         }
         for id in 0..3 {

@@ -39,15 +39,11 @@
 
 use super::{
     Bank, BankOp, CoordState, Coordinator, LogRecord, NodeId, PartState, Participant,
-    ParticipantConfig, TxId,
+    ParticipantConfig, TxId, Work,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Instant;
-
-/// A transaction's work: each participant and its share (encoded
-/// [`BankOp`]s), as given to [`Coordinator::begin`].
-pub type Work = Vec<(NodeId, Vec<u8>)>;
 
 /// What a participant looks like at the end of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -512,15 +508,7 @@ mod tests {
     };
 
     fn ops(list: &[(&str, i64)]) -> Vec<u8> {
-        BankOp::encode(
-            &list
-                .iter()
-                .map(|(a, d)| BankOp {
-                    account: a.to_string(),
-                    delta: *d,
-                })
-                .collect::<Vec<_>>(),
-        )
+        BankOp::work(list)
     }
 
     fn transfer(amount: i64) -> Work {

@@ -59,6 +59,10 @@ use std::io;
 /// A node of the 2PC system (coordinator or participant).
 pub type NodeId = u32;
 
+/// A transaction's work: each participant and its share (for a [`Bank`],
+/// encoded [`BankOp`]s), as given to [`Coordinator::begin`].
+pub type Work = Vec<(NodeId, Vec<u8>)>;
+
 /// A transaction: its coordinator and a sequence number unique there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TxId {

@@ -14,8 +14,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
-    Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId,
-    PartState, Participant, ParticipantConfig, TxId, Wal,
+    Bank, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId, PartState,
+    Participant, ParticipantConfig, TxId, Wal,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -533,33 +533,6 @@ impl Node {
             blocked: BTreeMap::new(),
         }
     }
-}
-
-pub fn ops(list: &[(&str, i64)]) -> Vec<u8> {
-    BankOp::encode(
-        &list
-            .iter()
-            .map(|(a, d)| BankOp {
-                account: a.to_string(),
-                delta: *d,
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// A transfer of `amount` from `from_account` at bank `from` to
-/// `to_account` at bank `to` (different banks).
-pub fn transfer(
-    from: NodeId,
-    from_account: &str,
-    to: NodeId,
-    to_account: &str,
-    amount: i64,
-) -> Vec<(NodeId, Vec<u8>)> {
-    vec![
-        (from, ops(&[(from_account, -amount)])),
-        (to, ops(&[(to_account, amount)])),
-    ]
 }
 
 pub fn distinct<T: Ord + Clone>(items: &[T]) -> BTreeSet<T> {
