@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
     Bank, BankOp, CoordState, CoordinatorConfig, NodeId, PartState, ParticipantConfig, TxId,
@@ -60,6 +62,10 @@ fn node_host_config(n: u8) -> InterfaceConfig {
     cfg.neighbor.reachable_time = Duration::from_secs(3600);
     cfg
 }
+
+/// The seed stream ([`Sim::derive_seed`]) of the random test's workload
+/// and crashes (the nodes' own streams are numbered from 0).
+const WORKLOAD_STREAM: u64 = 1 << 32;
 
 const TX1: TxId = TxId {
     coordinator: COORDINATOR,
@@ -693,13 +699,8 @@ fn random_crashes_over_a_duplicating_reordering_lossy_network() {
         let seed = master.wrapping_add(i);
         let mut c = Cluster::new(seed, banks(), link.clone());
         c.strict_blocking = false;
-        let mut rng = seed;
-        let mut next = |n: u64| {
-            rng = rng
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (rng >> 33) % n
-        };
+        let mut rng = SmallRng::seed_from_u64(c.sim.derive_seed(WORKLOAD_STREAM));
+        let mut next = |n: u64| rng.random_range(0..n);
         for i in 0..5u64 {
             let from = 1 + (next(2) as NodeId);
             let to = 3 - from;
