@@ -1,6 +1,7 @@
 //! Two-phase commit under crashes, blocking, duplicates and delays, in a
 //! deterministic in-memory network with a virtual clock.
 
+mod seeded;
 mod twopc_harness;
 
 use rpc::twopc::{

@@ -10,8 +10,7 @@
 
 #![allow(dead_code)]
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+pub use super::seeded::Rng;
 use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
     Bank, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId, PartState,
@@ -19,25 +18,6 @@ use rpc::twopc::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-/// The test schedules' seeded generator: `rand`'s [`SmallRng`] with the
-/// two draws the tests use.
-#[derive(Debug, Clone)]
-pub struct Rng(SmallRng);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(SmallRng::seed_from_u64(seed))
-    }
-    /// Uniform in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.0.random_range(0..n) }
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.0.random_bool(p.clamp(0.0, 1.0))
-    }
-}
 
 pub enum Role {
     Coord(Option<Coordinator>),
