@@ -4,24 +4,9 @@ use rpc::frame::{FrameDecoder, FrameError, encode_frame};
 use rpc::message::decode_message;
 use rpc::{Request, Response};
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+mod seeded;
 
-/// `rand`'s seeded [`SmallRng`], with the draws these tests use.
-struct Rng(SmallRng);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(SmallRng::seed_from_u64(seed))
-    }
-    fn next(&mut self) -> u64 {
-        self.0.random()
-    }
-    /// Uniform in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { self.0.random_range(0..n) }
-    }
-}
+use seeded::Rng;
 
 #[test]
 fn random_frames_random_chunks() {

@@ -1,14 +1,15 @@
 //! Two-phase commit under crashes, blocking, duplicates and delays, in a
 //! deterministic in-memory network with a virtual clock.
 
+mod seeded;
 mod twopc_harness;
 
 use rpc::twopc::{
-    Bank, CoordState, Coordinator, CoordinatorConfig, Effect, LogRecord, Msg, PartState,
+    Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, LogRecord, Msg, PartState,
     Participant, ParticipantConfig, TxId,
 };
 use std::time::{Duration, Instant};
-use twopc_harness::{Rng, Sim, ops, transfer};
+use twopc_harness::{Rng, Sim};
 
 fn banks() -> Vec<Bank> {
     vec![
@@ -23,10 +24,10 @@ const LIMIT: Duration = Duration::from_secs(300);
 fn commit_and_abort_without_failures() {
     let mut sim = Sim::new(1, banks());
     let t1 = sim
-        .begin(transfer(1, "alice", 2, "bob", 30))
+        .begin(BankOp::transfer(1, "alice", 2, "bob", 30))
         .expect("begin");
     let t2 = sim
-        .begin(transfer(1, "carol", 2, "dave", 11))
+        .begin(BankOp::transfer(1, "carol", 2, "dave", 11))
         .expect("begin"); // insufficient funds
     assert!(sim.run_to_quiescence(LIMIT));
     sim.check_final(&banks());
@@ -55,7 +56,7 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
     let cfg = CoordinatorConfig::default();
     let mut c = Coordinator::new(0, cfg.clone());
     let t1 = c
-        .begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5))
         .expect("begin");
     let logged: Vec<LogRecord> = c
         .drain_effects()
@@ -66,7 +67,7 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
         })
         .collect();
     assert_eq!(
-        c.begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5)),
+        c.begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5)),
         Some(t1)
     );
     assert!(
@@ -74,13 +75,16 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
         "a retry logs and sends nothing"
     );
     let t2 = c
-        .begin_keyed(now, Some(43), transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(now, Some(43), BankOp::transfer(1, "alice", 2, "bob", 5))
         .expect("another key, another transaction");
     assert_ne!(t1, t2);
-    let unkeyed = c.begin(now, transfer(1, "alice", 2, "bob", 5)).unwrap();
+    let unkeyed = c
+        .begin(now, BankOp::transfer(1, "alice", 2, "bob", 5))
+        .unwrap();
     assert_ne!(
         unkeyed,
-        c.begin(now, transfer(1, "alice", 2, "bob", 5)).unwrap()
+        c.begin(now, BankOp::transfer(1, "alice", 2, "bob", 5))
+            .unwrap()
     );
 
     // Crash with only t1's BEGIN durable: recovery aborts it, and a retry
@@ -88,12 +92,12 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
     let mut r = Coordinator::recover(0, cfg, &logged, now);
     assert_eq!(r.state(t1), Some(CoordState::Abort));
     assert_eq!(
-        r.begin_keyed(now, Some(42), transfer(1, "alice", 2, "bob", 5)),
+        r.begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5)),
         Some(t1)
     );
     // Key 43's BEGIN was lost in the crash: its retry begins afresh.
     let t3 = r
-        .begin_keyed(now, Some(43), transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(now, Some(43), BankOp::transfer(1, "alice", 2, "bob", 5))
         .unwrap();
     assert_ne!(t3, t1);
     assert_eq!(r.state(t3), Some(CoordState::Wait));
@@ -104,7 +108,7 @@ fn effects_put_the_log_before_the_message() {
     let now = Instant::now();
     let mut c = Coordinator::new(0, CoordinatorConfig::default());
     let tx = c
-        .begin(now, transfer(1, "alice", 2, "bob", 1))
+        .begin(now, BankOp::transfer(1, "alice", 2, "bob", 1))
         .expect("begin");
     let e = c.drain_effects();
     assert!(
@@ -127,7 +131,7 @@ fn effects_put_the_log_before_the_message() {
         Msg::Prepare {
             tx,
             participants: vec![1, 2],
-            work: ops(&[("alice", -1)]),
+            work: BankOp::work(&[("alice", -1)]),
         },
     );
     let e = p.drain_effects();
@@ -216,20 +220,20 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         (
             "commit",
             Box::new(|s: &mut Sim| {
-                s.begin(transfer(1, "alice", 2, "bob", 30));
+                s.begin(BankOp::transfer(1, "alice", 2, "bob", 30));
             }),
         ),
         (
             "vote abort",
             Box::new(|s: &mut Sim| {
-                s.begin(transfer(1, "alice", 2, "bob", 101));
+                s.begin(BankOp::transfer(1, "alice", 2, "bob", 101));
             }),
         ),
         (
             "two transactions",
             Box::new(|s: &mut Sim| {
-                s.begin(transfer(1, "alice", 2, "bob", 30));
-                s.begin(transfer(2, "bob", 1, "carol", 5));
+                s.begin(BankOp::transfer(1, "alice", 2, "bob", 30));
+                s.begin(BankOp::transfer(2, "bob", 1, "carol", 5));
             }),
         ),
     ]
@@ -448,7 +452,7 @@ fn prepare_timeout_in_init_means_vote_abort() {
     sim.filter = Some(Box::new(|_, to, m| {
         to == 2 && matches!(m, Msg::Prepare { .. })
     }));
-    sim.begin(transfer(1, "alice", 2, "bob", 30));
+    sim.begin(BankOp::transfer(1, "alice", 2, "bob", 30));
     sim.run_until(sim.at(4_900));
     assert_eq!(sim.part_state(2, tx), Some(PartState::Init));
     sim.run_until(sim.at(5_500));
@@ -483,9 +487,9 @@ fn duplicated_delayed_and_replayed_messages_are_harmless() {
             sim.run_until(sim.at(i * 150));
             let amount = 1 + sim.rng.below(60) as i64;
             if i % 2 == 0 {
-                sim.begin(transfer(1, "alice", 2, "bob", amount));
+                sim.begin(BankOp::transfer(1, "alice", 2, "bob", amount));
             } else {
-                sim.begin(transfer(2, "bob", 1, "carol", amount));
+                sim.begin(BankOp::transfer(2, "bob", 1, "carol", amount));
             }
         }
         assert!(sim.run_to_quiescence(LIMIT), "seed {seed}");
@@ -545,7 +549,7 @@ fn random_crashes_losses_and_duplicates() {
             let amount = 1 + rng.below(70) as i64;
             let fa = accounts[from as usize - 1][rng.below(2) as usize];
             let ta = accounts[to as usize - 1][rng.below(2) as usize];
-            sim.begin(transfer(from, fa, to, ta, amount));
+            sim.begin(BankOp::transfer(from, fa, to, ta, amount));
         }
         // A second wave of crashes after the first recoveries.
         for id in 0..4u32 {
@@ -576,12 +580,14 @@ fn random_crashes_losses_and_duplicates() {
 fn checkpoints_keep_balances_and_decisions_across_restarts() {
     let mut sim = Sim::new(5, banks());
     let t1 = sim
-        .begin(transfer(1, "alice", 2, "bob", 30))
+        .begin(BankOp::transfer(1, "alice", 2, "bob", 30))
         .expect("begin");
     assert!(sim.run_to_quiescence(Duration::from_secs(10)));
     sim.checkpoint(1);
     sim.checkpoint(2);
-    let t2 = sim.begin(transfer(1, "alice", 2, "bob", 5)).expect("begin");
+    let t2 = sim
+        .begin(BankOp::transfer(1, "alice", 2, "bob", 5))
+        .expect("begin");
     sim.run_until(sim.at(10_100));
     sim.crash_now(1, Duration::from_millis(500));
     sim.crash_now(2, Duration::from_millis(800));

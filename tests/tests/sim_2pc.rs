@@ -20,9 +20,11 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
-    Bank, BankOp, CoordState, CoordinatorConfig, LogRecord, NodeId, PartState, Participant,
-    ParticipantConfig, TxId, Wal,
+    Bank, BankOp, CoordState, CoordinatorConfig, NodeId, PartState, ParticipantConfig, TxId,
 };
 use sim::sim::rpc_apps::{CrashMode, CrashPlan, TwoPcNode, TwoPcNodeSpec, TwoPcRole, Work};
 use sim::sim::{AppId, LinkConfig, Sim, host_config, seed_from_env};
@@ -46,26 +48,6 @@ fn banks() -> Vec<Bank> {
     ]
 }
 
-fn ops(list: &[(&str, i64)]) -> Vec<u8> {
-    BankOp::encode(
-        &list
-            .iter()
-            .map(|(a, d)| BankOp {
-                account: a.to_string(),
-                delta: *d,
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// `amount` from `from_account` at bank `from` to `to_account` at bank `to`.
-fn transfer(from: NodeId, from_account: &str, to: NodeId, to_account: &str, amount: i64) -> Work {
-    vec![
-        (from, ops(&[(from_account, -amount)])),
-        (to, ops(&[(to_account, amount)])),
-    ]
-}
-
 /// Host `n`'s configuration, with neighbours confirmed for an hour.
 ///
 /// The stack's neighbour cache walks a `HashSet` (an order that changes
@@ -80,6 +62,10 @@ fn node_host_config(n: u8) -> InterfaceConfig {
     cfg.neighbor.reachable_time = Duration::from_secs(3600);
     cfg
 }
+
+/// The seed stream ([`Sim::derive_seed`]) of the random test's workload
+/// and crashes (the nodes' own streams are numbered from 0).
+const WORKLOAD_STREAM: u64 = 1 << 32;
 
 const TX1: TxId = TxId {
     coordinator: COORDINATOR,
@@ -248,7 +234,12 @@ impl Cluster {
         s
     }
 
-    /// The end-of-run invariants.
+    /// The end-of-run invariants: everyone up without violations, the
+    /// shared audit ([`rpc::twopc::audit`]: one outcome everywhere, all
+    /// decided, balances = initial + committed work, money conserved, no
+    /// locks, blocks only with every participant READY, logs recover to the
+    /// live banks), and on clean links blocks only while the coordinator
+    /// was down.
     fn check_final(&mut self, context: &str) {
         let dump = self.dump();
         let ids = self.ids();
@@ -261,104 +252,36 @@ impl Cluster {
                 n.history.violations
             );
         }
-        let mut expected: Vec<BTreeMap<String, i128>> = self
-            .initial
-            .iter()
-            .map(|b| {
-                b.balances()
-                    .iter()
-                    .map(|(a, &v)| (a.clone(), i128::from(v)))
-                    .collect()
-            })
-            .collect();
-        let begun = self.begun();
-        for (&tx, work) in &begun {
-            let state = self.coord_state(tx);
-            let committed = match state {
-                Some(CoordState::Ended { committed }) => committed,
-                // BEGIN never became durable: no VOTE-REQUEST left, so no
-                // participant may know more than "abort".
-                None => false,
-                other => panic!("{context}: {tx} unfinished at the coordinator: {other:?}\n{dump}"),
-            };
-            let want = if committed {
-                PartState::Committed
-            } else {
-                PartState::Aborted
-            };
-            for (p, w) in work {
-                let got = self.part_state(*p, tx);
-                if state.is_none() && got.is_none() {
-                    continue;
-                }
-                assert_eq!(
-                    got,
-                    Some(want),
-                    "{context}: participant {p} disagrees on {tx}\n{dump}"
-                );
-                if committed {
-                    for op in BankOp::decode(w).expect("valid work") {
-                        *expected[*p as usize - 1].entry(op.account).or_insert(0) +=
-                            i128::from(op.delta);
-                    }
-                }
-            }
-            for &id in &ids {
-                if let Some(&o) = self.node(id).history.outcomes.get(&tx) {
-                    assert_eq!(
-                        o, committed,
-                        "{context}: node {id} reported another outcome for {tx}\n{dump}"
-                    );
-                }
-            }
+        let work = self.begun();
+        let coordinator = self.node(COORDINATOR).coordinator().expect("up");
+        let mut run = RunEnd {
+            work,
+            ..RunEnd::default()
         }
-        let initial_total: u128 = self.initial.iter().map(Bank::total).sum();
-        let mut total = 0;
-        for (i, want) in expected.iter().enumerate() {
+        .with_coordinator(coordinator);
+        for (i, bank) in self.initial.clone().iter().enumerate() {
             let id = i as NodeId + 1;
-            let bank = self.bank(id);
-            total += bank.total();
-            let got: BTreeMap<String, i128> = bank
-                .balances()
-                .iter()
-                .map(|(a, &v)| (a.clone(), i128::from(v)))
-                .collect();
-            assert_eq!(&got, want, "{context}: bank {id} balances\n{dump}");
-            assert_eq!(bank.locked(), 0, "{context}: bank {id} holds locks\n{dump}");
-            let p = self.node(id).participant().expect("up");
-            for (tx, s) in p.transactions() {
-                assert!(
-                    matches!(s, PartState::Committed | PartState::Aborted),
-                    "{context}: participant {id}: {tx} undecided ({s:?})\n{dump}"
-                );
-            }
-            // Recovery from the durable log reproduces the live state.
-            let mut wal = self.node(id).history.wal.clone();
-            wal.crash();
-            let records = wal.replay().expect("replay");
-            let now = self.sim.now();
-            let again = Participant::recover(
-                id,
-                self.initial[i].clone(),
-                ParticipantConfig::default(),
-                &records,
-                now,
-            )
-            .expect("recover");
-            assert_eq!(
-                again.resource().balances(),
-                bank.balances(),
-                "{context}: bank {id} recovers differently"
-            );
+            let n = self.node(id);
+            let live = n.participant().expect("participant up");
+            let mut end = ParticipantEnd::observe(bank, live, n.history.wal.durable_records());
+            end.blocked = n.history.blocked.iter().map(|(tx, _)| *tx).collect();
+            run.participants.insert(id, end);
         }
-        assert_eq!(total, initial_total, "{context}: money not conserved");
-        self.check_blocking(context, &begun, &dump);
+        for &id in &ids {
+            let outcomes = self.node(id).history.outcomes.clone();
+            run.reported.insert(id, outcomes);
+        }
+        let report = audit::audit(&run, self.sim.now());
+        assert!(report.is_clean(), "{context}:\n{report}{dump}");
+        if self.strict_blocking {
+            self.check_blocking_while_down(context, &dump);
+        }
     }
 
-    /// Every block report is justified: all participants of the
-    /// transaction had logged READY, and (on clean links) the coordinator
-    /// was down then, or had just come back and was still reconnecting.
-    fn check_blocking(&mut self, context: &str, begun: &BTreeMap<TxId, Work>, dump: &str) {
+    /// On clean links, every block report came while the coordinator was
+    /// down, or had just come back and was still reconnecting (the audit
+    /// checks that every participant was READY).
+    fn check_blocking_while_down(&mut self, context: &str, dump: &str) {
         let c = &self.node(COORDINATOR).history;
         let down: Vec<(Instant, Instant)> = c
             .crashes
@@ -367,33 +290,13 @@ impl Cluster {
             .map(|(i, (t, ..))| (*t, c.restarts.get(i).copied().unwrap_or(*t)))
             .collect();
         for id in self.ids().into_iter().skip(1) {
-            let blocked = self.node(id).history.blocked.clone();
-            for (tx, at) in blocked {
-                let Some(work) = begun.get(&tx) else {
-                    panic!("{context}: node {id} blocked on unknown {tx}");
-                };
-                for (p, _) in work {
-                    let ready = self
-                        .node(*p)
-                        .history
-                        .wal
-                        .durable_records()
-                        .iter()
-                        .any(|r| matches!(r, LogRecord::Ready { tx: t, .. } if *t == tx));
-                    assert!(
-                        ready,
-                        "{context}: node {id} blocked on {tx} though participant {p} \
-                         never was READY\n{dump}"
-                    );
-                }
-                if self.strict_blocking {
-                    let slack = Duration::from_secs(3);
-                    assert!(
-                        down.iter()
-                            .any(|&(from, to)| from <= at && at <= to + slack),
-                        "{context}: node {id} blocked on {tx} with the coordinator up\n{dump}"
-                    );
-                }
+            for &(tx, at) in &self.node(id).history.blocked {
+                let slack = Duration::from_secs(3);
+                assert!(
+                    down.iter()
+                        .any(|&(from, to)| from <= at && at <= to + slack),
+                    "{context}: node {id} blocked on {tx} with the coordinator up\n{dump}"
+                );
             }
         }
     }
@@ -449,12 +352,16 @@ fn scenarios() -> Vec<Scenario> {
         b
     };
     vec![
-        ("commit", banks(), vec![transfer(1, "alice", 2, "bob", 30)]),
+        (
+            "commit",
+            banks(),
+            vec![BankOp::transfer(1, "alice", 2, "bob", 30)],
+        ),
         // Bank 1 votes abort: insufficient funds.
         (
             "vote abort",
             banks(),
-            vec![transfer(1, "alice", 2, "bob", 101)],
+            vec![BankOp::transfer(1, "alice", 2, "bob", 101)],
         ),
         // Two transactions at once, on disjoint accounts: their steps
         // interleave at every node.
@@ -462,8 +369,8 @@ fn scenarios() -> Vec<Scenario> {
             "two transactions",
             banks(),
             vec![
-                transfer(1, "alice", 2, "bob", 30),
-                transfer(1, "carol", 2, "dave", 5),
+                BankOp::transfer(1, "alice", 2, "bob", 30),
+                BankOp::transfer(1, "carol", 2, "dave", 5),
             ],
         ),
         // Three participants in one transaction.
@@ -471,9 +378,9 @@ fn scenarios() -> Vec<Scenario> {
             "three banks",
             three,
             vec![vec![
-                (1, ops(&[("alice", -30)])),
-                (2, ops(&[("bob", 20)])),
-                (3, ops(&[("erin", 10)])),
+                (1, BankOp::work(&[("alice", -30)])),
+                (2, BankOp::work(&[("bob", 20)])),
+                (3, BankOp::work(&[("erin", 10)])),
             ]],
         ),
     ]
@@ -660,7 +567,7 @@ fn two_nodes_crash_at_every_pair_of_steps() {
 /// Crash the coordinator (for 20 s) just before step `what`; returns the
 /// cluster at 15 s with one transfer in flight.
 fn coordinator_down_at(what: &str, mode: CrashMode) -> Cluster {
-    let txs = vec![transfer(1, "alice", 2, "bob", 30)];
+    let txs = vec![BankOp::transfer(1, "alice", 2, "bob", 30)];
     let (_, trace) = clean_run(seed_from_env(3), banks(), &txs);
     let k = step_of(&trace, what);
     let mut c = cluster_for(seed_from_env(3), banks(), &txs);
@@ -735,7 +642,7 @@ fn all_ready_and_coordinator_down_after_logging_commit_blocks_then_commits() {
 
 #[test]
 fn a_participant_still_in_init_lets_the_ready_one_abort_without_blocking() {
-    let txs = vec![transfer(1, "alice", 2, "bob", 30)];
+    let txs = vec![BankOp::transfer(1, "alice", 2, "bob", 30)];
     let seed = seed_from_env(5);
     let (_, trace) = clean_run(seed, banks(), &txs);
     // The coordinator dies after its VOTE-REQUEST to bank 1 and before the
@@ -792,13 +699,8 @@ fn random_crashes_over_a_duplicating_reordering_lossy_network() {
         let seed = master.wrapping_add(i);
         let mut c = Cluster::new(seed, banks(), link.clone());
         c.strict_blocking = false;
-        let mut rng = seed;
-        let mut next = |n: u64| {
-            rng = rng
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (rng >> 33) % n
-        };
+        let mut rng = SmallRng::seed_from_u64(c.sim.derive_seed(WORKLOAD_STREAM));
+        let mut next = |n: u64| rng.random_range(0..n);
         for i in 0..5u64 {
             let from = 1 + (next(2) as NodeId);
             let to = 3 - from;
@@ -807,7 +709,7 @@ fn random_crashes_over_a_duplicating_reordering_lossy_network() {
             let amount = 1 + next(20) as i64;
             c.begin_at(
                 START_MS + i * 400 + next(300),
-                transfer(from, fa, to, ta, amount),
+                BankOp::transfer(from, fa, to, ta, amount),
             );
         }
         for id in 0..3 {

@@ -1,7 +1,7 @@
 //! A bank as a 2PC resource manager: accounts with balances, debits and
 //! credits applied atomically across banks.
 
-use super::{ResourceManager, TxId};
+use super::{NodeId, ResourceManager, TxId, Work};
 use crate::message::from_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,6 +25,34 @@ impl BankOp {
     /// Unmarshals a participant's work (`None` if malformed).
     pub fn decode(work: &[u8]) -> Option<Vec<BankOp>> {
         from_bytes(work).ok()
+    }
+
+    /// A participant's work from `(account, delta)` pairs (the encoded
+    /// [`BankOp`]s).
+    pub fn work(list: &[(&str, i64)]) -> Vec<u8> {
+        let ops: Vec<BankOp> = list
+            .iter()
+            .map(|&(account, delta)| BankOp {
+                account: account.to_string(),
+                delta,
+            })
+            .collect();
+        BankOp::encode(&ops)
+    }
+
+    /// A transaction's work moving `amount` from `from_account` at bank
+    /// `from` to `to_account` at bank `to` (two different banks).
+    pub fn transfer(
+        from: NodeId,
+        from_account: &str,
+        to: NodeId,
+        to_account: &str,
+        amount: i64,
+    ) -> Work {
+        vec![
+            (from, BankOp::work(&[(from_account, -amount)])),
+            (to, BankOp::work(&[(to_account, amount)])),
+        ]
     }
 }
 
@@ -156,14 +184,7 @@ mod tests {
     };
 
     fn work(ops: &[(&str, i64)]) -> Vec<u8> {
-        BankOp::encode(
-            &ops.iter()
-                .map(|(a, d)| BankOp {
-                    account: a.to_string(),
-                    delta: *d,
-                })
-                .collect::<Vec<_>>(),
-        )
+        BankOp::work(ops)
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!   [`Coordinator::recover`] and [`Participant::recover`].
 //! - [`Bank`]: a [`ResourceManager`] for the demo and the tests.
 //! - [`rpc`]: the peer interface over RPC and a blocking node driver.
+//! - [`audit`]: the end-of-run checks of a run over banks (agreement,
+//!   balances, conservation, locks, recovery), shared by the test harnesses
+//!   and the demo's verdict.
 //!
 //! # Driver contract
 //!
@@ -38,6 +41,7 @@
 //! Route incoming messages with [`Msg::to_coordinator`]: VOTE, ACK and
 //! DECISION-REQUEST go to the coordinator role, the rest to the participant.
 
+pub mod audit;
 mod bank;
 pub mod coordinator;
 pub mod participant;
@@ -54,6 +58,10 @@ use std::io;
 
 /// A node of the 2PC system (coordinator or participant).
 pub type NodeId = u32;
+
+/// A transaction's work: each participant and its share (for a [`Bank`],
+/// encoded [`BankOp`]s), as given to [`Coordinator::begin`].
+pub type Work = Vec<(NodeId, Vec<u8>)>;
 
 /// A transaction: its coordinator and a sequence number unique there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

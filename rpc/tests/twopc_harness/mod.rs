@@ -10,33 +10,14 @@
 
 #![allow(dead_code)]
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+pub use super::seeded::Rng;
+use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
-    Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId,
-    PartState, Participant, ParticipantConfig, TxId, Wal,
+    Bank, CoordState, Coordinator, CoordinatorConfig, Effect, MemWal, Msg, NodeId, PartState,
+    Participant, ParticipantConfig, TxId, Wal,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-/// The test schedules' seeded generator: `rand`'s [`SmallRng`] with the
-/// two draws the tests use.
-#[derive(Debug, Clone)]
-pub struct Rng(SmallRng);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(SmallRng::seed_from_u64(seed))
-    }
-    /// Uniform in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.0.random_range(0..n) }
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.0.random_bool(p.clamp(0.0, 1.0))
-    }
-}
 
 pub enum Role {
     Coord(Option<Coordinator>),
@@ -475,106 +456,34 @@ impl Sim {
             .resource()
     }
 
-    pub fn total_money(&self) -> u128 {
-        self.nodes
-            .keys()
-            .filter(|&&id| id != 0)
-            .map(|&id| self.bank(id).total())
-            .sum()
-    }
-
-    /// The end-of-run invariants: everyone up and finished, one outcome per
-    /// transaction everywhere, balances = initial + committed work, no locks,
-    /// and each participant's log recovers to exactly its live state.
+    /// The end-of-run invariants: everyone up, and the shared audit
+    /// ([`rpc::twopc::audit`]): one outcome per transaction everywhere,
+    /// everything decided, balances = initial + committed work, money
+    /// conserved, no locks, justified blocks, and each participant's log
+    /// recovers to exactly its live state.
     pub fn check_final(&self, initial: &[Bank]) {
         for n in self.nodes.values() {
             assert!(n.is_up(), "node {} still down", n.id);
         }
         let coord = self.node(0).coordinator().expect("coordinator up");
-        let mut expected: Vec<BTreeMap<String, i128>> = initial
-            .iter()
-            .map(|b| {
-                b.balances()
-                    .iter()
-                    .map(|(a, &v)| (a.clone(), i128::from(v)))
-                    .collect()
-            })
-            .collect();
-        for (tx, work) in &self.work {
-            let state = coord.state(*tx);
-            let committed = match state {
-                Some(CoordState::Ended { committed }) => committed,
-                // BEGIN never became durable: no VOTE-REQUEST left, so no
-                // participant may know more than "abort".
-                None => false,
-                _ => panic!(
-                    "{tx} not finished at the coordinator: {state:?}\n{}",
-                    self.dump()
-                ),
-            };
-            for (p, w) in work {
-                let got = self.part_state(*p, *tx);
-                let want = if committed {
-                    PartState::Committed
-                } else {
-                    PartState::Aborted
-                };
-                if state.is_none() && got.is_none() {
-                    continue;
-                }
-                assert_eq!(
-                    got,
-                    Some(want),
-                    "participant {p} disagrees on {tx}\n{}",
-                    self.dump()
-                );
-                if committed {
-                    for op in BankOp::decode(w).expect("valid work") {
-                        *expected[*p as usize - 1].entry(op.account).or_insert(0) +=
-                            i128::from(op.delta);
-                    }
-                }
-            }
-            for n in self.nodes.values() {
-                if let Some(&o) = n.outcomes.get(tx) {
-                    assert_eq!(
-                        o, committed,
-                        "node {} reported another outcome for {tx}",
-                        n.id
-                    );
-                }
-            }
+        let mut run = RunEnd {
+            work: self.work.clone(),
+            ..RunEnd::default()
         }
-        let initial_total: u128 = initial.iter().map(Bank::total).sum();
-        assert_eq!(self.total_money(), initial_total, "money not conserved");
-        for (i, want) in expected.iter().enumerate() {
+        .with_coordinator(coord);
+        for (i, bank) in initial.iter().enumerate() {
             let id = i as NodeId + 1;
-            let bank = self.bank(id);
-            let got: BTreeMap<String, i128> = bank
-                .balances()
-                .iter()
-                .map(|(a, &v)| (a.clone(), i128::from(v)))
-                .collect();
-            assert_eq!(&got, want, "bank {id} balances");
-            assert_eq!(bank.locked(), 0, "bank {id} still holds locks");
-            // Recovery from the durable log reproduces the live state.
-            let mut wal = self.node(id).wal.clone();
-            wal.crash();
-            let records = wal.replay().expect("replay");
-            let again = Participant::recover(
-                id,
-                initial[i].clone(),
-                self.pcfg.clone(),
-                &records,
-                self.now,
-            )
-            .expect("recover");
-            assert_eq!(
-                again.resource().balances(),
-                bank.balances(),
-                "bank {id} recovers differently"
-            );
+            let n = self.node(id);
+            let live = n.participant().expect("participant up");
+            let mut end = ParticipantEnd::observe(bank, live, n.wal.durable_records());
+            end.blocked = n.blocked.keys().copied().collect();
+            run.participants.insert(id, end);
         }
+        for n in self.nodes.values() {
+            run.reported.insert(n.id, n.outcomes.clone());
+        }
+        let report = audit::audit(&run, self.now);
+        assert!(report.is_clean(), "{report}{}", self.dump());
     }
 
     pub fn dump(&self) -> String {
@@ -604,33 +513,6 @@ impl Node {
             blocked: BTreeMap::new(),
         }
     }
-}
-
-pub fn ops(list: &[(&str, i64)]) -> Vec<u8> {
-    BankOp::encode(
-        &list
-            .iter()
-            .map(|(a, d)| BankOp {
-                account: a.to_string(),
-                delta: *d,
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// A transfer of `amount` from `from_account` at bank `from` to
-/// `to_account` at bank `to` (different banks).
-pub fn transfer(
-    from: NodeId,
-    from_account: &str,
-    to: NodeId,
-    to_account: &str,
-    amount: i64,
-) -> Vec<(NodeId, Vec<u8>)> {
-    vec![
-        (from, ops(&[(from_account, -amount)])),
-        (to, ops(&[(to_account, amount)])),
-    ]
 }
 
 pub fn distinct<T: Ord + Clone>(items: &[T]) -> BTreeSet<T> {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use rpc::twopc::{NodeId, TxId};
+use rpc::twopc::{NodeId, TxId, audit};
 
 use super::control::StatusReply;
 
@@ -150,11 +150,11 @@ pub fn judge(
         .chain(reported.keys().copied())
         .collect();
     for tx in all {
-        let mut outcomes: BTreeMap<bool, Vec<&str>> = BTreeMap::new();
+        let mut voices: Vec<(&str, bool)> = Vec::new();
         for r in reports {
             match r.txs.get(&tx) {
                 Some((Some(d), label)) => {
-                    outcomes.entry(*d).or_default().push(&r.name);
+                    voices.push((&r.name, *d));
                     if label.ends_with('~') {
                         v.undecided.push(format!(
                             "{tx}: {} decided {label} but not every participant acknowledged",
@@ -167,15 +167,10 @@ pub fn judge(
             }
         }
         if let Some(&d) = reported.get(&tx) {
-            outcomes.entry(d).or_default().push("client");
+            voices.push(("client", d));
         }
-        if outcomes.len() > 1 {
-            let sides: Vec<String> = outcomes
-                .iter()
-                .map(|(d, who)| format!("{} at {}", outcome_word(*d), who.join(", ")))
-                .collect();
-            v.disagreements
-                .push(format!("{tx}: {}", sides.join(" but ")));
+        if let Some(d) = audit::disagreement(tx, voices) {
+            v.disagreements.push(d.to_string());
         }
         let coordinator = reports
             .iter()
@@ -375,7 +370,10 @@ mod tests {
         r[2].txs.insert(tx(2), (Some(true), "COMMIT".into()));
         let v = judge(&r, Some(150), &BTreeMap::new());
         assert_eq!(v.disagreements.len(), 1, "{v:?}");
-        assert!(v.disagreements[0].contains("bank-2"));
+        assert_eq!(
+            v.disagreements[0],
+            "tx 0.2: ABORT at coordinator, bank-1 but COMMIT at bank-2"
+        );
         let told = BTreeMap::from([(tx(1), false)]);
         let v = judge(&healthy(), Some(150), &told);
         assert_eq!(v.disagreements.len(), 1);

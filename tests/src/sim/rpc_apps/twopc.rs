@@ -25,9 +25,7 @@ use crate::sim::host::{App, HostCtx};
 /// Gap between a node's first connections to its peers.
 const CONNECT_STAGGER: Duration = Duration::from_millis(1);
 
-/// A transaction's work: each participant and its share (encoded
-/// [`BankOp`](rpc::twopc::BankOp)s).
-pub type Work = Vec<(NodeId, Vec<u8>)>;
+pub use rpc::twopc::Work;
 
 /// The role of a [`TwoPcNode`], with what it needs to (re)start.
 #[derive(Debug, Clone)]

@@ -1,0 +1,762 @@
+//! The end-of-run audit of a 2PC system over [`Bank`]s: pure checks over
+//! what a test harness (or a demo) observed once a run has settled.
+//!
+//! The audit answers "is this outcome correct?" for any run, whatever
+//! crashes, losses and delays it went through:
+//!
+//! - every transaction is finished at the coordinator and decided at every
+//!   participant that knows it;
+//! - every voice agrees on each transaction's outcome: the coordinator's
+//!   decision, each participant's state, and every outcome a node reported
+//!   (a transaction the coordinator does not know, because its BEGIN never
+//!   became durable, counts as aborted);
+//! - a participant named in a decided transaction knows the decision;
+//! - each bank holds its initial balances plus the work of the committed
+//!   transactions (and nothing of the aborted ones), and no lock;
+//! - money is conserved over all banks;
+//! - every reported block is justified: each participant of the
+//!   transaction had logged READY;
+//! - each participant's durable log recovers to exactly its live balances.
+//!
+//! [`audit`] runs every check over a [`RunEnd`] and returns a [`Report`];
+//! the single checks are public too ([`disagreement`], [`expected_balances`]),
+//! for tools that only see part of a run, such as a status report gathered
+//! over the network. Nothing here does I/O, reads the clock or panics on
+//! what it is given: problems come back as [`Finding`]s for the caller to
+//! assert on or print.
+//!
+//! ```
+//! use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
+//! use rpc::twopc::Bank;
+//! use std::time::Instant;
+//!
+//! // Nothing happened: nothing to find.
+//! let bank = Bank::new([("alice", 100)]);
+//! let mut run = RunEnd::default();
+//! run.participants.insert(1, ParticipantEnd::untouched(bank));
+//! assert!(audit::audit(&run, Instant::now()).is_clean());
+//! ```
+
+use super::{
+    Bank, BankOp, CoordState, Coordinator, LogRecord, NodeId, PartState, Participant,
+    ParticipantConfig, TxId, Work,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Instant;
+
+/// What a participant looks like at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantEnd {
+    /// Its bank at the very start (what recovery replays the log onto).
+    pub initial: Bank,
+    /// Its live bank now.
+    pub bank: Bank,
+    /// Every transaction it knows, and its state.
+    pub transactions: BTreeMap<TxId, PartState>,
+    /// Its log records that survive a crash.
+    pub durable: Vec<LogRecord>,
+    /// Transactions it reported as blocked ([`Effect::Blocked`](super::Effect::Blocked)).
+    pub blocked: BTreeSet<TxId>,
+}
+
+impl ParticipantEnd {
+    /// The end state of a live participant, with its durable log.
+    pub fn observe(initial: &Bank, live: &Participant<Bank>, durable: Vec<LogRecord>) -> Self {
+        ParticipantEnd {
+            initial: initial.clone(),
+            bank: live.resource().clone(),
+            transactions: live.transactions().into_iter().collect(),
+            durable,
+            blocked: BTreeSet::new(),
+        }
+    }
+
+    /// A participant that never took part in anything.
+    pub fn untouched(bank: Bank) -> Self {
+        ParticipantEnd {
+            initial: bank.clone(),
+            bank,
+            transactions: BTreeMap::new(),
+            durable: Vec::new(),
+            blocked: BTreeSet::new(),
+        }
+    }
+}
+
+/// What the audit looks at: the end of a run with one coordinator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunEnd {
+    /// Every transaction begun, with its work. (A sequence number reused
+    /// after a crash that lost its BEGIN names the later transaction: the
+    /// earlier one never reached anyone.)
+    pub work: BTreeMap<TxId, Work>,
+    /// The coordinator's state of every transaction it knows.
+    pub coordinator: BTreeMap<TxId, CoordState>,
+    /// Every participant, by node id.
+    pub participants: BTreeMap<NodeId, ParticipantEnd>,
+    /// The outcomes each node reported ([`Effect::Outcome`](super::Effect::Outcome)),
+    /// coordinator included.
+    pub reported: BTreeMap<NodeId, BTreeMap<TxId, bool>>,
+}
+
+impl RunEnd {
+    /// Takes the coordinator's states from a live coordinator.
+    pub fn with_coordinator(mut self, coordinator: &Coordinator) -> Self {
+        self.coordinator = coordinator.transactions().collect();
+        self
+    }
+
+    /// The outcome the run must show for `tx`: the coordinator's decision,
+    /// or abort for a transaction it does not know or has not decided.
+    pub fn decision(&self, tx: TxId) -> bool {
+        self.coordinator
+            .get(&tx)
+            .and_then(|s| s.decision())
+            .unwrap_or(false)
+    }
+}
+
+/// Nodes (or clients) that recorded different outcomes for a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The transaction.
+    pub tx: TxId,
+    /// Who recorded COMMIT.
+    pub commit: Vec<String>,
+    /// Who recorded ABORT.
+    pub abort: Vec<String>,
+}
+
+impl fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: ABORT at {} but COMMIT at {}",
+            self.tx,
+            self.abort.join(", "),
+            self.commit.join(", ")
+        )
+    }
+}
+
+/// The disagreement among `voices` (who, outcome) about `tx`, if any.
+pub fn disagreement<S: Into<String>>(
+    tx: TxId,
+    voices: impl IntoIterator<Item = (S, bool)>,
+) -> Option<Disagreement> {
+    let (mut commit, mut abort) = (Vec::new(), Vec::new());
+    for (who, outcome) in voices {
+        if outcome {
+            commit.push(who.into());
+        } else {
+            abort.push(who.into());
+        }
+    }
+    (!commit.is_empty() && !abort.is_empty()).then_some(Disagreement { tx, commit, abort })
+}
+
+/// `initial`'s balances plus the work of `committed` (each an encoded list
+/// of [`BankOp`]s), in `i128` so that a wrong run shows as a wrong number
+/// rather than an overflow; `None` if some work is malformed.
+pub fn expected_balances<'w>(
+    initial: &Bank,
+    committed: impl IntoIterator<Item = &'w [u8]>,
+) -> Option<BTreeMap<String, i128>> {
+    let mut balances = signed(initial);
+    for work in committed {
+        for op in BankOp::decode(work)? {
+            *balances.entry(op.account).or_insert(0) += i128::from(op.delta);
+        }
+    }
+    Some(balances)
+}
+
+fn signed(bank: &Bank) -> BTreeMap<String, i128> {
+    bank.balances()
+        .iter()
+        .map(|(a, &v)| (a.clone(), i128::from(v)))
+        .collect()
+}
+
+/// True if `durable` shows that its participant was READY in `tx`: a READY
+/// record, or a snapshot listing `tx` as READY or committed.
+pub fn logged_ready(durable: &[LogRecord], tx: TxId) -> bool {
+    durable.iter().any(|r| match r {
+        LogRecord::Ready { tx: t, .. } => *t == tx,
+        LogRecord::Snapshot { txs, .. } => {
+            txs.iter().any(|s| s.tx == tx && s.decided != Some(false))
+        }
+        _ => false,
+    })
+}
+
+/// One thing wrong with a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The coordinator has not finished a transaction (not every
+    /// participant acknowledged its decision).
+    Unfinished {
+        /// Transaction.
+        tx: TxId,
+        /// Its state at the coordinator.
+        state: CoordState,
+    },
+    /// A participant has not decided a transaction it knows.
+    Undecided {
+        /// Participant.
+        node: NodeId,
+        /// Transaction.
+        tx: TxId,
+        /// Its state there.
+        state: PartState,
+    },
+    /// A participant named in a transaction's work has no record of it,
+    /// though the coordinator knows the transaction.
+    NoRecord {
+        /// Participant.
+        node: NodeId,
+        /// Transaction.
+        tx: TxId,
+    },
+    /// Different outcomes for one transaction.
+    Disagreement(Disagreement),
+    /// A participant's work is not a list of [`BankOp`]s.
+    MalformedWork {
+        /// Participant.
+        node: NodeId,
+        /// Transaction.
+        tx: TxId,
+    },
+    /// A bank's balances are not its initial ones plus the committed work.
+    Balances {
+        /// Participant.
+        node: NodeId,
+        /// Initial balances plus committed work.
+        expected: BTreeMap<String, i128>,
+        /// The live balances.
+        got: BTreeMap<String, i128>,
+    },
+    /// A bank still holds locks.
+    Locked {
+        /// Participant.
+        node: NodeId,
+        /// Locked accounts.
+        accounts: usize,
+    },
+    /// The sum over all banks changed.
+    MoneyNotConserved {
+        /// At the start.
+        initial: u128,
+        /// At the end.
+        now: u128,
+    },
+    /// A participant reported a block though not every participant of the
+    /// transaction had logged READY (or the transaction was never begun).
+    UnjustifiedBlock {
+        /// The participant that reported the block.
+        node: NodeId,
+        /// Transaction.
+        tx: TxId,
+        /// Why the block is not justified.
+        reason: String,
+    },
+    /// Recovery from the durable log does not reproduce the live bank.
+    Recovery {
+        /// Participant.
+        node: NodeId,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Unfinished { tx, state } => {
+                write!(f, "{tx} not finished at the coordinator: {state:?}")
+            }
+            Finding::Undecided { node, tx, state } => {
+                write!(f, "participant {node}: {tx} undecided ({state:?})")
+            }
+            Finding::NoRecord { node, tx } => write!(
+                f,
+                "participant {node} has no record of {tx}, which its coordinator knows"
+            ),
+            Finding::Disagreement(d) => write!(f, "{d}"),
+            Finding::MalformedWork { node, tx } => {
+                write!(f, "{tx}: the work of participant {node} is malformed")
+            }
+            Finding::Balances {
+                node,
+                expected,
+                got,
+            } => write!(
+                f,
+                "bank {node} balances: expected {expected:?} (initial + committed), got {got:?}"
+            ),
+            Finding::Locked { node, accounts } => {
+                write!(f, "bank {node} still holds locks on {accounts} account(s)")
+            }
+            Finding::MoneyNotConserved { initial, now } => {
+                write!(f, "money not conserved: {initial} at the start, {now} now")
+            }
+            Finding::UnjustifiedBlock { node, tx, reason } => {
+                write!(f, "participant {node} blocked on {tx} though {reason}")
+            }
+            Finding::Recovery { node, detail } => {
+                write!(f, "bank {node} recovers from its log differently: {detail}")
+            }
+        }
+    }
+}
+
+/// The findings of [`audit`], in the order the checks ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Everything wrong (empty for a correct run).
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// True if nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    /// One finding per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            writeln!(f, "{finding}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs every check of the [module docs](self) over `run`. `now` is only
+/// the time given to [`Participant::recover`] for the recovery check.
+pub fn audit(run: &RunEnd, now: Instant) -> Report {
+    let mut findings = Vec::new();
+    for (&tx, &state) in &run.coordinator {
+        if !matches!(state, CoordState::Ended { .. }) {
+            findings.push(Finding::Unfinished { tx, state });
+        }
+    }
+    for (&node, p) in &run.participants {
+        for (&tx, &state) in &p.transactions {
+            if !matches!(state, PartState::Committed | PartState::Aborted) {
+                findings.push(Finding::Undecided { node, tx, state });
+            }
+        }
+    }
+    let mut committed: BTreeMap<NodeId, Vec<&[u8]>> = BTreeMap::new();
+    let txs: BTreeSet<TxId> = run
+        .work
+        .keys()
+        .chain(run.coordinator.keys())
+        .chain(run.reported.values().flat_map(BTreeMap::keys))
+        .copied()
+        .collect();
+    for tx in txs {
+        findings.extend(check_outcome(run, tx).map(Finding::Disagreement));
+        let Some(work) = run.work.get(&tx) else {
+            continue;
+        };
+        let known = run.coordinator.contains_key(&tx);
+        for (node, share) in work {
+            let state = run
+                .participants
+                .get(node)
+                .and_then(|p| p.transactions.get(&tx));
+            if known && state.is_none() {
+                findings.push(Finding::NoRecord { node: *node, tx });
+            }
+            if run.decision(tx) {
+                committed.entry(*node).or_default().push(share);
+            }
+        }
+    }
+    for (&node, p) in &run.participants {
+        check_participant(run, node, p, &committed, now, &mut findings);
+    }
+    let initial: u128 = run.participants.values().map(|p| p.initial.total()).sum();
+    let total: u128 = run.participants.values().map(|p| p.bank.total()).sum();
+    if initial != total {
+        findings.push(Finding::MoneyNotConserved {
+            initial,
+            now: total,
+        });
+    }
+    Report { findings }
+}
+
+/// Every voice on `tx`: the coordinator (abort if it does not know `tx`),
+/// each participant that decided it, each node that reported it.
+fn check_outcome(run: &RunEnd, tx: TxId) -> Option<Disagreement> {
+    let coordinator = match run.coordinator.get(&tx) {
+        Some(state) => state.decision().map(|d| ("coordinator".to_string(), d)),
+        None => Some(("coordinator (no durable BEGIN)".to_string(), false)),
+    };
+    let participants = run.participants.iter().filter_map(|(node, p)| {
+        let d = match p.transactions.get(&tx)? {
+            PartState::Committed => true,
+            PartState::Aborted => false,
+            _ => return None,
+        };
+        Some((format!("participant {node}"), d))
+    });
+    let reported = run.reported.iter().filter_map(|(node, outcomes)| {
+        Some((format!("node {node} (reported)"), *outcomes.get(&tx)?))
+    });
+    disagreement(
+        tx,
+        coordinator.into_iter().chain(participants).chain(reported),
+    )
+}
+
+fn check_participant(
+    run: &RunEnd,
+    node: NodeId,
+    p: &ParticipantEnd,
+    committed: &BTreeMap<NodeId, Vec<&[u8]>>,
+    now: Instant,
+    findings: &mut Vec<Finding>,
+) {
+    let work = committed.get(&node).map(Vec::as_slice).unwrap_or_default();
+    match expected_balances(&p.initial, work.iter().copied()) {
+        Some(expected) => {
+            let got = signed(&p.bank);
+            if got != expected {
+                findings.push(Finding::Balances {
+                    node,
+                    expected,
+                    got,
+                });
+            }
+        }
+        None => {
+            for (&tx, w) in &run.work {
+                let malformed = w
+                    .iter()
+                    .any(|(n, share)| *n == node && BankOp::decode(share).is_none());
+                if malformed {
+                    findings.push(Finding::MalformedWork { node, tx });
+                }
+            }
+        }
+    }
+    if p.bank.locked() > 0 {
+        findings.push(Finding::Locked {
+            node,
+            accounts: p.bank.locked(),
+        });
+    }
+    for &tx in &p.blocked {
+        let reason = match run.work.get(&tx) {
+            None => Some("it was never begun".to_string()),
+            Some(work) => work
+                .iter()
+                .find(|(other, _)| {
+                    !run.participants
+                        .get(other)
+                        .is_some_and(|o| logged_ready(&o.durable, tx))
+                })
+                .map(|(other, _)| format!("participant {other} never logged READY")),
+        };
+        if let Some(reason) = reason {
+            findings.push(Finding::UnjustifiedBlock { node, tx, reason });
+        }
+    }
+    let recovered = Participant::recover(
+        node,
+        p.initial.clone(),
+        ParticipantConfig::default(),
+        &p.durable,
+        now,
+    );
+    match recovered {
+        Ok(again) if again.resource().balances() == p.bank.balances() => {}
+        Ok(again) => findings.push(Finding::Recovery {
+            node,
+            detail: format!(
+                "{:?} from the log, {:?} live",
+                again.resource().balances(),
+                p.bank.balances()
+            ),
+        }),
+        Err(e) => findings.push(Finding::Recovery {
+            node,
+            detail: format!("recovery fails: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twopc::{ResourceManager, TxSnapshot};
+
+    const T1: TxId = TxId {
+        coordinator: 0,
+        seq: 1,
+    };
+    const T2: TxId = TxId {
+        coordinator: 0,
+        seq: 2,
+    };
+
+    fn ops(list: &[(&str, i64)]) -> Vec<u8> {
+        BankOp::work(list)
+    }
+
+    fn transfer(amount: i64) -> Work {
+        vec![
+            (1, ops(&[("alice", -amount)])),
+            (2, ops(&[("bob", amount)])),
+        ]
+    }
+
+    /// A participant that went through `outcomes` (tx, work, commit) with
+    /// every record durable.
+    fn participant(
+        node: NodeId,
+        initial: Bank,
+        outcomes: &[(TxId, &Work, bool)],
+    ) -> ParticipantEnd {
+        let mut bank = initial.clone();
+        let mut durable = Vec::new();
+        let mut transactions = BTreeMap::new();
+        for &(tx, work, commit) in outcomes {
+            let share = &work.iter().find(|(n, _)| *n == node).expect("share").1;
+            bank.prepare(tx, share).expect("prepare");
+            durable.push(LogRecord::Ready {
+                tx,
+                participants: vec![1, 2],
+                work: share.clone(),
+            });
+            if commit {
+                bank.commit(tx, share);
+            } else {
+                bank.abort(tx, share);
+            }
+            durable.push(LogRecord::Local { tx, commit });
+            let state = if commit {
+                PartState::Committed
+            } else {
+                PartState::Aborted
+            };
+            transactions.insert(tx, state);
+        }
+        ParticipantEnd {
+            initial,
+            bank,
+            transactions,
+            durable,
+            blocked: BTreeSet::new(),
+        }
+    }
+
+    /// T1 (30) committed, T2 (5) aborted, everything reported.
+    fn healthy() -> RunEnd {
+        let (w1, w2) = (transfer(30), transfer(5));
+        let outcomes = [(T1, &w1, true), (T2, &w2, false)];
+        let mut run = RunEnd::default();
+        run.participants.insert(
+            1,
+            participant(1, Bank::new([("alice", 100), ("carol", 1)]), &outcomes),
+        );
+        run.participants
+            .insert(2, participant(2, Bank::new([("bob", 50)]), &outcomes));
+        run.work = BTreeMap::from([(T1, w1.clone()), (T2, w2.clone())]);
+        run.coordinator = BTreeMap::from([
+            (T1, CoordState::Ended { committed: true }),
+            (T2, CoordState::Ended { committed: false }),
+        ]);
+        for node in 0..3 {
+            run.reported
+                .insert(node, BTreeMap::from([(T1, true), (T2, false)]));
+        }
+        run
+    }
+
+    fn findings(run: &RunEnd) -> Vec<Finding> {
+        audit(run, Instant::now()).findings
+    }
+
+    #[test]
+    fn a_correct_run_is_clean() {
+        let run = healthy();
+        let report = audit(&run, Instant::now());
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(run.participants[&1].bank.balance("alice"), Some(70));
+        assert!(run.decision(T1) && !run.decision(T2));
+    }
+
+    #[test]
+    fn an_unknown_transaction_counts_as_aborted() {
+        // The BEGIN never became durable: participants know nothing or ABORT.
+        let mut run = healthy();
+        let t3 = TxId { seq: 3, ..T1 };
+        run.work.insert(t3, transfer(1));
+        assert!(findings(&run).is_empty());
+        run.participants
+            .get_mut(&2)
+            .unwrap()
+            .transactions
+            .insert(t3, PartState::Aborted);
+        assert!(findings(&run).is_empty());
+        // ... but nobody may have reported COMMIT.
+        run.reported.get_mut(&1).unwrap().insert(t3, true);
+        let f = findings(&run);
+        assert!(
+            matches!(&f[..], [Finding::Disagreement(d)] if d.tx == t3),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn disagreements_name_every_side() {
+        let mut run = healthy();
+        run.reported.get_mut(&2).unwrap().insert(T2, true);
+        let f = findings(&run);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].to_string(),
+            "tx 0.2: ABORT at coordinator, participant 1, participant 2, node 0 (reported), \
+             node 1 (reported) but COMMIT at node 2 (reported)"
+        );
+        assert_eq!(disagreement(T1, [("a", true), ("b", true)]), None);
+        assert_eq!(disagreement(T1, Vec::<(String, bool)>::new()), None);
+    }
+
+    #[test]
+    fn unfinished_undecided_and_missing_are_found() {
+        let mut run = healthy();
+        run.coordinator.insert(T1, CoordState::Commit);
+        run.participants
+            .get_mut(&2)
+            .unwrap()
+            .transactions
+            .insert(T2, PartState::Ready);
+        run.participants
+            .get_mut(&1)
+            .unwrap()
+            .transactions
+            .remove(&T1);
+        let f = findings(&run);
+        assert!(f.contains(&Finding::Unfinished {
+            tx: T1,
+            state: CoordState::Commit
+        }));
+        assert!(f.contains(&Finding::Undecided {
+            node: 2,
+            tx: T2,
+            state: PartState::Ready
+        }));
+        assert!(f.contains(&Finding::NoRecord { node: 1, tx: T1 }));
+        assert_eq!(f.len(), 3, "{f:?}");
+    }
+
+    #[test]
+    fn balances_must_be_initial_plus_committed_work() {
+        // Bank 2 also applied the aborted T2: its balances are wrong and
+        // money was created.
+        let mut run = healthy();
+        run.participants.get_mut(&2).unwrap().bank = Bank::new([("bob", 85)]);
+        let f = findings(&run);
+        assert!(
+            f.iter()
+                .any(|f| matches!(f, Finding::Balances { node: 2, .. }))
+        );
+        assert!(f.contains(&Finding::MoneyNotConserved {
+            initial: 151,
+            now: 156
+        }));
+        // And its log no longer explains its state.
+        assert!(
+            f.iter()
+                .any(|f| matches!(f, Finding::Recovery { node: 2, .. }))
+        );
+        assert_eq!(f.len(), 3, "{f:?}");
+        let expected = expected_balances(&Bank::new([("bob", 50)]), [&ops(&[("bob", 30)])[..]]);
+        assert_eq!(expected, Some(BTreeMap::from([("bob".to_string(), 80)])));
+        assert_eq!(
+            expected_balances(&Bank::default(), [&[0xff, 0xff][..]]),
+            None
+        );
+    }
+
+    #[test]
+    fn malformed_work_and_locks_are_found() {
+        let mut run = healthy();
+        run.work.get_mut(&T1).unwrap()[0].1 = vec![0xff, 0xff];
+        run.participants
+            .get_mut(&1)
+            .unwrap()
+            .bank
+            .prepare(T2, &ops(&[("carol", -1)]))
+            .unwrap();
+        let f = findings(&run);
+        assert!(f.contains(&Finding::MalformedWork { node: 1, tx: T1 }));
+        assert!(f.contains(&Finding::Locked {
+            node: 1,
+            accounts: 1
+        }));
+    }
+
+    #[test]
+    fn blocks_need_every_participant_ready() {
+        let mut run = healthy();
+        run.participants.get_mut(&1).unwrap().blocked.insert(T1);
+        assert!(findings(&run).is_empty(), "both logged READY");
+        // Participant 2 checkpointed: its READY is in a snapshot.
+        let p2 = run.participants.get_mut(&2).unwrap();
+        p2.durable = vec![LogRecord::Snapshot {
+            state: p2.bank.snapshot(),
+            txs: vec![
+                TxSnapshot {
+                    tx: T1,
+                    decided: Some(true),
+                    participants: vec![1, 2],
+                    work: vec![],
+                },
+                TxSnapshot {
+                    tx: T2,
+                    decided: Some(false),
+                    participants: vec![1, 2],
+                    work: vec![],
+                },
+            ],
+        }];
+        assert!(findings(&run).is_empty(), "READY in a snapshot");
+        run.participants.get_mut(&1).unwrap().blocked.insert(T2);
+        let f = findings(&run);
+        assert!(
+            matches!(&f[..], [Finding::UnjustifiedBlock { node: 1, tx: T2, reason }]
+                if reason.contains("participant 2")),
+            "{f:?}"
+        );
+        let unknown = TxId { seq: 9, ..T1 };
+        run.participants.get_mut(&1).unwrap().blocked = BTreeSet::from([unknown]);
+        assert!(matches!(
+            &findings(&run)[..],
+            [Finding::UnjustifiedBlock { tx, .. }] if *tx == unknown
+        ));
+    }
+
+    #[test]
+    fn observes_live_state_machines() {
+        let mut c = Coordinator::new(0, Default::default());
+        let tx = c.begin(Instant::now(), transfer(1)).expect("begin");
+        let run = RunEnd::default().with_coordinator(&c);
+        assert_eq!(run.coordinator, BTreeMap::from([(tx, CoordState::Wait)]));
+        let bank = Bank::new([("alice", 5)]);
+        let p = Participant::new(1, bank.clone(), ParticipantConfig::default());
+        assert_eq!(
+            ParticipantEnd::observe(&bank, &p, Vec::new()),
+            ParticipantEnd::untouched(bank)
+        );
+    }
+}
