@@ -1070,19 +1070,18 @@ impl Interface {
         self.tcp.socks.get(h).map(|s| &s.conn)
     }
 
-    /// Mutable access to the connection (options). Call
-    /// [`tcp_touch_public`](Self::tcp_touch_public) after changes that may
-    /// let it send.
-    pub fn tcp_mut(&mut self, h: TcpHandle) -> Option<&mut Connection> {
+    /// Runs `f` on the connection behind `h` (options, shutdown, consuming
+    /// received data...) and then, whatever `f` did, charges what the
+    /// change costs to the memory budget and schedules the connection for
+    /// the next poll, so that anything the change lets it send goes out
+    /// and its timers are rearmed. `None` (and `f` not run) when `h` is
+    /// not a connection.
+    pub fn tcp_with<R>(&mut self, h: TcpHandle, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
         let sock = self.tcp.socks.get_mut(h)?;
-        Some(&mut sock.conn)
-    }
-
-    /// Schedules the connection for transmission on the next poll (and
-    /// charges what the application's changes cost).
-    pub fn tcp_touch_public(&mut self, h: TcpHandle) {
+        let r = f(&mut sock.conn);
         self.tcp_recharge(h);
         self.tcp_touch(h);
+        Some(r)
     }
 
     /// Writes into the connection's send buffer.
