@@ -195,6 +195,23 @@ impl IpLayer {
         fill: impl FnOnce(&mut [u8]),
         tx: &mut S,
     ) {
+        self.transmit(now, dst, ethertype, len, None, fill, tx);
+    }
+
+    /// Frames `len` payload bytes written by `fill` and hands the frame to
+    /// the device: whole, or with `gso_mss` as a TCP super segment the
+    /// device cuts into segments of that many payload bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn transmit<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        dst: MacAddr,
+        ethertype: EtherType,
+        len: usize,
+        gso_mss: Option<usize>,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) {
         let total = EthernetRepr::HEADER_LEN + len;
         let buf = &mut self.tx_buf[..total];
         EthernetRepr {
@@ -204,7 +221,11 @@ impl IpLayer {
         }
         .emit(buf);
         fill(&mut buf[EthernetRepr::HEADER_LEN..]);
-        match tx.send(now, buf) {
+        let result = match gso_mss {
+            None => tx.send(now, buf),
+            Some(mss) => tx.send_segmented(now, buf, mss),
+        };
+        match result {
             Ok(()) => {
                 self.counters.frames_out += 1;
                 self.counters.bytes_out += total as u64;
@@ -212,6 +233,44 @@ impl IpLayer {
             Err(e) => {
                 log::debug!("device transmit failed: {e}");
                 self.counters.drop(DropReason::DeviceTxError);
+            }
+        }
+    }
+
+    /// Sends an IPv4 packet of `len` bytes (written by `fill`) to the next
+    /// hop: at once when its link address is known (`hop` is `Ok`), else
+    /// queued until ARP resolves it. With `gso_mss` the packet is a TCP
+    /// super segment (see [`send_ipv4_segmented`](Self::send_ipv4_segmented)):
+    /// the device cuts it, or, while the next hop is unresolved, it is cut
+    /// here and the pieces are queued.
+    #[allow(clippy::too_many_arguments)]
+    fn send_or_queue<S: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        hop: Result<MacAddr, Ipv4Addr>,
+        len: usize,
+        gso_mss: Option<usize>,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) {
+        match (hop, gso_mss) {
+            (Ok(mac), _) => {
+                self.counters.ipv4_sent += 1;
+                self.transmit(now, mac, EtherType::IPV4, len, gso_mss, fill, tx);
+            }
+            (Err(next_hop), None) => {
+                let mut packet = vec![0u8; len];
+                fill(&mut packet);
+                self.queue_for_resolution(now, next_hop, packet);
+            }
+            (Err(next_hop), Some(mss)) => {
+                let mut packet = std::mem::take(&mut self.tx_buf);
+                fill(&mut packet[..len]);
+                let mut scratch = Vec::new();
+                crate::device::gso::split_tcp(&packet[..len], 0, mss, &mut scratch, |piece| {
+                    self.queue_for_resolution(now, next_hop, piece.to_vec())
+                });
+                self.tx_buf = packet;
             }
         }
     }
@@ -297,28 +356,11 @@ impl IpLayer {
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
         if total <= mtu {
-            match hop {
-                Ok(mac) => {
-                    self.counters.ipv4_sent += 1;
-                    self.send_frame(
-                        now,
-                        mac,
-                        EtherType::IPV4,
-                        total,
-                        |buf| {
-                            repr.emit(buf);
-                            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
-                        },
-                        tx,
-                    );
-                }
-                Err(next_hop) => {
-                    let mut packet = vec![0u8; total];
-                    repr.emit(&mut packet);
-                    fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
-                    self.queue_for_resolution(now, next_hop, packet);
-                }
-            }
+            let fill = |buf: &mut [u8]| {
+                repr.emit(buf);
+                fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+            };
+            self.send_or_queue(now, hop, total, None, fill, tx);
             return Ok(());
         }
         // Fragment: the payload is written once into scratch space, then each
@@ -333,28 +375,11 @@ impl IpLayer {
             let data = &payload[offset..offset + len];
             let frag_total = Ipv4Repr::MIN_HEADER_LEN + len;
             self.counters.fragments_sent += 1;
-            match hop {
-                Ok(mac) => {
-                    self.counters.ipv4_sent += 1;
-                    self.send_frame(
-                        now,
-                        mac,
-                        EtherType::IPV4,
-                        frag_total,
-                        |buf| {
-                            frag.emit(buf);
-                            buf[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
-                        },
-                        tx,
-                    );
-                }
-                Err(next_hop) => {
-                    let mut packet = vec![0u8; frag_total];
-                    frag.emit(&mut packet);
-                    packet[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
-                    self.queue_for_resolution(now, next_hop, packet);
-                }
-            }
+            let fill = |buf: &mut [u8]| {
+                frag.emit(buf);
+                buf[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
+            };
+            self.send_or_queue(now, hop, frag_total, None, fill, tx);
         }
         self.frag_buf = payload;
         Ok(())
@@ -395,44 +420,11 @@ impl IpLayer {
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
-        let frame_len = EthernetRepr::HEADER_LEN + total;
-        let buf = &mut self.tx_buf[..frame_len];
-        let (eth, packet) = buf.split_at_mut(EthernetRepr::HEADER_LEN);
-        repr.emit(packet);
-        fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
-        match hop {
-            Ok(mac) => {
-                EthernetRepr {
-                    dst: mac,
-                    src: self.mac,
-                    ethertype: EtherType::IPV4,
-                }
-                .emit(eth);
-                self.counters.ipv4_sent += 1;
-                match tx.send_segmented(now, buf, mss) {
-                    Ok(()) => {
-                        self.counters.frames_out += 1;
-                        self.counters.bytes_out += frame_len as u64;
-                    }
-                    Err(e) => {
-                        log::debug!("device transmit failed: {e}");
-                        self.counters.drop(DropReason::DeviceTxError);
-                    }
-                }
-            }
-            Err(next_hop) => {
-                let packet = std::mem::take(&mut self.tx_buf);
-                let mut scratch = Vec::new();
-                crate::device::gso::split_tcp(
-                    &packet[EthernetRepr::HEADER_LEN..frame_len],
-                    0,
-                    mss,
-                    &mut scratch,
-                    |piece| self.queue_for_resolution(now, next_hop, piece.to_vec()),
-                );
-                self.tx_buf = packet;
-            }
-        }
+        let fill = |buf: &mut [u8]| {
+            repr.emit(buf);
+            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+        };
+        self.send_or_queue(now, hop, total, Some(mss), fill, tx);
         Ok(())
     }
 
@@ -458,14 +450,7 @@ impl IpLayer {
         packet: &[u8],
         tx: &mut S,
     ) {
-        self.counters.ipv4_sent += 1;
-        self.send_frame(
-            now,
-            dst_mac,
-            EtherType::IPV4,
-            packet.len(),
-            |b| b.copy_from_slice(packet),
-            tx,
-        );
+        let fill = |b: &mut [u8]| b.copy_from_slice(packet);
+        self.send_or_queue(now, Ok(dst_mac), packet.len(), None, fill, tx);
     }
 }

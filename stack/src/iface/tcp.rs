@@ -435,7 +435,9 @@ impl TcpTable {
 }
 
 /// Sends one TCP segment from `src` over IP (DF set: TCP relies on path MTU
-/// discovery). Returns whether it was handed to the link.
+/// discovery). With `gso_mss`, the segment is a super segment the device
+/// cuts into segments of that many payload bytes (see
+/// [`crate::device::gso`]). Returns whether it was handed to the link.
 #[allow(clippy::too_many_arguments)]
 fn emit_segment<S: FrameSink + ?Sized>(
     ip: &mut IpLayer,
@@ -446,6 +448,7 @@ fn emit_segment<S: FrameSink + ?Sized>(
     a: &[u8],
     b: &[u8],
     tos: u8,
+    gso_mss: Option<usize>,
     tx: &mut S,
 ) -> bool {
     let hlen = seg.header_len();
@@ -455,57 +458,21 @@ fn emit_segment<S: FrameSink + ?Sized>(
     // IP_TOS; the ECN bits are TCP's, not the application's (Linux clears
     // them from IP_TOS on stream sockets), and ustack does not use ECN.
     repr.tos = tos & !0b11;
-    let result = ip.send_ipv4(
-        now,
-        repr,
-        total,
-        |buf| {
-            seg.emit_header(buf);
-            buf[hlen..hlen + a.len()].copy_from_slice(a);
-            buf[hlen + a.len()..total].copy_from_slice(b);
-            tcp::fill_checksum(&mut buf[..total], src, dst);
-        },
-        tx,
-    );
-    if result.is_ok() {
-        ip.counters.tcp_segments_out += 1;
-    }
-    result.is_ok()
-}
-
-/// Sends a TCP super segment from `src`: the device cuts it into segments
-/// of `mss` payload bytes (see [`crate::device::gso`]).
-#[allow(clippy::too_many_arguments)]
-fn emit_super_segment<S: FrameSink + ?Sized>(
-    ip: &mut IpLayer,
-    now: Instant,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    seg: &TcpRepr,
-    a: &[u8],
-    b: &[u8],
-    mss: usize,
-    tos: u8,
-    tx: &mut S,
-) -> bool {
-    let hlen = seg.header_len();
-    let total = hlen + a.len() + b.len();
-    let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ip.ttl, 0);
-    repr.dont_fragment = true;
-    repr.tos = tos & !0b11;
-    let result = ip.send_ipv4_segmented(
-        now,
-        repr,
-        total,
-        mss,
-        |buf| {
-            seg.emit_header(buf);
-            buf[hlen..hlen + a.len()].copy_from_slice(a);
-            buf[hlen + a.len()..total].copy_from_slice(b);
-            crate::device::gso::fill_partial_checksum(&mut buf[..total], src, dst, total);
-        },
-        tx,
-    );
+    let fill = |buf: &mut [u8]| {
+        seg.emit_header(buf);
+        buf[hlen..hlen + a.len()].copy_from_slice(a);
+        buf[hlen + a.len()..total].copy_from_slice(b);
+        match gso_mss {
+            None => tcp::fill_checksum(&mut buf[..total], src, dst),
+            Some(_) => {
+                crate::device::gso::fill_partial_checksum(&mut buf[..total], src, dst, total)
+            }
+        }
+    };
+    let result = match gso_mss {
+        None => ip.send_ipv4(now, repr, total, fill, tx),
+        Some(mss) => ip.send_ipv4_segmented(now, repr, total, mss, fill, tx),
+    };
     if result.is_ok() {
         ip.counters.tcp_segments_out += 1;
     }
@@ -594,6 +561,7 @@ impl Interface {
                         &[],
                         &[],
                         tos,
+                        None,
                         tx,
                     );
                     return;
@@ -632,6 +600,7 @@ impl Interface {
                 &[],
                 &[],
                 0,
+                None,
                 tx,
             );
         }
@@ -658,11 +627,8 @@ impl Interface {
         };
         sock.conn
             .poll_transmit_burst(now, mtu, burst, |seg, a, b, mss| {
-                if a.len() + b.len() > mss {
-                    emit_super_segment(ip, now, src, dst, seg, a, b, mss, tos, tx)
-                } else {
-                    emit_segment(ip, now, src, dst, seg, a, b, tos, tx)
-                }
+                let gso_mss = (a.len() + b.len() > mss).then_some(mss);
+                emit_segment(ip, now, src, dst, seg, a, b, tos, gso_mss, tx)
             });
         self.tcp_recharge(h);
         self.tcp_after_change(Some(now), h);

@@ -105,6 +105,7 @@ impl Interface {
                 &[],
                 &[],
                 listener.cfg.tos,
+                None,
                 tx,
             );
             return;
