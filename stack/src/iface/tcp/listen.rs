@@ -8,7 +8,8 @@ use std::time::Instant;
 use tcp::syncookie;
 use tcp::{Connection, MemoryPressure, TcpRepr};
 
-use super::{ListenerHandle, SynCookieMode, TcpSocket, emit_segment};
+use super::output::emit_segment;
+use super::{ListenerHandle, SynCookieMode, TcpSocket};
 use crate::counters::DropReason;
 use crate::device::FrameSink;
 use crate::iface::Interface;
