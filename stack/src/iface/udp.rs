@@ -38,7 +38,7 @@ impl Interface {
         let (udp, payload) = match UdpRepr::parse(data, repr.src, repr.dst) {
             Ok(x) => x,
             Err(e) => {
-                return self.ip.counters.drop(match e {
+                return self.counters.drop(match e {
                     UdpError::Truncated => DropReason::UdpTruncated,
                     UdpError::BadLength => DropReason::UdpBadLength,
                     UdpError::BadChecksum => DropReason::UdpBadChecksum,
@@ -68,7 +68,7 @@ impl Interface {
                 }
             }
             None => {
-                self.ip.counters.drop(DropReason::UdpNoSocket);
+                self.counters.drop(DropReason::UdpNoSocket);
                 // RFC 1122 4.1.3.1: a datagram for a port with no listener
                 // SHOULD get ICMP Port Unreachable.
                 self.send_icmp_error(
@@ -119,14 +119,14 @@ impl Interface {
             return;
         };
         if !socket.rx.fits(payload.len()) {
-            self.ip.counters.drop(DropReason::UdpQueueFull);
+            self.counters.drop(DropReason::UdpQueueFull);
         } else if socket.rx.push_within(remote, payload, may_grow) {
-            self.ip.counters.udp_delivered += 1;
+            self.counters.udp_delivered += 1;
             self.events.push(super::Event::Udp(h));
             self.udp_recharge(h);
         } else {
             // It fits the socket's buffer; the budget refused.
-            self.ip.counters.drop(DropReason::UdpNoMemory);
+            self.counters.drop(DropReason::UdpNoMemory);
         }
     }
 
@@ -337,13 +337,14 @@ impl Interface {
         repr.tos = socket.tos;
         let dst_ip = *dst.ip();
         self.ip.send_ipv4(
+            &mut self.counters,
             now,
             repr,
             UdpRepr::HEADER_LEN + data.len(),
             |buf| udp.emit(buf, src, dst_ip, data),
             tx,
         )?;
-        self.ip.counters.udp_sent += 1;
+        self.counters.udp_sent += 1;
         Ok(data.len())
     }
 

@@ -222,7 +222,7 @@ impl Interface {
         conn.set_user_timeout(user_timeout);
         let h = self.tcp.socks.insert(TcpSocket::new(conn, None));
         self.tcp.link(h, local, remote);
-        self.ip.counters.tcp_active_opens += 1;
+        self.counters.tcp_active_opens += 1;
         self.tcp_touch(h);
         Ok(h)
     }
@@ -321,10 +321,10 @@ impl Interface {
         // reset instead of finishing in the background.
         if self.tcp.orphans > self.tcp.limits.max_orphans && !sock.conn.is_closed() {
             log::debug!("tcp: too many orphaned connections; resetting");
-            self.ip.counters.defenses.orphans_over_limit += 1;
+            self.counters.defenses.orphans_over_limit += 1;
             sock.conn.abort(now);
         }
-        self.ip.counters.defenses.orphans_now = self.tcp.orphans as u64;
+        self.counters.defenses.orphans_now = self.tcp.orphans as u64;
         self.tcp_touch(h);
     }
 

@@ -24,7 +24,7 @@ impl Interface {
     ) {
         // RFC 1122 4.2.3.10: TCP is unicast only.
         if to_broadcast {
-            return self.ip.counters.drop(DropReason::TcpToBroadcast);
+            return self.counters.drop(DropReason::TcpToBroadcast);
         }
         let parsed = if self.rx_checksum_trusted {
             TcpRepr::parse_unverified(data)
@@ -34,7 +34,7 @@ impl Interface {
         let (seg, payload) = match parsed {
             Ok(x) => x,
             Err(e) => {
-                return self.ip.counters.drop(match e {
+                return self.counters.drop(match e {
                     SegmentError::Truncated => DropReason::TcpTruncated,
                     SegmentError::BadDataOffset => DropReason::TcpBadOffset,
                     SegmentError::BadOption => DropReason::TcpBadOption,
@@ -42,7 +42,7 @@ impl Interface {
                 });
             }
         };
-        self.ip.counters.tcp_segments_in += 1;
+        self.counters.tcp_segments_in += 1;
         let local = SocketAddrV4::new(repr.dst, seg.dst_port);
         let remote = SocketAddrV4::new(repr.src, seg.src_port);
         if let Some(&h) = self.tcp.by_tuple.get(&(local, remote)) {
@@ -75,7 +75,7 @@ impl Interface {
             match tw.handle_segment(now, &seg, payload.len()) {
                 TimeWaitInput::Drop => {
                     if seg.flags.rst() {
-                        self.ip.counters.drop(DropReason::TcpTimeWaitRst);
+                        self.counters.drop(DropReason::TcpTimeWaitRst);
                     }
                     return;
                 }
@@ -83,6 +83,7 @@ impl Interface {
                     let tos = tw.tos();
                     emit_segment(
                         &mut self.ip,
+                        &mut self.counters,
                         now,
                         repr.dst,
                         repr.src,
@@ -104,7 +105,7 @@ impl Interface {
         // RFC 9293 3.10.7.1: "If the state is CLOSED (i.e., TCB does not
         // exist), then ... a reset is sent in response to any incoming
         // segment except another reset."
-        self.ip.counters.drop(DropReason::TcpNoSocket);
+        self.counters.drop(DropReason::TcpNoSocket);
         self.tcp_reset_for(now, local, remote, &seg, payload.len(), tx);
     }
 }

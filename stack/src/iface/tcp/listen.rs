@@ -30,7 +30,7 @@ impl Interface {
     ) {
         if seg.flags.rst() {
             // "An incoming RST segment could not be valid ... ignore it."
-            return self.ip.counters.drop(DropReason::TcpListenBadSegment);
+            return self.counters.drop(DropReason::TcpListenBadSegment);
         }
         if seg.flags.ack() {
             // The final ACK of a cookie handshake?
@@ -48,29 +48,29 @@ impl Interface {
                 {
                     return self.tcp_cookie_accept(now, lh, local, remote, seg, payload, syn, tx);
                 }
-                self.ip.counters.drop(DropReason::TcpCookieInvalid);
+                self.counters.drop(DropReason::TcpCookieInvalid);
             } else {
                 // "Any acknowledgment is bad if it arrives on a connection
                 // still in the LISTEN state. An acceptable reset segment
                 // should be formed for any arriving ACK-bearing segment."
-                self.ip.counters.drop(DropReason::TcpListenBadSegment);
+                self.counters.drop(DropReason::TcpListenBadSegment);
             }
             return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         if !seg.flags.syn() {
-            return self.ip.counters.drop(DropReason::TcpListenBadSegment);
+            return self.counters.drop(DropReason::TcpListenBadSegment);
         }
         // No route back: the SYN-ACK could not leave (Linux drops such SYNs
         // the same way), so keep nothing -- a spoofed flood from random
         // sources costs only this lookup.
         if self.ip.routes.lookup(*remote.ip()).is_none() {
-            return self.ip.counters.drop(DropReason::TcpSynNoRoute);
+            return self.counters.drop(DropReason::TcpSynNoRoute);
         }
         // The memory budget is spent: refuse with a reset rather than
         // holding more (the oldest half-open entry goes too).
         if self.mem.state() == MemoryPressure::Exhausted {
             self.tcp_evict_half_open(lh);
-            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            self.counters.drop(DropReason::TcpSynNoMemory);
             return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         let pressure = self.mem.state() != MemoryPressure::Normal;
@@ -83,7 +83,7 @@ impl Interface {
         // Linux does, cookies or not: accepting more would only fill it.
         if listener.accept_queue.len() >= listener.backlog {
             listener.dropped_syns += 1;
-            return self.ip.counters.drop(DropReason::TcpListenOverflow);
+            return self.counters.drop(DropReason::TcpListenOverflow);
         }
         let syn_queue_full = listener.syn_queue >= listener.backlog;
         let want_cookie = match mode {
@@ -96,9 +96,10 @@ impl Interface {
             let mss = seg.options.mss.unwrap_or(536);
             let iss = self.tcp.cookies.make(now, local, remote, seg.seq, mss);
             let synack = syncookie::cookie_syn_ack(&listener.cfg, seg, iss, ts_now);
-            self.ip.counters.defenses.syncookies_sent += 1;
+            self.counters.defenses.syncookies_sent += 1;
             emit_segment(
                 &mut self.ip,
+                &mut self.counters,
                 now,
                 *local.ip(),
                 *remote.ip(),
@@ -117,7 +118,7 @@ impl Interface {
             // the SYN is dropped and its client retransmits.
             listener.dropped_syns += 1;
             if !self.tcp_evict_half_open(lh) {
-                return self.ip.counters.drop(DropReason::TcpListenOverflow);
+                return self.counters.drop(DropReason::TcpListenOverflow);
             }
         }
         let Some(listener) = self.tcp.listeners.get_mut(lh) else {
@@ -150,7 +151,7 @@ impl Interface {
             }
         }
         self.tcp.link(h, local, remote);
-        self.ip.counters.tcp_passive_opens += 1;
+        self.counters.tcp_passive_opens += 1;
         self.tcp_service(now, h, tx);
     }
 
@@ -186,7 +187,7 @@ impl Interface {
             }
             l.syn_fifo.pop_front();
             log::debug!("tcp: evicting the oldest half-open connection");
-            self.ip.counters.defenses.half_open_evicted += 1;
+            self.counters.defenses.half_open_evicted += 1;
             self.tcp.unlink(h);
             self.tcp_release(h);
             return true;
@@ -209,7 +210,7 @@ impl Interface {
         tx: &mut S,
     ) {
         if self.mem.state() == MemoryPressure::Exhausted {
-            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            self.counters.drop(DropReason::TcpSynNoMemory);
             return self.tcp_reset_for(now, local, remote, ack, payload.len(), tx);
         }
         let Some(listener) = self.tcp.listeners.get_mut(lh) else {
@@ -218,7 +219,7 @@ impl Interface {
         if listener.accept_queue.len() >= listener.backlog {
             // The client believes it is connected and will retransmit; by
             // then the application may have made room.
-            return self.ip.counters.drop(DropReason::TcpAcceptQueueFull);
+            return self.counters.drop(DropReason::TcpAcceptQueueFull);
         }
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
@@ -243,10 +244,10 @@ impl Interface {
         if !established {
             self.tcp.unlink(h);
             self.tcp_release(h);
-            return self.ip.counters.drop(DropReason::TcpCookieInvalid);
+            return self.counters.drop(DropReason::TcpCookieInvalid);
         }
-        self.ip.counters.tcp_passive_opens += 1;
-        self.ip.counters.defenses.syncookies_valid += 1;
+        self.counters.tcp_passive_opens += 1;
+        self.counters.defenses.syncookies_valid += 1;
         self.tcp_recharge(h);
         self.tcp_after_change(Some(now), h);
         // Held back by TCP_DEFER_ACCEPT: on the arrival list like every

@@ -9,6 +9,7 @@ use ip::{IpProtocol, Ipv4Repr};
 use tcp::TcpRepr;
 
 use super::*;
+use crate::counters::Counters;
 use crate::device::FrameSink;
 use crate::iface::{Interface, IpLayer};
 
@@ -19,6 +20,7 @@ use crate::iface::{Interface, IpLayer};
 #[allow(clippy::too_many_arguments)]
 pub(super) fn emit_segment<S: FrameSink + ?Sized>(
     ip: &mut IpLayer,
+    counters: &mut Counters,
     now: Instant,
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -48,11 +50,11 @@ pub(super) fn emit_segment<S: FrameSink + ?Sized>(
         }
     };
     let result = match gso_mss {
-        None => ip.send_ipv4(now, repr, total, fill, tx),
-        Some(mss) => ip.send_ipv4_segmented(now, repr, total, mss, fill, tx),
+        None => ip.send_ipv4(counters, now, repr, total, fill, tx),
+        Some(mss) => ip.send_ipv4_segmented(counters, now, repr, total, mss, fill, tx),
     };
     if result.is_ok() {
-        ip.counters.tcp_segments_out += 1;
+        counters.tcp_segments_out += 1;
     }
     result.is_ok()
 }
@@ -73,9 +75,10 @@ impl Interface {
         tx: &mut S,
     ) {
         if let Some(rst) = tcp::reset_for(seg, payload_len) {
-            self.ip.counters.tcp_resets_sent += 1;
+            self.counters.tcp_resets_sent += 1;
             emit_segment(
                 &mut self.ip,
+                &mut self.counters,
                 now,
                 *local.ip(),
                 *remote.ip(),
@@ -108,6 +111,7 @@ impl Interface {
         let mtu = self.ip.path_mtu(now, dst);
         let tos = sock.conn.tos();
         let ip = &mut self.ip;
+        let counters = &mut self.counters;
         let burst = if ip.segmentation_offload {
             MAX_SUPER_SEGMENT
         } else {
@@ -116,7 +120,7 @@ impl Interface {
         sock.conn
             .poll_transmit_burst(now, mtu, burst, |seg, a, b, mss| {
                 let gso_mss = (a.len() + b.len() > mss).then_some(mss);
-                emit_segment(ip, now, src, dst, seg, a, b, tos, gso_mss, tx)
+                emit_segment(ip, counters, now, src, dst, seg, a, b, tos, gso_mss, tx)
             });
         self.tcp_recharge(h);
         self.tcp_after_change(Some(now), h);
@@ -125,7 +129,7 @@ impl Interface {
         };
         if sock.conn.is_closed() {
             if sock.embryonic_of.is_some() && sock.conn.error() == Some(tcp::TcpError::TimedOut) {
-                self.ip.counters.defenses.half_open_timed_out += 1;
+                self.counters.defenses.half_open_timed_out += 1;
             }
             self.tcp.unlink(h);
             let sock = self.tcp.socks.get(h).expect("present");

@@ -68,7 +68,7 @@ impl Interface {
         }
         if sock.orphan {
             self.tcp.orphans = self.tcp.orphans.saturating_sub(1);
-            self.ip.counters.defenses.orphans_now = self.tcp.orphans as u64;
+            self.counters.defenses.orphans_now = self.tcp.orphans as u64;
         }
         if sock.charged > 0 {
             let changed = self.mem.recharge(Component::Tcp, sock.charged, 0);

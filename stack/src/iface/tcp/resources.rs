@@ -32,7 +32,7 @@ impl Interface {
         self.tcp_release(h);
         if self.tcp.time_wait.len() >= self.tcp.limits.max_time_wait {
             log::debug!("tcp: TIME-WAIT table full; closing without it");
-            self.ip.counters.defenses.time_wait_overflow += 1;
+            self.counters.defenses.time_wait_overflow += 1;
             return;
         }
         let key = (record.local(), record.remote());
@@ -41,7 +41,7 @@ impl Interface {
         if self.tcp.time_wait.insert(key, (record, at)).is_none() {
             let reuse = self.tcp.time_wait[&key].0.reuse_addr();
             self.tcp.tw_port_add(key.0.port(), reuse);
-            self.ip.counters.defenses.time_wait_records += 1;
+            self.counters.defenses.time_wait_records += 1;
             self.mem_charge_time_wait();
         }
     }
@@ -57,7 +57,7 @@ impl Interface {
     /// Charges the TIME-WAIT records to the memory budget.
     pub(super) fn mem_charge_time_wait(&mut self) {
         let n = self.tcp.time_wait.len();
-        self.ip.counters.defenses.time_wait_now = n as u64;
+        self.counters.defenses.time_wait_now = n as u64;
         let changed = self.mem.set(Component::TimeWait, n * TIME_WAIT_COST);
         self.mem_state_changed(changed);
     }
@@ -79,7 +79,7 @@ impl Interface {
         }
         let alarms = sock.conn.take_alarms();
         if !alarms.is_empty() {
-            let c = &mut self.ip.counters;
+            let c = &mut self.counters;
             let d = &mut c.defenses;
             d.acks_throttled += u64::from(alarms.acks_throttled);
             d.resets_on_data_after_close += u64::from(alarms.reset_on_data_after_close);
