@@ -114,10 +114,10 @@ impl Interface {
                 }
             }
             IcmpRepr::EchoReply { ident, seq, data } => {
-                let Some(&handle) = self.icmp_by_ident.get(&ident) else {
+                let Some(&handle) = self.sockets.icmp_by_ident.get(&ident) else {
                     return self.counters.drop(DropReason::IcmpNoSocket);
                 };
-                let Some(socket) = self.icmp_sockets.get_mut(handle) else {
+                let Some(socket) = self.sockets.icmp_sockets.get_mut(handle) else {
                     return self.counters.drop(DropReason::IcmpNoSocket);
                 };
                 let reply = EchoReply {
@@ -374,40 +374,43 @@ impl Interface {
     /// one. Replies carrying that identifier are queued on it.
     pub fn icmp_open(&mut self, ident: Option<u16>) -> Result<IcmpHandle, SocketError> {
         let ident = match ident {
-            Some(id) if self.icmp_by_ident.contains_key(&id) => {
+            Some(id) if self.sockets.icmp_by_ident.contains_key(&id) => {
                 return Err(SocketError::AddrInUse);
             }
             Some(id) => id,
             None => loop {
-                if self.icmp_by_ident.len() >= u16::MAX as usize {
+                if self.sockets.icmp_by_ident.len() >= u16::MAX as usize {
                     return Err(SocketError::AddrInUse);
                 }
                 let id = rand::Rng::next_u32(&mut self.rng) as u16;
-                if !self.icmp_by_ident.contains_key(&id) {
+                if !self.sockets.icmp_by_ident.contains_key(&id) {
                     break id;
                 }
             },
         };
-        let handle = self.icmp_sockets.insert(IcmpSocket::new(ident));
-        self.icmp_by_ident.insert(ident, handle);
+        let handle = self.sockets.icmp_sockets.insert(IcmpSocket::new(ident));
+        self.sockets.icmp_by_ident.insert(ident, handle);
         Ok(handle)
     }
 
     /// Closes an ICMP socket.
     pub fn icmp_close(&mut self, handle: IcmpHandle) {
-        if let Some(s) = self.icmp_sockets.remove(handle) {
-            self.icmp_by_ident.remove(&s.ident());
+        if let Some(s) = self.sockets.icmp_sockets.remove(handle) {
+            self.sockets.icmp_by_ident.remove(&s.ident());
         }
     }
 
     /// True when the echo socket has a reply queued.
     pub fn icmp_readable(&self, handle: IcmpHandle) -> bool {
-        self.icmp_sockets.get(handle).is_some_and(|s| s.can_recv())
+        self.sockets
+            .icmp_sockets
+            .get(handle)
+            .is_some_and(|s| s.can_recv())
     }
 
     /// The socket behind `handle`.
     pub fn icmp_socket(&mut self, handle: IcmpHandle) -> Option<&mut IcmpSocket> {
-        self.icmp_sockets.get_mut(handle)
+        self.sockets.icmp_sockets.get_mut(handle)
     }
 
     /// Sends an echo request from the socket to `dst`.
@@ -421,6 +424,7 @@ impl Interface {
         tx: &mut S,
     ) -> Result<(), SocketError> {
         let ident = self
+            .sockets
             .icmp_sockets
             .get(handle)
             .ok_or(SocketError::BadHandle)?

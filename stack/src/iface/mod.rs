@@ -8,9 +8,11 @@
 //!   checks, reassembly, dispatch to the protocols), polling, events, the
 //!   memory budget and the interface-wide [`Counters`], which count every
 //!   layer and so belong to the interface;
-//! - the sockets: TCP (`tcp/`: table, input, output, timers, calls,
-//!   listeners, resources), UDP (`udp`, `udp_socket`) and ICMP (`icmp`,
-//!   `icmp_socket`), as methods on the interface over their own tables;
+//! - the sockets: their tables and demultiplexing in one member
+//!   (`socket_set`: TCP table, UDP sockets and ports, ICMP sockets), the
+//!   protocol code as methods on the interface over it: TCP (`tcp/`:
+//!   table, input, output, timers, calls, listeners, resources), UDP
+//!   (`udp`, `udp_socket`) and ICMP (`icmp`, `icmp_socket`);
 //! - [`IpLayer`] (`ip_layer`): IPv4 output, ARP resolution and Ethernet
 //!   framing down to the [`FrameSink`]. Sockets call into it to send and
 //!   lend it the counters (`&mut Counters`) for the call; it never calls
@@ -20,6 +22,7 @@ mod icmp;
 mod icmp_socket;
 mod ip_layer;
 mod loopback;
+mod socket_set;
 mod tcp;
 mod udp;
 mod udp_socket;
@@ -29,7 +32,6 @@ pub use ip_layer::{IpLayer, SendError};
 pub use tcp::{ListenerHandle, SynCookieMode, TcpHandle, TcpLimits, TcpListener, TcpSocket};
 pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -45,9 +47,9 @@ use rand::rngs::SmallRng;
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
 use crate::memory::{Component, MemoryBudget, MemoryPressure, MemoryStats};
-use crate::slab::Slab;
 use icmp::TokenBucket;
 use ip_layer::IdentGenerator;
+use socket_set::SocketSet;
 
 /// RFC 5227: ANNOUNCE_NUM announcements, ANNOUNCE_INTERVAL apart.
 const ANNOUNCE_NUM: u8 = 2;
@@ -153,12 +155,8 @@ pub struct Interface {
     reassembler: Reassembler,
     reassembly_evictions_seen: u64,
     icmp_limiter: TokenBucket,
-    icmp_sockets: Slab<IcmpSocket>,
-    icmp_by_ident: HashMap<u16, IcmpHandle>,
-    udp_sockets: Slab<UdpSocket>,
-    udp_table: ::udp::UdpTable<UdpHandle>,
-    udp_rcvbuf: usize,
-    tcp: tcp::TcpTable,
+    /// The sockets (TCP, UDP, ICMP) and their demultiplexing tables.
+    sockets: SocketSet,
     announcements_left: u8,
     next_announcement: Option<Instant>,
     neighbor_actions: Vec<NeighborAction>,
@@ -273,12 +271,10 @@ impl Interface {
             reassembly_evictions_seen: 0,
             rx_checksum_trusted: false,
             icmp_limiter: TokenBucket::new(config.icmp_error_rate.0, config.icmp_error_rate.1, now),
-            icmp_sockets: Slab::new(),
-            icmp_by_ident: HashMap::new(),
-            udp_sockets: Slab::new(),
-            udp_table: ::udp::UdpTable::new(),
-            udp_rcvbuf: config.udp_rcvbuf,
-            tcp: tcp::TcpTable::new(tcp_cfg, config.tcp_limits, isn_key, cookie_key, now),
+            sockets: SocketSet::new(
+                tcp::TcpTable::new(tcp_cfg, config.tcp_limits, isn_key, cookie_key, now),
+                config.udp_rcvbuf,
+            ),
             mem: MemoryBudget::new(config.mem_limit),
             arp_stats_seen: arp::NeighborStats::default(),
             announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
@@ -749,7 +745,7 @@ impl Interface {
             self.next_announcement,
             self.ip.neighbors.poll_at(),
             self.reassembler.poll_at(),
-            self.tcp.poll_at(now),
+            self.sockets.tcp.poll_at(now),
         ]
         .into_iter()
         .flatten()

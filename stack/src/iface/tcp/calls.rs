@@ -13,12 +13,12 @@ use crate::iface::Interface;
 impl Interface {
     /// The TCP configuration new connections and listeners start from.
     pub fn tcp_config(&self) -> &TcpConfig {
-        &self.tcp.cfg
+        &self.sockets.tcp.cfg
     }
 
     /// Changes the TCP configuration for sockets created from now on.
     pub fn set_tcp_config(&mut self, cfg: TcpConfig) {
-        self.tcp.cfg = cfg;
+        self.sockets.tcp.cfg = cfg;
     }
 
     /// Listens on `local` (address 0.0.0.0: any of ours) with `backlog`
@@ -50,7 +50,7 @@ impl Interface {
             return Err(SocketError::InvalidInput);
         }
         let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-        match self.tcp.by_local.get(&local) {
+        match self.sockets.tcp.by_local.get(&local) {
             Some(g) if !(g.reuseport && reuseport) => return Err(SocketError::AddrInUse),
             Some(g) if g.members.len() >= MAX_REUSEPORT_GROUP => {
                 return Err(SocketError::NoBufferSpace);
@@ -60,28 +60,28 @@ impl Interface {
                 // A wildcard listener overlaps every address of its port (a
                 // walk over the listeners, at listen time only).
                 let overlap = if local.ip().is_unspecified() {
-                    self.tcp.by_local.keys().any(|k| k.port() == port)
+                    self.sockets.tcp.by_local.keys().any(|k| k.port() == port)
                 } else {
-                    self.tcp.by_local.contains_key(&any)
+                    self.sockets.tcp.by_local.contains_key(&any)
                 };
                 if overlap {
                     return Err(SocketError::AddrInUse);
                 }
             }
         }
-        let lh = self.tcp.listeners.insert(TcpListener {
+        let lh = self.sockets.tcp.listeners.insert(TcpListener {
             local,
             backlog: backlog.max(1),
             syn_queue: 0,
             accept_queue: VecDeque::new(),
             syn_fifo: VecDeque::new(),
             last_cookie: None,
-            cfg: self.tcp.cfg.clone(),
+            cfg: self.sockets.tcp.cfg.clone(),
             dropped_syns: 0,
             reuseport,
             defer_accept: None,
         });
-        let group = self.tcp.by_local.entry(local).or_default();
+        let group = self.sockets.tcp.by_local.entry(local).or_default();
         group.reuseport = reuseport;
         group.members.push(lh);
         Ok(lh)
@@ -89,17 +89,18 @@ impl Interface {
 
     /// The listener behind `lh`.
     pub fn tcp_listener(&self, lh: ListenerHandle) -> Option<&TcpListener> {
-        self.tcp.listeners.get(lh)
+        self.sockets.tcp.listeners.get(lh)
     }
 
     /// Mutable access to a listener (backlog, inherited options).
     pub fn tcp_listener_mut(&mut self, lh: ListenerHandle) -> Option<&mut TcpListener> {
-        self.tcp.listeners.get_mut(lh)
+        self.sockets.tcp.listeners.get_mut(lh)
     }
 
     /// Takes an established connection from the accept queue.
     pub fn tcp_accept(&mut self, lh: ListenerHandle) -> Result<TcpHandle, SocketError> {
         let l = self
+            .sockets
             .tcp
             .listeners
             .get_mut(lh)
@@ -112,13 +113,13 @@ impl Interface {
     /// with `tcp_migrate_req`, off by default). The rest of its group
     /// keeps listening and takes all new connections.
     pub fn tcp_close_listener(&mut self, now: Instant, lh: ListenerHandle) {
-        let Some(l) = self.tcp.listeners.remove(lh) else {
+        let Some(l) = self.sockets.tcp.listeners.remove(lh) else {
             return;
         };
-        if let Some(g) = self.tcp.by_local.get_mut(&l.local) {
+        if let Some(g) = self.sockets.tcp.by_local.get_mut(&l.local) {
             g.members.retain(|&m| m != lh);
             if g.members.is_empty() {
-                self.tcp.by_local.remove(&l.local);
+                self.sockets.tcp.by_local.remove(&l.local);
             }
         }
         for h in l.accept_queue {
@@ -128,13 +129,13 @@ impl Interface {
         // Embryonic connections point at the gone listener: abort them too
         // (its arrival list holds every one of them).
         for h in l.syn_fifo {
-            if let Some(s) = self.tcp.socks.get_mut(h)
+            if let Some(s) = self.sockets.tcp.socks.get_mut(h)
                 && s.embryonic_of == Some(lh)
             {
                 s.embryonic_of = None;
                 s.orphan = true;
                 s.conn.abort(now);
-                self.tcp.orphans += 1;
+                self.sockets.tcp.orphans += 1;
                 self.tcp_touch(h);
             }
         }
@@ -148,7 +149,7 @@ impl Interface {
         remote: SocketAddrV4,
         local: Option<SocketAddrV4>,
     ) -> Result<TcpHandle, SocketError> {
-        let cfg = self.tcp.cfg.clone();
+        let cfg = self.sockets.tcp.cfg.clone();
         self.tcp_connect_with(now, remote, local, cfg)
     }
 
@@ -194,7 +195,7 @@ impl Interface {
             }
             Some(l) if l.port() != 0 => {
                 let l = SocketAddrV4::new(src, l.port());
-                if self.tcp.tuple_in_use(l, remote) {
+                if self.sockets.tcp.tuple_in_use(l, remote) {
                     return Err(SocketError::AddrInUse);
                 }
                 l
@@ -202,7 +203,7 @@ impl Interface {
             _ => {
                 // RFC 6056 Algorithm 1 over ports free for this 4-tuple and
                 // not bound by a listener.
-                let table = &self.tcp;
+                let table = &self.sockets.tcp;
                 let port = ::udp::ephemeral_port(&mut self.rng, |p| {
                     let l = SocketAddrV4::new(src, p);
                     table.tuple_in_use(l, remote) || table.group_for(l).is_some()
@@ -214,14 +215,21 @@ impl Interface {
         if self.mem.state() == MemoryPressure::Exhausted {
             return Err(SocketError::NoBufferSpace);
         }
-        let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
-        let (cfg, user_timeout) = self.tcp.effective_config(config);
-        let mut conn =
-            Connection::connect(&cfg, local, remote, iss, ts_offset, self.tcp.epoch, now);
+        let iss = self.sockets.tcp.isn.isn(now, local, remote);
+        let ts_offset = self.sockets.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let (cfg, user_timeout) = self.sockets.tcp.effective_config(config);
+        let mut conn = Connection::connect(
+            &cfg,
+            local,
+            remote,
+            iss,
+            ts_offset,
+            self.sockets.tcp.epoch,
+            now,
+        );
         conn.set_user_timeout(user_timeout);
-        let h = self.tcp.socks.insert(TcpSocket::new(conn, None));
-        self.tcp.link(h, local, remote);
+        let h = self.sockets.tcp.socks.insert(TcpSocket::new(conn, None));
+        self.sockets.tcp.link(h, local, remote);
         self.counters.tcp_active_opens += 1;
         self.tcp_touch(h);
         Ok(h)
@@ -229,7 +237,7 @@ impl Interface {
 
     /// The connection behind `h`.
     pub fn tcp(&self, h: TcpHandle) -> Option<&Connection> {
-        self.tcp.socks.get(h).map(|s| &s.conn)
+        self.sockets.tcp.socks.get(h).map(|s| &s.conn)
     }
 
     /// Runs `f` on the connection behind `h` (options, shutdown, consuming
@@ -239,7 +247,7 @@ impl Interface {
     /// and its timers are rearmed. `None` (and `f` not run) when `h` is
     /// not a connection.
     pub fn tcp_with<R>(&mut self, h: TcpHandle, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
-        let sock = self.tcp.socks.get_mut(h)?;
+        let sock = self.sockets.tcp.socks.get_mut(h)?;
         let r = f(&mut sock.conn);
         self.tcp_recharge(h);
         self.tcp_touch(h);
@@ -249,7 +257,12 @@ impl Interface {
     /// Writes into the connection's send buffer.
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, SocketError> {
         let state = self.mem.state();
-        let sock = self.tcp.socks.get_mut(h).ok_or(SocketError::BadHandle)?;
+        let sock = self
+            .sockets
+            .tcp
+            .socks
+            .get_mut(h)
+            .ok_or(SocketError::BadHandle)?;
         sock.conn.set_memory_pressure(state);
         let result = sock.conn.send(data);
         self.tcp_recharge(h);
@@ -261,7 +274,7 @@ impl Interface {
     /// Makes everything queued on the connection urgent data (the second
     /// half of send(MSG_OOB)).
     pub fn tcp_mark_urgent(&mut self, h: TcpHandle) {
-        if let Some(sock) = self.tcp.socks.get_mut(h) {
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h) {
             sock.conn.mark_urgent();
             self.tcp_touch(h);
         }
@@ -269,7 +282,12 @@ impl Interface {
 
     /// Reads from the connection; `Ok(0)` is end of stream.
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, SocketError> {
-        let sock = self.tcp.socks.get_mut(h).ok_or(SocketError::BadHandle)?;
+        let sock = self
+            .sockets
+            .tcp
+            .socks
+            .get_mut(h)
+            .ok_or(SocketError::BadHandle)?;
         let n = sock.conn.recv(buf)?;
         // A read may open the window: let the connection send an update.
         if sock.conn.wants_transmit() {
@@ -286,7 +304,12 @@ impl Interface {
         read: bool,
         write: bool,
     ) -> Result<(), SocketError> {
-        let sock = self.tcp.socks.get_mut(h).ok_or(SocketError::BadHandle)?;
+        let sock = self
+            .sockets
+            .tcp
+            .socks
+            .get_mut(h)
+            .ok_or(SocketError::BadHandle)?;
         if !sock.conn.is_established() && sock.conn.state() != tcp::State::SynSent {
             return Err(SocketError::NotConnected);
         }
@@ -304,7 +327,7 @@ impl Interface {
     /// background (or is reset if unread data was pending) and its slot is
     /// freed once it is closed. `h` is invalid afterwards.
     pub fn tcp_close(&mut self, now: Instant, h: TcpHandle) {
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         if sock.orphan {
@@ -312,26 +335,27 @@ impl Interface {
         }
         sock.orphan = true;
         sock.conn.close(now);
-        self.tcp.orphans += 1;
+        self.sockets.tcp.orphans += 1;
         if sock.conn.is_closed() && !sock.linked {
             self.tcp_release(h);
             return;
         }
         // Linux's tcp_max_orphans: beyond the limit a closed connection is
         // reset instead of finishing in the background.
-        if self.tcp.orphans > self.tcp.limits.max_orphans && !sock.conn.is_closed() {
+        if self.sockets.tcp.orphans > self.sockets.tcp.limits.max_orphans && !sock.conn.is_closed()
+        {
             log::debug!("tcp: too many orphaned connections; resetting");
             self.counters.defenses.orphans_over_limit += 1;
             sock.conn.abort(now);
         }
-        self.counters.defenses.orphans_now = self.tcp.orphans as u64;
+        self.counters.defenses.orphans_now = self.sockets.tcp.orphans as u64;
         self.tcp_touch(h);
     }
 
     /// Aborts the connection with a reset. The handle stays valid until
     /// closed.
     pub fn tcp_abort(&mut self, now: Instant, h: TcpHandle) {
-        if let Some(sock) = self.tcp.socks.get_mut(h) {
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h) {
             sock.conn.abort(now);
             self.tcp_touch(h);
         }
@@ -343,17 +367,21 @@ impl Interface {
     /// sent. Walks all connections: for shutdown, not the data path.
     pub fn tcp_all_delivered(&self) -> bool {
         use tcp::State::*;
-        self.tcp.socks.iter().all(|(_, s)| match s.conn.state() {
-            Closed | TimeWait | FinWait2 | Listen | SynSent | SynReceived => true,
-            FinWait1 | Closing | LastAck => s.conn.send_queued() == 0,
-            Established | CloseWait => false,
-        })
+        self.sockets
+            .tcp
+            .socks
+            .iter()
+            .all(|(_, s)| match s.conn.state() {
+                Closed | TimeWait | FinWait2 | Listen | SynSent | SynReceived => true,
+                FinWait1 | Closing | LastAck => s.conn.send_queued() == 0,
+                Established | CloseWait => false,
+            })
     }
 
     /// Number of TCP connections held (any state, orphans included; not
     /// the compact TIME-WAIT records).
     pub fn tcp_connection_count(&self) -> usize {
-        self.tcp.len()
+        self.sockets.tcp.len()
     }
 
     /// True when a connection (in any state, orphans still closing
@@ -365,19 +393,19 @@ impl Interface {
     /// from). O(1): per-port counts kept as connections and records come
     /// and go.
     pub fn tcp_port_in_use(&self, port: u16, reuseaddr: bool) -> bool {
-        PortUse::conflicts(&self.tcp.ports, port, reuseaddr)
-            || PortUse::conflicts(&self.tcp.tw_ports, port, reuseaddr)
+        PortUse::conflicts(&self.sockets.tcp.ports, port, reuseaddr)
+            || PortUse::conflicts(&self.sockets.tcp.tw_ports, port, reuseaddr)
     }
 
     /// Number of compact TIME-WAIT records held.
     pub fn tcp_time_wait_count(&self) -> usize {
-        self.tcp.time_wait.len()
+        self.sockets.tcp.time_wait.len()
     }
 
     /// Number of orphaned connections (closed by the application, still
     /// finishing).
     pub fn tcp_orphan_count(&self) -> usize {
-        self.tcp.orphans
+        self.sockets.tcp.orphans
     }
 
     /// Connections per state (compact TIME-WAIT records counted as
@@ -388,22 +416,22 @@ impl Interface {
             Some((_, c)) => *c += n,
             None => counts.push((st, n)),
         };
-        for (_, s) in self.tcp.socks.iter() {
+        for (_, s) in self.sockets.tcp.socks.iter() {
             add(s.conn.state(), 1);
         }
-        if !self.tcp.time_wait.is_empty() {
-            add(tcp::State::TimeWait, self.tcp.time_wait.len());
+        if !self.sockets.tcp.time_wait.is_empty() {
+            add(tcp::State::TimeWait, self.sockets.tcp.time_wait.len());
         }
         counts
     }
 
     /// The limits in force.
     pub fn tcp_limits(&self) -> TcpLimits {
-        self.tcp.limits
+        self.sockets.tcp.limits
     }
 
     /// Changes the limits.
     pub fn set_tcp_limits(&mut self, limits: TcpLimits) {
-        self.tcp.limits = limits;
+        self.sockets.tcp.limits = limits;
     }
 }

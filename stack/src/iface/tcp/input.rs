@@ -45,9 +45,9 @@ impl Interface {
         self.counters.tcp_segments_in += 1;
         let local = SocketAddrV4::new(repr.dst, seg.dst_port);
         let remote = SocketAddrV4::new(repr.src, seg.src_port);
-        if let Some(&h) = self.tcp.by_tuple.get(&(local, remote)) {
+        if let Some(&h) = self.sockets.tcp.by_tuple.get(&(local, remote)) {
             let pressure = self.mem.state();
-            let input = self.tcp.socks.get_mut(h).map(|s| {
+            let input = self.sockets.tcp.socks.get_mut(h).map(|s| {
                 s.conn.set_memory_pressure(pressure);
                 s.conn.handle_segment(now, &seg, payload)
             });
@@ -66,12 +66,12 @@ impl Interface {
                 }
                 Some(Input::Reincarnate) => {
                     // The TIME-WAIT incarnation yields to the new SYN.
-                    self.tcp.unlink(h);
+                    self.sockets.tcp.unlink(h);
                     self.tcp_release(h);
                 }
                 None => {}
             }
-        } else if let Some((tw, _)) = self.tcp.time_wait.get_mut(&(local, remote)) {
+        } else if let Some((tw, _)) = self.sockets.tcp.time_wait.get_mut(&(local, remote)) {
             match tw.handle_segment(now, &seg, payload.len()) {
                 TimeWaitInput::Drop => {
                     if seg.flags.rst() {
@@ -99,7 +99,7 @@ impl Interface {
                 TimeWaitInput::Reincarnate => self.tcp_forget_time_wait(local, remote),
             }
         }
-        if let Some(lh) = self.tcp.listener_for(local, remote) {
+        if let Some(lh) = self.sockets.tcp.listener_for(local, remote) {
             return self.tcp_listen_input(now, lh, local, remote, &seg, payload, tx);
         }
         // RFC 9293 3.10.7.1: "If the state is CLOSED (i.e., TCB does not

@@ -34,17 +34,17 @@ impl Interface {
         }
         if seg.flags.ack() {
             // The final ACK of a cookie handshake?
-            let cookies_recent = self.tcp.listeners.get(lh).is_some_and(|l| {
-                self.tcp.limits.syncookies == SynCookieMode::Always
+            let cookies_recent = self.sockets.tcp.listeners.get(lh).is_some_and(|l| {
+                self.sockets.tcp.limits.syncookies == SynCookieMode::Always
                     || l.last_cookie.is_some_and(|t| {
                         now.saturating_duration_since(t)
                             < syncookie::PERIOD * (syncookie::MAX_AGE + 1)
                     })
             });
             if cookies_recent && !seg.flags.syn() {
-                let ts_now = self.tcp.ts_now(now, local, remote);
+                let ts_now = self.sockets.tcp.ts_now(now, local, remote);
                 if let Some(syn) =
-                    syncookie::check_ack(&self.tcp.cookies, now, local, remote, seg, ts_now)
+                    syncookie::check_ack(&self.sockets.tcp.cookies, now, local, remote, seg, ts_now)
                 {
                     return self.tcp_cookie_accept(now, lh, local, remote, seg, payload, syn, tx);
                 }
@@ -74,9 +74,9 @@ impl Interface {
             return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         let pressure = self.mem.state() != MemoryPressure::Normal;
-        let mode = self.tcp.limits.syncookies;
-        let ts_now = self.tcp.ts_now(now, local, remote);
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let mode = self.sockets.tcp.limits.syncookies;
+        let ts_now = self.sockets.tcp.ts_now(now, local, remote);
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         // A full accept queue drops the SYN (the client retransmits), as
@@ -94,7 +94,11 @@ impl Interface {
         if want_cookie {
             listener.last_cookie = Some(now);
             let mss = seg.options.mss.unwrap_or(536);
-            let iss = self.tcp.cookies.make(now, local, remote, seg.seq, mss);
+            let iss = self
+                .sockets
+                .tcp
+                .cookies
+                .make(now, local, remote, seg.seq, mss);
             let synack = syncookie::cookie_syn_ack(&listener.cfg, seg, iss, ts_now);
             self.counters.defenses.syncookies_sent += 1;
             emit_segment(
@@ -121,36 +125,40 @@ impl Interface {
                 return self.counters.drop(DropReason::TcpListenOverflow);
             }
         }
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
-        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
-        let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let (cfg, user_timeout) = self.sockets.tcp.effective_config(cfg);
+        let iss = self.sockets.tcp.isn.isn(now, local, remote);
+        let ts_offset = self.sockets.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let mut conn = Connection::accept(
             &cfg,
             local,
             remote,
             iss,
             ts_offset,
-            self.tcp.epoch,
+            self.sockets.tcp.epoch,
             now,
             seg,
         );
         conn.set_user_timeout(user_timeout);
-        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
-        if let Some(l) = self.tcp.listeners.get_mut(lh) {
+        let h = self
+            .sockets
+            .tcp
+            .socks
+            .insert(TcpSocket::new(conn, Some(lh)));
+        if let Some(l) = self.sockets.tcp.listeners.get_mut(lh) {
             l.syn_fifo.push_back(h);
             // Compact the arrival list when stale handles dominate it.
             if l.syn_fifo.len() > 2 * l.syn_queue + 16 {
-                let socks = &self.tcp.socks;
+                let socks = &self.sockets.tcp.socks;
                 l.syn_fifo
                     .retain(|&x| socks.get(x).is_some_and(|s| s.embryonic_of == Some(lh)));
             }
         }
-        self.tcp.link(h, local, remote);
+        self.sockets.tcp.link(h, local, remote);
         self.counters.tcp_passive_opens += 1;
         self.tcp_service(now, h, tx);
     }
@@ -163,15 +171,26 @@ impl Interface {
     /// itself. Returns whether one was evicted.
     pub(super) fn tcp_evict_half_open(&mut self, lh: ListenerHandle) -> bool {
         // Bounded: each entry is looked at once at most.
-        let entries = self.tcp.listeners.get(lh).map_or(0, |l| l.syn_fifo.len());
+        let entries = self
+            .sockets
+            .tcp
+            .listeners
+            .get(lh)
+            .map_or(0, |l| l.syn_fifo.len());
         for _ in 0..entries {
-            let Some(l) = self.tcp.listeners.get_mut(lh) else {
+            let Some(l) = self.sockets.tcp.listeners.get_mut(lh) else {
                 return false;
             };
             let Some(&h) = l.syn_fifo.front() else {
                 return false;
             };
-            let Some(sock) = self.tcp.socks.get(h).filter(|s| s.embryonic_of == Some(lh)) else {
+            let Some(sock) = self
+                .sockets
+                .tcp
+                .socks
+                .get(h)
+                .filter(|s| s.embryonic_of == Some(lh))
+            else {
                 l.syn_fifo.pop_front(); // left the SYN queue already
                 continue;
             };
@@ -188,7 +207,7 @@ impl Interface {
             l.syn_fifo.pop_front();
             log::debug!("tcp: evicting the oldest half-open connection");
             self.counters.defenses.half_open_evicted += 1;
-            self.tcp.unlink(h);
+            self.sockets.tcp.unlink(h);
             self.tcp_release(h);
             return true;
         }
@@ -213,7 +232,7 @@ impl Interface {
             self.counters.drop(DropReason::TcpSynNoMemory);
             return self.tcp_reset_for(now, local, remote, ack, payload.len(), tx);
         }
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         if listener.accept_queue.len() >= listener.backlog {
@@ -223,14 +242,14 @@ impl Interface {
         }
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
-        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
-        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let (cfg, user_timeout) = self.sockets.tcp.effective_config(cfg);
+        let ts_offset = self.sockets.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let mut conn = Connection::accept_cookie(
             &cfg,
             local,
             remote,
             ts_offset,
-            self.tcp.epoch,
+            self.sockets.tcp.epoch,
             now,
             ack,
             syn,
@@ -239,10 +258,14 @@ impl Interface {
         conn.set_memory_pressure(self.mem.state());
         conn.handle_segment(now, ack, payload);
         let established = conn.is_established();
-        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
-        self.tcp.link(h, local, remote);
+        let h = self
+            .sockets
+            .tcp
+            .socks
+            .insert(TcpSocket::new(conn, Some(lh)));
+        self.sockets.tcp.link(h, local, remote);
         if !established {
-            self.tcp.unlink(h);
+            self.sockets.tcp.unlink(h);
             self.tcp_release(h);
             return self.counters.drop(DropReason::TcpCookieInvalid);
         }
@@ -254,11 +277,12 @@ impl Interface {
         // connection counted in the SYN queue (closing the listener finds
         // it there).
         if self
+            .sockets
             .tcp
             .socks
             .get(h)
             .is_some_and(|s| s.embryonic_of == Some(lh))
-            && let Some(l) = self.tcp.listeners.get_mut(lh)
+            && let Some(l) = self.sockets.tcp.listeners.get_mut(lh)
         {
             l.syn_fifo.push_back(h);
         }

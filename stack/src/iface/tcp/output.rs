@@ -102,7 +102,7 @@ impl Interface {
         tx: &mut S,
     ) {
         let pressure = self.mem.state();
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         let src = *sock.conn.local().ip();
@@ -124,15 +124,15 @@ impl Interface {
             });
         self.tcp_recharge(h);
         self.tcp_after_change(Some(now), h);
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         if sock.conn.is_closed() {
             if sock.embryonic_of.is_some() && sock.conn.error() == Some(tcp::TcpError::TimedOut) {
                 self.counters.defenses.half_open_timed_out += 1;
             }
-            self.tcp.unlink(h);
-            let sock = self.tcp.socks.get(h).expect("present");
+            self.sockets.tcp.unlink(h);
+            let sock = self.sockets.tcp.socks.get(h).expect("present");
             if sock.embryonic_of.is_some() || sock.orphan {
                 self.tcp_release(h);
             }

@@ -17,13 +17,18 @@ impl Interface {
     /// and the application gets an event. `now` is None where the caller
     /// has no clock (ICMP): a deferred connection then waits for its timer.
     pub(super) fn tcp_after_change(&mut self, now: Option<Instant>, h: TcpHandle) {
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         if let Some(lh) = sock.embryonic_of
             && sock.conn.is_established()
         {
-            let defer = self.tcp.listeners.get(lh).and_then(|l| l.defer_accept);
+            let defer = self
+                .sockets
+                .tcp
+                .listeners
+                .get(lh)
+                .and_then(|l| l.defer_accept);
             let due = matches!((sock.defer_until, now), (Some(t), Some(n)) if n >= t);
             if let Some(d) = defer
                 && !sock.conn.can_recv()
@@ -40,13 +45,13 @@ impl Interface {
             }
             sock.defer_until = None;
             sock.embryonic_of = None;
-            if let Some(l) = self.tcp.listeners.get_mut(lh) {
+            if let Some(l) = self.sockets.tcp.listeners.get_mut(lh) {
                 l.syn_queue = l.syn_queue.saturating_sub(1);
                 l.accept_queue.push_back(h);
                 self.events.push(crate::iface::Event::Listener(lh));
             }
         }
-        if let Some(sock) = self.tcp.socks.get_mut(h)
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h)
             && sock.embryonic_of.is_none()
             && !sock.orphan
             && !sock.event_pending
@@ -58,17 +63,17 @@ impl Interface {
 
     /// Frees a connection's slot (it is unlinked already) and its charge.
     pub(super) fn tcp_release(&mut self, h: TcpHandle) {
-        let Some(sock) = self.tcp.socks.remove(h) else {
+        let Some(sock) = self.sockets.tcp.socks.remove(h) else {
             return;
         };
         if let Some(lh) = sock.embryonic_of
-            && let Some(l) = self.tcp.listeners.get_mut(lh)
+            && let Some(l) = self.sockets.tcp.listeners.get_mut(lh)
         {
             l.syn_queue = l.syn_queue.saturating_sub(1);
         }
         if sock.orphan {
-            self.tcp.orphans = self.tcp.orphans.saturating_sub(1);
-            self.counters.defenses.orphans_now = self.tcp.orphans as u64;
+            self.sockets.tcp.orphans = self.sockets.tcp.orphans.saturating_sub(1);
+            self.counters.defenses.orphans_now = self.sockets.tcp.orphans as u64;
         }
         if sock.charged > 0 {
             let changed = self.mem.recharge(Component::Tcp, sock.charged, 0);
@@ -78,7 +83,7 @@ impl Interface {
 
     /// Puts the connection on the timer heap or the ready list.
     pub(super) fn tcp_schedule(&mut self, now: Instant, h: TcpHandle) {
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         let at = match (sock.conn.poll_at(), sock.defer_until) {
@@ -88,11 +93,11 @@ impl Interface {
         match at {
             Some(t) if t <= now && !sock.queued => {
                 sock.queued = true;
-                self.tcp.ready.push(h);
+                self.sockets.tcp.ready.push(h);
             }
             Some(t) if t > now && sock.scheduled.is_none_or(|s| t < s) => {
                 sock.scheduled = Some(t);
-                self.tcp.timers.push(Reverse((t, h.to_bits())));
+                self.sockets.tcp.timers.push(Reverse((t, h.to_bits())));
             }
             _ => {}
         }
@@ -101,13 +106,13 @@ impl Interface {
     /// Runs due TCP timers and transmissions the application asked for,
     /// expires TIME-WAIT records, and applies a new memory state.
     pub(in crate::iface) fn tcp_poll<S: FrameSink + ?Sized>(&mut self, now: Instant, tx: &mut S) {
-        if self.tcp.reclaim_pending {
+        if self.sockets.tcp.reclaim_pending {
             self.tcp_reclaim();
         }
-        let mut ready = std::mem::take(&mut self.tcp.servicing);
-        std::mem::swap(&mut ready, &mut self.tcp.ready);
+        let mut ready = std::mem::take(&mut self.sockets.tcp.servicing);
+        std::mem::swap(&mut ready, &mut self.sockets.tcp.ready);
         for &h in &ready {
-            if let Some(s) = self.tcp.socks.get_mut(h) {
+            if let Some(s) = self.sockets.tcp.socks.get_mut(h) {
                 s.queued = false;
             }
         }
@@ -115,14 +120,14 @@ impl Interface {
             self.tcp_service(now, h, tx);
         }
         ready.clear();
-        self.tcp.servicing = ready;
-        while let Some(&Reverse((t, bits))) = self.tcp.timers.peek() {
+        self.sockets.tcp.servicing = ready;
+        while let Some(&Reverse((t, bits))) = self.sockets.tcp.timers.peek() {
             if t > now {
                 break;
             }
-            self.tcp.timers.pop();
+            self.sockets.tcp.timers.pop();
             let h = TcpHandle::from_bits(bits);
-            let Some(sock) = self.tcp.socks.get_mut(h) else {
+            let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
                 continue;
             };
             if sock.scheduled != Some(t) {
@@ -132,12 +137,13 @@ impl Interface {
             self.tcp_service(now, h, tx);
         }
         let mut expired = false;
-        while let Some(&Reverse((t, local, remote))) = self.tcp.time_wait_timers.peek() {
+        while let Some(&Reverse((t, local, remote))) = self.sockets.tcp.time_wait_timers.peek() {
             if t > now {
                 break;
             }
-            self.tcp.time_wait_timers.pop();
-            let Some((record, queued)) = self.tcp.time_wait.get_mut(&(local, remote)) else {
+            self.sockets.tcp.time_wait_timers.pop();
+            let Some((record, queued)) = self.sockets.tcp.time_wait.get_mut(&(local, remote))
+            else {
                 continue; // reincarnated
             };
             if *queued != t {
@@ -146,14 +152,15 @@ impl Interface {
             if record.expires() > t {
                 // Restarted by a retransmitted FIN: wait again.
                 *queued = record.expires();
-                self.tcp
+                self.sockets
+                    .tcp
                     .time_wait_timers
                     .push(Reverse((*queued, local, remote)));
                 continue;
             }
             let reuse = record.reuse_addr();
-            self.tcp.time_wait.remove(&(local, remote));
-            self.tcp.tw_port_remove(local.port(), reuse);
+            self.sockets.tcp.time_wait.remove(&(local, remote));
+            self.sockets.tcp.tw_port_remove(local.port(), reuse);
             expired = true;
         }
         if expired {
@@ -164,17 +171,17 @@ impl Interface {
     /// Asks for a connection to be serviced on the next poll (after the
     /// application changed something).
     pub(super) fn tcp_touch(&mut self, h: TcpHandle) {
-        if let Some(sock) = self.tcp.socks.get_mut(h)
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h)
             && !sock.queued
         {
             sock.queued = true;
-            self.tcp.ready.push(h);
+            self.sockets.tcp.ready.push(h);
         }
     }
 
     /// Marks a TCP event as consumed (the event list was drained).
     pub(in crate::iface) fn tcp_event_taken(&mut self, h: TcpHandle) {
-        if let Some(sock) = self.tcp.socks.get_mut(h) {
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h) {
             sock.event_pending = false;
         }
     }
@@ -182,6 +189,6 @@ impl Interface {
     /// True when TCP has work queued for the next poll (application calls
     /// asked for transmission).
     pub(in crate::iface) fn tcp_has_ready(&self) -> bool {
-        !self.tcp.ready.is_empty()
+        !self.sockets.tcp.ready.is_empty()
     }
 }
