@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use tcp::{Connection, MemoryPressure, TcpConfig};
 
-use super::*;
+use super::{
+    ListenerHandle, MAX_REUSEPORT_GROUP, PortUse, TCP_MIN_MSS, TcpHandle, TcpLimits, TcpListener,
+    TcpSocket,
+};
 use crate::error::SocketError;
 use crate::iface::Interface;
 

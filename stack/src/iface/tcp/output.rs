@@ -8,7 +8,7 @@ use std::time::Instant;
 use ip::{IpProtocol, Ipv4Repr};
 use tcp::TcpRepr;
 
-use super::*;
+use super::TcpHandle;
 use crate::counters::Counters;
 use crate::device::FrameSink;
 use crate::iface::{Interface, IpLayer};

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use super::*;
+use super::TcpHandle;
 use crate::device::FrameSink;
 use crate::iface::Interface;
 use crate::memory::Component;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tcp::syncookie::SynCookies;
 use tcp::{IsnGenerator, TcpConfig, TimeWait};
 
-use super::*;
+use super::{ListenGroup, ListenerHandle, TcpHandle, TcpLimits, TcpListener, TcpSocket};
 use crate::slab::Slab;
 
 /// The TCP state of an interface.
