@@ -359,7 +359,8 @@ impl Stack {
                     .iface
                     .tcp_connect_with(now, addr, local, cfg)
                     .map_err(io::Error::from)?;
-                core.iface.tcp_touch_public(h);
+                // Charge the new connection now (its SYN is scheduled).
+                core.iface.tcp_with(h, |_| ());
                 let local = core.iface.tcp(h).map(|c| c.local());
                 if let Some(en) = core.entry_mut(fd) {
                     en.bound = local;
@@ -535,10 +536,7 @@ impl Stack {
             // Linger: keep the descriptor (closing) until the data is
             // acknowledged or the time is up.
             e.closing = true;
-            if let Some(c) = core.iface.tcp_mut(h) {
-                c.shutdown_write();
-            }
-            core.iface.tcp_touch_public(h);
+            core.iface.tcp_with(h, |c| c.shutdown_write());
             self.shared().kick(&core);
             let deadline = Instant::now() + t;
             loop {

@@ -429,10 +429,7 @@ fn stream_recv_once(
         if flags & libc::MSG_TRUNC != 0 {
             let (a, b) = c.peek();
             let n = (a.len() + b.len()).min(buf.len());
-            if let Some(c) = core.iface.tcp_mut(h) {
-                c.consume(n);
-            }
-            core.iface.tcp_touch_public(h);
+            core.iface.tcp_with(h, |c| c.consume(n));
             return Ok(Some(n));
         }
         return match core.iface.tcp_recv(h, buf) {

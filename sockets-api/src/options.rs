@@ -80,15 +80,14 @@ impl Stack {
         let opts = e.opts.clone();
         match e.state {
             SockState::Stream(h) => {
-                if let Some(c) = core.iface.tcp_mut(h) {
+                core.iface.tcp_with(h, |c| {
                     apply_conn_options(c, &opts, now);
                     match opt {
                         SockOpt::Cork(on) => c.set_cork(now, on),
                         SockOpt::QuickAck(on) => c.set_quickack(now, on),
                         _ => {}
                     }
-                }
-                core.iface.tcp_touch_public(h);
+                });
                 self.shared().kick(&core);
             }
             SockState::Listening(lh) => {

@@ -76,9 +76,9 @@ impl Interface {
     ) {
         let msg = match IcmpRepr::parse(data) {
             Ok(m) => m,
-            Err(IcmpError::Truncated) => return self.ip.counters.drop(DropReason::IcmpMalformed),
+            Err(IcmpError::Truncated) => return self.counters.drop(DropReason::IcmpMalformed),
             Err(IcmpError::BadChecksum) => {
-                return self.ip.counters.drop(DropReason::IcmpBadChecksum);
+                return self.counters.drop(DropReason::IcmpBadChecksum);
             }
         };
         match msg {
@@ -86,7 +86,7 @@ impl Interface {
                 // RFC 1122 3.2.2.6: an echo request to a broadcast address
                 // MAY be silently discarded; Linux does so by default.
                 if to_broadcast {
-                    return self.ip.counters.drop(DropReason::IcmpBroadcastEcho);
+                    return self.counters.drop(DropReason::IcmpBroadcastEcho);
                 }
                 // RFC 792: "the source and destination addresses are simply
                 // reversed, the type code changed to 0, and the checksum
@@ -100,18 +100,25 @@ impl Interface {
                 out.tos = ip_repr.tos;
                 if self
                     .ip
-                    .send_ipv4(now, out, reply.buffer_len(), |b| reply.emit(b), tx)
+                    .send_ipv4(
+                        &mut self.counters,
+                        now,
+                        out,
+                        reply.buffer_len(),
+                        |b| reply.emit(b),
+                        tx,
+                    )
                     .is_ok()
                 {
-                    self.ip.counters.icmp_echo_replies_sent += 1;
+                    self.counters.icmp_echo_replies_sent += 1;
                 }
             }
             IcmpRepr::EchoReply { ident, seq, data } => {
-                let Some(&handle) = self.icmp_by_ident.get(&ident) else {
-                    return self.ip.counters.drop(DropReason::IcmpNoSocket);
+                let Some(&handle) = self.sockets.icmp_by_ident.get(&ident) else {
+                    return self.counters.drop(DropReason::IcmpNoSocket);
                 };
-                let Some(socket) = self.icmp_sockets.get_mut(handle) else {
-                    return self.ip.counters.drop(DropReason::IcmpNoSocket);
+                let Some(socket) = self.sockets.icmp_sockets.get_mut(handle) else {
+                    return self.counters.drop(DropReason::IcmpNoSocket);
                 };
                 let reply = EchoReply {
                     from: ip_repr.src,
@@ -124,7 +131,7 @@ impl Interface {
                 if socket.push(reply) {
                     self.events.push(super::Event::Icmp(handle));
                 } else {
-                    self.ip.counters.drop(DropReason::IcmpSocketFull);
+                    self.counters.drop(DropReason::IcmpSocketFull);
                 }
             }
             IcmpRepr::DestUnreachable {
@@ -138,7 +145,7 @@ impl Interface {
             IcmpRepr::ParameterProblem { original, .. } => {
                 self.icmp_error_received(now, Received::ParameterProblem, original)
             }
-            IcmpRepr::Other { .. } => self.ip.counters.drop(DropReason::IcmpUnsupported),
+            IcmpRepr::Other { .. } => self.counters.drop(DropReason::IcmpUnsupported),
         }
     }
 
@@ -159,22 +166,22 @@ impl Interface {
         if orig.frag_offset != 0 {
             return;
         }
-        self.ip.counters.arp_failures_reported += 1;
+        self.counters.arp_failures_reported += 1;
         self.icmp_error_received(now, Received::LinkFailure, packet);
     }
 
     /// Acts on an ICMP error about a datagram we sent.
     fn icmp_error_received(&mut self, now: Instant, what: Received, original: &[u8]) {
         let Some((orig, quoted)) = Ipv4Repr::parse_quoted(original) else {
-            return self.ip.counters.drop(DropReason::IcmpMalformed);
+            return self.counters.drop(DropReason::IcmpMalformed);
         };
         // Only errors about our own datagrams mean anything to us (ours
         // includes the loopback addresses: errors about local traffic).
         if !self.ip.is_local(orig.src) {
-            return self.ip.counters.drop(DropReason::IcmpErrorUnmatched);
+            return self.counters.drop(DropReason::IcmpErrorUnmatched);
         }
         if !matches!(what, Received::LinkFailure) {
-            self.ip.counters.icmp_errors_received += 1;
+            self.counters.icmp_errors_received += 1;
         }
         // RFC 5927 4.1/5.2: an error about TCP is believed only if it
         // quotes a segment of a connection we have, at a sequence number in
@@ -184,7 +191,7 @@ impl Interface {
             match self.tcp_quote_in_flight(&orig, quoted) {
                 Some(h) => Some(h),
                 None => {
-                    return self.ip.counters.drop(match what {
+                    return self.counters.drop(match what {
                         Received::Unreachable(dest_unreachable::FRAG_NEEDED, _) => {
                             DropReason::IcmpFragNeededStale
                         }
@@ -244,7 +251,7 @@ impl Interface {
             let local = SocketAddrV4::new(orig.src, sport);
             let remote = SocketAddrV4::new(orig.dst, dport);
             if !self.udp_error(local, remote, error) {
-                self.ip.counters.drop(DropReason::IcmpErrorUnmatched);
+                self.counters.drop(DropReason::IcmpErrorUnmatched);
             }
         }
     }
@@ -276,7 +283,7 @@ impl Interface {
             return;
         }
         if !self.icmp_limiter.take(now) {
-            return self.ip.counters.drop(DropReason::IcmpErrorRateLimited);
+            return self.counters.drop(DropReason::IcmpErrorRateLimited);
         }
         // The quote: the offending header (re-emitted when the datagram was
         // reassembled and its first header is gone) and as much data as fits.
@@ -320,10 +327,17 @@ impl Interface {
         );
         if self
             .ip
-            .send_ipv4(now, repr, msg.buffer_len(), |b| msg.emit(b), tx)
+            .send_ipv4(
+                &mut self.counters,
+                now,
+                repr,
+                msg.buffer_len(),
+                |b| msg.emit(b),
+                tx,
+            )
             .is_ok()
         {
-            self.ip.counters.icmp_errors_sent += 1;
+            self.counters.icmp_errors_sent += 1;
         }
     }
 
@@ -360,40 +374,43 @@ impl Interface {
     /// one. Replies carrying that identifier are queued on it.
     pub fn icmp_open(&mut self, ident: Option<u16>) -> Result<IcmpHandle, SocketError> {
         let ident = match ident {
-            Some(id) if self.icmp_by_ident.contains_key(&id) => {
+            Some(id) if self.sockets.icmp_by_ident.contains_key(&id) => {
                 return Err(SocketError::AddrInUse);
             }
             Some(id) => id,
             None => loop {
-                if self.icmp_by_ident.len() >= u16::MAX as usize {
+                if self.sockets.icmp_by_ident.len() >= u16::MAX as usize {
                     return Err(SocketError::AddrInUse);
                 }
                 let id = rand::Rng::next_u32(&mut self.rng) as u16;
-                if !self.icmp_by_ident.contains_key(&id) {
+                if !self.sockets.icmp_by_ident.contains_key(&id) {
                     break id;
                 }
             },
         };
-        let handle = self.icmp_sockets.insert(IcmpSocket::new(ident));
-        self.icmp_by_ident.insert(ident, handle);
+        let handle = self.sockets.icmp_sockets.insert(IcmpSocket::new(ident));
+        self.sockets.icmp_by_ident.insert(ident, handle);
         Ok(handle)
     }
 
     /// Closes an ICMP socket.
     pub fn icmp_close(&mut self, handle: IcmpHandle) {
-        if let Some(s) = self.icmp_sockets.remove(handle) {
-            self.icmp_by_ident.remove(&s.ident());
+        if let Some(s) = self.sockets.icmp_sockets.remove(handle) {
+            self.sockets.icmp_by_ident.remove(&s.ident());
         }
     }
 
     /// True when the echo socket has a reply queued.
     pub fn icmp_readable(&self, handle: IcmpHandle) -> bool {
-        self.icmp_sockets.get(handle).is_some_and(|s| s.can_recv())
+        self.sockets
+            .icmp_sockets
+            .get(handle)
+            .is_some_and(|s| s.can_recv())
     }
 
     /// The socket behind `handle`.
     pub fn icmp_socket(&mut self, handle: IcmpHandle) -> Option<&mut IcmpSocket> {
-        self.icmp_sockets.get_mut(handle)
+        self.sockets.icmp_sockets.get_mut(handle)
     }
 
     /// Sends an echo request from the socket to `dst`.
@@ -407,6 +424,7 @@ impl Interface {
         tx: &mut S,
     ) -> Result<(), SocketError> {
         let ident = self
+            .sockets
             .icmp_sockets
             .get(handle)
             .ok_or(SocketError::BadHandle)?
@@ -420,7 +438,14 @@ impl Interface {
             0,
         );
         self.ip
-            .send_ipv4(now, repr, msg.buffer_len(), |b| msg.emit(b), tx)
+            .send_ipv4(
+                &mut self.counters,
+                now,
+                repr,
+                msg.buffer_len(),
+                |b| msg.emit(b),
+                tx,
+            )
             .map_err(SocketError::from)
     }
 }

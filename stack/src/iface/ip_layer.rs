@@ -1,7 +1,11 @@
-//! The lower half of the interface: IPv4 output (routing, identification,
-//! next-hop resolution) and Ethernet/ARP framing. Sockets call into it to
-//! send; it never calls back into sockets, so the two borrow independently.
-
+//! The lower half of the interface: IPv4 output (source choice, routing,
+//! identification, path MTU, fragmentation, the queue of packets to
+//! ourselves) and the link below it (next-hop resolution through the ARP
+//! cache, Ethernet framing, the device). Sockets call into it to send; it
+//! never calls back into sockets, so the two borrow independently.
+//!
+//! It owns no counters: the interface does (they count every layer), and
+//! lends them (`&mut Counters`) to each send that counts something.
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -58,7 +62,8 @@ impl IdentGenerator {
     }
 }
 
-/// IPv4 + ARP + Ethernet output state of one interface.
+/// IPv4 output, ARP and Ethernet state of one interface (see the module
+/// docs); the counters it bumps are lent by the [`Interface`](super::Interface).
 pub struct IpLayer {
     pub(crate) mac: MacAddr,
     pub(crate) cidr: Ipv4Cidr,
@@ -68,7 +73,6 @@ pub struct IpLayer {
     pub(crate) neighbors: NeighborCache,
     pub(crate) idents: IdentGenerator,
     pub(crate) pmtu: PmtuCache,
-    pub(crate) counters: Counters,
     /// Scratch space for building one frame; reused, never reallocated after
     /// start-up.
     tx_buf: Vec<u8>,
@@ -103,7 +107,6 @@ impl IpLayer {
             neighbors,
             idents,
             pmtu: PmtuCache::new(),
-            counters: Counters::default(),
             tx_buf: vec![0u8; EthernetRepr::HEADER_LEN + Ipv4Repr::MAX_PACKET_LEN],
             frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
             segmentation_offload: false,
@@ -142,14 +145,19 @@ impl IpLayer {
     /// [`source_for`](Self::source_for) picks. A loopback source towards
     /// another host is refused: RFC 1122 3.2.1.3 (g), 127/8 addresses "MUST
     /// NOT appear outside a host".
-    fn pick_source(&mut self, requested: Ipv4Addr, dst: Ipv4Addr) -> Result<Ipv4Addr, SendError> {
+    fn pick_source(
+        &mut self,
+        counters: &mut Counters,
+        requested: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<Ipv4Addr, SendError> {
         let src = if self.is_local(requested) {
             requested
         } else {
             self.source_for(dst)
         };
         if src.is_loopback() && !self.is_local(dst) {
-            self.counters.drop(DropReason::LoopbackSourceOffHost);
+            counters.drop(DropReason::LoopbackSourceOffHost);
             return Err(SendError::NoRoute);
         }
         Ok(src)
@@ -161,6 +169,7 @@ impl IpLayer {
     /// queue drops the packet and counts it, as a full device would.
     fn send_local(
         &mut self,
+        counters: &mut Counters,
         mut repr: Ipv4Repr,
         payload_len: usize,
         checksum_trusted: bool,
@@ -174,9 +183,9 @@ impl IpLayer {
             fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
         });
         if queued {
-            self.counters.ipv4_sent += 1;
+            counters.ipv4_sent += 1;
         } else {
-            self.counters.drop(DropReason::LoopbackQueueFull);
+            counters.drop(DropReason::LoopbackQueueFull);
         }
     }
 
@@ -186,12 +195,32 @@ impl IpLayer {
     }
 
     /// Sends one Ethernet frame whose payload `fill` writes (`len` bytes).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_frame<S: FrameSink + ?Sized>(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         dst: MacAddr,
         ethertype: EtherType,
         len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) {
+        self.transmit(counters, now, dst, ethertype, len, None, fill, tx);
+    }
+
+    /// Frames `len` payload bytes written by `fill` and hands the frame to
+    /// the device: whole, or with `gso_mss` as a TCP super segment the
+    /// device cuts into segments of that many payload bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn transmit<S: FrameSink + ?Sized>(
+        &mut self,
+        counters: &mut Counters,
+        now: Instant,
+        dst: MacAddr,
+        ethertype: EtherType,
+        len: usize,
+        gso_mss: Option<usize>,
         fill: impl FnOnce(&mut [u8]),
         tx: &mut S,
     ) {
@@ -204,14 +233,57 @@ impl IpLayer {
         }
         .emit(buf);
         fill(&mut buf[EthernetRepr::HEADER_LEN..]);
-        match tx.send(now, buf) {
+        let result = match gso_mss {
+            None => tx.send(now, buf),
+            Some(mss) => tx.send_segmented(now, buf, mss),
+        };
+        match result {
             Ok(()) => {
-                self.counters.frames_out += 1;
-                self.counters.bytes_out += total as u64;
+                counters.frames_out += 1;
+                counters.bytes_out += total as u64;
             }
             Err(e) => {
                 log::debug!("device transmit failed: {e}");
-                self.counters.drop(DropReason::DeviceTxError);
+                counters.drop(DropReason::DeviceTxError);
+            }
+        }
+    }
+
+    /// Sends an IPv4 packet of `len` bytes (written by `fill`) to the next
+    /// hop: at once when its link address is known (`hop` is `Ok`), else
+    /// queued until ARP resolves it. With `gso_mss` the packet is a TCP
+    /// super segment (see [`send_ipv4_segmented`](Self::send_ipv4_segmented)):
+    /// the device cuts it, or, while the next hop is unresolved, it is cut
+    /// here and the pieces are queued.
+    #[allow(clippy::too_many_arguments)]
+    fn send_or_queue<S: FrameSink + ?Sized>(
+        &mut self,
+        counters: &mut Counters,
+        now: Instant,
+        hop: Result<MacAddr, Ipv4Addr>,
+        len: usize,
+        gso_mss: Option<usize>,
+        fill: impl FnOnce(&mut [u8]),
+        tx: &mut S,
+    ) {
+        match (hop, gso_mss) {
+            (Ok(mac), _) => {
+                counters.ipv4_sent += 1;
+                self.transmit(counters, now, mac, EtherType::IPV4, len, gso_mss, fill, tx);
+            }
+            (Err(next_hop), None) => {
+                let mut packet = vec![0u8; len];
+                fill(&mut packet);
+                self.queue_for_resolution(counters, now, next_hop, packet);
+            }
+            (Err(next_hop), Some(mss)) => {
+                let mut packet = std::mem::take(&mut self.tx_buf);
+                fill(&mut packet[..len]);
+                let mut scratch = Vec::new();
+                crate::device::gso::split_tcp(&packet[..len], 0, mss, &mut scratch, |piece| {
+                    self.queue_for_resolution(counters, now, next_hop, piece.to_vec())
+                });
+                self.tx_buf = packet;
             }
         }
     }
@@ -219,12 +291,21 @@ impl IpLayer {
     /// Sends an ARP packet.
     pub(crate) fn send_arp<S: FrameSink + ?Sized>(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         dst: MacAddr,
         arp: ArpRepr,
         tx: &mut S,
     ) {
-        self.send_frame(now, dst, EtherType::ARP, ArpRepr::LEN, |b| arp.emit(b), tx);
+        self.send_frame(
+            counters,
+            now,
+            dst,
+            EtherType::ARP,
+            ArpRepr::LEN,
+            |b| arp.emit(b),
+            tx,
+        );
     }
 
     /// The MTU towards `dst`: the link MTU, or less if path MTU discovery
@@ -238,6 +319,7 @@ impl IpLayer {
     /// The link address for `dst`, or the next hop to resolve first.
     fn next_hop_mac(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         dst: Ipv4Addr,
     ) -> Result<Result<MacAddr, Ipv4Addr>, SendError> {
@@ -245,7 +327,7 @@ impl IpLayer {
             return Ok(Ok(MacAddr::BROADCAST));
         }
         let Some(hop) = self.routes.lookup(dst) else {
-            self.counters.drop(DropReason::Ipv4NoRoute);
+            counters.drop(DropReason::Ipv4NoRoute);
             return Err(SendError::NoRoute);
         };
         Ok(match self.neighbors.lookup(now, hop.addr) {
@@ -270,6 +352,7 @@ impl IpLayer {
     /// case it is refused with the MTU that applies (EMSGSIZE).
     pub(crate) fn send_ipv4<S: FrameSink + ?Sized>(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         mut repr: Ipv4Repr,
         payload_len: usize,
@@ -281,44 +364,27 @@ impl IpLayer {
             return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
         }
         let dst = repr.dst;
-        repr.src = self.pick_source(repr.src, dst)?;
+        repr.src = self.pick_source(counters, repr.src, dst)?;
         if self.is_local(dst) {
             repr.ident = self.idents.next(dst, repr.protocol.0);
-            self.send_local(repr, payload_len, false, fill);
+            self.send_local(counters, repr, payload_len, false, fill);
             return Ok(());
         }
         let mtu = self.path_mtu(now, dst);
         if total > mtu && repr.dont_fragment {
-            self.counters.drop(DropReason::Ipv4TooBig);
+            counters.drop(DropReason::Ipv4TooBig);
             return Err(SendError::MessageTooBig(mtu));
         }
-        let hop = self.next_hop_mac(now, dst)?;
+        let hop = self.next_hop_mac(counters, now, dst)?;
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
         if total <= mtu {
-            match hop {
-                Ok(mac) => {
-                    self.counters.ipv4_sent += 1;
-                    self.send_frame(
-                        now,
-                        mac,
-                        EtherType::IPV4,
-                        total,
-                        |buf| {
-                            repr.emit(buf);
-                            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
-                        },
-                        tx,
-                    );
-                }
-                Err(next_hop) => {
-                    let mut packet = vec![0u8; total];
-                    repr.emit(&mut packet);
-                    fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
-                    self.queue_for_resolution(now, next_hop, packet);
-                }
-            }
+            let fill = |buf: &mut [u8]| {
+                repr.emit(buf);
+                fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+            };
+            self.send_or_queue(counters, now, hop, total, None, fill, tx);
             return Ok(());
         }
         // Fragment: the payload is written once into scratch space, then each
@@ -332,29 +398,12 @@ impl IpLayer {
             frag.payload_len = len;
             let data = &payload[offset..offset + len];
             let frag_total = Ipv4Repr::MIN_HEADER_LEN + len;
-            self.counters.fragments_sent += 1;
-            match hop {
-                Ok(mac) => {
-                    self.counters.ipv4_sent += 1;
-                    self.send_frame(
-                        now,
-                        mac,
-                        EtherType::IPV4,
-                        frag_total,
-                        |buf| {
-                            frag.emit(buf);
-                            buf[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
-                        },
-                        tx,
-                    );
-                }
-                Err(next_hop) => {
-                    let mut packet = vec![0u8; frag_total];
-                    frag.emit(&mut packet);
-                    packet[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
-                    self.queue_for_resolution(now, next_hop, packet);
-                }
-            }
+            counters.fragments_sent += 1;
+            let fill = |buf: &mut [u8]| {
+                frag.emit(buf);
+                buf[Ipv4Repr::MIN_HEADER_LEN..].copy_from_slice(data);
+            };
+            self.send_or_queue(counters, now, hop, frag_total, None, fill, tx);
         }
         self.frag_buf = payload;
         Ok(())
@@ -371,8 +420,10 @@ impl IpLayer {
     /// (which offloads segmentation) does: one IPv4 packet of up to 64 KiB,
     /// its TCP checksum taken on trust on input like a device's
     /// `CHECKSUM_PARTIAL` frame (it holds only the pseudo-header sum).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_ipv4_segmented<S: FrameSink + ?Sized>(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         mut repr: Ipv4Repr,
         payload_len: usize,
@@ -385,87 +436,54 @@ impl IpLayer {
             return Err(SendError::MessageTooBig(Ipv4Repr::MAX_PACKET_LEN));
         }
         let dst = repr.dst;
-        repr.src = self.pick_source(repr.src, dst)?;
+        repr.src = self.pick_source(counters, repr.src, dst)?;
         if self.is_local(dst) {
             repr.ident = self.idents.next(dst, repr.protocol.0);
-            self.send_local(repr, payload_len, true, fill);
+            self.send_local(counters, repr, payload_len, true, fill);
             return Ok(());
         }
-        let hop = self.next_hop_mac(now, dst)?;
+        let hop = self.next_hop_mac(counters, now, dst)?;
         repr.ident = self.idents.next(dst, repr.protocol.0);
         repr.header_len = Ipv4Repr::MIN_HEADER_LEN;
         repr.payload_len = payload_len;
-        let frame_len = EthernetRepr::HEADER_LEN + total;
-        let buf = &mut self.tx_buf[..frame_len];
-        let (eth, packet) = buf.split_at_mut(EthernetRepr::HEADER_LEN);
-        repr.emit(packet);
-        fill(&mut packet[Ipv4Repr::MIN_HEADER_LEN..]);
-        match hop {
-            Ok(mac) => {
-                EthernetRepr {
-                    dst: mac,
-                    src: self.mac,
-                    ethertype: EtherType::IPV4,
-                }
-                .emit(eth);
-                self.counters.ipv4_sent += 1;
-                match tx.send_segmented(now, buf, mss) {
-                    Ok(()) => {
-                        self.counters.frames_out += 1;
-                        self.counters.bytes_out += frame_len as u64;
-                    }
-                    Err(e) => {
-                        log::debug!("device transmit failed: {e}");
-                        self.counters.drop(DropReason::DeviceTxError);
-                    }
-                }
-            }
-            Err(next_hop) => {
-                let packet = std::mem::take(&mut self.tx_buf);
-                let mut scratch = Vec::new();
-                crate::device::gso::split_tcp(
-                    &packet[EthernetRepr::HEADER_LEN..frame_len],
-                    0,
-                    mss,
-                    &mut scratch,
-                    |piece| self.queue_for_resolution(now, next_hop, piece.to_vec()),
-                );
-                self.tx_buf = packet;
-            }
-        }
+        let fill = |buf: &mut [u8]| {
+            repr.emit(buf);
+            fill(&mut buf[Ipv4Repr::MIN_HEADER_LEN..]);
+        };
+        self.send_or_queue(counters, now, hop, total, Some(mss), fill, tx);
         Ok(())
     }
 
-    fn queue_for_resolution(&mut self, now: Instant, next_hop: Ipv4Addr, packet: Vec<u8>) {
+    fn queue_for_resolution(
+        &mut self,
+        counters: &mut Counters,
+        now: Instant,
+        next_hop: Ipv4Addr,
+        packet: Vec<u8>,
+    ) {
         if !self.queue_allowed {
             // The stack's memory budget is spent: nothing waits for
             // resolution (RFC 1122 2.3.2.2's one packet is best effort).
-            return self.counters.drop(DropReason::ArpTotalQueueFull);
+            return counters.drop(DropReason::ArpTotalQueueFull);
         }
         match self.neighbors.enqueue(now, next_hop, packet) {
             Ok(()) => {}
-            Err(QueueError::QueueFull) => self.counters.drop(DropReason::ArpQueueFull),
-            Err(QueueError::CacheFull) => self.counters.drop(DropReason::ArpCacheFull),
-            Err(QueueError::TotalQueueFull) => self.counters.drop(DropReason::ArpTotalQueueFull),
+            Err(QueueError::QueueFull) => counters.drop(DropReason::ArpQueueFull),
+            Err(QueueError::CacheFull) => counters.drop(DropReason::ArpCacheFull),
+            Err(QueueError::TotalQueueFull) => counters.drop(DropReason::ArpTotalQueueFull),
         }
     }
 
     /// Sends an already built IPv4 packet (from the ARP queue) to `dst_mac`.
     pub(crate) fn send_raw_ipv4<S: FrameSink + ?Sized>(
         &mut self,
+        counters: &mut Counters,
         now: Instant,
         dst_mac: MacAddr,
         packet: &[u8],
         tx: &mut S,
     ) {
-        self.counters.ipv4_sent += 1;
-        self.send_frame(
-            now,
-            dst_mac,
-            EtherType::IPV4,
-            packet.len(),
-            |b| b.copy_from_slice(packet),
-            tx,
-        );
+        let fill = |b: &mut [u8]| b.copy_from_slice(packet);
+        self.send_or_queue(counters, now, Ok(dst_mac), packet.len(), None, fill, tx);
     }
 }

@@ -232,14 +232,14 @@ impl Interface {
         tx: &mut S,
     ) {
         let Ok((repr, data)) = Ipv4Repr::parse(packet) else {
-            return self.ip.counters.drop(DropReason::LoopbackMalformed);
+            return self.counters.drop(DropReason::LoopbackMalformed);
         };
         // Loopback packets are never fragmented (the loopback MTU is the
         // largest IPv4 datagram).
         if repr.is_fragment() || !self.ip.is_local(repr.dst) {
-            return self.ip.counters.drop(DropReason::LoopbackMalformed);
+            return self.counters.drop(DropReason::LoopbackMalformed);
         }
-        self.ip.counters.loopback_delivered += 1;
+        self.counters.loopback_delivered += 1;
         if self.ip.loopback.capture {
             self.capture_loopback(now, packet, checksum_trusted, tx);
         }

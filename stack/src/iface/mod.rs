@@ -2,11 +2,27 @@
 //! cache, routes, reassembly, sockets and counters. Sans-IO apart from the
 //! frames it is handed and the [`FrameSink`] it writes to: the same code runs
 //! on a TAP device and in a simulated network with a virtual clock.
+//!
+//! Layering, top to bottom, and who owns what:
+//! - [`Interface`] (this file): the receive path (Ethernet, ARP, IPv4
+//!   checks, reassembly, dispatch to the protocols), polling, events, the
+//!   memory budget and the interface-wide [`Counters`], which count every
+//!   layer and so belong to the interface;
+//! - the sockets: their tables and demultiplexing in one member
+//!   (`socket_set`: TCP table, UDP sockets and ports, ICMP sockets), the
+//!   protocol code as methods on the interface over it: TCP (`tcp/`:
+//!   table, input, output, timers, calls, listeners, resources), UDP
+//!   (`udp`, `udp_socket`) and ICMP (`icmp`, `icmp_socket`);
+//! - [`IpLayer`] (`ip_layer`): IPv4 output, ARP resolution and Ethernet
+//!   framing down to the [`FrameSink`]. Sockets call into it to send and
+//!   lend it the counters (`&mut Counters`) for the call; it never calls
+//!   back up.
 
 mod icmp;
 mod icmp_socket;
 mod ip_layer;
 mod loopback;
+mod socket_set;
 mod tcp;
 mod udp;
 mod udp_socket;
@@ -16,7 +32,6 @@ pub use ip_layer::{IpLayer, SendError};
 pub use tcp::{ListenerHandle, SynCookieMode, TcpHandle, TcpLimits, TcpListener, TcpSocket};
 pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -32,9 +47,9 @@ use rand::rngs::SmallRng;
 use crate::counters::{Counters, DropReason};
 use crate::device::FrameSink;
 use crate::memory::{Component, MemoryBudget, MemoryPressure, MemoryStats};
-use crate::slab::Slab;
 use icmp::TokenBucket;
 use ip_layer::IdentGenerator;
+use socket_set::SocketSet;
 
 /// RFC 5227: ANNOUNCE_NUM announcements, ANNOUNCE_INTERVAL apart.
 const ANNOUNCE_NUM: u8 = 2;
@@ -133,16 +148,15 @@ impl std::error::Error for ConfigError {}
 /// A network interface and everything above it.
 pub struct Interface {
     ip: IpLayer,
+    /// Traffic, drop and defence counters of every layer (the IP layer
+    /// gets them lent for each send).
+    counters: Counters,
     rng: SmallRng,
     reassembler: Reassembler,
     reassembly_evictions_seen: u64,
     icmp_limiter: TokenBucket,
-    icmp_sockets: Slab<IcmpSocket>,
-    icmp_by_ident: HashMap<u16, IcmpHandle>,
-    udp_sockets: Slab<UdpSocket>,
-    udp_table: ::udp::UdpTable<UdpHandle>,
-    udp_rcvbuf: usize,
-    tcp: tcp::TcpTable,
+    /// The sockets (TCP, UDP, ICMP) and their demultiplexing tables.
+    sockets: SocketSet,
     announcements_left: u8,
     next_announcement: Option<Instant>,
     neighbor_actions: Vec<NeighborAction>,
@@ -251,17 +265,16 @@ impl Interface {
         );
         Ok(Interface {
             ip,
+            counters: Counters::default(),
             rng,
             reassembler: Reassembler::new(config.reassembly.clone()),
             reassembly_evictions_seen: 0,
             rx_checksum_trusted: false,
             icmp_limiter: TokenBucket::new(config.icmp_error_rate.0, config.icmp_error_rate.1, now),
-            icmp_sockets: Slab::new(),
-            icmp_by_ident: HashMap::new(),
-            udp_sockets: Slab::new(),
-            udp_table: ::udp::UdpTable::new(),
-            udp_rcvbuf: config.udp_rcvbuf,
-            tcp: tcp::TcpTable::new(tcp_cfg, config.tcp_limits, isn_key, cookie_key, now),
+            sockets: SocketSet::new(
+                tcp::TcpTable::new(tcp_cfg, config.tcp_limits, isn_key, cookie_key, now),
+                config.udp_rcvbuf,
+            ),
             mem: MemoryBudget::new(config.mem_limit),
             arp_stats_seen: arp::NeighborStats::default(),
             announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
@@ -303,7 +316,7 @@ impl Interface {
     /// Traffic, drop and defence counters, with the memory budget's
     /// figures.
     pub fn counters(&self) -> Counters {
-        let mut c = self.ip.counters.clone();
+        let mut c = self.counters.clone();
         c.memory = self.mem.stats();
         c
     }
@@ -379,25 +392,25 @@ impl Interface {
 
     fn receive_one<S: FrameSink + ?Sized>(&mut self, now: Instant, frame: &[u8], tx: &mut S) {
         self.last_poll = self.last_poll.max(now);
-        self.ip.counters.frames_in += 1;
-        self.ip.counters.bytes_in += frame.len() as u64;
+        self.counters.frames_in += 1;
+        self.counters.bytes_in += frame.len() as u64;
         let (eth, payload) = match EthernetRepr::parse(frame) {
             Ok(x) => x,
-            Err(FrameError::Truncated) => return self.ip.counters.drop(DropReason::EthTruncated),
+            Err(FrameError::Truncated) => return self.counters.drop(DropReason::EthTruncated),
             Err(FrameError::Ieee8023Length) => {
-                return self.ip.counters.drop(DropReason::EthIeee8023);
+                return self.counters.drop(DropReason::EthIeee8023);
             }
         };
         if eth.dst != self.ip.mac && !eth.dst.is_broadcast() {
-            return self.ip.counters.drop(DropReason::EthNotForUs);
+            return self.counters.drop(DropReason::EthNotForUs);
         }
         if eth.src.is_multicast() {
-            return self.ip.counters.drop(DropReason::EthBadSource);
+            return self.counters.drop(DropReason::EthBadSource);
         }
         match eth.ethertype {
             EtherType::ARP => self.process_arp(now, payload, tx),
             EtherType::IPV4 => self.process_ipv4(now, &eth, payload, tx),
-            _ => self.ip.counters.drop(DropReason::EthUnsupportedType),
+            _ => self.counters.drop(DropReason::EthUnsupportedType),
         }
     }
 
@@ -405,17 +418,17 @@ impl Interface {
         let arp = match ArpRepr::parse(payload) {
             Ok(a) => a,
             Err(ArpError::Truncated | ArpError::BadAddressLength) => {
-                return self.ip.counters.drop(DropReason::ArpMalformed);
+                return self.counters.drop(DropReason::ArpMalformed);
             }
-            Err(_) => return self.ip.counters.drop(DropReason::ArpUnsupported),
+            Err(_) => return self.counters.drop(DropReason::ArpUnsupported),
         };
         let ours = self.ip.addr();
         if arp.sender_ip == ours && arp.sender_mac != self.ip.mac {
             log::warn!("ARP: {} claims our address {ours}", arp.sender_mac);
-            return self.ip.counters.drop(DropReason::ArpAddressConflict);
+            return self.counters.drop(DropReason::ArpAddressConflict);
         }
         if arp.sender_mac.is_multicast() {
-            return self.ip.counters.drop(DropReason::ArpMalformed);
+            return self.counters.drop(DropReason::ArpMalformed);
         }
         let we_are_target = arp.target_ip == ours;
         // Learn only neighbors on our own prefix: a sender elsewhere can
@@ -424,7 +437,7 @@ impl Interface {
         // has sender 0.0.0.0: nothing to learn either.
         let on_link = self.ip.cidr.contains(arp.sender_ip);
         if !on_link && !arp.sender_ip.is_unspecified() {
-            self.ip.counters.defenses.arp_foreign_senders += 1;
+            self.counters.defenses.arp_foreign_senders += 1;
         }
         if on_link
             && !arp.sender_ip.is_unspecified()
@@ -434,13 +447,14 @@ impl Interface {
                     .learn(now, arp.sender_ip, arp.sender_mac, we_are_target)
         {
             for packet in queued {
-                self.ip.send_raw_ipv4(now, arp.sender_mac, &packet, tx);
+                self.ip
+                    .send_raw_ipv4(&mut self.counters, now, arp.sender_mac, &packet, tx);
             }
         }
         self.sync_arp();
         if !we_are_target {
             if arp.op == ArpOp::Request {
-                self.ip.counters.drop(DropReason::ArpNotForUs);
+                self.counters.drop(DropReason::ArpNotForUs);
             }
             return;
         }
@@ -450,8 +464,9 @@ impl Interface {
         // request was received."
         if arp.op == ArpOp::Request {
             let reply = arp.reply_from(self.ip.mac);
-            self.ip.counters.arp_replies_sent += 1;
-            self.ip.send_arp(now, arp.sender_mac, reply, tx);
+            self.counters.arp_replies_sent += 1;
+            self.ip
+                .send_arp(&mut self.counters, now, arp.sender_mac, reply, tx);
         }
     }
 
@@ -465,7 +480,7 @@ impl Interface {
         let (repr, data) = match Ipv4Repr::parse(payload) {
             Ok(x) => x,
             Err(e) => {
-                return self.ip.counters.drop(match e {
+                return self.counters.drop(match e {
                     Ipv4Error::Truncated => DropReason::Ipv4Truncated,
                     Ipv4Error::BadVersion => DropReason::Ipv4BadVersion,
                     Ipv4Error::BadHeaderLength => DropReason::Ipv4BadHeaderLength,
@@ -477,7 +492,7 @@ impl Interface {
         // RFC 791: "If this field contains the value zero, then the datagram
         // must be destroyed."
         if repr.ttl == 0 {
-            return self.ip.counters.drop(DropReason::Ipv4TtlZero);
+            return self.counters.drop(DropReason::Ipv4TtlZero);
         }
         // RFC 1122 3.2.1.3: a host MUST silently discard a datagram whose
         // source is not a unicast address (broadcast, multicast, class E).
@@ -490,7 +505,7 @@ impl Interface {
         // drops it unless `route_localnet`); a loopback source with another
         // destination is counted with the other bad sources below.
         if repr.dst.is_loopback() {
-            return self.ip.counters.drop(DropReason::Ipv4MartianDestination);
+            return self.counters.drop(DropReason::Ipv4MartianDestination);
         }
         let src = repr.src;
         let first = src.octets()[0];
@@ -502,25 +517,25 @@ impl Interface {
             || self.ip.is_broadcast(src)
             || src == self.ip.addr()
         {
-            return self.ip.counters.drop(DropReason::Ipv4BadSource);
+            return self.counters.drop(DropReason::Ipv4BadSource);
         }
         let to_broadcast = self.ip.is_broadcast(repr.dst);
         if repr.dst != self.ip.addr() && !to_broadcast {
-            return self.ip.counters.drop(DropReason::Ipv4NotForUs);
+            return self.counters.drop(DropReason::Ipv4NotForUs);
         }
         // RFC 1122 3.3.6: a datagram that arrived as a link-layer broadcast
         // but is addressed to a unicast IP address SHOULD be discarded.
         if eth.dst.is_broadcast() && !to_broadcast {
-            return self.ip.counters.drop(DropReason::Ipv4NotForUs);
+            return self.counters.drop(DropReason::Ipv4NotForUs);
         }
         let header = &payload[..repr.header_len];
         if repr.is_fragment() {
             self.rx_checksum_trusted = false;
-            self.ip.counters.fragments_received += 1;
+            self.counters.fragments_received += 1;
             // The stack's budget: when it is spent, fragments (which need
             // memory until their datagram completes) are dropped first.
             if self.mem.state() == MemoryPressure::Exhausted {
-                return self.ip.counters.drop(DropReason::FragNoBudget);
+                return self.counters.drop(DropReason::FragNoBudget);
             }
             let result = self.reassembler.push(now, &repr, header, data);
             self.sync_reassembly_evictions();
@@ -530,7 +545,7 @@ impl Interface {
             self.mem_state_changed(changed);
             match result {
                 Ok(Some(datagram)) => {
-                    self.ip.counters.reassembled += 1;
+                    self.counters.reassembled += 1;
                     self.deliver_ipv4(
                         now,
                         &datagram.repr,
@@ -541,7 +556,7 @@ impl Interface {
                     );
                 }
                 Ok(None) => {}
-                Err(e) => self.ip.counters.drop(match e {
+                Err(e) => self.counters.drop(match e {
                     ReassemblyError::BadFragmentLength => DropReason::FragBadLength,
                     ReassemblyError::TooLong => DropReason::FragTooLong,
                     ReassemblyError::OverlapConflict => DropReason::FragOverlapConflict,
@@ -558,7 +573,7 @@ impl Interface {
     fn sync_reassembly_evictions(&mut self) {
         let evicted = self.reassembler.stats().evicted;
         if evicted > self.reassembly_evictions_seen {
-            self.ip.counters.drop_n(
+            self.counters.drop_n(
                 DropReason::FragEvicted,
                 evicted - self.reassembly_evictions_seen,
             );
@@ -579,19 +594,19 @@ impl Interface {
     ) {
         match repr.protocol {
             IpProtocol::ICMP => {
-                self.ip.counters.ipv4_delivered += 1;
+                self.counters.ipv4_delivered += 1;
                 self.process_icmp(now, repr, data, to_broadcast, tx)
             }
             IpProtocol::UDP => {
-                self.ip.counters.ipv4_delivered += 1;
+                self.counters.ipv4_delivered += 1;
                 self.process_udp(now, repr, header, data, to_broadcast, tx)
             }
             IpProtocol::TCP => {
-                self.ip.counters.ipv4_delivered += 1;
+                self.counters.ipv4_delivered += 1;
                 self.process_tcp(now, repr, data, to_broadcast, tx)
             }
             _ => {
-                self.ip.counters.drop(DropReason::Ipv4UnknownProtocol);
+                self.counters.drop(DropReason::Ipv4UnknownProtocol);
                 // RFC 1122 3.2.2.1: a host SHOULD generate Protocol
                 // Unreachable for a transport protocol it does not support.
                 self.send_icmp_error(
@@ -618,8 +633,9 @@ impl Interface {
         {
             let ours = self.ip.addr();
             log::debug!("ARP: announcing {ours} at {}", self.ip.mac);
-            self.ip.counters.arp_requests_sent += 1;
+            self.counters.arp_requests_sent += 1;
             self.ip.send_arp(
+                &mut self.counters,
                 now,
                 MacAddr::BROADCAST,
                 ArpRepr::gratuitous(self.ip.mac, ours),
@@ -634,10 +650,15 @@ impl Interface {
         for action in actions.drain(..) {
             match action {
                 NeighborAction::SendRequest { target, dst } => {
-                    self.ip.counters.arp_requests_sent += 1;
+                    self.counters.arp_requests_sent += 1;
                     let req = ArpRepr::request(self.ip.mac, self.ip.addr(), target);
-                    self.ip
-                        .send_arp(now, dst.unwrap_or(MacAddr::BROADCAST), req, tx);
+                    self.ip.send_arp(
+                        &mut self.counters,
+                        now,
+                        dst.unwrap_or(MacAddr::BROADCAST),
+                        req,
+                        tx,
+                    );
                 }
                 NeighborAction::Unreachable {
                     target,
@@ -645,8 +666,7 @@ impl Interface {
                     packets,
                 } => {
                     log::debug!("ARP: {target} did not answer; {dropped} packets dropped");
-                    self.ip
-                        .counters
+                    self.counters
                         .drop_n(DropReason::ArpUnresolved, dropped as u64);
                     for packet in &packets {
                         self.link_failure(now, packet);
@@ -662,7 +682,7 @@ impl Interface {
             let mut expired = std::mem::take(&mut self.expired);
             self.reassembler.poll(now, |e| expired.push(e));
             for e in expired.drain(..) {
-                self.ip.counters.drop(DropReason::FragTimeout);
+                self.counters.drop(DropReason::FragTimeout);
                 self.reassembly_timed_out(now, e, tx);
             }
             self.expired = expired;
@@ -680,7 +700,7 @@ impl Interface {
         let stats = self.ip.neighbors.stats();
         if stats != self.arp_stats_seen {
             let old = std::mem::replace(&mut self.arp_stats_seen, stats);
-            let d = &mut self.ip.counters.defenses;
+            let d = &mut self.counters.defenses;
             d.arp_evictions += stats.evictions() - old.evictions();
             d.arp_mac_changes += stats.mac_changes - old.mac_changes;
             d.arp_mac_changes_locked += stats.mac_changes_refused - old.mac_changes_refused;
@@ -725,7 +745,7 @@ impl Interface {
             self.next_announcement,
             self.ip.neighbors.poll_at(),
             self.reassembler.poll_at(),
-            self.tcp.poll_at(now),
+            self.sockets.tcp.poll_at(now),
         ]
         .into_iter()
         .flatten()

@@ -38,7 +38,7 @@ impl Interface {
         let (udp, payload) = match UdpRepr::parse(data, repr.src, repr.dst) {
             Ok(x) => x,
             Err(e) => {
-                return self.ip.counters.drop(match e {
+                return self.counters.drop(match e {
                     UdpError::Truncated => DropReason::UdpTruncated,
                     UdpError::BadLength => DropReason::UdpBadLength,
                     UdpError::BadChecksum => DropReason::UdpBadChecksum,
@@ -68,7 +68,7 @@ impl Interface {
                 }
             }
             None => {
-                self.ip.counters.drop(DropReason::UdpNoSocket);
+                self.counters.drop(DropReason::UdpNoSocket);
                 // RFC 1122 4.1.3.1: a datagram for a port with no listener
                 // SHOULD get ICMP Port Unreachable.
                 self.send_icmp_error(
@@ -89,8 +89,8 @@ impl Interface {
     /// the address), else in a SO_REUSEADDR group, the newest member not
     /// connected to another peer.
     fn udp_lookup(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<UdpHandle> {
-        let found = self.udp_table.lookup(local, remote, |_| false)?;
-        let s = self.udp_sockets.get(found)?;
+        let found = self.sockets.udp_table.lookup(local, remote, |_| false)?;
+        let s = self.sockets.udp_sockets.get(found)?;
         if s.remote.is_none() || s.remote == Some(remote) {
             return Some(found);
         }
@@ -101,9 +101,9 @@ impl Interface {
     /// connected (bounded walk: the group is at most
     /// 64).
     fn udp_older_unconnected(&self, h: UdpHandle) -> Option<UdpHandle> {
-        let mut at = self.udp_sockets.get(h)?.reuse_older;
+        let mut at = self.sockets.udp_sockets.get(h)?.reuse_older;
         for _ in 0..MAX_REUSEADDR_GROUP {
-            let s = self.udp_sockets.get(at?)?;
+            let s = self.sockets.udp_sockets.get(at?)?;
             if s.remote.is_none() {
                 return at;
             }
@@ -115,18 +115,18 @@ impl Interface {
     /// Queues a datagram on socket `h`.
     fn udp_deliver(&mut self, h: UdpHandle, remote: SocketAddrV4, payload: &[u8]) {
         let may_grow = self.mem.state() != MemoryPressure::Exhausted;
-        let Some(socket) = self.udp_sockets.get_mut(h) else {
+        let Some(socket) = self.sockets.udp_sockets.get_mut(h) else {
             return;
         };
         if !socket.rx.fits(payload.len()) {
-            self.ip.counters.drop(DropReason::UdpQueueFull);
+            self.counters.drop(DropReason::UdpQueueFull);
         } else if socket.rx.push_within(remote, payload, may_grow) {
-            self.ip.counters.udp_delivered += 1;
+            self.counters.udp_delivered += 1;
             self.events.push(super::Event::Udp(h));
             self.udp_recharge(h);
         } else {
             // It fits the socket's buffer; the budget refused.
-            self.ip.counters.drop(DropReason::UdpNoMemory);
+            self.counters.drop(DropReason::UdpNoMemory);
         }
     }
 
@@ -138,11 +138,12 @@ impl Interface {
         remote: SocketAddrV4,
         error: Option<SocketError>,
     ) -> bool {
-        let sockets = &self.udp_sockets;
-        let found = self.udp_table.lookup(local, remote, |h| {
+        let sockets = &self.sockets.udp_sockets;
+        let found = self.sockets.udp_table.lookup(local, remote, |h| {
             sockets.get(h).is_some_and(|s| s.remote.is_some())
         });
-        let Some((h, socket)) = found.and_then(|h| self.udp_sockets.get_mut(h).map(|s| (h, s)))
+        let Some((h, socket)) =
+            found.and_then(|h| self.sockets.udp_sockets.get_mut(h).map(|s| (h, s)))
         else {
             return false;
         };
@@ -165,7 +166,7 @@ impl Interface {
     }
 
     fn pick_udp_port(&mut self) -> Result<u16, SocketError> {
-        let table = &self.udp_table;
+        let table = &self.sockets.udp_table;
         ::udp::ephemeral_port(&mut self.rng, |p| table.port_in_use(p))
             .ok_or(SocketError::AddrNotAvailable)
     }
@@ -197,45 +198,62 @@ impl Interface {
         // group): port 0 matches no connection, so the table answers with
         // the bound socket.
         let head = self
+            .sockets
             .udp_table
             .lookup(local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |_| {
                 false
             })
-            .filter(|&h| self.udp_sockets.get(h).is_some_and(|s| s.local == local));
+            .filter(|&h| {
+                self.sockets
+                    .udp_sockets
+                    .get(h)
+                    .is_some_and(|s| s.local == local)
+            });
         if let Some(head) = head {
-            if !reuseaddr || !self.udp_sockets.get(head).is_some_and(|s| s.reuseaddr) {
+            if !reuseaddr
+                || !self
+                    .sockets
+                    .udp_sockets
+                    .get(head)
+                    .is_some_and(|s| s.reuseaddr)
+            {
                 return Err(SocketError::AddrInUse);
             }
             let mut members = 1;
-            let mut at = self.udp_sockets.get(head).and_then(|s| s.reuse_older);
+            let mut at = self
+                .sockets
+                .udp_sockets
+                .get(head)
+                .and_then(|s| s.reuse_older);
             while let Some(h) = at
                 && members <= MAX_REUSEADDR_GROUP
             {
                 members += 1;
-                at = self.udp_sockets.get(h).and_then(|s| s.reuse_older);
+                at = self.sockets.udp_sockets.get(h).and_then(|s| s.reuse_older);
             }
             if members >= MAX_REUSEADDR_GROUP {
                 return Err(SocketError::NoBufferSpace);
             }
-            let mut socket = UdpSocket::new(local, self.udp_rcvbuf);
+            let mut socket = UdpSocket::new(local, self.sockets.udp_rcvbuf);
             socket.reuseaddr = true;
             socket.reuse_older = Some(head);
-            let handle = self.udp_sockets.insert(socket);
-            if let Some(s) = self.udp_sockets.get_mut(head) {
+            let handle = self.sockets.udp_sockets.insert(socket);
+            if let Some(s) = self.sockets.udp_sockets.get_mut(head) {
                 s.reuse_newer = Some(handle);
             }
             // The newest member takes the table's binding.
-            self.udp_table.unbind(local, None);
-            self.udp_table
+            self.sockets.udp_table.unbind(local, None);
+            self.sockets
+                .udp_table
                 .bind(local, handle)
                 .expect("the address was just freed");
             return Ok(handle);
         }
-        let mut socket = UdpSocket::new(local, self.udp_rcvbuf);
+        let mut socket = UdpSocket::new(local, self.sockets.udp_rcvbuf);
         socket.reuseaddr = reuseaddr;
-        let handle = self.udp_sockets.insert(socket);
-        if let Err(e) = self.udp_table.bind(local, handle) {
-            self.udp_sockets.remove(handle);
+        let handle = self.sockets.udp_sockets.insert(socket);
+        if let Err(e) = self.sockets.udp_table.bind(local, handle) {
+            self.sockets.udp_sockets.remove(handle);
             return Err(match e {
                 BindError::AddrInUse => SocketError::AddrInUse,
                 BindError::NoPortsLeft => SocketError::AddrNotAvailable,
@@ -255,15 +273,16 @@ impl Interface {
             return Err(SocketError::InvalidInput);
         }
         let socket = self
+            .sockets
             .udp_sockets
             .get_mut(handle)
             .ok_or(SocketError::BadHandle)?;
         if let Some(old) = socket.remote.take() {
-            self.udp_table.disconnect(socket.local, old);
+            self.sockets.udp_table.disconnect(socket.local, old);
         }
         socket.remote = Some(remote);
         socket.error = None;
-        self.udp_table.connect(socket.local, remote, handle);
+        self.sockets.udp_table.connect(socket.local, remote, handle);
         Ok(())
     }
 
@@ -271,11 +290,12 @@ impl Interface {
     /// receives from anyone again and needs a destination to send.
     pub fn udp_disconnect(&mut self, handle: UdpHandle) -> Result<(), SocketError> {
         let socket = self
+            .sockets
             .udp_sockets
             .get_mut(handle)
             .ok_or(SocketError::BadHandle)?;
         if let Some(old) = socket.remote.take() {
-            self.udp_table.disconnect(socket.local, old);
+            self.sockets.udp_table.disconnect(socket.local, old);
         }
         socket.error = None;
         Ok(())
@@ -283,12 +303,12 @@ impl Interface {
 
     /// The socket behind `handle`.
     pub fn udp_socket(&self, handle: UdpHandle) -> Option<&UdpSocket> {
-        self.udp_sockets.get(handle)
+        self.sockets.udp_sockets.get(handle)
     }
 
     /// Mutable access to the socket (options).
     pub fn udp_socket_mut(&mut self, handle: UdpHandle) -> Option<&mut UdpSocket> {
-        self.udp_sockets.get_mut(handle)
+        self.sockets.udp_sockets.get_mut(handle)
     }
 
     /// Sends `data` to `dst` (or to the connected peer when `dst` is None).
@@ -303,6 +323,7 @@ impl Interface {
         tx: &mut S,
     ) -> Result<usize, SocketError> {
         let socket = self
+            .sockets
             .udp_sockets
             .get_mut(handle)
             .ok_or(SocketError::BadHandle)?;
@@ -337,13 +358,14 @@ impl Interface {
         repr.tos = socket.tos;
         let dst_ip = *dst.ip();
         self.ip.send_ipv4(
+            &mut self.counters,
             now,
             repr,
             UdpRepr::HEADER_LEN + data.len(),
             |buf| udp.emit(buf, src, dst_ip, data),
             tx,
         )?;
-        self.ip.counters.udp_sent += 1;
+        self.counters.udp_sent += 1;
         Ok(data.len())
     }
 
@@ -356,6 +378,7 @@ impl Interface {
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), SocketError> {
         let socket = self
+            .sockets
             .udp_sockets
             .get_mut(handle)
             .ok_or(SocketError::BadHandle)?;
@@ -376,7 +399,7 @@ impl Interface {
 
     /// Charges a UDP socket's queue memory to the budget.
     fn udp_recharge(&mut self, handle: UdpHandle) {
-        let Some(socket) = self.udp_sockets.get_mut(handle) else {
+        let Some(socket) = self.sockets.udp_sockets.get_mut(handle) else {
             return;
         };
         let now_used = socket.rx.memory_used();
@@ -390,27 +413,30 @@ impl Interface {
     /// Closes a UDP socket, discarding what it had queued. In a
     /// SO_REUSEADDR group, the others keep the address.
     pub fn udp_close(&mut self, handle: UdpHandle) {
-        if let Some(s) = self.udp_sockets.remove(handle) {
+        if let Some(s) = self.sockets.udp_sockets.remove(handle) {
             if let Some(newer) = s.reuse_newer {
                 // Not the table's: unlink it from the list; its own
                 // connection goes.
-                if let Some(n) = self.udp_sockets.get_mut(newer) {
+                if let Some(n) = self.sockets.udp_sockets.get_mut(newer) {
                     n.reuse_older = s.reuse_older;
                 }
-                if let Some(o) = s.reuse_older.and_then(|o| self.udp_sockets.get_mut(o)) {
+                if let Some(o) = s
+                    .reuse_older
+                    .and_then(|o| self.sockets.udp_sockets.get_mut(o))
+                {
                     o.reuse_newer = Some(newer);
                 }
                 if let Some(remote) = s.remote {
-                    self.udp_table.disconnect(s.local, remote);
+                    self.sockets.udp_table.disconnect(s.local, remote);
                 }
             } else {
-                self.udp_table.unbind(s.local, s.remote);
+                self.sockets.udp_table.unbind(s.local, s.remote);
                 if let Some(older) = s.reuse_older {
                     // The next newest takes the binding over.
-                    if let Some(o) = self.udp_sockets.get_mut(older) {
+                    if let Some(o) = self.sockets.udp_sockets.get_mut(older) {
                         o.reuse_newer = None;
                     }
-                    let _ = self.udp_table.bind(s.local, older);
+                    let _ = self.sockets.udp_table.bind(s.local, older);
                 }
             }
             if s.charged > 0 {

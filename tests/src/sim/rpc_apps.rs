@@ -373,9 +373,7 @@ impl RpcClient {
         self.stats.connect_attempts += 1;
         match cx.iface.tcp_connect(now, self.server, None) {
             Ok(handle) => {
-                if let Some(t) = cx.iface.tcp_mut(handle) {
-                    t.set_nodelay(true);
-                }
+                cx.iface.tcp_with(handle, |t| t.set_nodelay(true));
                 self.conn = Some(ClientConn {
                     handle,
                     established: false,
@@ -483,9 +481,7 @@ impl<D: Dispatch> RpcServer<D> {
         let now = cx.now;
         if let Some(l) = self.listener {
             while let Ok(handle) = cx.iface.tcp_accept(l) {
-                if let Some(t) = cx.iface.tcp_mut(handle) {
-                    t.set_nodelay(true);
-                }
+                cx.iface.tcp_with(handle, |t| t.set_nodelay(true));
                 self.stats.accepted += 1;
                 self.core.handle_accepted(self.next_conn);
                 self.conns.insert(

@@ -8,7 +8,8 @@ use std::time::Instant;
 use tcp::syncookie;
 use tcp::{Connection, MemoryPressure, TcpRepr};
 
-use super::{ListenerHandle, SynCookieMode, TcpSocket, emit_segment};
+use super::output::emit_segment;
+use super::{ListenerHandle, SynCookieMode, TcpSocket};
 use crate::counters::DropReason;
 use crate::device::FrameSink;
 use crate::iface::Interface;
@@ -29,60 +30,60 @@ impl Interface {
     ) {
         if seg.flags.rst() {
             // "An incoming RST segment could not be valid ... ignore it."
-            return self.ip.counters.drop(DropReason::TcpListenBadSegment);
+            return self.counters.drop(DropReason::TcpListenBadSegment);
         }
         if seg.flags.ack() {
             // The final ACK of a cookie handshake?
-            let cookies_recent = self.tcp.listeners.get(lh).is_some_and(|l| {
-                self.tcp.limits.syncookies == SynCookieMode::Always
+            let cookies_recent = self.sockets.tcp.listeners.get(lh).is_some_and(|l| {
+                self.sockets.tcp.limits.syncookies == SynCookieMode::Always
                     || l.last_cookie.is_some_and(|t| {
                         now.saturating_duration_since(t)
                             < syncookie::PERIOD * (syncookie::MAX_AGE + 1)
                     })
             });
             if cookies_recent && !seg.flags.syn() {
-                let ts_now = self.tcp.ts_now(now, local, remote);
+                let ts_now = self.sockets.tcp.ts_now(now, local, remote);
                 if let Some(syn) =
-                    syncookie::check_ack(&self.tcp.cookies, now, local, remote, seg, ts_now)
+                    syncookie::check_ack(&self.sockets.tcp.cookies, now, local, remote, seg, ts_now)
                 {
                     return self.tcp_cookie_accept(now, lh, local, remote, seg, payload, syn, tx);
                 }
-                self.ip.counters.drop(DropReason::TcpCookieInvalid);
+                self.counters.drop(DropReason::TcpCookieInvalid);
             } else {
                 // "Any acknowledgment is bad if it arrives on a connection
                 // still in the LISTEN state. An acceptable reset segment
                 // should be formed for any arriving ACK-bearing segment."
-                self.ip.counters.drop(DropReason::TcpListenBadSegment);
+                self.counters.drop(DropReason::TcpListenBadSegment);
             }
             return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         if !seg.flags.syn() {
-            return self.ip.counters.drop(DropReason::TcpListenBadSegment);
+            return self.counters.drop(DropReason::TcpListenBadSegment);
         }
         // No route back: the SYN-ACK could not leave (Linux drops such SYNs
         // the same way), so keep nothing -- a spoofed flood from random
         // sources costs only this lookup.
         if self.ip.routes.lookup(*remote.ip()).is_none() {
-            return self.ip.counters.drop(DropReason::TcpSynNoRoute);
+            return self.counters.drop(DropReason::TcpSynNoRoute);
         }
         // The memory budget is spent: refuse with a reset rather than
         // holding more (the oldest half-open entry goes too).
         if self.mem.state() == MemoryPressure::Exhausted {
             self.tcp_evict_half_open(lh);
-            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            self.counters.drop(DropReason::TcpSynNoMemory);
             return self.tcp_reset_for(now, local, remote, seg, payload.len(), tx);
         }
         let pressure = self.mem.state() != MemoryPressure::Normal;
-        let mode = self.tcp.limits.syncookies;
-        let ts_now = self.tcp.ts_now(now, local, remote);
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let mode = self.sockets.tcp.limits.syncookies;
+        let ts_now = self.sockets.tcp.ts_now(now, local, remote);
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         // A full accept queue drops the SYN (the client retransmits), as
         // Linux does, cookies or not: accepting more would only fill it.
         if listener.accept_queue.len() >= listener.backlog {
             listener.dropped_syns += 1;
-            return self.ip.counters.drop(DropReason::TcpListenOverflow);
+            return self.counters.drop(DropReason::TcpListenOverflow);
         }
         let syn_queue_full = listener.syn_queue >= listener.backlog;
         let want_cookie = match mode {
@@ -93,11 +94,16 @@ impl Interface {
         if want_cookie {
             listener.last_cookie = Some(now);
             let mss = seg.options.mss.unwrap_or(536);
-            let iss = self.tcp.cookies.make(now, local, remote, seg.seq, mss);
+            let iss = self
+                .sockets
+                .tcp
+                .cookies
+                .make(now, local, remote, seg.seq, mss);
             let synack = syncookie::cookie_syn_ack(&listener.cfg, seg, iss, ts_now);
-            self.ip.counters.defenses.syncookies_sent += 1;
+            self.counters.defenses.syncookies_sent += 1;
             emit_segment(
                 &mut self.ip,
+                &mut self.counters,
                 now,
                 *local.ip(),
                 *remote.ip(),
@@ -105,6 +111,7 @@ impl Interface {
                 &[],
                 &[],
                 listener.cfg.tos,
+                None,
                 tx,
             );
             return;
@@ -115,40 +122,44 @@ impl Interface {
             // the SYN is dropped and its client retransmits.
             listener.dropped_syns += 1;
             if !self.tcp_evict_half_open(lh) {
-                return self.ip.counters.drop(DropReason::TcpListenOverflow);
+                return self.counters.drop(DropReason::TcpListenOverflow);
             }
         }
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
-        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
-        let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let (cfg, user_timeout) = self.sockets.tcp.effective_config(cfg);
+        let iss = self.sockets.tcp.isn.isn(now, local, remote);
+        let ts_offset = self.sockets.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let mut conn = Connection::accept(
             &cfg,
             local,
             remote,
             iss,
             ts_offset,
-            self.tcp.epoch,
+            self.sockets.tcp.epoch,
             now,
             seg,
         );
         conn.set_user_timeout(user_timeout);
-        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
-        if let Some(l) = self.tcp.listeners.get_mut(lh) {
+        let h = self
+            .sockets
+            .tcp
+            .socks
+            .insert(TcpSocket::new(conn, Some(lh)));
+        if let Some(l) = self.sockets.tcp.listeners.get_mut(lh) {
             l.syn_fifo.push_back(h);
             // Compact the arrival list when stale handles dominate it.
             if l.syn_fifo.len() > 2 * l.syn_queue + 16 {
-                let socks = &self.tcp.socks;
+                let socks = &self.sockets.tcp.socks;
                 l.syn_fifo
                     .retain(|&x| socks.get(x).is_some_and(|s| s.embryonic_of == Some(lh)));
             }
         }
-        self.tcp.link(h, local, remote);
-        self.ip.counters.tcp_passive_opens += 1;
+        self.sockets.tcp.link(h, local, remote);
+        self.counters.tcp_passive_opens += 1;
         self.tcp_service(now, h, tx);
     }
 
@@ -160,15 +171,26 @@ impl Interface {
     /// itself. Returns whether one was evicted.
     pub(super) fn tcp_evict_half_open(&mut self, lh: ListenerHandle) -> bool {
         // Bounded: each entry is looked at once at most.
-        let entries = self.tcp.listeners.get(lh).map_or(0, |l| l.syn_fifo.len());
+        let entries = self
+            .sockets
+            .tcp
+            .listeners
+            .get(lh)
+            .map_or(0, |l| l.syn_fifo.len());
         for _ in 0..entries {
-            let Some(l) = self.tcp.listeners.get_mut(lh) else {
+            let Some(l) = self.sockets.tcp.listeners.get_mut(lh) else {
                 return false;
             };
             let Some(&h) = l.syn_fifo.front() else {
                 return false;
             };
-            let Some(sock) = self.tcp.socks.get(h).filter(|s| s.embryonic_of == Some(lh)) else {
+            let Some(sock) = self
+                .sockets
+                .tcp
+                .socks
+                .get(h)
+                .filter(|s| s.embryonic_of == Some(lh))
+            else {
                 l.syn_fifo.pop_front(); // left the SYN queue already
                 continue;
             };
@@ -184,8 +206,8 @@ impl Interface {
             }
             l.syn_fifo.pop_front();
             log::debug!("tcp: evicting the oldest half-open connection");
-            self.ip.counters.defenses.half_open_evicted += 1;
-            self.tcp.unlink(h);
+            self.counters.defenses.half_open_evicted += 1;
+            self.sockets.tcp.unlink(h);
             self.tcp_release(h);
             return true;
         }
@@ -207,27 +229,27 @@ impl Interface {
         tx: &mut S,
     ) {
         if self.mem.state() == MemoryPressure::Exhausted {
-            self.ip.counters.drop(DropReason::TcpSynNoMemory);
+            self.counters.drop(DropReason::TcpSynNoMemory);
             return self.tcp_reset_for(now, local, remote, ack, payload.len(), tx);
         }
-        let Some(listener) = self.tcp.listeners.get_mut(lh) else {
+        let Some(listener) = self.sockets.tcp.listeners.get_mut(lh) else {
             return;
         };
         if listener.accept_queue.len() >= listener.backlog {
             // The client believes it is connected and will retransmit; by
             // then the application may have made room.
-            return self.ip.counters.drop(DropReason::TcpAcceptQueueFull);
+            return self.counters.drop(DropReason::TcpAcceptQueueFull);
         }
         listener.syn_queue += 1;
         let cfg = listener.cfg.clone();
-        let (cfg, user_timeout) = self.tcp.effective_config(cfg);
-        let ts_offset = self.tcp.isn.ts_offset(*local.ip(), *remote.ip());
+        let (cfg, user_timeout) = self.sockets.tcp.effective_config(cfg);
+        let ts_offset = self.sockets.tcp.isn.ts_offset(*local.ip(), *remote.ip());
         let mut conn = Connection::accept_cookie(
             &cfg,
             local,
             remote,
             ts_offset,
-            self.tcp.epoch,
+            self.sockets.tcp.epoch,
             now,
             ack,
             syn,
@@ -236,26 +258,31 @@ impl Interface {
         conn.set_memory_pressure(self.mem.state());
         conn.handle_segment(now, ack, payload);
         let established = conn.is_established();
-        let h = self.tcp.socks.insert(TcpSocket::new(conn, Some(lh)));
-        self.tcp.link(h, local, remote);
+        let h = self
+            .sockets
+            .tcp
+            .socks
+            .insert(TcpSocket::new(conn, Some(lh)));
+        self.sockets.tcp.link(h, local, remote);
         if !established {
-            self.tcp.unlink(h);
+            self.sockets.tcp.unlink(h);
             self.tcp_release(h);
-            return self.ip.counters.drop(DropReason::TcpCookieInvalid);
+            return self.counters.drop(DropReason::TcpCookieInvalid);
         }
-        self.ip.counters.tcp_passive_opens += 1;
-        self.ip.counters.defenses.syncookies_valid += 1;
+        self.counters.tcp_passive_opens += 1;
+        self.counters.defenses.syncookies_valid += 1;
         self.tcp_recharge(h);
         self.tcp_after_change(Some(now), h);
         // Held back by TCP_DEFER_ACCEPT: on the arrival list like every
         // connection counted in the SYN queue (closing the listener finds
         // it there).
         if self
+            .sockets
             .tcp
             .socks
             .get(h)
             .is_some_and(|s| s.embryonic_of == Some(lh))
-            && let Some(l) = self.tcp.listeners.get_mut(lh)
+            && let Some(l) = self.sockets.tcp.listeners.get_mut(lh)
         {
             l.syn_fifo.push_back(h);
         }

@@ -21,6 +21,7 @@ impl Interface {
     /// Linux does when `tcp_max_tw_buckets` is reached).
     pub(super) fn tcp_enter_time_wait(&mut self, now: Instant, h: TcpHandle) {
         let Some(record) = self
+            .sockets
             .tcp
             .socks
             .get(h)
@@ -28,36 +29,47 @@ impl Interface {
         else {
             return;
         };
-        self.tcp.unlink(h);
+        self.sockets.tcp.unlink(h);
         self.tcp_release(h);
-        if self.tcp.time_wait.len() >= self.tcp.limits.max_time_wait {
+        if self.sockets.tcp.time_wait.len() >= self.sockets.tcp.limits.max_time_wait {
             log::debug!("tcp: TIME-WAIT table full; closing without it");
-            self.ip.counters.defenses.time_wait_overflow += 1;
+            self.counters.defenses.time_wait_overflow += 1;
             return;
         }
         let key = (record.local(), record.remote());
         let at = record.expires();
-        self.tcp.time_wait_timers.push(Reverse((at, key.0, key.1)));
-        if self.tcp.time_wait.insert(key, (record, at)).is_none() {
-            let reuse = self.tcp.time_wait[&key].0.reuse_addr();
-            self.tcp.tw_port_add(key.0.port(), reuse);
-            self.ip.counters.defenses.time_wait_records += 1;
+        self.sockets
+            .tcp
+            .time_wait_timers
+            .push(Reverse((at, key.0, key.1)));
+        if self
+            .sockets
+            .tcp
+            .time_wait
+            .insert(key, (record, at))
+            .is_none()
+        {
+            let reuse = self.sockets.tcp.time_wait[&key].0.reuse_addr();
+            self.sockets.tcp.tw_port_add(key.0.port(), reuse);
+            self.counters.defenses.time_wait_records += 1;
             self.mem_charge_time_wait();
         }
     }
 
     /// Forgets a TIME-WAIT record (a new incarnation took the 4-tuple).
     pub(super) fn tcp_forget_time_wait(&mut self, local: SocketAddrV4, remote: SocketAddrV4) {
-        if let Some((record, _)) = self.tcp.time_wait.remove(&(local, remote)) {
-            self.tcp.tw_port_remove(local.port(), record.reuse_addr());
+        if let Some((record, _)) = self.sockets.tcp.time_wait.remove(&(local, remote)) {
+            self.sockets
+                .tcp
+                .tw_port_remove(local.port(), record.reuse_addr());
             self.mem_charge_time_wait();
         }
     }
 
     /// Charges the TIME-WAIT records to the memory budget.
     pub(super) fn mem_charge_time_wait(&mut self) {
-        let n = self.tcp.time_wait.len();
-        self.ip.counters.defenses.time_wait_now = n as u64;
+        let n = self.sockets.tcp.time_wait.len();
+        self.counters.defenses.time_wait_now = n as u64;
         let changed = self.mem.set(Component::TimeWait, n * TIME_WAIT_COST);
         self.mem_state_changed(changed);
     }
@@ -66,7 +78,7 @@ impl Interface {
     /// events into the counters, and notes it if memory holds it back.
     pub(super) fn tcp_recharge(&mut self, h: TcpHandle) {
         let state = self.mem.state();
-        let Some(sock) = self.tcp.socks.get_mut(h) else {
+        let Some(sock) = self.sockets.tcp.socks.get_mut(h) else {
             return;
         };
         sock.conn.set_memory_pressure(state);
@@ -75,11 +87,11 @@ impl Interface {
         let old = std::mem::replace(&mut sock.charged, now_used);
         if sock.conn.limited_by_memory() && !sock.mem_waiting {
             sock.mem_waiting = true;
-            self.tcp.mem_waiters.push(h);
+            self.sockets.tcp.mem_waiters.push(h);
         }
         let alarms = sock.conn.take_alarms();
         if !alarms.is_empty() {
-            let c = &mut self.ip.counters;
+            let c = &mut self.counters;
             let d = &mut c.defenses;
             d.acks_throttled += u64::from(alarms.acks_throttled);
             d.resets_on_data_after_close += u64::from(alarms.reset_on_data_after_close);
@@ -115,13 +127,13 @@ impl Interface {
             MemoryPressure::Exhausted => 2,
         };
         if rank(self.mem.state()) > rank(previous) {
-            self.tcp.reclaim_pending = true;
+            self.sockets.tcp.reclaim_pending = true;
             return;
         }
         let state = self.mem.state();
-        let waiters = std::mem::take(&mut self.tcp.mem_waiters);
+        let waiters = std::mem::take(&mut self.sockets.tcp.mem_waiters);
         for &h in &waiters {
-            if let Some(sock) = self.tcp.socks.get_mut(h) {
+            if let Some(sock) = self.sockets.tcp.socks.get_mut(h) {
                 sock.mem_waiting = false;
                 sock.conn.set_memory_pressure(state);
                 // The application may write again; the peer may send more
@@ -136,16 +148,16 @@ impl Interface {
         }
         let mut waiters = waiters;
         waiters.clear();
-        if self.tcp.mem_waiters.is_empty() {
-            self.tcp.mem_waiters = waiters;
+        if self.sockets.tcp.mem_waiters.is_empty() {
+            self.sockets.tcp.mem_waiters = waiters;
         }
     }
 
     /// The walk [`mem_state_changed`](Self::mem_state_changed) asked for:
     /// every connection gets the new state (releasing what it may).
     pub(super) fn tcp_reclaim(&mut self) {
-        self.tcp.reclaim_pending = false;
-        let handles: Vec<TcpHandle> = self.tcp.socks.iter().map(|(h, _)| h).collect();
+        self.sockets.tcp.reclaim_pending = false;
+        let handles: Vec<TcpHandle> = self.sockets.tcp.socks.iter().map(|(h, _)| h).collect();
         log::debug!(
             "memory {:?}: reclaiming across {} connections",
             self.mem.state(),
@@ -170,8 +182,9 @@ impl Interface {
         let local = SocketAddrV4::new(orig.src, u16::from_be_bytes([s0, s1]));
         let remote = SocketAddrV4::new(orig.dst, u16::from_be_bytes([d0, d1]));
         let seq = tcp::SeqNum(u32::from_be_bytes([q0, q1, q2, q3]));
-        let &h = self.tcp.by_tuple.get(&(local, remote))?;
-        self.tcp
+        let &h = self.sockets.tcp.by_tuple.get(&(local, remote))?;
+        self.sockets
+            .tcp
             .socks
             .get(h)
             .is_some_and(|s| s.conn.seq_in_flight(seq))
@@ -180,7 +193,7 @@ impl Interface {
 
     /// ICMP Destination Unreachable about a segment of `h`'s.
     pub(in crate::iface) fn tcp_icmp_unreachable(&mut self, h: TcpHandle, code: u8) {
-        if let Some(sock) = self.tcp.socks.get_mut(h)
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h)
             && sock.conn.handle_icmp_unreachable(code)
         {
             self.tcp_after_change(None, h);
@@ -196,7 +209,7 @@ impl Interface {
         h: TcpHandle,
         mtu: usize,
     ) {
-        if let Some(sock) = self.tcp.socks.get_mut(h) {
+        if let Some(sock) = self.sockets.tcp.socks.get_mut(h) {
             sock.conn.handle_path_mtu_reduced(now, mtu);
             self.tcp_touch(h);
         }
@@ -211,7 +224,7 @@ impl Interface {
         let mut charged = 0;
         let mut orphans = 0;
         let mut embryonic: HashMap<ListenerHandle, usize> = HashMap::new();
-        for (h, s) in self.tcp.socks.iter() {
+        for (h, s) in self.sockets.tcp.socks.iter() {
             s.conn.check_invariants()?;
             charged += s.charged;
             if s.orphan {
@@ -220,7 +233,14 @@ impl Interface {
             if let Some(lh) = s.embryonic_of {
                 *embryonic.entry(lh).or_default() += 1;
             }
-            if s.linked && self.tcp.by_tuple.get(&(s.conn.local(), s.conn.remote())) != Some(&h) {
+            if s.linked
+                && self
+                    .sockets
+                    .tcp
+                    .by_tuple
+                    .get(&(s.conn.local(), s.conn.remote()))
+                    != Some(&h)
+            {
                 return Err(format!("{h:?} linked but not in the table"));
             }
         }
@@ -230,10 +250,13 @@ impl Interface {
                 self.mem.part(Component::Tcp)
             ));
         }
-        if orphans != self.tcp.orphans {
-            return Err(format!("{orphans} orphans, counted {}", self.tcp.orphans));
+        if orphans != self.sockets.tcp.orphans {
+            return Err(format!(
+                "{orphans} orphans, counted {}",
+                self.sockets.tcp.orphans
+            ));
         }
-        for (lh, l) in self.tcp.listeners.iter() {
+        for (lh, l) in self.sockets.tcp.listeners.iter() {
             let n = embryonic.get(&lh).copied().unwrap_or(0);
             if n != l.syn_queue {
                 return Err(format!("listener SYN queue {} holds {n}", l.syn_queue));
@@ -243,24 +266,24 @@ impl Interface {
             }
         }
         let mut tw_ports: HashMap<u16, PortUse> = HashMap::new();
-        for ((local, _), (record, _)) in &self.tcp.time_wait {
+        for ((local, _), (record, _)) in &self.sockets.tcp.time_wait {
             PortUse::add(&mut tw_ports, local.port(), record.reuse_addr());
         }
-        if tw_ports != self.tcp.tw_ports {
+        if tw_ports != self.sockets.tcp.tw_ports {
             return Err("TIME-WAIT port counts do not match the records".into());
         }
         let mut ports: HashMap<u16, PortUse> = HashMap::new();
-        for (_, s) in self.tcp.socks.iter().filter(|(_, s)| s.linked) {
+        for (_, s) in self.sockets.tcp.socks.iter().filter(|(_, s)| s.linked) {
             PortUse::add(
                 &mut ports,
                 s.conn.local().port(),
                 s.conn.config().reuse_addr,
             );
         }
-        if ports != self.tcp.ports {
+        if ports != self.sockets.tcp.ports {
             return Err("connection port counts do not match the table".into());
         }
-        for (local, g) in &self.tcp.by_local {
+        for (local, g) in &self.sockets.tcp.by_local {
             if g.members.is_empty() || g.members.len() > super::MAX_REUSEPORT_GROUP {
                 return Err(format!("listener group {local} of {}", g.members.len()));
             }
@@ -268,11 +291,11 @@ impl Interface {
                 return Err(format!("{local} shared without SO_REUSEPORT"));
             }
         }
-        let tw = self.tcp.time_wait.len();
-        if tw > self.tcp.limits.max_time_wait {
+        let tw = self.sockets.tcp.time_wait.len();
+        if tw > self.sockets.tcp.limits.max_time_wait {
             return Err(format!("{tw} TIME-WAIT records over the limit"));
         }
-        if self.tcp.time_wait_timers.len() < tw {
+        if self.sockets.tcp.time_wait_timers.len() < tw {
             return Err("a TIME-WAIT record without a timer".into());
         }
         if self.mem.part(Component::TimeWait) != tw * TIME_WAIT_COST {

@@ -328,10 +328,15 @@ fn loopback_source_never_leaves_the_host() {
     let mut s = Solo::new();
     // A datagram claiming a 127/8 source towards another host is refused.
     let repr = Ipv4Repr::new(LOCALHOST, B_IP, IpProtocol::UDP, 64, 0);
-    let r = s
-        .iface
-        .ip
-        .send_ipv4(s.now, repr, 8, |b| b.fill(0), &mut s.out);
+    let iface = &mut s.iface;
+    let r = iface.ip.send_ipv4(
+        &mut iface.counters,
+        s.now,
+        repr,
+        8,
+        |b| b.fill(0),
+        &mut s.out,
+    );
     assert_eq!(r, Err(SendError::NoRoute));
     assert_eq!(
         s.iface.counters().drops(DropReason::LoopbackSourceOffHost),

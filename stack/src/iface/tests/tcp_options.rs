@@ -238,3 +238,27 @@ fn udp_reuseaddr_unicast_to_the_newest_broadcast_to_all() {
     p.a.udp_close(s4);
     assert!(p.a.udp_bind(any).is_ok(), "free once all closed");
 }
+
+#[test]
+fn tcp_with_reschedules_the_connection_itself() {
+    let mut p = Pair::new();
+    let lh = p.b.tcp_listen(B80, 8).unwrap();
+    let h = p.a.tcp_connect(p.now, B80, None).unwrap();
+    p.advance(Duration::from_millis(10));
+    let bh = p.b.tcp_accept(lh).unwrap();
+    assert!(!p.a.needs_poll());
+    // A change made through the closure is scheduled without anything
+    // else to call: the FIN goes out on the next poll.
+    assert_eq!(p.a.tcp_with(h, |c| c.shutdown_write()), Some(()));
+    assert!(p.a.needs_poll());
+    p.advance(Duration::from_millis(10));
+    assert_eq!(p.b.tcp(bh).unwrap().state(), ::tcp::State::CloseWait);
+    // A stale handle: the closure does not run.
+    p.a.tcp_abort(p.now, h);
+    p.a.tcp_close(p.now, h);
+    p.advance(Duration::from_millis(10));
+    let mut ran = false;
+    assert_eq!(p.a.tcp_with(h, |_| ran = true), None);
+    assert!(!ran);
+    p.a.tcp_check_invariants().unwrap();
+}
