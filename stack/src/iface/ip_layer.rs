@@ -83,6 +83,11 @@ pub struct IpLayer {
     /// Packets may wait for address resolution (false while the stack's
     /// memory budget is exhausted).
     pub(crate) queue_allowed: bool,
+    /// A packet was queued for resolution since the last poll: the ARP
+    /// request for it goes out from the neighbour cache's poll, so the
+    /// interface needs one soon even when the packet was sent from an
+    /// application thread (see [`Interface::needs_poll`]).
+    pub(crate) resolution_queued: bool,
     /// Packets to ourselves, waiting for the next poll (see
     /// [`super::loopback`]).
     pub(crate) loopback: LoopbackQueue,
@@ -111,6 +116,7 @@ impl IpLayer {
             frag_buf: vec![0u8; Ipv4Repr::MAX_PACKET_LEN],
             segmentation_offload: false,
             queue_allowed: true,
+            resolution_queued: false,
             loopback: LoopbackQueue::new(),
         }
     }
@@ -467,7 +473,7 @@ impl IpLayer {
             return counters.drop(DropReason::ArpTotalQueueFull);
         }
         match self.neighbors.enqueue(now, next_hop, packet) {
-            Ok(()) => {}
+            Ok(()) => self.resolution_queued = true,
             Err(QueueError::QueueFull) => counters.drop(DropReason::ArpQueueFull),
             Err(QueueError::CacheFull) => counters.drop(DropReason::ArpCacheFull),
             Err(QueueError::TotalQueueFull) => counters.drop(DropReason::ArpTotalQueueFull),

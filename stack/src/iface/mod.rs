@@ -646,6 +646,7 @@ impl Interface {
                 (self.announcements_left > 0).then_some(now + ANNOUNCE_INTERVAL);
         }
         let mut actions = std::mem::take(&mut self.neighbor_actions);
+        self.ip.resolution_queued = false;
         self.ip.neighbors.poll(now, |a| actions.push(a));
         for action in actions.drain(..) {
             match action {
@@ -730,10 +731,11 @@ impl Interface {
     }
 
     /// True when [`poll`](Self::poll) has work to do right away (an
-    /// application call queued a transmission, or packets to ourselves wait
-    /// for local delivery).
+    /// application call queued a transmission, a packet waits for an ARP
+    /// request that poll sends, or packets to ourselves wait for local
+    /// delivery).
     pub fn needs_poll(&self) -> bool {
-        self.tcp_has_ready() || !self.ip.loopback.is_empty()
+        self.tcp_has_ready() || !self.ip.loopback.is_empty() || self.ip.resolution_queued
     }
 
     /// When [`poll`](Self::poll) next has work, if ever.

@@ -107,3 +107,24 @@ fn established_connection_only_notes_a_soft_error() {
     let conn = p.a.tcp(h).unwrap();
     assert!(!conn.is_closed(), "established connections survive");
 }
+
+/// A datagram sent from an application thread to a neighbour not yet
+/// resolved is queued and its ARP request leaves from `poll`: the
+/// interface must say it needs that poll now, or a sleeping event loop
+/// would send the request only at its next deadline (seconds later).
+#[test]
+fn a_packet_waiting_for_arp_asks_for_a_poll() {
+    let mut p = Pair::new();
+    let u =
+        p.a.udp_bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+            .unwrap();
+    assert!(!p.a.needs_poll());
+    let mut out = FrameBatch::new();
+    p.a.udp_send_to(p.now, u, b"x", Some(SocketAddrV4::new(GHOST, 9)), &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "the request is not sent by the send call");
+    assert!(p.a.needs_poll());
+    p.a.poll(p.now, &mut out);
+    assert_eq!(out.len(), 1, "the ARP request");
+    assert!(!p.a.needs_poll());
+}
