@@ -1,0 +1,123 @@
+use super::*;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand, Debug)]
+enum Top {
+    Rpc(RpcArgs),
+    #[command(name = "2pc")]
+    TwoPc(TwoPcArgs),
+}
+
+const STACK: &[&str] = &["--tap", "t0", "--addr", "10.0.0.5/24"];
+
+fn parse(args: &[&str]) -> Result<Top, clap::Error> {
+    let mut v = vec!["ustack"];
+    v.extend_from_slice(args);
+    v.extend_from_slice(STACK);
+    Cli::try_parse_from(v).map(|c| c.command)
+}
+
+#[test]
+fn node_commands_parse() {
+    let Top::TwoPc(TwoPcArgs {
+        command: TwoPcCommand::Participant(p),
+    }) = parse(&[
+        "2pc",
+        "participant",
+        "--id",
+        "2",
+        "--names",
+        "10.0.0.1:5000",
+        "--listen",
+        "7000",
+        "--log",
+        "/tmp/x",
+        "--accounts",
+        "bob=5",
+        "--crash-at",
+        "ready-logged:2",
+    ])
+    .expect("parse")
+    else {
+        panic!("not a participant");
+    };
+    assert_eq!(p.node.id, 2);
+    assert_eq!(p.node.names.port(), 5000);
+    assert_eq!(p.node.crash_at.map(|c| c.nth), Some(2));
+    assert_eq!(p.node.lease_ms, 3000);
+    assert!(
+        parse(&[
+            "2pc",
+            "coordinator",
+            "--id",
+            "0",
+            "--names",
+            "10.0.0.1:5000",
+            "--listen",
+            "7000",
+            "--log",
+            "/tmp/x",
+            "--crash-at",
+            "nowhere",
+        ])
+        .is_err()
+    );
+    assert!(parse(&["rpc", "names", "--listen", "5000"]).is_ok());
+}
+
+#[test]
+fn client_commands_parse() {
+    let Top::TwoPc(TwoPcArgs {
+        command: TwoPcCommand::Transfer(t),
+    }) = parse(&[
+        "2pc",
+        "transfer",
+        "--names",
+        "10.0.0.1:5000",
+        "--from",
+        "bank-1:alice",
+        "--to",
+        "bank-2:bob",
+        "--amount",
+        "30",
+    ])
+    .expect("parse")
+    else {
+        panic!("not a transfer");
+    };
+    assert_eq!((t.amount, t.coordinator.as_str()), (30, "coordinator"));
+    assert!(
+        parse(&["2pc", "status", "--names", "10.0.0.1:5000"]).is_err(),
+        "needs --node"
+    );
+    assert!(
+        parse(&[
+            "2pc",
+            "check",
+            "--names",
+            "10.0.0.1:5000",
+            "--node",
+            "coordinator",
+            "--node",
+            "bank-1",
+            "--expect-total",
+            "300",
+            "--settle",
+            "-1",
+        ])
+        .is_err(),
+        "negative settle time"
+    );
+    assert!(
+        parse(&[
+            "2pc", "transfer", "--names", "nowhere", "--from", "a", "--to", "b"
+        ])
+        .is_err()
+    );
+}
