@@ -8,9 +8,13 @@
 //! +--------------+--------------+----------------------------+
 //! ```
 //!
-//! Replay reads records from the start and stops at the first one that is
-//! incomplete or fails its CRC: a record torn by a crash during the write
-//! (or never synced) is ignored, and so is anything after it.
+//! Replay reads records from the start. Only a torn *final* record -- one a
+//! crash cut short while it was written, with no valid record after it --
+//! is ignored (and cut off when the log is opened). A bad record followed
+//! by a valid one is corruption in the middle of the log (a flipped bit,
+//! a bad sector): replay then fails with an error naming the byte offset,
+//! and the file is left untouched, because truncating there would silently
+//! drop every later record, COMMITs included.
 
 use super::LogRecord;
 use crate::message::from_bytes;
@@ -85,35 +89,72 @@ fn encode_record(out: &mut Vec<u8>, rec: &LogRecord) -> io::Result<()> {
     Ok(())
 }
 
-/// Decodes the valid prefix of a log: the records, and its length in bytes.
-fn decode_records(bytes: &[u8]) -> (Vec<LogRecord>, usize) {
+/// The record at `pos`, if a whole valid one starts there, and its size.
+fn record_at(bytes: &[u8], pos: usize) -> Option<(LogRecord, usize)> {
+    let header = bytes.get(pos..pos.checked_add(8)?)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(pos + 8..pos + 8 + len)?;
+    if crc32(payload) != crc {
+        return None;
+    }
+    let rec = from_bytes::<LogRecord>(payload).ok()?;
+    Some((rec, 8 + len))
+}
+
+/// A log whose middle is damaged: a record that does not verify, with a
+/// valid record after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrupt {
+    /// Byte offset of the first bad record.
+    pub offset: usize,
+    /// Byte offset of the next valid record found after it.
+    pub next_valid: usize,
+}
+
+impl Corrupt {
+    fn into_io(self, what: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{what}: corrupt record at byte {} with valid records after it (from byte {}); \
+                 the log is left untouched",
+                self.offset, self.next_valid
+            ),
+        )
+    }
+}
+
+/// Decodes a log: the records and the length of the valid prefix (what
+/// follows it is a torn final record), or [`Corrupt`] when a bad record is
+/// followed by a valid one. Looking for that valid record tries every later
+/// offset (once, when a log is opened; a real record is found by its CRC).
+fn decode_records(bytes: &[u8]) -> Result<(Vec<LogRecord>, usize), Corrupt> {
     let mut records = Vec::new();
     let mut pos = 0;
-    while let Some(header) = bytes.get(pos..pos + 8) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32(payload) != crc {
-            break;
-        }
-        let Ok(rec) = from_bytes::<LogRecord>(payload) else {
+    while pos < bytes.len() {
+        let Some((rec, size)) = record_at(bytes, pos) else {
             break;
         };
         records.push(rec);
-        pos += 8 + len;
+        pos += size;
     }
     if pos < bytes.len() {
+        if let Some(next_valid) = (pos + 1..bytes.len()).find(|&p| record_at(bytes, p).is_some()) {
+            return Err(Corrupt {
+                offset: pos,
+                next_valid,
+            });
+        }
         log::warn!(
-            "wal: ignoring {} bytes of torn or corrupt tail",
+            "wal: ignoring a torn final record ({} bytes)",
             bytes.len() - pos
         );
     }
-    (records, pos)
+    Ok((records, pos))
 }
 
 /// An in-memory log for tests and simulation: records appended but not
@@ -144,9 +185,22 @@ impl MemWal {
         self.pending.clear();
     }
 
-    /// Durable records (what a restart would see).
+    /// Durable records (what a restart would see; empty if the log is
+    /// corrupt).
     pub fn durable_records(&self) -> Vec<LogRecord> {
-        decode_records(&self.durable).0
+        decode_records(&self.durable).map_or_else(|_| Vec::new(), |(r, _)| r)
+    }
+
+    /// Flips one bit of the durable log (tests of corruption).
+    pub fn flip_bit(&mut self, byte: usize, bit: u8) {
+        if let Some(b) = self.durable.get_mut(byte) {
+            *b ^= 1 << (bit % 8);
+        }
+    }
+
+    /// Bytes made durable.
+    pub fn durable_len(&self) -> usize {
+        self.durable.len()
     }
 
     /// Bytes appended and not yet synced.
@@ -172,7 +226,8 @@ impl Wal for MemWal {
     }
 
     fn replay(&mut self) -> io::Result<Vec<LogRecord>> {
-        let (records, valid) = decode_records(&self.durable);
+        let (records, valid) =
+            decode_records(&self.durable).map_err(|c| c.into_io("in-memory log"))?;
         // Like FileWal::open: cut the torn tail so later appends follow valid records.
         self.durable.truncate(valid);
         Ok(records)
@@ -186,11 +241,17 @@ pub struct FileWal {
     file: File,
     path: PathBuf,
     pending: Vec<u8>,
+    /// The file held no byte when it was opened.
+    was_empty: bool,
 }
 
 impl FileWal {
-    /// Opens (or creates) the log at `path`. A torn tail left by a crash is
-    /// cut off, so new records follow the last valid one.
+    /// Opens (or creates) the log at `path`, locked for this process alone
+    /// (`flock`: a second process, or a second open, fails with
+    /// `WouldBlock`). A torn final record left by a crash is cut off, so new
+    /// records follow the last valid one; a corrupt record with valid ones
+    /// after it fails with `InvalidData`, naming the byte offset, and the
+    /// file is not changed.
     pub fn open(path: impl AsRef<Path>) -> io::Result<FileWal> {
         let path = path.as_ref().to_path_buf();
         let existed = path.exists();
@@ -200,9 +261,20 @@ impl FileWal {
             .create(true)
             .truncate(false)
             .open(&path)?;
+        lock_exclusive(&file).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is in use by another process", path.display()),
+                )
+            } else {
+                e
+            }
+        })?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (_, valid) = decode_records(&bytes);
+        let (_, valid) =
+            decode_records(&bytes).map_err(|c| c.into_io(&path.display().to_string()))?;
         if valid < bytes.len() {
             file.set_len(valid as u64)?;
             file.sync_data()?;
@@ -219,7 +291,26 @@ impl FileWal {
             file,
             path,
             pending: Vec::new(),
+            was_empty: bytes.is_empty(),
         })
+    }
+
+    /// Reads the records of the log at `path` without opening it for
+    /// writing: no lock, nothing cut (for inspection while a node runs).
+    /// A torn final record is skipped; corruption is an error, as for
+    /// [`open`](Self::open).
+    pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<LogRecord>> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)?;
+        decode_records(&bytes)
+            .map(|(records, _)| records)
+            .map_err(|c| c.into_io(&path.display().to_string()))
+    }
+
+    /// True when the file held nothing when it was opened (a new log): only
+    /// then may a node seed it, never a log that holds bytes.
+    pub fn was_empty(&self) -> bool {
+        self.was_empty
     }
 
     /// Where the log lives.
@@ -245,7 +336,21 @@ impl Wal for FileWal {
         let mut bytes = Vec::new();
         let mut file = File::open(&self.path)?;
         file.read_to_end(&mut bytes)?;
-        Ok(decode_records(&bytes).0)
+        decode_records(&bytes)
+            .map(|(records, _)| records)
+            .map_err(|c| c.into_io(&self.path.display().to_string()))
+    }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: held until the file is closed.
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

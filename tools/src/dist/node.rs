@@ -217,8 +217,12 @@ fn crash_spec(arg: Option<CrashSpec>, role: Role) -> Result<Option<CrashSpec>, U
     Ok(spec)
 }
 
-/// Opens the node's log; a bank's new log starts with a checkpoint of the
-/// initial accounts, so that later starts recover from the log alone.
+/// Opens the node's log (locked against a second process; a corrupt log
+/// is an error naming the byte offset, and is left as it is). Only a new,
+/// empty log is seeded: a bank's starts with a checkpoint of the initial
+/// accounts, so that later starts recover from the log alone. A log that
+/// holds bytes but no valid record (its first record torn or damaged) is
+/// never seeded again from the command line.
 fn open_log(dir: &Path, bank: Option<&Bank>) -> Result<(FileWal, Vec<LogRecord>), Box<dyn Error>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
@@ -226,6 +230,13 @@ fn open_log(dir: &Path, bank: Option<&Bank>) -> Result<(FileWal, Vec<LogRecord>)
     let mut wal =
         FileWal::open(&path).map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
     let mut records = wal.replay()?;
+    if records.is_empty() && !wal.was_empty() {
+        return Err(format!(
+            "log {} holds no valid record: refusing to seed it again (move it away to start afresh)",
+            path.display()
+        )
+        .into());
+    }
     if let (true, Some(bank)) = (records.is_empty(), bank) {
         let rec = LogRecord::Snapshot {
             state: bank.snapshot(),
