@@ -386,3 +386,45 @@ fn two_phase_commit_nodes_over_tcp_with_file_logs() {
     assert_eq!(p.resource().balance("alice"), Some(60));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A log whose disk went away: appends are accepted, nothing can be synced.
+struct FailingWal;
+
+impl rpc::twopc::Wal for FailingWal {
+    fn append(&mut self, _rec: &rpc::twopc::LogRecord) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk gone"))
+    }
+    fn replay(&mut self) -> std::io::Result<Vec<rpc::twopc::LogRecord>> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn a_node_whose_log_fails_says_so() {
+    let connect = |_peer: u32| TcpStream::connect("127.0.0.1:9");
+    let node: Node<Bank> = Node::start(
+        0,
+        FailingWal,
+        Some(CoordinatorConfig::default()),
+        None,
+        connect,
+        |_| {},
+    )
+    .expect("node");
+    assert_eq!(node.failure(), None);
+    let work = BankOp::encode(&[BankOp {
+        account: "alice".into(),
+        delta: -1,
+    }]);
+    let _ = node.begin(vec![(1, work)]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.failure().is_none() {
+        assert!(Instant::now() < deadline, "no failure reported");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let why = node.failure().expect("failure");
+    assert!(why.contains("disk gone"), "{why}");
+}

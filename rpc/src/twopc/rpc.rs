@@ -83,6 +83,8 @@ pub struct Node<R> {
     id: NodeId,
     state: Arc<Mutex<NodeState<R>>>,
     inbox: Inbox,
+    /// Why the driver stopped (its log failed), once it has.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -130,6 +132,8 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         let (tx, rx) = mpsc::channel();
         let inbox = Inbox { tx };
         let driver_state = Arc::clone(&state);
+        let failure = Arc::new(Mutex::new(None));
+        let driver_failure = Arc::clone(&failure);
         let loopback = inbox.clone();
         let connect = Arc::new(connect);
         thread::Builder::new()
@@ -190,8 +194,11 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                         Effect::Send { to, msg } => send(to, msg),
                         other => on_event(other),
                     }) {
-                        // Durability is gone: stop, like a crash.
+                        // Durability is gone: stop, like a crash, and say
+                        // so (Node::failure), so the program stops too
+                        // instead of answering calls it cannot log.
                         log::error!("2pc node {id}: log failed, stopping: {e}");
+                        *lock(&driver_failure) = Some(format!("the log failed: {e}"));
                         return;
                     }
                     let input = match rx.recv_timeout(wait) {
@@ -221,7 +228,19 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                     }
                 }
             })?;
-        Ok(Node { id, state, inbox })
+        Ok(Node {
+            id,
+            state,
+            inbox,
+            failure,
+        })
+    }
+
+    /// Why the node stopped, if it did: its log failed, so it can no
+    /// longer make anything durable. A program running the node should
+    /// stop then (a crash, for the protocol), not keep accepting calls.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
     }
 
     /// This node's id.

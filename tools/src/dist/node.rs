@@ -335,6 +335,14 @@ fn run_node(
     if let Some(balances) = node.with_participant(|p| p.resource().balances().clone()) {
         println!("{name}: balances {}", format_balances(&balances));
     }
+    // Serve until the server ends, or stop (as a crash) when the node's log
+    // fails: a node that cannot log must not keep answering calls.
+    while !serving.is_finished() {
+        if let Some(why) = node.failure() {
+            return Err(format!("{name}: {why}; stopping").into());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
     match serving.join() {
         Ok(r) => r?,
         Err(_) => return Err("the server thread panicked".into()),
