@@ -14,7 +14,7 @@ use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sockets_api::events::{POLLIN, POLLPRI};
+use sockets_api::events::POLLPRI;
 use sockets_api::{Domain, Ipv4Cidr, PollFd, Protocol, StackBuilder, Type};
 
 fn main() -> ExitCode {
@@ -74,9 +74,12 @@ fn run(args: &[String]) -> io::Result<()> {
     stack.send_flags(fd, b"!", libc::MSG_OOB)?;
     stack.send(fd, b"world")?;
     println!("sent urgent");
-    // The peer answers with urgent data of its own: wait for POLLPRI.
-    let mut set = [PollFd::new(fd, POLLIN | POLLPRI)];
-    for _ in 0..100 {
+    // The peer answers with urgent data of its own: wait for POLLPRI alone
+    // (asking for POLLIN too would return at once as soon as the bytes
+    // before the urgent ones are readable, before the urgent data came).
+    let mut set = [PollFd::new(fd, POLLPRI)];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         stack.poll(&mut set, Some(Duration::from_millis(100)))?;
         if set[0].revents & POLLPRI != 0 {
             break;
