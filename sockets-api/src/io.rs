@@ -345,6 +345,9 @@ impl Stack {
     pub fn recvmsg(&self, fd: Fd, bufs: &mut [IoSliceMut<'_>], flags: i32) -> io::Result<RecvMsg> {
         let cap: usize = bufs.iter().map(|b| b.len()).sum();
         let ty = self.lock()?.entry(fd).ok_or_else(ebadf)?.ty;
+        if ty == SockType::Stream && flags & (libc::MSG_PEEK | libc::MSG_TRUNC) == 0 {
+            return self.stream_readv(fd, bufs, flags);
+        }
         let mut inline = [0u8; GATHER_INLINE];
         let mut heap = Vec::new();
         let tmp: &mut [u8] = if cap <= GATHER_INLINE {
@@ -373,6 +376,34 @@ impl Stack {
             len: n,
             addr: from,
             truncated,
+        })
+    }
+
+    /// readv on a stream, straight into the buffers (no bounce buffer): the
+    /// first read waits as recv would, the next ones take only what is
+    /// already queued, and stop before a read that would report end of
+    /// stream or an error (that stays for the next call).
+    fn stream_readv(&self, fd: Fd, bufs: &mut [IoSliceMut<'_>], flags: i32) -> io::Result<RecvMsg> {
+        let mut total = 0;
+        for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
+            if total > 0 && self.ioctl(fd, crate::types::Ioctl::FionRead)? == 0 {
+                break;
+            }
+            let more = if total == 0 {
+                flags
+            } else {
+                flags | libc::MSG_DONTWAIT
+            };
+            let n = self.recv_flags(fd, b, more)?;
+            total += n;
+            if n < b.len() {
+                break;
+            }
+        }
+        Ok(RecvMsg {
+            len: total,
+            addr: None,
+            truncated: false,
         })
     }
 
