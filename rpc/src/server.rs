@@ -365,6 +365,7 @@ impl<D: Dispatch> ServerCore<D> {
                     deadline: req
                         .deadline_ms
                         .map(|ms| now + Duration::from_millis(ms.into())),
+                    peer: None,
                 };
                 let result = self.dispatch.dispatch(&ctx, req.method, &req.args);
                 self.stats.executed += 1;

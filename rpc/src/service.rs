@@ -18,6 +18,10 @@ pub struct CallContext {
     pub request_id: u64,
     /// When the caller stops waiting, if it said.
     pub deadline: Option<Instant>,
+    /// The identity the caller proved in the connection's authenticated
+    /// greeting (for 2PC, its node id); `None` when the connection was not
+    /// authenticated (a server without a key, or an in-process call).
+    pub peer: Option<u64>,
 }
 
 /// The server side of a service: turns a method id and marshalled arguments

@@ -6,6 +6,7 @@ fn ctx(now: Instant) -> CallContext {
         client_id: 1,
         request_id: 1,
         deadline: None,
+        peer: None,
     }
 }
 

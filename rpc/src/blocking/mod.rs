@@ -94,6 +94,7 @@ impl<D: Dispatch> Caller for InProcess<D> {
             client_id: 0,
             request_id: 0,
             deadline: None,
+            peer: None,
         };
         let mut service = self.service.lock().map_err(|_| RpcError::Closed)?;
         service

@@ -85,6 +85,7 @@ impl<D: Dispatch> SharedServer<D> {
                     deadline: req
                         .deadline_ms
                         .map(|ms| now + Duration::from_millis(ms.into())),
+                    peer: None,
                 };
                 let result = lock(&self.service).dispatch(&ctx, req.method, &req.args);
                 let resp = Response {
