@@ -98,7 +98,8 @@ struct FileBody {
 /// [`Instant`]s passed in by the driver, so tests can use a virtual clock.
 /// Response `Date` headers and record times read the wall clock.
 ///
-/// Memory is bounded: 16 KiB of input, one request head (limited by
+/// Memory is bounded: 16 KiB of input (only while some is waiting), one
+/// request head (limited by
 /// [`MAX_REQUEST_LINE`](crate::MAX_REQUEST_LINE) and
 /// [`MAX_HEADER_BYTES`](crate::MAX_HEADER_BYTES)), and about one
 /// [`CHUNK_SIZE`] of output; an idle keep-alive session gives its output
@@ -107,7 +108,10 @@ struct FileBody {
 /// # Driver loop
 ///
 /// A sketch for a non-blocking socket under an epoll-style loop (errors
-/// other than `WouldBlock` become [`Session::handle_reset`]):
+/// other than `WouldBlock` become [`Session::handle_reset`]). Reading
+/// into one scratch buffer per thread and [`Session::handle_input`] keeps
+/// idle sessions small; [`Session::input_buffer`] with
+/// [`Session::commit_input`] saves the copy.
 ///
 /// ```no_run
 /// # use std::io::{ErrorKind, Read, Write};
@@ -115,9 +119,10 @@ struct FileBody {
 /// # use std::time::Instant;
 /// # fn wait_until_ready(_: &TcpStream, _read: bool, _write: bool, _deadline: Option<Instant>) {}
 /// # fn demo(server: &http::FileServer, mut sock: TcpStream) {
+/// let mut scratch = vec![0u8; 16 * 1024]; // one per thread
 /// let mut session = server.session(Instant::now(), "192.0.2.7");
 /// let mut shut = false;
-/// while session.is_finished().is_none() {
+/// loop {
 ///     let now = Instant::now();
 ///     // Write what is waiting.
 ///     while session.wants_write() {
@@ -131,11 +136,14 @@ struct FileBody {
 ///         let _ = sock.shutdown(Shutdown::Write); // lingering close
 ///         shut = true;
 ///     }
-///     // Read what arrived (into the session's own buffer: no copy).
+///     // Read what arrived, no more than the session takes.
 ///     while session.wants_read() {
-///         match sock.read(session.input_buffer()) {
+///         let room = session.input_room().min(scratch.len());
+///         match sock.read(&mut scratch[..room]) {
 ///             Ok(0) => session.handle_eof(now),
-///             Ok(n) => session.commit_input(now, n),
+///             Ok(n) => {
+///                 session.handle_input(now, &scratch[..n]);
+///             }
 ///             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
 ///             Err(_) => session.handle_reset(now),
 ///         }
@@ -144,7 +152,10 @@ struct FileBody {
 ///         println!("{}", record.access_log_line());
 ///     }
 ///     if session.is_finished().is_some() {
-///         break;
+///         break; // drop (close) the socket
+///     }
+///     if session.wants_write() {
+///         continue; // reading produced output: write it first
 ///     }
 ///     // Sleep until the socket is ready for what the session wants, or
 ///     // its deadline (an event loop registers interest and a timer).
@@ -165,7 +176,9 @@ pub struct Session {
     state: State,
     parser: HeadParser,
     /// Input received but not processed: `input[in_pos..in_len]`.
-    input: Box<[u8]>,
+    /// Allocated only while it holds something (or the driver asked for
+    /// [`Session::input_buffer`]), so idle sessions stay small.
+    input: Vec<u8>,
     in_pos: usize,
     in_len: usize,
     /// The client closed its side.
@@ -227,7 +240,7 @@ impl Session {
             busy,
             state: State::Head,
             parser: HeadParser::default(),
-            input: vec![0; INPUT_BUFFER].into_boxed_slice(),
+            input: Vec::new(),
             in_pos: 0,
             in_len: 0,
             eof: false,
@@ -257,18 +270,25 @@ impl Session {
             return false;
         }
         match self.state {
-            State::Head => !self.output_blocked() && self.buffered() < self.input.len(),
-            State::Body { .. } => self.buffered() < self.input.len(),
+            State::Head => !self.output_blocked() && self.buffered() < INPUT_BUFFER,
+            State::Body { .. } => self.buffered() < INPUT_BUFFER,
             State::Lingering { .. } => true,
             State::Closing { .. } | State::Finished(_) => false,
         }
     }
 
     /// Free space to read client bytes into (empty when the session does
-    /// not want any); follow with [`Session::commit_input`].
+    /// not want any); follow with [`Session::commit_input`]. The buffer
+    /// (16 KiB) is given back whenever the session has processed all its
+    /// input and is kept after a read that found nothing, so a driver
+    /// with many idle connections should rather read into a scratch
+    /// buffer of its own and call [`Session::handle_input`].
     pub fn input_buffer(&mut self) -> &mut [u8] {
         if !self.wants_read() {
             return &mut [];
+        }
+        if self.input.is_empty() {
+            self.input = vec![0; INPUT_BUFFER];
         }
         if matches!(self.state, State::Lingering { .. }) {
             self.in_pos = 0;
@@ -293,23 +313,27 @@ impl Session {
         self.advance(now);
     }
 
-    /// Copies client bytes in; returns how many were taken (all of them
-    /// unless the session stopped wanting input, see
-    /// [`Session::wants_read`]; feed the rest later).
-    pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) -> usize {
-        let mut taken = 0;
-        while !bytes.is_empty() {
+    /// How many bytes [`Session::handle_input`] takes now: 0 when the
+    /// session does not want input ([`Session::wants_read`]).
+    pub fn input_room(&self) -> usize {
+        match self.state {
+            _ if !self.wants_read() => 0,
+            State::Lingering { .. } => INPUT_BUFFER,
+            _ => INPUT_BUFFER - self.buffered(),
+        }
+    }
+
+    /// Copies client bytes in and processes them; returns how many were
+    /// taken: all of them when there are at most [`Session::input_room`]
+    /// (read no more than that from the socket), else that many.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.input_room());
+        if n > 0 {
             let buf = self.input_buffer();
-            let n = buf.len().min(bytes.len());
-            if n == 0 {
-                break;
-            }
             buf[..n].copy_from_slice(&bytes[..n]);
             self.commit_input(now, n);
-            bytes = &bytes[n..];
-            taken += n;
         }
-        taken
+        n
     }
 
     /// The client closed its side (a read gave end of stream). Requests
@@ -529,13 +553,23 @@ impl Session {
         self.file = None;
         self.out = Vec::new();
         self.out_pos = 0;
-        self.input = Box::default();
+        self.input = Vec::new();
         self.in_pos = 0;
         self.in_len = 0;
     }
 
-    /// Makes all the progress the buffered input and output allow.
+    /// Makes all the progress the buffered input and output allow, then
+    /// gives back an empty input buffer.
     fn advance(&mut self, now: Instant) {
+        self.make_progress(now);
+        if self.buffered() == 0 {
+            self.input = Vec::new();
+            self.in_pos = 0;
+            self.in_len = 0;
+        }
+    }
+
+    fn make_progress(&mut self, now: Instant) {
         loop {
             match &mut self.state {
                 State::Finished(_) => return,

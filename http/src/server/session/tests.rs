@@ -290,6 +290,7 @@ fn a_large_file_is_streamed_with_bounded_output() {
     // Idle again, with the output buffer given back.
     assert!(s.wants_read() && !s.wants_write());
     assert!(s.out.capacity() <= KEEP_OUTPUT_CAPACITY);
+    assert_eq!(s.input.capacity(), 0, "no input buffer while idle");
 }
 
 #[test]
