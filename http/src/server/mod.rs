@@ -156,7 +156,8 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// What happened on one connection.
+/// What happened on one connection ([`Session::stats`], or the result
+/// of [`FileServer::serve_connection`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionStats {
     /// Responses sent, error responses included (not `100 Continue`).
@@ -172,14 +173,18 @@ pub struct ConnectionStats {
     /// Closing a TCP socket with unread input makes the kernel send a RST,
     /// which can destroy the response before the client reads it, so the
     /// caller should shut down its write side and then [`drain_input`]
-    /// briefly before dropping the stream.
+    /// briefly before dropping the stream. (A [`Session`] driven by an
+    /// event loop does this lingering close itself: see
+    /// [`Session::wants_write_shutdown`]; this flag is set while it
+    /// lingers.)
     pub drain_before_close: bool,
 }
 
 /// One request and the response to it, for access logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
-    /// The `peer` given to [`FileServer::serve_connection_logged`].
+    /// The `peer` given to [`FileServer::session`] or
+    /// [`FileServer::serve_connection_logged`].
     pub peer: String,
     /// When the request head had been read.
     pub time: SystemTime,
@@ -195,8 +200,10 @@ pub struct RequestRecord {
     pub referer: Option<String>,
     /// `User-Agent` of the request, escaped like `request_line`.
     pub user_agent: Option<String>,
-    /// False when writing the response failed part-way (the connection
-    /// was then aborted and `serve_connection` returned the error).
+    /// False when the response was cut short: the client vanished or
+    /// stalled, writing failed, or its file could not be read (the
+    /// connection was then aborted; `serve_connection` returns the error).
+    /// `body_bytes` then counts the body bytes the driver took.
     pub complete: bool,
 }
 
