@@ -397,7 +397,7 @@ impl Session {
                 _ => break,
             }
         }
-        if self.out_pos == self.out.len() {
+        if n > 0 && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
             if self.file.is_some() {

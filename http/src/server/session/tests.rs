@@ -106,6 +106,12 @@ fn slowloris_is_cut_at_the_total_head_deadline() {
 }
 
 #[test]
+fn sessions_can_move_between_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Session>();
+}
+
+#[test]
 fn first_request_must_come_within_the_head_deadline() {
     let site = Site::new("session-silent");
     let mut s = site.session();
@@ -125,6 +131,9 @@ fn keep_alive_idle_timeout_and_configured_limits() {
     take_output(&mut s, site.at(2.0), usize::MAX);
     assert_eq!(records(&mut s).len(), 1);
     // Idle from the moment the response was taken.
+    assert_eq!(s.poll_timeout(), Some(site.at(17.0)));
+    // Taking nothing is no activity.
+    s.consume_output(site.at(10.0), 0);
     assert_eq!(s.poll_timeout(), Some(site.at(17.0)));
     s.handle_timeout(site.at(16.0));
     assert!(s.is_finished().is_none() && s.wants_read());
