@@ -396,3 +396,102 @@ fn zero_copy_input_and_expect_continue() {
     assert_eq!(parse_responses(&out, &[false])[0].body, HELLO);
     assert_eq!(s.poll_timeout(), Some(site.at(16.0)));
 }
+
+// ---- the driver loop of the documentation, over loopback TCP ----
+
+/// Drives `session` over a non-blocking socket as the `Session` docs
+/// sketch it (readiness approximated by short sleeps).
+fn drive_nonblocking(
+    mut session: Session,
+    mut sock: std::net::TcpStream,
+) -> (CloseReason, Vec<RequestRecord>) {
+    use std::io::{ErrorKind, Read, Write};
+    sock.set_nonblocking(true).unwrap();
+    let mut scratch = vec![0u8; 16 * 1024];
+    let mut shut = false;
+    let mut logged = Vec::new();
+    loop {
+        let now = Instant::now();
+        while session.wants_write() {
+            match sock.write(session.poll_output()) {
+                Ok(n) => session.consume_output(Instant::now(), n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => session.handle_reset(now),
+            }
+        }
+        if session.wants_write_shutdown() && !shut {
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+            shut = true;
+        }
+        while session.wants_read() {
+            let room = session.input_room().min(scratch.len());
+            match sock.read(&mut scratch[..room]) {
+                Ok(0) => session.handle_eof(now),
+                Ok(n) => assert_eq!(session.handle_input(now, &scratch[..n]), n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => session.handle_reset(now),
+            }
+        }
+        logged.extend(std::iter::from_fn(|| session.poll_record()));
+        if let Some(reason) = session.is_finished() {
+            return (reason, logged);
+        }
+        if session.wants_write() {
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let now = Instant::now();
+        if session.poll_timeout().is_some_and(|d| now >= d) {
+            session.handle_timeout(now);
+        }
+    }
+}
+
+#[test]
+fn nonblocking_driver_over_loopback() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let site = Site::new("session-loopback");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = site.server.clone();
+    let handle = std::thread::spawn(move || {
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            let (sock, peer) = listener.accept().unwrap();
+            let session = server.session(Instant::now(), peer.ip().to_string());
+            results.push(drive_nonblocking(session, sock));
+        }
+        results
+    });
+    // Pipelined: a 3 MiB file, then a small one, then end of stream.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(
+        b"GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    let r = parse_responses(&out, &[false, false]);
+    assert!(r[0].body == pattern(3 << 20), "large body differs");
+    assert_eq!(r[1].body, HELLO);
+    // A bad request followed by junk: the 400 still arrives whole, then
+    // the end of stream (lingering close, no RST).
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut bad = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+    bad.extend(vec![b'j'; 200_000]);
+    c.write_all(&bad).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert_eq!(parse_responses(&out, &[false])[0].status, 400);
+    drop(c);
+    let results = handle.join().unwrap();
+    assert_eq!(results[0].0, CloseReason::ClientClosed);
+    assert_eq!(results[0].1.len(), 2);
+    assert!(results[0].1.iter().all(|r| r.complete));
+    assert_eq!(results[1].0, CloseReason::Rejected);
+    assert_eq!(results[1].1[0].status, 400);
+}
