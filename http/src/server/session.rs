@@ -73,9 +73,8 @@ struct InFlight {
     record: RequestRecord,
     /// Offset just after the response head.
     head_end: u64,
-    /// Offset just after the response; `None` while its body is still
-    /// being read from the file.
-    end: Option<u64>,
+    /// Offset just after the response.
+    end: u64,
 }
 
 /// The rest of a file body, read a chunk at a time.
@@ -387,15 +386,15 @@ impl Session {
         self.sent += n as u64;
         self.stats.bytes_sent += n as u64;
         while let Some(front) = self.in_flight.front() {
-            match front.end {
-                Some(end) if self.sent >= end => {
-                    let mut done = self.in_flight.pop_front().expect("front exists");
-                    done.record.body_bytes = end - done.head_end;
-                    done.record.complete = true;
-                    self.records.push_back(done.record);
-                }
-                _ => break,
+            if self.sent < front.end {
+                break;
             }
+            let Some(mut done) = self.in_flight.pop_front() else {
+                break;
+            };
+            done.record.body_bytes = done.end - done.head_end;
+            done.record.complete = true;
+            self.records.push_back(done.record);
         }
         if n > 0 && self.out_pos == self.out.len() {
             self.out.clear();
@@ -543,10 +542,7 @@ impl Session {
         }
         self.state = State::Finished(reason);
         for mut cut in self.in_flight.drain(..) {
-            cut.record.body_bytes = self
-                .sent
-                .min(cut.end.unwrap_or(u64::MAX))
-                .saturating_sub(cut.head_end);
+            cut.record.body_bytes = self.sent.min(cut.end).saturating_sub(cut.head_end);
             cut.record.complete = false;
             self.records.push_back(cut.record);
         }
@@ -820,17 +816,17 @@ impl Session {
         let head_end = self.queued;
         let body = if head_only { Body::Empty } else { reply.body };
         let end = match body {
-            Body::Empty => Some(self.queued),
+            Body::Empty => self.queued,
             Body::Bytes(bytes) => {
                 self.queue(&bytes, now);
-                Some(self.queued)
+                self.queued
             }
             Body::File { file, offset, len } => {
                 let end = self.queued + len;
                 self.in_flight.push_back(InFlight {
                     record,
                     head_end,
-                    end: Some(end),
+                    end,
                 });
                 self.start_file(file, offset, len);
                 self.after_response(close);
