@@ -609,11 +609,11 @@ impl Session {
                         }
                         return;
                     }
-                    let State::Body { then, .. } = std::mem::replace(&mut self.state, State::Head)
-                    else {
-                        unreachable!("state checked above")
-                    };
-                    self.send_prepared(*then, now);
+                    if let State::Body { then, .. } =
+                        std::mem::replace(&mut self.state, State::Head)
+                    {
+                        self.send_prepared(*then, now);
+                    }
                 }
                 State::Head => {
                     if self.output_blocked() {
