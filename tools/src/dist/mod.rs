@@ -6,9 +6,13 @@
 //! [--mac MAC] [--gateway ..] [--loss P] ...`, see `ustack serve`). Give each
 //! long-lived node a fixed `--mac`, so that peers' ARP caches stay right
 //! when it restarts. `--names A.B.C.D:PORT` is where the name service
-//! listens.
+//! listens. `--key-file PATH` (required by every command below) is the
+//! system's shared key, made once by `ustack 2pc keygen`: every connection
+//! proves it (mutually, see `rpc::auth`) before any call runs, and a file
+//! that its group or others may read is refused.
 //!
 //! ```text
+//! ustack 2pc keygen --key-file PATH
 //! ustack rpc names  STACK --listen PORT [--min-lease-ms MS] [--max-lease-ms MS]
 //! ustack rpc lookup STACK --names A.B.C.D:P NAME
 //!
@@ -24,6 +28,8 @@
 //! ustack 2pc crash    STACK --names A.B.C.D:P --node NAME --at POINT[:K]
 //! ```
 //!
+//! - `2pc keygen` writes a new random key (32 bytes from the operating
+//!   system, hexadecimal) to a new file of mode 0600; it never overwrites.
 //! - `rpc names` serves the name service (a lease registry): servers
 //!   register `name -> address` and renew; a crashed server's entry expires.
 //! - `2pc participant` is a bank (resource manager) with node id N. It
@@ -119,6 +125,9 @@ pub struct NamesArgs {
     /// Longest lease accepted.
     #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
     pub max_lease_ms: u64,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 /// Flags of the commands that are clients of the system.
@@ -129,6 +138,9 @@ pub struct ClientArgs {
     /// The name service.
     #[arg(long, value_name = "A.B.C.D:PORT")]
     pub names: SocketAddrV4,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +171,15 @@ pub enum TwoPcCommand {
     Check(CheckArgs),
     /// Make a running node crash (abort) at a protocol step.
     Crash(CrashArgs),
+    /// Write a new shared key for the system's --key-file (never overwrites).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// The key file to create (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 /// Flags of both node roles.
@@ -181,6 +202,9 @@ pub struct NodeArgs {
     /// Abort the process the K-th time it reaches this protocol step.
     #[arg(long, value_name = "POINT[:K]")]
     pub crash_at: Option<CrashSpec>,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
     /// Length of the name-service leases (renewed every third).
     #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_ms: u64,
@@ -292,6 +316,11 @@ pub fn run_2pc(args: TwoPcArgs) -> Result<(), Box<dyn Error>> {
         TwoPcCommand::Status(a) => client::run_status(a),
         TwoPcCommand::Check(a) => client::run_check(a),
         TwoPcCommand::Crash(a) => client::run_crash(a),
+        TwoPcCommand::Keygen(a) => {
+            rpc::AuthKey::write_new(&a.key_file)?;
+            println!("ustack 2pc keygen: new key in {}", a.key_file.display());
+            Ok(())
+        }
     }
 }
 
