@@ -26,6 +26,8 @@
 //! ustack 2pc check    STACK --names A.B.C.D:P --node NAME... [--expect-total N]
 //!            [--reported FILE] [--settle SECS]
 //! ustack 2pc crash    STACK --names A.B.C.D:P --node NAME --at POINT[:K]
+//! ustack 2pc attack   STACK --names A.B.C.D:P [--key-file WRONG] --node A.B.C.D:P|NAME...
+//!            [--flood N]
 //! ```
 //!
 //! - `2pc keygen` writes a new random key (32 bytes from the operating
@@ -75,12 +77,19 @@
 //!     durable and applied, ACK not sent;
 //!   - `before-end` (coordinator): every ACK in, END not logged.
 //!
+//! - `2pc attack` plays a host without the key (see `attack.rs`): forged
+//!   Prepare and Decision messages to each node, `crash_at`, lease
+//!   renewals and withdrawals with guessed tokens, and a flood of
+//!   connections; one line per kind of attempt with how many were refused;
+//!   exit 0 only if all were.
+//!
 //! A node prints `recovered: records=R in_doubt=D [...] unacknowledged=U [...]`
 //! when it starts: D counts transactions it crashed in the middle of,
 //! between prepare and commit (coordinator: begun, undecided; bank: READY,
 //! no outcome). `scripts/demo-2pc` runs the whole system in a network
 //! namespace with random crashes and checks the verdict.
 
+mod attack;
 mod client;
 mod control;
 mod crash;
@@ -173,6 +182,9 @@ pub enum TwoPcCommand {
     Crash(CrashArgs),
     /// Write a new shared key for the system's --key-file (never overwrites).
     Keygen(KeygenArgs),
+    /// From a host without the key: try forged messages, lease hijacks,
+    /// crash_at and a flood; exit 0 only if every attempt was refused.
+    Attack(attack::AttackArgs),
 }
 
 #[derive(Args, Debug)]
@@ -316,6 +328,7 @@ pub fn run_2pc(args: TwoPcArgs) -> Result<(), Box<dyn Error>> {
         TwoPcCommand::Status(a) => client::run_status(a),
         TwoPcCommand::Check(a) => client::run_check(a),
         TwoPcCommand::Crash(a) => client::run_crash(a),
+        TwoPcCommand::Attack(a) => attack::run_attack(a),
         TwoPcCommand::Keygen(a) => {
             rpc::AuthKey::write_new(&a.key_file)?;
             println!("ustack 2pc keygen: new key in {}", a.key_file.display());
