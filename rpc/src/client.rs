@@ -434,7 +434,7 @@ impl ClientCore {
     /// The greeting did not authenticate: the connection is given up and
     /// every call fails now (retrying with the same key cannot help).
     fn auth_failed(&mut self, now: Instant, why: &str) -> RpcError {
-        log::warn!("rpc client: {why}");
+        log::debug!("rpc client: {why}");
         self.handle_disconnected(now);
         for (id, call) in std::mem::take(&mut self.calls) {
             let err = if call.sent_to.is_some() {

@@ -336,7 +336,8 @@ pub struct ServerStats {
     pub protocol_errors: u64,
     /// Connections that proved the key.
     pub authenticated: u64,
-    /// Connections closed because their greeting did not prove the key.
+    /// Connections closed because their greeting did not prove the key
+    /// (a wrong proof, or closed before giving one).
     pub auth_failed: u64,
     /// Connections refused because `max_connections` were open.
     pub refused_connections: u64,
@@ -702,7 +703,14 @@ impl<D: Dispatch> ServerCore<D> {
     /// The connection is gone: forget its partial input and unsent replies
     /// (the client will retry; the cache still holds the replies).
     pub fn handle_closed(&mut self, conn: ConnId) {
-        self.conns.remove(&conn);
+        if let Some(ServerConn {
+            auth: ConnAuth::Challenged(_),
+            ..
+        }) = self.conns.remove(&conn)
+        {
+            // Gone before proving the key.
+            self.stats.auth_failed += 1;
+        }
     }
 
     /// A connection the core gave up ([`ServerConfig::frame_timeout`] or

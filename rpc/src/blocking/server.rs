@@ -230,6 +230,11 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
     let mut pending_since = challenge.map(|_| last_input);
     loop {
         let n = match stream.read(&mut buf) {
+            Ok(0) if challenge.is_some() => {
+                log::info!("rpc server: connection refused: closed before proving the key");
+                lock(&server.stats).auth_failed += 1;
+                return Ok(());
+            }
             Ok(0) => return decoder.finish().map_err(|e| invalid(e.into())),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

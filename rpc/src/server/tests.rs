@@ -252,12 +252,16 @@ fn a_wrong_key_is_refused_and_counted_and_nothing_runs() {
 
 #[test]
 fn a_client_without_a_key_is_told_and_nothing_runs() {
-    let (results, s) = one_call(Some(key(1)), None);
+    let (results, mut s) = one_call(Some(key(1)), None);
     assert!(
         matches!(results.as_slice(), [Err(RpcError::Unauthenticated(_))]),
         "{results:?}"
     );
     assert_eq!(s.stats().executed, 0);
+    // The client hangs up without answering the challenge: counted.
+    assert_eq!(s.stats().auth_failed, 0);
+    s.handle_closed(1);
+    assert_eq!(s.stats().auth_failed, 1);
 }
 
 #[test]

@@ -12,14 +12,14 @@
 //! tokens, then a flood of `--flood` connections at once, each trying one
 //! call. It prints one line per kind of attempt with how many were
 //! refused, and exits 0 only if every attempt was refused by the
-//! authentication (an attempt that gets no answer at all, after retries,
-//! counts as not refused).
+//! authentication (an attempt that gets no answer at all, retried for
+//! 20 s, counts as not refused).
 
 use std::error::Error;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use rpc::binding::NameServiceClient;
@@ -134,17 +134,20 @@ fn client(stack: &Stack, addr: SocketAddrV4, auth: &Option<ClientAuth>) -> Clien
     }
 }
 
-/// Runs `attempt` until it gets an answer (at most three times).
+/// How long an attempt is repeated while it gets no answer (a node may be
+/// restarting).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Runs `attempt` until it gets an answer, for at most [`PATIENCE`].
 fn try_hard(mut attempt: impl FnMut() -> Outcome) -> Outcome {
-    let mut last = Outcome::NoAnswer("not tried".into());
-    for _ in 0..3 {
-        last = attempt();
-        if !matches!(last, Outcome::NoAnswer(_)) {
-            break;
+    let give_up = Instant::now() + PATIENCE;
+    loop {
+        let last = attempt();
+        if !matches!(last, Outcome::NoAnswer(_)) || Instant::now() >= give_up {
+            return last;
         }
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(Duration::from_millis(300));
     }
-    last
 }
 
 /// `ustack 2pc attack`.
@@ -173,14 +176,16 @@ pub fn run_attack(args: AttackArgs) -> Result<(), Box<dyn Error>> {
             targets.push(addr);
             continue;
         }
-        let ns = NameServiceClient::new(client(&stack, names, &auth));
-        let r = ns.lookup(node.clone());
-        if let Ok(Ok(addr)) = &r {
-            if let Ok(addr) = addr.parse() {
-                targets.push(addr);
+        lookups.add(try_hard(|| {
+            let ns = NameServiceClient::new(client(&stack, names, &auth));
+            let r = ns.lookup(node.clone());
+            if let Ok(Ok(addr)) = &r {
+                if let Ok(addr) = addr.parse() {
+                    targets.push(addr);
+                }
             }
-        }
-        lookups.add(classify(r));
+            classify(r)
+        }));
     }
     if lookups.tried > 0 {
         report("name lookups", lookups, &mut total);
@@ -250,8 +255,10 @@ pub fn run_attack(args: AttackArgs) -> Result<(), Box<dyn Error>> {
             thread::Builder::new()
                 .name(format!("attack-{i}"))
                 .spawn(move || {
-                    let ns = NameServiceClient::new(client(&stack, names, &auth));
-                    classify(ns.lookup_all("coordinator".into()))
+                    try_hard(|| {
+                        let ns = NameServiceClient::new(client(&stack, names, &auth));
+                        classify(ns.lookup_all("coordinator".into()))
+                    })
                 })
         })
         .collect();
