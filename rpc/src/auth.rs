@@ -4,7 +4,7 @@
 //! # The greeting with a key
 //!
 //! A server configured with a key ([`ServerConfig::auth`](crate::ServerConfig::auth))
-//! does not greet with [`ServerMessage::Hello`]. Every frame below is an
+//! does not greet with [`ServerMessage::Hello`](crate::ServerMessage::Hello). Every frame below is an
 //! ordinary RPC frame ([`frame`](crate::frame)) holding one postcard message:
 //!
 //! ```text
