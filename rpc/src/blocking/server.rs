@@ -189,9 +189,21 @@ fn invalid(e: RpcError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn send<S: Transport>(stream: &mut S, out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes `out` (and empties it). A write that made no progress for
+/// `frame_timeout` (a peer that does not read) counts as a stall.
+fn send<S: Transport, D>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    server: &SharedServer<D>,
+) -> io::Result<()> {
     let r = stream.write_all(out).and_then(|()| stream.flush());
     out.clear();
+    if let Err(e) = &r {
+        if is_timeout(e) {
+            lock(&server.stats).stalled += 1;
+            let _ = stream.shutdown();
+        }
+    }
     r
 }
 
@@ -224,7 +236,7 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
     };
     let mut peer = None;
     encode_message(&mut out, &greeting, server.max_frame).map_err(invalid)?;
-    send(&mut stream, &mut out)?;
+    send(&mut stream, &mut out, server)?;
     let mut last_input = Instant::now();
     // When the unfinished greeting or frame began.
     let mut pending_since = challenge.map(|_| last_input);
@@ -273,7 +285,7 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
                         pending_since = None;
                         peer = Some(identity);
                         encode_message(&mut out, &accepted, server.max_frame).map_err(invalid)?;
-                        send(&mut stream, &mut out)?;
+                        send(&mut stream, &mut out, server)?;
                         continue;
                     }
                     Err(why) => {
@@ -282,7 +294,7 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
                         if encode_message(&mut out, &ServerMessage::Refused, server.max_frame)
                             .is_ok()
                         {
-                            let _ = send(&mut stream, &mut out);
+                            let _ = send(&mut stream, &mut out, server);
                         }
                         let _ = stream.shutdown();
                         return Err(invalid(RpcError::Unauthenticated(why)));
@@ -295,7 +307,7 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
             };
             if let Some(resp) = server.handle_from(req, peer) {
                 encode_reply(&mut out, resp, server.max_frame).map_err(invalid)?;
-                send(&mut stream, &mut out)?;
+                send(&mut stream, &mut out, server)?;
             }
         }
         if challenge.is_none() {

@@ -204,3 +204,59 @@ fn a_failed_accept_costs_one_connection_not_the_server() {
     assert_eq!(call(addr, None).as_deref(), Ok("None"));
     assert_eq!(server.stats().accept_errors, 2);
 }
+
+/// Answers every call with half a megabyte.
+#[derive(Debug, Default)]
+struct Big;
+
+impl Dispatch for Big {
+    fn dispatch(
+        &mut self,
+        _ctx: &CallContext,
+        _method: u32,
+        _args: &[u8],
+    ) -> Result<Vec<u8>, RemoteError> {
+        Ok(vec![7; 512 * 1024])
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_dropped() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = SharedServer::new(
+        Big,
+        ServerConfig {
+            frame_timeout: Duration::from_millis(100),
+            ..ServerConfig::default()
+        },
+    );
+    let s = Arc::clone(&server);
+    thread::spawn(move || serve(move || listener.accept().map(|(c, _)| c), s));
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let ServerMessage::Hello { incarnation } = read_greeting(&mut c) else {
+        panic!("no hello");
+    };
+    // Many calls, and never a reply read: the server's writes stop
+    // making progress.
+    let mut requests = Vec::new();
+    for request_id in 1..=200 {
+        let req = crate::Request {
+            client_id: 1,
+            request_id,
+            method: 1,
+            args: Vec::new(),
+            deadline_ms: None,
+            incarnation,
+        };
+        crate::message::encode_message(&mut requests, &req, DEFAULT_MAX_FRAME).expect("encode");
+    }
+    c.write_all(&requests).expect("write requests");
+    let mut waited = 0;
+    while server.stats().stalled == 0 && waited < 1500 {
+        thread::sleep(Duration::from_millis(20));
+        waited += 1;
+    }
+    assert_eq!(server.stats().stalled, 1);
+    assert!(closed_by_server(&mut c));
+}
