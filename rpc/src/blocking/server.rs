@@ -347,11 +347,35 @@ impl<D: Send + 'static> Drop for OpenGuard<D> {
 /// ([`ServerStats::spawn_failures`]) costs that one connection; the loop
 /// backs off briefly and goes on. Returns only when `accept` has failed
 /// without a success for a minute.
-pub fn serve<S, A, D>(mut accept: A, server: Arc<SharedServer<D>>) -> io::Result<()>
+pub fn serve<S, A, D>(accept: A, server: Arc<SharedServer<D>>) -> io::Result<()>
 where
     S: Transport,
     A: FnMut() -> io::Result<S>,
     D: Dispatch + Send + 'static,
+{
+    serve_with(accept, server, |work| {
+        thread::Builder::new()
+            .name("rpc-server-conn".into())
+            .spawn(work)
+            .map(drop)
+    })
+}
+
+/// A connection's work, for [`serve_with`]'s spawner.
+pub(crate) type ConnWork = Box<dyn FnOnce() + Send + 'static>;
+
+/// [`serve`] with the way connection threads are started given (tests
+/// make it fail).
+pub(crate) fn serve_with<S, A, D, P>(
+    mut accept: A,
+    server: Arc<SharedServer<D>>,
+    mut spawn: P,
+) -> io::Result<()>
+where
+    S: Transport,
+    A: FnMut() -> io::Result<S>,
+    D: Dispatch + Send + 'static,
+    P: FnMut(ConnWork) -> io::Result<()>,
 {
     let mut failing_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(1);
@@ -390,14 +414,12 @@ where
             continue;
         }
         let guard = OpenGuard(Arc::clone(&server));
-        let spawned = thread::Builder::new()
-            .name("rpc-server-conn".into())
-            .spawn(move || {
-                let guard = guard;
-                if let Err(e) = serve_connection(stream, &guard.0) {
-                    log::debug!("rpc server: connection ended: {e}");
-                }
-            });
+        let spawned = spawn(Box::new(move || {
+            let guard = guard;
+            if let Err(e) = serve_connection(stream, &guard.0) {
+                log::debug!("rpc server: connection ended: {e}");
+            }
+        }));
         if let Err(e) = spawned {
             // The closure (with the stream and the guard) is dropped: the
             // connection closes and stops counting as open.

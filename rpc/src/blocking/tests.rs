@@ -260,3 +260,42 @@ fn a_client_that_does_not_read_its_replies_is_dropped() {
     assert_eq!(server.stats().stalled, 1);
     assert!(closed_by_server(&mut c));
 }
+
+#[test]
+fn a_failed_thread_spawn_costs_one_connection_not_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = SharedServer::new(WhoAsks, ServerConfig::default());
+    let s = Arc::clone(&server);
+    let mut spawns = 0;
+    thread::spawn(move || {
+        super::server::serve_with(
+            move || listener.accept().map(|(c, _)| c),
+            s,
+            move |work| {
+                spawns += 1;
+                if spawns == 1 {
+                    // The first connection's thread cannot start (its work,
+                    // with the stream, is dropped).
+                    return Err(io::Error::other("EAGAIN, say"));
+                }
+                thread::spawn(work);
+                Ok(())
+            },
+        )
+    });
+    // The first connection is closed; the client retries on a new one.
+    assert_eq!(call(addr, None).as_deref(), Ok("None"));
+    assert_eq!(server.stats().spawn_failures, 1);
+    assert_eq!(server.stats().executed, 1);
+    // The failed connection no longer counts as open.
+    let mut open = server.connections();
+    for _ in 0..100 {
+        if open == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+        open = server.connections();
+    }
+    assert_eq!(open, 0);
+}
