@@ -14,6 +14,7 @@ use super::{
     Coordinator, CoordinatorConfig, Effect, Msg, NodeId, Participant, ParticipantConfig,
     ResourceManager, TxId, Wal, execute,
 };
+use crate::auth::{AuthKey, ClientAuth};
 use crate::blocking::{Client, Transport};
 use crate::client::ClientConfig;
 use crate::service::CallContext;
@@ -107,9 +108,30 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
     /// every [`Effect::Outcome`], [`Effect::Blocked`] and [`Effect::Completed`].
     pub fn start<W, S, C, E>(
         id: NodeId,
+        wal: W,
+        coordinator: Option<CoordinatorConfig>,
+        participant: Option<(R, ParticipantConfig)>,
+        connect: C,
+        on_event: E,
+    ) -> io::Result<Node<R>>
+    where
+        W: Wal + Send + 'static,
+        S: Transport,
+        C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
+        E: FnMut(Effect) + Send + 'static,
+    {
+        Self::start_with_key(id, wal, coordinator, participant, None, connect, on_event)
+    }
+
+    /// [`start`](Self::start) for a system with a shared key: the node
+    /// authenticates to its peers with `key`, claiming its id as identity
+    /// (see [`auth`](crate::auth)); their servers must have the key too.
+    pub fn start_with_key<W, S, C, E>(
+        id: NodeId,
         mut wal: W,
         coordinator: Option<CoordinatorConfig>,
         participant: Option<(R, ParticipantConfig)>,
+        key: Option<AuthKey>,
         connect: C,
         mut on_event: E,
     ) -> io::Result<Node<R>>
@@ -147,7 +169,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                     }
                     let outbox = outboxes
                         .entry(to)
-                        .or_insert_with(|| spawn_sender(id, to, Arc::clone(&connect)));
+                        .or_insert_with(|| spawn_sender(id, to, key.clone(), Arc::clone(&connect)));
                     let _ = outbox.send(msg);
                 };
                 loop {
@@ -280,7 +302,12 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
 
 /// A thread that delivers messages to one peer, in order, through a blocking
 /// client. Failed deliveries are dropped: the protocol re-sends.
-fn spawn_sender<S, C>(me: NodeId, peer: NodeId, connect: Arc<C>) -> mpsc::Sender<Msg>
+fn spawn_sender<S, C>(
+    me: NodeId,
+    peer: NodeId,
+    key: Option<AuthKey>,
+    connect: Arc<C>,
+) -> mpsc::Sender<Msg>
 where
     S: Transport,
     C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
@@ -290,6 +317,7 @@ where
         call_timeout: Duration::from_secs(2),
         attempt_timeout: Duration::from_millis(500),
         max_attempts: 2,
+        auth: key.map(|k| ClientAuth::new(k, me.into())),
         ..ClientConfig::default()
     };
     let spawned = thread::Builder::new()
