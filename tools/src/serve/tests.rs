@@ -11,7 +11,15 @@ struct Wrapper {
 }
 
 fn parse(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
-    let mut v = vec!["serve", "--tap", "t0", "--addr", "10.0.0.2/24", "--echo", "7"];
+    let mut v = vec![
+        "serve",
+        "--tap",
+        "t0",
+        "--addr",
+        "10.0.0.2/24",
+        "--echo",
+        "7",
+    ];
     v.extend_from_slice(extra);
     Wrapper::try_parse_from(v).map(|w| w.serve)
 }

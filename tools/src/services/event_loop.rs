@@ -237,10 +237,7 @@ impl EventLoop {
         let interest = conn.handler.interest();
         if interest != conn.interest {
             conn.interest = interest;
-            if let Err(e) = self
-                .poller
-                .modify(conn.stream.as_fd(), ev.token, interest)
-            {
+            if let Err(e) = self.poller.modify(conn.stream.as_fd(), ev.token, interest) {
                 return self.close(slot, Ending::Failed(e), false);
             }
         }
