@@ -278,3 +278,34 @@ fn wake_and_stop() {
     assert_eq!(e.raw_os_error(), Some(libc::ENETDOWN));
     b.stop();
 }
+
+#[test]
+fn a_registration_belongs_to_its_descriptor_not_to_its_dups() {
+    let (a, b) = pair();
+    let (_l, conn, mut client) = connected(&a, &b, 86);
+    let poller = Poller::new(&a).unwrap();
+    let dup = a.dup(conn.as_fd()).unwrap();
+    poller.register(dup, 1, Interest::READABLE).unwrap();
+    poller
+        .register(conn.as_fd(), 2, Interest::READABLE)
+        .unwrap();
+    client.write_all(b"z").unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        for t in tokens(&poller, WAIT) {
+            if !seen.contains(&t) {
+                seen.push(t);
+            }
+        }
+    }
+    // Closing the dup removes its registration only; the socket lives on.
+    a.close(dup).unwrap();
+    assert_eq!(poller.len(), 1);
+    assert_eq!(tokens(&poller, NOW), [2]);
+    // Dropping the poller leaves the socket usable.
+    drop(poller);
+    let mut buf = [0u8; 1];
+    assert_eq!((&conn).read(&mut buf).unwrap(), 1);
+    a.stop();
+    b.stop();
+}
