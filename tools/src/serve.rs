@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::args::{StackArgs, UsageError, seconds};
-use crate::services::{DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP, ServiceConfig, Services};
+use crate::services::{
+    DEFAULT_MAX_BUSY_HTTP, DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP, ServiceConfig, Services,
+};
 use crate::{signals, start};
 
 /// On SIGINT/SIGTERM, how long the stack keeps delivering data the
@@ -40,11 +42,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", requires = "http")]
     pub http_root: Option<PathBuf>,
     /// Close a TCP connection that makes no progress this long (echo,
-    /// discard: nothing received; chargen: nothing acknowledged; HTTP: no
-    /// request, at most 15 s), with a RST.
+    /// discard: nothing received; chargen: nothing acknowledged), with a
+    /// RST. It also caps HTTP's own deadlines: a request head complete
+    /// within 10 s of its first byte, 15 s for the next request on a
+    /// keep-alive connection, 30 s for a client that takes no output.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
     pub idle_timeout: Duration,
-    /// Open TCP connections per service; more are refused with a RST.
+    /// Open TCP connections per service; more are refused with a RST
+    /// (HTTP: answered 503 instead, up to 256 such connections at a time).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNS as u64,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_conns: u64,
@@ -76,6 +81,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             idle_timeout: args.idle_timeout,
             max_conns: args.max_conns as usize,
             max_conns_per_ip: args.max_conns_per_ip as usize,
+            max_busy_http: DEFAULT_MAX_BUSY_HTTP,
         },
     )?;
     println!(

@@ -3,19 +3,24 @@
 //! number of connections.
 //!
 //! One event-loop thread ([`event_loop`]) serves every listener, every
-//! echo, discard and chargen connection and the UDP echo sockets, with
-//! non-blocking sockets and a [`Poller`](sockets_api::Poller): the thread
-//! count stays the same whatever the number of connections. A connection
-//! holds a few dozen bytes of state of its own; I/O goes through one
-//! buffer per loop (echo keeps the bytes its peer did not take yet, only
-//! while it has them). Each connection has an idle deadline
-//! (`--idle-timeout`), and the caps `--max-conns` (per service) and
-//! `--max-conns-per-ip` refuse the excess with a RST right after accept.
+//! echo, discard, chargen and HTTP connection and the UDP echo sockets,
+//! with non-blocking sockets and a [`Poller`](sockets_api::Poller): the
+//! thread count stays the same whatever the number of connections. A
+//! connection holds a few dozen bytes of state of its own (an HTTP one,
+//! its [`http::Session`]: a few hundred); reads go through one buffer per
+//! loop (echo keeps the bytes its peer did not take yet, an HTTP session
+//! its pending output, only while they have them). Each connection has an
+//! idle deadline (`--idle-timeout`), and the caps `--max-conns` (per
+//! service) and `--max-conns-per-ip` refuse the excess with a RST right
+//! after accept, except that HTTP connections over `--max-conns` get a
+//! **503** to their first request while fewer than
+//! [`ServiceConfig::max_busy_http`] of them are open.
 //!
-//! HTTP connections still run on the blocking file server, one thread
-//! each, behind the [`handlers::ConnHandler`] boundary (see
-//! [`handlers::handler_for`]); the accept, the caps and the counters are
-//! the event loop's already.
+//! HTTP sessions (sans-IO state machines) keep their own deadlines, each
+//! capped by `--idle-timeout`: the request head must be complete within
+//! 10 s of its first byte, a keep-alive connection may wait 15 s for its
+//! next request, a client may take no output for 30 s. Files are read in
+//! the loop thread, 256 KiB at a time, once the previous piece was taken.
 //!
 //! A registry of open connections keeps totals for the exit summary and
 //! reads the TCP statistics (TCP_INFO) of each connection when it ends.
@@ -26,7 +31,7 @@ mod handlers;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -34,7 +39,7 @@ use std::time::Duration;
 
 use sockets_api::{Stack, TcpListener, TcpStats, TcpStream, UdpSocket};
 
-use http::{CloseReason, FileServer, drain_input};
+use http::{CloseReason, ConnectionStats, FileServer};
 
 /// Chargen writes byte `b' ' + (i % 95)` at stream offset `i`: the 95
 /// printable ASCII characters, repeating.
@@ -48,17 +53,10 @@ pub const DEFAULT_MAX_CONNS: usize = 10_000;
 /// all services together).
 pub const DEFAULT_MAX_CONNS_PER_IP: usize = 256;
 
-/// Stack size of HTTP connection threads (their buffers live on the heap).
-const CONNECTION_STACK: usize = 256 * 1024;
-/// An HTTP connection idle this long (no request) is closed (or sooner,
-/// with a shorter `--idle-timeout`).
-const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// A client that takes no data for this long is dropped.
-const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Lingering close after an error response: read (and discard) at most
-/// this much, for at most this long, so the client sees the response.
-const HTTP_DRAIN_BYTES: u64 = 1 << 20;
-const HTTP_DRAIN_TIME: Duration = Duration::from_secs(2);
+/// Default of [`ServiceConfig::max_busy_http`]: HTTP connections over
+/// `--max-conns` that are answered **503** at the same time; beyond, the
+/// excess is refused with a RST like any other service's.
+pub const DEFAULT_MAX_BUSY_HTTP: usize = 256;
 /// Open connections listed one by one in the exit summary.
 const SUMMARY_CONNECTIONS: usize = 50;
 
@@ -79,6 +77,10 @@ pub struct ServiceConfig {
     pub max_conns: usize,
     /// Open connections per client address, all services together.
     pub max_conns_per_ip: usize,
+    /// HTTP connections over `max_conns` answered **503** (first request
+    /// read, then closed) at the same time; more are refused with a RST.
+    /// They count towards `max_conns_per_ip`.
+    pub max_busy_http: usize,
 }
 
 impl Default for ServiceConfig {
@@ -93,6 +95,7 @@ impl Default for ServiceConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_conns: DEFAULT_MAX_CONNS,
             max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
+            max_busy_http: DEFAULT_MAX_BUSY_HTTP,
         }
     }
 }
@@ -166,12 +169,31 @@ struct Totals {
     idle: [u64; 4],
     refused_max_conns: u64,
     refused_per_ip: u64,
+    /// HTTP responses sent (error responses included).
+    http_requests: u64,
+    /// HTTP connections cut because a request head was not complete in
+    /// time (slowloris), or whose client took no output for too long.
+    http_head_timeouts: u64,
+    http_write_stalls: u64,
+    /// HTTP connections over `--max-conns` answered 503.
+    http_busy: u64,
 }
 
 struct OpenConnection {
     kind: Kind,
     peer: SocketAddrV4,
     stream: TcpStream,
+    /// An HTTP connection over `--max-conns`, served a 503.
+    busy: bool,
+}
+
+/// A connection admitted under the caps.
+#[derive(Clone, Copy, Debug)]
+struct Admission {
+    /// Registry id.
+    id: u64,
+    /// Over `--max-conns`: answer 503 (HTTP only).
+    busy: bool,
 }
 
 #[derive(Default)]
@@ -181,6 +203,8 @@ struct RegistryState {
     /// Open connections per service and per client address (for the caps).
     open_per_kind: [usize; 4],
     open_per_ip: HashMap<Ipv4Addr, usize>,
+    /// Open HTTP connections served a 503 (not in `open_per_kind`).
+    open_busy: usize,
     totals: Totals,
     /// The summary was taken: what ends after it (the stack is stopping)
     /// is not counted.
@@ -198,18 +222,25 @@ impl Registry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits a new connection under the caps (returns its id) or counts
-    /// its refusal.
+    /// Admits a new connection under the caps, or counts its refusal. An
+    /// HTTP connection over `--max-conns` is admitted busy (for a 503)
+    /// while there is room for one under `max_busy_http` and its address
+    /// is under `--max-conns-per-ip`.
     fn open(
         &self,
         limits: &Limits,
         kind: Kind,
         peer: SocketAddrV4,
         stream: &TcpStream,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<Admission, Refusal> {
         let mut s = self.lock();
         let per_ip = s.open_per_ip.get(peer.ip()).copied().unwrap_or(0);
-        let refusal = if s.open_per_kind[kind.index()] >= limits.max_conns {
+        let over = s.open_per_kind[kind.index()] >= limits.max_conns;
+        let busy = over
+            && kind == Kind::Http
+            && s.open_busy < limits.max_busy_http
+            && per_ip < limits.max_conns_per_ip;
+        let refusal = if over && !busy {
             Some(Refusal::MaxConns)
         } else if per_ip >= limits.max_conns_per_ip {
             Some(Refusal::PerIp)
@@ -225,22 +256,45 @@ impl Registry {
             }
             return Err(r);
         }
-        s.open_per_kind[kind.index()] += 1;
+        if busy {
+            s.open_busy += 1;
+        } else {
+            s.open_per_kind[kind.index()] += 1;
+        }
         *s.open_per_ip.entry(*peer.ip()).or_insert(0) += 1;
         let id = s.next_id;
         s.next_id += 1;
         let stream = stream.clone();
-        s.open.insert(id, OpenConnection { kind, peer, stream });
-        Ok(id)
+        s.open.insert(
+            id,
+            OpenConnection {
+                kind,
+                peer,
+                stream,
+                busy,
+            },
+        );
+        Ok(Admission { id, busy })
     }
 
-    /// Records the end of connection `id` with its final statistics.
-    fn finish(&self, id: u64, ending: &Ending, stats: Option<&TcpStats>) {
+    /// Records the end of connection `id` with its final statistics (TCP,
+    /// and HTTP for an HTTP connection).
+    fn finish(
+        &self,
+        id: u64,
+        ending: &Ending,
+        stats: Option<&TcpStats>,
+        http: Option<&ConnectionStats>,
+    ) {
         let mut s = self.lock();
         let Some(conn) = s.open.remove(&id) else {
             return;
         };
-        s.open_per_kind[conn.kind.index()] -= 1;
+        if conn.busy {
+            s.open_busy -= 1;
+        } else {
+            s.open_per_kind[conn.kind.index()] -= 1;
+        }
         let ip = *conn.peer.ip();
         if let Some(n) = s.open_per_ip.get_mut(&ip) {
             *n -= 1;
@@ -269,6 +323,23 @@ impl Registry {
         }
         let t = &mut s.totals;
         t.connections += 1;
+        if let Some(h) = http {
+            log::debug!(
+                "{name} {}: {} requests, {} bytes sent, {} received ({})",
+                conn.peer,
+                h.requests,
+                h.bytes_sent,
+                h.bytes_received,
+                h.close
+            );
+            t.http_requests += h.requests;
+            match h.close {
+                CloseReason::HeadTimeout => t.http_head_timeouts += 1,
+                CloseReason::WriteStalled => t.http_write_stalls += 1,
+                CloseReason::Busy => t.http_busy += 1,
+                _ => {}
+            }
+        }
         if let Some(stats) = stats {
             log::debug!("{name} {} closed: {stats}", conn.peer);
             t.bytes_in += stats.bytes_received;
@@ -317,12 +388,21 @@ impl Registry {
             t.refused_max_conns,
             t.refused_per_ip
         );
+        if t.http_requests + t.http_head_timeouts + t.http_write_stalls + t.http_busy > 0 {
+            let _ = writeln!(
+                out,
+                "            {:>12} HTTP responses; {} connections cut by the request-head deadline, \
+                 {} for a stalled client, {} answered 503 over --max-conns",
+                t.http_requests, t.http_head_timeouts, t.http_write_stalls, t.http_busy
+            );
+        }
         // The same totals as space-separated key=value pairs, for scripts.
         let _ = writeln!(
             out,
             "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
              bytes_retransmitted={} retrans_fast={} retrans_rto={} idle_closed={} \
-             refused_max_conns={} refused_per_ip={}",
+             refused_max_conns={} refused_per_ip={} http_requests={} http_head_timeouts={} \
+             http_write_stalls={} http_busy={}",
             t.connections,
             t.resets,
             t.errors,
@@ -334,7 +414,11 @@ impl Registry {
             t.retrans_rto,
             idle,
             t.refused_max_conns,
-            t.refused_per_ip
+            t.refused_per_ip,
+            t.http_requests,
+            t.http_head_timeouts,
+            t.http_write_stalls,
+            t.http_busy
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);
@@ -361,9 +445,10 @@ struct Limits {
     idle_timeout: Duration,
     max_conns: usize,
     max_conns_per_ip: usize,
+    max_busy_http: usize,
 }
 
-/// What the event loop and the HTTP threads share.
+/// What the event loop shares with [`Services`].
 struct Context {
     registry: Registry,
     /// A block of whole chargen periods, written from any phase.
@@ -427,11 +512,14 @@ impl Services {
             chargen: (0..CHARGEN_PERIOD * 700)
                 .map(|i| b' ' + (i % CHARGEN_PERIOD) as u8)
                 .collect(),
-            file_server: config.file_server,
+            file_server: config
+                .file_server
+                .map(|fs| http_limits(fs, config.idle_timeout)),
             limits: Limits {
                 idle_timeout: config.idle_timeout,
                 max_conns: config.max_conns,
                 max_conns_per_ip: config.max_conns_per_ip,
+                max_busy_http: config.max_busy_http,
             },
         });
         let tcp_services = !listeners.is_empty();
@@ -463,66 +551,15 @@ impl Services {
     }
 }
 
-/// Serves one HTTP connection on a thread of its own (the blocking file
-/// server); the connection is in the registry already.
-fn spawn_http(ctx: &Arc<Context>, id: u64, stream: TcpStream, peer: SocketAddrV4) {
-    let thread_ctx = ctx.clone();
-    let spawned = thread::Builder::new()
-        .name(format!("http {peer}"))
-        .stack_size(CONNECTION_STACK)
-        .spawn(move || {
-            let ending = match &thread_ctx.file_server {
-                Some(fs) => {
-                    let idle = thread_ctx.limits.idle_timeout.min(HTTP_IDLE_TIMEOUT);
-                    http(fs, &stream, peer.into(), idle).unwrap_or_else(Ending::from)
-                }
-                None => Ending::Clean,
-            };
-            let stats = stream.stats().ok();
-            thread_ctx.registry.finish(id, &ending, stats.as_ref());
-            // Dropping the last handle closes the connection gracefully:
-            // what was written is still delivered, then a FIN.
-        });
-    if let Err(e) = spawned {
-        log::warn!("http {peer}: cannot start a thread: {e}");
-        ctx.registry.finish(id, &Ending::Failed(e), None);
-    }
-}
-
-/// Serves HTTP requests until the client is done (or idle), then closes;
-/// after an error response, closes the way RFC 9112 section 9.6 asks
-/// (shut down writing, drain briefly) so the client reads the response.
-fn http(
-    server: &FileServer,
-    stream: &TcpStream,
-    peer: SocketAddr,
-    idle: Duration,
-) -> io::Result<Ending> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(idle))?;
-    stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT))?;
-    let mut s = stream;
-    let client = peer.ip().to_string();
-    let stats = server.serve_connection_logged(&mut s, &client, &mut |record| {
-        log::info!("{}", record.access_log_line());
-    })?;
-    log::debug!(
-        "http {peer}: {} requests, {} bytes sent, {} received ({})",
-        stats.requests,
-        stats.bytes_sent,
-        stats.bytes_received,
-        stats.close
-    );
-    if stats.drain_before_close {
-        stream.shutdown(std::net::Shutdown::Write)?;
-        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-        drain_input(&mut s, HTTP_DRAIN_BYTES, HTTP_DRAIN_TIME);
-    }
-    Ok(match stats.close {
-        CloseReason::Reset => Ending::Reset,
-        CloseReason::Idle => Ending::Idle,
-        _ => Ending::Clean,
-    })
+/// The file server's own deadlines (request head, keep-alive idle, write
+/// stall: 10, 15 and 30 s by default), each capped by `--idle-timeout`, so
+/// that no HTTP connection waits longer than any other service's.
+fn http_limits(fs: FileServer, idle: Duration) -> FileServer {
+    let mut limits = *fs.limits();
+    limits.head_timeout = limits.head_timeout.min(idle);
+    limits.idle_timeout = limits.idle_timeout.min(idle);
+    limits.write_stall_timeout = limits.write_stall_timeout.min(idle);
+    fs.with_limits(limits)
 }
 
 /// The file server for `--http-root`, checked before anything starts.

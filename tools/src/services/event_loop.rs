@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use sockets_api::{Interest, PollEvent, Poller, Stack, TcpListener, TcpStream, UdpSocket};
 
-use super::handlers::{ConnHandler, ConnIo, Flow, handler_for};
-use super::{Context, Ending, Kind, Refusal, spawn_http};
+use super::handlers::{ConnHandler, ConnIo, Flow, NewConn, handler_for};
+use super::{Context, Ending, Kind, Refusal};
 
 /// Token bits: listeners and UDP sockets carry a tag in the top bits;
 /// connections carry their slot (low 32 bits) and its generation.
@@ -140,12 +140,12 @@ impl EventLoop {
 
     /// A new connection: refused over a cap, otherwise served.
     fn admit(&mut self, kind: Kind, stream: TcpStream, peer: SocketAddrV4) {
-        let id = match self
+        let admission = match self
             .ctx
             .registry
             .open(&self.ctx.limits, kind, peer, &stream)
         {
-            Ok(id) => id,
+            Ok(a) => a,
             Err(why) => {
                 log::debug!(
                     "{} {peer}: refused ({})",
@@ -160,15 +160,28 @@ impl EventLoop {
                 return;
             }
         };
-        let Some(handler) = handler_for(kind) else {
-            spawn_http(&self.ctx, id, stream, peer);
+        let id = admission.id;
+        let now = Instant::now();
+        let new = NewConn {
+            kind,
+            peer,
+            busy: admission.busy,
+            now,
+            file_server: self.ctx.file_server.as_ref(),
+        };
+        let Some(handler) = handler_for(&new) else {
+            let e = io::Error::other("no file server");
+            self.ctx.registry.finish(id, &Ending::Failed(e), None, None);
             return;
         };
+        // Echo answers each read at once; an HTTP response is written in
+        // whole pieces (its head, then its body) and should not wait for
+        // an acknowledgement between them.
         let setup = stream
             .set_nonblocking(true)
-            .and_then(|()| stream.set_nodelay(kind == Kind::Echo));
+            .and_then(|()| stream.set_nodelay(matches!(kind, Kind::Echo | Kind::Http)));
         if let Err(e) = setup {
-            self.ctx.registry.finish(id, &Ending::Failed(e), None);
+            self.ctx.registry.finish(id, &Ending::Failed(e), None, None);
             return;
         }
         let slot = match self.free.pop() {
@@ -179,13 +192,13 @@ impl EventLoop {
                 self.conns.len() - 1
             }
         };
-        let now = Instant::now();
         let interest = handler.interest();
-        let armed = now + self.ctx.limits.idle_timeout;
+        let idle_at = now + self.ctx.limits.idle_timeout;
+        let armed = handler.poll_timeout().map_or(idle_at, |t| t.min(idle_at));
         let token = self.token(slot);
         if let Err(e) = self.poller.register(stream.as_fd(), token, interest) {
             self.free.push(slot);
-            self.ctx.registry.finish(id, &Ending::Failed(e), None);
+            self.ctx.registry.finish(id, &Ending::Failed(e), None, None);
             return;
         }
         self.conns[slot] = Some(Conn {
@@ -216,6 +229,7 @@ impl EventLoop {
             stream: &conn.stream,
             buf: &mut self.buf,
             chargen: &self.ctx.chargen,
+            hangup: ev.is_error() || ev.is_hangup(),
             progress: false,
         };
         let mut flow = Ok(Flow::Continue);
@@ -229,18 +243,18 @@ impl EventLoop {
         match flow {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close(ending)) => return self.close(slot, ending, false),
+            Ok(Flow::Abort(ending)) => return self.close(slot, ending, true),
             Err(e) => return self.close(slot, Ending::from(e), false),
         }
         if progress {
             conn.last_progress = Instant::now();
         }
-        let interest = conn.handler.interest();
-        if interest != conn.interest {
-            conn.interest = interest;
-            if let Err(e) = self.poller.modify(conn.stream.as_fd(), ev.token, interest) {
-                return self.close(slot, Ending::Failed(e), false);
-            }
+        if let Err(e) = self.update_interest(slot) {
+            return self.close(slot, Ending::Failed(e), false);
         }
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
         // A protocol deadline earlier than the armed one needs an entry of
         // its own; the idle deadline only ever moves later.
         if let Some(t) = conn.handler.poll_timeout()
@@ -274,6 +288,7 @@ impl EventLoop {
                     stream: &conn.stream,
                     buf: &mut self.buf,
                     chargen: &self.ctx.chargen,
+                    hangup: false,
                     progress: false,
                 };
                 let flow = conn.handler.on_timeout(&mut io, now);
@@ -286,12 +301,23 @@ impl EventLoop {
                         self.close(slot, ending, false);
                         continue;
                     }
+                    Ok(Flow::Abort(ending)) => {
+                        self.close(slot, ending, true);
+                        continue;
+                    }
                     Err(e) => {
                         self.close(slot, Ending::from(e), false);
                         continue;
                     }
                 }
+                if let Err(e) = self.update_interest(slot) {
+                    self.close(slot, Ending::Failed(e), false);
+                    continue;
+                }
             }
+            let Some(conn) = self.conns[slot].as_mut() else {
+                continue;
+            };
             let idle_at = conn.last_progress + idle;
             if idle_at <= now {
                 self.close(slot, Ending::Idle, true);
@@ -306,6 +332,20 @@ impl EventLoop {
         }
     }
 
+    /// Registers what the handler in `slot` waits for now, if it changed.
+    fn update_interest(&mut self, slot: usize) -> io::Result<()> {
+        let token = self.token(slot);
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return Ok(());
+        };
+        let interest = conn.handler.interest();
+        if interest != conn.interest {
+            conn.interest = interest;
+            self.poller.modify(conn.stream.as_fd(), token, interest)?;
+        }
+        Ok(())
+    }
+
     /// Ends the connection in `slot`: its statistics go to the registry,
     /// then the close (a RST when `abort`: the peer is gone, and the stack
     /// frees at once what it held for it).
@@ -317,7 +357,10 @@ impl EventLoop {
         self.generations[slot] = (self.generations[slot] + 1) & GENERATION_MASK;
         self.free.push(slot);
         let stats = conn.stream.stats().ok();
-        self.ctx.registry.finish(conn.id, &ending, stats.as_ref());
+        let http = conn.handler.http_stats();
+        self.ctx
+            .registry
+            .finish(conn.id, &ending, stats.as_ref(), http.as_ref());
         if abort {
             let _ = conn.stream.set_linger(Some(Duration::ZERO));
         }
