@@ -10,7 +10,7 @@ use sockets_api::{Stack, StackBuilder, TcpStream, UdpSocket};
 
 use super::*;
 use http::test_support::TempDir;
-use http::{self, Url};
+use http::{self, ServerLimits, Url};
 
 const SERVER: &str = "10.7.0.1";
 
@@ -446,6 +446,8 @@ fn thread_count_child() {
     if std::env::var_os("USTACK_THREAD_COUNT_CHILD").is_none() {
         return;
     }
+    let dir = TempDir::new("services-threads");
+    dir.file("small.txt", b"small\n");
     let (server, client) = stacks();
     let services = Services::start(
         &server,
@@ -453,6 +455,8 @@ fn thread_count_child() {
             echo: vec![7],
             udp_echo: vec![7],
             discard: vec![9],
+            http: vec![80],
+            file_server: Some(file_server(dir.path()).unwrap()),
             ..limited(Duration::from_secs(60), 1_000, 1_000)
         },
     )
@@ -460,17 +464,27 @@ fn thread_count_child() {
     let before = threads();
     let mut streams: Vec<TcpStream> = (0..400).map(|_| connect(&client, 7)).collect();
     streams.extend((0..100).map(|_| connect(&client, 9)));
+    streams.extend((0..300).map(|_| connect(&client, 80)));
     for s in &streams[..400] {
         echo_once(s, b"x");
     }
-    for s in &streams[400..] {
+    for s in &streams[400..500] {
         (&*s).write_all(b"y").unwrap();
+    }
+    // HTTP: a keep-alive request answered on each, and the connections
+    // kept open.
+    for s in &streams[500..] {
+        (&*s).write_all(&request("GET", "/small.txt", "")).unwrap();
+    }
+    for s in &streams[500..] {
+        let (status, body) = read_response(s, false);
+        assert_eq!((status, body.as_slice()), (200, &b"small\n"[..]));
     }
     let during = threads();
     drop(streams);
-    wait_closed(&services, 500);
+    wait_closed(&services, 800);
     let after = threads();
-    println!("threads: before {before}, with 500 connections {during}, after {after}");
+    println!("threads: before {before}, with 800 connections {during}, after {after}");
     assert_eq!((during, after), (before, before));
     server.stop();
     client.stop();
@@ -492,4 +506,324 @@ fn thread_count_stays_constant() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("threads: before"), "{text}");
+}
+
+// ---- HTTP on the event loop ----
+
+/// A request for `path` with extra header lines `extra` (each ending in
+/// CRLF).
+fn request(method: &str, path: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\nHost: {SERVER}\r\n{extra}\r\n").into_bytes()
+}
+
+/// Reads one response from `stream`: its status and body (none for a
+/// response to HEAD).
+fn read_response(stream: &TcpStream, head_only: bool) -> (u16, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut one = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = (&*stream).read(&mut one).unwrap();
+        assert_eq!(n, 1, "end of stream in a response head: {head:?}");
+        head.push(one[0]);
+    }
+    let text = String::from_utf8(head).unwrap();
+    let status: u16 = text[9..12].parse().unwrap();
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; if head_only { 0 } else { len }];
+    (&*stream).read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+/// HTTP services on port 80 over `dir`, with the file server's deadlines
+/// `limits` (capped by `config.idle_timeout`).
+fn http_services(
+    server: &Stack,
+    dir: &TempDir,
+    limits: ServerLimits,
+    config: ServiceConfig,
+) -> Services {
+    Services::start(
+        server,
+        ServiceConfig {
+            http: vec![80],
+            file_server: Some(file_server(dir.path()).unwrap().with_limits(limits)),
+            ..config
+        },
+    )
+    .unwrap()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i * 13 + i / 4099) as u8).collect()
+}
+
+#[test]
+fn http_keep_alive_pipelining() {
+    let dir = TempDir::new("services-pipeline");
+    dir.file("a.txt", b"first file\n");
+    dir.file("b.bin", &pattern(300_000));
+    let (server, client) = stacks();
+    let services = http_services(
+        &server,
+        &dir,
+        ServerLimits::default(),
+        ServiceConfig::default(),
+    );
+    let stream = connect(&client, 80);
+    // Four requests in one write; the last asks to close.
+    let mut all = request("GET", "/a.txt", "");
+    all.extend(request("HEAD", "/b.bin", ""));
+    all.extend(request("GET", "/b.bin", ""));
+    all.extend(request("GET", "/missing", ""));
+    all.extend(request("GET", "/a.txt", "Connection: close\r\n"));
+    (&stream).write_all(&all).unwrap();
+    assert_eq!(
+        read_response(&stream, false),
+        (200, b"first file\n".to_vec())
+    );
+    assert_eq!(read_response(&stream, true).0, 200);
+    let (status, body) = read_response(&stream, false);
+    assert_eq!(status, 200);
+    assert!(body == pattern(300_000), "b.bin differs");
+    assert_eq!(read_response(&stream, false).0, 404);
+    assert_eq!(
+        read_response(&stream, false),
+        (200, b"first file\n".to_vec())
+    );
+    // Then the server closes.
+    let mut rest = Vec::new();
+    (&stream).read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    wait_closed(&services, 1);
+    let summary = services.summary();
+    assert!(summary.contains(" http_requests=5 "), "{summary}");
+    assert!(
+        summary.contains("closed=1 resets=0 errors=0 open=0 "),
+        "{summary}"
+    );
+    server.stop();
+    client.stop();
+}
+
+#[test]
+fn http_large_downloads_are_byte_exact() {
+    const SIZE: usize = 24 << 20;
+    let dir = TempDir::new("services-large");
+    let body = pattern(SIZE);
+    dir.file("large.bin", &body);
+    let (server, client) = stacks();
+    let services = http_services(
+        &server,
+        &dir,
+        ServerLimits::default(),
+        ServiceConfig::default(),
+    );
+    let url = Url::parse(&format!("http://{SERVER}/large.bin")).unwrap();
+    // Three clients at once, on the one loop thread.
+    let downloads: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            thread::spawn(move || {
+                let mut stream = connect(&client, 80);
+                let mut out = Vec::with_capacity(SIZE);
+                let response = http::get(&mut stream, &url, &mut out, &mut |_, _| {}).unwrap();
+                (response.status, out)
+            })
+        })
+        .collect();
+    for d in downloads {
+        let (status, out) = d.join().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(out.len(), SIZE);
+        assert!(out == body, "large.bin differs");
+    }
+    wait_closed(&services, 3);
+    let summary = services.summary();
+    assert!(
+        summary.contains("closed=3 resets=0 errors=0 open=0 "),
+        "{summary}"
+    );
+    server.stop();
+    client.stop();
+}
+
+#[test]
+fn http_vanished_clients_are_closed() {
+    let dir = TempDir::new("services-http-vanish");
+    dir.file("a.txt", b"a");
+    dir.file("big.bin", &pattern(8 << 20));
+    let (server, client) = stacks();
+    let limits = ServerLimits {
+        head_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        write_stall_timeout: Duration::from_secs(1),
+        ..ServerLimits::default()
+    };
+    let services = http_services(&server, &dir, limits, ServiceConfig::default());
+    // One is served, then stays silent on its keep-alive connection; one
+    // sends half a request head; one asks for a large file and reads
+    // nothing; one connects and sends nothing.
+    let kept = connect(&client, 80);
+    (&kept).write_all(&request("GET", "/a.txt", "")).unwrap();
+    assert_eq!(read_response(&kept, false), (200, b"a".to_vec()));
+    let half = connect(&client, 80);
+    (&half).write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
+    let stalled = connect(&client, 80);
+    (&stalled)
+        .write_all(&request("GET", "/big.bin", ""))
+        .unwrap();
+    let silent = connect(&client, 80);
+
+    wait_totals(&services, "four HTTP connections closed", |t| {
+        t.connections == 4
+    });
+    for s in [&kept, &half, &stalled, &silent] {
+        assert!(closed_by_server(s));
+    }
+    let summary = services.summary();
+    assert!(summary.contains(", 0 still open"), "{summary}");
+    assert!(summary.contains("4 closed idle (4 http)"), "{summary}");
+    assert!(
+        summary.contains(" http_requests=2 http_head_timeouts=2 http_write_stalls=1 http_busy=0"),
+        "{summary}"
+    );
+    server.stop();
+    client.stop();
+}
+
+#[test]
+fn http_slowloris_does_not_starve_a_live_download() {
+    const SLOW: usize = 300;
+    let dir = TempDir::new("services-slowloris");
+    let body = pattern(1 << 20);
+    dir.file("file.bin", &body);
+    let (server, client) = stacks();
+    // A short head deadline; the idle timeout never fires (every slow
+    // connection sends a byte more often).
+    let limits = ServerLimits {
+        head_timeout: Duration::from_secs(2),
+        ..ServerLimits::default()
+    };
+    let services = http_services(
+        &server,
+        &dir,
+        limits,
+        limited(Duration::from_secs(60), 1_000, 1_000),
+    );
+    let slow: Vec<TcpStream> = (0..SLOW).map(|_| connect(&client, 80)).collect();
+    let url = Url::parse(&format!("http://{SERVER}/file.bin")).unwrap();
+    let head = b"GET /file.bin HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut sent = 0;
+    let mut downloads = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Every slow connection trickles one more byte of its head per round;
+    // the live client downloads the whole file in between (a connection
+    // each: `http::get` asks to close), until the head deadline cut every
+    // slow one.
+    while services.context.registry.lock().totals.http_head_timeouts < SLOW as u64 {
+        assert!(Instant::now() < deadline, "slow connections not cut");
+        let byte = head[sent.min(head.len() - 1)..][..1].to_vec();
+        sent += 1;
+        for s in &slow {
+            // Fails once the server reset it.
+            let _ = (&*s).write(&byte);
+        }
+        let mut out = Vec::new();
+        let mut live = connect(&client, 80);
+        let response = http::get(&mut live, &url, &mut out, &mut |_, _| {}).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(out == body, "download {downloads} differs");
+        downloads += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = Vec::new();
+    let mut live = connect(&client, 80);
+    http::get(&mut live, &url, &mut out, &mut |_, _| {}).unwrap();
+    assert!(out == body);
+    let mut closed = 0;
+    for s in &slow {
+        closed += usize::from(closed_by_server(s));
+    }
+    assert_eq!(closed, SLOW);
+    assert!(downloads > 1);
+    wait_closed(&services, (SLOW + downloads + 1) as u64);
+    let summary = services.summary();
+    assert!(summary.contains(", 0 still open"), "{summary}");
+    assert!(
+        summary.contains(&format!(" idle_closed={SLOW} ")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(" http_head_timeouts={SLOW} ")),
+        "{summary}"
+    );
+    server.stop();
+    client.stop();
+}
+
+#[test]
+fn http_over_the_cap_gets_503_then_a_reset() {
+    let dir = TempDir::new("services-http-cap");
+    dir.file("a.txt", b"a");
+    let (server, client) = stacks();
+    let services = http_services(
+        &server,
+        &dir,
+        ServerLimits::default(),
+        ServiceConfig {
+            max_busy_http: 2,
+            ..limited(Duration::from_secs(60), 2, 100)
+        },
+    );
+    // Two connections under --max-conns are served (and kept open).
+    let served: Vec<TcpStream> = (0..2).map(|_| connect(&client, 80)).collect();
+    for s in &served {
+        (&*s).write_all(&request("GET", "/a.txt", "")).unwrap();
+        assert_eq!(read_response(s, false), (200, b"a".to_vec()));
+    }
+    // The next two are admitted busy; the fifth finds no room at all.
+    let busy: Vec<TcpStream> = (0..2).map(|_| connect(&client, 80)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while services.context.registry.lock().open_busy < 2 {
+        assert!(Instant::now() < deadline, "busy connections not admitted");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_refused(&client, 80);
+    wait_totals(&services, "a refusal", |t| t.refused_max_conns == 1);
+    for s in &busy {
+        (&*s).write_all(&request("GET", "/a.txt", "")).unwrap();
+        let mut response = Vec::new();
+        (&*s).read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+        assert!(text.contains("\r\nRetry-After: "), "{text}");
+    }
+    wait_totals(&services, "two 503s", |t| t.http_busy == 2);
+    // The busy ones are gone: room for busy connections again, and the
+    // served ones still work.
+    let third = connect(&client, 80);
+    (&third).write_all(&request("GET", "/a.txt", "")).unwrap();
+    assert_eq!(read_response(&third, false).0, 503);
+    for s in &served {
+        (&*s).write_all(&request("GET", "/a.txt", "")).unwrap();
+        assert_eq!(read_response(s, false), (200, b"a".to_vec()));
+    }
+    wait_totals(&services, "three 503s", |t| t.http_busy == 3);
+    let summary = services.summary();
+    assert!(summary.contains("1 refused over --max-conns"), "{summary}");
+    assert!(summary.contains(" refused_max_conns=1 "), "{summary}");
+    assert!(summary.contains(" http_busy=3"), "{summary}");
+    assert!(
+        summary.contains("3 answered 503 over --max-conns"),
+        "{summary}"
+    );
+    server.stop();
+    client.stop();
 }
