@@ -7,7 +7,7 @@
 //! with non-blocking sockets and a [`Poller`](sockets_api::Poller): the
 //! thread count stays the same whatever the number of connections. A
 //! connection holds a few dozen bytes of state of its own (an HTTP one,
-//! its [`http::Session`]: a few hundred); reads go through one buffer per
+//! its [`http::Session`]: under 1 KiB); reads go through one buffer per
 //! loop (echo keeps the bytes its peer did not take yet, an HTTP session
 //! its pending output, only while they have them). Each connection has an
 //! idle deadline (`--idle-timeout`), and the caps `--max-conns` (per
