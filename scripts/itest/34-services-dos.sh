@@ -4,7 +4,8 @@
 # byte a second or vanish, while a live client keeps getting echoes. The
 # thread count of ustack never changes, vanished connections are closed
 # after --idle-timeout, --max-conns refuses the excess with a RST, and the
-# exit summary counts both.
+# exit summary counts both. Then vanished discard and chargen clients are
+# closed after --idle-timeout too.
 source "$(dirname "$0")/../lib.sh"
 require_root
 ensure_net_tools
@@ -56,3 +57,43 @@ EOF
 stop_pid "$USTACK"
 grep -q 'refused_per_ip=3' "$OUT/per-ip.log" || { cat "$OUT/per-ip.log" >&2; die "per-IP refusals not counted"; }
 ok "--max-conns-per-ip 5: the sixth to eighth connections reset and counted"
+
+# Vanished clients of discard and chargen: 20 that send a byte and vanish
+# (discard), 20 that never read (chargen: the window closes, nothing more is
+# acknowledged). All 40 are closed after --idle-timeout and counted; the
+# thread count never changes.
+start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/vanish.log" \
+    --discard 9 --chargen 19 --idle-timeout 2
+before=$(ls "/proc/$USTACK/task" | wc -l)
+in_ns "$NS" timeout 60 python3 - "$USTACK" <<'PYEOF' || die "vanished discard/chargen clients"
+import os, socket, sys, time
+pid = int(sys.argv[1])
+threads = lambda: len(os.listdir(f"/proc/{pid}/task"))
+t0 = threads()
+socks = []
+for port in (9, 19):
+    for _ in range(20):
+        s = socket.create_connection(("10.0.0.2", port), timeout=5)
+        if port == 9:
+            s.sendall(b"x")
+        socks.append(s)
+assert threads() == t0, (threads(), t0)
+time.sleep(6)  # twice --idle-timeout, and then some
+assert threads() == t0, (threads(), t0)
+# Every connection was closed by the server: discard ones see end of
+# stream or a reset; chargen ones a reset after whatever was buffered.
+for s in socks:
+    s.settimeout(5)
+    try:
+        while s.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+print("ok 40 vanished discard/chargen connections closed, threads", t0)
+PYEOF
+after=$(ls "/proc/$USTACK/task" | wc -l)
+((before == after)) || die "thread count changed: $before -> $after"
+stop_pid "$USTACK"
+grep -q '^services-totals:.* idle_closed=40 ' "$OUT/vanish.log" ||
+    { grep services-totals "$OUT/vanish.log" >&2; die "expected idle_closed=40"; }
+ok "discard and chargen: 40 vanished clients closed after --idle-timeout, threads unchanged ($before)"
