@@ -4,10 +4,12 @@ use crate::twopc::{ResourceManager, TxSnapshot};
 const T1: TxId = TxId {
     coordinator: 0,
     seq: 1,
+    nonce: 0x5eed,
 };
 const T2: TxId = TxId {
     coordinator: 0,
     seq: 2,
+    nonce: 0x5eed,
 };
 
 fn ops(list: &[(&str, i64)]) -> Vec<u8> {
@@ -54,6 +56,7 @@ fn participant(node: NodeId, initial: Bank, outcomes: &[(TxId, &Work, bool)]) ->
         transactions,
         durable,
         blocked: BTreeSet::new(),
+        watermarks: BTreeMap::new(),
     }
 }
 
@@ -123,7 +126,7 @@ fn disagreements_name_every_side() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         f[0].to_string(),
-        "tx 0.2: ABORT at coordinator, participant 1, participant 2, node 0 (reported), \
+        "tx 0.2.00000000000000000000000000005eed: ABORT at coordinator, participant 1, participant 2, node 0 (reported), \
          node 1 (reported) but COMMIT at node 2 (reported)"
     );
     assert_eq!(disagreement(T1, [("a", true), ("b", true)]), None);
@@ -228,6 +231,7 @@ fn blocks_need_every_participant_ready() {
                 work: vec![],
             },
         ],
+        watermarks: vec![],
     }];
     assert!(findings(&run).is_empty(), "READY in a snapshot");
     run.participants.get_mut(&1).unwrap().blocked.insert(T2);
@@ -248,7 +252,7 @@ fn blocks_need_every_participant_ready() {
 #[test]
 fn observes_live_state_machines() {
     let mut c = Coordinator::new(0, Default::default());
-    let tx = c.begin(Instant::now(), transfer(1)).expect("begin");
+    let tx = c.begin(Instant::now(), 9, transfer(1)).expect("begin");
     let run = RunEnd::default().with_coordinator(&c);
     assert_eq!(run.coordinator, BTreeMap::from([(tx, CoordState::Wait)]));
     let bank = Bank::new([("alice", 5)]);
