@@ -260,6 +260,11 @@ impl Coordinator {
         self.forgotten_below
     }
 
+    /// The sequence number the next transaction begun gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The end-of-transaction watermark: the smallest sequence number not
     /// yet ended (or the next one to use).
     pub fn watermark(&self) -> u64 {
