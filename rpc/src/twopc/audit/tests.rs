@@ -262,3 +262,32 @@ fn observes_live_state_machines() {
         ParticipantEnd::untouched(bank)
     );
 }
+
+#[test]
+fn forgotten_transactions_are_judged_by_what_was_reported() {
+    // Ended and forgotten everywhere: still clean, the balances judged by
+    // the outcomes the coordinator reported.
+    let mut run = healthy();
+    run.coordinator.clear();
+    run.forgotten_below = 3;
+    for p in run.participants.values_mut() {
+        p.transactions.clear();
+        p.watermarks.insert(0, 3);
+    }
+    assert!(findings(&run).is_empty(), "{:?}", findings(&run));
+    assert!(run.decision(T1) && !run.decision(T2));
+    // Reported outcomes still have to agree with each other.
+    run.reported.get_mut(&1).unwrap().insert(T1, false);
+    assert!(matches!(&findings(&run)[..], [Finding::Disagreement(d)] if d.tx == T1));
+    // A participant that forgot a transaction its coordinator has not ended.
+    let mut run = healthy();
+    run.coordinator.insert(T1, CoordState::Commit);
+    let p1 = run.participants.get_mut(&1).unwrap();
+    p1.transactions.remove(&T1);
+    p1.watermarks.insert(0, 2);
+    let f = findings(&run);
+    assert!(
+        f.contains(&Finding::ForgotTooEarly { node: 1, tx: T1 }),
+        "{f:?}"
+    );
+}
