@@ -434,7 +434,9 @@ impl FileWal {
             path,
             pending: Vec::new(),
             len: valid as u64,
-            was_empty: new,
+            // Nothing after the header: a node may seed it. (A torn first
+            // record is bytes: such a log is never seeded again.)
+            was_empty: new || bytes.len() <= HEADER,
         })
     }
 
@@ -448,9 +450,10 @@ impl FileWal {
         decode_file(&bytes, path).map(|(records, _)| records)
     }
 
-    /// True when the file held no record when it was opened (a new log, or
-    /// one whose header a crash cut short): only then may a node seed it,
-    /// never a log that holds records.
+    /// True when the file held no byte after its header when it was opened
+    /// (a new log, one whose header a crash cut short, or one that crashed
+    /// before its first record): only then may a node seed it, never a log
+    /// that holds records or the remains of one.
     pub fn was_empty(&self) -> bool {
         self.was_empty
     }

@@ -228,6 +228,16 @@ fn a_torn_header_is_a_new_log_and_a_missing_file_is_created() {
         assert!(!w.was_empty());
         assert_eq!(FileWal::read_records(&path).expect("read"), vec![rec(1)]);
     }
+    // A whole header and nothing else: still new (seeded).
+    std::fs::write(&path, header()).expect("write");
+    assert!(FileWal::open(&path).expect("open").was_empty());
+    // A torn first record after it: not new (never seeded again).
+    let mut torn = header().to_vec();
+    let mut one = Vec::new();
+    encode_record(&mut one, &rec(1)).expect("encode");
+    torn.extend_from_slice(&one[..one.len() / 2]);
+    std::fs::write(&path, &torn).expect("write");
+    assert!(!FileWal::open(&path).expect("open").was_empty());
     std::fs::remove_file(&path).expect("rm");
     let w = FileWal::open(&path).expect("create");
     assert!(w.was_empty());
