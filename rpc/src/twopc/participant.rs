@@ -70,6 +70,16 @@ pub struct ParticipantConfig {
     /// Coordinator silent this long after the first question: ask the
     /// other participants too.
     pub peer_query_after: Duration,
+    /// Most transactions remembered at once. A message that would add one
+    /// more (PREPARE, DECISION or STATE-QUERY about an unknown
+    /// transaction) is dropped and counted ([`Participant::refused_full`]);
+    /// the protocol re-sends, and a PREPARE that gets no vote times out
+    /// into ABORT. Default 4096.
+    pub max_transactions: usize,
+    /// Most coordinators whose end-of-transaction watermark is kept; a
+    /// notice from one more is dropped and counted in
+    /// [`Participant::refused`]. Default 256.
+    pub max_coordinators: usize,
 }
 
 impl Default for ParticipantConfig {
@@ -79,6 +89,8 @@ impl Default for ParticipantConfig {
             decision_timeout: Duration::from_secs(1),
             ask_interval: Duration::from_millis(500),
             peer_query_after: Duration::from_secs(1),
+            max_transactions: 4096,
+            max_coordinators: 256,
         }
     }
 }
@@ -146,6 +158,8 @@ pub struct Participant<R> {
     watermarks: BTreeMap<NodeId, u64>,
     /// Messages refused by the sender rule.
     refused: u64,
+    /// Messages dropped because the table was full.
+    refused_full: u64,
     effects: VecDeque<Effect>,
 }
 
@@ -159,6 +173,7 @@ impl<R: ResourceManager> Participant<R> {
             txs: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             refused: 0,
+            refused_full: 0,
             effects: VecDeque::new(),
         }
     }
@@ -261,6 +276,12 @@ impl<R: ResourceManager> Participant<R> {
     /// Messages refused by the sender rule.
     pub fn refused(&self) -> u64 {
         self.refused
+    }
+
+    /// Messages dropped because [`ParticipantConfig::max_transactions`]
+    /// were remembered.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full
     }
 
     /// `coordinator`'s end-of-transaction watermark here: its decided
@@ -404,6 +425,18 @@ impl<R: ResourceManager> Participant<R> {
             return;
         }
         if let Msg::Finished { below, .. } = msg {
+            if !self.watermarks.contains_key(&tx.coordinator)
+                && self.watermarks.len() >= self.config.max_coordinators
+            {
+                self.refused += 1;
+                log::warn!(
+                    "2pc participant {}: refused FINISHED from coordinator {}: {} coordinators tracked",
+                    self.id,
+                    tx.coordinator,
+                    self.watermarks.len()
+                );
+                return;
+            }
             if self.raise_watermark(tx.coordinator, below) {
                 self.effects.push_back(Effect::Log(LogRecord::Forget {
                     coordinator: tx.coordinator,
@@ -421,6 +454,22 @@ impl<R: ResourceManager> Participant<R> {
             return;
         }
         let state = self.txs.get(&tx).map(|t| t.state);
+        if state.is_none()
+            && self.txs.len() >= self.config.max_transactions
+            && matches!(
+                msg,
+                Msg::Prepare { .. } | Msg::Decision { .. } | Msg::StateQuery { .. }
+            )
+        {
+            self.refused_full += 1;
+            log::warn!(
+                "2pc participant {}: {tx}: dropped {}: {} transactions remembered",
+                self.id,
+                msg.kind(),
+                self.txs.len()
+            );
+            return;
+        }
         match msg {
             Msg::Prepare {
                 participants, work, ..

@@ -119,6 +119,8 @@ pub struct NodeStats {
     pub refused: u64,
     /// Begins refused because the coordinator's table was full.
     pub refused_begins: u64,
+    /// Messages a participant dropped because its table was full.
+    pub refused_full: u64,
     /// Log compactions.
     pub compactions: u64,
     /// Bytes in the log now.
@@ -372,6 +374,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
             forged: self.forged(),
             refused: c.map_or(0, Coordinator::refused) + p.map_or(0, Participant::refused),
             refused_begins: c.map_or(0, Coordinator::refused_begins),
+            refused_full: p.map_or(0, Participant::refused_full),
             compactions: self.log_stats.0.load(Ordering::Relaxed),
             log_bytes: self.log_stats.1.load(Ordering::Relaxed),
             transactions: (c.map_or(0, |c| c.transactions().count())

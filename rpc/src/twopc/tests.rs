@@ -360,4 +360,51 @@ mod sender_rules {
         assert_ne!(a, b);
         assert!(a.count_ones() > 20 && a.count_ones() < 108, "{a:x}");
     }
+
+    #[test]
+    fn a_participant_table_and_watermarks_are_bounded() {
+        let now = Instant::now();
+        let cfg = ParticipantConfig {
+            max_transactions: 2,
+            max_coordinators: 1,
+            ..ParticipantConfig::default()
+        };
+        let mut p = Participant::new(1, Bank::new([("alice", 100)]), cfg);
+        for seq in 1..=3 {
+            let t = tx(0, seq);
+            p.handle_message(
+                now,
+                0,
+                Msg::Prepare {
+                    tx: t,
+                    participants: vec![1],
+                    work: BankOp::work(&[]),
+                },
+            );
+        }
+        assert_eq!(p.transactions().len(), 2);
+        assert_eq!(p.refused_full(), 1);
+        p.handle_message(now, 2, Msg::StateQuery { tx: tx(0, 9) });
+        assert_eq!(p.refused_full(), 2, "a query about an unknown one too");
+        assert_eq!(p.status(tx(0, 9)), None);
+        // Watermarks of one coordinator only.
+        p.handle_message(
+            now,
+            0,
+            Msg::Finished {
+                tx: tx(0, 1),
+                below: 1,
+            },
+        );
+        p.handle_message(
+            now,
+            5,
+            Msg::Finished {
+                tx: tx(5, 1),
+                below: 7,
+            },
+        );
+        assert_eq!((p.watermark(0), p.watermark(5)), (1, 0));
+        assert_eq!(p.refused(), 1);
+    }
 }

@@ -233,6 +233,7 @@ impl ControlImpl {
             ("refused".into(), s.refused),
             ("forged".into(), s.forged),
             ("begins_refused".into(), s.refused_begins),
+            ("full_refused".into(), s.refused_full),
             (
                 "crash_at_refused".into(),
                 self.crash_refused.load(Ordering::Relaxed),
