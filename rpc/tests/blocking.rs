@@ -499,3 +499,49 @@ fn a_delivery_whose_from_is_not_the_proved_peer_is_dropped() {
     let stats = node.stats();
     assert_eq!((stats.forged, stats.refused), (1, 1));
 }
+
+/// Messages to ever more peers (here: presumed-abort answers to forged
+/// sender ids) do not make the node spawn a sender per id: past
+/// `max_peers` they are dropped and counted.
+#[test]
+fn a_node_keeps_senders_for_a_bounded_number_of_peers() {
+    use rpc::twopc::rpc::{NodeOptions, TwoPcPeer};
+    use rpc::twopc::{MemWal, Msg, TxId};
+    let connect = |_peer: u32| TcpStream::connect("127.0.0.1:9");
+    let node: Node<Bank> = Node::start_with(
+        0,
+        MemWal::new(),
+        Some(CoordinatorConfig::default()),
+        None,
+        connect,
+        |_| {},
+        NodeOptions {
+            max_peers: 2,
+            ..NodeOptions::default()
+        },
+    )
+    .expect("node");
+    let ctx = CallContext {
+        now: Instant::now(),
+        client_id: 1,
+        request_id: 1,
+        deadline: None,
+        peer: None,
+    };
+    let mut inbox = node.inbox();
+    for from in 10..15u32 {
+        let tx = TxId {
+            coordinator: 0,
+            seq: 1,
+            nonce: u128::from(from),
+        };
+        inbox.deliver(&ctx, from, Msg::DecisionRequest { tx });
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.stats().dropped_sends < 3 {
+        assert!(Instant::now() < deadline, "{:?}", node.stats());
+        thread::sleep(Duration::from_millis(5));
+    }
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(node.stats().dropped_sends, 3);
+}

@@ -100,12 +100,22 @@ pub struct NodeOptions {
     /// this many bytes (and more than twice the last checkpoint). Default
     /// 64 KiB.
     pub max_log_bytes: u64,
+    /// Most peers the node keeps a sender (a thread and a connection) for;
+    /// a message to one more is dropped and counted
+    /// ([`NodeStats::dropped_sends`]). A forged sender id must not make the
+    /// node spawn a thread per id. Default 256.
+    pub max_peers: usize,
+    /// Messages queued per peer; beyond, a message is dropped and counted
+    /// (the protocol re-sends). Default 1024.
+    pub max_queued: usize,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
             max_log_bytes: 64 << 10,
+            max_peers: 256,
+            max_queued: 1024,
         }
     }
 }
@@ -121,6 +131,9 @@ pub struct NodeStats {
     pub refused_begins: u64,
     /// Messages a participant dropped because its table was full.
     pub refused_full: u64,
+    /// Messages dropped on the way out: too many peers, or too many queued
+    /// for one.
+    pub dropped_sends: u64,
     /// Log compactions.
     pub compactions: u64,
     /// Bytes in the log now.
@@ -145,8 +158,8 @@ pub struct Node<R> {
     inbox: Inbox,
     /// Why the driver stopped (its log failed), once it has.
     failure: Arc<Mutex<Option<String>>>,
-    /// Compactions done, bytes in the log.
-    log_stats: Arc<(AtomicU64, AtomicU64)>,
+    /// Compactions done, bytes in the log, messages dropped on the way out.
+    log_stats: Arc<(AtomicU64, AtomicU64, AtomicU64)>,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -223,7 +236,11 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
             tx,
             forged: Arc::new(AtomicU64::new(0)),
         };
-        let log_stats = Arc::new((AtomicU64::new(0), AtomicU64::new(wal.size())));
+        let log_stats = Arc::new((
+            AtomicU64::new(0),
+            AtomicU64::new(wal.size()),
+            AtomicU64::new(0),
+        ));
         let driver_log_stats = Arc::clone(&log_stats);
         let mut compact_at = options.max_log_bytes;
         let driver_state = Arc::clone(&state);
@@ -234,16 +251,28 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         thread::Builder::new()
             .name(format!("2pc-node-{id}"))
             .spawn(move || {
-                let mut outboxes: HashMap<NodeId, mpsc::Sender<Msg>> = HashMap::new();
+                let mut outboxes: HashMap<NodeId, mpsc::SyncSender<Msg>> = HashMap::new();
+                let dropped = Arc::clone(&driver_log_stats);
+                let (max_peers, max_queued) = (options.max_peers, options.max_queued);
                 let mut send = |to: NodeId, msg: Msg| {
                     if to == id {
                         let _ = loopback.tx.send(Input::Deliver(id, msg));
                         return;
                     }
+                    if !outboxes.contains_key(&to) && outboxes.len() >= max_peers {
+                        dropped.2.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "2pc node {id}: {max_peers} peers already, dropping a message to {to}"
+                        );
+                        return;
+                    }
                     let outbox = outboxes
                         .entry(to)
-                        .or_insert_with(|| spawn_sender(id, to, Arc::clone(&connect)));
-                    let _ = outbox.send(msg);
+                        .or_insert_with(|| spawn_sender(id, to, Arc::clone(&connect), max_queued));
+                    if outbox.try_send(msg).is_err() {
+                        // Full (the peer is slow or down): the protocol re-sends.
+                        dropped.2.fetch_add(1, Ordering::Relaxed);
+                    }
                 };
                 loop {
                     let (effects, wait) = {
@@ -375,6 +404,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
             refused: c.map_or(0, Coordinator::refused) + p.map_or(0, Participant::refused),
             refused_begins: c.map_or(0, Coordinator::refused_begins),
             refused_full: p.map_or(0, Participant::refused_full),
+            dropped_sends: self.log_stats.2.load(Ordering::Relaxed),
             compactions: self.log_stats.0.load(Ordering::Relaxed),
             log_bytes: self.log_stats.1.load(Ordering::Relaxed),
             transactions: (c.map_or(0, |c| c.transactions().count())
@@ -426,12 +456,17 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
 
 /// A thread that delivers messages to one peer, in order, through a blocking
 /// client. Failed deliveries are dropped: the protocol re-sends.
-fn spawn_sender<S, C>(me: NodeId, peer: NodeId, connect: Arc<C>) -> mpsc::Sender<Msg>
+fn spawn_sender<S, C>(
+    me: NodeId,
+    peer: NodeId,
+    connect: Arc<C>,
+    max_queued: usize,
+) -> mpsc::SyncSender<Msg>
 where
     S: Transport,
     C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Msg>();
+    let (tx, rx) = mpsc::sync_channel::<Msg>(max_queued);
     let config = ClientConfig {
         call_timeout: Duration::from_secs(2),
         attempt_timeout: Duration::from_millis(500),

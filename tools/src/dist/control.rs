@@ -234,6 +234,7 @@ impl ControlImpl {
             ("forged".into(), s.forged),
             ("begins_refused".into(), s.refused_begins),
             ("full_refused".into(), s.refused_full),
+            ("dropped_sends".into(), s.dropped_sends),
             (
                 "crash_at_refused".into(),
                 self.crash_refused.load(Ordering::Relaxed),

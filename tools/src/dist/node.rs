@@ -326,6 +326,7 @@ fn run_node(
         on_event,
         NodeOptions {
             max_log_bytes: args.max_log_bytes,
+            ..NodeOptions::default()
         },
     )?;
     let node = Arc::new(node);
