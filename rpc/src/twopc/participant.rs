@@ -415,6 +415,19 @@ impl<R: ResourceManager> Participant<R> {
     /// are ignored.
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Msg) {
         let tx = msg.tx();
+        // A message about a forgotten transaction (below the watermark) is
+        // stale -- a late answer, a duplicate -- whoever sends it: it can
+        // change nothing, so it is ignored before the sender rule (which
+        // could not tell a late peer answer from a forgery without the
+        // transaction's participant list). The notice itself is not stale.
+        if self.forgot(tx) && !matches!(msg, Msg::Finished { .. }) {
+            log::debug!(
+                "2pc participant {}: {tx}: stale {} from {from} (forgotten)",
+                self.id,
+                msg.kind()
+            );
+            return;
+        }
         if !self.allowed(from, &msg) {
             self.refused += 1;
             log::warn!(
@@ -443,14 +456,6 @@ impl<R: ResourceManager> Participant<R> {
                     below,
                 }));
             }
-            return;
-        }
-        if self.forgot(tx) {
-            log::debug!(
-                "2pc participant {}: {tx}: stale {} from {from} (forgotten)",
-                self.id,
-                msg.kind()
-            );
             return;
         }
         let state = self.txs.get(&tx).map(|t| t.state);
