@@ -172,7 +172,8 @@ pub enum TwoPcCommand {
     Status(StatusArgs),
     /// Like status, after waiting for quiescence, plus a consistency verdict.
     Check(CheckArgs),
-    /// Make a running node crash (abort) at a protocol step.
+    /// Make a running node crash (abort) at a protocol step (the node must
+    /// run with --testing).
     Crash(CrashArgs),
 }
 
