@@ -120,7 +120,7 @@ impl Default for NodeOptions {
     }
 }
 
-/// Counters of a [`Node`] (for status reports).
+/// Counters of a [`Node`] (for status reports), since it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
     /// Deliveries dropped because `from` was not the authenticated peer.

@@ -80,9 +80,11 @@
 //! logs"): the coordinator keeps the transactions not yet ended plus the
 //! last 256 ended ones, a bank its balances and the transactions not yet
 //! covered by an end-of-transaction notice. `status` prints each node's
-//! counters: log bytes, compactions, transactions remembered, messages
-//! refused by the sender rule (`refused`) or for a forged sender
-//! (`forged`).
+//! counters since it started: log bytes, compactions, transactions
+//! remembered, messages refused by the sender rule (`refused`) or for a
+//! forged sender (`forged`), dropped for a full table (`full_refused`,
+//! `begins_refused`) or a full send queue (`dropped_sends`), and
+//! `crash_at_refused`.
 //!
 //! A node prints `recovered: records=R in_doubt=D [...] unacknowledged=U [...]`
 //! when it starts: D counts transactions it crashed in the middle of,
