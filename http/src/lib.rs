@@ -8,8 +8,13 @@
 //!   `If-Range` (dates in any of the three forms of RFC 9110 section
 //!   5.6.7), and strict refusal of anything outside the root (403 for `..`,
 //!   backslashes and symlinks leading out; 404 for what does not exist).
-//!   One call of [`FileServer::serve_connection`] serves one connection;
-//!   run one per thread, with read and write timeouts set on the stream.
+//!   Each connection is a sans-IO [`Session`] ([`FileServer::session`]):
+//!   an event loop feeds it bytes and the time and writes what it
+//!   produces, so a few threads serve thousands of connections under the
+//!   deadlines of [`ServerLimits`] (request head, keep-alive idle, write
+//!   stall, lingering close), with 503 for connections over a cap
+//!   ([`FileServer::busy_session`]). [`FileServer::serve_connection`]
+//!   drives one session over a blocking stream.
 //! - [`get`] fetches one URL over a connected stream (`ustack get URL`),
 //!   streaming the body to a writer with progress callbacks, and
 //!   [`render_progress`] draws a terminal progress line.
@@ -40,5 +45,5 @@ pub use client::{
 pub use progress::{human_bytes, render_progress};
 pub use server::{
     CHUNK_SIZE, CloseReason, ConnectionStats, FileServer, MAX_DISCARDED_BODY, MAX_HEADER_BYTES,
-    MAX_HEADERS, MAX_REQUEST_LINE, RequestRecord, drain_input,
+    MAX_HEADERS, MAX_REQUEST_LINE, RequestRecord, ServerLimits, Session, drain_input,
 };

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::date::{imf_fixdate, parse_http_date};
 use super::test_support::{Duplex, End, Parsed, TempDir, parse_responses};
 use super::{
-    CloseReason, ConnectionStats, FileServer, HttpError, MAX_REQUEST_LINE, RequestRecord, Url,
-    drain_input, get,
+    CloseReason, ConnectionStats, FileServer, HttpError, MAX_REQUEST_LINE, RequestRecord,
+    ServerLimits, Url, drain_input, get,
 };
 
 const HELLO: &[u8] = b"Hello, world!\n";
@@ -748,6 +748,27 @@ fn idle_reset_and_write_errors() {
         + 4;
     assert_eq!(records[0].body_bytes as usize, super::CHUNK_SIZE - head_len);
     assert_eq!(stream.output.len(), 300_000);
+}
+
+#[test]
+fn blocking_driver_honours_the_session_deadlines() {
+    let site = Site::new("blocking-deadlines");
+    let limits = |head: u64, idle: u64| ServerLimits {
+        head_timeout: Duration::from_secs(head),
+        idle_timeout: Duration::from_secs(idle),
+        ..ServerLimits::default()
+    };
+    // A head deadline already passed: nothing is served.
+    let server = site.server.clone().with_limits(limits(0, 15));
+    let mut stream = Duplex::new("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").chunked(1);
+    let stats = server.serve_connection(&mut stream, "p").unwrap();
+    assert_eq!((stats.requests, stats.close), (0, CloseReason::HeadTimeout));
+    assert!(stream.output.is_empty());
+    // An idle deadline passed when the stream's read timeout fires.
+    let server = site.server.clone().with_limits(limits(10, 0));
+    let mut stream = Duplex::new("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").ending(End::Timeout);
+    let stats = server.serve_connection(&mut stream, "p").unwrap();
+    assert_eq!((stats.requests, stats.close), (1, CloseReason::IdleTimeout));
 }
 
 #[test]

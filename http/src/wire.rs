@@ -36,11 +36,6 @@ impl InBuf {
         }
     }
 
-    /// Bytes read from the stream but not consumed yet.
-    pub(crate) fn buffered(&self) -> usize {
-        self.len - self.pos
-    }
-
     /// Makes sure some bytes are buffered, reading once from `r` if none
     /// are; returns how many are buffered (0: end of stream).
     fn fill<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {

@@ -7,7 +7,17 @@
 //! next when it expires. The [`Registry`] is sans-IO (expiry is driven by the
 //! `now` of each call, or by [`Registry::expire`]); [`Registrar`] and
 //! [`Resolver`] are the blocking helpers for servers and clients.
+//!
+//! A lease is named by a [`LeaseId`]: 128 bits drawn from a secret seed
+//! (SHA-256 of the seed and a counter, see [`NonceSource`]), so that only
+//! its holder can renew or withdraw it. A renewal or withdrawal naming a
+//! lease the registry does not hold fails with [`BindError::UnknownLease`]
+//! and is counted ([`RegistryStats::unknown_lease`]). The registry holds at
+//! most [`Registry::DEFAULT_MAX_LEASES`] registrations by default (more
+//! are refused with [`BindError::Full`], counted), each with a name and an
+//! address of at most [`MAX_NAME_LEN`] bytes.
 
+use crate::auth::NonceSource;
 use crate::error::RpcError;
 use crate::service::{CallContext, Caller};
 use serde::{Deserialize, Serialize};
@@ -17,8 +27,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Identifies one registration.
-pub type LeaseId = u64;
+/// Identifies one registration: an unguessable 128-bit token.
+pub type LeaseId = u128;
+
+/// Longest name, and longest address, a registration may carry (bytes).
+pub const MAX_NAME_LEN: usize = 256;
 
 /// Why a name-service call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +47,10 @@ pub enum BindError {
         /// Longest accepted, in milliseconds.
         max_ms: u32,
     },
+    /// The registry holds as many registrations as it may.
+    Full,
+    /// The name or the address is longer than [`MAX_NAME_LEN`].
+    TooLong,
 }
 
 impl std::fmt::Display for BindError {
@@ -44,6 +61,8 @@ impl std::fmt::Display for BindError {
             BindError::BadLease { min_ms, max_ms } => {
                 write!(f, "lease must be between {min_ms} and {max_ms} ms")
             }
+            BindError::Full => write!(f, "the registry is full"),
+            BindError::TooLong => write!(f, "name or address longer than {MAX_NAME_LEN} bytes"),
         }
     }
 }
@@ -78,15 +97,27 @@ struct Lease {
     expires: Instant,
 }
 
+/// Counters of a [`Registry`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Renewals and withdrawals naming a lease not held (a wrong or guessed
+    /// token, or one that expired).
+    pub unknown_lease: u64,
+    /// Registrations refused because the registry was full.
+    pub full: u64,
+}
+
 /// The sans-IO name registry (implements [`NameService`]).
 #[derive(Debug, Clone)]
 pub struct Registry {
-    /// Lease ids grow, so iteration order is registration order.
     leases: BTreeMap<LeaseId, Lease>,
+    /// Per name, its leases in registration order.
     by_name: HashMap<String, Vec<LeaseId>>,
-    next_lease: LeaseId,
+    tokens: NonceSource,
     min_lease: Duration,
     max_lease: Duration,
+    max_leases: usize,
+    stats: RegistryStats,
 }
 
 impl Default for Registry {
@@ -96,15 +127,38 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry accepting leases between `min_lease` and `max_lease`.
+    /// Registrations held at most, unless [`with_max_leases`](Self::with_max_leases) says otherwise.
+    pub const DEFAULT_MAX_LEASES: usize = 4096;
+
+    /// A registry accepting leases between `min_lease` and `max_lease`,
+    /// drawing lease tokens from a random seed.
     pub fn new(min_lease: Duration, max_lease: Duration) -> Self {
+        Registry::with_seed(min_lease, max_lease, crate::auth::random_bytes())
+    }
+
+    /// Like [`new`](Self::new), with the secret seed of the lease tokens
+    /// given (the simulator passes a seeded one).
+    pub fn with_seed(min_lease: Duration, max_lease: Duration, seed: [u8; 32]) -> Self {
         Registry {
             leases: BTreeMap::new(),
             by_name: HashMap::new(),
-            next_lease: 1,
+            tokens: NonceSource::new(seed, 0),
             min_lease,
             max_lease,
+            max_leases: Self::DEFAULT_MAX_LEASES,
+            stats: RegistryStats::default(),
         }
+    }
+
+    /// Holds at most `max` registrations.
+    pub fn with_max_leases(mut self, max: usize) -> Self {
+        self.max_leases = max;
+        self
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RegistryStats {
+        self.stats
     }
 
     /// Drops every registration whose lease has run out.
@@ -178,8 +232,21 @@ impl NameService for Registry {
                 max_ms: ms(self.max_lease),
             });
         }
-        let id = self.next_lease;
-        self.next_lease += 1;
+        if name.len() > MAX_NAME_LEN || addr.len() > MAX_NAME_LEN {
+            return Err(BindError::TooLong);
+        }
+        if self.leases.len() >= self.max_leases {
+            self.stats.full += 1;
+            return Err(BindError::Full);
+        }
+        let id = loop {
+            let mut token = [0u8; 16];
+            token.copy_from_slice(&self.tokens.next_nonce()[..16]);
+            let id = LeaseId::from_be_bytes(token);
+            if !self.leases.contains_key(&id) {
+                break id;
+            }
+        };
         self.by_name.entry(name.clone()).or_default().push(id);
         self.leases.insert(
             id,
@@ -195,7 +262,10 @@ impl NameService for Registry {
 
     fn renew(&mut self, ctx: &CallContext, lease: LeaseId) -> Result<(), BindError> {
         self.expire(ctx.now);
-        let l = self.leases.get_mut(&lease).ok_or(BindError::UnknownLease)?;
+        let Some(l) = self.leases.get_mut(&lease) else {
+            self.stats.unknown_lease += 1;
+            return Err(BindError::UnknownLease);
+        };
         l.expires = ctx.now + l.length;
         Ok(())
     }
@@ -205,6 +275,7 @@ impl NameService for Registry {
         if self.remove(lease) {
             Ok(())
         } else {
+            self.stats.unknown_lease += 1;
             Err(BindError::UnknownLease)
         }
     }

@@ -20,6 +20,15 @@
 //! the call before it did: the call fails with [`RpcError::Restarted`]
 //! rather than being sent again (the server would refuse it anyway).
 //!
+//! With [`ClientConfig::auth`] the client answers the server's challenge
+//! and checks the server's proof before it sends any call (see
+//! [`auth`](crate::auth)). When the greeting does not authenticate (the
+//! server refused the key, did not prove it, or wants a key this client
+//! does not have), every waiting call fails at once with
+//! [`RpcError::Unauthenticated`] (or [`RpcError::Closed`] if a copy was
+//! sent on an earlier connection): another attempt with the same key
+//! would fail the same way.
+//!
 //! Driver contract (one connection at a time):
 //!
 //! 1. When [`wants_connection`](ClientCore::wants_connection) is true, connect,
@@ -34,10 +43,13 @@
 //! 4. Call [`handle_timeout`](ClientCore::handle_timeout) when
 //!    [`poll_timeout`](ClientCore::poll_timeout) is reached.
 
+use crate::auth::{ClientAuth, Nonce, NonceSource};
 use crate::error::RemoteError;
 use crate::error::RpcError;
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
-use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
+use crate::message::{
+    Authenticate, Request, Response, ServerMessage, decode_message, encode_message,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -56,6 +68,10 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// Largest frame payload sent or accepted.
     pub max_frame: usize,
+    /// The key and identity to authenticate with (see
+    /// [`auth`](crate::auth)); `None` (the default) talks only to servers
+    /// without a key.
+    pub auth: Option<ClientAuth>,
 }
 
 impl Default for ClientConfig {
@@ -67,6 +83,7 @@ impl Default for ClientConfig {
             backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
             max_frame: DEFAULT_MAX_FRAME,
+            auth: None,
         }
     }
 }
@@ -130,13 +147,24 @@ pub struct ClientCore {
     decoder: FrameDecoder,
     transmit: Vec<u8>,
     events: VecDeque<ClientEvent>,
+    /// Client nonces, when authenticating.
+    nonces: Option<NonceSource>,
+    /// The current connection's (server, client) nonces once the challenge
+    /// is answered, until the server's proof arrives.
+    challenge: Option<(Nonce, Nonce)>,
 }
 
 impl ClientCore {
     /// A client with the given id (random per client incarnation, so that the
     /// server's at-most-once table never confuses two clients).
     pub fn new(client_id: u64, config: ClientConfig) -> Self {
+        let nonces = config
+            .auth
+            .as_ref()
+            .map(|a| NonceSource::new(a.nonce_seed, client_id));
         ClientCore {
+            nonces,
+            challenge: None,
             client_id,
             next_request_id: 1,
             decoder: FrameDecoder::new(config.max_frame),
@@ -225,6 +253,7 @@ impl ClientCore {
     pub fn handle_connected(&mut self, now: Instant) {
         self.connected = true;
         self.server = None;
+        self.challenge = None;
         self.hello_deadline = Some(now + self.config.attempt_timeout);
         self.reconnect_at = None;
         self.decoder.reset();
@@ -267,6 +296,7 @@ impl ClientCore {
     /// [`RpcError::Closed`] when out of attempts.
     pub fn handle_disconnected(&mut self, now: Instant) {
         self.connected = false;
+        self.challenge = None;
         self.last_server = self.server.take().or(self.last_server);
         self.hello_deadline = None;
         self.transmit.clear();
@@ -325,11 +355,8 @@ impl ClientCore {
                 }
             };
             match (msg, self.server) {
-                (ServerMessage::Hello { incarnation }, None) => {
-                    self.handle_hello(now, incarnation);
-                }
                 (ServerMessage::Response(resp), Some(_)) => self.handle_response(resp),
-                (ServerMessage::Hello { .. }, Some(_)) => {
+                (_, Some(_)) => {
                     self.handle_disconnected(now);
                     return Err(RpcError::Protocol("a second greeting".into()));
                 }
@@ -337,8 +364,90 @@ impl ClientCore {
                     self.handle_disconnected(now);
                     return Err(RpcError::Protocol("a reply before the greeting".into()));
                 }
+                (greeting, None) => self.handle_greeting(now, greeting)?,
             }
         }
+    }
+
+    /// A greeting message (`Hello`, `Challenge`, `Accepted`, `Refused`)
+    /// before the connection is open.
+    fn handle_greeting(&mut self, now: Instant, msg: ServerMessage) -> Result<(), RpcError> {
+        let auth = self.config.auth.as_ref();
+        match (msg, auth, self.challenge) {
+            (ServerMessage::Hello { incarnation }, None, None) => {
+                self.handle_hello(now, incarnation);
+                Ok(())
+            }
+            (ServerMessage::Hello { .. }, Some(_), _) => {
+                Err(self.auth_failed(now, "the server did not prove the key (it has none)"))
+            }
+            (ServerMessage::Challenge { .. }, None, _) => {
+                Err(self.auth_failed(now, "the server requires a key, and this client has none"))
+            }
+            (
+                ServerMessage::Challenge {
+                    nonce: server_nonce,
+                },
+                Some(auth),
+                None,
+            ) => {
+                let client_nonce = match self.nonces.as_mut() {
+                    Some(n) => n.next_nonce(),
+                    None => NonceSource::new(auth.nonce_seed, self.client_id).next_nonce(),
+                };
+                let answer = Authenticate {
+                    identity: auth.identity,
+                    nonce: client_nonce,
+                    mac: auth
+                        .key
+                        .client_mac(&server_nonce, &client_nonce, auth.identity),
+                };
+                if let Err(e) = encode_message(&mut self.transmit, &answer, self.config.max_frame) {
+                    self.handle_disconnected(now);
+                    return Err(e);
+                }
+                self.challenge = Some((server_nonce, client_nonce));
+                Ok(())
+            }
+            (ServerMessage::Accepted { incarnation, mac }, Some(auth), Some((sn, cn))) => {
+                if auth
+                    .key
+                    .verify_server(&sn, &cn, auth.identity, incarnation, &mac)
+                {
+                    self.challenge = None;
+                    self.handle_hello(now, incarnation);
+                    Ok(())
+                } else {
+                    Err(self.auth_failed(now, "the server did not prove the key"))
+                }
+            }
+            (ServerMessage::Refused, _, _) => {
+                Err(self.auth_failed(now, "the server refused the key (wrong key?)"))
+            }
+            _ => {
+                self.handle_disconnected(now);
+                Err(RpcError::Protocol("greeting messages out of order".into()))
+            }
+        }
+    }
+
+    /// The greeting did not authenticate: the connection is given up and
+    /// every call fails now (retrying with the same key cannot help).
+    fn auth_failed(&mut self, now: Instant, why: &str) -> RpcError {
+        log::debug!("rpc client: {why}");
+        self.handle_disconnected(now);
+        for (id, call) in std::mem::take(&mut self.calls) {
+            let err = if call.sent_to.is_some() {
+                RpcError::Closed
+            } else {
+                RpcError::Unauthenticated(why.to_string())
+            };
+            self.events.push_back(ClientEvent::Completed {
+                call: CallId(id),
+                result: Err(err),
+            });
+        }
+        RpcError::Unauthenticated(why.to_string())
     }
 
     /// The server's greeting arrived (message level): queued calls go out.

@@ -77,6 +77,10 @@ pub enum RpcError {
     /// may have executed it (at most once); the new one did not, and will
     /// not, because retrying there could execute it twice.
     Restarted,
+    /// The connection's greeting did not authenticate (a wrong key or no
+    /// key on one side; see [`auth`](crate::auth)): the request was never
+    /// sent on it.
+    Unauthenticated(String),
 }
 
 impl fmt::Display for RpcError {
@@ -97,6 +101,7 @@ impl fmt::Display for RpcError {
                 "the server restarted before replying (the call may have been executed \
                  by its previous incarnation, at most once)"
             ),
+            RpcError::Unauthenticated(why) => write!(f, "authentication failed: {why}"),
         }
     }
 }

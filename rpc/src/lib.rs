@@ -13,6 +13,8 @@
 //!   retries with the same request id, at-most-once reply cache).
 //! - [`blocking`]: thread-based drivers over any [`blocking::Transport`]
 //!   (`std::net::TcpStream`, ustack's `TcpStream`).
+//! - [`auth`]: mutual authentication of connections with a shared key
+//!   (HMAC-SHA-256 challenge-response in the greeting).
 //! - [`binding`]: a name service with leases (dynamic binding).
 //! - [`twopc`]: two-phase commit coordinator and participant state machines,
 //!   write-ahead logs, recovery, and a bank resource manager.
@@ -41,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod binding;
 pub mod blocking;
 pub mod client;
@@ -51,9 +54,10 @@ pub mod server;
 mod service;
 pub mod twopc;
 
+pub use auth::{AuthKey, ClientAuth, ServerAuth};
 pub use client::{CallId, ClientConfig, ClientCore, ClientEvent};
 pub use error::{RemoteError, RpcError};
-pub use message::{Request, Response, ServerMessage};
+pub use message::{Authenticate, Request, Response, ServerMessage};
 pub use server::{Admission, ConnId, ReplyCache, ServerConfig, ServerCore, ServerStats};
 #[doc(hidden)]
 pub use service::__private;

@@ -54,6 +54,36 @@ pub enum ServerMessage {
     },
     /// The reply to a request.
     Response(Response),
+    /// The first frame from a server with a key, instead of `Hello`: a
+    /// fresh random nonce the client must answer with an [`Authenticate`]
+    /// (see [`auth`](crate::auth)).
+    Challenge {
+        /// The server's nonce for this connection.
+        nonce: crate::auth::Nonce,
+    },
+    /// The client proved the key: the server proves it too, and names its
+    /// incarnation (this replaces `Hello` on an authenticated connection).
+    Accepted {
+        /// This run of the server (covered by `mac`).
+        incarnation: u64,
+        /// The server's proof, see [`auth`](crate::auth).
+        mac: crate::auth::MacBytes,
+    },
+    /// The client's [`Authenticate`] did not prove the key; the server
+    /// closes the connection after this.
+    Refused,
+}
+
+/// The client's answer to a [`ServerMessage::Challenge`]: the first frame a
+/// client sends on an authenticated connection (see [`auth`](crate::auth)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticate {
+    /// Who the client says it is (for 2PC, its node id); covered by `mac`.
+    pub identity: u64,
+    /// The client's nonce for this connection.
+    pub nonce: crate::auth::Nonce,
+    /// The client's proof of the key.
+    pub mac: crate::auth::MacBytes,
 }
 
 /// postcard-encodes `value`.

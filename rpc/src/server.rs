@@ -6,9 +6,11 @@
 //! has seen recently, either "executing" or the reply it sent, and answers a
 //! duplicate from that memory instead of running the procedure again.
 //!
-//! Memory is bounded two ways: completed replies are forgotten after
-//! [`ServerConfig::reply_ttl`] or when more than
-//! [`ServerConfig::reply_cache_capacity`] are held (oldest first). Forgetting
+//! Memory is bounded three ways: completed replies are forgotten after
+//! [`ServerConfig::reply_ttl`], or (oldest first, counted in
+//! [`ServerStats::reply_cache_evictions`]) when more than
+//! [`ServerConfig::reply_cache_capacity`] are held or they add up to more
+//! than [`ServerConfig::reply_cache_bytes`]. Forgetting
 //! must not reopen the door to a second execution, so for each client the
 //! cache keeps a *floor*: the highest request id it has forgotten. A request
 //! at or below the floor that is not in the table is refused with
@@ -29,10 +31,32 @@
 //! duplicates across receiver failures" half of the lectures' choice; the
 //! other half, operations that survive a restart, is for the service to
 //! provide (a durable log, as [`twopc`](crate::twopc) has, or idempotence).
+//!
+//! # Defences
+//!
+//! Every resource a client can make the server hold has a bound, a
+//! documented default and a counter in [`ServerStats`]:
+//!
+//! | What | Bound ([`ServerConfig`]) | Default | Counter |
+//! |---|---|---|---|
+//! | connections at once | `max_connections` | 512 | `refused_connections` |
+//! | a greeting or a frame half received | `frame_timeout` | 10 s | `stalled` |
+//! | a connection with no input | `idle_timeout` | 300 s | `idle_closed` |
+//! | replies remembered | `reply_cache_capacity` | 65,536 | `reply_cache_evictions` |
+//! | bytes of replies remembered | `reply_cache_bytes` | 64 MiB | `reply_cache_evictions` |
+//! | a frame | `max_frame` | 1 MiB | `protocol_errors` |
+//!
+//! With [`ServerConfig::auth`] every connection must pass the
+//! challenge-response of [`auth`](crate::auth) before any of its calls is
+//! decoded; failures are counted in [`ServerStats::auth_failed`], and the
+//! proved identity reaches each call as [`CallContext::peer`].
 
+use crate::auth::{Nonce, NonceSource, ServerAuth};
 use crate::error::{RemoteError, RpcError};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
-use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
+use crate::message::{
+    Authenticate, Request, Response, ServerMessage, decode_message, encode_message,
+};
 use crate::service::{CallContext, Dispatch};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -52,6 +76,21 @@ pub struct ServerConfig {
     /// new one), so that requests sent to an earlier run are recognised.
     /// `Default` draws a random value; the simulator passes a seeded one.
     pub incarnation: u64,
+    /// Most bytes of completed replies remembered (payload sizes plus a
+    /// small per-entry overhead); default 64 MiB.
+    pub reply_cache_bytes: usize,
+    /// The key every connection must prove (see [`auth`](crate::auth));
+    /// `None` (the default) greets with a plain `Hello`.
+    pub auth: Option<ServerAuth>,
+    /// Most connections served at once; more are refused (closed at once)
+    /// and counted. Default 512.
+    pub max_connections: usize,
+    /// Longest a greeting may take to complete, and a frame may stay half
+    /// received, before the connection is dropped. Default 10 s.
+    pub frame_timeout: Duration,
+    /// A connection with no input for this long is closed (the client
+    /// reconnects on its next call). Default 300 s.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +101,11 @@ impl Default for ServerConfig {
             reply_ttl: Duration::from_secs(60),
             client_ttl: Duration::from_secs(600),
             incarnation: crate::random_id(),
+            reply_cache_bytes: 64 << 20,
+            auth: None,
+            max_connections: 512,
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -108,6 +152,10 @@ pub struct ReplyCache {
     clients: HashMap<u64, ClientWindow>,
     next_client_sweep: Option<Instant>,
     capacity: usize,
+    /// Bytes of the completed replies held, and their bound.
+    bytes: usize,
+    max_bytes: usize,
+    evictions: u64,
     ttl: Duration,
     client_ttl: Duration,
     incarnation: u64,
@@ -122,6 +170,9 @@ impl ReplyCache {
             clients: HashMap::new(),
             next_client_sweep: None,
             capacity: config.reply_cache_capacity.max(1),
+            bytes: 0,
+            max_bytes: config.reply_cache_bytes,
+            evictions: 0,
             ttl: config.reply_ttl,
             client_ttl: config.client_ttl,
             incarnation: config.incarnation,
@@ -174,13 +225,27 @@ impl ReplyCache {
         if !matches!(self.entries.get(&key), Some(Slot::InProgress)) {
             return;
         }
+        self.bytes += reply_size(&response);
         self.entries.insert(key, Slot::Done(response));
         self.completed.push_back((now, key));
-        while self.completed.len() > self.capacity {
-            if let Some((_, key)) = self.completed.pop_front() {
-                self.forget(key);
-            }
+        while self.completed.len() > self.capacity || self.bytes > self.max_bytes {
+            let Some((_, key)) = self.completed.pop_front() else {
+                break;
+            };
+            self.forget(key);
+            self.evictions += 1;
         }
+    }
+
+    /// Bytes of the completed replies held (as counted for
+    /// [`ServerConfig::reply_cache_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Replies forgotten early because a bound was reached.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// The cached reply for a key, if completed.
@@ -229,14 +294,29 @@ impl ReplyCache {
     }
 
     fn forget(&mut self, key: (u64, u64)) {
-        if self.entries.remove(&key).is_none() {
+        let Some(slot) = self.entries.remove(&key) else {
             return;
+        };
+        if let Slot::Done(resp) = &slot {
+            self.bytes = self.bytes.saturating_sub(reply_size(resp));
         }
         if let Some(window) = self.clients.get_mut(&key.0) {
             window.live = window.live.saturating_sub(1);
             window.floor = Some(window.floor.map_or(key.1, |f| f.max(key.1)));
         }
     }
+}
+
+/// What a cached reply counts for [`ServerConfig::reply_cache_bytes`]:
+/// its payload plus the bookkeeping around it.
+fn reply_size(resp: &Response) -> usize {
+    const OVERHEAD: usize = 96;
+    OVERHEAD
+        + match &resp.result {
+            Ok(bytes) => bytes.len(),
+            Err(RemoteError::Application(s) | RemoteError::BadArguments(s)) => s.len(),
+            Err(_) => 0,
+        }
 }
 
 /// Counters of a server.
@@ -254,15 +334,50 @@ pub struct ServerStats {
     pub restarted: u64,
     /// Connections closed because of malformed input.
     pub protocol_errors: u64,
+    /// Connections that proved the key.
+    pub authenticated: u64,
+    /// Connections closed because their greeting did not prove the key
+    /// (a wrong proof, or closed before giving one).
+    pub auth_failed: u64,
+    /// Connections refused because `max_connections` were open.
+    pub refused_connections: u64,
+    /// Connections dropped because a greeting or a frame stayed unfinished
+    /// for `frame_timeout`.
+    pub stalled: u64,
+    /// Connections closed after `idle_timeout` without input.
+    pub idle_closed: u64,
+    /// Replies forgotten early because the reply cache was full (entries or
+    /// bytes).
+    pub reply_cache_evictions: u64,
+    /// Connections dropped because no thread could be started for them
+    /// (blocking driver).
+    pub spawn_failures: u64,
+    /// Failed accepts (blocking driver; the accept loop goes on).
+    pub accept_errors: u64,
 }
 
 /// Identifies one connection of a server (assigned by the driver).
 pub type ConnId = u64;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnAuth {
+    /// Challenge sent with this nonce; waiting for the `Authenticate`.
+    Challenged(Nonce),
+    /// Calls are accepted; the identity the greeting proved, if any.
+    Open(Option<u64>),
+    /// Authentication failed: the refusal is queued; input is ignored.
+    Refused,
+}
+
 #[derive(Debug)]
 struct ServerConn {
     decoder: FrameDecoder,
     out: Vec<u8>,
+    auth: ConnAuth,
+    /// Last input (or the accept), once known.
+    last_input: Option<Instant>,
+    /// When the unfinished greeting or frame began, if one is unfinished.
+    pending_since: Option<Instant>,
 }
 
 /// The sans-IO RPC server: bytes in per connection, bytes out per
@@ -270,12 +385,16 @@ struct ServerConn {
 /// client that reconnects retries on a new connection).
 ///
 /// Driver contract: announce each accepted connection with
-/// [`handle_accepted`](Self::handle_accepted) (it queues the greeting the
-/// client waits for), feed received bytes with [`handle_bytes`](Self::handle_bytes)
-/// (an `Err` means "close this connection"), send what
-/// [`poll_transmit`](Self::poll_transmit) returns, report closed connections
-/// with [`handle_closed`](Self::handle_closed), and call
-/// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout).
+/// [`handle_accepted_at`](Self::handle_accepted_at) (it queues the greeting
+/// the client waits for; `false` means the connection cap is reached: close
+/// it at once), feed received bytes with [`handle_bytes`](Self::handle_bytes)
+/// (an `Err` means "close this connection", after sending what
+/// [`poll_transmit`](Self::poll_transmit) still returns for it: the refusal
+/// of a failed authentication), send what `poll_transmit` returns, report
+/// closed connections with [`handle_closed`](Self::handle_closed), call
+/// [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout), and close every connection
+/// [`poll_close`](Self::poll_close) returns (stalled or idle).
 /// Calls are executed synchronously inside `handle_bytes`.
 #[derive(Debug)]
 pub struct ServerCore<D> {
@@ -285,24 +404,18 @@ pub struct ServerCore<D> {
     max_frame: usize,
     stats: ServerStats,
     config: ServerConfig,
-}
-
-/// A connection's state with the greeting queued.
-fn greeted(incarnation: u64, max_frame: usize) -> ServerConn {
-    let mut out = Vec::new();
-    // A Hello is a few bytes; it always fits a frame.
-    if let Err(e) = encode_message(&mut out, &ServerMessage::Hello { incarnation }, max_frame) {
-        log::error!("rpc server: cannot encode the greeting: {e}");
-    }
-    ServerConn {
-        decoder: FrameDecoder::new(max_frame),
-        out,
-    }
+    nonces: Option<NonceSource>,
+    /// Connections given up by a timer, for `poll_close`.
+    closing: VecDeque<ConnId>,
 }
 
 impl<D: Dispatch> ServerCore<D> {
     /// A server executing calls with `dispatch`.
     pub fn new(dispatch: D, config: ServerConfig) -> Self {
+        let nonces = config
+            .auth
+            .as_ref()
+            .map(|a| NonceSource::new(a.nonce_seed, config.incarnation));
         ServerCore {
             dispatch,
             cache: ReplyCache::new(&config),
@@ -310,6 +423,8 @@ impl<D: Dispatch> ServerCore<D> {
             max_frame: config.max_frame,
             stats: ServerStats::default(),
             config,
+            nonces,
+            closing: VecDeque::new(),
         }
     }
 
@@ -331,11 +446,20 @@ impl<D: Dispatch> ServerCore<D> {
         self.config.incarnation = incarnation;
         self.cache = ReplyCache::new(&self.config);
         self.conns.clear();
+        self.closing.clear();
+        self.nonces = self
+            .config
+            .auth
+            .as_ref()
+            .map(|a| NonceSource::new(a.nonce_seed, incarnation));
     }
 
     /// Counters.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        ServerStats {
+            reply_cache_evictions: self.cache.evictions(),
+            ..self.stats
+        }
     }
 
     /// This run's incarnation (sent in every greeting).
@@ -343,19 +467,89 @@ impl<D: Dispatch> ServerCore<D> {
         self.cache.incarnation()
     }
 
-    /// A connection was accepted: queues the greeting
-    /// ([`ServerMessage::Hello`]) for [`poll_transmit`](Self::poll_transmit).
-    /// Clients send nothing until they have it.
-    pub fn handle_accepted(&mut self, conn: ConnId) {
-        let state = greeted(self.cache.incarnation(), self.max_frame);
-        self.conns.insert(conn, state);
+    /// Connections open.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
     }
 
-    /// Handles one decoded request (message level, without framing). Returns
-    /// the reply to send; `None` for a duplicate of a call still executing
-    /// (impossible here since calls complete synchronously, kept for drivers
-    /// that execute elsewhere).
+    /// A connection was accepted: queues the greeting
+    /// ([`ServerMessage::Hello`], or a [`ServerMessage::Challenge`] with a
+    /// key) for [`poll_transmit`](Self::poll_transmit). Clients send nothing
+    /// until they have it. Like [`handle_accepted_at`](Self::handle_accepted_at)
+    /// without a time: the connection's timers start at its first input.
+    pub fn handle_accepted(&mut self, conn: ConnId) -> bool {
+        self.accept(None, conn)
+    }
+
+    /// A connection was accepted at `now`: queues the greeting and starts
+    /// its timers. Returns `false`, counting it in
+    /// [`ServerStats::refused_connections`], when
+    /// [`ServerConfig::max_connections`] are already open: the driver must
+    /// close it.
+    pub fn handle_accepted_at(&mut self, now: Instant, conn: ConnId) -> bool {
+        self.accept(Some(now), conn)
+    }
+
+    fn accept(&mut self, now: Option<Instant>, conn: ConnId) -> bool {
+        if !self.conns.contains_key(&conn) && self.conns.len() >= self.config.max_connections {
+            self.stats.refused_connections += 1;
+            return false;
+        }
+        let state = self.greeted(now);
+        self.conns.insert(conn, state);
+        true
+    }
+
+    /// A connection's state with the greeting queued.
+    fn greeted(&mut self, now: Option<Instant>) -> ServerConn {
+        let mut out = Vec::new();
+        let (msg, auth) = match self.nonces.as_mut() {
+            Some(nonces) => {
+                let nonce = nonces.next_nonce();
+                (
+                    ServerMessage::Challenge { nonce },
+                    ConnAuth::Challenged(nonce),
+                )
+            }
+            None => (
+                ServerMessage::Hello {
+                    incarnation: self.cache.incarnation(),
+                },
+                ConnAuth::Open(None),
+            ),
+        };
+        // A greeting is a few bytes; it always fits a frame.
+        if let Err(e) = encode_message(&mut out, &msg, self.max_frame) {
+            log::error!("rpc server: cannot encode the greeting: {e}");
+        }
+        let challenged = matches!(auth, ConnAuth::Challenged(_));
+        ServerConn {
+            decoder: FrameDecoder::new(self.max_frame),
+            out,
+            auth,
+            last_input: now,
+            pending_since: now.filter(|_| challenged),
+        }
+    }
+
+    /// Handles one decoded request (message level, without framing), as
+    /// from an unauthenticated connection. Returns the reply to send;
+    /// `None` for a duplicate of a call still executing (impossible here
+    /// since calls complete synchronously, kept for drivers that execute
+    /// elsewhere).
     pub fn handle_request(&mut self, now: Instant, req: Request) -> Option<Response> {
+        self.handle_request_from(now, None, req)
+    }
+
+    /// [`handle_request`](Self::handle_request) for a request from `peer`
+    /// (the identity its connection proved), passed on in
+    /// [`CallContext::peer`].
+    pub fn handle_request_from(
+        &mut self,
+        now: Instant,
+        peer: Option<u64>,
+        req: Request,
+    ) -> Option<Response> {
         match self.cache.admit_request(now, &req) {
             Admission::Execute => {
                 let ctx = CallContext {
@@ -365,7 +559,7 @@ impl<D: Dispatch> ServerCore<D> {
                     deadline: req
                         .deadline_ms
                         .map(|ms| now + Duration::from_millis(ms.into())),
-                    peer: None,
+                    peer,
                 };
                 let result = self.dispatch.dispatch(&ctx, req.method, &req.args);
                 self.stats.executed += 1;
@@ -402,10 +596,10 @@ impl<D: Dispatch> ServerCore<D> {
     }
 
     /// Feeds bytes received on `conn` (an id not yet announced with
-    /// [`handle_accepted`](Self::handle_accepted) is accepted now). Complete
-    /// requests are executed and their replies queued for
-    /// [`poll_transmit`](Self::poll_transmit). An `Err` is a protocol error:
-    /// the driver must close the connection (its state is already dropped).
+    /// [`handle_accepted_at`](Self::handle_accepted_at) is accepted now).
+    /// Complete requests are executed and their replies queued for
+    /// [`poll_transmit`](Self::poll_transmit). An `Err` means: close the
+    /// connection (after sending what `poll_transmit` still returns).
     pub fn handle_bytes(
         &mut self,
         now: Instant,
@@ -413,27 +607,83 @@ impl<D: Dispatch> ServerCore<D> {
         bytes: &[u8],
     ) -> Result<(), RpcError> {
         let max_frame = self.max_frame;
-        let incarnation = self.cache.incarnation();
+        if !self.conns.contains_key(&conn) && !self.accept(Some(now), conn) {
+            return Err(RpcError::Protocol("too many connections".into()));
+        }
         let mut input = bytes;
         loop {
-            let state = self
-                .conns
-                .entry(conn)
-                .or_insert_with(|| greeted(incarnation, max_frame));
+            let Some(state) = self.conns.get_mut(&conn) else {
+                return Ok(());
+            };
+            state.last_input = Some(now);
+            if state.auth == ConnAuth::Refused {
+                return Err(RpcError::Unauthenticated("refused".into()));
+            }
             let frame = match state.decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    let greeting = matches!(state.auth, ConnAuth::Challenged(_));
+                    if state.decoder.is_idle() && !greeting {
+                        state.pending_since = None;
+                    } else if state.pending_since.is_none() {
+                        state.pending_since = Some(now);
+                    }
+                    return Ok(());
+                }
                 Err(e) => return Err(self.protocol_error(conn, e.into())),
+            };
+            let peer = match state.auth {
+                ConnAuth::Open(peer) => peer,
+                ConnAuth::Challenged(nonce) => {
+                    self.authenticate(conn, nonce, &frame)?;
+                    continue;
+                }
+                ConnAuth::Refused => return Err(RpcError::Unauthenticated("refused".into())),
             };
             let req: Request = match decode_message(&frame) {
                 Ok(req) => req,
                 Err(e) => return Err(self.protocol_error(conn, e)),
             };
-            if let Some(resp) = self.handle_request(now, req) {
+            if let Some(resp) = self.handle_request_from(now, peer, req) {
                 let Some(state) = self.conns.get_mut(&conn) else {
                     return Ok(());
                 };
                 encode_reply(&mut state.out, resp, max_frame)?;
+            }
+        }
+    }
+
+    /// Checks the client's `Authenticate` (the first frame on a connection
+    /// of a server with a key).
+    fn authenticate(
+        &mut self,
+        conn: ConnId,
+        server_nonce: Nonce,
+        frame: &[u8],
+    ) -> Result<(), RpcError> {
+        let incarnation = self.cache.incarnation();
+        let (Some(auth), Some(state)) = (self.config.auth.as_ref(), self.conns.get_mut(&conn))
+        else {
+            return Ok(());
+        };
+        match check_authenticate(auth, server_nonce, incarnation, frame) {
+            Ok((identity, accepted)) => {
+                state.auth = ConnAuth::Open(Some(identity));
+                state.pending_since = None;
+                if let Err(e) = encode_message(&mut state.out, &accepted, self.max_frame) {
+                    log::error!("rpc server: cannot encode the greeting: {e}");
+                }
+                self.stats.authenticated += 1;
+                Ok(())
+            }
+            Err(why) => {
+                log::info!("rpc server: connection {conn} refused: {why}");
+                self.stats.auth_failed += 1;
+                state.auth = ConnAuth::Refused;
+                state.pending_since = None;
+                state.out.clear();
+                let _ = encode_message(&mut state.out, &ServerMessage::Refused, self.max_frame);
+                Err(RpcError::Unauthenticated(why))
             }
         }
     }
@@ -453,17 +703,62 @@ impl<D: Dispatch> ServerCore<D> {
     /// The connection is gone: forget its partial input and unsent replies
     /// (the client will retry; the cache still holds the replies).
     pub fn handle_closed(&mut self, conn: ConnId) {
-        self.conns.remove(&conn);
+        if let Some(ServerConn {
+            auth: ConnAuth::Challenged(_),
+            ..
+        }) = self.conns.remove(&conn)
+        {
+            // Gone before proving the key.
+            self.stats.auth_failed += 1;
+        }
+    }
+
+    /// A connection the core gave up ([`ServerConfig::frame_timeout`] or
+    /// [`ServerConfig::idle_timeout`]): the driver closes it. Its state is
+    /// already dropped.
+    pub fn poll_close(&mut self) -> Option<ConnId> {
+        self.closing.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.cache.poll_timeout()
+        let conns = self.conns.values().flat_map(|c| {
+            [
+                c.pending_since.map(|t| t + self.config.frame_timeout),
+                c.last_input.map(|t| t + self.config.idle_timeout),
+            ]
+        });
+        conns.chain([self.cache.poll_timeout()]).flatten().min()
     }
 
-    /// Expires old entries of the reply cache.
+    /// Expires old entries of the reply cache, and gives up connections
+    /// whose greeting or frame stalled or that stayed idle (see
+    /// [`poll_close`](Self::poll_close)).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cache.expire(now);
+        let (frame_timeout, idle_timeout) = (self.config.frame_timeout, self.config.idle_timeout);
+        let mut stalled = Vec::new();
+        let mut idle = Vec::new();
+        for (&id, c) in &mut self.conns {
+            let last = *c.last_input.get_or_insert(now);
+            if c.pending_since.is_some_and(|t| t + frame_timeout <= now) {
+                stalled.push(id);
+            } else if last + idle_timeout <= now {
+                idle.push(id);
+            }
+        }
+        for id in stalled {
+            log::debug!("rpc server: connection {id}: greeting or frame stalled; closing");
+            self.stats.stalled += 1;
+            self.conns.remove(&id);
+            self.closing.push_back(id);
+        }
+        for id in idle {
+            log::debug!("rpc server: connection {id} idle; closing");
+            self.stats.idle_closed += 1;
+            self.conns.remove(&id);
+            self.closing.push_back(id);
+        }
     }
 
     fn protocol_error(&mut self, conn: ConnId, e: RpcError) -> RpcError {
@@ -472,6 +767,34 @@ impl<D: Dispatch> ServerCore<D> {
         self.conns.remove(&conn);
         e
     }
+}
+
+/// Checks an `Authenticate` frame against the challenge `server_nonce`:
+/// the proved identity and the `Accepted` to send, or why it failed.
+pub(crate) fn check_authenticate(
+    auth: &ServerAuth,
+    server_nonce: Nonce,
+    incarnation: u64,
+    frame: &[u8],
+) -> Result<(u64, ServerMessage), String> {
+    let answer: Authenticate =
+        decode_message(frame).map_err(|e| format!("not an authentication: {e}"))?;
+    if !auth
+        .key
+        .verify_client(&server_nonce, &answer.nonce, answer.identity, &answer.mac)
+    {
+        return Err(format!(
+            "identity {} did not prove the key",
+            answer.identity
+        ));
+    }
+    let mac = auth
+        .key
+        .server_mac(&server_nonce, &answer.nonce, answer.identity, incarnation);
+    Ok((
+        answer.identity,
+        ServerMessage::Accepted { incarnation, mac },
+    ))
 }
 
 /// Appends `resp` as a frame; a reply too large for a frame is replaced by

@@ -21,6 +21,9 @@ expect_usage_error 'gateway' serve --tap t0 --addr 10.0.0.2/24 --gateway nope
 expect_usage_error 'mtu' serve --tap t0 --addr 10.0.0.2/24 --mtu 20
 expect_usage_error 'required arguments.*--tap' serve --addr 10.0.0.2/24
 expect_usage_error 'unexpected argument' serve --tap t0 --addr 10.0.0.2/24 --bogus
+expect_usage_error 'idle-timeout' serve --tap t0 --addr 10.0.0.2/24 --echo 7 --idle-timeout 0
+expect_usage_error 'max-conns' serve --tap t0 --addr 10.0.0.2/24 --echo 7 --max-conns 0
+expect_usage_error 'max-conns-per-ip' serve --tap t0 --addr 10.0.0.2/24 --echo 7 --max-conns-per-ip many
 
 # expect_failure PATTERN CMD...: exit 1 with a message matching PATTERN.
 expect_failure() {

@@ -6,8 +6,10 @@ source "$(dirname "$0")/../lib.sh"
 CHECK="$USTACK_ROOT/scripts/tools/tcp_check.py"
 OUT=$(test_out_dir tcp)
 netns_new NS tcp
+# The 1,000 concurrent connections all come from Linux's one address:
+# above --max-conns-per-ip's default (256).
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/ustack.log" \
-    --echo 7 --discard 9 --chargen 19 --pcap "$OUT/tcp.pcap"
+    --echo 7 --discard 9 --chargen 19 --pcap "$OUT/tcp.pcap" --max-conns-per-ip 1000
 
 in_ns "$NS" timeout 120 python3 "$CHECK" echo 10.0.0.2 7 $((64 << 20)) >&2 || die "64 MiB echo"
 in_ns "$NS" timeout 120 python3 "$CHECK" refused 10.0.0.2 4444 >&2 || die "refused"

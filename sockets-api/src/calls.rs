@@ -453,9 +453,7 @@ impl Stack {
             }
             _ => {}
         }
-        if let Some(e) = core.entry(fd) {
-            e.notify();
-        }
+        core.notify_fd(fd);
         self.shared().kick(&core);
         Ok(())
     }
@@ -512,7 +510,7 @@ impl Stack {
         if let Some(en) = core.entry_mut(fd) {
             en.shut_rd |= read;
             en.shut_wr |= write;
-            en.notify();
+            core.notify_fd(fd);
         }
         self.shared().kick(&core);
         Ok(())
@@ -722,10 +720,10 @@ fn unlisten(core: &mut Core, fd: Fd) {
         if !e.explicit_bind {
             e.bound = None;
         }
-        e.notify();
         if e.waiters > 0 {
             e.cond.notify_all();
         }
+        core.notify_fd(fd);
     }
 }
 

@@ -47,11 +47,13 @@ mod io;
 mod net;
 mod options;
 mod poll;
+mod poller;
 mod runtime;
 mod types;
 
 pub use builder::StackBuilder;
 pub use net::{EchoReply, Incoming, PingSocket, TcpListener, TcpStream, UdpSocket};
+pub use poller::{Interest, PollEvent, Poller};
 pub use types::{
     Domain, Fd, FdSet, Ioctl, PollFd, Protocol, RecvMsg, Shutdown, SockOpt, SockOptName,
     SockOptValue, Type, events,

@@ -103,6 +103,8 @@ impl Stack {
             }
             _ => {}
         }
+        // SO_RCVLOWAT and the like change readiness.
+        core.notify_fd(fd);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::runtime::{Core, SockState, SockType};
 use crate::types::{Fd, FdSet, PollFd, events::*};
 
 /// The readiness of `fd` now, as Linux's tcp_poll/udp_poll compute it.
-fn readiness(core: &Core, fd: Fd) -> i16 {
+pub(crate) fn readiness(core: &Core, fd: Fd) -> i16 {
     let Some(e) = core.entry(fd) else {
         return POLLNVAL;
     };

@@ -20,6 +20,7 @@ use stack::runtime::Waker;
 use stack::sys::Epoll;
 use stack::{Event, IcmpHandle, Interface, ListenerHandle, TcpHandle, UdpHandle};
 
+use crate::poller::{Pollers, Watch};
 use crate::types::Fd;
 
 /// Frames read per batch before processing.
@@ -113,6 +114,8 @@ pub(crate) struct Entry {
     pub waiters: usize,
     /// poll() calls watching this socket.
     pub pollers: Vec<Arc<Condvar>>,
+    /// [`Poller`](crate::Poller) registrations of its descriptors.
+    pub watches: Vec<Watch>,
     /// Descriptors naming this socket.
     pub refs: usize,
     /// A pending error not owned by the connection (SO_ERROR).
@@ -144,6 +147,7 @@ impl Entry {
             cond: Arc::new(Condvar::new()),
             waiters: 0,
             pollers: Vec::new(),
+            watches: Vec::new(),
             refs: 1,
             error: None,
             conn_error_seen: false,
@@ -155,8 +159,9 @@ impl Entry {
         }
     }
 
-    /// Wakes whoever waits on this socket.
-    pub(crate) fn notify(&self) {
+    /// Wakes whoever waits on this socket in a blocking call or poll();
+    /// [`Core::notify_fd`] also tells the pollers.
+    fn notify(&self) {
         if self.waiters > 0 {
             self.cond.notify_all();
         }
@@ -201,6 +206,8 @@ pub(crate) struct Core {
     /// Interface handle to socket slot, for event routing.
     handles: HashMap<HandleKey, usize>,
     events: Vec<Event>,
+    /// The [`Poller`](crate::Poller)s' state.
+    pub pollers: Pollers,
     /// Shutting down: no new sockets; the thread exits once delivered.
     pub closing: Option<Instant>,
     /// The stack thread ended (device failure or shutdown).
@@ -222,6 +229,7 @@ impl Core {
             free_socks: Vec::new(),
             handles: HashMap::new(),
             events: Vec::new(),
+            pollers: Pollers::default(),
             closing: None,
             stopped: false,
             port_seed: seed | 1,
@@ -327,6 +335,16 @@ impl Core {
         let slot = self.slot(fd)?;
         self.fds[(fd - FIRST_FD) as usize] = None;
         let e = self.socks.get_mut(slot)?.as_mut()?;
+        // The pollers forget registrations made through this descriptor.
+        if !e.watches.is_empty() {
+            let pollers = &mut self.pollers;
+            e.watches.retain(|w| {
+                if w.fd == fd {
+                    pollers.forget(w.poller, fd);
+                }
+                w.fd != fd
+            });
+        }
         e.refs -= 1;
         if e.refs > 0 {
             return None;
@@ -378,6 +396,24 @@ impl Core {
         by_socket || self.iface.tcp_port_in_use(port, reuseaddr)
     }
 
+    /// The readiness of `fd` may have changed: wakes its blocked callers
+    /// and poll() calls, and lists it on the pollers watching it.
+    pub(crate) fn notify_fd(&mut self, fd: Fd) {
+        if let Some(slot) = self.slot(fd) {
+            self.notify_slot(slot);
+        }
+    }
+
+    fn notify_slot(&mut self, slot: usize) {
+        let Some(Some(e)) = self.socks.get(slot) else {
+            return;
+        };
+        e.notify();
+        for w in &e.watches {
+            self.pollers.push(w.poller, w.fd);
+        }
+    }
+
     /// Routes the interface's events to the sockets' waiters.
     pub(crate) fn dispatch_events(&mut self) {
         if !self.iface.has_events() {
@@ -392,10 +428,8 @@ impl Core {
                 Event::Udp(h) => HandleKey::Udp(h.to_bits()),
                 Event::Icmp(h) => HandleKey::Icmp(h.to_bits()),
             };
-            if let Some(&slot) = self.handles.get(&key)
-                && let Some(Some(e)) = self.socks.get(slot)
-            {
-                e.notify();
+            if let Some(&slot) = self.handles.get(&key) {
+                self.notify_slot(slot);
             }
         }
         self.events = events;
@@ -488,6 +522,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut dev: Box<dyn Device + Send>, opts: Lo
             }
         }
     }
+    core.pollers.wake_all();
 }
 
 fn run_inner(

@@ -13,7 +13,9 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use rpc::message::from_bytes;
-use rpc::{ClientConfig, RemoteError, Request, RpcError, ServerConfig};
+use rpc::{
+    AuthKey, ClientAuth, ClientConfig, RemoteError, Request, RpcError, ServerAuth, ServerConfig,
+};
 use sim::sim::rpc_apps::{CounterClientApp, CounterServer, CounterServerApp, RequestReplayer};
 use sim::sim::{AppId, HostId, LinkConfig, LinkId, Sim, host_config, seed_from_env};
 
@@ -55,6 +57,19 @@ fn eager_retries() -> ClientConfig {
 /// A counter server on host 1, and `clients` clients (hosts 2, 3, ...)
 /// making `calls` increments each on their own key, 4 at a time.
 fn counter_net(seed: u64, link: LinkConfig, clients: usize, calls: u64, chaos: bool) -> Net {
+    counter_net_keyed(seed, link, clients, calls, chaos, None)
+}
+
+/// [`counter_net`] where the server requires `key` and every client has
+/// it (client i claims identity 100 + i).
+fn counter_net_keyed(
+    seed: u64,
+    link: LinkConfig,
+    clients: usize,
+    calls: u64,
+    chaos: bool,
+    key: Option<AuthKey>,
+) -> Net {
     let mut sim = Sim::new(seed);
     let server_host = sim.add_host(host_config(1));
     let client_hosts: Vec<HostId> = (0..clients)
@@ -69,6 +84,10 @@ fn counter_net(seed: u64, link: LinkConfig, clients: usize, calls: u64, chaos: b
         CounterServer::default(),
         ServerConfig {
             incarnation: seed,
+            auth: key.clone().map(|key| ServerAuth {
+                key,
+                nonce_seed: seed.to_be_bytes().repeat(4).try_into().unwrap(),
+            }),
             ..ServerConfig::default()
         },
     )
@@ -86,8 +105,15 @@ fn counter_net(seed: u64, link: LinkConfig, clients: usize, calls: u64, chaos: b
     let mut client_apps = Vec::new();
     for (i, &h) in client_hosts.iter().enumerate() {
         let client_id = sim.derive_seed(i as u64);
-        let mut app =
-            CounterClientApp::new(client_id, dst, eager_retries(), &format!("c{i}"), calls, 4);
+        let config = ClientConfig {
+            auth: key.clone().map(|key| ClientAuth {
+                key,
+                identity: 100 + i as u64,
+                nonce_seed: client_id.to_le_bytes().repeat(4).try_into().unwrap(),
+            }),
+            ..eager_retries()
+        };
+        let mut app = CounterClientApp::new(client_id, dst, config, &format!("c{i}"), calls, 4);
         if chaos {
             let now = sim.now();
             app = app.with_chaos(
@@ -240,6 +266,37 @@ fn each_call_executes_exactly_once_under_duplication_reordering_loss_and_resets(
         "only {replayed} duplicates answered from the cache"
     );
     assert!(dups > 100);
+}
+
+#[test]
+fn authenticated_connections_keep_calls_exactly_once_under_loss_and_resets() {
+    let calls = 50;
+    let master = seed_from_env(21);
+    for seed in (0..2).map(|i| master.wrapping_add(i)) {
+        let key = AuthKey::from_bytes([seed as u8; 32]);
+        let mut net = counter_net_keyed(seed, hostile_link(), 2, calls, true, Some(key));
+        run_calls(&mut net);
+        check_exactly_once(&mut net, calls);
+        let stats = net
+            .sim
+            .app::<CounterServerApp>(net.server)
+            .server
+            .core
+            .stats();
+        let conns = net
+            .clients
+            .iter()
+            .map(|&c| net.sim.app::<CounterClientApp>(c).rpc.stats.connects)
+            .sum::<u64>();
+        eprintln!(
+            "seed {seed}: {} connections authenticated of {conns} opened, {} failed",
+            stats.authenticated, stats.auth_failed
+        );
+        // Every call ran on an authenticated connection (several, since
+        // connections were reset under the calls).
+        assert!(stats.authenticated > net.clients.len() as u64);
+        assert!(stats.authenticated <= conns);
+    }
 }
 
 #[test]

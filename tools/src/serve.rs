@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::args::{StackArgs, UsageError};
-use crate::services::{ServiceConfig, Services};
+use crate::args::{StackArgs, UsageError, seconds};
+use crate::services::{DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_IP, ServiceConfig, Services};
 use crate::{signals, start};
 
 /// On SIGINT/SIGTERM, how long the stack keeps delivering data the
@@ -39,6 +39,20 @@ pub struct ServeArgs {
     /// Directory the HTTP server serves.
     #[arg(long, value_name = "DIR", requires = "http")]
     pub http_root: Option<PathBuf>,
+    /// Close a TCP connection that makes no progress this long (echo,
+    /// discard: nothing received; chargen: nothing acknowledged; HTTP: no
+    /// request, at most 15 s), with a RST.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    pub idle_timeout: Duration,
+    /// Open TCP connections per service; more are refused with a RST.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_conns: u64,
+    /// Open TCP connections per client address, all services together;
+    /// more are refused with a RST.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNS_PER_IP as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_conns_per_ip: u64,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
@@ -59,6 +73,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             chargen: args.chargen,
             http: args.http,
             file_server,
+            idle_timeout: args.idle_timeout,
+            max_conns: args.max_conns as usize,
+            max_conns_per_ip: args.max_conns_per_ip as usize,
         },
     )?;
     println!(
@@ -109,6 +126,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The report SIGUSR1 prints: TCP connections by state, then every counter
 /// (drops by reason, defences, memory).

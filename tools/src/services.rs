@@ -2,25 +2,37 @@
 //! echo, TCP echo, discard and chargen, and the HTTP file server, for any
 //! number of connections.
 //!
-//! Every listening socket has an accept thread, and every connection its
-//! own thread with a small stack; a blocked thread sleeps on its socket's
-//! condition variable, so an idle connection costs no CPU. (The stack
-//! demultiplexes by hash table, so a thousand connections cost what ten
-//! do; the threads' stacks are the only per-connection memory here.)
+//! One event-loop thread ([`event_loop`]) serves every listener, every
+//! echo, discard and chargen connection and the UDP echo sockets, with
+//! non-blocking sockets and a [`Poller`](sockets_api::Poller): the thread
+//! count stays the same whatever the number of connections. A connection
+//! holds a few dozen bytes of state of its own; I/O goes through one
+//! buffer per loop (echo keeps the bytes its peer did not take yet, only
+//! while it has them). Each connection has an idle deadline
+//! (`--idle-timeout`), and the caps `--max-conns` (per service) and
+//! `--max-conns-per-ip` refuse the excess with a RST right after accept.
+//!
+//! HTTP connections still run on the blocking file server, one thread
+//! each, behind the [`handlers::ConnHandler`] boundary (see
+//! [`handlers::handler_for`]); the accept, the caps and the counters are
+//! the event loop's already.
+//!
 //! A registry of open connections keeps totals for the exit summary and
 //! reads the TCP statistics (TCP_INFO) of each connection when it ends.
 
+mod event_loop;
+mod handlers;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use sockets_api::events::{POLLERR, POLLHUP, POLLIN, POLLOUT};
-use sockets_api::{PollFd, Stack, TcpListener, TcpStats, TcpStream, UdpSocket};
+use sockets_api::{Stack, TcpListener, TcpStats, TcpStream, UdpSocket};
 
 use http::{CloseReason, FileServer, drain_input};
 
@@ -28,11 +40,18 @@ use http::{CloseReason, FileServer, drain_input};
 /// printable ASCII characters, repeating.
 pub const CHARGEN_PERIOD: usize = 95;
 
-/// Stack size of connection threads (their buffers live on the heap).
+/// Default of `--idle-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `--max-conns` (open connections per service).
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// Default of `--max-conns-per-ip` (open connections per client address,
+/// all services together).
+pub const DEFAULT_MAX_CONNS_PER_IP: usize = 256;
+
+/// Stack size of HTTP connection threads (their buffers live on the heap).
 const CONNECTION_STACK: usize = 256 * 1024;
-/// Service I/O buffer.
-const BUFFER: usize = 64 * 1024;
-/// An HTTP connection idle this long (no request) is closed.
+/// An HTTP connection idle this long (no request) is closed (or sooner,
+/// with a shorter `--idle-timeout`).
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A client that takes no data for this long is dropped.
 const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,7 +63,6 @@ const HTTP_DRAIN_TIME: Duration = Duration::from_secs(2);
 const SUMMARY_CONNECTIONS: usize = 50;
 
 /// What `ustack serve` was asked to run.
-#[derive(Default)]
 pub struct ServiceConfig {
     pub udp_echo: Vec<u16>,
     pub echo: Vec<u16>,
@@ -53,6 +71,30 @@ pub struct ServiceConfig {
     pub http: Vec<u16>,
     /// Serves the `http` ports (required when there are any).
     pub file_server: Option<FileServer>,
+    /// A connection that makes no progress this long is closed (with a
+    /// RST): echo and discard received nothing, chargen's peer acknowledged
+    /// nothing new (its send buffer did not drain).
+    pub idle_timeout: Duration,
+    /// Open connections per service (kind); more are refused with a RST.
+    pub max_conns: usize,
+    /// Open connections per client address, all services together.
+    pub max_conns_per_ip: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            udp_echo: Vec::new(),
+            echo: Vec::new(),
+            discard: Vec::new(),
+            chargen: Vec::new(),
+            http: Vec::new(),
+            file_server: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_conns: DEFAULT_MAX_CONNS,
+            max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +106,8 @@ enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 4] = [Kind::Echo, Kind::Discard, Kind::Chargen, Kind::Http];
+
     fn name(self) -> &'static str {
         match self {
             Kind::Echo => "echo",
@@ -72,6 +116,10 @@ impl Kind {
             Kind::Http => "http",
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// How a connection's service ended.
@@ -79,6 +127,8 @@ impl Kind {
 enum Ending {
     Clean,
     Reset,
+    /// No progress for the idle timeout: closed by us.
+    Idle,
     Failed(io::Error),
 }
 
@@ -92,6 +142,15 @@ impl From<io::Error> for Ending {
     }
 }
 
+/// Why a connection was refused right after accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Its service had `--max-conns` open.
+    MaxConns,
+    /// Its client address had `--max-conns-per-ip` open.
+    PerIp,
+}
+
 /// Totals over closed connections, for the exit summary.
 #[derive(Default)]
 struct Totals {
@@ -103,11 +162,15 @@ struct Totals {
     bytes_retransmitted: u64,
     resets: u64,
     errors: u64,
+    /// Closed by the idle timeout, per service.
+    idle: [u64; 4],
+    refused_max_conns: u64,
+    refused_per_ip: u64,
 }
 
 struct OpenConnection {
     kind: Kind,
-    peer: SocketAddr,
+    peer: SocketAddrV4,
     stream: TcpStream,
 }
 
@@ -115,6 +178,9 @@ struct OpenConnection {
 struct RegistryState {
     next_id: u64,
     open: HashMap<u64, OpenConnection>,
+    /// Open connections per service and per client address (for the caps).
+    open_per_kind: [usize; 4],
+    open_per_ip: HashMap<Ipv4Addr, usize>,
     totals: Totals,
     /// The summary was taken: what ends after it (the stack is stopping)
     /// is not counted.
@@ -132,12 +198,40 @@ impl Registry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(&self, kind: Kind, peer: SocketAddr, stream: TcpStream) -> u64 {
+    /// Admits a new connection under the caps (returns its id) or counts
+    /// its refusal.
+    fn open(
+        &self,
+        limits: &Limits,
+        kind: Kind,
+        peer: SocketAddrV4,
+        stream: &TcpStream,
+    ) -> Result<u64, Refusal> {
         let mut s = self.lock();
+        let per_ip = s.open_per_ip.get(peer.ip()).copied().unwrap_or(0);
+        let refusal = if s.open_per_kind[kind.index()] >= limits.max_conns {
+            Some(Refusal::MaxConns)
+        } else if per_ip >= limits.max_conns_per_ip {
+            Some(Refusal::PerIp)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            if !s.frozen {
+                match r {
+                    Refusal::MaxConns => s.totals.refused_max_conns += 1,
+                    Refusal::PerIp => s.totals.refused_per_ip += 1,
+                }
+            }
+            return Err(r);
+        }
+        s.open_per_kind[kind.index()] += 1;
+        *s.open_per_ip.entry(*peer.ip()).or_insert(0) += 1;
         let id = s.next_id;
         s.next_id += 1;
+        let stream = stream.clone();
         s.open.insert(id, OpenConnection { kind, peer, stream });
-        id
+        Ok(id)
     }
 
     /// Records the end of connection `id` with its final statistics.
@@ -146,6 +240,14 @@ impl Registry {
         let Some(conn) = s.open.remove(&id) else {
             return;
         };
+        s.open_per_kind[conn.kind.index()] -= 1;
+        let ip = *conn.peer.ip();
+        if let Some(n) = s.open_per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                s.open_per_ip.remove(&ip);
+            }
+        }
         if s.frozen {
             return;
         }
@@ -155,6 +257,10 @@ impl Registry {
             Ending::Reset => {
                 log::debug!("{name} {}: connection reset by the peer", conn.peer);
                 s.totals.resets += 1;
+            }
+            Ending::Idle => {
+                log::debug!("{name} {}: idle timeout", conn.peer);
+                s.totals.idle[conn.kind.index()] += 1;
             }
             Ending::Failed(e) => {
                 log::debug!("{name} {}: connection ended: {e}", conn.peer);
@@ -180,6 +286,7 @@ impl Registry {
         s.frozen = true;
         let mut out = String::new();
         let t = &s.totals;
+        let idle: u64 = t.idle.iter().sum();
         let _ = writeln!(
             out,
             "services:   {:>12} TCP connections closed ({} reset by peer, {} other errors), {} still open",
@@ -193,11 +300,29 @@ impl Registry {
             "            {:>12} bytes in, {} bytes out, {} bytes retransmitted ({} fast, {} after timeouts)",
             t.bytes_in, t.bytes_out, t.bytes_retransmitted, t.retrans_fast, t.retrans_rto
         );
+        let per_kind: Vec<String> = Kind::ALL
+            .iter()
+            .filter(|k| t.idle[k.index()] > 0)
+            .map(|k| format!("{} {}", t.idle[k.index()], k.name()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "            {:>12} closed idle{}, {} refused over --max-conns, {} over --max-conns-per-ip",
+            idle,
+            if per_kind.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", per_kind.join(", "))
+            },
+            t.refused_max_conns,
+            t.refused_per_ip
+        );
         // The same totals as space-separated key=value pairs, for scripts.
         let _ = writeln!(
             out,
             "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
-             bytes_retransmitted={} retrans_fast={} retrans_rto={}",
+             bytes_retransmitted={} retrans_fast={} retrans_rto={} idle_closed={} \
+             refused_max_conns={} refused_per_ip={}",
             t.connections,
             t.resets,
             t.errors,
@@ -206,7 +331,10 @@ impl Registry {
             t.bytes_out,
             t.bytes_retransmitted,
             t.retrans_fast,
-            t.retrans_rto
+            t.retrans_rto,
+            idle,
+            t.refused_max_conns,
+            t.refused_per_ip
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);
@@ -227,13 +355,21 @@ impl Registry {
     }
 }
 
-/// What every connection thread shares.
+/// The caps and the deadline every connection gets.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    idle_timeout: Duration,
+    max_conns: usize,
+    max_conns_per_ip: usize,
+}
+
+/// What the event loop and the HTTP threads share.
 struct Context {
-    stack: Stack,
     registry: Registry,
     /// A block of whole chargen periods, written from any phase.
     chargen: Vec<u8>,
     file_server: Option<FileServer>,
+    limits: Limits,
 }
 
 /// All services of one `ustack serve`.
@@ -244,7 +380,8 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the sockets `config` asks for, then starts serving them.
+    /// Opens the sockets `config` asks for, then starts serving them on
+    /// one event-loop thread.
     pub fn start(stack: &Stack, config: ServiceConfig) -> io::Result<Services> {
         let any = |port| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
         let named =
@@ -286,27 +423,22 @@ impl Services {
         }
         lines.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         let context = Arc::new(Context {
-            stack: stack.clone(),
             registry: Registry::default(),
             chargen: (0..CHARGEN_PERIOD * 700)
                 .map(|i| b' ' + (i % CHARGEN_PERIOD) as u8)
                 .collect(),
             file_server: config.file_server,
+            limits: Limits {
+                idle_timeout: config.idle_timeout,
+                max_conns: config.max_conns,
+                max_conns_per_ip: config.max_conns_per_ip,
+            },
         });
         let tcp_services = !listeners.is_empty();
-        for sock in udp {
-            let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
-            thread::Builder::new()
-                .name(format!("udp-echo {port}"))
-                .spawn(move || udp_echo(&sock))?;
-        }
-        for (kind, listener) in listeners {
-            let ctx = context.clone();
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-            thread::Builder::new()
-                .name(format!("{} {port}", kind.name()))
-                .spawn(move || accept_loop(&ctx, kind, &listener))?;
-        }
+        let event_loop = event_loop::EventLoop::new(stack, context.clone(), listeners, udp)?;
+        thread::Builder::new()
+            .name("services".into())
+            .spawn(move || event_loop.run())?;
         Ok(Services {
             context,
             lines: lines.into_iter().map(|(l, _)| l).collect(),
@@ -331,50 +463,20 @@ impl Services {
     }
 }
 
-/// The errors a call gets once the stack has stopped (or closed the
-/// socket while stopping).
-fn is_shutdown(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENETDOWN))
-}
-
-fn udp_echo(sock: &UdpSocket) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                if let Err(e) = sock.send_to(&buf[..n], from) {
-                    log::debug!("UDP echo to {from}: {e}");
-                }
-            }
-            Err(e) if is_shutdown(&e) => return,
-            Err(e) => log::debug!("UDP echo: {e}"),
-        }
-    }
-}
-
-fn accept_loop(ctx: &Arc<Context>, kind: Kind, listener: &TcpListener) {
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => spawn_connection(ctx, kind, stream, peer),
-            Err(e) if is_shutdown(&e) => return,
-            Err(e) => {
-                log::warn!("{}: accept failed: {e}", kind.name());
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-fn spawn_connection(ctx: &Arc<Context>, kind: Kind, stream: TcpStream, peer: SocketAddr) {
-    let id = ctx.registry.open(kind, peer, stream.clone());
+/// Serves one HTTP connection on a thread of its own (the blocking file
+/// server); the connection is in the registry already.
+fn spawn_http(ctx: &Arc<Context>, id: u64, stream: TcpStream, peer: SocketAddrV4) {
     let thread_ctx = ctx.clone();
     let spawned = thread::Builder::new()
-        .name(format!("{} {peer}", kind.name()))
+        .name(format!("http {peer}"))
         .stack_size(CONNECTION_STACK)
         .spawn(move || {
-            let ending = match serve(&thread_ctx, kind, &stream, peer) {
-                Ok(ending) => ending,
-                Err(e) => Ending::from(e),
+            let ending = match &thread_ctx.file_server {
+                Some(fs) => {
+                    let idle = thread_ctx.limits.idle_timeout.min(HTTP_IDLE_TIMEOUT);
+                    http(fs, &stream, peer.into(), idle).unwrap_or_else(Ending::from)
+                }
+                None => Ending::Clean,
             };
             let stats = stream.stats().ok();
             thread_ctx.registry.finish(id, &ending, stats.as_ref());
@@ -382,100 +484,22 @@ fn spawn_connection(ctx: &Arc<Context>, kind: Kind, stream: TcpStream, peer: Soc
             // what was written is still delivered, then a FIN.
         });
     if let Err(e) = spawned {
-        log::warn!("{} {peer}: cannot start a thread: {e}", kind.name());
+        log::warn!("http {peer}: cannot start a thread: {e}");
         ctx.registry.finish(id, &Ending::Failed(e), None);
-    }
-}
-
-fn serve(ctx: &Context, kind: Kind, stream: &TcpStream, peer: SocketAddr) -> io::Result<Ending> {
-    match kind {
-        Kind::Echo => echo(stream),
-        Kind::Discard => discard(stream),
-        Kind::Chargen => chargen(&ctx.stack, stream, &ctx.chargen),
-        Kind::Http => match &ctx.file_server {
-            Some(fs) => http(fs, stream, peer),
-            None => Ok(Ending::Clean),
-        },
-    }
-}
-
-/// Reads and drops everything; done at end of stream.
-fn discard(stream: &TcpStream) -> io::Result<Ending> {
-    let mut buf = vec![0u8; BUFFER];
-    let mut s = stream;
-    loop {
-        if s.read(&mut buf)? == 0 {
-            return Ok(Ending::Clean);
-        }
-    }
-}
-
-/// Writes back what was read (a blocking write returns once all of it is
-/// queued, so echo never reads more than it can write back); done at end
-/// of stream.
-fn echo(stream: &TcpStream) -> io::Result<Ending> {
-    // Interactive echo wants no Nagle delay.
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; BUFFER];
-    let mut s = stream;
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Ok(Ending::Clean);
-        }
-        s.write_all(&buf[..n])?;
-    }
-}
-
-/// Keeps the send buffer full of the pattern until the peer closes its
-/// side; anything the peer sends is read and ignored. Non-blocking calls
-/// and poll, so that end of stream is seen while the send buffer is full.
-fn chargen(stack: &Stack, stream: &TcpStream, block: &[u8]) -> io::Result<Ending> {
-    stream.set_nonblocking(true)?;
-    let mut s = stream;
-    let mut sink = vec![0u8; 4096];
-    let mut offset = 0usize;
-    let mut fds = [PollFd::new(stream.as_fd(), POLLIN | POLLOUT)];
-    loop {
-        stack.poll(&mut fds, None)?;
-        let ready = fds[0].revents;
-        let mut progress = false;
-        if ready & (POLLIN | POLLERR | POLLHUP) != 0 {
-            loop {
-                match s.read(&mut sink) {
-                    Ok(0) => return Ok(Ending::Clean),
-                    Ok(_) => progress = true,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        if ready & POLLOUT != 0 {
-            loop {
-                let phase = offset % CHARGEN_PERIOD;
-                let chunk = &block[phase..block.len() - CHARGEN_PERIOD + phase];
-                match s.write(chunk) {
-                    Ok(n) => {
-                        offset += n;
-                        progress = true;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        if !progress && ready & POLLHUP != 0 {
-            // Hung up with nothing left to do either way.
-            return Ok(Ending::Clean);
-        }
     }
 }
 
 /// Serves HTTP requests until the client is done (or idle), then closes;
 /// after an error response, closes the way RFC 9112 section 9.6 asks
 /// (shut down writing, drain briefly) so the client reads the response.
-fn http(server: &FileServer, stream: &TcpStream, peer: SocketAddr) -> io::Result<Ending> {
-    stream.set_read_timeout(Some(HTTP_IDLE_TIMEOUT))?;
+fn http(
+    server: &FileServer,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+) -> io::Result<Ending> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(idle))?;
     stream.set_write_timeout(Some(HTTP_WRITE_TIMEOUT))?;
     let mut s = stream;
     let client = peer.ip().to_string();
@@ -494,10 +518,10 @@ fn http(server: &FileServer, stream: &TcpStream, peer: SocketAddr) -> io::Result
         stream.set_read_timeout(Some(Duration::from_millis(500)))?;
         drain_input(&mut s, HTTP_DRAIN_BYTES, HTTP_DRAIN_TIME);
     }
-    Ok(if stats.close == CloseReason::Reset {
-        Ending::Reset
-    } else {
-        Ending::Clean
+    Ok(match stats.close {
+        CloseReason::Reset => Ending::Reset,
+        CloseReason::Idle => Ending::Idle,
+        _ => Ending::Clean,
     })
 }
 

@@ -1,5 +1,7 @@
-//! A static file server: HTTP/1.1 (RFC 9110, RFC 9112) over any byte
-//! stream, one connection per call of [`FileServer::serve_connection`].
+//! A static file server: HTTP/1.1 (RFC 9110, RFC 9112). Each connection
+//! is a sans-IO [`Session`] (from [`FileServer::session`]) that an event
+//! loop drives; [`FileServer::serve_connection`] drives one over a
+//! blocking stream.
 //!
 //! It serves `GET` and `HEAD` of regular files below a root directory, with
 //! persistent connections, pipelining, single byte ranges,
@@ -11,19 +13,24 @@
 //!
 //! The pieces: `request` parses request heads, `target` maps a target to
 //! a file, `range` parses and applies byte ranges, `response` builds
-//! replies (conditional requests included), and `conn` is the connection
-//! loop that ties them together.
+//! replies (conditional requests included), `session` is the connection
+//! state machine that ties them together, and `conn` drives a session
+//! over a blocking stream.
 
 mod conn;
 mod range;
 mod request;
 mod response;
+mod session;
 mod target;
+
+pub use session::Session;
 
 use std::fmt;
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::date::clf_date;
@@ -44,14 +51,58 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 /// Read buffer per connection; request heads longer than this are fine
 /// (lines are assembled across reads).
 const INPUT_BUFFER: usize = 16 * 1024;
-/// Serves the files below one directory.
+/// Deadlines and budgets of a connection, set with
+/// [`FileServer::with_limits`]. The defaults are those of
+/// [`ServerLimits::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Total time for a request head, from its first byte (from the start
+    /// of the connection for the first request) to the blank line that ends
+    /// it, a small request body included; however slowly the bytes trickle
+    /// in, the request is cut at this deadline
+    /// ([`CloseReason::HeadTimeout`]). Default 10 s.
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request
+    /// once the last response was sent ([`CloseReason::IdleTimeout`]).
+    /// Default 15 s.
+    pub idle_timeout: Duration,
+    /// How long the client may take no output at all while a response is
+    /// waiting ([`CloseReason::WriteStalled`]). Default 30 s.
+    pub write_stall_timeout: Duration,
+    /// Lingering close (after an error response, a 503, or a request left
+    /// unread): the longest time input is drained. Default 2 s.
+    pub linger_time: Duration,
+    /// Lingering close: the most bytes drained. Default 1 MiB.
+    pub linger_bytes: u64,
+    /// `Retry-After` of a 503 from [`FileServer::busy_session`] (whole
+    /// seconds). Default 5 s.
+    pub busy_retry_after: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(15),
+            write_stall_timeout: Duration::from_secs(30),
+            linger_time: Duration::from_secs(2),
+            linger_bytes: 1 << 20,
+            busy_retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves the files below one directory. Cheap to clone (the root is
+/// shared).
 #[derive(Debug, Clone)]
 pub struct FileServer {
     /// Canonical (absolute, symlink-free) root directory.
-    root: PathBuf,
+    root: Arc<Path>,
+    limits: ServerLimits,
 }
 
-/// Why [`FileServer::serve_connection`] stopped serving a connection.
+/// Why a connection stopped being served ([`Session::is_finished`],
+/// [`ConnectionStats::close`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CloseReason {
     /// The client closed its side (end of stream), between requests or in
@@ -60,9 +111,25 @@ pub enum CloseReason {
     ClientClosed,
     /// The client reset the connection.
     Reset,
-    /// A read timed out (the stream's read timeout, or `WouldBlock`): an
+    /// A read on a blocking stream timed out (the stream's own read
+    /// timeout, or `WouldBlock`) before any deadline of the session: an
     /// idle keep-alive connection, or a client that stalled mid-request.
     Idle,
+    /// The request head (and small body) was not complete within
+    /// [`ServerLimits::head_timeout`].
+    HeadTimeout,
+    /// No new request within [`ServerLimits::idle_timeout`] of the last
+    /// response.
+    IdleTimeout,
+    /// The client took no output for
+    /// [`ServerLimits::write_stall_timeout`].
+    WriteStalled,
+    /// The connection was over the driver's cap and got 503
+    /// ([`FileServer::busy_session`]).
+    Busy,
+    /// A file could not be read after its response had begun; the
+    /// connection was aborted ([`Session::take_error`] has the error).
+    FileError,
     /// The last request asked to close (`Connection: close`, or HTTP/1.0
     /// without `Connection: keep-alive`); its response said so.
     ConnectionClose,
@@ -77,14 +144,20 @@ impl fmt::Display for CloseReason {
         f.write_str(match self {
             CloseReason::ClientClosed => "closed by client",
             CloseReason::Reset => "reset by client",
-            CloseReason::Idle => "idle timeout",
+            CloseReason::Idle => "read timeout",
+            CloseReason::HeadTimeout => "request head timeout",
+            CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::WriteStalled => "write stalled",
+            CloseReason::Busy => "busy (503)",
+            CloseReason::FileError => "file read error",
             CloseReason::ConnectionClose => "Connection: close",
             CloseReason::Rejected => "bad request",
         })
     }
 }
 
-/// What happened on one connection.
+/// What happened on one connection ([`Session::stats`], or the result
+/// of [`FileServer::serve_connection`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionStats {
     /// Responses sent, error responses included (not `100 Continue`).
@@ -100,14 +173,18 @@ pub struct ConnectionStats {
     /// Closing a TCP socket with unread input makes the kernel send a RST,
     /// which can destroy the response before the client reads it, so the
     /// caller should shut down its write side and then [`drain_input`]
-    /// briefly before dropping the stream.
+    /// briefly before dropping the stream. (A [`Session`] driven by an
+    /// event loop does this lingering close itself: see
+    /// [`Session::wants_write_shutdown`]; this flag is set while it
+    /// lingers.)
     pub drain_before_close: bool,
 }
 
 /// One request and the response to it, for access logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
-    /// The `peer` given to [`FileServer::serve_connection_logged`].
+    /// The `peer` given to [`FileServer::session`] or
+    /// [`FileServer::serve_connection_logged`].
     pub peer: String,
     /// When the request head had been read.
     pub time: SystemTime,
@@ -123,8 +200,10 @@ pub struct RequestRecord {
     pub referer: Option<String>,
     /// `User-Agent` of the request, escaped like `request_line`.
     pub user_agent: Option<String>,
-    /// False when writing the response failed part-way (the connection
-    /// was then aborted and `serve_connection` returned the error).
+    /// False when the response was cut short: the client vanished or
+    /// stalled, writing failed, or its file could not be read (the
+    /// connection was then aborted; `serve_connection` returns the error).
+    /// `body_bytes` then counts the body bytes the driver took.
     pub complete: bool,
 }
 
@@ -184,7 +263,22 @@ impl FileServer {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(FileServer { root: canonical })
+        Ok(FileServer {
+            root: canonical.into(),
+            limits: ServerLimits::default(),
+        })
+    }
+
+    /// The same server with other deadlines and budgets for the
+    /// connections it serves from now on.
+    pub fn with_limits(mut self, limits: ServerLimits) -> FileServer {
+        self.limits = limits;
+        self
+    }
+
+    /// The deadlines and budgets of connections.
+    pub fn limits(&self) -> &ServerLimits {
+        &self.limits
     }
 
     /// The canonical root directory.
@@ -192,10 +286,16 @@ impl FileServer {
         &self.root
     }
 
-    /// Serves requests on `stream` until the client closes, asks to close,
-    /// sends something unusable, or stays idle past the stream's read
-    /// timeout. `peer` only names the client in log records; see
+    /// Serves requests on a blocking `stream` until the client closes,
+    /// asks to close, sends something unusable, stays idle past the
+    /// stream's read timeout, or misses a deadline of [`ServerLimits`].
+    /// `peer` only names the client in log records; see
     /// [`FileServer::serve_connection_logged`].
+    ///
+    /// This drives a [`Session`]; the deadlines are checked each time a
+    /// read or write returns, so set read and write timeouts on the stream
+    /// (a few seconds) for them to be enforced on time. It stops where the
+    /// session would linger (see [`ConnectionStats::drain_before_close`]).
     pub fn serve_connection<S: Read + Write>(
         &self,
         stream: &mut S,

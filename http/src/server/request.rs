@@ -2,12 +2,10 @@
 //! say about the connection and the body.
 
 use std::fmt::Write as _;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 
 use super::{CloseReason, MAX_HEADER_BYTES, MAX_HEADERS, MAX_REQUEST_LINE};
-use crate::wire::{
-    InBuf, Line, is_timeout, is_token, list_contains, parse_decimal, parse_field_line,
-};
+use crate::wire::{is_timeout, is_token, list_contains, parse_decimal, parse_field_line};
 
 /// Empty lines tolerated before a request line.
 const MAX_LEADING_EMPTY_LINES: usize = 8;
@@ -141,10 +139,10 @@ fn parse_request_line(line: &[u8]) -> Result<(String, Vec<u8>, bool), u16> {
     Ok((method, target.to_vec(), minor == b'0'))
 }
 
-/// Why no request head could be read.
-pub(super) enum HeadError {
-    Stop(CloseReason),
-    Io(io::Error),
+/// What a complete (or refused) request head gave.
+pub(super) enum Head {
+    /// A request to answer.
+    Request(Request),
     /// Answer with this status, log this request line, and close.
     Reject(u16, String),
 }
@@ -163,73 +161,148 @@ pub(super) fn read_error(e: io::Error) -> Result<CloseReason, io::Error> {
     }
 }
 
-impl From<io::Error> for HeadError {
-    fn from(e: io::Error) -> HeadError {
-        match read_error(e) {
-            Ok(reason) => HeadError::Stop(reason),
-            Err(e) => HeadError::Io(e),
-        }
-    }
+/// The request line of a head being parsed.
+struct StartLine {
+    method: String,
+    target: Vec<u8>,
+    http10: bool,
+    log_line: String,
 }
 
-/// Reads a request head: the request line (after up to a few empty
-/// lines, RFC 9112 section 2.2) and the header fields.
-pub(super) fn read_head<S: Read>(
-    input: &mut InBuf,
-    stream: &mut S,
-    line: &mut Vec<u8>,
-) -> Result<Request, HeadError> {
-    let mut empty_lines = 0;
-    loop {
-        let status = input.read_line(stream, line, MAX_REQUEST_LINE)?;
-        match status {
-            Line::Complete if line.is_empty() => {
-                empty_lines += 1;
-                if empty_lines > MAX_LEADING_EMPTY_LINES {
-                    return Err(HeadError::Reject(400, "-".to_owned()));
-                }
-            }
-            Line::Complete => break,
-            Line::TooLong => return Err(HeadError::Reject(400, sanitize(line))),
-            Line::Eof { .. } => return Err(HeadError::Stop(CloseReason::ClientClosed)),
+/// Parses a request head incrementally from bytes fed as they arrive:
+/// the request line (after up to a few empty lines, RFC 9112 section
+/// 2.2) and the header fields. Memory stays bounded by the limits: a line
+/// is kept only up to its limit (plus what one call feeds).
+#[derive(Default)]
+pub(super) struct HeadParser {
+    /// The line being assembled, without its line ending.
+    line: Vec<u8>,
+    start: Option<StartLine>,
+    /// Field names in lower case, values trimmed, in arrival order.
+    headers: Vec<(String, String)>,
+    /// Bytes of header lines so far (with their CRLF).
+    used: usize,
+    empty_lines: usize,
+}
+
+impl HeadParser {
+    /// Longest line accepted now (without its line ending).
+    fn limit(&self) -> usize {
+        match self.start {
+            None => MAX_REQUEST_LINE,
+            Some(_) => MAX_HEADER_BYTES.saturating_sub(self.used),
         }
     }
-    let log_line = sanitize(line);
-    let (method, target, http10) =
-        parse_request_line(line).map_err(|status| HeadError::Reject(status, log_line.clone()))?;
-    let mut headers = Vec::new();
-    let mut used = 0usize;
-    loop {
-        let budget = MAX_HEADER_BYTES.saturating_sub(used);
-        let status = input.read_line(stream, line, budget)?;
-        match status {
-            Line::Complete => {}
-            Line::TooLong => return Err(HeadError::Reject(431, log_line)),
-            Line::Eof { .. } => return Err(HeadError::Stop(CloseReason::ClientClosed)),
+
+    /// Feeds `bytes`: returns how many were consumed and, once a head is
+    /// complete or refused, the outcome (the parser is then ready for the
+    /// next head, and bytes after this head are left unconsumed).
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> (usize, Option<Head>) {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let avail = &bytes[pos..];
+            let max = self.limit();
+            match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&avail[..i]);
+                    pos += i + 1;
+                    if self.line.last() == Some(&b'\r') {
+                        self.line.pop();
+                    }
+                    let outcome = if self.line.len() > max {
+                        Some(self.too_long())
+                    } else {
+                        self.complete_line()
+                    };
+                    self.line.clear();
+                    if let Some(outcome) = outcome {
+                        self.reset();
+                        return (pos, Some(outcome));
+                    }
+                }
+                None => {
+                    self.line.extend_from_slice(avail);
+                    pos = bytes.len();
+                    // One extra byte may be the CR of the line ending.
+                    if self.line.len() > max.saturating_add(1) {
+                        let outcome = self.too_long();
+                        self.reset();
+                        return (pos, Some(outcome));
+                    }
+                }
+            }
         }
+        (pos, None)
+    }
+
+    /// Ready for the next head (a large line buffer is given back).
+    fn reset(&mut self) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        if line.capacity() > 4096 {
+            line = Vec::new();
+        }
+        *self = HeadParser {
+            line,
+            ..HeadParser::default()
+        };
+    }
+
+    fn too_long(&self) -> Head {
+        match &self.start {
+            None => Head::Reject(400, sanitize(&self.line)),
+            Some(start) => Head::Reject(431, start.log_line.clone()),
+        }
+    }
+
+    /// Takes in the complete line in `self.line`; `Some` when the head
+    /// is complete or refused.
+    fn complete_line(&mut self) -> Option<Head> {
+        let line = &self.line;
+        let Some(start) = &self.start else {
+            if line.is_empty() {
+                self.empty_lines += 1;
+                return (self.empty_lines > MAX_LEADING_EMPTY_LINES)
+                    .then(|| Head::Reject(400, "-".to_owned()));
+            }
+            let log_line = sanitize(line);
+            return match parse_request_line(line) {
+                Ok((method, target, http10)) => {
+                    self.start = Some(StartLine {
+                        method,
+                        target,
+                        http10,
+                        log_line,
+                    });
+                    None
+                }
+                Err(status) => Some(Head::Reject(status, log_line)),
+            };
+        };
         if line.is_empty() {
-            break;
+            let start = self.start.take()?;
+            return Some(Head::Request(Request {
+                method: start.method,
+                target: start.target,
+                http10: start.http10,
+                headers: std::mem::take(&mut self.headers),
+                log_line: start.log_line,
+            }));
         }
-        used += line.len() + 2;
-        if headers.len() == MAX_HEADERS {
-            return Err(HeadError::Reject(431, log_line));
+        self.used += line.len() + 2;
+        if self.headers.len() == MAX_HEADERS {
+            return Some(Head::Reject(431, start.log_line.clone()));
         }
         // Obsolete line folding is rejected (RFC 9112 section 5.2).
         if matches!(line[0], b' ' | b'\t') {
-            return Err(HeadError::Reject(400, log_line));
+            return Some(Head::Reject(400, start.log_line.clone()));
         }
         let Some((name, value)) = parse_field_line(line) else {
-            return Err(HeadError::Reject(400, log_line));
+            return Some(Head::Reject(400, start.log_line.clone()));
         };
-        headers.push((name.to_ascii_lowercase(), value));
+        self.headers.push((name.to_ascii_lowercase(), value));
+        None
     }
-    Ok(Request {
-        method,
-        target,
-        http10,
-        headers,
-        log_line,
-    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ impl FileServer {
         if decoded.contains(&b'\\') {
             return Err(403);
         }
-        let mut path = self.root.clone();
+        let mut path = self.root.to_path_buf();
         let mut name: &[u8] = b"";
         // `/file.txt/` names a directory, which a file is not.
         let mut wants_dir = false;
@@ -64,7 +64,7 @@ impl FileServer {
     /// `path` with every symlink resolved, if that is inside the root.
     fn canonical_inside(&self, path: &Path) -> Result<PathBuf, u16> {
         let canonical = fs::canonicalize(path).map_err(|e| status_of(&e))?;
-        if canonical.starts_with(&self.root) {
+        if canonical.starts_with(&*self.root) {
             Ok(canonical)
         } else {
             Err(403)

@@ -29,6 +29,12 @@ pub trait Transport: Read + Write + Send + Sized + 'static {
     /// Bounds how long `read` may block (`None`: forever). A read that times
     /// out fails with `WouldBlock` or `TimedOut`.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Bounds how long `write` may block without progress (`None`:
+    /// forever). The default does nothing (writes may block forever).
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
     /// A second handle to the same stream (one thread reads, others write).
     fn try_clone(&self) -> io::Result<Self>;
     /// Shuts both directions down so that a thread blocked in `read` wakes up.
@@ -38,6 +44,10 @@ pub trait Transport: Read + Write + Send + Sized + 'static {
 impl Transport for TcpStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
     }
 
     fn try_clone(&self) -> io::Result<Self> {
@@ -52,6 +62,10 @@ impl Transport for TcpStream {
 impl Transport for sockets_api::TcpStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         sockets_api::TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        sockets_api::TcpStream::set_write_timeout(self, timeout)
     }
 
     fn try_clone(&self) -> io::Result<Self> {
@@ -110,3 +124,6 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
 }
+
+#[cfg(test)]
+mod tests;

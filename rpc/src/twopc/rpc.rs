@@ -25,6 +25,7 @@ use super::{
     Coordinator, CoordinatorConfig, Effect, Msg, NodeId, Participant, ParticipantConfig,
     ResourceManager, TxId, Wal, execute, random_nonce,
 };
+use crate::auth::{AuthKey, ClientAuth};
 use crate::blocking::{Client, Transport};
 use crate::client::ClientConfig;
 use crate::service::CallContext;
@@ -108,6 +109,9 @@ pub struct NodeOptions {
     /// Messages queued per peer; beyond, a message is dropped and counted
     /// (the protocol re-sends). Default 1024.
     pub max_queued: usize,
+    /// The shared key the node authenticates to its peers with (see
+    /// [`Node::start_with_key`]); `None`: unauthenticated.
+    pub key: Option<AuthKey>,
 }
 
 impl Default for NodeOptions {
@@ -116,6 +120,7 @@ impl Default for NodeOptions {
             max_log_bytes: 64 << 10,
             max_peers: 256,
             max_queued: 1024,
+            key: None,
         }
     }
 }
@@ -205,7 +210,41 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         )
     }
 
-    /// [`start`](Self::start) with driver options.
+    /// [`start`](Self::start) for a system with a shared key: the node
+    /// authenticates to its peers with `key`, claiming its id as identity
+    /// (see [`auth`](crate::auth)); their servers must have the key too.
+    pub fn start_with_key<W, S, C, E>(
+        id: NodeId,
+        wal: W,
+        coordinator: Option<CoordinatorConfig>,
+        participant: Option<(R, ParticipantConfig)>,
+        key: Option<AuthKey>,
+        connect: C,
+        on_event: E,
+    ) -> io::Result<Node<R>>
+    where
+        W: Wal + Send + 'static,
+        S: Transport,
+        C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
+        E: FnMut(Effect) + Send + 'static,
+    {
+        let options = NodeOptions {
+            key,
+            ..NodeOptions::default()
+        };
+        Self::start_with(
+            id,
+            wal,
+            coordinator,
+            participant,
+            connect,
+            on_event,
+            options,
+        )
+    }
+
+    /// [`start`](Self::start) with driver options (the shared key among
+    /// them, as for [`start_with_key`](Self::start_with_key)).
     pub fn start_with<W, S, C, E>(
         id: NodeId,
         mut wal: W,
@@ -254,6 +293,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                 let mut outboxes: HashMap<NodeId, mpsc::SyncSender<Msg>> = HashMap::new();
                 let dropped = Arc::clone(&driver_log_stats);
                 let (max_peers, max_queued) = (options.max_peers, options.max_queued);
+                let key = options.key.clone();
                 let mut send = |to: NodeId, msg: Msg| {
                     if to == id {
                         let _ = loopback.tx.send(Input::Deliver(id, msg));
@@ -266,9 +306,9 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                         );
                         return;
                     }
-                    let outbox = outboxes
-                        .entry(to)
-                        .or_insert_with(|| spawn_sender(id, to, Arc::clone(&connect), max_queued));
+                    let outbox = outboxes.entry(to).or_insert_with(|| {
+                        spawn_sender(id, to, key.clone(), Arc::clone(&connect), max_queued)
+                    });
                     if outbox.try_send(msg).is_err() {
                         // Full (the peer is slow or down): the protocol re-sends.
                         dropped.2.fetch_add(1, Ordering::Relaxed);
@@ -459,6 +499,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
 fn spawn_sender<S, C>(
     me: NodeId,
     peer: NodeId,
+    key: Option<AuthKey>,
     connect: Arc<C>,
     max_queued: usize,
 ) -> mpsc::SyncSender<Msg>
@@ -471,6 +512,7 @@ where
         call_timeout: Duration::from_secs(2),
         attempt_timeout: Duration::from_millis(500),
         max_attempts: 2,
+        auth: key.map(|k| ClientAuth::new(k, me.into())),
         ..ClientConfig::default()
     };
     let spawned = thread::Builder::new()

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::recovery::Recovery;
 use super::timers::Timer;
 use super::{Alarms, Connection, State, TcpError};
-use crate::buffer::MemoryPressure;
+use crate::buffer::{MIN_RING, MemoryPressure};
 
 impl Connection {
     /// Sets how far the buffers may grow (from the stack's memory budget):
@@ -40,16 +40,22 @@ impl Connection {
 
     /// Frees buffers the connection will not need: the send ring once no
     /// more data can be written and all was acknowledged, the receive ring
-    /// once the peer's FIN was read (or reading was shut down), and under
-    /// memory pressure any empty ring. Returns the bytes freed.
+    /// once the peer's FIN was read (or reading was shut down), under
+    /// memory pressure any empty ring, and always an empty ring of the
+    /// smallest size ([`MIN_RING`]): an idle connection that exchanged a
+    /// few bytes then holds no buffer at all (Linux frees its buffers as
+    /// they are consumed), while a ring that grew larger is kept for the
+    /// transfer that grew it. Returns the bytes freed.
     pub fn release_unneeded_buffers(&mut self) -> usize {
         let pressure = self.mem != MemoryPressure::Normal;
         let done = matches!(self.state, State::Closed | State::TimeWait);
         let mut freed = 0;
-        if pressure || done || self.snd.fin_queued {
+        let small = self.snd.buf.memory_used() <= MIN_RING;
+        if pressure || done || small || self.snd.fin_queued {
             freed += self.snd.buf.release_if_empty();
         }
-        if pressure || done || self.rcv.read_eof || self.rcv.read_shut {
+        let small = self.rcv.buf.memory_used() <= MIN_RING;
+        if pressure || done || small || self.rcv.read_eof || self.rcv.read_shut {
             freed += self.rcv.buf.release_if_empty();
         }
         freed

@@ -484,15 +484,21 @@ impl<D: Dispatch> RpcServer<D> {
             while let Ok(handle) = cx.iface.tcp_accept(l) {
                 cx.iface.tcp_with(handle, |t| t.set_nodelay(true));
                 self.stats.accepted += 1;
-                self.core.handle_accepted(self.next_conn);
+                let id = self.next_conn;
+                self.next_conn += 1;
+                if !self.core.handle_accepted_at(now, id) {
+                    // Over the core's connection cap.
+                    cx.iface.tcp_close(now, handle);
+                    self.stats.closed += 1;
+                    continue;
+                }
                 self.conns.insert(
-                    self.next_conn,
+                    id,
                     ServerConn {
                         handle,
                         out: Vec::new(),
                     },
                 );
-                self.next_conn += 1;
             }
         }
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -507,6 +513,13 @@ impl<D: Dispatch> RpcServer<D> {
         }
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             self.core.handle_timeout(now);
+        }
+        // Connections the core gave up (stalled or idle).
+        while let Some(id) = self.core.poll_close() {
+            if let Some(c) = self.conns.remove(&id) {
+                cx.iface.tcp_close(now, c.handle);
+                self.stats.closed += 1;
+            }
         }
     }
 
@@ -546,7 +559,8 @@ impl<D: Dispatch> RpcServer<D> {
         true
     }
 
-    /// When [`pump`](Self::pump) next has work of its own (reply expiry).
+    /// When [`pump`](Self::pump) next has work of its own (reply expiry,
+    /// connection deadlines).
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         self.core.poll_timeout().map(|t| wake_no_earlier(now, t))
     }
@@ -902,7 +916,8 @@ impl App for RequestReplayer {
                             Ok(ServerMessage::Hello { incarnation }) => {
                                 self.greeted_by = Some(incarnation);
                             }
-                            Err(_) => {}
+                            // Authentication messages: this raw client has no key.
+                            Ok(_) | Err(_) => {}
                         }
                     }
                 }

@@ -6,14 +6,17 @@ use std::error::Error;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rpc::ClientAuth;
 use rpc::blocking::Client;
 use rpc::twopc::{NodeId, TxId};
 use sockets_api::Stack;
 
 use super::control::ControlClient;
-use super::net::{NameResolver, named_client, names_client, quick_config, resolver};
+use super::net::{
+    CLIENT_IDENTITY, NameResolver, named_client, names_client, quick_config, read_key, resolver,
+};
 use super::verdict::{NodeReport, judge, parse_reported, render, render_verdict, settled};
-use super::{CheckArgs, CrashArgs, LookupArgs, StatusArgs, TransferArgs};
+use super::{CheckArgs, ClientArgs, CrashArgs, LookupArgs, StatusArgs, TransferArgs};
 use crate::args::UsageError;
 use crate::start;
 
@@ -45,16 +48,22 @@ pub fn parse_endpoint(s: &str) -> Result<(NodeId, String), String> {
     Ok((id, account.to_string()))
 }
 
+/// The credentials of a command-line client (`--key-file`).
+fn credentials(args: &ClientArgs) -> Result<ClientAuth, Box<dyn Error>> {
+    Ok(ClientAuth::new(read_key(&args.key_file)?, CLIENT_IDENTITY))
+}
+
 fn control(
     stack: &Stack,
     names: &NameResolver,
     node: &str,
+    auth: &ClientAuth,
 ) -> std::io::Result<ControlClient<Client>> {
     Ok(ControlClient::new(named_client(
         stack,
         names,
         node,
-        quick_config(Duration::from_secs(3)),
+        quick_config(Duration::from_secs(3), auth),
     )?))
 }
 
@@ -67,9 +76,10 @@ fn outcome_word(commit: bool) -> &'static str {
 pub fn run_transfer(args: TransferArgs) -> Result<(), Box<dyn Error>> {
     let from = parse_endpoint(&args.from).map_err(UsageError)?;
     let to = parse_endpoint(&args.to).map_err(UsageError)?;
+    let auth = credentials(&args.client)?;
     let stack = start::start(&args.client.stack)?;
-    let names = resolver(&stack, args.client.names)?;
-    let coordinator = control(&stack, &names, &args.coordinator)?;
+    let names = resolver(&stack, args.client.names, &auth)?;
+    let coordinator = control(&stack, &names, &args.coordinator, &auth)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
     // One key for every attempt: a retry after a lost reply or a
     // coordinator restart gets the transaction the first attempt began
@@ -111,11 +121,12 @@ fn collect(
     stack: &Stack,
     names: &NameResolver,
     nodes: &[String],
+    auth: &ClientAuth,
 ) -> Result<Vec<NodeReport>, Box<dyn Error>> {
     nodes
         .iter()
         .map(|n| {
-            let reply = control(stack, names, n)?
+            let reply = control(stack, names, n, auth)?
                 .status()
                 .map_err(|e| format!("{n}: {e}"))?;
             Ok(NodeReport::new(n, reply))
@@ -125,9 +136,10 @@ fn collect(
 
 /// `ustack 2pc status`.
 pub fn run_status(args: StatusArgs) -> Result<(), Box<dyn Error>> {
+    let auth = credentials(&args.client)?;
     let stack = start::start(&args.client.stack)?;
-    let names = resolver(&stack, args.client.names)?;
-    let reports = collect(&stack, &names, &args.nodes)?;
+    let names = resolver(&stack, args.client.names, &auth)?;
+    let reports = collect(&stack, &names, &args.nodes, &auth)?;
     print!("{}", render(&reports, &BTreeMap::new()));
     Ok(())
 }
@@ -143,11 +155,12 @@ pub fn run_check(args: CheckArgs) -> Result<(), Box<dyn Error>> {
         ),
         None => BTreeMap::new(),
     };
+    let auth = credentials(&args.status.client)?;
     let stack = start::start(&args.status.client.stack)?;
-    let names = resolver(&stack, args.status.client.names)?;
+    let names = resolver(&stack, args.status.client.names, &auth)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.settle);
     let reports = loop {
-        let attempt = collect(&stack, &names, &args.status.nodes);
+        let attempt = collect(&stack, &names, &args.status.nodes, &auth);
         match attempt {
             Ok(r) if settled(&r) || Instant::now() >= deadline => break r,
             Ok(_) => {}
@@ -168,9 +181,10 @@ pub fn run_check(args: CheckArgs) -> Result<(), Box<dyn Error>> {
 
 /// `ustack 2pc crash`: arms a crash point at a node.
 pub fn run_crash(args: CrashArgs) -> Result<(), Box<dyn Error>> {
+    let auth = credentials(&args.client)?;
     let stack = start::start(&args.client.stack)?;
-    let names = resolver(&stack, args.client.names)?;
-    control(&stack, &names, &args.node)?
+    let names = resolver(&stack, args.client.names, &auth)?;
+    control(&stack, &names, &args.node, &auth)?
         .crash_at(args.at.to_string())
         .map_err(|e| format!("{}: {e}", args.node))?
         .map_err(|e| format!("{}: {e}", args.node))?;
@@ -180,8 +194,9 @@ pub fn run_crash(args: CrashArgs) -> Result<(), Box<dyn Error>> {
 
 /// `ustack rpc lookup`: every live address registered under a name.
 pub fn run_lookup(args: LookupArgs) -> Result<(), Box<dyn Error>> {
+    let auth = credentials(&args.client)?;
     let stack = start::start(&args.client.stack)?;
-    let client = names_client(&stack, args.client.names)?;
+    let client = names_client(&stack, args.client.names, &auth)?;
     let addrs = client.lookup_all(args.name.clone())?;
     if addrs.is_empty() {
         return Err(format!("{}: not registered", args.name).into());

@@ -6,9 +6,13 @@
 //! [--mac MAC] [--gateway ..] [--loss P] ...`, see `ustack serve`). Give each
 //! long-lived node a fixed `--mac`, so that peers' ARP caches stay right
 //! when it restarts. `--names A.B.C.D:PORT` is where the name service
-//! listens.
+//! listens. `--key-file PATH` (required by every command below) is the
+//! system's shared key, made once by `ustack 2pc keygen`: every connection
+//! proves it (mutually, see `rpc::auth`) before any call runs, and a file
+//! that its group or others may read is refused.
 //!
 //! ```text
+//! ustack 2pc keygen --key-file PATH
 //! ustack rpc names  STACK --listen PORT [--min-lease-ms MS] [--max-lease-ms MS]
 //! ustack rpc lookup STACK --names A.B.C.D:P NAME
 //!
@@ -24,8 +28,12 @@
 //! ustack 2pc check    STACK --names A.B.C.D:P --node NAME... [--expect-total N]
 //!            [--reported FILE] [--settle SECS]
 //! ustack 2pc crash    STACK --names A.B.C.D:P --node NAME --at POINT[:K]
+//! ustack 2pc attack   STACK --names A.B.C.D:P [--key-file WRONG] --node A.B.C.D:P|NAME...
+//!            [--flood N]
 //! ```
 //!
+//! - `2pc keygen` writes a new random key (32 bytes from the operating
+//!   system, hexadecimal) to a new file of mode 0600; it never overwrites.
 //! - `rpc names` serves the name service (a lease registry): servers
 //!   register `name -> address` and renew; a crashed server's entry expires.
 //! - `2pc participant` is a bank (resource manager) with node id N. It
@@ -75,6 +83,12 @@
 //!     durable and applied, ACK not sent;
 //!   - `before-end` (coordinator): every ACK in, END not logged.
 //!
+//! - `2pc attack` plays a host without the key (see `attack.rs`): forged
+//!   Prepare and Decision messages to each node, `crash_at`, lease
+//!   renewals and withdrawals with guessed tokens, and a flood of
+//!   connections; one line per kind of attempt with how many were refused;
+//!   exit 0 only if all were.
+//!
 //! Logs stay bounded: once a node's log passes `--max-log-bytes` (default
 //! 64 KiB) it is compacted to a checkpoint (see `rpc::twopc`, "Bounded
 //! logs"): the coordinator keeps the transactions not yet ended plus the
@@ -92,6 +106,7 @@
 //! no outcome). `scripts/demo-2pc` runs the whole system in a network
 //! namespace with random crashes and checks the verdict.
 
+mod attack;
 mod client;
 mod control;
 mod crash;
@@ -136,6 +151,9 @@ pub struct NamesArgs {
     /// Longest lease accepted.
     #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
     pub max_lease_ms: u64,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 /// Flags of the commands that are clients of the system.
@@ -146,6 +164,9 @@ pub struct ClientArgs {
     /// The name service.
     #[arg(long, value_name = "A.B.C.D:PORT")]
     pub names: SocketAddrV4,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +198,18 @@ pub enum TwoPcCommand {
     /// Make a running node crash (abort) at a protocol step (the node must
     /// run with --testing).
     Crash(CrashArgs),
+    /// Write a new shared key for the system's --key-file (never overwrites).
+    Keygen(KeygenArgs),
+    /// From a host without the key: try forged messages, lease hijacks,
+    /// crash_at and a flood; exit 0 only if every attempt was refused.
+    Attack(attack::AttackArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// The key file to create (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
 }
 
 /// Flags of both node roles.
@@ -209,6 +242,9 @@ pub struct NodeArgs {
     /// holds more than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_log_bytes: u64,
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
     /// Length of the name-service leases (renewed every third).
     #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_ms: u64,
@@ -320,6 +356,12 @@ pub fn run_2pc(args: TwoPcArgs) -> Result<(), Box<dyn Error>> {
         TwoPcCommand::Status(a) => client::run_status(a),
         TwoPcCommand::Check(a) => client::run_check(a),
         TwoPcCommand::Crash(a) => client::run_crash(a),
+        TwoPcCommand::Attack(a) => attack::run_attack(a),
+        TwoPcCommand::Keygen(a) => {
+            rpc::AuthKey::write_new(&a.key_file)?;
+            println!("ustack 2pc keygen: new key in {}", a.key_file.display());
+            Ok(())
+        }
     }
 }
 

@@ -3,12 +3,13 @@
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rpc::binding::{NameServiceClient, Resolver};
 use rpc::blocking::Client;
-use rpc::{ClientConfig, RpcError};
+use rpc::{AuthKey, ClientAuth, ClientConfig, RpcError, ServerAuth, ServerConfig};
 use sockets_api::{Stack, TcpStream};
 
 /// How long a connection attempt over ustack may take.
@@ -19,9 +20,28 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// necessarily elsewhere).
 const RESOLVE_TTL: Duration = Duration::from_secs(1);
 
-/// A client configuration for short control calls.
-pub fn quick_config(call_timeout: Duration) -> ClientConfig {
+/// The identity a command-line client proves: no node's (node ids are
+/// 32-bit).
+pub const CLIENT_IDENTITY: u64 = u64::MAX;
+
+/// Reads the system's key (`--key-file`); the error is one line.
+pub fn read_key(path: &Path) -> Result<AuthKey, rpc::auth::KeyError> {
+    AuthKey::read_file(path)
+}
+
+/// A server configuration requiring `key` of every connection.
+pub fn server_config(key: &AuthKey) -> ServerConfig {
+    ServerConfig {
+        auth: Some(ServerAuth::new(key.clone())),
+        ..ServerConfig::default()
+    }
+}
+
+/// A client configuration for short control calls, authenticating with
+/// `auth`.
+pub fn quick_config(call_timeout: Duration, auth: &ClientAuth) -> ClientConfig {
     ClientConfig {
+        auth: Some(auth.clone()),
         call_timeout,
         attempt_timeout: Duration::from_millis(700),
         max_attempts: 4,
@@ -39,11 +59,15 @@ pub fn connect(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {
 }
 
 /// A blocking RPC client of the name service at `names`.
-pub fn names_client(stack: &Stack, names: SocketAddrV4) -> io::Result<NameServiceClient<Client>> {
+pub fn names_client(
+    stack: &Stack,
+    names: SocketAddrV4,
+    auth: &ClientAuth,
+) -> io::Result<NameServiceClient<Client>> {
     let stack = stack.clone();
     let client = Client::new(
         move || connect(&stack, names),
-        quick_config(Duration::from_secs(2)),
+        quick_config(Duration::from_secs(2), auth),
     )?;
     Ok(NameServiceClient::new(client))
 }
@@ -52,9 +76,9 @@ pub fn names_client(stack: &Stack, names: SocketAddrV4) -> io::Result<NameServic
 pub type NameResolver = Arc<Resolver<Client>>;
 
 /// A resolver over the name service at `names`.
-pub fn resolver(stack: &Stack, names: SocketAddrV4) -> io::Result<NameResolver> {
+pub fn resolver(stack: &Stack, names: SocketAddrV4, auth: &ClientAuth) -> io::Result<NameResolver> {
     Ok(Arc::new(Resolver::new(
-        names_client(stack, names)?,
+        names_client(stack, names, auth)?,
         RESOLVE_TTL,
     )))
 }

@@ -16,12 +16,12 @@ use rpc::twopc::{
     Bank, CoordinatorConfig, Effect, FileWal, LogRecord, NodeId, ParticipantConfig,
     ResourceManager, TxId, Wal,
 };
-use rpc::{RpcError, ServerConfig};
+use rpc::{AuthKey, ClientAuth, RpcError};
 use sockets_api::{Stack, TcpListener};
 
 use super::control::{ControlImpl, ControlServer, DurableOutcomes, NodeService};
 use super::crash::{CrashPlan, CrashSpec, CrashWal, Role, abort_action};
-use super::net::{connect_name, names_client, node_name, resolver};
+use super::net::{connect_name, names_client, node_name, read_key, resolver, server_config};
 use super::{CoordinatorArgs, NamesArgs, NodeArgs, ParticipantArgs};
 use crate::args::UsageError;
 use crate::start;
@@ -33,13 +33,14 @@ pub fn run_names(args: NamesArgs) -> Result<(), Box<dyn Error>> {
             UsageError("--min-lease-ms must be between 1 and --max-lease-ms".into()).into(),
         );
     }
+    let key = read_key(&args.key_file)?;
     let stack = start::start(&args.stack)?;
     let listener = TcpListener::bind(&stack, (Ipv4Addr::UNSPECIFIED, args.listen))?;
     let registry = Registry::new(
         Duration::from_millis(args.min_lease_ms),
         Duration::from_millis(args.max_lease_ms),
     );
-    let server = SharedServer::new(NameServiceServer(registry), ServerConfig::default());
+    let server = SharedServer::new(NameServiceServer(registry), server_config(&key));
     println!(
         "ustack rpc names: name service at {}:{} (leases {}..{} ms)",
         stack.addr().addr(),
@@ -286,6 +287,8 @@ fn run_node(
         role,
     )?;
     let id = args.id;
+    let key: AuthKey = read_key(&args.key_file)?;
+    let auth = ClientAuth::new(key.clone(), id.into());
     let (wal, records) = open_log(&args.log, bank.as_ref())?;
     let recovery = Recovery::of(role, &records);
     if let (Role::Participant, Some(LogRecord::Snapshot { .. })) = (role, records.first()) {
@@ -296,7 +299,7 @@ fn run_node(
     let stack = start::start(&args.stack)?;
     let me = SocketAddrV4::new(stack.addr().addr(), args.listen);
     let listener = TcpListener::bind(&stack, me)?;
-    let names = resolver(&stack, args.names)?;
+    let names = resolver(&stack, args.names, &auth)?;
 
     let plan = CrashPlan::new(spec);
     let wal = CrashWal::new(wal, Arc::clone(&plan), abort_action(name.to_string()));
@@ -326,6 +329,7 @@ fn run_node(
         on_event,
         NodeOptions {
             max_log_bytes: args.max_log_bytes,
+            key: Some(key.clone()),
             ..NodeOptions::default()
         },
     )?;
@@ -341,7 +345,7 @@ fn run_node(
             crash_refused: Default::default(),
         }),
     };
-    let server = SharedServer::new(service, ServerConfig::default());
+    let server = SharedServer::new(service, server_config(&key));
     let serving = thread::Builder::new()
         .name("2pc-serve".into())
         .spawn(move || serve(move || listener.accept().map(|(s, _)| s), server))?;
@@ -351,7 +355,7 @@ fn run_node(
         .into_iter()
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .map(|n| register(&stack, args.names, n, me, lease))
+        .map(|n| register(&stack, args.names, n, me, lease, &auth))
         .collect::<Result<Vec<_>, _>>()?;
     println!(
         "ustack 2pc {} {name} (node {id}) at {me}, log {}: {}{}",
@@ -401,10 +405,11 @@ fn register(
     name: String,
     me: SocketAddrV4,
     lease: Duration,
+    auth: &ClientAuth,
 ) -> Result<Registrar, Box<dyn Error>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let client = names_client(stack, names)?;
+        let client = names_client(stack, names, auth)?;
         match Registrar::start(client, name.clone(), me.to_string(), lease) {
             Ok(r) => return Ok(r),
             Err(e @ RpcError::Remote(_)) => {

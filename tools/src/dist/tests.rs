@@ -14,7 +14,7 @@ enum Top {
     TwoPc(TwoPcArgs),
 }
 
-const STACK: &[&str] = &["--tap", "t0", "--addr", "10.0.0.5/24"];
+const STACK: &[&str] = &["--tap", "t0", "--addr", "10.0.0.5/24", "--key-file", "/k"];
 
 fn parse(args: &[&str]) -> Result<Top, clap::Error> {
     let mut v = vec!["ustack"];
@@ -120,4 +120,51 @@ fn client_commands_parse() {
         ])
         .is_err()
     );
+}
+
+#[test]
+fn every_command_needs_a_key_file_and_keygen_takes_one() {
+    let no_key = |args: &[&str]| {
+        let mut v = vec!["ustack"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["--tap", "t0", "--addr", "10.0.0.5/24"]);
+        Cli::try_parse_from(v).map(|c| c.command)
+    };
+    for cmd in [
+        &["rpc", "names", "--listen", "5000"][..],
+        &["rpc", "lookup", "--names", "10.0.0.1:5000", "x"],
+        &[
+            "2pc",
+            "status",
+            "--names",
+            "10.0.0.1:5000",
+            "--node",
+            "bank-1",
+        ],
+        &[
+            "2pc",
+            "coordinator",
+            "--id",
+            "0",
+            "--names",
+            "10.0.0.1:5000",
+            "--listen",
+            "7000",
+            "--log",
+            "/tmp/x",
+        ],
+    ] {
+        let e = no_key(cmd).expect_err("no --key-file");
+        assert!(e.to_string().contains("--key-file"), "{e}");
+        assert!(parse(cmd).is_ok(), "{cmd:?}");
+    }
+    let Top::TwoPc(TwoPcArgs {
+        command: TwoPcCommand::Keygen(k),
+    }) = Cli::try_parse_from(["ustack", "2pc", "keygen", "--key-file", "/tmp/k"])
+        .expect("parse")
+        .command
+    else {
+        panic!("not keygen");
+    };
+    assert_eq!(k.key_file, PathBuf::from("/tmp/k"));
 }

@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+#[derive(Parser, Debug)]
+struct Wrapper {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn parse(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+    let mut v = vec![
+        "serve",
+        "--tap",
+        "t0",
+        "--addr",
+        "10.0.0.2/24",
+        "--echo",
+        "7",
+    ];
+    v.extend_from_slice(extra);
+    Wrapper::try_parse_from(v).map(|w| w.serve)
+}
+
+#[test]
+fn service_limits_have_documented_defaults() {
+    let a = parse(&[]).unwrap();
+    assert_eq!(a.idle_timeout, Duration::from_secs(60));
+    assert_eq!(a.max_conns, 10_000);
+    assert_eq!(a.max_conns_per_ip, 256);
+    let a = parse(&[
+        "--idle-timeout",
+        "1.5",
+        "--max-conns",
+        "3",
+        "--max-conns-per-ip",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(a.idle_timeout, Duration::from_millis(1500));
+    assert_eq!((a.max_conns, a.max_conns_per_ip), (3, 2));
+}
+
+#[test]
+fn bad_service_limits_are_one_clear_error() {
+    for (flags, words) in [
+        (["--idle-timeout", "0"], "between 0 (excluded)"),
+        (["--idle-timeout", "soon"], "not a number of seconds"),
+        (["--max-conns", "0"], "--max-conns"),
+        (["--max-conns", "99999999999"], "--max-conns"),
+        (["--max-conns-per-ip", "lots"], "--max-conns-per-ip"),
+    ] {
+        let e = parse(&flags).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{flags:?}");
+        let text = e.to_string();
+        assert!(text.contains(words), "{flags:?}: {text}");
+    }
+}
