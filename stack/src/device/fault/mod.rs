@@ -248,6 +248,10 @@ impl<D: fmt::Debug> fmt::Debug for FaultDevice<D> {
 }
 
 impl<D: Device> FrameSink for FaultDevice<D> {
+    fn medium(&self) -> super::Medium {
+        self.inner.medium()
+    }
+
     fn capture_local(&mut self, now: Instant, frame: &[u8]) {
         self.inner.capture_local(now, frame);
     }
