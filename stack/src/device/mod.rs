@@ -19,7 +19,7 @@ pub use fault::{
 };
 pub use memory::{MemoryDevice, memory_pair, memory_pair_medium};
 pub use pcap::{PcapDevice, PcapWriter};
-pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError};
+pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError, TunDevice, TunError};
 
 use std::io;
 use std::os::fd::RawFd;
