@@ -528,6 +528,8 @@ impl Sim {
             return;
         }
         let host = &mut self.hosts[index];
+        // The IP packet's offset in a frame: 14 on Ethernet, 0 on an IP link.
+        let link_len = host.iface.medium().header_len();
         match host.attach {
             Some((_, dir)) => {
                 for (frame, mss) in self.batch.iter_segmented() {
@@ -540,16 +542,20 @@ impl Sim {
                         // (as a veth does; see LinkConfig::gso).
                         self.gso_scratch.clear();
                         self.gso_scratch.extend_from_slice(frame);
-                        stack::device::gso::complete_checksum(&mut self.gso_scratch, 14);
+                        stack::device::gso::complete_checksum(&mut self.gso_scratch, link_len);
                         self.fabric.transmit(self.now, dir, &self.gso_scratch);
                         continue;
                     }
                     // A super segment (the host has segmentation offload):
                     // the link carries the segments the NIC cuts it into.
                     let (fabric, now) = (&mut self.fabric, self.now);
-                    stack::device::gso::split_tcp(frame, 14, mss, &mut self.gso_scratch, |p| {
-                        fabric.transmit(now, dir, p)
-                    });
+                    stack::device::gso::split_tcp(
+                        frame,
+                        link_len,
+                        mss,
+                        &mut self.gso_scratch,
+                        |p| fabric.transmit(now, dir, p),
+                    );
                 }
             }
             None => {
