@@ -24,6 +24,8 @@ enum DeviceSpec {
     Tap(TapConfig),
     Tun(TapConfig),
     Memory,
+    /// A device the user built ([`StackBuilder::device`]); taken by start.
+    Custom(Option<Box<dyn Device + Send>>),
 }
 
 impl DeviceSpec {
@@ -31,7 +33,7 @@ impl DeviceSpec {
     fn kernel(&mut self) -> Option<&mut TapConfig> {
         match self {
             DeviceSpec::Tap(t) | DeviceSpec::Tun(t) => Some(t),
-            DeviceSpec::Memory => None,
+            DeviceSpec::Memory | DeviceSpec::Custom(_) => None,
         }
     }
 }
@@ -109,6 +111,30 @@ impl StackBuilder {
     /// ```
     pub fn tun(name: impl Into<String>) -> Self {
         Self::new(DeviceSpec::Tun(TapConfig::new(name)))
+    }
+
+    /// A stack on a device of your own: anything that implements
+    /// [`Device`](stack::Device) (an AF_PACKET socket, a tunnel, a test
+    /// harness).
+    ///
+    /// What the stack takes from it:
+    /// - its [`medium`](stack::FrameSink::medium): Ethernet frames (ARP,
+    ///   a MAC address) or bare IP packets ([`Medium::Ip`](stack::Medium::Ip));
+    /// - its [`mtu`](stack::Device::mtu), the largest IP packet a frame
+    ///   carries ([`mtu`](Self::mtu) may only lower it);
+    /// - its [`checksum_caps`](stack::Device::checksum_caps): whether it
+    ///   takes TCP super segments whole, whether a received segment's
+    ///   checksum is vouched for (none by default: plain frames both ways);
+    /// - its [`raw_fd`](stack::Device::raw_fd), a descriptor that becomes
+    ///   readable when frames may be waiting, for the stack thread to sleep
+    ///   on. A device without one is polled every millisecond.
+    ///
+    /// [`recv`](stack::Device::recv) must not block. `host_addr` and
+    /// `offload` do not apply; `pcap` and `faults` wrap the device as they
+    /// wrap a TAP device. `sockets-api/examples/udp_tunnel.rs` carries IP
+    /// packets between two processes over a kernel UDP socket.
+    pub fn device(device: impl Device + Send + 'static) -> Self {
+        Self::new(DeviceSpec::Custom(Some(Box::new(device))))
     }
 
     /// A stack for an in-memory link; see [`StackBuilder::memory_pair`].
@@ -322,11 +348,21 @@ impl StackBuilder {
     /// [`memory`](Self::memory) stack started alone sits on a link with
     /// nothing else on it (useful for local socket tests); use
     /// [`memory_pair`](Self::memory_pair) to join two.
-    pub fn start(self) -> io::Result<Stack> {
+    pub fn start(mut self) -> io::Result<Stack> {
+        if let DeviceSpec::Custom(dev) = &mut self.device {
+            let dev = dev
+                .take()
+                .ok_or_else(|| io::Error::other("the device was taken already"))?;
+            let mtu = self.mtu.map_or(dev.mtu(), |m| m.min(dev.mtu()));
+            let seed = self.seed_value();
+            let iface = self.interface(dev.medium(), mtu, seed)?;
+            let dev = self.wrap(dev, seed)?;
+            return launch(iface, dev, seed, self.loop_options());
+        }
         let (tap, medium) = match &self.device {
             DeviceSpec::Tap(t) => (t, Medium::Ethernet),
             DeviceSpec::Tun(t) => (t, Medium::Ip),
-            DeviceSpec::Memory => {
+            DeviceSpec::Memory | DeviceSpec::Custom(_) => {
                 let mtu = self.mtu.unwrap_or(1500);
                 let (dev, _) = memory_pair(mtu)?;
                 let seed = self.seed_value();

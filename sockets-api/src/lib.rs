@@ -61,9 +61,9 @@ pub use types::{
 
 pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
-pub use stack::Medium;
 pub use stack::device::FaultConfig;
 pub use stack::{Counters, DEFAULT_MEM_LIMIT, MemoryStats, SynCookieMode, TcpLimits};
+pub use stack::{Device, FrameSink, Medium};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
 
