@@ -26,11 +26,13 @@ fn two_ip_hosts(seed: u64, mtu: usize, cfg: LinkConfig) -> (Sim, HostId, HostId,
 
 #[test]
 fn ping_and_fragments_cross_an_ip_link_without_arp() {
-    let (mut sim, a, b, _) = two_ip_hosts(
+    let (mut sim, a, b, link) = two_ip_hosts(
         7,
         576,
         LinkConfig::with_latency_of(Duration::from_millis(2)),
     );
+    let path = std::env::temp_dir().join(format!("ustack-sim-ip-{}.pcap", std::process::id()));
+    sim.capture(link, &path).unwrap();
     let payload: Vec<u8> = (0..65_000u32).map(|i| (i * 31 % 251) as u8).collect();
     for (seq, len) in [(1, 0), (2, 56), (3, 548), (4, 8000), (5, 65_000)] {
         let rtt = ping(&mut sim, a, b, seq, &payload[..len], Duration::from_secs(5));
@@ -42,6 +44,12 @@ fn ping_and_fragments_cross_an_ip_link_without_arp() {
         assert_eq!(c.total_drops(), 0, "{c:?}");
     }
     assert!(sim.iface(b).counters().reassembled >= 2);
+    // The link's capture holds raw IPv4 packets (LINKTYPE_RAW).
+    sim.flush_captures();
+    let pcap = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(u32::from_le_bytes(pcap[20..24].try_into().unwrap()), 101);
+    assert_eq!(pcap[24 + 16], 0x45, "the first record is an IPv4 packet");
 }
 
 #[test]

@@ -273,6 +273,8 @@ impl Sim {
         let (link, ab, ba) = self.fabric.add_p2p(a, b, a_to_b, b_to_a);
         self.attach(a, link, ab);
         self.attach(b, link, ba);
+        let link_len = self.host(a).iface.medium().header_len();
+        self.fabric.set_link_len(link, link_len);
         self.capture_from_env(link);
         link
     }
@@ -376,7 +378,14 @@ impl Sim {
         path: &Path,
         point: CapturePoint,
     ) -> std::io::Result<()> {
-        self.fabric.capture(link, path, self.start, point)?;
+        // The frames are of the medium of the hosts on the link (raw IP
+        // between IP-link hosts).
+        let medium = self
+            .hosts
+            .iter()
+            .find(|h| h.attach.is_some_and(|(l, _)| l == link))
+            .map_or(stack::Medium::Ethernet, |h| h.iface.medium());
+        self.fabric.capture(link, path, self.start, point, medium)?;
         self.captures.push(path.display().to_string());
         self.guard
             .set_note(format!("captures: {}", self.captures.join(" ")));
