@@ -63,6 +63,7 @@ pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
 pub use stack::device::FaultConfig;
 pub use stack::{Counters, DEFAULT_MEM_LIMIT, MemoryStats, SynCookieMode, TcpLimits};
+pub use stack::{Device, FrameSink, Medium};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
 

@@ -1,5 +1,5 @@
-//! Packet capture in the classic libpcap format (Ethernet link type), as
-//! Wireshark and tshark read it.
+//! Packet capture in the classic libpcap format (Ethernet link type, or raw
+//! IP for a device on an IP link), as Wireshark and tshark read it.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -7,10 +7,20 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::{ChecksumCaps, Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink, Medium};
 
 /// LINKTYPE_ETHERNET.
 const LINKTYPE_ETHERNET: u32 = 1;
+/// LINKTYPE_RAW: each record is a bare IPv4 or IPv6 packet.
+const LINKTYPE_RAW: u32 = 101;
+
+/// The pcap link type for frames of `medium`.
+fn link_type(medium: Medium) -> u32 {
+    match medium {
+        Medium::Ethernet => LINKTYPE_ETHERNET,
+        Medium::Ip => LINKTYPE_RAW,
+    }
+}
 /// Largest frame recorded whole.
 const SNAPLEN: u32 = 262_144;
 
@@ -29,25 +39,42 @@ pub struct PcapWriter<W: Write> {
 impl PcapWriter<BufWriter<File>> {
     /// Creates `path` and writes the file header; times are wall-clock.
     pub fn create(path: &Path) -> io::Result<Self> {
+        Self::create_for(path, Medium::Ethernet)
+    }
+
+    /// [`create`](Self::create) for frames of `medium` (raw IP records,
+    /// LINKTYPE_RAW, on an IP link).
+    pub fn create_for(path: &Path, medium: Medium) -> io::Result<Self> {
         let file = File::create(path)?;
-        PcapWriter::new(
+        PcapWriter::with_medium(
             BufWriter::with_capacity(256 * 1024, file),
             Instant::now(),
             SystemTime::now(),
+            medium,
         )
     }
 }
 
 impl<W: Write> PcapWriter<W> {
     /// Writes the file header to `out`. `base_instant` is shown as `base_time`.
-    pub fn new(mut out: W, base_instant: Instant, base_time: SystemTime) -> io::Result<Self> {
+    pub fn new(out: W, base_instant: Instant, base_time: SystemTime) -> io::Result<Self> {
+        Self::with_medium(out, base_instant, base_time, Medium::Ethernet)
+    }
+
+    /// [`new`](Self::new) for frames of `medium`.
+    pub fn with_medium(
+        mut out: W,
+        base_instant: Instant,
+        base_time: SystemTime,
+        medium: Medium,
+    ) -> io::Result<Self> {
         let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         header[4..6].copy_from_slice(&2u16.to_le_bytes());
         header[6..8].copy_from_slice(&4u16.to_le_bytes());
         // thiszone and sigfigs stay zero.
         header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
-        header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        header[20..24].copy_from_slice(&link_type(medium).to_le_bytes());
         out.write_all(&header)?;
         let base_micros = base_time
             .duration_since(UNIX_EPOCH)
@@ -149,6 +176,10 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
 }
 
 impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.inner.send(now, frame)?;
         self.record(now, frame);
@@ -160,7 +191,8 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+        let link_len = self.inner.medium().header_len();
+        super::gso::split_tcp(frame, link_len, mss, &mut scratch, |piece| {
             self.record(now, piece)
         });
         self.scratch = scratch;
