@@ -12,14 +12,20 @@
 //! they stay ready and drops the rest.
 //!
 //! The one place a poller learns that it has work is
-//! [`PollerState::push`]: that is where a kernel eventfd can later be
-//! written, so that a `Stack` can hand a descriptor to an outer epoll.
+//! [`PollerState::push`]: it writes the poller's kernel eventfd when the
+//! ready list stops being empty (once: a flag remembers the descriptor is
+//! signalled), and a wait that leaves the list empty drains it, so an outer
+//! epoll sees the descriptor readable exactly while the poller may have
+//! something to report.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::BitOr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
+
+use stack::sys::EventFd;
 
 use crate::Stack;
 use crate::calls::{ebadf, errno};
@@ -141,11 +147,15 @@ pub(crate) struct PollerState {
     /// `Poller::wake` was called and no wait has returned since.
     woken: bool,
     next_gen: u32,
+    /// The readiness descriptor ([`Poller::as_raw_fd`]).
+    signal: Arc<EventFd>,
+    /// `signal` was written and not drained since.
+    signalled: bool,
 }
 
 impl PollerState {
     /// Lists `fd` (once) and wakes the waiter. The single point where a
-    /// poller learns of work: an eventfd would be written here.
+    /// poller learns of work: it makes the readiness descriptor readable.
     fn push(&mut self, fd: Fd) {
         let Some(reg) = self.regs.get_mut(&fd) else {
             return;
@@ -155,12 +165,32 @@ impl PollerState {
         }
         reg.queued = true;
         self.ready.push_back((fd, reg.generation));
+        self.raise();
         if self.waiting > 0 {
             self.cond.notify_all();
         }
     }
 
-    fn wake_all(&self) {
+    /// Makes the readiness descriptor readable (one write per transition).
+    fn raise(&mut self) {
+        if !self.signalled {
+            self.signalled = true;
+            self.signal.notify();
+        }
+    }
+
+    /// Nothing is listed any more: the readiness descriptor stops being
+    /// readable.
+    fn settle(&mut self) {
+        if self.signalled && self.ready.is_empty() && !self.woken {
+            self.signalled = false;
+            self.signal.drain();
+        }
+    }
+
+    /// Wakes the waiter, and an outer epoll through the descriptor.
+    fn wake_all(&mut self) {
+        self.raise();
         if self.waiting > 0 {
             self.cond.notify_all();
         }
@@ -191,9 +221,10 @@ impl Pollers {
         }
     }
 
-    /// Wakes every waiting poller (the stack stopped).
-    pub(crate) fn wake_all(&self) {
-        for p in self.slots.iter().flatten() {
+    /// Wakes every waiting poller, and makes every readiness descriptor
+    /// readable (the stack stopped: their next wait fails).
+    pub(crate) fn wake_all(&mut self) {
+        for p in self.slots.iter_mut().flatten() {
             p.wake_all();
         }
     }
@@ -224,6 +255,30 @@ pub(crate) struct Watch {
 /// per change. Closing a descriptor removes its registration; once the
 /// stack has stopped, a wait fails with ENETDOWN.
 ///
+/// # The readiness descriptor
+///
+/// A poller also owns a kernel eventfd, [`as_raw_fd`](Poller::as_raw_fd)
+/// (and [`AsFd`]), so that an event loop built on the kernel's epoll, mio
+/// or poll(2) can wait on ustack sockets and kernel descriptors together:
+///
+/// 1. register the ustack sockets with the poller, and the poller's
+///    descriptor, for readability, with the outer loop (level-triggered or
+///    edge-triggered: both work);
+/// 2. when the outer loop reports it readable, call
+///    [`wait`](Poller::wait) with a zero timeout and handle what it
+///    returns; never read the descriptor yourself.
+///
+/// The descriptor is readable while the poller's ready list is not empty:
+/// it becomes readable when the stack lists a registered descriptor whose
+/// readiness may have changed (or on [`wake`](Poller::wake), or when the
+/// stack stops), and a wait that leaves the list empty makes it unreadable
+/// again. A level-triggered registration that is still ready stays listed,
+/// so the descriptor stays readable until the socket is drained; an
+/// edge-triggered one is reported once per change. The descriptor may be
+/// readable with nothing to report (a zero-timeout wait then returns 0 and
+/// clears it); once the stack has stopped it stays readable and a wait
+/// fails with ENETDOWN.
+///
 /// ```
 /// use std::io::Write;
 /// use std::time::Duration;
@@ -252,6 +307,7 @@ pub(crate) struct Watch {
 pub struct Poller {
     stack: Stack,
     id: usize,
+    signal: Arc<EventFd>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -263,6 +319,7 @@ impl std::fmt::Debug for Poller {
 impl Poller {
     /// A poller with no registrations (ENETDOWN once the stack stopped).
     pub fn new(stack: &Stack) -> io::Result<Poller> {
+        let signal = Arc::new(EventFd::new()?);
         let mut core = stack.lock()?;
         let state = PollerState {
             cond: Arc::new(Condvar::new()),
@@ -271,6 +328,8 @@ impl Poller {
             waiting: 0,
             woken: false,
             next_gen: 0,
+            signal: signal.clone(),
+            signalled: false,
         };
         let pollers = &mut core.pollers;
         let id = match pollers.free.pop() {
@@ -286,6 +345,7 @@ impl Poller {
         Ok(Poller {
             stack: stack.clone(),
             id,
+            signal,
         })
     }
 
@@ -356,7 +416,9 @@ impl Poller {
             let core = &mut *guard;
             let n = collect(core, self.id, events)?;
             let p = core.pollers.get(self.id)?;
-            if n > 0 || std::mem::take(&mut p.woken) {
+            let woken = std::mem::take(&mut p.woken);
+            p.settle();
+            if n > 0 || woken {
                 return Ok(n);
             }
             if core.stopped {
@@ -382,7 +444,8 @@ impl Poller {
     }
 
     /// Makes a wait in another thread return now (with 0 events if none is
-    /// ready), or the next wait if none is in progress.
+    /// ready), or the next wait if none is in progress; the readiness
+    /// descriptor is readable until then.
     pub fn wake(&self) {
         let mut core = self.stack.shared().lock();
         if let Ok(p) = core.pollers.get(self.id) {
@@ -400,6 +463,21 @@ impl Poller {
     /// True with no registration.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl AsRawFd for Poller {
+    /// The readiness descriptor: readable while the poller may have events
+    /// (see [the protocol](Poller#the-readiness-descriptor)). Owned by the
+    /// poller: valid until it is dropped.
+    fn as_raw_fd(&self) -> RawFd {
+        self.signal.as_raw_fd()
+    }
+}
+
+impl AsFd for Poller {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.signal.as_fd()
     }
 }
 
