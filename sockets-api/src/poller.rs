@@ -151,6 +151,8 @@ pub(crate) struct PollerState {
     signal: Arc<EventFd>,
     /// `signal` was written and not drained since.
     signalled: bool,
+    /// The stack stopped: `signal` stays readable.
+    down: bool,
 }
 
 impl PollerState {
@@ -182,7 +184,7 @@ impl PollerState {
     /// Nothing is listed any more: the readiness descriptor stops being
     /// readable.
     fn settle(&mut self) {
-        if self.signalled && self.ready.is_empty() && !self.woken {
+        if self.signalled && self.ready.is_empty() && !self.woken && !self.down {
             self.signalled = false;
             self.signal.drain();
         }
@@ -225,6 +227,7 @@ impl Pollers {
     /// readable (the stack stopped: their next wait fails).
     pub(crate) fn wake_all(&mut self) {
         for p in self.slots.iter_mut().flatten() {
+            p.down = true;
             p.wake_all();
         }
     }
@@ -330,6 +333,7 @@ impl Poller {
             next_gen: 0,
             signal: signal.clone(),
             signalled: false,
+            down: false,
         };
         let pollers = &mut core.pollers;
         let id = match pollers.free.pop() {

@@ -210,8 +210,11 @@ pub(crate) struct Core {
     pub pollers: Pollers,
     /// Shutting down: no new sockets; the thread exits once delivered.
     pub closing: Option<Instant>,
-    /// The stack thread ended (device failure or shutdown).
+    /// The stack thread ended (device failure, panic or shutdown).
     pub stopped: bool,
+    /// Why the stack thread ended, when it was not asked to
+    /// ([`Stack::last_error`](crate::Stack::last_error)).
+    pub last_error: Option<String>,
     /// Tiny generator for ephemeral ports chosen at bind().
     pub port_seed: u64,
 }
@@ -232,6 +235,7 @@ impl Core {
             pollers: Pollers::default(),
             closing: None,
             stopped: false,
+            last_error: None,
             port_seed: seed | 1,
         }
     }
@@ -505,14 +509,49 @@ pub(crate) struct LoopOptions {
     pub shutdown_linger: Duration,
 }
 
-/// The stack thread.
+/// The stack thread. However it ends (shutdown, a device error, a panic
+/// in the device or the protocol code), the core is marked stopped, the
+/// cause recorded, and every blocked call and poller woken: they fail with
+/// ENETDOWN instead of waiting forever.
 pub(crate) fn run(shared: Arc<Shared>, mut dev: Box<dyn Device + Send>, opts: LoopOptions) {
-    if let Err(e) = run_inner(&shared, &mut dev, opts) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_inner(&shared, &mut dev, opts)
+    }));
+    let error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("device failed: {e}")),
+        Err(panic) => Some(format!(
+            "stack thread panicked: {}",
+            panic_message(panic.as_ref())
+        )),
+    };
+    if let Some(e) = &error {
         log::error!("ustack: stack thread stopped: {e}");
+    } else {
+        // A device that panicked is not touched again.
+        let _ = dev.flush();
     }
-    let _ = dev.flush();
+    stop_core(&shared, error);
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Marks the core stopped with `error` as the cause and wakes everyone.
+fn stop_core(shared: &Shared, error: Option<String>) {
     let mut core = shared.lock();
     core.stopped = true;
+    if core.last_error.is_none() {
+        core.last_error = error;
+    }
     // Wake everyone: their calls fail now instead of waiting forever.
     for fd in core.open_fds() {
         if let Some(e) = core.entry_any_mut(fd) {
@@ -548,9 +587,12 @@ fn run_inner(
         let now = Instant::now();
         rx.lens.clear();
         while rx.lens.len() < RX_BATCH {
-            match dev.recv(now, rx.slot())? {
-                Some(n) => rx.lens.push((n, dev.rx_checksum_trusted())),
-                None => break,
+            match dev.recv(now, rx.slot()) {
+                Ok(Some(n)) => rx.lens.push((n, dev.rx_checksum_trusted())),
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
             }
         }
         let app_work = shared.app_work.swap(false, Ordering::AcqRel);
@@ -594,6 +636,9 @@ fn run_inner(
             }
         }
         if let Err(e) = out.flush_to(now, &mut **dev) {
+            if device_gone(&e) {
+                return Err(e);
+            }
             log::debug!("device transmit failed: {e}");
         }
         if exit {
@@ -617,6 +662,27 @@ fn run_inner(
         if shared.waker.is_stopped() {
             return Ok(());
         }
+    }
+}
+
+/// A transmit error that means the device is gone (its descriptor closed,
+/// the interface removed), as opposed to one frame lost (a full queue, a
+/// frame the device refuses), which a wire would lose too.
+fn device_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EIO | libc::ENODEV | libc::ENXIO | libc::EPIPE)
+    )
+}
+
+impl crate::Stack {
+    /// Why the stack stopped when it was not asked to: a device error
+    /// (`device failed: ...`) or a panic in the stack thread (`stack thread
+    /// panicked: ...`). `None` while it runs and after [`stop`](Self::stop).
+    /// Once the stack has stopped every call, blocked or not, fails with
+    /// ENETDOWN.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared().lock().last_error.clone()
     }
 }
 
