@@ -8,17 +8,20 @@
 //! connection. UDP (`-u`): each read of standard input is one datagram;
 //! with `-l`, replies go to the last sender. UDP has no end, so after the
 //! end of input it keeps printing what arrives until `-q SECS` or SIGINT.
+//!
+//! One thread does it all: it sleeps in poll(2) on standard input and on
+//! the readiness descriptor of a [`Poller`] watching the socket (which is
+//! nonblocking), so no helper threads are needed.
 
 use std::error::Error;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use sockets_api::{Stack, TcpListener, TcpStream, UdpSocket};
+use sockets_api::{Fd, Interest, PollEvent, Poller, Stack, TcpListener, TcpStream, UdpSocket};
 
 use crate::app::{self, describe_duration, describe_io_error};
 use crate::args::{StackArgs, UsageError, seconds};
@@ -65,12 +68,6 @@ fn seconds_or_zero(s: &str) -> Result<Duration, String> {
     } else {
         seconds(s)
     }
-}
-
-/// One direction finished (Ok) or failed (a one-line message).
-enum Done {
-    Input(Result<(), String>),
-    Network(Result<(), String>),
 }
 
 /// The address and port the arguments name.
@@ -123,7 +120,7 @@ fn tcp_connect(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), S
     if args.verbose {
         eprintln!("ustack nc: connected to {target}");
     }
-    tcp_session(stream, args.quit_after)
+    tcp_session(stack, stream, args.quit_after)
 }
 
 fn tcp_listen(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), String> {
@@ -143,40 +140,17 @@ fn tcp_listen(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), St
     if args.verbose {
         eprintln!("ustack nc: connection received from {peer}");
     }
-    tcp_session(stream, args.quit_after)
+    tcp_session(stack, stream, args.quit_after)
 }
 
 /// Copies stdin to the connection and the connection to stdout until both
 /// are done.
-fn tcp_session(stream: TcpStream, quit_after: Option<Duration>) -> Result<(), String> {
-    let (tx, rx) = mpsc::channel();
-    let writer = stream.clone();
-    spawn_input(tx.clone(), move |chunk| match chunk {
-        Some(data) => (&writer)
-            .write_all(data)
-            .map_err(|e| format!("sending: {}", describe_io_error(&e))),
-        None => writer
-            .shutdown(Shutdown::Write)
-            .map_err(|e| format!("shutting down the write side: {}", describe_io_error(&e))),
-    });
-    let reader = stream;
-    spawn_named("nc network", move || {
-        let mut buf = vec![0u8; BUFFER];
-        let result = loop {
-            match (&reader).read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    if let Err(e) = write_stdout(&buf[..n]) {
-                        break Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(format!("receiving: {}", describe_io_error(&e))),
-            }
-        };
-        let _ = tx.send(Done::Network(result));
-    });
-    wait_both(&rx, quit_after)
+fn tcp_session(
+    stack: &Stack,
+    stream: TcpStream,
+    quit_after: Option<Duration>,
+) -> Result<(), String> {
+    session(stack, Link::Tcp(stream), stdin()?, &mut Stdout, quit_after)
 }
 
 fn udp_connect(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), String> {
@@ -186,31 +160,13 @@ fn udp_connect(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), S
     if args.verbose {
         eprintln!("ustack nc: sending datagrams to {addr}");
     }
-    let (tx, rx) = mpsc::channel();
-    let sender = sock.clone();
-    spawn_input(tx.clone(), move |chunk| match chunk {
-        Some(data) => sender
-            .send(data)
-            .map(|_| ())
-            .map_err(|e| format!("sending: {}", describe_io_error(&e))),
-        None => Ok(()),
-    });
-    spawn_named("nc network", move || {
-        let mut buf = vec![0u8; 65_536];
-        let result = loop {
-            match sock.recv(&mut buf) {
-                Ok(n) => {
-                    if let Err(e) = write_stdout(&buf[..n]) {
-                        break Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(format!("receiving: {}", describe_io_error(&e))),
-            }
-        };
-        let _ = tx.send(Done::Network(result));
-    });
-    wait_both(&rx, args.quit_after)
+    session(
+        stack,
+        Link::Udp(sock),
+        stdin()?,
+        &mut Stdout,
+        args.quit_after,
+    )
 }
 
 fn udp_listen(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), String> {
@@ -222,121 +178,289 @@ fn udp_listen(stack: &Stack, addr: SocketAddrV4, args: &NcArgs) -> Result<(), St
             .map_or(addr.to_string(), |a| a.to_string());
         eprintln!("ustack nc: listening on UDP {local}");
     }
-    // The last sender: where standard input goes.
-    let peer = Arc::new((Mutex::new(None::<SocketAddr>), Condvar::new()));
-    let (tx, rx) = mpsc::channel();
-    let (sender, send_peer) = (sock.clone(), peer.clone());
-    spawn_input(tx.clone(), move |chunk| {
-        let Some(data) = chunk else { return Ok(()) };
-        let (lock, cond) = &*send_peer;
-        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while guard.is_none() {
-            guard = cond.wait(guard).unwrap_or_else(|e| e.into_inner());
-        }
-        let to = guard.unwrap_or(SocketAddr::V4(addr));
-        drop(guard);
-        sender
-            .send_to(data, to)
-            .map(|_| ())
-            .map_err(|e| format!("sending to {to}: {}", describe_io_error(&e)))
-    });
-    let verbose = args.verbose;
-    spawn_named("nc network", move || {
-        let mut buf = vec![0u8; 65_536];
-        let result = loop {
-            match sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let (lock, cond) = &*peer;
-                    let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    if verbose && *guard != Some(from) {
-                        eprintln!("ustack nc: datagrams from {from}");
-                    }
-                    *guard = Some(from);
-                    cond.notify_all();
-                    drop(guard);
-                    if let Err(e) = write_stdout(&buf[..n]) {
-                        break Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(format!("receiving: {}", describe_io_error(&e))),
-            }
-        };
-        let _ = tx.send(Done::Network(result));
-    });
-    wait_both(&rx, args.quit_after)
+    let link = Link::UdpListen {
+        sock,
+        peer: None,
+        verbose: args.verbose,
+    };
+    session(stack, link, stdin()?, &mut Stdout, args.quit_after)
 }
 
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = thread::Builder::new().name(name.into()).spawn(f) {
-        // Without the thread nothing can work; say so and give up.
-        eprintln!("ustack: error: cannot start a thread: {e}");
-        std::process::exit(1);
+/// What the session copies to and from.
+enum Link {
+    /// A connection: the end of input shuts its write side down, and the
+    /// peer's end of stream ends the network direction.
+    Tcp(TcpStream),
+    /// A connected UDP socket: each read of input is one datagram.
+    Udp(UdpSocket),
+    /// A bound UDP socket: input goes to the last sender (and waits for
+    /// the first).
+    UdpListen {
+        sock: UdpSocket,
+        peer: Option<SocketAddr>,
+        verbose: bool,
+    },
+}
+
+/// What one nonblocking receive did.
+enum Received {
+    Data(usize),
+    End,
+    Nothing,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+impl Link {
+    fn fd(&self) -> Fd {
+        match self {
+            Link::Tcp(s) => s.as_fd(),
+            Link::Udp(s) | Link::UdpListen { sock: s, .. } => s.as_fd(),
+        }
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Link::Tcp(s) => s.set_nonblocking(true),
+            Link::Udp(s) | Link::UdpListen { sock: s, .. } => s.set_nonblocking(true),
+        }
+    }
+
+    /// True when input can go out now (a listening UDP socket needs a
+    /// sender first).
+    fn can_send(&self) -> bool {
+        !matches!(self, Link::UdpListen { peer: None, .. })
+    }
+
+    /// Sends from `data` (a datagram goes whole): how much went, 0 when it
+    /// would block or there is nobody to send to yet.
+    fn send(&mut self, data: &[u8]) -> Result<usize, String> {
+        let (sent, to) = match self {
+            Link::Tcp(s) => (s.write(data), None),
+            Link::Udp(s) => (s.send(data).map(|_| data.len()), None),
+            Link::UdpListen { sock, peer, .. } => match peer {
+                Some(to) => (sock.send_to(data, *to).map(|_| data.len()), Some(*to)),
+                None => return Ok(0),
+            },
+        };
+        match sent {
+            Ok(n) => Ok(n),
+            Err(e) if would_block(&e) => Ok(0),
+            Err(e) => Err(match to {
+                Some(to) => format!("sending to {to}: {}", describe_io_error(&e)),
+                None => format!("sending: {}", describe_io_error(&e)),
+            }),
+        }
+    }
+
+    /// The end of input: a TCP connection shuts its write side down.
+    fn finish(&self) -> Result<(), String> {
+        match self {
+            Link::Tcp(s) => s
+                .shutdown(Shutdown::Write)
+                .map_err(|e| format!("shutting down the write side: {}", describe_io_error(&e))),
+            _ => Ok(()),
+        }
+    }
+
+    /// One nonblocking receive into `buf`.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Received, String> {
+        let got = match self {
+            Link::Tcp(s) => s.read(buf),
+            Link::Udp(s) => s.recv(buf),
+            Link::UdpListen {
+                sock,
+                peer,
+                verbose,
+            } => sock.recv_from(buf).map(|(n, from)| {
+                if *verbose && *peer != Some(from) {
+                    eprintln!("ustack nc: datagrams from {from}");
+                }
+                *peer = Some(from);
+                n
+            }),
+        };
+        match got {
+            Ok(0) if matches!(self, Link::Tcp(_)) => Ok(Received::End),
+            Ok(n) => Ok(Received::Data(n)),
+            Err(e) if would_block(&e) => Ok(Received::Nothing),
+            Err(e) => Err(format!("receiving: {}", describe_io_error(&e))),
+        }
     }
 }
 
-/// Reads standard input in a thread, handing each chunk to `sink`, then
-/// `None` at its end; reports the outcome on `tx`.
-fn spawn_input(
-    tx: Sender<Done>,
-    mut sink: impl FnMut(Option<&[u8]>) -> Result<(), String> + Send + 'static,
-) {
-    spawn_named("nc input", move || {
-        let mut stdin = io::stdin().lock();
-        let mut buf = vec![0u8; DATAGRAM];
-        let result = loop {
-            match stdin.read(&mut buf) {
-                Ok(0) => break sink(None),
-                Ok(n) => {
-                    if let Err(e) = sink(Some(&buf[..n])) {
-                        break Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(format!("reading standard input: {}", describe_io_error(&e))),
-            }
-        };
-        let _ = tx.send(Done::Input(result));
-    });
+/// Standard output, flushed after each write.
+struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut out = io::stdout().lock();
+        out.write_all(data).and_then(|()| out.flush())?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stdout().flush()
+    }
 }
 
-fn write_stdout(data: &[u8]) -> Result<(), String> {
-    let mut out = io::stdout().lock();
-    out.write_all(data)
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("writing standard output: {}", describe_io_error(&e)))
+/// Standard input as a file of its own (a duplicate of descriptor 0), read
+/// directly: no buffer hides data from poll(2).
+fn stdin() -> Result<File, String> {
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| format!("reading standard input: {}", describe_io_error(&e)))
 }
 
-/// Waits until both directions are done, the first error, or
-/// `quit_after` past the end of input.
-fn wait_both(rx: &mpsc::Receiver<Done>, quit_after: Option<Duration>) -> Result<(), String> {
-    let (mut input_done, mut network_done) = (false, false);
+/// The poller token of the link.
+const LINK: u64 = 1;
+
+/// Copies `input` to the link and the link to `output` in one thread: it
+/// sleeps in poll(2) on `input` and on the readiness descriptor of a
+/// [`Poller`] watching the link, so a kernel descriptor and a ustack
+/// socket are waited on together. Ends when both directions are done (for
+/// UDP the network side never is), at the first error, or `quit_after`
+/// past the end of input.
+fn session(
+    stack: &Stack,
+    mut link: Link,
+    mut input: File,
+    output: &mut dyn Write,
+    quit_after: Option<Duration>,
+) -> Result<(), String> {
+    let stack_err = |e: io::Error| format!("receiving: {}", describe_io_error(&e));
+    link.set_nonblocking().map_err(stack_err)?;
+    let poller = Poller::new(stack).map_err(stack_err)?;
+    let fd = link.fd();
+    let (mut input_done, mut network_done, mut shut) = (false, false, false);
     let mut quit_at: Option<Instant> = None;
-    while !(input_done && network_done) {
-        let event = match quit_at {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(event) => event,
-                Err(RecvTimeoutError::Timeout) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            },
-            None => match rx.recv() {
-                Ok(event) => event,
-                Err(_) => return Ok(()),
-            },
-        };
-        match event {
-            Done::Input(result) => {
-                result?;
-                input_done = true;
-                quit_at = quit_after.map(|d| Instant::now() + d);
+    // Input read and not sent yet.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut sent = 0;
+    // The interest registered with the poller (0: not registered).
+    let mut registered: i16 = 0;
+    let mut buf = vec![0u8; BUFFER];
+    let mut events = [PollEvent::default(); 4];
+    loop {
+        if sent < pending.len() {
+            sent += link.send(&pending[sent..])?;
+        }
+        if sent == pending.len() {
+            pending.clear();
+            sent = 0;
+            if input_done && !shut {
+                link.finish()?;
+                shut = true;
             }
-            Done::Network(result) => {
-                result?;
-                network_done = true;
+        }
+        if input_done && network_done && pending.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if quit_at.is_some_and(|t| now >= t) {
+            return Ok(());
+        }
+        // Interest: reading until the peer's end, room to write while
+        // input waits to go out.
+        let mut want = 0;
+        if !network_done {
+            want |= Interest::READABLE.events();
+        }
+        if !pending.is_empty() && link.can_send() {
+            want |= Interest::WRITABLE.events();
+        }
+        if want != registered {
+            let r = match (registered, want) {
+                (_, 0) => poller.deregister(fd),
+                (0, w) => poller.register(fd, LINK, Interest::from_events(w)),
+                (_, w) => poller.modify(fd, LINK, Interest::from_events(w)),
+            };
+            r.map_err(stack_err)?;
+            registered = want;
+        }
+        let read_input = !input_done && pending.is_empty();
+        let timeout = quit_at.map(|t| t.saturating_duration_since(now));
+        let (input_ready, link_ready) = wait_readable(
+            read_input.then(|| input.as_raw_fd()),
+            poller.as_raw_fd(),
+            timeout,
+        )
+        .map_err(|e| format!("waiting: {}", describe_io_error(&e)))?;
+        if input_ready {
+            match input.read(&mut buf[..DATAGRAM]) {
+                Ok(0) => {
+                    input_done = true;
+                    quit_at = quit_after.map(|d| Instant::now() + d);
+                }
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if would_block(&e) => {}
+                Err(e) => {
+                    return Err(format!("reading standard input: {}", describe_io_error(&e)));
+                }
+            }
+        }
+        if link_ready {
+            // Clears the descriptor once nothing is listed; what is ready
+            // is found by trying.
+            poller
+                .wait(&mut events, Some(Duration::ZERO))
+                .map_err(stack_err)?;
+            while !network_done {
+                match link.recv(&mut buf)? {
+                    Received::Data(n) => output.write_all(&buf[..n]).map_err(|e| {
+                        format!("writing standard output: {}", describe_io_error(&e))
+                    })?,
+                    Received::End => network_done = true,
+                    Received::Nothing => break,
+                }
             }
         }
     }
-    Ok(())
+}
+
+/// poll(2) for readability on `input` (when given) and `link` until one
+/// is readable or `timeout` passes: which are readable (end of file and
+/// errors count: the read tells).
+fn wait_readable(
+    input: Option<RawFd>,
+    link: RawFd,
+    timeout: Option<Duration>,
+) -> io::Result<(bool, bool)> {
+    let ms = timeout.map_or(-1, |t| {
+        // Rounded up: waking before the deadline would spin.
+        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
+    let mut fds = [
+        libc::pollfd {
+            fd: link,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: input.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let n = if input.is_some() { 2 } else { 1 };
+    // SAFETY: `fds` holds at least `n` live pollfd structures.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok((false, false));
+        }
+        return Err(e);
+    }
+    let ready = |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+    Ok((input.is_some() && ready(&fds[1]), ready(&fds[0])))
 }
 
 #[cfg(test)]
