@@ -666,12 +666,13 @@ fn run_inner(
 }
 
 /// A transmit error that means the device is gone (its descriptor closed,
-/// the interface removed), as opposed to one frame lost (a full queue, a
-/// frame the device refuses), which a wire would lose too.
+/// the interface removed: EBADFD from a TAP), as opposed to frames lost
+/// for now (a full queue, a frame the device refuses, EIO from a TAP whose
+/// interface is down until it is up again), which a wire would lose too.
 fn device_gone(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EBADF | libc::EIO | libc::ENODEV | libc::ENXIO | libc::EPIPE)
+        Some(libc::EBADF | libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE)
     )
 }
 

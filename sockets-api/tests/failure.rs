@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,14 +19,19 @@ const FAIL: u8 = 1;
 const PANIC: u8 = 2;
 
 /// A link that loses every frame and receives none until told to fail:
-/// then its receive returns an error, or panics.
+/// then its receive returns an error, or panics. Its transmit fails with
+/// the errno in `send_error` (0: succeeds).
 struct Breakable {
     mode: Arc<AtomicU8>,
+    send_error: Arc<AtomicI32>,
 }
 
 impl FrameSink for Breakable {
     fn send(&mut self, _now: Instant, _frame: &[u8]) -> io::Result<()> {
-        Ok(())
+        match self.send_error.load(Ordering::Acquire) {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
     }
 }
 
@@ -45,12 +50,22 @@ impl Device for Breakable {
 }
 
 fn stack() -> (Stack, Arc<AtomicU8>) {
+    let (stack, mode, _) = stack_with_send_error();
+    (stack, mode)
+}
+
+fn stack_with_send_error() -> (Stack, Arc<AtomicU8>, Arc<AtomicI32>) {
     let mode = Arc::new(AtomicU8::new(RUN));
-    let stack = StackBuilder::device(Breakable { mode: mode.clone() })
+    let send_error = Arc::new(AtomicI32::new(0));
+    let dev = Breakable {
+        mode: mode.clone(),
+        send_error: send_error.clone(),
+    };
+    let stack = StackBuilder::device(dev)
         .addr("10.0.0.1/24".parse().unwrap())
         .start()
         .unwrap();
-    (stack, mode)
+    (stack, mode, send_error)
 }
 
 fn is_netdown<T: std::fmt::Debug>(r: io::Result<T>) -> bool {
@@ -135,4 +150,31 @@ fn a_stopped_stack_has_no_error() {
     stack.stop();
     assert!(is_netdown(listener.accept()));
     assert_eq!(stack.last_error(), None);
+}
+
+#[test]
+fn a_transmit_error_stops_the_stack_only_when_the_device_is_gone() {
+    let (stack, _mode, send_error) = stack_with_send_error();
+    let udp = UdpSocket::bind(&stack, "0.0.0.0:53").unwrap();
+    // EIO (a TAP whose interface is down): frames are lost, the stack runs.
+    send_error.store(libc::EIO, Ordering::Release);
+    // Each new destination sends an ARP request.
+    udp.send_to(b"x", "10.0.0.2:9").unwrap();
+    let poller = Poller::new(&stack).unwrap();
+    let mut events = [PollEvent::default(); 4];
+    // Gives the stack thread time to transmit: a wait that times out.
+    poller
+        .wait(&mut events, Some(Duration::from_millis(20)))
+        .unwrap();
+    assert_eq!(stack.last_error(), None);
+    udp.send_to(b"x", "10.0.0.3:9").unwrap();
+
+    // EBADFD (the TAP was deleted): the stack stops, loudly.
+    let reader = udp.try_clone().unwrap();
+    let read = thread::spawn(move || reader.recv_from(&mut [0u8; 64]).map(|_| ()));
+    send_error.store(libc::EBADFD, Ordering::Release);
+    udp.send_to(b"x", "10.0.0.4:9").unwrap();
+    assert!(is_netdown(read.join().unwrap()));
+    let why = stack.last_error().expect("a cause");
+    assert!(why.starts_with("device failed"), "{why}");
 }

@@ -335,7 +335,16 @@ fn session(
     output: &mut dyn Write,
     quit_after: Option<Duration>,
 ) -> Result<(), String> {
-    let stack_err = |e: io::Error| format!("receiving: {}", describe_io_error(&e));
+    // ENETDOWN: the stack stopped; say why when it was not asked to.
+    let stack_err = |e: io::Error| {
+        let why = describe_io_error(&e);
+        match stack.last_error() {
+            Some(cause) if e.kind() == io::ErrorKind::NetworkDown => {
+                format!("receiving: {why}: {cause}")
+            }
+            _ => format!("receiving: {why}"),
+        }
+    };
     link.set_nonblocking().map_err(stack_err)?;
     let poller = Poller::new(stack).map_err(stack_err)?;
     let fd = link.fd();
