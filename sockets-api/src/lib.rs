@@ -62,7 +62,10 @@ pub use types::{
 pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
 pub use stack::device::FaultConfig;
-pub use stack::{Counters, DEFAULT_MEM_LIMIT, MemoryStats, SynCookieMode, TcpLimits};
+pub use stack::{
+    CounterEntry, Counters, DEFAULT_MEM_LIMIT, MemoryStats, SocketInfo, SocketKind, SynCookieMode,
+    TcpLimits,
+};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
 
@@ -122,6 +125,15 @@ impl Stack {
     /// A snapshot of the interface counters.
     pub fn counters(&self) -> Counters {
         self.shared().lock().iface.counters()
+    }
+
+    /// A snapshot of every socket of the stack (TCP listeners, connections
+    /// and TIME-WAIT records, UDP and ICMP sockets), including those the
+    /// application already closed: their addresses, queues and, for TCP
+    /// connections, what `TCP_INFO` reports. Taken under the stack lock,
+    /// in one walk of the tables; the packet path keeps nothing for it.
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.shared().lock().iface.sockets()
     }
 
     /// TCP connections per state (compact TIME-WAIT records count as
