@@ -64,7 +64,7 @@ pub use ip::{Ipv4Cidr, Route};
 pub use stack::device::FaultConfig;
 pub use stack::{
     CounterEntry, Counters, DEFAULT_MEM_LIMIT, MemoryStats, SocketInfo, SocketKind, SynCookieMode,
-    TcpLimits,
+    TcpLimits, ss_state_name,
 };
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
@@ -136,6 +136,16 @@ impl Stack {
         self.shared().lock().iface.sockets()
     }
 
+    /// A handle that reads the stack's figures ([`StackObserver::sockets`],
+    /// [`StackObserver::counters`]) without keeping the stack running: the
+    /// stack still stops when the last [`Stack`] clone is dropped, after
+    /// which the observer reports the final figures.
+    pub fn observer(&self) -> StackObserver {
+        StackObserver {
+            shared: Arc::clone(&self.inner.shared),
+        }
+    }
+
     /// TCP connections per state (compact TIME-WAIT records count as
     /// TIME-WAIT). Walks every connection: for reports.
     pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
@@ -151,6 +161,37 @@ impl Stack {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+}
+
+/// Reads a stack's figures from another thread (a control socket, a
+/// metrics endpoint) without keeping the stack alive; see
+/// [`Stack::observer`]. Each call takes the stack lock briefly.
+#[derive(Clone)]
+pub struct StackObserver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StackObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackObserver").finish_non_exhaustive()
+    }
+}
+
+impl StackObserver {
+    /// As [`Stack::sockets`].
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.shared.lock().iface.sockets()
+    }
+
+    /// As [`Stack::counters`].
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().iface.counters()
+    }
+
+    /// As [`Stack::tcp_states`].
+    pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
+        self.shared.lock().iface.tcp_states()
     }
 }
 

@@ -102,3 +102,23 @@ fn counters_grow_and_closed_sockets_leave_the_snapshot() {
     assert!(!listed.iter().any(|s| s.state == "LISTEN"));
     assert!(listed.iter().any(|s| s.state == "ESTAB"));
 }
+
+#[test]
+fn observer_reads_without_keeping_the_stack_alive() {
+    let (a, b) = pair();
+    let obs = a.observer();
+    let listener = TcpListener::bind(&a, "0.0.0.0:5002").unwrap();
+    let _client = TcpStream::connect(&b, "10.0.0.1:5002").unwrap();
+    let _server = listener.accept().unwrap();
+    assert!(obs.sockets().iter().any(|s| s.state == "ESTAB"));
+    assert_eq!(obs.counters().frames_in, a.counters().frames_in);
+    assert!(
+        obs.tcp_states()
+            .iter()
+            .any(|(s, n)| *s == tcp::State::Established && *n == 1)
+    );
+    drop(listener);
+    drop(a);
+    // The observer holds no Stack: dropping handles is not held up by it.
+    let _ = obs.counters();
+}

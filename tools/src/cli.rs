@@ -13,6 +13,11 @@ use crate::serve::ServeArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log output on standard error, before the command (`ustack -v
+    /// serve ...`): -v is RUST_LOG=info, -vv debug, -vvv trace (RUST_LOG,
+    /// when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -30,6 +35,20 @@ pub enum Command {
     /// Two-phase commit bank: coordinator, participants, transfers.
     #[command(name = "2pc")]
     TwoPc(crate::dist::TwoPcArgs),
+    /// List the sockets of a running stack (its --control socket), like ss.
+    #[command(
+        after_help = "Examples:\n  ustack ss --control /run/ustack.sock -tn\n  \
+                            ustack ss --control /run/ustack.sock -ti\n  \
+                            ustack ss --control /run/ustack.sock -lu"
+    )]
+    Ss(crate::observe::SsArgs),
+    /// Print every counter of a running stack (its --control socket).
+    #[command(
+        after_help = "Examples:\n  ustack stats --control /run/ustack.sock\n  \
+                            ustack stats --control /run/ustack.sock --json | python3 -m json.tool\n  \
+                            ustack stats --control /run/ustack.sock --watch 1"
+    )]
+    Stats(crate::observe::StatsArgs),
 }
 
 /// Prints a clap error as one line (help and version go out whole) and

@@ -68,7 +68,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     };
     let builder = start::builder(&args.stack)?.shutdown_linger(STOP_LINGER);
     signals::install()?;
-    let stack = start::start_with(builder)?;
+    let stack = start::start_with(&args.stack, builder)?;
     let services = Services::start(
         &stack,
         ServiceConfig {
