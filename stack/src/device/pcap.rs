@@ -13,6 +13,10 @@ use super::{ChecksumCaps, Device, FrameSink};
 const LINKTYPE_ETHERNET: u32 = 1;
 /// Largest frame recorded whole.
 const SNAPLEN: u32 = 262_144;
+/// Longest a recorded frame stays in the capture's buffer: a process
+/// killed without warning leaves a capture that is complete up to at most
+/// this long before its end.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes frames to a classic pcap stream with microsecond timestamps.
 ///
@@ -24,6 +28,9 @@ pub struct PcapWriter<W: Write> {
     base_instant: Instant,
     base_micros: u64,
     frames: u64,
+    /// One record, built whole and written with one call, so that the
+    /// buffer is only ever written out at record boundaries.
+    record: Vec<u8>,
 }
 
 impl PcapWriter<BufWriter<File>> {
@@ -58,6 +65,7 @@ impl<W: Write> PcapWriter<W> {
             base_instant,
             base_micros,
             frames: 0,
+            record: Vec::with_capacity(2048),
         })
     }
 
@@ -69,13 +77,14 @@ impl<W: Write> PcapWriter<W> {
                 .map(|d| d.as_micros() as u64)
                 .unwrap_or(0);
         let incl = frame.len().min(SNAPLEN as usize);
-        let mut rec = [0u8; 16];
-        rec[0..4].copy_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        rec[4..8].copy_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        rec[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
-        rec[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.out.write_all(&rec)?;
-        self.out.write_all(&frame[..incl])?;
+        let rec = &mut self.record;
+        rec.clear();
+        rec.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&(incl as u32).to_le_bytes());
+        rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&frame[..incl]);
+        self.out.write_all(rec)?;
         self.frames += 1;
         Ok(())
     }
@@ -108,6 +117,8 @@ pub struct PcapDevice<D, W: Write = BufWriter<File>> {
     failed: bool,
     /// Where a super segment's pieces are built for the capture.
     scratch: Vec<u8>,
+    /// When the oldest frame not yet flushed was recorded.
+    unflushed_since: Option<Instant>,
 }
 
 impl<D: Device, W: Write> PcapDevice<D, W> {
@@ -118,6 +129,7 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
             pcap,
             failed: false,
             scratch: Vec::new(),
+            unflushed_since: None,
         }
     }
 
@@ -144,6 +156,23 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
             // A full disk must not stop the stack; say so once.
             log::error!("pcap: writing failed, capture stopped: {e}");
             self.failed = true;
+            return;
+        }
+        self.unflushed_since.get_or_insert(now);
+        self.flush_if_due(now);
+    }
+
+    /// Flushes the capture when a frame has waited [`FLUSH_INTERVAL`].
+    fn flush_if_due(&mut self, now: Instant) {
+        if self
+            .unflushed_since
+            .is_some_and(|t| now >= t + FLUSH_INTERVAL)
+        {
+            self.unflushed_since = None;
+            if let Err(e) = self.pcap.flush() {
+                log::error!("pcap: writing failed, capture stopped: {e}");
+                self.failed = true;
+            }
         }
     }
 }
@@ -176,6 +205,7 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
 
 impl<D: Device, W: Write> Device for PcapDevice<D, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.flush_if_due(now);
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
             // The capture shows the segment with the checksum it stands for
@@ -194,8 +224,11 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.inner.max_frame_len()
     }
 
+    /// The inner device's deadline, or the time the oldest unflushed
+    /// frame is due to be written out, whichever is first.
     fn poll_at(&self) -> Option<Instant> {
-        self.inner.poll_at()
+        let flush = self.unflushed_since.map(|t| t + FLUSH_INTERVAL);
+        [self.inner.poll_at(), flush].into_iter().flatten().min()
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
@@ -208,6 +241,7 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()?;
+        self.unflushed_since = None;
         self.pcap.flush()
     }
 }

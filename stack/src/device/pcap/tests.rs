@@ -77,3 +77,55 @@ fn captures_show_trusted_segments_with_their_real_checksum() {
     assert_eq!(recorded, &buf[..n], "the stack gets what the capture shows");
     tcp::TcpRepr::parse(&recorded[34..], src, dst).expect("a valid checksum");
 }
+
+/// A file stand-in whose contents the test can read while the writer
+/// still holds it.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn frames_reach_the_file_within_the_flush_interval() {
+    let t0 = Instant::now();
+    let file = Shared::default();
+    let w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 16, file.clone()),
+        t0,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut dev = PcapDevice::new(Trusting(None), w);
+    assert_eq!(dev.poll_at(), None);
+    dev.send(t0, &[0u8; 60]).unwrap();
+    // Buffered: nothing written yet, and the device asks to be polled
+    // when the frame is due.
+    assert!(file.0.lock().unwrap().is_empty());
+    assert_eq!(dev.poll_at(), Some(t0 + FLUSH_INTERVAL));
+    let mut buf = [0u8; 1500];
+    dev.recv(t0 + FLUSH_INTERVAL / 2, &mut buf).unwrap();
+    assert!(file.0.lock().unwrap().is_empty());
+    dev.recv(t0 + FLUSH_INTERVAL, &mut buf).unwrap();
+    assert_eq!(file.0.lock().unwrap().len(), 24 + 16 + 60);
+    assert_eq!(dev.poll_at(), None);
+    // Records are written whole: the file always ends at a record boundary.
+    for i in 0..2000u32 {
+        let t = t0 + FLUSH_INTERVAL * 2 + Duration::from_millis(u64::from(i));
+        dev.send(t, &vec![0u8; 60 + (i as usize % 1400)]).unwrap();
+        let bytes = file.0.lock().unwrap().clone();
+        let mut at = 24;
+        while at < bytes.len() {
+            let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            at += 16 + incl;
+        }
+        assert_eq!(at, bytes.len(), "a record cut short after frame {i}");
+    }
+}
