@@ -61,6 +61,11 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         b = b.host_addr(h);
     }
     if let Some(p) = &args.pcap {
+        if p.as_os_str() == "-" {
+            return Err(UsageError(
+                "--pcap - (a capture on standard output) is only for ustack serve".into(),
+            ));
+        }
         b = b.pcap(p.clone()).capture_loopback(args.pcap_loopback);
     }
     if let Some(s) = args.seed {

@@ -35,8 +35,15 @@ pub struct PcapWriter<W: Write> {
 
 impl PcapWriter<BufWriter<File>> {
     /// Creates `path` and writes the file header; times are wall-clock.
+    /// The path `-` is standard output (a live capture for `wireshark -k
+    /// -i -`).
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = File::create(path)?;
+        let file = if path.as_os_str() == "-" {
+            use std::os::fd::AsFd;
+            File::from(io::stdout().as_fd().try_clone_to_owned()?)
+        } else {
+            File::create(path)?
+        };
         PcapWriter::new(
             BufWriter::with_capacity(256 * 1024, file),
             Instant::now(),
