@@ -179,6 +179,25 @@ wait "$TSHARK" || { cat "$OUT/live.err" >&2; die "tshark failed on the live stre
 grep -q '^ustack: serving' "$OUT/live.log" || die "serve's messages did not go to standard error"
 ok "--pcap - | tshark -r -: frames shown while serve runs"
 
+# --pcap FILE.pcapng: pcapng with nanosecond timestamps and the
+# direction of every frame.
+start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/ng.log" --echo 7 --pcap "$OUT/cap.pcapng"
+in_ns "$NS" ping -c 3 -i 0.2 10.0.0.2 >/dev/null
+echo hello | in_ns "$NS" timeout 5 nc -q 1 10.0.0.2 7 >/dev/null || true
+stop_pid "$USTACK"
+[[ $(tshark -r "$OUT/cap.pcapng" -T fields -e frame.encap_type 2>/dev/null | head -1) == 1 ]] ||
+    die "the .pcapng is not Ethernet"
+[[ $(capinfos -t "$OUT/cap.pcapng" 2>/dev/null | sed -n 's/^File type: *//p') == *pcapng* ]] ||
+    die "the .pcapng file is not pcapng"
+dirs=$(tshark -r "$OUT/cap.pcapng" -T fields -e frame.packet_flags_direction 2>/dev/null)
+total=$(wc -l <<<"$dirs")
+inbound=$(grep -c '^0x0*1$' <<<"$dirs" || true)
+outbound=$(grep -c '^0x0*2$' <<<"$dirs" || true)
+((total > 6 && inbound + outbound == total && inbound > 0 && outbound > 0)) ||
+    die "directions in the pcapng: $inbound in, $outbound out of $total frames"
+check_pcap "$OUT/cap.pcapng"
+ok "--pcap FILE.pcapng: $total frames, $inbound inbound and $outbound outbound, all with a direction"
+
 # Bad arguments: one line, exit 2; no control socket: one line, exit 1.
 set +e
 err=$("$USTACK_BIN" ss 2>&1); rc=$?

@@ -16,7 +16,9 @@ pub use fault::{
     DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
 };
 pub use memory::{MemoryDevice, memory_pair};
-pub use pcap::{PcapDevice, PcapWriter};
+pub use pcap::{
+    CaptureFormat, Direction, FLUSH_INTERVAL, LINKTYPE_ETHERNET, PcapDevice, PcapWriter,
+};
 pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError};
 
 use std::io;

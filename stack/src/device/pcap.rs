@@ -10,7 +10,40 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::{ChecksumCaps, Device, FrameSink};
 
 /// LINKTYPE_ETHERNET.
-const LINKTYPE_ETHERNET: u32 = 1;
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+/// The file format a [`PcapWriter`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic libpcap: microsecond timestamps, no direction.
+    Pcap,
+    /// pcapng: a section header, one interface description block
+    /// (nanosecond timestamps, `if_tsresol` = 9), enhanced packet blocks
+    /// with the direction (`epb_flags`) and optional comments.
+    Pcapng,
+}
+
+impl CaptureFormat {
+    /// pcapng for a path ending in `.pcapng`, classic pcap otherwise.
+    pub fn for_path(path: &Path) -> CaptureFormat {
+        if path.extension().is_some_and(|e| e == "pcapng") {
+            CaptureFormat::Pcapng
+        } else {
+            CaptureFormat::Pcap
+        }
+    }
+}
+
+/// Which way a recorded frame went (pcapng `epb_flags` bits 0-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Not said.
+    Unknown,
+    /// Received from the device.
+    Inbound,
+    /// Handed to the device.
+    Outbound,
+}
 /// Largest frame recorded whole.
 const SNAPLEN: u32 = 262_144;
 /// Longest a recorded frame stays in the capture's buffer: a process
@@ -25,8 +58,9 @@ pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 /// simulation with a virtual clock writes a capture with virtual times.
 pub struct PcapWriter<W: Write> {
     out: W,
+    format: CaptureFormat,
     base_instant: Instant,
-    base_micros: u64,
+    base_nanos: u64,
     frames: u64,
     /// One record, built whole and written with one call, so that the
     /// buffer is only ever written out at record boundaries.
@@ -44,53 +78,148 @@ impl PcapWriter<BufWriter<File>> {
         } else {
             File::create(path)?
         };
-        PcapWriter::new(
+        PcapWriter::with_format(
             BufWriter::with_capacity(256 * 1024, file),
             Instant::now(),
             SystemTime::now(),
+            CaptureFormat::for_path(path),
+            LINKTYPE_ETHERNET,
         )
     }
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the file header to `out`. `base_instant` is shown as `base_time`.
-    pub fn new(mut out: W, base_instant: Instant, base_time: SystemTime) -> io::Result<Self> {
-        let mut header = [0u8; 24];
-        header[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        header[4..6].copy_from_slice(&2u16.to_le_bytes());
-        header[6..8].copy_from_slice(&4u16.to_le_bytes());
-        // thiszone and sigfigs stay zero.
-        header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
-        header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+    /// Writes a classic pcap file header (Ethernet) to `out`.
+    /// `base_instant` is shown as `base_time`.
+    pub fn new(out: W, base_instant: Instant, base_time: SystemTime) -> io::Result<Self> {
+        Self::with_format(
+            out,
+            base_instant,
+            base_time,
+            CaptureFormat::Pcap,
+            LINKTYPE_ETHERNET,
+        )
+    }
+
+    /// Writes the header of a `format` capture of link type `linktype`
+    /// (LINKTYPE_ETHERNET = 1, LINKTYPE_RAW = 101, ...) to `out`: the
+    /// file header, or pcapng's section header and interface description.
+    pub fn with_format(
+        mut out: W,
+        base_instant: Instant,
+        base_time: SystemTime,
+        format: CaptureFormat,
+        linktype: u32,
+    ) -> io::Result<Self> {
+        let mut header = Vec::with_capacity(64);
+        match format {
+            CaptureFormat::Pcap => {
+                header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+                header.extend_from_slice(&2u16.to_le_bytes());
+                header.extend_from_slice(&4u16.to_le_bytes());
+                // thiszone and sigfigs stay zero.
+                header.extend_from_slice(&[0; 8]);
+                header.extend_from_slice(&SNAPLEN.to_le_bytes());
+                header.extend_from_slice(&linktype.to_le_bytes());
+            }
+            CaptureFormat::Pcapng => {
+                // Section header block: byte-order magic, version 1.0,
+                // section length unknown (-1), no options.
+                let mut body = Vec::with_capacity(16);
+                body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+                body.extend_from_slice(&1u16.to_le_bytes());
+                body.extend_from_slice(&0u16.to_le_bytes());
+                body.extend_from_slice(&(-1i64).to_le_bytes());
+                push_block(&mut header, 0x0a0d_0d0a, &body);
+                // Interface description block: link type, snap length,
+                // if_tsresol = 9 (nanoseconds), end of options.
+                let mut body = Vec::with_capacity(20);
+                body.extend_from_slice(&(linktype as u16).to_le_bytes());
+                body.extend_from_slice(&0u16.to_le_bytes());
+                body.extend_from_slice(&SNAPLEN.to_le_bytes());
+                push_option(&mut body, 9, &[9]);
+                push_option(&mut body, 0, &[]);
+                push_block(&mut header, 1, &body);
+            }
+        }
         out.write_all(&header)?;
-        let base_micros = base_time
+        let base_nanos = base_time
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
+            .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         Ok(PcapWriter {
             out,
+            format,
             base_instant,
-            base_micros,
+            base_nanos,
             frames: 0,
             record: Vec::with_capacity(2048),
         })
     }
 
+    /// The format written.
+    pub fn format(&self) -> CaptureFormat {
+        self.format
+    }
+
     /// Records one frame seen at `now`.
     pub fn write_frame(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
-        let micros = self.base_micros
+        self.write_frame_with(now, frame, Direction::Unknown, None)
+    }
+
+    /// Records one frame seen at `now`, with its direction and a comment
+    /// (pcapng only: a classic pcap has room for neither).
+    pub fn write_frame_with(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        direction: Direction,
+        comment: Option<&str>,
+    ) -> io::Result<()> {
+        let nanos = self.base_nanos
             + now
                 .checked_duration_since(self.base_instant)
-                .map(|d| d.as_micros() as u64)
+                .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
         let incl = frame.len().min(SNAPLEN as usize);
         let rec = &mut self.record;
         rec.clear();
-        rec.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        rec.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        rec.extend_from_slice(&(incl as u32).to_le_bytes());
-        rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&frame[..incl]);
+        match self.format {
+            CaptureFormat::Pcap => {
+                let micros = nanos / 1000;
+                rec.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
+                rec.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
+                rec.extend_from_slice(&(incl as u32).to_le_bytes());
+                rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+                rec.extend_from_slice(&frame[..incl]);
+            }
+            CaptureFormat::Pcapng => {
+                let mut body = Vec::with_capacity(incl + 48);
+                body.extend_from_slice(&0u32.to_le_bytes());
+                body.extend_from_slice(&((nanos >> 32) as u32).to_le_bytes());
+                body.extend_from_slice(&(nanos as u32).to_le_bytes());
+                body.extend_from_slice(&(incl as u32).to_le_bytes());
+                body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+                body.extend_from_slice(&frame[..incl]);
+                pad4(&mut body);
+                let flags: u32 = match direction {
+                    Direction::Unknown => 0,
+                    Direction::Inbound => 1,
+                    Direction::Outbound => 2,
+                };
+                if flags != 0 {
+                    push_option(&mut body, 2, &flags.to_le_bytes());
+                }
+                if let Some(c) = comment {
+                    let c = &c.as_bytes()[..c.len().min(u16::MAX as usize - 4)];
+                    push_option(&mut body, 1, c);
+                }
+                if flags != 0 || comment.is_some() {
+                    push_option(&mut body, 0, &[]);
+                }
+                push_block(rec, 6, &body);
+            }
+        }
         self.out.write_all(rec)?;
         self.frames += 1;
         Ok(())
@@ -115,6 +244,29 @@ impl<W: Write> PcapWriter<W> {
     pub fn get_ref(&self) -> &W {
         &self.out
     }
+}
+
+fn pad4(v: &mut Vec<u8>) {
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+}
+
+/// A pcapng option: code, length, value padded to 32 bits.
+fn push_option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
+    body.extend_from_slice(&code.to_le_bytes());
+    body.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    body.extend_from_slice(value);
+    pad4(body);
+}
+
+/// A pcapng block: type, total length, body, total length again.
+fn push_block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+    let total = (12 + body.len()) as u32;
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(&total.to_le_bytes());
 }
 
 /// A device wrapper that records every frame received and sent.
@@ -155,11 +307,11 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
         &self.pcap
     }
 
-    fn record(&mut self, now: Instant, frame: &[u8]) {
+    fn record(&mut self, now: Instant, frame: &[u8], direction: Direction) {
         if self.failed {
             return;
         }
-        if let Err(e) = self.pcap.write_frame(now, frame) {
+        if let Err(e) = self.pcap.write_frame_with(now, frame, direction, None) {
             // A full disk must not stop the stack; say so once.
             log::error!("pcap: writing failed, capture stopped: {e}");
             self.failed = true;
@@ -187,7 +339,7 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
 impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.inner.send(now, frame)?;
-        self.record(now, frame);
+        self.record(now, frame, Direction::Outbound);
         Ok(())
     }
 
@@ -197,7 +349,7 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
         super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
-            self.record(now, piece)
+            self.record(now, piece, Direction::Outbound)
         });
         self.scratch = scratch;
         Ok(())
@@ -206,7 +358,7 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     /// Loopback traffic the user asked to see, recorded as it was
     /// delivered (a super segment whole).
     fn capture_local(&mut self, now: Instant, frame: &[u8]) {
-        self.record(now, frame);
+        self.record(now, frame, Direction::Unknown);
     }
 }
 
@@ -218,7 +370,7 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
             // The capture shows the segment with the checksum it stands for
             // (the stack does not need it).
             super::checksum::complete_received(&self.inner, &mut buf[..n]);
-            self.record(now, &buf[..n]);
+            self.record(now, &buf[..n], Direction::Inbound);
         }
         Ok(n)
     }

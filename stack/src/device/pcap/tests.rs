@@ -129,3 +129,170 @@ fn frames_reach_the_file_within_the_flush_interval() {
         assert_eq!(at, bytes.len(), "a record cut short after frame {i}");
     }
 }
+
+/// An Ethernet frame carrying an ICMP echo request, checksums right.
+fn ping_frame() -> Vec<u8> {
+    let mut f = vec![
+        0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, // Ethernet
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // IPv4
+        8, 0, 0, 0, 0, 1, 0, 1, // ICMP echo
+    ];
+    let sum = |b: &[u8]| {
+        let mut s: u32 = b
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    };
+    let ip = sum(&f[14..34]);
+    f[24..26].copy_from_slice(&ip.to_be_bytes());
+    let icmp = sum(&f[34..]);
+    f[36..38].copy_from_slice(&icmp.to_be_bytes());
+    f
+}
+
+/// The blocks of a pcapng file: (type, body).
+fn blocks(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        assert_eq!(len % 4, 0);
+        let trailer = u32::from_le_bytes(bytes[at + len - 4..at + len].try_into().unwrap());
+        assert_eq!(trailer as usize, len);
+        out.push((kind, bytes[at + 8..at + len - 4].to_vec()));
+        at += len;
+    }
+    assert_eq!(at, bytes.len());
+    out
+}
+
+/// Options from `at` in a block body: (code, value).
+fn options(body: &[u8], mut at: usize) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    while at + 4 <= body.len() {
+        let code = u16::from_le_bytes([body[at], body[at + 1]]);
+        let len = usize::from(u16::from_le_bytes([body[at + 2], body[at + 3]]));
+        out.push((code, body[at + 4..at + 4 + len].to_vec()));
+        at += 4 + len.div_ceil(4) * 4;
+        if code == 0 {
+            break;
+        }
+    }
+    out
+}
+
+fn pcapng_sample() -> Vec<u8> {
+    let t0 = Instant::now();
+    let base = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut w = PcapWriter::with_format(
+        Vec::new(),
+        t0,
+        base,
+        CaptureFormat::Pcapng,
+        LINKTYPE_ETHERNET,
+    )
+    .unwrap();
+    let f = ping_frame();
+    w.write_frame_with(
+        t0 + Duration::from_nanos(1_000_000_007),
+        &f,
+        Direction::Inbound,
+        None,
+    )
+    .unwrap();
+    w.write_frame_with(t0, &f, Direction::Outbound, Some("fault: duplicated"))
+        .unwrap();
+    w.write_frame(t0, &f[..41]).unwrap();
+    w.into_inner()
+}
+
+#[test]
+fn writes_pcapng_blocks() {
+    let bytes = pcapng_sample();
+    let b = blocks(&bytes);
+    assert_eq!(b.len(), 5);
+    assert_eq!(b[0].0, 0x0a0d_0d0a);
+    assert_eq!(&b[0].1[0..4], &0x1a2b_3c4du32.to_le_bytes());
+    assert_eq!(b[1].0, 1);
+    assert_eq!(u16::from_le_bytes([b[1].1[0], b[1].1[1]]), 1);
+    assert_eq!(options(&b[1].1, 8), vec![(9, vec![9]), (0, vec![])]);
+    let epb = &b[2].1;
+    assert_eq!(b[2].0, 6);
+    let ts = (u64::from(u32::from_le_bytes(epb[4..8].try_into().unwrap())) << 32)
+        | u64::from(u32::from_le_bytes(epb[8..12].try_into().unwrap()));
+    assert_eq!(ts, 1_700_000_001_000_000_007);
+    let caplen = u32::from_le_bytes(epb[12..16].try_into().unwrap()) as usize;
+    assert_eq!(caplen, 42);
+    assert_eq!(&epb[20..20 + caplen], &ping_frame()[..]);
+    let opts_at = 20 + caplen.div_ceil(4) * 4;
+    assert_eq!(
+        options(epb, opts_at),
+        vec![(2, 1u32.to_le_bytes().to_vec()), (0, vec![])]
+    );
+    let epb = &b[3].1;
+    assert_eq!(
+        options(epb, opts_at),
+        vec![
+            (2, 2u32.to_le_bytes().to_vec()),
+            (1, b"fault: duplicated".to_vec()),
+            (0, vec![])
+        ]
+    );
+    // No direction, no comment: no options at all.
+    assert_eq!(b[4].1.len(), 20 + 44);
+}
+
+/// tshark reads the pcapng back: directions and the comment (skipped
+/// where tshark is not installed).
+#[test]
+fn tshark_reads_pcapng() {
+    let Ok(probe) = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("tshark not installed: skipped");
+        return;
+    };
+    assert!(probe.status.success());
+    let path = std::env::temp_dir().join(format!("ustack-pcapng-{}.pcapng", std::process::id()));
+    std::fs::write(&path, pcapng_sample()).unwrap();
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.packet_flags_direction",
+            "-e",
+            "frame.comment",
+            "-e",
+            "icmp.type",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("appears to be damaged") && !stderr.contains("cut short"),
+        "{stderr}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let dir = |l: &str| {
+        let f = l.split('\t').next().unwrap_or_default();
+        u32::from_str_radix(f.trim_start_matches("0x"), 16).ok()
+    };
+    assert_eq!(dir(lines[0]), Some(1), "{text}");
+    assert_eq!(dir(lines[1]), Some(2), "{text}");
+    assert_eq!(dir(lines[2]), None, "{text}");
+    assert!(lines[1].contains("fault: duplicated"), "{text}");
+    assert!(lines[0].ends_with("\t8"), "{text}");
+}
