@@ -198,6 +198,18 @@ outbound=$(grep -c '^0x0*2$' <<<"$dirs" || true)
 check_pcap "$OUT/cap.pcapng"
 ok "--pcap FILE.pcapng: $total frames, $inbound inbound and $outbound outbound, all with a direction"
 
+# Fault injection marks what it did: a frame dropped on the way out is
+# recorded with a comment, so is a duplicate.
+start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/faults.log" --echo 7 \
+    --loss 0.3 --dup 0.3 --seed 7 --pcap "$OUT/faults.pcapng"
+in_ns "$NS" ping -c 20 -i 0.05 -W 1 10.0.0.2 >/dev/null || true
+stop_pid "$USTACK"
+comments=$(tshark -r "$OUT/faults.pcapng" -Y frame.comment -T fields -e frame.comment 2>/dev/null)
+dropped=$(grep -c 'fault injection: dropped' <<<"$comments" || true)
+duplicates=$(grep -c 'fault injection: duplicate' <<<"$comments" || true)
+((dropped > 0 && duplicates > 0)) || die "fault comments: $dropped dropped, $duplicates duplicates"
+ok "pcapng fault comments visible in tshark: $dropped dropped, $duplicates duplicates"
+
 # Bad arguments: one line, exit 2; no control socket: one line, exit 1.
 set +e
 err=$("$USTACK_BIN" ss 2>&1); rc=$?

@@ -278,6 +278,8 @@ pub struct PcapDevice<D, W: Write = BufWriter<File>> {
     scratch: Vec<u8>,
     /// When the oldest frame not yet flushed was recorded.
     unflushed_since: Option<Instant>,
+    /// The comment for the next frame recorded (fault injection).
+    next_comment: Option<&'static str>,
 }
 
 impl<D: Device, W: Write> PcapDevice<D, W> {
@@ -289,6 +291,7 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
             failed: false,
             scratch: Vec::new(),
             unflushed_since: None,
+            next_comment: None,
         }
     }
 
@@ -311,7 +314,8 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
         if self.failed {
             return;
         }
-        if let Err(e) = self.pcap.write_frame_with(now, frame, direction, None) {
+        let comment = self.next_comment.take();
+        if let Err(e) = self.pcap.write_frame_with(now, frame, direction, comment) {
             // A full disk must not stop the stack; say so once.
             log::error!("pcap: writing failed, capture stopped: {e}");
             self.failed = true;
@@ -396,6 +400,15 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
 
     fn checksum_caps(&self) -> ChecksumCaps {
         self.inner.checksum_caps()
+    }
+
+    fn annotate_next(&mut self, comment: &'static str) {
+        self.next_comment = Some(comment);
+    }
+
+    fn record_unsent(&mut self, now: Instant, frame: &[u8], comment: &'static str) {
+        self.next_comment = Some(comment);
+        self.record(now, frame, Direction::Outbound);
     }
 
     fn flush(&mut self) -> io::Result<()> {

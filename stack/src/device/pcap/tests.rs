@@ -296,3 +296,100 @@ fn tshark_reads_pcapng() {
     assert!(lines[1].contains("fault: duplicated"), "{text}");
     assert!(lines[0].ends_with("\t8"), "{text}");
 }
+
+/// The comments of the enhanced packet blocks of a pcapng capture, in order.
+fn comments(bytes: &[u8]) -> Vec<Option<String>> {
+    blocks(bytes)
+        .into_iter()
+        .filter(|(kind, _)| *kind == 6)
+        .map(|(_, body)| {
+            let caplen = u32::from_le_bytes(body[12..16].try_into().unwrap()) as usize;
+            options(&body, 20 + caplen.div_ceil(4) * 4)
+                .into_iter()
+                .find(|(code, _)| *code == 1)
+                .map(|(_, v)| String::from_utf8(v).unwrap())
+        })
+        .collect()
+}
+
+fn faulty(
+    config: super::super::FaultConfig,
+) -> (
+    Shared,
+    super::super::FaultDevice<PcapDevice<Trusting, Shared>>,
+) {
+    let t0 = Instant::now();
+    let file = Shared::default();
+    let w = PcapWriter::with_format(
+        file.clone(),
+        t0,
+        SystemTime::now(),
+        CaptureFormat::Pcapng,
+        LINKTYPE_ETHERNET,
+    )
+    .unwrap();
+    (
+        file,
+        super::super::FaultDevice::new(PcapDevice::new(Trusting(None), w), config),
+    )
+}
+
+#[test]
+fn fault_injection_is_marked_in_pcapng() {
+    use super::super::FaultConfig;
+    let now = Instant::now();
+    let f = ping_frame();
+
+    let (file, mut dev) = faulty(FaultConfig {
+        loss: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send(now, &f).unwrap();
+    let c = comments(&file.0.lock().unwrap());
+    assert_eq!(
+        c,
+        vec![Some("fault injection: dropped (never sent)".to_string())]
+    );
+
+    let (file, mut dev) = faulty(FaultConfig {
+        dup: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send(now, &f).unwrap();
+    let c = comments(&file.0.lock().unwrap());
+    assert_eq!(
+        c,
+        vec![None, Some("fault injection: duplicate".to_string())]
+    );
+
+    let (file, mut dev) = faulty(FaultConfig {
+        corrupt: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send(now, &f).unwrap();
+    let c = comments(&file.0.lock().unwrap());
+    assert_eq!(
+        c,
+        vec![Some(
+            "fault injection: corrupted (one bit flipped)".to_string()
+        )]
+    );
+
+    let (file, mut dev) = faulty(FaultConfig {
+        delay: Duration::from_millis(10),
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send(now, &f).unwrap();
+    dev.flush_due(now + Duration::from_millis(10)).unwrap();
+    let c = comments(&file.0.lock().unwrap());
+    assert_eq!(
+        c,
+        vec![Some(
+            "fault injection: held back (delay, rate or reordering)".to_string()
+        )]
+    );
+}
