@@ -133,18 +133,30 @@ wait_until() {
     done
 }
 
+# USTACK_MEDIUM=tun runs a test's hosts on TUN devices (an IP link: no
+# Ethernet header, no ARP) instead of TAP: start_host opens tunN for tapN.
+USTACK_MEDIUM=${USTACK_MEDIUM:-tap}
+
+# The link header before the IP packet in a captured frame (0 on TUN).
+link_header_len() {
+    if [[ $USTACK_MEDIUM == tun ]]; then echo 0; else echo 14; fi
+}
+
 # start_host VAR NS TAP ADDR HOSTADDR LOG [ARGS...]: starts `ustack serve` on
-# TAP in NS and waits until it answers ping.
+# TAP in NS (on the TUN device of the same number with USTACK_MEDIUM=tun)
+# and waits until it answers ping.
 start_host() {
     local var=$1 ns=$2 tap=$3 addr=$4 host=$5 logfile=$6
     shift 6
+    local device=(--tap "$tap")
+    [[ $USTACK_MEDIUM == tun ]] && device=(--tun "${tap/#tap/tun}")
     # USTACK_SERVE_FLAGS (word-split) is added to every host, so a whole
     # test can run again with, say, --no-offload.
     # shellcheck disable=SC2086
-    bg_start "$var" "$logfile" "$ns" "$USTACK_BIN" serve --tap "$tap" \
+    bg_start "$var" "$logfile" "$ns" "$USTACK_BIN" serve "${device[@]}" \
         --addr "$addr" --host-addr "$host" "$@" ${USTACK_SERVE_FLAGS:-}
     wait_until 10 ip netns exec "$ns" ping -c 1 -W 1 "${addr%/*}" ||
-        { cat "$logfile" >&2; die "ustack on $tap did not come up"; }
+        { cat "$logfile" >&2; die "ustack on ${device[1]} did not come up"; }
 }
 
 # check_pcap FILE [strict]: fails if tshark finds a malformed frame or a bad

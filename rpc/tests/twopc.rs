@@ -6,10 +6,10 @@ mod twopc_harness;
 
 use rpc::twopc::{
     Bank, BankOp, CoordState, Coordinator, CoordinatorConfig, Effect, LogRecord, Msg, PartState,
-    Participant, ParticipantConfig, TxId,
+    Participant, ParticipantConfig,
 };
 use std::time::{Duration, Instant};
-use twopc_harness::{Rng, Sim};
+use twopc_harness::{NONCE, Rng, Sim, tx};
 
 fn banks() -> Vec<Bank> {
     vec![
@@ -56,7 +56,12 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
     let cfg = CoordinatorConfig::default();
     let mut c = Coordinator::new(0, cfg.clone());
     let t1 = c
-        .begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(
+            now,
+            Some(42),
+            NONCE,
+            BankOp::transfer(1, "alice", 2, "bob", 5),
+        )
         .expect("begin");
     let logged: Vec<LogRecord> = c
         .drain_effects()
@@ -67,7 +72,12 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
         })
         .collect();
     assert_eq!(
-        c.begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5)),
+        c.begin_keyed(
+            now,
+            Some(42),
+            NONCE,
+            BankOp::transfer(1, "alice", 2, "bob", 5)
+        ),
         Some(t1)
     );
     assert!(
@@ -75,15 +85,20 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
         "a retry logs and sends nothing"
     );
     let t2 = c
-        .begin_keyed(now, Some(43), BankOp::transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(
+            now,
+            Some(43),
+            NONCE,
+            BankOp::transfer(1, "alice", 2, "bob", 5),
+        )
         .expect("another key, another transaction");
     assert_ne!(t1, t2);
     let unkeyed = c
-        .begin(now, BankOp::transfer(1, "alice", 2, "bob", 5))
+        .begin(now, NONCE, BankOp::transfer(1, "alice", 2, "bob", 5))
         .unwrap();
     assert_ne!(
         unkeyed,
-        c.begin(now, BankOp::transfer(1, "alice", 2, "bob", 5))
+        c.begin(now, NONCE, BankOp::transfer(1, "alice", 2, "bob", 5))
             .unwrap()
     );
 
@@ -92,12 +107,22 @@ fn a_keyed_begin_is_done_once_across_retries_and_restarts() {
     let mut r = Coordinator::recover(0, cfg, &logged, now);
     assert_eq!(r.state(t1), Some(CoordState::Abort));
     assert_eq!(
-        r.begin_keyed(now, Some(42), BankOp::transfer(1, "alice", 2, "bob", 5)),
+        r.begin_keyed(
+            now,
+            Some(42),
+            NONCE,
+            BankOp::transfer(1, "alice", 2, "bob", 5)
+        ),
         Some(t1)
     );
     // Key 43's BEGIN was lost in the crash: its retry begins afresh.
     let t3 = r
-        .begin_keyed(now, Some(43), BankOp::transfer(1, "alice", 2, "bob", 5))
+        .begin_keyed(
+            now,
+            Some(43),
+            NONCE,
+            BankOp::transfer(1, "alice", 2, "bob", 5),
+        )
         .unwrap();
     assert_ne!(t3, t1);
     assert_eq!(r.state(t3), Some(CoordState::Wait));
@@ -108,7 +133,7 @@ fn effects_put_the_log_before_the_message() {
     let now = Instant::now();
     let mut c = Coordinator::new(0, CoordinatorConfig::default());
     let tx = c
-        .begin(now, BankOp::transfer(1, "alice", 2, "bob", 1))
+        .begin(now, NONCE, BankOp::transfer(1, "alice", 2, "bob", 1))
         .expect("begin");
     let e = c.drain_effects();
     assert!(
@@ -198,9 +223,22 @@ fn effects_put_the_log_before_the_message() {
     c.handle_message(now, 1, Msg::Ack { tx });
     assert!(c.drain_effects().is_empty());
     c.handle_message(now, 2, Msg::Ack { tx });
+    // END, then the end-of-transaction notice to each participant: every
+    // transaction below 2 (the next number) has ended.
     assert!(matches!(
         &c.drain_effects()[..],
-        [Effect::Log(LogRecord::End { .. }), Effect::Completed { .. }]
+        [
+            Effect::Log(LogRecord::End { .. }),
+            Effect::Completed { .. },
+            Effect::Send {
+                to: 1,
+                msg: Msg::Finished { below: 2, .. }
+            },
+            Effect::Send {
+                to: 2,
+                msg: Msg::Finished { below: 2, .. }
+            },
+        ]
     ));
 }
 
@@ -313,10 +351,7 @@ fn all_ready_and_coordinator_down_blocks_until_it_returns() {
     sim.crash_at(0, k, Duration::from_secs(20));
     scenario(&mut sim);
     sim.run_until(sim.at(15_000));
-    let tx = TxId {
-        coordinator: 0,
-        seq: 1,
-    };
+    let tx = tx(1);
     for p in [1, 2] {
         assert_eq!(
             sim.part_state(p, tx),
@@ -340,7 +375,9 @@ fn all_ready_and_coordinator_down_blocks_until_it_returns() {
         sim.coord_state(tx),
         Some(CoordState::Ended { committed: false })
     );
-    assert_eq!(sim.part_state(1, tx), Some(PartState::Aborted));
+    // Participant 1 aborted, and forgot it after the end-of-transaction notice.
+    assert_eq!(sim.node(1).outcomes.get(&tx), Some(&false));
+    assert!(sim.node(1).participant().expect("up").forgot(tx));
 }
 
 #[test]
@@ -352,10 +389,7 @@ fn blocked_participants_commit_when_the_coordinator_had_logged_commit() {
     sim.crash_at(0, k, Duration::from_secs(20));
     scenario(&mut sim);
     sim.run_until(sim.at(15_000));
-    let tx = TxId {
-        coordinator: 0,
-        seq: 1,
-    };
+    let tx = tx(1);
     assert_eq!(sim.part_state(1, tx), Some(PartState::Blocked));
     assert!(sim.run_to_quiescence(LIMIT));
     sim.check_final(&banks());
@@ -369,10 +403,7 @@ fn blocked_participants_commit_when_the_coordinator_had_logged_commit() {
 #[test]
 fn a_participant_still_in_init_lets_a_ready_one_abort() {
     let (_, scenario) = scenarios().remove(0);
-    let tx = TxId {
-        coordinator: 0,
-        seq: 1,
-    };
+    let tx = tx(1);
     // Participant 2 never gets its VOTE-REQUEST; the coordinator dies after
     // sending them (its next step is the abort at the vote timeout).
     let k = step_of(&*scenario, 0, "append Global");
@@ -404,10 +435,7 @@ fn a_participant_still_in_init_lets_a_ready_one_abort() {
 #[test]
 fn a_peer_that_knows_commit_decides_for_a_ready_participant() {
     let (_, scenario) = scenarios().remove(0);
-    let tx = TxId {
-        coordinator: 0,
-        seq: 1,
-    };
+    let tx = tx(1);
     // Decisions to participant 2 are lost and the coordinator dies at its
     // first re-send.
     let mut sim = Sim::new(7, banks());
@@ -444,10 +472,7 @@ fn prepare_timeout_in_init_means_vote_abort() {
         ..ParticipantConfig::default()
     };
     let mut sim = Sim::with_configs(3, banks(), ccfg, pcfg);
-    let tx = TxId {
-        coordinator: 0,
-        seq: 1,
-    };
+    let tx = tx(1);
     sim.expect(2, tx);
     sim.filter = Some(Box::new(|_, to, m| {
         to == 2 && matches!(m, Msg::Prepare { .. })
@@ -594,13 +619,137 @@ fn checkpoints_keep_balances_and_decisions_across_restarts() {
     assert!(sim.run_to_quiescence(LIMIT));
     sim.check_final(&banks());
     assert_eq!(
-        sim.part_state(1, t1),
-        Some(PartState::Committed),
+        sim.node(1).outcomes.get(&t1),
+        Some(&true),
         "decision survives the checkpoint"
     );
+    let p1 = sim.node(1).participant().expect("up");
+    assert!(p1.forgot(t1) && p1.forgot(t2), "both ended: forgotten");
     assert_eq!(
         sim.coord_state(t2).and_then(CoordState::decision),
         Some(true)
     );
     assert_eq!(sim.bank(1).balance("alice"), Some(65));
+}
+
+/// Logs compacted often (a checkpoint replaces the log whenever it passes
+/// 700 bytes), the coordinator keeping only 2 ended transactions, under
+/// crashes (including just before a compaction), losses and duplicates:
+/// balances and outcomes stay right, every log stays small, and the
+/// tables shrink to what is still in flight.
+#[test]
+fn compaction_keeps_balances_and_outcomes_under_crashes() {
+    let initial = || {
+        vec![
+            Bank::new([("a1", 100), ("a2", 20)]),
+            Bank::new([("b1", 50), ("b2", 0)]),
+        ]
+    };
+    let accounts = [["a1", "a2"], ["b1", "b2"]];
+    let (mut compactions, mut crashes, mut forgotten) = (0, 0, 0);
+    for seed in 0..40 {
+        let ccfg = CoordinatorConfig {
+            keep_finished: 2,
+            ..CoordinatorConfig::default()
+        };
+        let mut sim = Sim::with_configs(seed, initial(), ccfg, ParticipantConfig::default());
+        sim.compact_bytes = Some(700);
+        let mut rng = Rng::new(seed ^ 0x00C0_FFEE);
+        sim.dup = 0.1;
+        sim.loss = 0.05;
+        sim.max_delay = Duration::from_millis(50);
+        for id in 0..3u32 {
+            if rng.chance(0.5) {
+                let step = 20 + rng.below(200);
+                sim.crash_at(id, step, Duration::from_millis(100 + rng.below(3_000)));
+            }
+        }
+        for i in 0..40u64 {
+            sim.run_until(sim.at(i * 200 + rng.below(200)));
+            let from = 1 + rng.below(2) as u32;
+            let to = 3 - from;
+            let amount = 1 + rng.below(30) as i64;
+            let fa = accounts[from as usize - 1][rng.below(2) as usize];
+            let ta = accounts[to as usize - 1][rng.below(2) as usize];
+            sim.begin(BankOp::transfer(from, fa, to, ta, amount));
+        }
+        assert!(
+            sim.run_to_quiescence(LIMIT),
+            "seed {seed}: no quiescence\n{}",
+            sim.dump()
+        );
+        sim.check_final(&initial());
+        for n in sim.nodes.values() {
+            assert!(
+                rpc::twopc::Wal::size(&n.wal) < 1_500,
+                "seed {seed}: node {} log holds {} bytes",
+                n.id,
+                rpc::twopc::Wal::size(&n.wal)
+            );
+        }
+        let c = sim.node(0).coordinator().expect("up");
+        assert!(
+            c.transactions().count() <= 3,
+            "seed {seed}: the coordinator remembers {} transactions",
+            c.transactions().count()
+        );
+        for p in [1, 2] {
+            let part = sim.node(p).participant().expect("up");
+            forgotten += sim.work.keys().filter(|tx| part.forgot(**tx)).count();
+        }
+        compactions += sim.compactions;
+        crashes += sim.nodes.values().map(|n| n.crashes).sum::<u32>();
+    }
+    eprintln!(
+        "compaction runs: {compactions} compactions, {crashes} crashes, {forgotten} forgotten"
+    );
+    assert!(compactions > 200 && crashes > 20 && forgotten > 1000);
+}
+
+/// After a transaction is forgotten, every message about it that arrives
+/// again (old PREPAREs, decisions, votes, queries) is ignored: nothing is
+/// prepared twice, nothing is logged, no lock is taken, and the coordinator
+/// does not answer "never heard of it, ABORT" for a committed transaction.
+#[test]
+fn stale_messages_about_forgotten_transactions_are_ignored() {
+    let mut sim = Sim::new(3, banks());
+    let t1 = sim
+        .begin(BankOp::transfer(1, "alice", 2, "bob", 30))
+        .expect("begin");
+    sim.run_until(sim.at(1_000));
+    let t2 = sim
+        .begin(BankOp::transfer(1, "alice", 2, "bob", 5))
+        .expect("begin");
+    assert!(sim.run_to_quiescence(LIMIT));
+    for p in [1, 2] {
+        let part = sim.node(p).participant().expect("up");
+        assert!(part.forgot(t1) && part.forgot(t2), "participant {p}");
+        assert_eq!(part.watermark(0), 3);
+    }
+    let logs: Vec<usize> = [0, 1, 2]
+        .iter()
+        .map(|&id| sim.node(id).wal.durable_len())
+        .collect();
+    let sent = sim.sent.clone();
+    for (from, to, msg) in sent {
+        if !matches!(msg, Msg::Finished { .. }) {
+            sim.inject(from, to, msg);
+        }
+    }
+    assert!(sim.run_to_quiescence(LIMIT * 2), "{}", sim.dump());
+    sim.check_final(&banks());
+    assert_eq!(sim.bank(1).balance("alice"), Some(65));
+    assert_eq!(sim.bank(2).locked(), 0);
+    for (i, &id) in [1, 2].iter().enumerate() {
+        assert_eq!(
+            sim.node(id).wal.durable_len(),
+            logs[i + 1],
+            "participant {id} logged something for a stale message"
+        );
+    }
+    // The coordinator still remembers them (keep_finished) and re-acks nothing.
+    assert_eq!(
+        sim.coord_state(t1),
+        Some(CoordState::Ended { committed: true })
+    );
 }

@@ -8,8 +8,11 @@ ensure_openbsd_nc
 
 OUT=$(test_out_dir apps)
 netns_new NS apps
-# Every ustack program below opens tap0 as 10.0.0.2, Linux being 10.0.0.1.
-UST=(--tap tap0 --addr 10.0.0.2/24 --host-addr 10.0.0.1/24)
+# Every ustack program below opens tap0 (tun0 with USTACK_MEDIUM=tun) as
+# 10.0.0.2, Linux being 10.0.0.1.
+DEVICE=(--tap tap0)
+[[ $USTACK_MEDIUM == tun ]] && DEVICE=(--tun tun0)
+UST=("${DEVICE[@]}" --addr 10.0.0.2/24 --host-addr 10.0.0.1/24)
 ust() { in_ns "$NS" timeout 120 "$USTACK_BIN" "$@"; }
 # expect_fail STATUS PATTERN CMD...: CMD exits STATUS with one line
 # on stderr that matches PATTERN.

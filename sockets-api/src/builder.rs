@@ -1,4 +1,4 @@
-//! Starting a stack: on a TAP device or on an in-memory link.
+//! Starting a stack: on a TAP or TUN device, or on an in-memory link.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use ethernet::MacAddr;
 use ip::{Ipv4Cidr, Route};
 use stack::device::{
-    Device, FaultConfig, FaultDevice, MemoryDevice, PcapDevice, PcapWriter, TapConfig, TapDevice,
-    memory_pair,
+    Device, FaultConfig, FaultDevice, Medium, MemoryDevice, PcapDevice, PcapWriter, TapConfig,
+    TapDevice, TunDevice, memory_pair,
 };
 use stack::runtime::Waker;
 use stack::{Interface, InterfaceConfig};
@@ -22,7 +22,20 @@ use crate::{Stack, StackInner};
 
 enum DeviceSpec {
     Tap(TapConfig),
+    Tun(TapConfig),
     Memory,
+    /// A device the user built ([`StackBuilder::device`]); taken by start.
+    Custom(Option<Box<dyn Device + Send>>),
+}
+
+impl DeviceSpec {
+    /// The TAP or TUN configuration.
+    fn kernel(&mut self) -> Option<&mut TapConfig> {
+        match self {
+            DeviceSpec::Tap(t) | DeviceSpec::Tun(t) => Some(t),
+            DeviceSpec::Memory | DeviceSpec::Custom(_) => None,
+        }
+    }
 }
 
 /// Configures and starts a [`Stack`].
@@ -83,6 +96,47 @@ impl StackBuilder {
         Self::new(DeviceSpec::Tap(TapConfig::new(name)))
     }
 
+    /// A stack on TUN device `name` (created if missing): an IP link, bare
+    /// IPv4 packets with no Ethernet header and no ARP
+    /// ([`Medium::Ip`](stack::Medium::Ip)). [`host_addr`](Self::host_addr)
+    /// gives the kernel's end of the link; [`mac`](Self::mac) is unused.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let stack = sockets_api::StackBuilder::tun("tun0")
+    ///     .addr("10.0.0.2/24".parse().unwrap())
+    ///     .host_addr("10.0.0.1/24".parse().unwrap())
+    ///     .start()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tun(name: impl Into<String>) -> Self {
+        Self::new(DeviceSpec::Tun(TapConfig::new(name)))
+    }
+
+    /// A stack on a device of your own: anything that implements
+    /// [`Device`](stack::Device) (an AF_PACKET socket, a tunnel, a test
+    /// harness).
+    ///
+    /// What the stack takes from it:
+    /// - its [`medium`](stack::FrameSink::medium): Ethernet frames (ARP,
+    ///   a MAC address) or bare IP packets ([`Medium::Ip`](stack::Medium::Ip));
+    /// - its [`mtu`](stack::Device::mtu), the largest IP packet a frame
+    ///   carries ([`mtu`](Self::mtu) may only lower it);
+    /// - its [`checksum_caps`](stack::Device::checksum_caps): whether it
+    ///   takes TCP super segments whole, whether a received segment's
+    ///   checksum is vouched for (none by default: plain frames both ways);
+    /// - its [`raw_fd`](stack::Device::raw_fd), a descriptor that becomes
+    ///   readable when frames may be waiting, for the stack thread to sleep
+    ///   on. A device without one is polled every millisecond.
+    ///
+    /// [`recv`](stack::Device::recv) must not block. `host_addr` and
+    /// `offload` do not apply; `pcap` and `faults` wrap the device as they
+    /// wrap a TAP device. `sockets-api/examples/udp_tunnel.rs` carries IP
+    /// packets between two processes over a kernel UDP socket.
+    pub fn device(device: impl Device + Send + 'static) -> Self {
+        Self::new(DeviceSpec::Custom(Some(Box::new(device))))
+    }
+
     /// A stack for an in-memory link; see [`StackBuilder::memory_pair`].
     pub fn memory() -> Self {
         Self::new(DeviceSpec::Memory)
@@ -112,10 +166,10 @@ impl StackBuilder {
         self
     }
 
-    /// Link MTU (also set on the TAP device).
+    /// Link MTU (also set on the TAP or TUN device).
     pub fn mtu(mut self, mtu: usize) -> Self {
         self.mtu = Some(mtu);
-        if let DeviceSpec::Tap(t) = &mut self.device {
+        if let Some(t) = self.device.kernel() {
             t.mtu = Some(mtu);
         }
         self
@@ -127,19 +181,19 @@ impl StackBuilder {
         self
     }
 
-    /// Give the kernel side of the TAP device this address.
+    /// Give the kernel side of the TAP or TUN device this address.
     pub fn host_addr(mut self, addr: Ipv4Cidr) -> Self {
-        if let DeviceSpec::Tap(t) = &mut self.device {
+        if let Some(t) = self.device.kernel() {
             t.host_addr = Some(addr);
         }
         self
     }
 
-    /// TAP receive offload (on by default): the kernel may hand over TCP
-    /// segments of up to 64 KiB, one `read` instead of up to 45. Off while
-    /// faults are injected, which act on wire-sized frames.
+    /// TAP and TUN receive offload (on by default): the kernel may hand
+    /// over TCP segments of up to 64 KiB, one `read` instead of up to 45.
+    /// Off while faults are injected, which act on wire-sized frames.
     pub fn offload(mut self, on: bool) -> Self {
-        if let DeviceSpec::Tap(t) = &mut self.device {
+        if let Some(t) = self.device.kernel() {
             t.offload = on;
         }
         self
@@ -211,7 +265,7 @@ impl StackBuilder {
         self
     }
 
-    fn interface(&self, mtu: usize, seed: u64) -> io::Result<Interface> {
+    fn interface(&self, medium: Medium, mtu: usize, seed: u64) -> io::Result<Interface> {
         let addr = self.addr.ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "the stack needs an address")
         })?;
@@ -228,6 +282,7 @@ impl StackBuilder {
             MacAddr(bytes)
         });
         let mut cfg = InterfaceConfig::new(mac, addr);
+        cfg.medium = medium;
         cfg.gateway = self.gateway;
         cfg.routes = self.routes.clone();
         cfg.mtu = mtu;
@@ -266,7 +321,7 @@ impl StackBuilder {
     ) -> io::Result<Box<dyn Device + Send>> {
         let dev: Box<dyn Device + Send> = match &self.pcap {
             Some(path) => {
-                let w = PcapWriter::create(path).map_err(|e| {
+                let w = PcapWriter::create_for(path, dev.medium()).map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         format!("cannot create pcap file {}: {e}", path.display()),
@@ -289,35 +344,59 @@ impl StackBuilder {
         Ok(Box::new(FaultDevice::new(dev, faults)))
     }
 
-    /// Opens the TAP device and starts the stack thread. A
+    /// Opens the TAP or TUN device and starts the stack thread. A
     /// [`memory`](Self::memory) stack started alone sits on a link with
     /// nothing else on it (useful for local socket tests); use
     /// [`memory_pair`](Self::memory_pair) to join two.
-    pub fn start(self) -> io::Result<Stack> {
-        let DeviceSpec::Tap(tap) = &self.device else {
-            let mtu = self.mtu.unwrap_or(1500);
-            let (dev, _) = memory_pair(mtu)?;
+    pub fn start(mut self) -> io::Result<Stack> {
+        if let DeviceSpec::Custom(dev) = &mut self.device {
+            let dev = dev
+                .take()
+                .ok_or_else(|| io::Error::other("the device was taken already"))?;
+            let mtu = self.mtu.map_or(dev.mtu(), |m| m.min(dev.mtu()));
             let seed = self.seed_value();
-            let iface = self.interface(mtu, seed)?;
+            let iface = self.interface(dev.medium(), mtu, seed)?;
             let dev = self.wrap(dev, seed)?;
             return launch(iface, dev, seed, self.loop_options());
+        }
+        let (tap, medium) = match &self.device {
+            DeviceSpec::Tap(t) => (t, Medium::Ethernet),
+            DeviceSpec::Tun(t) => (t, Medium::Ip),
+            DeviceSpec::Memory | DeviceSpec::Custom(_) => {
+                let mtu = self.mtu.unwrap_or(1500);
+                let (dev, _) = memory_pair(mtu)?;
+                let seed = self.seed_value();
+                let iface = self.interface(Medium::Ethernet, mtu, seed)?;
+                let dev = self.wrap(dev, seed)?;
+                return launch(iface, dev, seed, self.loop_options());
+            }
         };
         let seed = self.seed_value();
         // Check the configuration before creating the device.
-        self.interface(self.mtu.unwrap_or(1500), seed)?;
+        self.interface(medium, self.mtu.unwrap_or(1500), seed)?;
         let mut tap = tap.clone();
         // The fault injector decides per frame: give it wire-sized ones.
         tap.offload &= self.faults.is_noop();
-        let dev = TapDevice::open(&tap).map_err(|e| {
+        let io_error = |e: &stack::device::TapError, message: String| {
             let kind = match e {
                 stack::device::TapError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
                 stack::device::TapError::NoTunDevice => io::ErrorKind::NotFound,
                 _ => io::ErrorKind::Other,
             };
-            io::Error::new(kind, e.to_string())
-        })?;
+            io::Error::new(kind, message)
+        };
+        let dev: Box<dyn Device + Send> = match medium {
+            Medium::Ethernet => Box::new(TapDevice::open(&tap).map_err(|e| {
+                let message = e.to_string();
+                io_error(&e, message)
+            })?),
+            Medium::Ip => Box::new(TunDevice::open(&tap).map_err(|e| {
+                let message = e.to_string();
+                io_error(&e.0, message)
+            })?),
+        };
         let mtu = dev.mtu();
-        let iface = self.interface(mtu, seed)?;
+        let iface = self.interface(medium, mtu, seed)?;
         let dev = self.wrap(dev, seed)?;
         launch(iface, dev, seed, self.loop_options())
     }
@@ -329,8 +408,8 @@ impl StackBuilder {
         let (da, db): (MemoryDevice, MemoryDevice) = memory_pair(mtu)?;
         let sa = a.seed_value();
         let sb = b.seed_value().wrapping_add(1);
-        let ia = a.interface(mtu, sa)?;
-        let ib = b.interface(mtu, sb)?;
+        let ia = a.interface(Medium::Ethernet, mtu, sa)?;
+        let ib = b.interface(Medium::Ethernet, mtu, sb)?;
         let da = a.wrap(da, sa)?;
         let db = b.wrap(db, sb)?;
         Ok((

@@ -66,6 +66,7 @@ pub use stack::{
     CounterEntry, Counters, DEFAULT_MEM_LIMIT, MemoryStats, SocketInfo, SocketKind, SynCookieMode,
     TcpLimits, ss_state_name,
 };
+pub use stack::{Device, FrameSink, Medium};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
 

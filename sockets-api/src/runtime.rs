@@ -537,6 +537,9 @@ fn run_inner(
         epoll.add_readable(fd, TOKEN_DEVICE)?;
     }
     epoll.add_readable(shared.waker_fd(), TOKEN_WAKER)?;
+    // A device with no descriptor to sleep on is looked at every
+    // millisecond instead.
+    let poll_interval = dev.raw_fd().is_none().then_some(Duration::from_millis(1));
     let mut rx = RxBatch::new(dev.max_frame_len());
     let mut out = FrameBatch::new();
     let mut spin_until: Option<Instant> = None;
@@ -601,6 +604,10 @@ fn run_inner(
         }
         spin_until = None;
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match (timeout, poll_interval) {
+            (Some(t), Some(p)) => Some(t.min(p)),
+            (t, p) => t.or(p),
+        };
         epoll.wait(timeout, |token| {
             if token == TOKEN_WAKER {
                 shared.waker_drain();

@@ -102,18 +102,24 @@ fn a_full_send_buffer_becomes_writable_when_the_peer_reads() {
     let (_l, conn, client) = connected(&a, &b, 81);
     conn.set_nonblocking(true).unwrap();
     let mut chunk = vec![0u8; 65_536];
-    loop {
-        match (&conn).write(&chunk) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
     let poller = Poller::new(&a).unwrap();
     poller
         .register(conn.as_fd(), 1, Interest::WRITABLE)
         .unwrap();
-    assert!(tokens(&poller, NOW).is_empty());
+    // Fill the send buffer; the stack keeps sending into the peer's window
+    // meanwhile, so writability may come back: write again until the
+    // poller reports the descriptor not writable (the peer's window and our
+    // buffer are both full, and the peer reads nothing).
+    loop {
+        match (&conn).write(&chunk) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+        if tokens(&poller, NOW).is_empty() {
+            break;
+        }
+    }
     let reader = thread::spawn(move || {
         let mut total = 0;
         while total < 300_000 {

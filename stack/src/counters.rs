@@ -41,6 +41,7 @@ drop_reasons! {
     EthNotForUs => "ethernet: destination is not our MAC",
     EthBadSource => "ethernet: multicast source address",
     EthUnsupportedType => "ethernet: unsupported ethertype",
+    IpNotIpv4 => "ip link: packet of another IP version (IPv6)",
     ArpMalformed => "arp: truncated or malformed",
     ArpUnsupported => "arp: unsupported hardware/protocol/operation",
     ArpNotForUs => "arp: request for another address",

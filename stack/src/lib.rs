@@ -14,7 +14,7 @@ pub mod slab;
 pub mod sys;
 
 pub use counters::{CounterEntry, Counters, Defenses, DropReason};
-pub use device::{Device, FrameSink};
+pub use device::{Device, FrameSink, Medium};
 pub use error::SocketError;
 pub use iface::{
     ConfigError, DEFAULT_RCVBUF, EchoReply, Event, IcmpHandle, IcmpSocket, Interface,

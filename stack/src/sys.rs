@@ -256,12 +256,14 @@ pub mod netif {
         Ok(())
     }
 
-    /// Attaches `fd` (an open /dev/net/tun) to TAP device `name`, creating it
-    /// if needed, without packet-information headers; with `vnet_hdr`, every
-    /// frame read or written is preceded by a `virtio_net_hdr`.
-    pub fn tun_set_iff(fd: RawFd, name: &str, vnet_hdr: bool) -> io::Result<()> {
+    /// Attaches `fd` (an open /dev/net/tun) to TAP device `name` (a TUN
+    /// device with `tun`: bare IP packets), creating it if needed, without
+    /// packet-information headers; with `vnet_hdr`, every frame read or
+    /// written is preceded by a `virtio_net_hdr`.
+    pub fn tun_set_iff(fd: RawFd, name: &str, tun: bool, vnet_hdr: bool) -> io::Result<()> {
         let mut req = ifreq(name);
-        let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+        let kind = if tun { libc::IFF_TUN } else { libc::IFF_TAP };
+        let mut flags = kind | libc::IFF_NO_PI;
         if vnet_hdr {
             flags |= libc::IFF_VNET_HDR;
         }

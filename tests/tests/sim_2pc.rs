@@ -26,7 +26,7 @@ use rpc::twopc::audit::{self, ParticipantEnd, RunEnd};
 use rpc::twopc::{
     Bank, BankOp, CoordState, CoordinatorConfig, NodeId, PartState, ParticipantConfig, TxId,
 };
-use sim::sim::rpc_apps::{CrashMode, CrashPlan, TwoPcNode, TwoPcNodeSpec, TwoPcRole, Work};
+use sim::sim::rpc_apps::{CrashMode, CrashPlan, TwoPcNode, TwoPcNodeSpec, TwoPcRole, Work, tx_id};
 use sim::sim::{AppId, LinkConfig, Sim, host_config, seed_from_env};
 use stack::InterfaceConfig;
 
@@ -67,10 +67,10 @@ fn node_host_config(n: u8) -> InterfaceConfig {
 /// and crashes (the nodes' own streams are numbered from 0).
 const WORKLOAD_STREAM: u64 = 1 << 32;
 
-const TX1: TxId = TxId {
-    coordinator: COORDINATOR,
-    seq: 1,
-};
+/// The first transaction the coordinator begins.
+fn tx1() -> TxId {
+    tx_id(COORDINATOR, 1)
+}
 
 struct Cluster {
     sim: Sim,
@@ -86,6 +86,17 @@ impl Cluster {
     /// Coordinator 0 and one bank per entry of `initial` (nodes 1, 2, ...),
     /// host `id + 1` each, on one switch whose ports have `link`.
     fn new(seed: u64, initial: Vec<Bank>, link: LinkConfig) -> Cluster {
+        Cluster::with_compaction(seed, initial, link, None)
+    }
+
+    /// Like [`Cluster::new`], every node compacting its log past
+    /// `compact_bytes`, the coordinator keeping 2 ended transactions.
+    fn with_compaction(
+        seed: u64,
+        initial: Vec<Bank>,
+        link: LinkConfig,
+        compact_bytes: Option<u64>,
+    ) -> Cluster {
         let mut sim = Sim::new(seed);
         let n = initial.len() + 1;
         let hosts: Vec<_> = (0..n)
@@ -101,13 +112,16 @@ impl Cluster {
         let mut apps = Vec::new();
         for (i, &h) in hosts.iter().enumerate() {
             let role = match i {
-                0 => TwoPcRole::Coordinator(CoordinatorConfig::default()),
+                0 => TwoPcRole::Coordinator(CoordinatorConfig {
+                    keep_finished: if compact_bytes.is_some() { 2 } else { 256 },
+                    ..CoordinatorConfig::default()
+                }),
                 _ => TwoPcRole::Participant {
                     bank: initial[i - 1].clone(),
                     config: ParticipantConfig::default(),
                 },
             };
-            let spec = TwoPcNodeSpec::new(
+            let mut spec = TwoPcNodeSpec::new(
                 i as NodeId,
                 role,
                 PORT,
@@ -115,6 +129,7 @@ impl Cluster {
                 node_host_config(i as u8 + 1),
                 sim.derive_seed(i as u64),
             );
+            spec.compact_bytes = compact_bytes;
             let node = TwoPcNode::start(sim.iface(h), spec).unwrap();
             apps.push(sim.add_app(h, node));
         }
@@ -435,10 +450,7 @@ fn find_step(trace: &[String], pred: impl Fn(&str) -> bool) -> Option<u64> {
 /// every VOTE-REQUEST had been sent and no decision yet.
 fn blocking_txs(trace: &[String], k: u64) -> Vec<TxId> {
     (1..=4)
-        .map(|seq| TxId {
-            coordinator: COORDINATOR,
-            seq,
-        })
+        .map(|seq| tx_id(COORDINATOR, seq))
         .filter(|tx| {
             let name = format!("{tx:?}");
             let about = |w: &str, what: &str| w.contains(what) && w.contains(&name);
@@ -584,13 +596,17 @@ fn assert_blocked(c: &mut Cluster) {
     assert!(!c.node(COORDINATOR).is_up());
     for p in [1, 2] {
         assert_eq!(
-            c.part_state(p, TX1),
+            c.part_state(p, tx1()),
             Some(PartState::Blocked),
             "participant {p}\n{}",
             c.dump()
         );
         let reports: Vec<TxId> = c.node(p).history.blocked.iter().map(|(t, _)| *t).collect();
-        assert_eq!(reports, vec![TX1], "participant {p} reports the block once");
+        assert_eq!(
+            reports,
+            vec![tx1()],
+            "participant {p} reports the block once"
+        );
         assert!(
             c.bank(p).locked() > 0,
             "a blocked participant keeps its locks"
@@ -615,10 +631,12 @@ fn all_ready_and_coordinator_down_blocks_until_it_returns_then_aborts() {
         c.check_final(&format!("{mode:?}"));
         // Recovered in WAIT: the coordinator aborts.
         assert_eq!(
-            c.coord_state(TX1),
+            c.coord_state(tx1()),
             Some(CoordState::Ended { committed: false })
         );
-        assert_eq!(c.part_state(1, TX1), Some(PartState::Aborted));
+        // Bank 1 aborted, then forgot it (the end-of-transaction notice).
+        assert_eq!(c.node(1).history.outcomes.get(&tx1()), Some(&false));
+        assert!(c.node(1).participant().expect("up").forgot(tx1()));
         assert_eq!(c.bank(1).balance("alice"), Some(100));
     }
 }
@@ -632,7 +650,7 @@ fn all_ready_and_coordinator_down_after_logging_commit_blocks_then_commits() {
         assert!(c.run_until_settled(LIMIT), "{mode:?}\n{}", c.dump());
         c.check_final(&format!("{mode:?}"));
         assert_eq!(
-            c.coord_state(TX1),
+            c.coord_state(tx1()),
             Some(CoordState::Ended { committed: true })
         );
         assert_eq!(c.bank(1).balance("alice"), Some(70));
@@ -650,23 +668,23 @@ fn a_participant_still_in_init_lets_the_ready_one_abort_without_blocking() {
     let k = step_of(&trace, "send 2 Prepare");
     for mode in [CrashMode::Process, CrashMode::Machine] {
         let mut c = cluster_for(seed, banks(), &txs);
-        c.node(2).expect(TX1);
+        c.node(2).expect(tx1());
         c.node(COORDINATOR).crash_at_step(CrashPlan {
             at_step: k,
             mode,
             downtime: Duration::from_secs(30),
         });
         c.run_until_ms(START_MS + 500);
-        assert_eq!(c.part_state(1, TX1), Some(PartState::Ready));
-        assert_eq!(c.part_state(2, TX1), Some(PartState::Init));
+        assert_eq!(c.part_state(1, tx1()), Some(PartState::Ready));
+        assert_eq!(c.part_state(2, tx1()), Some(PartState::Init));
         // Bank 1 asks the coordinator (down), then bank 2, which is still
         // in INIT: bank 2 aborts on the spot and so does bank 1. All this
         // before bank 2's own PREPARE timeout (5 s).
         c.run_until_ms(4_000);
         assert!(!c.node(COORDINATOR).is_up());
-        assert_eq!(c.part_state(2, TX1), Some(PartState::Aborted));
+        assert_eq!(c.part_state(2, tx1()), Some(PartState::Aborted));
         assert_eq!(
-            c.part_state(1, TX1),
+            c.part_state(1, tx1()),
             Some(PartState::Aborted),
             "{mode:?}: READY learns ABORT from a peer\n{}",
             c.dump()
@@ -676,7 +694,7 @@ fn a_participant_still_in_init_lets_the_ready_one_abort_without_blocking() {
         assert!(c.run_until_settled(LIMIT), "{}", c.dump());
         c.check_final(&format!("{mode:?}"));
         assert_eq!(
-            c.coord_state(TX1),
+            c.coord_state(tx1()),
             Some(CoordState::Ended { committed: false })
         );
     }
@@ -751,4 +769,62 @@ fn random_crashes_over_a_duplicating_reordering_lossy_network() {
     }
     eprintln!("random runs: {crashes} crashes, {committed} of {total} transactions committed");
     assert!(crashes >= 40 && committed >= total / 4);
+}
+
+/// Logs compacted past 600 bytes (the coordinator keeping 2 ended
+/// transactions) over ustack TCP on a lossy, duplicating link, with crashes
+/// at random steps (a compaction is a step too): the audit holds, the end-
+/// of-transaction notices let every node forget, and the logs stay small.
+#[test]
+fn compaction_under_crashes_over_ustack() {
+    let link = LinkConfig::with_latency_of(Duration::from_millis(2))
+        .with_loss(0.01)
+        .with_dup(0.1);
+    let accounts = [["alice", "carol"], ["bob", "dave"]];
+    let (mut compactions, mut forgotten, mut crashes) = (0, 0, 0);
+    let master = seed_from_env(3000);
+    for i in 0..12u64 {
+        let seed = master.wrapping_add(i);
+        let mut c = Cluster::with_compaction(seed, banks(), link.clone(), Some(600));
+        c.strict_blocking = false;
+        let mut rng = SmallRng::seed_from_u64(c.sim.derive_seed(WORKLOAD_STREAM));
+        let mut next = |n: u64| rng.random_range(0..n);
+        for i in 0..24u64 {
+            let from = 1 + (next(2) as NodeId);
+            let to = 3 - from;
+            let fa = accounts[from as usize - 1][next(2) as usize];
+            let ta = accounts[to as usize - 1][next(2) as usize];
+            c.begin_at(
+                START_MS + i * 250 + next(200),
+                BankOp::transfer(from, fa, to, ta, 1 + next(15) as i64),
+            );
+        }
+        for id in 0..3 {
+            if next(10) < 5 {
+                c.node(id).crash_at_step(CrashPlan {
+                    at_step: 20 + next(150),
+                    mode: CrashMode::Process,
+                    downtime: Duration::from_millis(100 + next(3_000)),
+                });
+            }
+        }
+        let context = format!("seed {seed}");
+        assert!(c.run_until_settled(LIMIT), "{context}\n{}", c.dump());
+        c.check_final(&context);
+        let begun = c.begun();
+        for id in c.ids() {
+            let n = c.node(id);
+            let size = rpc::twopc::Wal::size(&n.history.wal);
+            assert!(size < 1_500, "{context}: node {id} log holds {size} bytes");
+            compactions += n.history.compactions;
+            crashes += n.history.crashes.len();
+            if let Some(p) = n.participant() {
+                forgotten += begun.keys().filter(|tx| p.forgot(**tx)).count();
+            }
+        }
+    }
+    eprintln!(
+        "compaction runs: {compactions} compactions, {forgotten} forgotten, {crashes} crashes"
+    );
+    assert!(compactions >= 50 && forgotten >= 200 && crashes >= 5);
 }

@@ -15,8 +15,12 @@ use ip::Ipv4Cidr;
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
     /// TAP device to open (created if missing).
-    #[arg(long, value_name = "NAME")]
-    pub tap: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "tun")]
+    pub tap: Option<String>,
+    /// TUN device to open instead (created if missing): an IP link, no
+    /// Ethernet, no ARP.
+    #[arg(long, value_name = "NAME", conflicts_with = "tap")]
+    pub tun: Option<String>,
     /// ustack's own address and prefix length.
     #[arg(long, value_name = "A.B.C.D/LEN")]
     pub addr: Ipv4Cidr,
@@ -179,6 +183,14 @@ fn congestion(s: &str) -> Result<tcp::cc::Algorithm, String> {
 }
 
 impl StackArgs {
+    /// The name of the device (`--tap` or `--tun`).
+    pub fn device_name(&self) -> &str {
+        self.tun
+            .as_deref()
+            .or(self.tap.as_deref())
+            .unwrap_or_default()
+    }
+
     /// The `--route` triples as routes.
     pub fn routes(&self) -> Result<Vec<ip::Route>, UsageError> {
         self.route

@@ -102,12 +102,15 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             max_busy_http: DEFAULT_MAX_BUSY_HTTP,
         },
     )?;
+    let link = match args.stack.tun {
+        Some(_) => "IP link".to_string(),
+        None => format!("MAC {}", stack.mac()),
+    };
     writeln!(
         out,
-        "ustack: serving {} on {} (MAC {}, MTU {}, congestion control {})",
+        "ustack: serving {} on {} ({link}, MTU {}, congestion control {})",
         stack.addr(),
-        args.stack.tap,
-        stack.mac(),
+        args.stack.device_name(),
         stack.mtu(),
         args.stack.cc
     )?;

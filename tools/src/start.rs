@@ -27,7 +27,12 @@ pub fn fault_config(args: &StackArgs) -> Result<FaultConfig, UsageError> {
 
 /// The builder the stack flags describe (validated; nothing opened yet).
 pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
-    let mut b = StackBuilder::tap(args.tap.clone())
+    let device = match (&args.tun, &args.tap) {
+        (Some(tun), _) => StackBuilder::tun(tun.clone()),
+        (None, Some(tap)) => StackBuilder::tap(tap.clone()),
+        (None, None) => return Err(UsageError("--tap or --tun is required".into())),
+    };
+    let mut b = device
         .addr(args.addr)
         .ttl(args.ttl)
         .faults(fault_config(args)?)
@@ -74,7 +79,7 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
     Ok(b)
 }
 
-/// Opens the TAP device and starts the stack thread the flags describe.
+/// Opens the TAP or TUN device and starts the stack thread the flags describe.
 /// A configuration the stack refuses (an off-link gateway, say) is a usage
 /// error (exit 2); a device that cannot be opened is a failure (exit 1).
 pub fn start(args: &StackArgs) -> Result<Stack, Box<dyn Error>> {

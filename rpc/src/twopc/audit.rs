@@ -16,7 +16,14 @@
 //! - money is conserved over all banks;
 //! - every reported block is justified: each participant of the
 //!   transaction had logged READY;
-//! - each participant's durable log recovers to exactly its live balances.
+//! - each participant's durable log recovers to exactly its live balances;
+//! - nothing was forgotten too early: a transaction a participant forgot
+//!   (below its coordinator's end-of-transaction watermark) has ended at the
+//!   coordinator, or been forgotten there too.
+//!
+//! Forgotten transactions (see [Bounded logs](super#bounded-logs)) have no
+//! voice where they are forgotten: the coordinator's decision on one it
+//! forgot is the outcome it reported ([`RunEnd::reported`]).
 //!
 //! [`audit`] runs every check over a [`RunEnd`] and returns a [`Report`];
 //! the single checks are public too ([`disagreement`], [`expected_balances`]),
@@ -58,6 +65,20 @@ pub struct ParticipantEnd {
     pub durable: Vec<LogRecord>,
     /// Transactions it reported as blocked ([`Effect::Blocked`](super::Effect::Blocked)).
     pub blocked: BTreeSet<TxId>,
+    /// Its end-of-transaction watermark per coordinator (transactions
+    /// below are forgotten).
+    pub watermarks: BTreeMap<NodeId, u64>,
+}
+
+impl ParticipantEnd {
+    /// True if the participant forgot `tx` (see [`Participant::forgot`]).
+    pub fn forgot(&self, tx: TxId) -> bool {
+        !self.transactions.contains_key(&tx)
+            && self
+                .watermarks
+                .get(&tx.coordinator)
+                .is_some_and(|&w| tx.seq < w)
+    }
 }
 
 impl ParticipantEnd {
@@ -69,6 +90,7 @@ impl ParticipantEnd {
             transactions: live.transactions().into_iter().collect(),
             durable,
             blocked: BTreeSet::new(),
+            watermarks: live.watermarks().collect(),
         }
     }
 
@@ -80,6 +102,7 @@ impl ParticipantEnd {
             transactions: BTreeMap::new(),
             durable: Vec::new(),
             blocked: BTreeSet::new(),
+            watermarks: BTreeMap::new(),
         }
     }
 }
@@ -98,22 +121,37 @@ pub struct RunEnd {
     /// The outcomes each node reported ([`Effect::Outcome`](super::Effect::Outcome)),
     /// coordinator included.
     pub reported: BTreeMap<NodeId, BTreeMap<TxId, bool>>,
+    /// The coordinator forgot every transaction numbered below this
+    /// ([`Coordinator::forgotten_below`]).
+    pub forgotten_below: u64,
 }
 
 impl RunEnd {
     /// Takes the coordinator's states from a live coordinator.
     pub fn with_coordinator(mut self, coordinator: &Coordinator) -> Self {
         self.coordinator = coordinator.transactions().collect();
+        self.forgotten_below = coordinator.forgotten_below();
         self
     }
 
-    /// The outcome the run must show for `tx`: the coordinator's decision,
-    /// or abort for a transaction it does not know or has not decided.
+    /// True if the coordinator forgot `tx` (ended, below its watermark).
+    pub fn coordinator_forgot(&self, tx: TxId) -> bool {
+        !self.coordinator.contains_key(&tx) && tx.seq < self.forgotten_below
+    }
+
+    /// The outcome the run must show for `tx`: the coordinator's decision
+    /// (for one it forgot, the outcome it reported), or abort for a
+    /// transaction it does not know or has not decided.
     pub fn decision(&self, tx: TxId) -> bool {
-        self.coordinator
-            .get(&tx)
-            .and_then(|s| s.decision())
-            .unwrap_or(false)
+        match self.coordinator.get(&tx) {
+            Some(s) => s.decision().unwrap_or(false),
+            None => self
+                .reported
+                .get(&tx.coordinator)
+                .and_then(|r| r.get(&tx))
+                .copied()
+                .unwrap_or(false),
+        }
     }
 }
 
@@ -261,6 +299,13 @@ pub enum Finding {
         /// Why the block is not justified.
         reason: String,
     },
+    /// A participant forgot a transaction its coordinator has not ended.
+    ForgotTooEarly {
+        /// Participant.
+        node: NodeId,
+        /// Transaction.
+        tx: TxId,
+    },
     /// Recovery from the durable log does not reproduce the live bank.
     Recovery {
         /// Participant.
@@ -304,6 +349,10 @@ impl fmt::Display for Finding {
             Finding::UnjustifiedBlock { node, tx, reason } => {
                 write!(f, "participant {node} blocked on {tx} though {reason}")
             }
+            Finding::ForgotTooEarly { node, tx } => write!(
+                f,
+                "participant {node} forgot {tx}, which its coordinator has not ended"
+            ),
             Finding::Recovery { node, detail } => {
                 write!(f, "bank {node} recovers from its log differently: {detail}")
             }
@@ -364,14 +413,17 @@ pub fn audit(run: &RunEnd, now: Instant) -> Report {
         let Some(work) = run.work.get(&tx) else {
             continue;
         };
-        let known = run.coordinator.contains_key(&tx);
+        let known = run.coordinator.get(&tx);
         for (node, share) in work {
-            let state = run
-                .participants
-                .get(node)
-                .and_then(|p| p.transactions.get(&tx));
-            if known && state.is_none() {
+            let p = run.participants.get(node);
+            let state = p.and_then(|p| p.transactions.get(&tx));
+            let forgot = p.is_some_and(|p| p.forgot(tx));
+            let ended = matches!(known, Some(CoordState::Ended { .. }));
+            if known.is_some() && state.is_none() && !forgot {
                 findings.push(Finding::NoRecord { node: *node, tx });
+            }
+            if forgot && !ended && !run.coordinator_forgot(tx) {
+                findings.push(Finding::ForgotTooEarly { node: *node, tx });
             }
             if run.decision(tx) {
                 committed.entry(*node).or_default().push(share);
@@ -397,6 +449,8 @@ pub fn audit(run: &RunEnd, now: Instant) -> Report {
 fn check_outcome(run: &RunEnd, tx: TxId) -> Option<Disagreement> {
     let coordinator = match run.coordinator.get(&tx) {
         Some(state) => state.decision().map(|d| ("coordinator".to_string(), d)),
+        // Forgotten: its reported outcome speaks for it.
+        None if run.coordinator_forgot(tx) => None,
         None => Some(("coordinator (no durable BEGIN)".to_string(), false)),
     };
     let participants = run.participants.iter().filter_map(|(node, p)| {
@@ -459,9 +513,11 @@ fn check_participant(
             Some(work) => work
                 .iter()
                 .find(|(other, _)| {
+                    // One that forgot the transaction had decided it, and
+                    // its READY may be compacted away.
                     !run.participants
                         .get(other)
-                        .is_some_and(|o| logged_ready(&o.durable, tx))
+                        .is_some_and(|o| o.forgot(tx) || logged_ready(&o.durable, tx))
                 })
                 .map(|(other, _)| format!("participant {other} never logged READY")),
         };

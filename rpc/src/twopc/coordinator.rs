@@ -11,10 +11,16 @@
 //! COMMIT"): a transaction whose last record is BEGIN (WAIT) is aborted (ABORT
 //! logged, GLOBAL-ABORT sent); one with a decision and no END has its decision
 //! re-sent until acknowledged. A transaction the coordinator has no record of
-//! was never durably begun, so no participant can have voted on it: asked
-//! about it, the coordinator answers ABORT.
+//! and whose number is not below its watermark was never durably begun, so
+//! no participant can have voted on it: asked about it, the coordinator
+//! answers ABORT. One below the watermark has ended and been forgotten
+//! (see [Bounded logs](super#bounded-logs)): messages about it are stale
+//! and ignored.
+//!
+//! Once every participant acknowledged, END is logged and each participant
+//! gets the end-of-transaction notice ([`Msg::Finished`]).
 
-use super::{Effect, LogRecord, Msg, NodeId, TxId};
+use super::{CoordTxSnapshot, Effect, LogRecord, Msg, NodeId, TxId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -26,6 +32,16 @@ pub struct CoordinatorConfig {
     /// Re-send VOTE-REQUESTs to silent participants, and decisions to
     /// participants that have not acknowledged, this often.
     pub resend_interval: Duration,
+    /// Ended transactions remembered beyond the watermark (by sequence
+    /// number), so that a client retrying with its idempotency key, or
+    /// asking for the outcome, still gets the transaction. Default 256.
+    pub keep_finished: u64,
+    /// Most transactions remembered at once (in flight, waiting for
+    /// acknowledgments, or ended and kept); [`Coordinator::begin`] refuses
+    /// more (counted in [`Coordinator::refused_begins`]). A participant that
+    /// stays down holds back the watermark, so this is what bounds the
+    /// table then. Default 4096.
+    pub max_transactions: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -33,6 +49,8 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             vote_timeout: Duration::from_secs(2),
             resend_interval: Duration::from_millis(500),
+            keep_finished: 256,
+            max_transactions: 4096,
         }
     }
 }
@@ -74,8 +92,24 @@ struct CoordTx {
     work: BTreeMap<NodeId, Vec<u8>>,
     votes: BTreeSet<NodeId>,
     acks: BTreeSet<NodeId>,
+    key: Option<u64>,
     vote_deadline: Instant,
     next_resend: Instant,
+}
+
+impl CoordTx {
+    fn new(state: CoordState, participants: Vec<NodeId>, key: Option<u64>, now: Instant) -> Self {
+        CoordTx {
+            state,
+            participants,
+            work: BTreeMap::new(),
+            votes: BTreeSet::new(),
+            acks: BTreeSet::new(),
+            key,
+            vote_deadline: now,
+            next_resend: now,
+        }
+    }
 }
 
 /// The coordinator of any number of transactions. See the [module docs](self)
@@ -88,6 +122,12 @@ pub struct Coordinator {
     txs: BTreeMap<TxId, CoordTx>,
     /// Idempotency keys of the transactions begun with one.
     keys: BTreeMap<u64, TxId>,
+    /// Every transaction numbered below this has ended and is forgotten.
+    forgotten_below: u64,
+    /// Messages refused by the sender rule.
+    refused: u64,
+    /// Begins refused because the table was full.
+    refused_begins: u64,
     effects: VecDeque<Effect>,
 }
 
@@ -100,6 +140,9 @@ impl Coordinator {
             next_seq: 1,
             txs: BTreeMap::new(),
             keys: BTreeMap::new(),
+            forgotten_below: 0,
+            refused: 0,
+            refused_begins: 0,
             effects: VecDeque::new(),
         }
     }
@@ -127,16 +170,34 @@ impl Coordinator {
                     }
                     c.txs.insert(
                         *tx,
-                        CoordTx {
-                            state: CoordState::Wait,
-                            participants: participants.clone(),
-                            work: BTreeMap::new(),
-                            votes: BTreeSet::new(),
-                            acks: BTreeSet::new(),
-                            vote_deadline: now,
-                            next_resend: now,
-                        },
+                        CoordTx::new(CoordState::Wait, participants.clone(), *key, now),
                     );
+                }
+                LogRecord::Checkpoint {
+                    next_seq,
+                    forgotten_below,
+                    txs,
+                } => {
+                    c.txs.clear();
+                    c.keys.clear();
+                    c.next_seq = c.next_seq.max(*next_seq);
+                    c.forgotten_below = c.forgotten_below.max(*forgotten_below);
+                    for t in txs.iter().filter(|t| t.tx.coordinator == id) {
+                        let state = match (t.decision, t.ended) {
+                            (None, _) => CoordState::Wait,
+                            (Some(committed), true) => CoordState::Ended { committed },
+                            (Some(true), false) => CoordState::Commit,
+                            (Some(false), false) => CoordState::Abort,
+                        };
+                        if let Some(k) = t.key {
+                            c.keys.insert(k, t.tx);
+                        }
+                        c.next_seq = c.next_seq.max(t.tx.seq + 1);
+                        c.txs.insert(
+                            t.tx,
+                            CoordTx::new(state, t.participants.clone(), t.key, now),
+                        );
+                    }
                 }
                 LogRecord::Global { tx, commit } => {
                     if let Some(t) = c.txs.get_mut(tx) {
@@ -180,12 +241,77 @@ impl Coordinator {
         self.id
     }
 
+    /// Messages refused by the sender rule (from a node that is not a
+    /// participant of the transaction, or about another coordinator's
+    /// transaction).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Begins refused because [`CoordinatorConfig::max_transactions`] were
+    /// remembered.
+    pub fn refused_begins(&self) -> u64 {
+        self.refused_begins
+    }
+
+    /// Every transaction numbered below this has ended at every participant
+    /// and is forgotten here.
+    pub fn forgotten_below(&self) -> u64 {
+        self.forgotten_below
+    }
+
+    /// The sequence number the next transaction begun gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The end-of-transaction watermark: the smallest sequence number not
+    /// yet ended (or the next one to use).
+    pub fn watermark(&self) -> u64 {
+        self.txs
+            .iter()
+            .filter(|(_, t)| !matches!(t.state, CoordState::Ended { .. }))
+            .map(|(tx, _)| tx.seq)
+            .min()
+            .unwrap_or(self.next_seq)
+            .min(self.next_seq)
+    }
+
+    /// The checkpoint to compact the log to: every transaction remembered,
+    /// the next sequence number and the watermark. Only valid when every
+    /// effect queued so far has been executed (the driver compacts between
+    /// batches).
+    pub fn checkpoint_record(&self) -> LogRecord {
+        LogRecord::Checkpoint {
+            next_seq: self.next_seq,
+            forgotten_below: self.forgotten_below,
+            txs: self
+                .txs
+                .iter()
+                .map(|(tx, t)| CoordTxSnapshot {
+                    tx: *tx,
+                    participants: t.participants.clone(),
+                    key: t.key,
+                    decision: t.state.decision(),
+                    ended: matches!(t.state, CoordState::Ended { .. }),
+                })
+                .collect(),
+        }
+    }
+
     /// Starts a transaction over `work` (one entry per participant: its id
-    /// and its share of the work). Queues `Log(BEGIN)` and then a
-    /// VOTE-REQUEST to each participant. `None` if `work` is empty or names a
-    /// participant twice.
-    pub fn begin(&mut self, now: Instant, work: Vec<(NodeId, Vec<u8>)>) -> Option<TxId> {
-        self.begin_keyed(now, None, work)
+    /// and its share of the work), named with the sequence number and
+    /// `nonce` (128 random bits the driver draws: [`random_nonce`](super::random_nonce)).
+    /// Queues `Log(BEGIN)` and then a VOTE-REQUEST to each participant.
+    /// `None` if `work` is empty or names a participant twice, or if
+    /// [`CoordinatorConfig::max_transactions`] are remembered.
+    pub fn begin(
+        &mut self,
+        now: Instant,
+        nonce: u128,
+        work: Vec<(NodeId, Vec<u8>)>,
+    ) -> Option<TxId> {
+        self.begin_keyed(now, None, nonce, work)
     }
 
     /// [`begin`](Self::begin) with an idempotency key chosen by the client
@@ -200,6 +326,7 @@ impl Coordinator {
         &mut self,
         now: Instant,
         key: Option<u64>,
+        nonce: u128,
         work: Vec<(NodeId, Vec<u8>)>,
     ) -> Option<TxId> {
         if let Some(tx) = key.and_then(|k| self.keys.get(&k)) {
@@ -210,9 +337,19 @@ impl Coordinator {
         if participants.is_empty() || distinct.len() != participants.len() {
             return None;
         }
+        if self.txs.len() >= self.config.max_transactions {
+            self.refused_begins += 1;
+            log::warn!(
+                "2pc coordinator {}: {} transactions remembered, refusing another",
+                self.id,
+                self.txs.len()
+            );
+            return None;
+        }
         let tx = TxId {
             coordinator: self.id,
             seq: self.next_seq,
+            nonce,
         };
         self.next_seq += 1;
         self.effects.push_back(Effect::Log(LogRecord::Begin {
@@ -223,15 +360,10 @@ impl Coordinator {
         if let Some(k) = key {
             self.keys.insert(k, tx);
         }
-        let t = CoordTx {
-            state: CoordState::Wait,
-            participants,
-            work: work.into_iter().collect(),
-            votes: BTreeSet::new(),
-            acks: BTreeSet::new(),
-            vote_deadline: now + self.config.vote_timeout,
-            next_resend: now + self.config.resend_interval,
-        };
+        let mut t = CoordTx::new(CoordState::Wait, participants, key, now);
+        t.work = work.into_iter().collect();
+        t.vote_deadline = now + self.config.vote_timeout;
+        t.next_resend = now + self.config.resend_interval;
         self.txs.insert(tx, t);
         self.send_prepare(tx, None);
         Some(tx)
@@ -247,15 +379,28 @@ impl Coordinator {
         self.txs.iter().map(|(tx, t)| (*tx, t.state))
     }
 
-    /// Handles a message from a participant.
+    /// Handles a message from a participant. Messages that break the
+    /// sender rule (see [Who may say what](super#who-may-say-what)) are
+    /// dropped and counted in [`refused`](Self::refused).
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Msg) {
         let tx = msg.tx();
+        if tx.coordinator != self.id || !msg.to_coordinator() {
+            self.refused += 1;
+            log::warn!(
+                "2pc coordinator {}: {tx}: refused {} from {from}: not for this coordinator",
+                self.id,
+                msg.kind()
+            );
+            return;
+        }
         let Some(t) = self.txs.get_mut(&tx) else {
+            if tx.seq < self.forgotten_below {
+                // Ended at every participant and forgotten: a stale message.
+                return;
+            }
             // Never durably begun: presumed abort (no participant can have
             // voted, since VOTE-REQUEST follows the forced BEGIN record).
-            if matches!(msg, Msg::Vote { .. } | Msg::DecisionRequest { .. })
-                && tx.coordinator == self.id
-            {
+            if matches!(msg, Msg::Vote { .. } | Msg::DecisionRequest { .. }) {
                 self.effects.push_back(Effect::Send {
                     to: from,
                     msg: Msg::Decision { tx, commit: false },
@@ -264,9 +409,11 @@ impl Coordinator {
             return;
         };
         if !t.participants.contains(&from) {
+            self.refused += 1;
             log::warn!(
-                "2pc coordinator {}: {tx}: message from non-participant {from}",
-                self.id
+                "2pc coordinator {}: {tx}: refused {} from {from}, not a participant",
+                self.id,
+                msg.kind()
             );
             return;
         }
@@ -297,14 +444,43 @@ impl Coordinator {
                 if t.acks.len() == t.participants.len() {
                     let committed = t.state == CoordState::Commit;
                     t.state = CoordState::Ended { committed };
+                    let participants = t.participants.clone();
                     self.effects.push_back(Effect::Log(LogRecord::End { tx }));
                     self.effects.push_back(Effect::Completed { tx });
+                    let below = self.watermark();
+                    for p in participants {
+                        self.effects.push_back(Effect::Send {
+                            to: p,
+                            msg: Msg::Finished { tx, below },
+                        });
+                    }
+                    self.forget(below);
                 }
             }
             // Late votes and duplicate acks change nothing: the decision is
             // re-sent to whoever has not acknowledged it.
             _ => {}
         }
+    }
+
+    /// Forgets the ended transactions numbered below `watermark -
+    /// keep_finished` (every transaction below the watermark has ended).
+    fn forget(&mut self, watermark: u64) {
+        let below = watermark.saturating_sub(self.config.keep_finished);
+        if below <= self.forgotten_below {
+            return;
+        }
+        self.forgotten_below = below;
+        let keys = &mut self.keys;
+        self.txs.retain(|tx, t| {
+            let keep = tx.seq >= below || !matches!(t.state, CoordState::Ended { .. });
+            if !keep {
+                if let Some(k) = t.key {
+                    keys.remove(&k);
+                }
+            }
+            keep
+        });
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.

@@ -40,6 +40,70 @@
 //!
 //! Route incoming messages with [`Msg::to_coordinator`]: VOTE, ACK and
 //! DECISION-REQUEST go to the coordinator role, the rest to the participant.
+//!
+//! # Who may say what
+//!
+//! Both state machines check the sender (`from`) of every message against
+//! the transaction, and refuse (drop and count: [`Coordinator::refused`],
+//! [`Participant::refused`]) what breaks the rule:
+//!
+//! - a participant takes PREPARE, DECISION and the end-of-transaction
+//!   notice only from the transaction's coordinator (`from ==
+//!   tx.coordinator`), and STATE-QUERY and its answers only from fellow
+//!   participants of the transaction (a query about a transaction it has
+//!   never heard of cannot be checked against a list it does not have: it
+//!   answers ABORT, as the termination protocol requires, and that
+//!   tombstone is forgotten with the coordinator's watermark);
+//! - the coordinator takes VOTE, ACK and DECISION-REQUEST only from the
+//!   participants of the transaction, and only about its own transactions.
+//!
+//! `from` is whatever the message says. Over an authenticated RPC
+//! connection the driver first checks it against the node id the caller
+//! proved ([`CallContext::peer`](crate::CallContext)): a delivery whose
+//! `from` differs is dropped and counted ([`rpc::Node::forged`]) before the
+//! state machines see it. Transaction ids carry 128 random bits
+//! ([`TxId::nonce`]), so nobody can name a transaction it did not see.
+//!
+//! # Bounded logs
+//!
+//! Once every participant acknowledged the decision on a transaction, the
+//! coordinator logs END and sends each participant the end-of-transaction
+//! notice [`Msg::Finished`] `{ tx, below }`: *every* transaction of this
+//! coordinator numbered below `below` has ended (`below` is the smallest
+//! sequence number not yet ended, or the next number to use). Forgetting
+//! then follows one rule:
+//!
+//! > A node forgets a transaction only when it is decided at **every**
+//! > participant, durably: the participant once its coordinator's notice
+//! > says so (the transaction is below the watermark), the coordinator once
+//! > it is below the watermark by [`CoordinatorConfig::keep_finished`] more
+//! > (kept a while longer so that a client retrying with its idempotency
+//! > key, or asking for the outcome, still gets it).
+//!
+//! Why this is safe: a participant acknowledges only after its outcome is
+//! on stable storage, and END (hence every notice naming it) only follows
+//! every acknowledgment, so no participant of a forgotten transaction is
+//! READY or ever will be again: nobody needs an answer about it. What can
+//! still arrive is a stale duplicate (an old PREPARE, DECISION or query).
+//! Both sides recognise it by its number -- below the watermark and not
+//! in the table means forgotten -- and ignore it, rather than prepare it
+//! again or take it for "never heard of it" (presumed abort), which would
+//! contradict a commit. The watermark is on stable storage before it is
+//! used: the coordinator syncs END before each notice and keeps its next
+//! sequence number and watermark in its checkpoint, so after a restart it
+//! never numbers a new transaction below a watermark it announced; the
+//! participant logs the watermark ([`LogRecord::Forget`], and in its
+//! [`LogRecord::Snapshot`]). A notice that is lost is covered by the next
+//! one (watermarks only grow).
+//!
+//! Compaction (the driver's, e.g. [`rpc::Node`] when its log grows past
+//! [`rpc::NodeOptions::max_log_bytes`]): a checkpoint --
+//! [`Coordinator::checkpoint_record`] (remembered transactions, next
+//! number, watermark) and [`Participant::checkpoint_record`] (resource
+//! state, undecided and not yet forgotten transactions, watermarks) -- is
+//! written to a new file, synced, and renamed over the log ([`Wal::rewrite`]);
+//! a crash at any step leaves either the old log or the new one, and both
+//! recover to the same state.
 
 pub mod audit;
 mod bank;
@@ -53,6 +117,11 @@ pub use coordinator::{CoordState, Coordinator, CoordinatorConfig};
 pub use participant::{PartState, Participant, ParticipantConfig, ResourceManager};
 pub use wal::{FileWal, MemWal, Wal, crc32};
 
+/// The file format version of a [`FileWal`] (its first bytes are
+/// `U2PCWAL` and this byte). Version 1 logs (no header, sequential
+/// transaction ids) are refused with an error saying so.
+pub const WAL_VERSION: u8 = 2;
+
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -63,19 +132,93 @@ pub type NodeId = u32;
 /// encoded [`BankOp`]s), as given to [`Coordinator::begin`].
 pub type Work = Vec<(NodeId, Vec<u8>)>;
 
-/// A transaction: its coordinator and a sequence number unique there.
+/// A transaction: its coordinator, a sequence number there, and 128 random
+/// bits.
+///
+/// The sequence number orders a coordinator's transactions (the
+/// end-of-transaction notices announce "everything below N has ended" with
+/// it, see [`Msg::Finished`]); the nonce makes the id unguessable, so that
+/// nobody who did not see a transaction can name it (to query, abort or
+/// vote on it). The driver draws the nonce ([`random_nonce`]) and hands it
+/// to [`Coordinator::begin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TxId {
     /// The coordinator that owns the transaction (whom to ask for the decision).
     pub coordinator: NodeId,
-    /// Sequence number at that coordinator.
+    /// Sequence number at that coordinator (not unique on its own: a
+    /// number whose BEGIN never reached the log is used again).
     pub seq: u64,
+    /// 128 random bits.
+    pub nonce: u128,
+}
+
+impl TxId {
+    /// `C.S.hhhhhh`: coordinator, sequence number and the first 24 bits of
+    /// the nonce, for tables.
+    pub fn short(&self) -> String {
+        format!(
+            "{}.{}.{:06x}",
+            self.coordinator,
+            self.seq,
+            self.nonce >> 104
+        )
+    }
 }
 
 impl std::fmt::Display for TxId {
+    /// `tx C.S.<32 hex digits>`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "tx {}.{}", self.coordinator, self.seq)
+        write!(
+            f,
+            "tx {}.{}.{:032x}",
+            self.coordinator, self.seq, self.nonce
+        )
     }
+}
+
+impl std::str::FromStr for TxId {
+    type Err = String;
+
+    /// Parses `C.S.HEX`, with or without the `tx ` of [`Display`](std::fmt::Display).
+    fn from_str(s: &str) -> Result<TxId, String> {
+        let text = s.trim();
+        let text = text.strip_prefix("tx").unwrap_or(text).trim();
+        let mut parts = text.split('.');
+        let (Some(c), Some(seq), Some(nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("'{s}' is not a transaction id (C.S.HEX)"));
+        };
+        let bad = || format!("'{s}' is not a transaction id (C.S.HEX)");
+        Ok(TxId {
+            coordinator: c.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+            nonce: (nonce.len() <= 32)
+                .then(|| u128::from_str_radix(nonce, 16).ok())
+                .flatten()
+                .ok_or_else(bad)?,
+        })
+    }
+}
+
+/// 128 random bits for a [`TxId`], from the kernel (`getrandom`), or, if
+/// that fails, from [`random_id`](crate::random_id) twice.
+pub fn random_nonce() -> u128 {
+    let mut buf = [0u8; 16];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length name the unfilled part of `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        } else {
+            return (u128::from(crate::random_id()) << 64) | u128::from(crate::random_id());
+        }
+    }
+    u128::from_le_bytes(buf)
 }
 
 /// What a participant tells a fellow participant about a transaction.
@@ -142,6 +285,19 @@ pub enum Msg {
         /// The answering participant's state.
         state: PeerState,
     },
+    /// Coordinator to participant, the end-of-transaction notice: every
+    /// participant acknowledged the decision on `tx` (END is logged), and
+    /// every transaction of this coordinator numbered below `below` has
+    /// ended likewise. A participant may then forget every decided
+    /// transaction of this coordinator numbered below `below` (see
+    /// [Bounded logs](self#bounded-logs)).
+    Finished {
+        /// The transaction that just ended.
+        tx: TxId,
+        /// Every transaction of the coordinator with a smaller sequence
+        /// number has ended (or never reached any participant).
+        below: u64,
+    },
 }
 
 impl Msg {
@@ -154,7 +310,22 @@ impl Msg {
             | Msg::Ack { tx }
             | Msg::DecisionRequest { tx }
             | Msg::StateQuery { tx }
-            | Msg::PeerState { tx, .. } => *tx,
+            | Msg::PeerState { tx, .. }
+            | Msg::Finished { tx, .. } => *tx,
+        }
+    }
+
+    /// The message's name, for logs (`PREPARE`, `VOTE`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Prepare { .. } => "PREPARE",
+            Msg::Vote { .. } => "VOTE",
+            Msg::Decision { .. } => "DECISION",
+            Msg::Ack { .. } => "ACK",
+            Msg::DecisionRequest { .. } => "DECISION-REQUEST",
+            Msg::StateQuery { .. } => "STATE-QUERY",
+            Msg::PeerState { .. } => "PEER-STATE",
+            Msg::Finished { .. } => "FINISHED",
         }
     }
 
@@ -177,7 +348,13 @@ impl Msg {
     /// call it on every message a node sends.
     pub fn backed_by(&self, durable: &[LogRecord]) -> bool {
         let has = |pred: &dyn Fn(&LogRecord) -> bool| durable.iter().any(pred);
-        let begun = |tx: TxId| has(&|r| matches!(r, LogRecord::Begin { tx: t, .. } if *t == tx));
+        let begun = |tx: TxId| {
+            has(&|r| match r {
+                LogRecord::Begin { tx: t, .. } => *t == tx,
+                LogRecord::Checkpoint { txs, .. } => txs.iter().any(|s| s.tx == tx),
+                _ => false,
+            })
+        };
         // The participant's own outcome, in a LOCAL record or a snapshot.
         let local = |tx: TxId, commit: Option<bool>| {
             has(&|r| match r {
@@ -196,10 +373,19 @@ impl Msg {
             Msg::Prepare { tx, .. } => begun(*tx),
             Msg::Decision { tx, commit } => {
                 !begun(*tx)
-                    || has(
-                        &|r| matches!(r, LogRecord::Global { tx: t, commit: c } if t == tx && c == commit),
-                    )
+                    || has(&|r| match r {
+                        LogRecord::Global { tx: t, commit: c } => t == tx && c == commit,
+                        LogRecord::Checkpoint { txs, .. } => txs
+                            .iter()
+                            .any(|s| s.tx == *tx && s.decision == Some(*commit)),
+                        _ => false,
+                    })
             }
+            Msg::Finished { tx, .. } => has(&|r| match r {
+                LogRecord::End { tx: t } => t == tx,
+                LogRecord::Checkpoint { txs, .. } => txs.iter().any(|s| s.tx == *tx && s.ended),
+                _ => false,
+            }),
             Msg::Vote { tx, commit: true } => has(&|r| match r {
                 LogRecord::Ready { tx: t, .. } => t == tx,
                 LogRecord::Snapshot { txs, .. } => txs.iter().any(|s| s.tx == *tx),
@@ -231,6 +417,21 @@ pub struct TxSnapshot {
     pub participants: Vec<NodeId>,
     /// This participant's work (kept while READY).
     pub work: Vec<u8>,
+}
+
+/// A coordinator's durable knowledge of one transaction (in checkpoints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordTxSnapshot {
+    /// Transaction.
+    pub tx: TxId,
+    /// Its participants.
+    pub participants: Vec<NodeId>,
+    /// The client's idempotency key, if it gave one.
+    pub key: Option<u64>,
+    /// The decision, once logged (`None`: WAIT, aborted on recovery).
+    pub decision: Option<bool>,
+    /// Every participant acknowledged the decision (END logged).
+    pub ended: bool,
 }
 
 /// A record of the write-ahead log.
@@ -282,6 +483,28 @@ pub enum LogRecord {
         state: Vec<u8>,
         /// Known transactions.
         txs: Vec<TxSnapshot>,
+        /// Per coordinator, the end-of-transaction watermark: every
+        /// transaction of that coordinator numbered below it has ended and
+        /// is forgotten here.
+        watermarks: Vec<(NodeId, u64)>,
+    },
+    /// Participant: a [`Msg::Finished`] raised `coordinator`'s watermark to
+    /// `below` (the decided transactions under it are forgotten).
+    Forget {
+        /// The coordinator.
+        coordinator: NodeId,
+        /// Its new watermark.
+        below: u64,
+    },
+    /// Coordinator: checkpoint of every transaction it still remembers;
+    /// replay starts from the last one.
+    Checkpoint {
+        /// The next sequence number to use.
+        next_seq: u64,
+        /// Every transaction numbered below this has ended and is forgotten.
+        forgotten_below: u64,
+        /// Remembered transactions.
+        txs: Vec<CoordTxSnapshot>,
     },
 }
 

@@ -24,6 +24,14 @@
 //! Recovery: no record (INIT) -> nothing, the transaction is aborted when
 //! anyone asks; COMMIT/ABORT -> nothing, answer questions; READY -> re-lock
 //! and ask the coordinator at once, then the peers.
+//!
+//! The coordinator's end-of-transaction notice ([`Msg::Finished`]) raises
+//! its watermark here: decided transactions of that coordinator numbered
+//! below it are forgotten (memory at once, the log at the next
+//! checkpoint), and a later message about one of them is stale and
+//! ignored (see [Bounded logs](super#bounded-logs)). Messages from a node
+//! the transaction does not allow are refused and counted
+//! ([`Participant::refused`], [Who may say what](super#who-may-say-what)).
 
 use super::{Effect, LogRecord, Msg, NodeId, PeerState, TxId, TxSnapshot};
 use std::collections::{BTreeMap, VecDeque};
@@ -62,6 +70,16 @@ pub struct ParticipantConfig {
     /// Coordinator silent this long after the first question: ask the
     /// other participants too.
     pub peer_query_after: Duration,
+    /// Most transactions remembered at once. A message that would add one
+    /// more (PREPARE, DECISION or STATE-QUERY about an unknown
+    /// transaction) is dropped and counted ([`Participant::refused_full`]);
+    /// the protocol re-sends, and a PREPARE that gets no vote times out
+    /// into ABORT. Default 4096.
+    pub max_transactions: usize,
+    /// Most coordinators whose end-of-transaction watermark is kept; a
+    /// notice from one more is dropped and counted in
+    /// [`Participant::refused`]. Default 256.
+    pub max_coordinators: usize,
 }
 
 impl Default for ParticipantConfig {
@@ -71,6 +89,8 @@ impl Default for ParticipantConfig {
             decision_timeout: Duration::from_secs(1),
             ask_interval: Duration::from_millis(500),
             peer_query_after: Duration::from_secs(1),
+            max_transactions: 4096,
+            max_coordinators: 256,
         }
     }
 }
@@ -134,6 +154,12 @@ pub struct Participant<R> {
     rm: R,
     config: ParticipantConfig,
     txs: BTreeMap<TxId, PartTx>,
+    /// Per coordinator: every transaction numbered below has ended.
+    watermarks: BTreeMap<NodeId, u64>,
+    /// Messages refused by the sender rule.
+    refused: u64,
+    /// Messages dropped because the table was full.
+    refused_full: u64,
     effects: VecDeque<Effect>,
 }
 
@@ -145,6 +171,9 @@ impl<R: ResourceManager> Participant<R> {
             rm,
             config,
             txs: BTreeMap::new(),
+            watermarks: BTreeMap::new(),
+            refused: 0,
+            refused_full: 0,
             effects: VecDeque::new(),
         }
     }
@@ -162,10 +191,15 @@ impl<R: ResourceManager> Participant<R> {
         let mut p = Participant::new(id, rm, config);
         for rec in records {
             match rec {
-                LogRecord::Snapshot { state, txs } => {
+                LogRecord::Snapshot {
+                    state,
+                    txs,
+                    watermarks,
+                } => {
                     p.rm.restore(state)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     p.txs.clear();
+                    p.watermarks = watermarks.iter().copied().collect();
                     for s in txs {
                         let state = match s.decided {
                             None => {
@@ -211,6 +245,9 @@ impl<R: ResourceManager> Participant<R> {
                     };
                     t.work.clear();
                 }
+                LogRecord::Forget { coordinator, below } => {
+                    p.raise_watermark(*coordinator, *below);
+                }
                 _ => {}
             }
         }
@@ -234,6 +271,56 @@ impl<R: ResourceManager> Participant<R> {
     /// The resource manager.
     pub fn resource(&self) -> &R {
         &self.rm
+    }
+
+    /// Messages refused by the sender rule.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Messages dropped because [`ParticipantConfig::max_transactions`]
+    /// were remembered.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full
+    }
+
+    /// `coordinator`'s end-of-transaction watermark here: its decided
+    /// transactions numbered below it are forgotten.
+    pub fn watermark(&self, coordinator: NodeId) -> u64 {
+        self.watermarks.get(&coordinator).copied().unwrap_or(0)
+    }
+
+    /// Every coordinator's end-of-transaction watermark here.
+    pub fn watermarks(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.watermarks.iter().map(|(c, w)| (*c, *w))
+    }
+
+    /// True if `tx` is forgotten here: not in the table and below its
+    /// coordinator's watermark.
+    pub fn forgot(&self, tx: TxId) -> bool {
+        !self.txs.contains_key(&tx) && tx.seq < self.watermark(tx.coordinator)
+    }
+
+    /// Raises a coordinator's watermark and forgets what falls below it;
+    /// true if it rose.
+    fn raise_watermark(&mut self, coordinator: NodeId, below: u64) -> bool {
+        if below <= self.watermark(coordinator) {
+            return false;
+        }
+        self.watermarks.insert(coordinator, below);
+        let me = self.id;
+        self.txs.retain(|tx, t| {
+            if tx.coordinator != coordinator || tx.seq >= below {
+                return true;
+            }
+            if t.state == Local::Ready {
+                // Cannot happen (the coordinator had our ACK); keep it.
+                log::error!("2pc participant {me}: {tx} is READY below the watermark {below}");
+                return true;
+            }
+            false
+        });
+        true
     }
 
     /// The state of a transaction (`None`: never heard of it).
@@ -269,6 +356,14 @@ impl<R: ResourceManager> Participant<R> {
     /// Queues a checkpoint record (committed state and every transaction
     /// known), from which a later recovery starts.
     pub fn checkpoint(&mut self) {
+        let rec = self.checkpoint_record();
+        self.effects.push_back(Effect::Log(rec));
+    }
+
+    /// The checkpoint record (committed state, every transaction known and
+    /// not forgotten, the watermarks), to append or to compact the log to.
+    /// Only valid when every effect queued so far has been executed.
+    pub fn checkpoint_record(&self) -> LogRecord {
         let txs = self
             .txs
             .iter()
@@ -287,16 +382,99 @@ impl<R: ResourceManager> Participant<R> {
                 })
             })
             .collect();
-        self.effects.push_back(Effect::Log(LogRecord::Snapshot {
+        LogRecord::Snapshot {
             state: self.rm.snapshot(),
             txs,
-        }));
+            watermarks: self.watermarks.iter().map(|(c, w)| (*c, *w)).collect(),
+        }
+    }
+
+    /// The sender rule: PREPARE, DECISION and FINISHED only from the
+    /// transaction's coordinator; STATE-QUERY and PEER-STATE only from a
+    /// fellow participant (a query about a transaction unknown here cannot
+    /// be checked, see the module docs).
+    fn allowed(&self, from: NodeId, msg: &Msg) -> bool {
+        let tx = msg.tx();
+        match msg {
+            Msg::Prepare { .. } | Msg::Decision { .. } | Msg::Finished { .. } => {
+                from == tx.coordinator
+            }
+            Msg::StateQuery { .. } | Msg::PeerState { .. } => match self.txs.get(&tx) {
+                Some(t) if !t.participants.is_empty() => {
+                    from != self.id && t.participants.contains(&from)
+                }
+                _ => matches!(msg, Msg::StateQuery { .. }),
+            },
+            Msg::Vote { .. } | Msg::Ack { .. } | Msg::DecisionRequest { .. } => false,
+        }
     }
 
     /// Handles a message from the coordinator or a fellow participant.
+    /// Messages that break the sender rule are dropped and counted in
+    /// [`refused`](Self::refused); messages about a forgotten transaction
+    /// are ignored.
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Msg) {
         let tx = msg.tx();
+        // A message about a forgotten transaction (below the watermark) is
+        // stale -- a late answer, a duplicate -- whoever sends it: it can
+        // change nothing, so it is ignored before the sender rule (which
+        // could not tell a late peer answer from a forgery without the
+        // transaction's participant list). The notice itself is not stale.
+        if self.forgot(tx) && !matches!(msg, Msg::Finished { .. }) {
+            log::debug!(
+                "2pc participant {}: {tx}: stale {} from {from} (forgotten)",
+                self.id,
+                msg.kind()
+            );
+            return;
+        }
+        if !self.allowed(from, &msg) {
+            self.refused += 1;
+            log::warn!(
+                "2pc participant {}: {tx}: refused {} from {from}",
+                self.id,
+                msg.kind()
+            );
+            return;
+        }
+        if let Msg::Finished { below, .. } = msg {
+            if !self.watermarks.contains_key(&tx.coordinator)
+                && self.watermarks.len() >= self.config.max_coordinators
+            {
+                self.refused += 1;
+                log::warn!(
+                    "2pc participant {}: refused FINISHED from coordinator {}: {} coordinators tracked",
+                    self.id,
+                    tx.coordinator,
+                    self.watermarks.len()
+                );
+                return;
+            }
+            if self.raise_watermark(tx.coordinator, below) {
+                self.effects.push_back(Effect::Log(LogRecord::Forget {
+                    coordinator: tx.coordinator,
+                    below,
+                }));
+            }
+            return;
+        }
         let state = self.txs.get(&tx).map(|t| t.state);
+        if state.is_none()
+            && self.txs.len() >= self.config.max_transactions
+            && matches!(
+                msg,
+                Msg::Prepare { .. } | Msg::Decision { .. } | Msg::StateQuery { .. }
+            )
+        {
+            self.refused_full += 1;
+            log::warn!(
+                "2pc participant {}: {tx}: dropped {}: {} transactions remembered",
+                self.id,
+                msg.kind(),
+                self.txs.len()
+            );
+            return;
+        }
         match msg {
             Msg::Prepare {
                 participants, work, ..

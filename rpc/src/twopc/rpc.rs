@@ -9,10 +9,21 @@
 //! simulator, wrap a [`Coordinator`]/[`Participant`] in
 //! `TwoPcPeerServer` and the sans-IO [`ServerCore`](crate::ServerCore), and
 //! send with `TwoPcPeerCall::deliver` through a [`ClientCore`](crate::ClientCore).
+//!
+//! A delivery over an authenticated connection whose `from` is not the node
+//! id the caller proved ([`CallContext::peer`]) is dropped and counted
+//! ([`Node::forged`]); the reply is the same `()` (the protocol never reads
+//! it, and a forger learns nothing). Without authentication (`peer` is
+//! `None`) the state machines' own sender rule still applies to `from`.
+//!
+//! The driver compacts the log ([`Wal::rewrite`] with both roles'
+//! checkpoints) between batches of effects once it grows past
+//! [`NodeOptions::max_log_bytes`] (and past twice the last checkpoint, so
+//! that a large checkpoint is not rewritten over and over).
 
 use super::{
     Coordinator, CoordinatorConfig, Effect, Msg, NodeId, Participant, ParticipantConfig,
-    ResourceManager, TxId, Wal, execute,
+    ResourceManager, TxId, Wal, execute, random_nonce,
 };
 use crate::auth::{AuthKey, ClientAuth};
 use crate::blocking::{Client, Transport};
@@ -20,6 +31,7 @@ use crate::client::ClientConfig;
 use crate::service::CallContext;
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -51,6 +63,7 @@ enum Input {
 #[derive(Debug, Clone)]
 pub struct Inbox {
     tx: mpsc::Sender<Input>,
+    forged: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Input {
@@ -65,9 +78,73 @@ impl std::fmt::Debug for Input {
 }
 
 impl TwoPcPeer for Inbox {
-    fn deliver(&mut self, _ctx: &CallContext, from: NodeId, msg: Msg) {
+    fn deliver(&mut self, ctx: &CallContext, from: NodeId, msg: Msg) {
+        if let Some(peer) = ctx.peer {
+            if peer != u64::from(from) {
+                self.forged.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "2pc: dropped {} for {} claiming to be from node {from}: the connection proved node {peer}",
+                    msg.kind(),
+                    msg.tx()
+                );
+                return;
+            }
+        }
         let _ = self.tx.send(Input::Deliver(from, msg));
     }
+}
+
+/// Options of a [`Node`]'s driver.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Compact the log (checkpoint and rotation) once it holds more than
+    /// this many bytes (and more than twice the last checkpoint). Default
+    /// 64 KiB.
+    pub max_log_bytes: u64,
+    /// Most peers the node keeps a sender (a thread and a connection) for;
+    /// a message to one more is dropped and counted
+    /// ([`NodeStats::dropped_sends`]). A forged sender id must not make the
+    /// node spawn a thread per id. Default 256.
+    pub max_peers: usize,
+    /// Messages queued per peer; beyond, a message is dropped and counted
+    /// (the protocol re-sends). Default 1024.
+    pub max_queued: usize,
+    /// The shared key the node authenticates to its peers with (see
+    /// [`Node::start_with_key`]); `None`: unauthenticated.
+    pub key: Option<AuthKey>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            max_log_bytes: 64 << 10,
+            max_peers: 256,
+            max_queued: 1024,
+            key: None,
+        }
+    }
+}
+
+/// Counters of a [`Node`] (for status reports), since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Deliveries dropped because `from` was not the authenticated peer.
+    pub forged: u64,
+    /// Messages the state machines refused by the sender rule.
+    pub refused: u64,
+    /// Begins refused because the coordinator's table was full.
+    pub refused_begins: u64,
+    /// Messages a participant dropped because its table was full.
+    pub refused_full: u64,
+    /// Messages dropped on the way out: too many peers, or too many queued
+    /// for one.
+    pub dropped_sends: u64,
+    /// Log compactions.
+    pub compactions: u64,
+    /// Bytes in the log now.
+    pub log_bytes: u64,
+    /// Transactions in the state machines' tables now.
+    pub transactions: u64,
 }
 
 /// The roles and log of a node, owned by its driver thread.
@@ -86,6 +163,8 @@ pub struct Node<R> {
     inbox: Inbox,
     /// Why the driver stopped (its log failed), once it has.
     failure: Arc<Mutex<Option<String>>>,
+    /// Compactions done, bytes in the log, messages dropped on the way out.
+    log_stats: Arc<(AtomicU64, AtomicU64, AtomicU64)>,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -120,7 +199,15 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
         E: FnMut(Effect) + Send + 'static,
     {
-        Self::start_with_key(id, wal, coordinator, participant, None, connect, on_event)
+        Self::start_with(
+            id,
+            wal,
+            coordinator,
+            participant,
+            connect,
+            on_event,
+            NodeOptions::default(),
+        )
     }
 
     /// [`start`](Self::start) for a system with a shared key: the node
@@ -128,12 +215,44 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
     /// (see [`auth`](crate::auth)); their servers must have the key too.
     pub fn start_with_key<W, S, C, E>(
         id: NodeId,
-        mut wal: W,
+        wal: W,
         coordinator: Option<CoordinatorConfig>,
         participant: Option<(R, ParticipantConfig)>,
         key: Option<AuthKey>,
         connect: C,
+        on_event: E,
+    ) -> io::Result<Node<R>>
+    where
+        W: Wal + Send + 'static,
+        S: Transport,
+        C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
+        E: FnMut(Effect) + Send + 'static,
+    {
+        let options = NodeOptions {
+            key,
+            ..NodeOptions::default()
+        };
+        Self::start_with(
+            id,
+            wal,
+            coordinator,
+            participant,
+            connect,
+            on_event,
+            options,
+        )
+    }
+
+    /// [`start`](Self::start) with driver options (the shared key among
+    /// them, as for [`start_with_key`](Self::start_with_key)).
+    pub fn start_with<W, S, C, E>(
+        id: NodeId,
+        mut wal: W,
+        coordinator: Option<CoordinatorConfig>,
+        participant: Option<(R, ParticipantConfig)>,
+        connect: C,
         mut on_event: E,
+        options: NodeOptions,
     ) -> io::Result<Node<R>>
     where
         W: Wal + Send + 'static,
@@ -152,7 +271,17 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         };
         let state = Arc::new(Mutex::new(state));
         let (tx, rx) = mpsc::channel();
-        let inbox = Inbox { tx };
+        let inbox = Inbox {
+            tx,
+            forged: Arc::new(AtomicU64::new(0)),
+        };
+        let log_stats = Arc::new((
+            AtomicU64::new(0),
+            AtomicU64::new(wal.size()),
+            AtomicU64::new(0),
+        ));
+        let driver_log_stats = Arc::clone(&log_stats);
+        let mut compact_at = options.max_log_bytes;
         let driver_state = Arc::clone(&state);
         let failure = Arc::new(Mutex::new(None));
         let driver_failure = Arc::clone(&failure);
@@ -161,16 +290,29 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         thread::Builder::new()
             .name(format!("2pc-node-{id}"))
             .spawn(move || {
-                let mut outboxes: HashMap<NodeId, mpsc::Sender<Msg>> = HashMap::new();
+                let mut outboxes: HashMap<NodeId, mpsc::SyncSender<Msg>> = HashMap::new();
+                let dropped = Arc::clone(&driver_log_stats);
+                let (max_peers, max_queued) = (options.max_peers, options.max_queued);
+                let key = options.key.clone();
                 let mut send = |to: NodeId, msg: Msg| {
                     if to == id {
                         let _ = loopback.tx.send(Input::Deliver(id, msg));
                         return;
                     }
-                    let outbox = outboxes
-                        .entry(to)
-                        .or_insert_with(|| spawn_sender(id, to, key.clone(), Arc::clone(&connect)));
-                    let _ = outbox.send(msg);
+                    if !outboxes.contains_key(&to) && outboxes.len() >= max_peers {
+                        dropped.2.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "2pc node {id}: {max_peers} peers already, dropping a message to {to}"
+                        );
+                        return;
+                    }
+                    let outbox = outboxes.entry(to).or_insert_with(|| {
+                        spawn_sender(id, to, key.clone(), Arc::clone(&connect), max_queued)
+                    });
+                    if outbox.try_send(msg).is_err() {
+                        // Full (the peer is slow or down): the protocol re-sends.
+                        dropped.2.fetch_add(1, Ordering::Relaxed);
+                    }
                 };
                 loop {
                     let (effects, wait) = {
@@ -223,6 +365,33 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                         *lock(&driver_failure) = Some(format!("the log failed: {e}"));
                         return;
                     }
+                    if wal.size() > compact_at {
+                        // Every effect is executed: the state machines'
+                        // state is what the log holds.
+                        let records: Vec<_> = {
+                            let st = lock(&driver_state);
+                            st.coordinator
+                                .as_ref()
+                                .map(Coordinator::checkpoint_record)
+                                .into_iter()
+                                .chain(st.participant.as_ref().map(Participant::checkpoint_record))
+                                .collect()
+                        };
+                        let before = wal.size();
+                        if let Err(e) = wal.rewrite(&records) {
+                            log::error!("2pc node {id}: compacting the log failed, stopping: {e}");
+                            *lock(&driver_failure) =
+                                Some(format!("compacting the log failed: {e}"));
+                            return;
+                        }
+                        compact_at = options.max_log_bytes.max(2 * wal.size());
+                        driver_log_stats.0.fetch_add(1, Ordering::Relaxed);
+                        log::info!(
+                            "2pc node {id}: log compacted from {before} to {} bytes",
+                            wal.size()
+                        );
+                    }
+                    driver_log_stats.1.store(wal.size(), Ordering::Relaxed);
                     let input = match rx.recv_timeout(wait) {
                         Ok(input) => input,
                         Err(mpsc::RecvTimeoutError::Timeout) => continue,
@@ -244,7 +413,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
                             let tx = st
                                 .coordinator
                                 .as_mut()
-                                .and_then(|c| c.begin_keyed(now, key, work));
+                                .and_then(|c| c.begin_keyed(now, key, random_nonce(), work));
                             let _ = reply.send(tx);
                         }
                     }
@@ -255,7 +424,32 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
             state,
             inbox,
             failure,
+            log_stats,
         })
+    }
+
+    /// Deliveries dropped because their `from` was not the node id the
+    /// connection proved.
+    pub fn forged(&self) -> u64 {
+        self.inbox.forged.load(Ordering::Relaxed)
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> NodeStats {
+        let st = lock(&self.state);
+        let c = st.coordinator.as_ref();
+        let p = st.participant.as_ref();
+        NodeStats {
+            forged: self.forged(),
+            refused: c.map_or(0, Coordinator::refused) + p.map_or(0, Participant::refused),
+            refused_begins: c.map_or(0, Coordinator::refused_begins),
+            refused_full: p.map_or(0, Participant::refused_full),
+            dropped_sends: self.log_stats.2.load(Ordering::Relaxed),
+            compactions: self.log_stats.0.load(Ordering::Relaxed),
+            log_bytes: self.log_stats.1.load(Ordering::Relaxed),
+            transactions: (c.map_or(0, |c| c.transactions().count())
+                + p.map_or(0, |p| p.transactions().len())) as u64,
+        }
     }
 
     /// Why the node stopped, if it did: its log failed, so it can no
@@ -307,12 +501,13 @@ fn spawn_sender<S, C>(
     peer: NodeId,
     key: Option<AuthKey>,
     connect: Arc<C>,
-) -> mpsc::Sender<Msg>
+    max_queued: usize,
+) -> mpsc::SyncSender<Msg>
 where
     S: Transport,
     C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Msg>();
+    let (tx, rx) = mpsc::sync_channel::<Msg>(max_queued);
     let config = ClientConfig {
         call_timeout: Duration::from_secs(2),
         attempt_timeout: Duration::from_millis(500),

@@ -1,6 +1,10 @@
 //! Stable logs: an append-only file and an in-memory log that can crash.
 //!
-//! Both store records in the same format:
+//! A [`FileWal`] starts with an 8-byte header, `U2PCWAL` and the format
+//! version ([`WAL_VERSION`](super::WAL_VERSION), 2). A file without it (a
+//! version 1 log, written before transaction ids carried random bits) is
+//! refused with an error saying so, and left as it is. After the header,
+//! both logs store records in the same format:
 //!
 //! ```text
 //! +--------------+--------------+----------------------------+
@@ -15,6 +19,12 @@
 //! a bad sector): replay then fails with an error naming the byte offset,
 //! and the file is left untouched, because truncating there would silently
 //! drop every later record, COMMITs included.
+//!
+//! Compaction ([`Wal::rewrite`]) replaces the whole log with a checkpoint:
+//! the new log is written to `<log>.compact`, synced, locked, and renamed
+//! over the log, and the directory is synced. A crash at any step leaves
+//! either the old log (a leftover `.compact` file is removed when the log
+//! is next opened) or the new one.
 
 use super::LogRecord;
 use crate::message::from_bytes;
@@ -33,6 +43,13 @@ pub trait Wal {
     fn sync(&mut self) -> io::Result<()>;
     /// Reads back every durable record, in order, ignoring a torn tail.
     fn replay(&mut self) -> io::Result<Vec<LogRecord>>;
+    /// Bytes in the log, appended records not yet synced included (what
+    /// decides when to compact).
+    fn size(&self) -> u64;
+    /// Atomically replaces the whole log (unsynced appends included) with
+    /// `records`, durably: after a crash at any point, replay returns
+    /// either the old records or exactly `records`.
+    fn rewrite(&mut self, records: &[LogRecord]) -> io::Result<()>;
 }
 
 impl<W: Wal + ?Sized> Wal for Box<W> {
@@ -44,6 +61,12 @@ impl<W: Wal + ?Sized> Wal for Box<W> {
     }
     fn replay(&mut self) -> io::Result<Vec<LogRecord>> {
         (**self).replay()
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn rewrite(&mut self, records: &[LogRecord]) -> io::Result<()> {
+        (**self).rewrite(records)
     }
 }
 
@@ -164,6 +187,7 @@ pub struct MemWal {
     durable: Vec<u8>,
     pending: Vec<u8>,
     syncs: u64,
+    rewrites: u64,
 }
 
 impl MemWal {
@@ -212,6 +236,11 @@ impl MemWal {
     pub fn syncs(&self) -> u64 {
         self.syncs
     }
+
+    /// Number of compactions ([`Wal::rewrite`]).
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
+    }
 }
 
 impl Wal for MemWal {
@@ -232,6 +261,98 @@ impl Wal for MemWal {
         self.durable.truncate(valid);
         Ok(records)
     }
+
+    fn size(&self) -> u64 {
+        (self.durable.len() + self.pending.len()) as u64
+    }
+
+    fn rewrite(&mut self, records: &[LogRecord]) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for rec in records {
+            encode_record(&mut bytes, rec)?;
+        }
+        self.durable = bytes;
+        self.pending.clear();
+        self.syncs += 1;
+        self.rewrites += 1;
+        Ok(())
+    }
+}
+
+/// The first 7 bytes of a [`FileWal`]; the 8th is the version.
+const MAGIC: &[u8; 7] = b"U2PCWAL";
+const HEADER: usize = 8;
+
+fn header() -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..7].copy_from_slice(MAGIC);
+    h[7] = super::WAL_VERSION;
+    h
+}
+
+/// Checks the header of a log file's bytes: `Ok(true)` for a new log (empty,
+/// or a header cut short by a crash while the file was created: no record
+/// can follow an unsynced header), `Ok(false)` for a version-2 log.
+fn check_header(bytes: &[u8], path: &Path) -> io::Result<bool> {
+    let h = header();
+    if bytes.len() < HEADER && h.starts_with(bytes) {
+        return Ok(true);
+    }
+    if !bytes.starts_with(MAGIC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: not a version-{} 2PC log (no U2PCWAL header): a log written by an \
+                 older ustack (version 1) is not read by this one; the file is left \
+                 untouched (move it away to start afresh)",
+                path.display(),
+                super::WAL_VERSION
+            ),
+        ));
+    }
+    if bytes[7] != super::WAL_VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: 2PC log format version {} (this ustack reads version {})",
+                path.display(),
+                bytes[7],
+                super::WAL_VERSION
+            ),
+        ));
+    }
+    Ok(false)
+}
+
+/// Decodes a log file's records after its header; corruption offsets are
+/// file offsets.
+fn decode_file(bytes: &[u8], path: &Path) -> io::Result<(Vec<LogRecord>, usize)> {
+    if check_header(bytes, path)? {
+        return Ok((Vec::new(), 0));
+    }
+    decode_records(&bytes[HEADER..])
+        .map(|(records, valid)| (records, HEADER + valid))
+        .map_err(|c| {
+            Corrupt {
+                offset: c.offset + HEADER,
+                next_valid: c.next_valid + HEADER,
+            }
+            .into_io(&path.display().to_string())
+        })
+}
+
+/// Where a compaction stops, to test a crash at each step.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Half the new file written.
+    HalfWritten,
+    /// The new file written, not synced.
+    Written,
+    /// The new file synced, not renamed.
+    Synced,
+    /// Renamed over the log, the directory not synced.
+    Renamed,
 }
 
 /// An append-only log file. Appends are buffered in memory; [`sync`](Wal::sync)
@@ -241,7 +362,9 @@ pub struct FileWal {
     file: File,
     path: PathBuf,
     pending: Vec<u8>,
-    /// The file held no byte when it was opened.
+    /// Bytes in the file.
+    len: u64,
+    /// The file held no record when it was opened.
     was_empty: bool,
 }
 
@@ -255,6 +378,7 @@ impl FileWal {
     pub fn open(path: impl AsRef<Path>) -> io::Result<FileWal> {
         let path = path.as_ref().to_path_buf();
         let existed = path.exists();
+        let compact = compact_path(&path);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -271,14 +395,32 @@ impl FileWal {
                 e
             }
         })?;
+        // A compaction that crashed before its rename left this behind;
+        // the log itself is whole.
+        if compact.exists() {
+            log::warn!(
+                "wal: removing {} left by an interrupted compaction",
+                compact.display()
+            );
+            std::fs::remove_file(&compact)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (_, valid) =
-            decode_records(&bytes).map_err(|c| c.into_io(&path.display().to_string()))?;
-        if valid < bytes.len() {
-            file.set_len(valid as u64)?;
+        let new = check_header(&bytes, &path)?;
+        let valid = if new {
+            file.set_len(0)?;
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&header())?;
             file.sync_data()?;
-        }
+            HEADER
+        } else {
+            let (_, valid) = decode_file(&bytes, &path)?;
+            if valid < bytes.len() {
+                file.set_len(valid as u64)?;
+                file.sync_data()?;
+            }
+            valid
+        };
         file.seek(SeekFrom::Start(valid as u64))?;
         if !existed {
             // Make the new file's directory entry durable too.
@@ -291,7 +433,10 @@ impl FileWal {
             file,
             path,
             pending: Vec::new(),
-            was_empty: bytes.is_empty(),
+            len: valid as u64,
+            // Nothing after the header: a node may seed it. (A torn first
+            // record is bytes: such a log is never seeded again.)
+            was_empty: new || bytes.len() <= HEADER,
         })
     }
 
@@ -302,13 +447,13 @@ impl FileWal {
     pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<LogRecord>> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)?;
-        decode_records(&bytes)
-            .map(|(records, _)| records)
-            .map_err(|c| c.into_io(&path.display().to_string()))
+        decode_file(&bytes, path).map(|(records, _)| records)
     }
 
-    /// True when the file held nothing when it was opened (a new log): only
-    /// then may a node seed it, never a log that holds bytes.
+    /// True when the file held no byte after its header when it was opened
+    /// (a new log, one whose header a crash cut short, or one that crashed
+    /// before its first record): only then may a node seed it, never a log
+    /// that holds records or the remains of one.
     pub fn was_empty(&self) -> bool {
         self.was_empty
     }
@@ -317,6 +462,56 @@ impl FileWal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// [`Wal::rewrite`], stopping (as a crash would) after `stop`.
+    fn rewrite_steps(&mut self, records: &[LogRecord], stop: Option<Step>) -> io::Result<()> {
+        let stopped = |step| stop == Some(step);
+        let mut bytes = header().to_vec();
+        for rec in records {
+            encode_record(&mut bytes, rec)?;
+        }
+        let compact = compact_path(&self.path);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&compact)?;
+        let half = bytes.len() / 2;
+        file.write_all(&bytes[..half])?;
+        if stopped(Step::HalfWritten) {
+            return Ok(());
+        }
+        file.write_all(&bytes[half..])?;
+        if stopped(Step::Written) {
+            return Ok(());
+        }
+        file.sync_all()?;
+        if stopped(Step::Synced) {
+            return Ok(());
+        }
+        // Locked before it becomes the log, so that no second process can
+        // take the new file between the rename and our switching to it.
+        lock_exclusive(&file)?;
+        std::fs::rename(&compact, &self.path)?;
+        self.file = file;
+        self.pending.clear();
+        self.len = bytes.len() as u64;
+        if stopped(Step::Renamed) {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a compaction writes the new log before renaming it over `path`.
+fn compact_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".compact");
+    PathBuf::from(name)
 }
 
 impl Wal for FileWal {
@@ -327,6 +522,7 @@ impl Wal for FileWal {
     fn sync(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
             self.file.write_all(&self.pending)?;
+            self.len += self.pending.len() as u64;
             self.pending.clear();
         }
         self.file.sync_data()
@@ -336,9 +532,15 @@ impl Wal for FileWal {
         let mut bytes = Vec::new();
         let mut file = File::open(&self.path)?;
         file.read_to_end(&mut bytes)?;
-        decode_records(&bytes)
-            .map(|(records, _)| records)
-            .map_err(|c| c.into_io(&self.path.display().to_string()))
+        decode_file(&bytes, &self.path).map(|(records, _)| records)
+    }
+
+    fn size(&self) -> u64 {
+        self.len + self.pending.len() as u64
+    }
+
+    fn rewrite(&mut self, records: &[LogRecord]) -> io::Result<()> {
+        self.rewrite_steps(records, None)
     }
 }
 

@@ -19,6 +19,19 @@ use rpc::twopc::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// The nonce of every transaction begun here (ids are predictable in these
+/// tests: `tx(1)` is the first transaction).
+pub const NONCE: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+
+/// The id of coordinator 0's `seq`-th transaction.
+pub fn tx(seq: u64) -> TxId {
+    TxId {
+        coordinator: 0,
+        seq,
+        nonce: NONCE,
+    }
+}
+
 pub enum Role {
     Coord(Option<Coordinator>),
     Part(Option<Participant<Bank>>, Bank),
@@ -93,6 +106,11 @@ pub struct Sim {
     pub ccfg: CoordinatorConfig,
     pub pcfg: ParticipantConfig,
     pub delivered: u64,
+    /// Compact a node's log (checkpoint and rewrite) once it holds more
+    /// than this many bytes, after a batch of effects; `None`: never.
+    pub compact_bytes: Option<u64>,
+    /// Compactions done.
+    pub compactions: u64,
 }
 
 impl Sim {
@@ -131,6 +149,8 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
             rng: Rng::new(seed),
+            compact_bytes: None,
+            compactions: 0,
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(20),
             dup: 0.0,
@@ -168,7 +188,7 @@ impl Sim {
         let Role::Coord(Some(c)) = &mut node.role else {
             return None;
         };
-        let tx = c.begin(now, work.clone())?;
+        let tx = c.begin(now, NONCE, work.clone())?;
         self.work.insert(tx, work);
         self.process(0);
         Some(tx)
@@ -296,7 +316,10 @@ impl Sim {
                 Effect::Completed { .. } | Effect::Log(_) => {}
             }
         }
-        if dirty && !self.step(id, "sync") {
+        if dirty {
+            if self.step(id, "sync") {
+                return;
+            }
             self.nodes
                 .get_mut(&id)
                 .expect("node")
@@ -304,6 +327,31 @@ impl Sim {
                 .sync()
                 .expect("sync");
         }
+        self.maybe_compact(id);
+    }
+
+    /// Compaction between batches, as a driver does it: the node's
+    /// checkpoint replaces its log (atomically: a crash before this step
+    /// keeps the old log, after it the new one).
+    fn maybe_compact(&mut self, id: NodeId) {
+        let Some(limit) = self.compact_bytes else {
+            return;
+        };
+        let n = &self.nodes[&id];
+        if n.wal.size() <= limit {
+            return;
+        }
+        let rec = match &n.role {
+            Role::Coord(Some(c)) => c.checkpoint_record(),
+            Role::Part(Some(p), _) => p.checkpoint_record(),
+            _ => return,
+        };
+        if self.step(id, "compact") {
+            return;
+        }
+        let n = self.nodes.get_mut(&id).expect("node");
+        n.wal.rewrite(&[rec]).expect("rewrite");
+        self.compactions += 1;
     }
 
     /// A message may only announce what the sender's log already holds durably.

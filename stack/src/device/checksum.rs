@@ -69,13 +69,13 @@ pub fn complete_tcp(frame: &mut [u8], link_len: usize) -> bool {
     }
 }
 
-/// Completes the checksum of a frame (Ethernet, as every [`Device`] moves)
-/// just received from `device`, if the device reported it partial
+/// Completes the checksum of a frame (of the device's
+/// [`medium`](super::FrameSink::medium)) just received from `device`, if the device reported it partial
 /// ([`ChecksumCaps::rx_partial`]). For a wrapper that records or alters what
 /// it receives: afterwards the frame verifies like one off a wire.
 pub fn complete_received<D: Device + ?Sized>(device: &D, frame: &mut [u8]) {
     if device.checksum_caps().rx_partial {
-        complete_tcp(frame, 14);
+        complete_tcp(frame, device.medium().header_len());
     }
 }
 

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Device, FrameSink};
+use super::{Device, FrameSink, Medium};
 use crate::sys::EventFd;
 
 /// Frames a queue holds before it drops new ones, like a NIC ring.
@@ -35,10 +35,17 @@ pub struct MemoryDevice {
     inbox: Arc<Queue>,
     outbox: Arc<Queue>,
     mtu: usize,
+    medium: Medium,
 }
 
-/// Two connected devices with the given MTU.
+/// Two connected devices with the given MTU, moving Ethernet frames.
 pub fn memory_pair(mtu: usize) -> io::Result<(MemoryDevice, MemoryDevice)> {
+    memory_pair_medium(mtu, Medium::Ethernet)
+}
+
+/// Two connected devices with the given MTU and medium (bare IP packets
+/// with [`Medium::Ip`], like two ends of a TUN link).
+pub fn memory_pair_medium(mtu: usize, medium: Medium) -> io::Result<(MemoryDevice, MemoryDevice)> {
     let a = Arc::new(Queue {
         frames: Mutex::new(QueueInner::default()),
         ready: EventFd::new()?,
@@ -52,11 +59,13 @@ pub fn memory_pair(mtu: usize) -> io::Result<(MemoryDevice, MemoryDevice)> {
             inbox: a.clone(),
             outbox: b.clone(),
             mtu,
+            medium,
         },
         MemoryDevice {
             inbox: b,
             outbox: a,
             mtu,
+            medium,
         },
     ))
 }
@@ -78,6 +87,10 @@ impl MemoryDevice {
 }
 
 impl FrameSink for MemoryDevice {
+    fn medium(&self) -> Medium {
+        self.medium
+    }
+
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
         let mut q = self
             .outbox

@@ -1,8 +1,10 @@
 //! Devices: where frames come from and go to.
 //!
-//! A [`Device`] moves whole Ethernet frames. Implementations: the Linux TAP
-//! device, an in-memory pair for tests and same-process stacks, a pcap
-//! recorder that wraps any device, and (for impairment) a fault injector.
+//! A [`Device`] moves whole frames of its [`Medium`]: Ethernet II frames,
+//! or bare IPv4 packets on an IP link. Implementations: the Linux TAP
+//! (Ethernet) and TUN (IP) devices, an in-memory pair for tests and
+//! same-process stacks, a pcap recorder that wraps any device, and (for
+//! impairment) a fault injector.
 
 pub mod checksum;
 pub mod fault;
@@ -15,18 +17,54 @@ pub use checksum::ChecksumCaps;
 pub use fault::{
     DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
 };
-pub use memory::{MemoryDevice, memory_pair};
+pub use memory::{MemoryDevice, memory_pair, memory_pair_medium};
 pub use pcap::{
-    CaptureFormat, Direction, FLUSH_INTERVAL, LINKTYPE_ETHERNET, PcapDevice, PcapWriter,
+    CaptureFormat, Direction, FLUSH_INTERVAL, LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapDevice,
+    PcapWriter, link_type,
 };
-pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError};
+pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError, TunDevice, TunError};
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+/// What a device's frames are, like smoltcp's `Medium`.
+///
+/// On [`Ethernet`](Medium::Ethernet) a frame is an Ethernet II frame and the
+/// interface resolves next hops with ARP. On [`Ip`](Medium::Ip) (a TUN
+/// device, a tunnel) a frame is one bare IP packet: no link header, no ARP,
+/// no MAC address; the routes decide the next hop only for path MTU and TTL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Medium {
+    /// Ethernet II frames (no preamble, no FCS).
+    #[default]
+    Ethernet,
+    /// Bare IP packets (IPv4; anything else received is counted and
+    /// dropped).
+    Ip,
+}
+
+impl Medium {
+    /// Length of the link header before the IP packet in a frame: 14 on
+    /// Ethernet, 0 on IP.
+    pub const fn header_len(self) -> usize {
+        match self {
+            Medium::Ethernet => 14,
+            Medium::Ip => 0,
+        }
+    }
+}
+
 /// Something frames can be sent to.
 pub trait FrameSink {
+    /// What the frames this sink takes are (Ethernet by default). A device
+    /// on an IP link (TUN) returns [`Medium::Ip`]; the interface built for
+    /// it must be configured with the same medium
+    /// ([`InterfaceConfig::medium`](crate::InterfaceConfig::medium)).
+    fn medium(&self) -> Medium {
+        Medium::Ethernet
+    }
+
     /// Sends one frame. Like Ethernet, a device that cannot take the frame
     /// may drop it; an error means the frame was not sent.
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()>;
@@ -38,11 +76,17 @@ pub trait FrameSink {
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         let mut scratch = Vec::with_capacity(mss + 128);
         let mut result = Ok(());
-        gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
-            if let Err(e) = self.send(now, piece) {
-                result = Err(e);
-            }
-        });
+        gso::split_tcp(
+            frame,
+            self.medium().header_len(),
+            mss,
+            &mut scratch,
+            |piece| {
+                if let Err(e) = self.send(now, piece) {
+                    result = Err(e);
+                }
+            },
+        );
         result
     }
 
@@ -54,7 +98,16 @@ pub trait FrameSink {
     fn capture_local(&mut self, _now: Instant, _frame: &[u8]) {}
 }
 
-/// A link-layer device moving Ethernet II frames (no preamble, no FCS).
+/// A link-layer device moving whole frames of its
+/// [`medium`](FrameSink::medium): Ethernet II frames (no preamble, no FCS)
+/// or bare IP packets.
+///
+/// Implement it to run a stack over anything that carries frames (an
+/// AF_PACKET socket, a tunnel, a test harness): [`recv`](Self::recv) and
+/// [`FrameSink::send`] are all that is required; [`mtu`](Self::mtu) bounds
+/// the IP packets the stack builds, [`FrameSink::medium`] says whether
+/// frames carry an Ethernet header, and [`checksum_caps`](Self::checksum_caps)
+/// declares offloads (none by default).
 pub trait Device: FrameSink {
     /// Reads one frame into `buf`; `Ok(None)` when none is ready.
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>>;
@@ -63,7 +116,7 @@ pub trait Device: FrameSink {
     fn mtu(&self) -> usize;
 
     /// The longest frame [`recv`](Self::recv) can return: the MTU plus the
-    /// Ethernet header (and room for a VLAN tag), or more on a device that
+    /// link header (Ethernet's, by default) (and room for a VLAN tag), or more on a device that
     /// coalesces received segments (TAP receive offload hands over TCP
     /// segments of up to 64 KiB).
     fn max_frame_len(&self) -> usize {
@@ -130,6 +183,9 @@ pub trait Device: FrameSink {
 }
 
 impl<S: FrameSink + ?Sized> FrameSink for &mut S {
+    fn medium(&self) -> Medium {
+        (**self).medium()
+    }
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         (**self).send(now, frame)
     }
@@ -139,6 +195,9 @@ impl<S: FrameSink + ?Sized> FrameSink for &mut S {
 }
 
 impl<S: FrameSink + ?Sized> FrameSink for Box<S> {
+    fn medium(&self) -> Medium {
+        (**self).medium()
+    }
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         (**self).send(now, frame)
     }

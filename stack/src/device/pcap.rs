@@ -1,5 +1,5 @@
-//! Packet capture in the classic libpcap format (Ethernet link type), as
-//! Wireshark and tshark read it.
+//! Packet capture in the classic libpcap format (Ethernet link type, or raw
+//! IP for a device on an IP link), as Wireshark and tshark read it.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::{ChecksumCaps, Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink, Medium};
 
 /// LINKTYPE_ETHERNET.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -44,6 +44,16 @@ pub enum Direction {
     /// Handed to the device.
     Outbound,
 }
+/// LINKTYPE_RAW: each record is a bare IPv4 or IPv6 packet.
+pub const LINKTYPE_RAW: u32 = 101;
+
+/// The pcap link type for frames of `medium`.
+pub fn link_type(medium: Medium) -> u32 {
+    match medium {
+        Medium::Ethernet => LINKTYPE_ETHERNET,
+        Medium::Ip => LINKTYPE_RAW,
+    }
+}
 /// Largest frame recorded whole.
 const SNAPLEN: u32 = 262_144;
 /// Longest a recorded frame stays in the capture's buffer: a process
@@ -72,6 +82,12 @@ impl PcapWriter<BufWriter<File>> {
     /// The path `-` is standard output (a live capture for `wireshark -k
     /// -i -`).
     pub fn create(path: &Path) -> io::Result<Self> {
+        Self::create_for(path, Medium::Ethernet)
+    }
+
+    /// [`create`](Self::create) for frames of `medium` (raw IP records,
+    /// LINKTYPE_RAW, on an IP link); pcapng for a `.pcapng` path.
+    pub fn create_for(path: &Path, medium: Medium) -> io::Result<Self> {
         let file = if path.as_os_str() == "-" {
             use std::os::fd::AsFd;
             File::from(io::stdout().as_fd().try_clone_to_owned()?)
@@ -83,7 +99,7 @@ impl PcapWriter<BufWriter<File>> {
             Instant::now(),
             SystemTime::now(),
             CaptureFormat::for_path(path),
-            LINKTYPE_ETHERNET,
+            link_type(medium),
         )
     }
 }
@@ -98,6 +114,22 @@ impl<W: Write> PcapWriter<W> {
             base_time,
             CaptureFormat::Pcap,
             LINKTYPE_ETHERNET,
+        )
+    }
+
+    /// [`new`](Self::new) for frames of `medium`.
+    pub fn with_medium(
+        out: W,
+        base_instant: Instant,
+        base_time: SystemTime,
+        medium: Medium,
+    ) -> io::Result<Self> {
+        Self::with_format(
+            out,
+            base_instant,
+            base_time,
+            CaptureFormat::Pcap,
+            link_type(medium),
         )
     }
 
@@ -341,6 +373,10 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
 }
 
 impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.inner.send(now, frame)?;
         self.record(now, frame, Direction::Outbound);
@@ -352,7 +388,8 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+        let link_len = self.inner.medium().header_len();
+        super::gso::split_tcp(frame, link_len, mss, &mut scratch, |piece| {
             self.record(now, piece, Direction::Outbound)
         });
         self.scratch = scratch;

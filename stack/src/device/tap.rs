@@ -1,4 +1,7 @@
-//! The Linux TAP device: raw Ethernet frames to and from the kernel.
+//! The Linux TAP and TUN devices: raw Ethernet frames (TAP) or bare IP
+//! packets (TUN) to and from the kernel. One implementation serves both;
+//! they differ only in the link header (14 bytes or none) that offsets the
+//! IP packet in every frame.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -9,13 +12,14 @@ use std::time::Instant;
 
 use ip::Ipv4Cidr;
 
-use super::{ChecksumCaps, Device, FrameSink};
+use super::{ChecksumCaps, Device, FrameSink, Medium};
 use crate::sys::{self, netif};
 
 /// Longest interface name Linux accepts (IFNAMSIZ minus the NUL).
 pub const MAX_NAME_LEN: usize = 15;
 
-/// How to open a TAP device.
+/// How to open a TAP device (or a TUN device: [`TunDevice::open`] takes the
+/// same configuration).
 #[derive(Clone, Debug)]
 pub struct TapConfig {
     /// Interface name, e.g. `tap0`.
@@ -23,7 +27,8 @@ pub struct TapConfig {
     /// Set the link MTU (the kernel's default for a new TAP is 1500).
     pub mtu: Option<usize>,
     /// Give the kernel side of the link this address, so the host can reach
-    /// the userspace stack at once.
+    /// the userspace stack at once (on TUN, its prefix routes to the
+    /// device: no ARP is needed to reach ustack).
     pub host_addr: Option<Ipv4Cidr>,
     /// Receive offload: let the kernel hand over TCP segments of up to
     /// 64 KiB (its TSO, `TUN_F_TSO4`) with checksums left to complete
@@ -45,7 +50,8 @@ impl TapConfig {
     }
 }
 
-/// Why a TAP device could not be opened or configured.
+/// Why a TAP device could not be opened or configured (the same for a TUN
+/// device, shown by [`TunError`]).
 #[derive(Debug)]
 pub enum TapError {
     /// `/dev/net/tun` does not exist.
@@ -64,6 +70,13 @@ pub enum TapError {
 
 impl fmt::Display for TapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe("TAP", f)
+    }
+}
+
+impl TapError {
+    /// The one-line message, for a device of `kind` ("TAP" or "TUN").
+    fn describe(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TapError::NoTunDevice => write!(
                 f,
@@ -71,22 +84,39 @@ impl fmt::Display for TapError {
             ),
             TapError::PermissionDenied(name) => write!(
                 f,
-                "permission denied opening TAP device '{name}': run as root or grant CAP_NET_ADMIN"
+                "permission denied opening {kind} device '{name}': run as root or grant CAP_NET_ADMIN"
             ),
             TapError::NameTooLong(name) => write!(
                 f,
-                "TAP device name '{name}' is too long: at most {MAX_NAME_LEN} bytes"
+                "{kind} device name '{name}' is too long: at most {MAX_NAME_LEN} bytes"
             ),
             TapError::InvalidName(name) => write!(
                 f,
-                "invalid TAP device name '{name}': use letters, digits, '-', '_' or '.'"
+                "invalid {kind} device name '{name}': use letters, digits, '-', '_' or '.'"
             ),
             TapError::Busy(name) => write!(
                 f,
-                "TAP device '{name}' is busy: another process has it open, or an interface of another kind has that name"
+                "{kind} device '{name}' is busy: another process has it open, or an interface of another kind has that name"
             ),
             TapError::Io(what, name, err) => write!(f, "{what} '{name}': {err}"),
         }
+    }
+}
+
+/// Why a TUN device could not be opened or configured: the reasons of
+/// [`TapError`], shown with "TUN".
+#[derive(Debug)]
+pub struct TunError(pub TapError);
+
+impl fmt::Display for TunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.describe("TUN", f)
+    }
+}
+
+impl std::error::Error for TunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
     }
 }
 
@@ -120,7 +150,7 @@ fn classify(what: &'static str, name: &str, err: io::Error) -> TapError {
     match err.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => TapError::PermissionDenied(name.to_string()),
         Some(libc::EBUSY) => TapError::Busy(name.to_string()),
-        // TUNSETIFF on an existing interface that is not a TAP fails with EINVAL.
+        // TUNSETIFF on an existing interface of another kind fails with EINVAL.
         Some(libc::EINVAL) if what == "attaching to" => TapError::Busy(name.to_string()),
         _ => TapError::Io(what, name.to_string(), err),
     }
@@ -137,8 +167,10 @@ const VNET_F_NEEDS_CSUM: u8 = 1;
 const VNET_GSO_TCPV4: u8 = 1;
 
 /// Longest frame the kernel hands over with receive offload on: an IPv4
-/// packet of 64 KiB behind the Ethernet header (and a VLAN tag).
-const MAX_OFFLOAD_FRAME: usize = 14 + 4 + 65_535;
+/// packet of 64 KiB behind the link header (and a VLAN tag).
+const fn max_offload_frame(medium: Medium) -> usize {
+    medium.header_len() + 4 + 65_535
+}
 
 /// The fields of a `virtio_net_hdr` (host byte order: legacy virtio, as the
 /// TAP driver uses it unless told otherwise).
@@ -171,11 +203,12 @@ impl VnetHdr {
         b
     }
 
-    /// The header for a TCP super segment in `frame` (IPv4 after a 14-byte
-    /// Ethernet header, checksum field holding the pseudo-header sum) to be
-    /// cut into segments of `mss` payload bytes; `None` if it is not one.
-    pub fn for_tcp_segments(frame: &[u8], mss: usize) -> Option<VnetHdr> {
-        let h = super::gso::TcpHeaders::find(frame, 14)?;
+    /// The header for a TCP super segment in `frame` (IPv4 after a link
+    /// header of `link_len` bytes, checksum field holding the pseudo-header
+    /// sum) to be cut into segments of `mss` payload bytes; `None` if it is
+    /// not one.
+    pub fn for_tcp_segments(frame: &[u8], link_len: usize, mss: usize) -> Option<VnetHdr> {
+        let h = super::gso::TcpHeaders::find(frame, link_len)?;
         Some(VnetHdr {
             flags: VNET_F_NEEDS_CSUM,
             gso_type: VNET_GSO_TCPV4,
@@ -205,12 +238,13 @@ impl VnetHdr {
     /// is reported trusted (`Some(true)`), so the stack does not sum it
     /// twice; any other partial checksum is completed (`Some(false)`).
     /// `None` when the offsets do not fit the frame (left unchanged: the
-    /// stack drops it for its bad checksum).
-    pub fn settle_checksum(&self, frame: &mut [u8]) -> Option<bool> {
+    /// stack drops it for its bad checksum). The IP packet starts
+    /// `link_len` bytes into the frame.
+    pub fn settle_checksum(&self, frame: &mut [u8], link_len: usize) -> Option<bool> {
         if self.flags & VNET_F_NEEDS_CSUM == 0 {
             return Some(false);
         }
-        let whole_tcp = super::gso::TcpHeaders::find(frame, 14).is_some_and(|h| {
+        let whole_tcp = super::gso::TcpHeaders::find(frame, link_len).is_some_and(|h| {
             let fragment = u16::from_be_bytes([frame[h.ip + 6], frame[h.ip + 7]]) & 0x3fff != 0;
             h.tcp == usize::from(self.csum_start) && self.csum_offset == 16 && !fragment
         });
@@ -243,6 +277,8 @@ impl VnetHdr {
 pub struct TapDevice {
     fd: OwnedFd,
     name: String,
+    /// Ethernet for TAP, IP for the TUN device built on this one.
+    medium: Medium,
     mtu: usize,
     /// Frames carry a `virtio_net_hdr` (and the kernel may coalesce).
     vnet_hdr: bool,
@@ -262,6 +298,15 @@ impl TapDevice {
     /// Opens (creating if needed) the TAP device, applies the MTU and host
     /// address if given, and brings the link up.
     pub fn open(config: &TapConfig) -> Result<TapDevice, TapError> {
+        Self::open_as(config, Medium::Ethernet)
+    }
+
+    /// Opens a TAP device, or a TUN device for [`Medium::Ip`].
+    fn open_as(config: &TapConfig, medium: Medium) -> Result<TapDevice, TapError> {
+        let kind = match medium {
+            Medium::Ethernet => "TAP",
+            Medium::Ip => "TUN",
+        };
         let name = config.name.as_str();
         check_name(name)?;
         let file = OpenOptions::new()
@@ -274,7 +319,7 @@ impl TapDevice {
                 _ => classify("opening /dev/net/tun for", name, e),
             })?;
         let fd: OwnedFd = file.into();
-        netif::tun_set_iff(fd.as_raw_fd(), name, config.offload)
+        netif::tun_set_iff(fd.as_raw_fd(), name, medium == Medium::Ip, config.offload)
             .map_err(|e| classify("attaching to", name, e))?;
         let mut offload = config.offload;
         if offload
@@ -282,7 +327,7 @@ impl TapDevice {
                 netif::tun_set_offload(fd.as_raw_fd(), libc::TUN_F_CSUM | libc::TUN_F_TSO4)
         {
             // Frames still carry the header; the kernel just never coalesces.
-            log::warn!("TAP device {name}: receive offload unavailable ({e})");
+            log::warn!("{kind} device {name}: receive offload unavailable ({e})");
             offload = false;
             netif::tun_set_offload(fd.as_raw_fd(), 0)
                 .map_err(|e| classify("configuring offloads of", name, e))?;
@@ -297,12 +342,13 @@ impl TapDevice {
         netif::set_up(name).map_err(|e| classify("bringing up", name, e))?;
         let mtu = netif::mtu(name).map_err(|e| classify("reading the MTU of", name, e))?;
         log::info!(
-            "TAP device {name} open, MTU {mtu}, receive offload {}",
+            "{kind} device {name} open, MTU {mtu}, receive offload {}",
             if offload { "on" } else { "off" }
         );
         Ok(TapDevice {
             fd,
             name: name.to_string(),
+            medium,
             mtu,
             vnet_hdr: config.offload,
             offload,
@@ -324,6 +370,10 @@ impl TapDevice {
 }
 
 impl FrameSink for TapDevice {
+    fn medium(&self) -> Medium {
+        self.medium
+    }
+
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
         if self.vnet_hdr {
             // A zero header: a complete frame, nothing for the kernel to do.
@@ -333,8 +383,10 @@ impl FrameSink for TapDevice {
     }
 
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
-        let payload = super::gso::TcpHeaders::find(frame, 14).map(|h| frame.len() - h.payload);
-        match VnetHdr::for_tcp_segments(frame, mss) {
+        let link_len = self.medium.header_len();
+        let payload =
+            super::gso::TcpHeaders::find(frame, link_len).map(|h| frame.len() - h.payload);
+        match VnetHdr::for_tcp_segments(frame, link_len, mss) {
             Some(hdr) if self.offload && payload.is_some_and(|p| p > mss) => {
                 sys::writev2(self.fd.as_raw_fd(), &hdr.emit(), frame)
             }
@@ -347,7 +399,7 @@ impl FrameSink for TapDevice {
             _ => {
                 let mut scratch = Vec::new();
                 let mut result = Ok(());
-                super::gso::split_tcp(frame, 14, mss, &mut scratch, |piece| {
+                super::gso::split_tcp(frame, link_len, mss, &mut scratch, |piece| {
                     if let Err(e) = self.send(now, piece) {
                         result = Err(e);
                     }
@@ -372,13 +424,18 @@ impl Device for TapDevice {
         if hdr.gso_type != 0 {
             self.coalesced += 1;
         }
-        match hdr.settle_checksum(&mut buf[..n]) {
+        match hdr.settle_checksum(&mut buf[..n], self.medium.header_len()) {
             Some(trusted) => self.rx_trusted = trusted,
             None => {
                 self.rx_trusted = false;
                 self.bad_offload += 1;
                 log::debug!(
-                    "TAP {}: checksum offsets outside the frame: {hdr:?}",
+                    "{} {}: checksum offsets outside the frame: {hdr:?}",
+                    if self.medium == Medium::Ip {
+                        "TUN"
+                    } else {
+                        "TAP"
+                    },
                     self.name
                 );
             }
@@ -399,14 +456,78 @@ impl Device for TapDevice {
 
     fn max_frame_len(&self) -> usize {
         if self.vnet_hdr {
-            MAX_OFFLOAD_FRAME
+            max_offload_frame(self.medium)
         } else {
-            self.mtu + 14 + 4
+            self.mtu + self.medium.header_len() + 4
         }
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+}
+
+/// An open TUN device (`IFF_TUN | IFF_NO_PI`): bare IP packets, no
+/// Ethernet header, no ARP ([`Medium::Ip`]). The same implementation as
+/// [`TapDevice`], with the same offloads: behind a `virtio_net_hdr`
+/// (`IFF_VNET_HDR`), partial checksums and TCP super segments both ways,
+/// falling back to wire-sized packets when the kernel refuses them.
+#[derive(Debug)]
+pub struct TunDevice(TapDevice);
+
+impl TunDevice {
+    /// Opens (creating if needed) the TUN device `config.name`, applies the
+    /// MTU and host address if given, and brings the link up.
+    pub fn open(config: &TapConfig) -> Result<TunDevice, TunError> {
+        TapDevice::open_as(config, Medium::Ip)
+            .map(TunDevice)
+            .map_err(TunError)
+    }
+
+    /// Segments the kernel coalesced beyond the MTU (receive offload).
+    pub fn coalesced(&self) -> u64 {
+        self.0.coalesced()
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl FrameSink for TunDevice {
+    fn medium(&self) -> Medium {
+        Medium::Ip
+    }
+
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.0.send(now, frame)
+    }
+
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        self.0.send_segmented(now, frame, mss)
+    }
+}
+
+impl Device for TunDevice {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.0.recv(now, buf)
+    }
+
+    fn mtu(&self) -> usize {
+        self.0.mtu()
+    }
+
+    fn checksum_caps(&self) -> ChecksumCaps {
+        self.0.checksum_caps()
+    }
+
+    fn max_frame_len(&self) -> usize {
+        self.0.max_frame_len()
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.0.raw_fd()
     }
 }
 

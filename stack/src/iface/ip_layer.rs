@@ -16,7 +16,7 @@ use ip::{Ipv4Cidr, Ipv4Repr, PmtuCache, RouteTable};
 
 use super::loopback::LoopbackQueue;
 use crate::counters::{Counters, DropReason};
-use crate::device::FrameSink;
+use crate::device::{FrameSink, Medium};
 
 /// The source of loopback traffic (RFC 1122 3.2.1.3 (g)).
 const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -65,6 +65,8 @@ impl IdentGenerator {
 /// IPv4 output, ARP and Ethernet state of one interface (see the module
 /// docs); the counters it bumps are lent by the [`Interface`](super::Interface).
 pub struct IpLayer {
+    /// Ethernet (ARP, framing) or bare IP packets (neither).
+    pub(crate) medium: Medium,
     pub(crate) mac: MacAddr,
     pub(crate) cidr: Ipv4Cidr,
     pub(crate) mtu: usize,
@@ -94,7 +96,9 @@ pub struct IpLayer {
 }
 
 impl IpLayer {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        medium: Medium,
         mac: MacAddr,
         cidr: Ipv4Cidr,
         mtu: usize,
@@ -104,6 +108,7 @@ impl IpLayer {
         idents: IdentGenerator,
     ) -> Self {
         IpLayer {
+            medium,
             mac,
             cidr,
             mtu,
@@ -217,7 +222,9 @@ impl IpLayer {
 
     /// Frames `len` payload bytes written by `fill` and hands the frame to
     /// the device: whole, or with `gso_mss` as a TCP super segment the
-    /// device cuts into segments of that many payload bytes.
+    /// device cuts into segments of that many payload bytes. On an IP link
+    /// there is no frame header: the payload (an IP packet) is the frame,
+    /// and `dst` and `ethertype` are unused.
     #[allow(clippy::too_many_arguments)]
     fn transmit<S: FrameSink + ?Sized>(
         &mut self,
@@ -230,15 +237,18 @@ impl IpLayer {
         fill: impl FnOnce(&mut [u8]),
         tx: &mut S,
     ) {
-        let total = EthernetRepr::HEADER_LEN + len;
+        let link_len = self.medium.header_len();
+        let total = link_len + len;
         let buf = &mut self.tx_buf[..total];
-        EthernetRepr {
-            dst,
-            src: self.mac,
-            ethertype,
+        if self.medium == Medium::Ethernet {
+            EthernetRepr {
+                dst,
+                src: self.mac,
+                ethertype,
+            }
+            .emit(buf);
         }
-        .emit(buf);
-        fill(&mut buf[EthernetRepr::HEADER_LEN..]);
+        fill(&mut buf[link_len..]);
         let result = match gso_mss {
             None => tx.send(now, buf),
             Some(mss) => tx.send_segmented(now, buf, mss),
@@ -303,6 +313,9 @@ impl IpLayer {
         arp: ArpRepr,
         tx: &mut S,
     ) {
+        if self.medium != Medium::Ethernet {
+            return;
+        }
         self.send_frame(
             counters,
             now,
@@ -322,7 +335,9 @@ impl IpLayer {
             .map_or(self.mtu, |p| p.min(self.mtu))
     }
 
-    /// The link address for `dst`, or the next hop to resolve first.
+    /// The link address for `dst`, or the next hop to resolve first. On an
+    /// IP link nothing is resolved (the address returned is unused): the
+    /// route only has to exist.
     fn next_hop_mac(
         &mut self,
         counters: &mut Counters,
@@ -336,6 +351,9 @@ impl IpLayer {
             counters.drop(DropReason::Ipv4NoRoute);
             return Err(SendError::NoRoute);
         };
+        if self.medium == Medium::Ip {
+            return Ok(Ok(MacAddr::BROADCAST));
+        }
         Ok(match self.neighbors.lookup(now, hop.addr) {
             Lookup::Found(mac) => Ok(mac),
             Lookup::Unknown => Err(hop.addr),

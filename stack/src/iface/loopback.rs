@@ -250,7 +250,7 @@ impl Interface {
     }
 
     /// Shows one delivered packet in the capture: an Ethernet frame from our
-    /// MAC address to itself, its TCP checksum completed when it only held
+    /// MAC address to itself (the bare packet on an IP link), its TCP checksum completed when it only held
     /// the pseudo-header sum (a super segment).
     fn capture_loopback<S: FrameSink + ?Sized>(
         &mut self,
@@ -262,12 +262,15 @@ impl Interface {
         let mac = self.ip.mac;
         let mut frame = std::mem::take(&mut self.ip.loopback.capture_frame);
         frame.clear();
-        frame.extend_from_slice(&mac.0);
-        frame.extend_from_slice(&mac.0);
-        frame.extend_from_slice(&ethernet::EtherType::IPV4.0.to_be_bytes());
+        let medium = self.ip.medium;
+        if medium == crate::device::Medium::Ethernet {
+            frame.extend_from_slice(&mac.0);
+            frame.extend_from_slice(&mac.0);
+            frame.extend_from_slice(&ethernet::EtherType::IPV4.0.to_be_bytes());
+        }
         frame.extend_from_slice(packet);
         if checksum_trusted {
-            crate::device::gso::complete_checksum(&mut frame, 14);
+            crate::device::gso::complete_checksum(&mut frame, medium.header_len());
         }
         tx.capture_local(now, &frame);
         self.ip.loopback.capture_frame = frame;

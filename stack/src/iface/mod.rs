@@ -47,7 +47,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::counters::{Counters, DropReason};
-use crate::device::FrameSink;
+use crate::device::{FrameSink, Medium};
 use crate::memory::{Component, MemoryBudget, MemoryPressure, MemoryStats};
 use icmp::TokenBucket;
 use ip_layer::IdentGenerator;
@@ -60,6 +60,11 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
 /// How an interface is set up.
 #[derive(Clone, Debug)]
 pub struct InterfaceConfig {
+    /// What the device's frames are: Ethernet (ARP, MAC addresses) or bare
+    /// IP packets (a TUN device: no link header, no ARP; `mac`, `neighbor`
+    /// and `announce` are then unused). It must match the device's
+    /// [`FrameSink::medium`].
+    pub medium: Medium,
     /// Our MAC address.
     pub mac: MacAddr,
     /// Our address and the on-link prefix.
@@ -100,6 +105,7 @@ impl InterfaceConfig {
     /// ICMP errors limited like Linux (1000/s, burst 50).
     pub fn new(mac: MacAddr, addr: Ipv4Cidr) -> Self {
         InterfaceConfig {
+            medium: Medium::Ethernet,
             mac,
             addr,
             gateway: None,
@@ -256,7 +262,9 @@ impl Interface {
             h.write_u64(a);
             (a, h.finish())
         };
+        let announce = config.announce && config.medium == Medium::Ethernet;
         let ip = IpLayer::new(
+            config.medium,
             config.mac,
             config.addr,
             config.mtu,
@@ -279,8 +287,8 @@ impl Interface {
             ),
             mem: MemoryBudget::new(config.mem_limit),
             arp_stats_seen: arp::NeighborStats::default(),
-            announcements_left: if config.announce { ANNOUNCE_NUM } else { 0 },
-            next_announcement: config.announce.then_some(now),
+            announcements_left: if announce { ANNOUNCE_NUM } else { 0 },
+            next_announcement: announce.then_some(now),
             neighbor_actions: Vec::new(),
             expired: Vec::new(),
             last_poll: now,
@@ -288,9 +296,14 @@ impl Interface {
         })
     }
 
-    /// Our MAC address.
+    /// Our MAC address (unused on an IP link).
     pub fn mac(&self) -> MacAddr {
         self.ip.mac
+    }
+
+    /// What the device's frames are (see [`InterfaceConfig::medium`]).
+    pub fn medium(&self) -> Medium {
+        self.ip.medium
     }
 
     /// Our IPv4 address and prefix.
@@ -396,6 +409,15 @@ impl Interface {
         self.last_poll = self.last_poll.max(now);
         self.counters.frames_in += 1;
         self.counters.bytes_in += frame.len() as u64;
+        if self.ip.medium == Medium::Ip {
+            // A bare IP packet: the version nibble says which.
+            return match frame.first().map(|b| b >> 4) {
+                Some(4) => self.process_ipv4(now, false, frame, tx),
+                Some(6) => self.counters.drop(DropReason::IpNotIpv4),
+                Some(_) => self.counters.drop(DropReason::Ipv4BadVersion),
+                None => self.counters.drop(DropReason::Ipv4Truncated),
+            };
+        }
         let (eth, payload) = match EthernetRepr::parse(frame) {
             Ok(x) => x,
             Err(FrameError::Truncated) => return self.counters.drop(DropReason::EthTruncated),
@@ -411,7 +433,7 @@ impl Interface {
         }
         match eth.ethertype {
             EtherType::ARP => self.process_arp(now, payload, tx),
-            EtherType::IPV4 => self.process_ipv4(now, &eth, payload, tx),
+            EtherType::IPV4 => self.process_ipv4(now, eth.dst.is_broadcast(), payload, tx),
             _ => self.counters.drop(DropReason::EthUnsupportedType),
         }
     }
@@ -472,10 +494,12 @@ impl Interface {
         }
     }
 
+    /// An IPv4 packet from the link; `link_broadcast` when its frame was a
+    /// link-layer broadcast (never on an IP link).
     fn process_ipv4<S: FrameSink + ?Sized>(
         &mut self,
         now: Instant,
-        eth: &EthernetRepr,
+        link_broadcast: bool,
         payload: &[u8],
         tx: &mut S,
     ) {
@@ -527,7 +551,7 @@ impl Interface {
         }
         // RFC 1122 3.3.6: a datagram that arrived as a link-layer broadcast
         // but is addressed to a unicast IP address SHOULD be discarded.
-        if eth.dst.is_broadcast() && !to_broadcast {
+        if link_broadcast && !to_broadcast {
             return self.counters.drop(DropReason::Ipv4NotForUs);
         }
         let header = &payload[..repr.header_len];

@@ -273,6 +273,8 @@ impl Sim {
         let (link, ab, ba) = self.fabric.add_p2p(a, b, a_to_b, b_to_a);
         self.attach(a, link, ab);
         self.attach(b, link, ba);
+        let link_len = self.host(a).iface.medium().header_len();
+        self.fabric.set_link_len(link, link_len);
         self.capture_from_env(link);
         link
     }
@@ -376,7 +378,14 @@ impl Sim {
         path: &Path,
         point: CapturePoint,
     ) -> std::io::Result<()> {
-        self.fabric.capture(link, path, self.start, point)?;
+        // The frames are of the medium of the hosts on the link (raw IP
+        // between IP-link hosts).
+        let medium = self
+            .hosts
+            .iter()
+            .find(|h| h.attach.is_some_and(|(l, _)| l == link))
+            .map_or(stack::Medium::Ethernet, |h| h.iface.medium());
+        self.fabric.capture(link, path, self.start, point, medium)?;
         self.captures.push(path.display().to_string());
         self.guard
             .set_note(format!("captures: {}", self.captures.join(" ")));
@@ -528,6 +537,8 @@ impl Sim {
             return;
         }
         let host = &mut self.hosts[index];
+        // The IP packet's offset in a frame: 14 on Ethernet, 0 on an IP link.
+        let link_len = host.iface.medium().header_len();
         match host.attach {
             Some((_, dir)) => {
                 for (frame, mss) in self.batch.iter_segmented() {
@@ -540,16 +551,20 @@ impl Sim {
                         // (as a veth does; see LinkConfig::gso).
                         self.gso_scratch.clear();
                         self.gso_scratch.extend_from_slice(frame);
-                        stack::device::gso::complete_checksum(&mut self.gso_scratch, 14);
+                        stack::device::gso::complete_checksum(&mut self.gso_scratch, link_len);
                         self.fabric.transmit(self.now, dir, &self.gso_scratch);
                         continue;
                     }
                     // A super segment (the host has segmentation offload):
                     // the link carries the segments the NIC cuts it into.
                     let (fabric, now) = (&mut self.fabric, self.now);
-                    stack::device::gso::split_tcp(frame, 14, mss, &mut self.gso_scratch, |p| {
-                        fabric.transmit(now, dir, p)
-                    });
+                    stack::device::gso::split_tcp(
+                        frame,
+                        link_len,
+                        mss,
+                        &mut self.gso_scratch,
+                        |p| fabric.transmit(now, dir, p),
+                    );
                 }
             }
             None => {

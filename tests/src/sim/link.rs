@@ -284,6 +284,8 @@ pub(crate) enum Carried {
 pub(crate) struct Direction {
     cfg: LinkConfig,
     dice: FaultDice<Vec<u8>>,
+    /// The link header bit flips leave alone (14 on Ethernet, 0 on IP).
+    link_len: usize,
     pub stats: LinkStats,
     /// Departure time and length of every frame not yet fully serialised,
     /// oldest first.
@@ -301,6 +303,7 @@ impl Direction {
         Direction {
             cfg,
             dice: FaultDice::new(seed),
+            link_len: 14,
             stats: LinkStats::default(),
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -318,6 +321,12 @@ impl Direction {
     pub fn set_config(&mut self, cfg: LinkConfig) {
         cfg.validate();
         self.cfg = cfg;
+    }
+
+    /// The length of the link header of the frames carried (what bit flips
+    /// leave alone): 14 on Ethernet (the default), 0 on an IP link.
+    pub fn set_link_len(&mut self, link_len: usize) {
+        self.link_len = link_len;
     }
 
     /// Bytes waiting to be serialised at `now`.
@@ -415,7 +424,7 @@ impl Direction {
             self.backlog_bytes += len;
             self.stats.max_queue_bytes = self.stats.max_queue_bytes.max(self.backlog_bytes as u64);
         }
-        let Some(verdict) = self.dice.decide(&self.odds(), len) else {
+        let Some(verdict) = self.dice.decide_after(&self.odds(), len, self.link_len) else {
             self.stats.lost += 1;
             return;
         };

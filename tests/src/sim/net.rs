@@ -284,6 +284,15 @@ impl Fabric {
         self.dirs[d].dir.set_config(cfg);
     }
 
+    /// Sets the link header length of every direction of `link` (see
+    /// [`Direction::set_link_len`]).
+    pub fn set_link_len(&mut self, link: LinkId, link_len: usize) {
+        let dirs: Vec<DirId> = self.link_dirs(link).collect();
+        for d in dirs {
+            self.dirs[d].dir.set_link_len(link_len);
+        }
+    }
+
     /// Reconfigures every direction of a point-to-point link, or every
     /// downlink of a switch (uplinks become ideal), as at creation.
     pub fn set_config(&mut self, link: LinkId, cfg: &LinkConfig) {
@@ -316,8 +325,9 @@ impl Fabric {
         path: &Path,
         start: Instant,
         point: CapturePoint,
+        medium: stack::Medium,
     ) -> std::io::Result<()> {
-        let capture = Capture::create(path, start, point)?;
+        let capture = Capture::create(path, start, point, medium)?;
         self.link_mut(link).capture = Some(capture);
         Ok(())
     }

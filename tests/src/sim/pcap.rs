@@ -43,13 +43,20 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
-    /// Creates `path`; `start` is the simulation's first instant.
-    pub fn create(path: &Path, start: Instant, point: CapturePoint) -> io::Result<Capture> {
+    /// Creates `path`; `start` is the simulation's first instant. Frames
+    /// are of `medium` (raw-IP records on an IP link).
+    pub fn create(
+        path: &Path,
+        start: Instant,
+        point: CapturePoint,
+        medium: stack::Medium,
+    ) -> io::Result<Capture> {
         let file = File::create(path)?;
-        let writer = PcapWriter::new(
+        let writer = PcapWriter::with_medium(
             BufWriter::with_capacity(64 * 1024, file),
             start,
             UNIX_EPOCH + PCAP_EPOCH,
+            medium,
         )?;
         Ok(Capture {
             writer,

@@ -41,6 +41,7 @@ mod twopc;
 
 pub use twopc::{
     CrashMode, CrashPlan, Mailbox, NodeHistory, TwoPcNode, TwoPcNodeSpec, TwoPcRole, Work,
+    sim_nonce, tx_id,
 };
 
 /// Size of the scratch buffer sockets are read into.

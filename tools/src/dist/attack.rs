@@ -197,6 +197,7 @@ pub fn run_attack(args: AttackArgs) -> Result<(), Box<dyn Error>> {
         let tx = TxId {
             coordinator: 0,
             seq,
+            nonce: rpc::twopc::random_nonce(),
         };
         match commit {
             None => Msg::Prepare {

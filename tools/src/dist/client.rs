@@ -72,7 +72,7 @@ fn outcome_word(commit: bool) -> &'static str {
 }
 
 /// `ustack 2pc transfer`: asks the coordinator to begin the transfer, then
-/// polls for its decision. Prints `tx C.S COMMIT|ABORT`.
+/// polls for its decision. Prints `tx C.S.N COMMIT|ABORT`.
 pub fn run_transfer(args: TransferArgs) -> Result<(), Box<dyn Error>> {
     let from = parse_endpoint(&args.from).map_err(UsageError)?;
     let to = parse_endpoint(&args.to).map_err(UsageError)?;

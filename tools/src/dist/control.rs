@@ -1,8 +1,10 @@
 //! The control interface every 2PC node serves beside the protocol's peer
 //! interface (on the same port): begin a transfer and ask for its outcome
-//! (coordinator), report balances and transactions, arm a crash point.
+//! (coordinator), report balances and transactions, arm a crash point (only
+//! at a node started with `--testing`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rpc::twopc::rpc::{Inbox, Node, TwoPcPeerServer};
@@ -16,8 +18,18 @@ use super::crash::{CrashPlan, CrashSpec, Role};
 pub type TxRow = (TxId, Option<bool>, String);
 
 /// A node's state: id, role (`coordinator`/`participant`), committed
-/// balances, number of locked accounts, every transaction it knows.
-pub type StatusReply = (NodeId, String, Vec<(String, u64)>, u64, Vec<TxRow>);
+/// balances, number of locked accounts, every transaction it remembers,
+/// the coordinator's forgotten-below watermark (0 at a bank), and counters
+/// (name, value).
+pub type StatusReply = (
+    NodeId,
+    String,
+    Vec<(String, u64)>,
+    u64,
+    Vec<TxRow>,
+    u64,
+    Vec<(String, u64)>,
+);
 
 rpc::service! {
     /// Control interface of a `ustack 2pc` node.
@@ -42,7 +54,8 @@ rpc::service! {
         fn outcome(tx: TxId) -> Option<bool>;
         /// Balances and transactions as this node recorded them.
         fn status() -> StatusReply;
-        /// Arms a crash point (`POINT` or `POINT:N`).
+        /// Arms a crash point (`POINT` or `POINT:N`); refused unless the
+        /// node runs with `--testing`.
         fn crash_at(spec: String) -> Result<(), String>;
     }
 }
@@ -111,53 +124,76 @@ pub fn transfer_work(
 /// interface only reports what is here: the decisions found in the log at
 /// start, and those the driver reported with `Effect::Outcome`, which the
 /// driver contract executes only after syncing the log.
+///
+/// Bounded: it keeps the latest [`DurableOutcomes::CAPACITY`] outcomes (a
+/// client asks right after its transaction ends; the state machine keeps
+/// what it still needs itself).
 #[derive(Debug, Default)]
 pub struct DurableOutcomes {
-    outcomes: Mutex<BTreeMap<TxId, bool>>,
+    outcomes: Mutex<(BTreeMap<TxId, bool>, VecDeque<TxId>)>,
 }
 
 impl DurableOutcomes {
     /// The outcomes recorded in a replayed log, as a node of `role` reads
     /// it (coordinator: GLOBAL records; participant: local outcomes).
     pub fn from_log(role: Role, records: &[LogRecord]) -> Arc<Self> {
-        let mut outcomes = BTreeMap::new();
+        let d = DurableOutcomes::default();
         for rec in records {
             match (role, rec) {
                 (Role::Coordinator, LogRecord::Global { tx, commit })
                 | (Role::Participant, LogRecord::Local { tx, commit }) => {
-                    outcomes.insert(*tx, *commit);
+                    d.record(*tx, *commit);
+                }
+                (Role::Coordinator, LogRecord::Checkpoint { txs, .. }) => {
+                    *d.lock() = Default::default();
+                    for t in txs {
+                        if let Some(commit) = t.decision {
+                            d.record(t.tx, commit);
+                        }
+                    }
                 }
                 (Role::Participant, LogRecord::Snapshot { txs, .. }) => {
-                    outcomes.clear();
+                    *d.lock() = Default::default();
                     for t in txs {
                         if let Some(commit) = t.decided {
-                            outcomes.insert(t.tx, commit);
+                            d.record(t.tx, commit);
                         }
                     }
                 }
                 _ => {}
             }
         }
-        Arc::new(DurableOutcomes {
-            outcomes: Mutex::new(outcomes),
-        })
+        Arc::new(d)
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<TxId, bool>> {
+    /// Outcomes kept.
+    pub const CAPACITY: usize = 4096;
+
+    fn lock(&self) -> MutexGuard<'_, (BTreeMap<TxId, bool>, VecDeque<TxId>)> {
         match self.outcomes.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// Records an outcome the driver reported (after syncing the log).
+    /// Records an outcome the driver reported (after syncing the log),
+    /// forgetting the oldest beyond [`CAPACITY`](Self::CAPACITY).
     pub fn record(&self, tx: TxId, commit: bool) {
-        self.lock().insert(tx, commit);
+        let mut g = self.lock();
+        let (map, order) = &mut *g;
+        if map.insert(tx, commit).is_none() {
+            order.push_back(tx);
+            while order.len() > Self::CAPACITY {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
     }
 
     /// The durable outcome of `tx`.
     pub fn get(&self, tx: TxId) -> Option<bool> {
-        self.lock().get(&tx).copied()
+        self.lock().0.get(&tx).copied()
     }
 
     /// A state machine's row, with a decision not yet durable shown as
@@ -180,6 +216,31 @@ pub struct ControlImpl {
     pub plan: Arc<CrashPlan>,
     /// What it has decided durably.
     pub durable: Arc<DurableOutcomes>,
+    /// Started with `--testing`: test hooks (`crash_at`) allowed.
+    pub testing: bool,
+    /// `crash_at` calls refused (no `--testing`).
+    pub crash_refused: Arc<AtomicU64>,
+}
+
+impl ControlImpl {
+    /// The node's counters, for `status`.
+    fn counters(&self) -> Vec<(String, u64)> {
+        let s = self.node.stats();
+        vec![
+            ("log_bytes".into(), s.log_bytes),
+            ("compactions".into(), s.compactions),
+            ("transactions".into(), s.transactions),
+            ("refused".into(), s.refused),
+            ("forged".into(), s.forged),
+            ("begins_refused".into(), s.refused_begins),
+            ("full_refused".into(), s.refused_full),
+            ("dropped_sends".into(), s.dropped_sends),
+            (
+                "crash_at_refused".into(),
+                self.crash_refused.load(Ordering::Relaxed),
+            ),
+        ]
+    }
 }
 
 impl Control for ControlImpl {
@@ -206,17 +267,28 @@ impl Control for ControlImpl {
 
     fn status(&mut self, _ctx: &CallContext) -> StatusReply {
         let id = self.node.id();
+        let counters = self.counters();
         match self.role {
             Role::Coordinator => {
-                let txs = self
+                let (txs, below) = self
                     .node
                     .with_coordinator(|c| {
-                        c.transactions()
+                        let txs = c
+                            .transactions()
                             .map(|(tx, s)| self.durable.overlay(tx, coord_label(s)))
-                            .collect()
+                            .collect();
+                        (txs, c.forgotten_below())
                     })
                     .unwrap_or_default();
-                (id, "coordinator".into(), Vec::new(), 0, txs)
+                (
+                    id,
+                    "coordinator".into(),
+                    Vec::new(),
+                    0,
+                    txs,
+                    below,
+                    counters,
+                )
             }
             Role::Participant => self
                 .node
@@ -238,13 +310,30 @@ impl Control for ControlImpl {
                         balances,
                         bank.locked() as u64,
                         txs,
+                        0,
+                        counters.clone(),
                     )
                 })
-                .unwrap_or_else(|| (id, "participant".into(), Vec::new(), 0, Vec::new())),
+                .unwrap_or_else(|| {
+                    (
+                        id,
+                        "participant".into(),
+                        Vec::new(),
+                        0,
+                        Vec::new(),
+                        0,
+                        counters,
+                    )
+                }),
         }
     }
 
     fn crash_at(&mut self, _ctx: &CallContext, spec: String) -> Result<(), String> {
+        if !self.testing {
+            self.crash_refused.fetch_add(1, Ordering::Relaxed);
+            log::warn!("refused crash_at {spec:?}: the node was not started with --testing");
+            return Err("test hooks are off (the node was not started with --testing)".into());
+        }
         let spec: CrashSpec = spec.parse()?;
         spec.check_role(self.role)?;
         self.plan.arm(spec);

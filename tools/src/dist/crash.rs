@@ -301,6 +301,17 @@ impl<W: Wal> Wal for CrashWal<W> {
         self.unsynced.clear();
         self.inner.replay()
     }
+
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn rewrite(&mut self, records: &[LogRecord]) -> io::Result<()> {
+        // The checkpoint holds the unsynced records' effect: no crash point
+        // is reached by them any more.
+        self.unsynced.clear();
+        self.inner.rewrite(records)
+    }
 }
 
 #[cfg(test)]

@@ -17,9 +17,11 @@
 //! ustack rpc lookup STACK --names A.B.C.D:P NAME
 //!
 //! ustack 2pc participant STACK --id N --names A.B.C.D:P --listen PORT --log DIR
-//!            --accounts NAME=BALANCE,... [--name bank-N] [--crash-at POINT[:K]]
+//!            --accounts NAME=BALANCE,... [--name bank-N] [--max-log-bytes N]
+//!            [--testing [--crash-at POINT[:K]]]
 //! ustack 2pc coordinator STACK --id N --names A.B.C.D:P --listen PORT --log DIR
-//!            [--name coordinator] [--vote-timeout-ms MS] [--crash-at POINT[:K]]
+//!            [--name coordinator] [--vote-timeout-ms MS] [--max-log-bytes N]
+//!            [--testing [--crash-at POINT[:K]]]
 //! ustack 2pc transfer STACK --names A.B.C.D:P --from bank-1:alice --to bank-2:bob
 //!            --amount 30 [--coordinator NAME] [--timeout SECS]
 //! ustack 2pc status   STACK --names A.B.C.D:P --node NAME...
@@ -47,11 +49,12 @@
 //!   decision not yet acknowledged.
 //! - `2pc transfer` asks the coordinator (looked up by name) to move
 //!   `--amount` from one account to another (`bank-N:ACCOUNT`; both may be at
-//!   one bank) and waits for the decision: prints `tx C.S COMMIT` or
-//!   `tx C.S ABORT` and exits 0. An account without the funds, an unknown
+//!   one bank) and waits for the decision: prints `tx C.S.N COMMIT` (N: the
+//!   transaction id's 128 random bits, in hex) or
+//!   `tx C.S.N ABORT` and exits 0. An account without the funds, an unknown
 //!   account, an account locked by another transfer in flight, or a bank
 //!   that does not answer within the vote timeout gives ABORT. No decision
-//!   within `--timeout` prints `tx C.S UNDECIDED` and exits 1. Calls are at
+//!   within `--timeout` prints `tx C.S.N UNDECIDED` and exits 1. Calls are at
 //!   most once per coordinator incarnation: if the coordinator crashes while
 //!   the request is in flight, the retried request may begin a second
 //!   transaction (the first, undecided, is aborted by the recovery).
@@ -66,8 +69,11 @@
 //!   unacknowledged, no account locked, every transaction known to its
 //!   coordinator. Exit 0 only if it holds.
 //! - `2pc crash` arms a crash point at a running node; `--crash-at` (or the
-//!   environment variable `USTACK_2PC_CRASH_AT`) arms one at start. The node
-//!   calls `abort()` the K-th time (default 1) it reaches the point:
+//!   environment variable `USTACK_2PC_CRASH_AT`) arms one at start. These
+//!   test hooks exist only at a node started with `--testing`: without it
+//!   `--crash-at` and the variable are usage errors, and the `crash_at`
+//!   call is refused and counted (`status` shows `crash_at_refused`). The
+//!   node calls `abort()` the K-th time (default 1) it reaches the point:
 //!   - `begin-logged` (coordinator): BEGIN durable, no VOTE-REQUEST sent;
 //!   - `ready-logged` (bank): READY durable, vote not sent;
 //!   - `before-commit`: coordinator: every vote was COMMIT, the decision is
@@ -82,6 +88,17 @@
 //!   renewals and withdrawals with guessed tokens, and a flood of
 //!   connections; one line per kind of attempt with how many were refused;
 //!   exit 0 only if all were.
+//!
+//! Logs stay bounded: once a node's log passes `--max-log-bytes` (default
+//! 64 KiB) it is compacted to a checkpoint (see `rpc::twopc`, "Bounded
+//! logs"): the coordinator keeps the transactions not yet ended plus the
+//! last 256 ended ones, a bank its balances and the transactions not yet
+//! covered by an end-of-transaction notice. `status` prints each node's
+//! counters since it started: log bytes, compactions, transactions
+//! remembered, messages refused by the sender rule (`refused`) or for a
+//! forged sender (`forged`), dropped for a full table (`full_refused`,
+//! `begins_refused`) or a full send queue (`dropped_sends`), and
+//! `crash_at_refused`.
 //!
 //! A node prints `recovered: records=R in_doubt=D [...] unacknowledged=U [...]`
 //! when it starts: D counts transactions it crashed in the middle of,
@@ -178,7 +195,8 @@ pub enum TwoPcCommand {
     Status(StatusArgs),
     /// Like status, after waiting for quiescence, plus a consistency verdict.
     Check(CheckArgs),
-    /// Make a running node crash (abort) at a protocol step.
+    /// Make a running node crash (abort) at a protocol step (the node must
+    /// run with --testing).
     Crash(CrashArgs),
     /// Write a new shared key for the system's --key-file (never overwrites).
     Keygen(KeygenArgs),
@@ -211,9 +229,19 @@ pub struct NodeArgs {
     /// Directory of the node's write-ahead log (created if missing).
     #[arg(long, value_name = "DIR")]
     pub log: PathBuf,
-    /// Abort the process the K-th time it reaches this protocol step.
+    /// Abort the process the K-th time it reaches this protocol step
+    /// (only with --testing).
     #[arg(long, value_name = "POINT[:K]")]
     pub crash_at: Option<CrashSpec>,
+    /// Enable test hooks: --crash-at, USTACK_2PC_CRASH_AT and the control
+    /// call `crash_at` (`ustack 2pc crash`). Without it they are refused
+    /// (and the calls counted).
+    #[arg(long)]
+    pub testing: bool,
+    /// Compact the log (checkpoint, then rename over the old file) once it
+    /// holds more than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_log_bytes: u64,
     /// The system's shared key (from `ustack 2pc keygen`).
     #[arg(long, value_name = "PATH")]
     pub key_file: PathBuf,
@@ -283,7 +311,7 @@ pub struct CheckArgs {
     /// The sum every bank's balances must add up to.
     #[arg(long, value_name = "N")]
     pub expect_total: Option<u128>,
-    /// File with the lines `ustack 2pc transfer` printed (tx C.S OUTCOME).
+    /// File with the lines `ustack 2pc transfer` printed (tx C.S.N OUTCOME).
     #[arg(long, value_name = "FILE")]
     pub reported: Option<PathBuf>,
     /// Wait up to this many seconds for every transaction to settle.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rpc::binding::{NameServiceServer, Registrar, Registry};
 use rpc::blocking::{SharedServer, serve};
-use rpc::twopc::rpc::{Node, TwoPcPeerServer};
+use rpc::twopc::rpc::{Node, NodeOptions, TwoPcPeerServer};
 use rpc::twopc::{
     Bank, CoordinatorConfig, Effect, FileWal, LogRecord, NodeId, ParticipantConfig,
     ResourceManager, TxId, Wal,
@@ -101,6 +101,21 @@ impl Recovery {
                         }
                     }
                 }
+                LogRecord::Checkpoint { txs, .. } => {
+                    begun.clear();
+                    decided.clear();
+                    ended.clear();
+                    for t in txs {
+                        begun.insert(t.tx);
+                        if t.decision.is_some() {
+                            decided.insert(t.tx);
+                        }
+                        if t.ended {
+                            ended.insert(t.tx);
+                        }
+                    }
+                }
+                LogRecord::Forget { .. } => {}
             }
         }
         let (in_doubt, unacknowledged) = match role {
@@ -123,12 +138,7 @@ impl Recovery {
 
     /// One line for the node's log (the demo script counts `in_doubt=`).
     pub fn line(&self) -> String {
-        let list = |txs: &[TxId]| {
-            txs.iter()
-                .map(|t| format!("{}.{}", t.coordinator, t.seq))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |txs: &[TxId]| txs.iter().map(TxId::short).collect::<Vec<_>>().join(",");
         format!(
             "recovered: records={} in_doubt={} [{}] unacknowledged={} [{}]",
             self.records,
@@ -200,17 +210,28 @@ pub fn parse_accounts(spec: &str) -> Result<Vec<(String, u64)>, String> {
     Ok(out)
 }
 
-/// The crash spec from `--crash-at`, or else from `USTACK_2PC_CRASH_AT`.
-fn crash_spec(arg: Option<CrashSpec>, role: Role) -> Result<Option<CrashSpec>, UsageError> {
-    let spec = match arg {
-        Some(s) => Some(s),
-        None => match std::env::var("USTACK_2PC_CRASH_AT") {
-            Ok(v) if !v.is_empty() => Some(
-                v.parse()
-                    .map_err(|e| UsageError(format!("USTACK_2PC_CRASH_AT: {e}")))?,
-            ),
-            _ => None,
-        },
+/// The crash spec from `--crash-at`, or else from `USTACK_2PC_CRASH_AT`;
+/// either needs `--testing`.
+fn crash_spec(
+    arg: Option<CrashSpec>,
+    env: Option<String>,
+    testing: bool,
+    role: Role,
+) -> Result<Option<CrashSpec>, UsageError> {
+    let env = env.filter(|v| !v.is_empty());
+    if !testing && (arg.is_some() || env.is_some()) {
+        return Err(UsageError(
+            "--crash-at and USTACK_2PC_CRASH_AT are test hooks: start the node with --testing"
+                .into(),
+        ));
+    }
+    let spec = match (arg, env) {
+        (Some(s), _) => Some(s),
+        (None, Some(v)) => Some(
+            v.parse()
+                .map_err(|e| UsageError(format!("USTACK_2PC_CRASH_AT: {e}")))?,
+        ),
+        (None, None) => None,
     };
     if let Some(s) = &spec {
         s.check_role(role).map_err(UsageError)?;
@@ -242,6 +263,7 @@ fn open_log(dir: &Path, bank: Option<&Bank>) -> Result<(FileWal, Vec<LogRecord>)
         let rec = LogRecord::Snapshot {
             state: bank.snapshot(),
             txs: Vec::new(),
+            watermarks: Vec::new(),
         };
         wal.append(&rec)?;
         wal.sync()?;
@@ -258,7 +280,12 @@ fn run_node(
     coordinator: Option<CoordinatorConfig>,
     participant: Option<ParticipantConfig>,
 ) -> Result<(), Box<dyn Error>> {
-    let spec = crash_spec(args.crash_at, role)?;
+    let spec = crash_spec(
+        args.crash_at,
+        std::env::var("USTACK_2PC_CRASH_AT").ok(),
+        args.testing,
+        role,
+    )?;
     let id = args.id;
     let key: AuthKey = read_key(&args.key_file)?;
     let auth = ClientAuth::new(key.clone(), id.into());
@@ -293,14 +320,18 @@ fn run_node(
         Effect::Completed { tx } => log::info!("{label}: {tx} acknowledged by all"),
         _ => {}
     };
-    let node = Node::start_with_key(
+    let node = Node::start_with(
         id,
         wal,
         coordinator,
         bank.zip(participant),
-        Some(key.clone()),
         connect,
         on_event,
+        NodeOptions {
+            max_log_bytes: args.max_log_bytes,
+            key: Some(key.clone()),
+            ..NodeOptions::default()
+        },
     )?;
     let node = Arc::new(node);
     let service = NodeService {
@@ -310,6 +341,8 @@ fn run_node(
             role,
             plan: Arc::clone(&plan),
             durable,
+            testing: args.testing,
+            crash_refused: Default::default(),
         }),
     };
     let server = SharedServer::new(service, server_config(&key));
@@ -336,6 +369,9 @@ fn run_node(
             .map(|s| format!(", crash armed at {s}"))
             .unwrap_or_default()
     );
+    if args.testing {
+        println!("{name}: test hooks on (--testing): crash points can be armed");
+    }
     if let Some(balances) = node.with_participant(|p| p.resource().balances().clone()) {
         println!("{name}: balances {}", format_balances(&balances));
     }

@@ -24,12 +24,17 @@ pub struct NodeReport {
     pub locked: u64,
     /// Every transaction: outcome if known here, and label.
     pub txs: BTreeMap<TxId, (Option<bool>, String)>,
+    /// Coordinator: it forgot every transaction numbered below this
+    /// (ended at every bank; see `rpc::twopc`, "Bounded logs").
+    pub forgotten_below: u64,
+    /// Counters (log bytes, compactions, refusals, ...).
+    pub counters: Vec<(String, u64)>,
 }
 
 impl NodeReport {
     /// From the RPC reply.
     pub fn new(name: &str, reply: StatusReply) -> Self {
-        let (id, role, balances, locked, txs) = reply;
+        let (id, role, balances, locked, txs, forgotten_below, counters) = reply;
         NodeReport {
             name: name.to_string(),
             id,
@@ -37,6 +42,8 @@ impl NodeReport {
             balances,
             locked,
             txs: txs.into_iter().map(|(tx, d, l)| (tx, (d, l))).collect(),
+            forgotten_below,
+            counters,
         }
     }
 
@@ -50,16 +57,12 @@ impl NodeReport {
     }
 }
 
-/// Parses `C.S` (as in `tx 0.17`) into a transaction id.
+/// Parses `C.S.N` (as in `tx 0.17.<32 hex digits>`) into a transaction id.
 pub fn parse_tx(s: &str) -> Option<TxId> {
-    let (c, seq) = s.trim().trim_start_matches("tx").trim().split_once('.')?;
-    Some(TxId {
-        coordinator: c.parse().ok()?,
-        seq: seq.parse().ok()?,
-    })
+    s.parse().ok()
 }
 
-/// Parses the lines `ustack 2pc transfer` prints (`tx C.S COMMIT|ABORT`);
+/// Parses the lines `ustack 2pc transfer` prints (`tx C.S.N COMMIT|ABORT`);
 /// other lines are ignored.
 pub fn parse_reported(text: &str) -> BTreeMap<TxId, bool> {
     let mut out = BTreeMap::new();
@@ -108,6 +111,10 @@ pub struct Verdict {
     /// Anything else wrong (locks held, transactions the coordinator does
     /// not know).
     pub other: Vec<String>,
+    /// Transactions a client was told about that every node has forgotten
+    /// (ended everywhere, below the coordinator's watermark): nothing left
+    /// to compare the client's outcome with.
+    pub forgotten: usize,
     /// Transactions committed / aborted (by the coordinator's record).
     pub committed: usize,
     /// See `committed`.
@@ -179,6 +186,9 @@ pub fn judge(
             Some(Some((Some(true), _))) => v.committed += 1,
             Some(Some((Some(false), _))) => v.aborted += 1,
             Some(Some((None, _))) => {}
+            Some(None) if coordinator.is_some_and(|c| tx.seq < c.forgotten_below) => {
+                v.forgotten += 1
+            }
             Some(None) => v.other.push(format!(
                 "{tx}: unknown to its coordinator ({})",
                 tx.coordinator
@@ -214,6 +224,11 @@ pub fn render(reports: &[NodeReport], reported: &BTreeMap<TxId, bool>) -> String
         .map(NodeReport::total)
         .sum();
     let _ = writeln!(out, "  {:<21} {total:>8}", "all banks");
+    let _ = writeln!(out, "nodes:");
+    for r in reports {
+        let counters: Vec<String> = r.counters.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let _ = writeln!(out, "  {:<10} {}", r.name, counters.join(" "));
+    }
     let txs: BTreeSet<TxId> = reports
         .iter()
         .flat_map(|r| r.txs.keys().copied())
@@ -221,7 +236,8 @@ pub fn render(reports: &[NodeReport], reported: &BTreeMap<TxId, bool>) -> String
         .collect();
     let _ = writeln!(
         out,
-        "transactions ({}), as each node recorded them (~: decision not yet acknowledged by all):",
+        "transactions ({}), as each node remembers them (~: decision not yet acknowledged by all; \
+         -: no record, or forgotten once ended everywhere):",
         txs.len()
     );
     let width = reports
@@ -230,7 +246,7 @@ pub fn render(reports: &[NodeReport], reported: &BTreeMap<TxId, bool>) -> String
         .max()
         .unwrap_or(0)
         .max(8);
-    let mut header = format!("  {:<10}", "tx");
+    let mut header = format!("  {:<14}", "tx");
     for r in reports {
         let _ = write!(header, " {:<width$}", r.name);
     }
@@ -239,7 +255,7 @@ pub fn render(reports: &[NodeReport], reported: &BTreeMap<TxId, bool>) -> String
     }
     let _ = writeln!(out, "{}", header.trim_end());
     for tx in txs {
-        let mut row = format!("  {:<10}", format!("{}.{}", tx.coordinator, tx.seq));
+        let mut row = format!("  {:<14}", tx.short());
         for r in reports {
             let label = r.txs.get(&tx).map_or("-", |(_, l)| l.as_str());
             let _ = write!(row, " {label:<width$}");
@@ -265,10 +281,18 @@ pub fn render_verdict(v: &Verdict) -> String {
     let _ = writeln!(out, "  {} {conserved}", mark(v.conserved()));
     let _ = writeln!(
         out,
-        "  {} no node disagrees on any outcome ({} committed, {} aborted)",
+        "  {} no node disagrees on any outcome ({} committed, {} aborted{})",
         mark(v.disagreements.is_empty()),
         v.committed,
-        v.aborted
+        v.aborted,
+        if v.forgotten > 0 {
+            format!(
+                "; {} more ended everywhere and forgotten (logs compacted)",
+                v.forgotten
+            )
+        } else {
+            String::new()
+        }
     );
     for d in &v.disagreements {
         let _ = writeln!(out, "       {d}");

@@ -58,3 +58,26 @@ fn bad_service_limits_are_one_clear_error() {
         assert!(text.contains(words), "{flags:?}: {text}");
     }
 }
+
+#[test]
+fn tun_replaces_tap_and_excludes_it() {
+    let v = [
+        "serve",
+        "--tun",
+        "tun0",
+        "--addr",
+        "10.0.0.2/24",
+        "--echo",
+        "7",
+    ];
+    let a = Wrapper::try_parse_from(v).unwrap().serve;
+    assert_eq!(a.stack.tun.as_deref(), Some("tun0"));
+    assert_eq!(a.stack.tap, None);
+    assert_eq!(a.stack.device_name(), "tun0");
+    let e = parse(&["--tun", "tun0"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("cannot be used with"), "{e}");
+    let e = Wrapper::try_parse_from(["serve", "--addr", "10.0.0.2/24", "--echo", "7"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--tap"), "{e}");
+}

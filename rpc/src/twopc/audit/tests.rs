@@ -4,10 +4,12 @@ use crate::twopc::{ResourceManager, TxSnapshot};
 const T1: TxId = TxId {
     coordinator: 0,
     seq: 1,
+    nonce: 0x5eed,
 };
 const T2: TxId = TxId {
     coordinator: 0,
     seq: 2,
+    nonce: 0x5eed,
 };
 
 fn ops(list: &[(&str, i64)]) -> Vec<u8> {
@@ -54,6 +56,7 @@ fn participant(node: NodeId, initial: Bank, outcomes: &[(TxId, &Work, bool)]) ->
         transactions,
         durable,
         blocked: BTreeSet::new(),
+        watermarks: BTreeMap::new(),
     }
 }
 
@@ -123,7 +126,7 @@ fn disagreements_name_every_side() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         f[0].to_string(),
-        "tx 0.2: ABORT at coordinator, participant 1, participant 2, node 0 (reported), \
+        "tx 0.2.00000000000000000000000000005eed: ABORT at coordinator, participant 1, participant 2, node 0 (reported), \
          node 1 (reported) but COMMIT at node 2 (reported)"
     );
     assert_eq!(disagreement(T1, [("a", true), ("b", true)]), None);
@@ -228,6 +231,7 @@ fn blocks_need_every_participant_ready() {
                 work: vec![],
             },
         ],
+        watermarks: vec![],
     }];
     assert!(findings(&run).is_empty(), "READY in a snapshot");
     run.participants.get_mut(&1).unwrap().blocked.insert(T2);
@@ -248,7 +252,7 @@ fn blocks_need_every_participant_ready() {
 #[test]
 fn observes_live_state_machines() {
     let mut c = Coordinator::new(0, Default::default());
-    let tx = c.begin(Instant::now(), transfer(1)).expect("begin");
+    let tx = c.begin(Instant::now(), 9, transfer(1)).expect("begin");
     let run = RunEnd::default().with_coordinator(&c);
     assert_eq!(run.coordinator, BTreeMap::from([(tx, CoordState::Wait)]));
     let bank = Bank::new([("alice", 5)]);
@@ -256,5 +260,34 @@ fn observes_live_state_machines() {
     assert_eq!(
         ParticipantEnd::observe(&bank, &p, Vec::new()),
         ParticipantEnd::untouched(bank)
+    );
+}
+
+#[test]
+fn forgotten_transactions_are_judged_by_what_was_reported() {
+    // Ended and forgotten everywhere: still clean, the balances judged by
+    // the outcomes the coordinator reported.
+    let mut run = healthy();
+    run.coordinator.clear();
+    run.forgotten_below = 3;
+    for p in run.participants.values_mut() {
+        p.transactions.clear();
+        p.watermarks.insert(0, 3);
+    }
+    assert!(findings(&run).is_empty(), "{:?}", findings(&run));
+    assert!(run.decision(T1) && !run.decision(T2));
+    // Reported outcomes still have to agree with each other.
+    run.reported.get_mut(&1).unwrap().insert(T1, false);
+    assert!(matches!(&findings(&run)[..], [Finding::Disagreement(d)] if d.tx == T1));
+    // A participant that forgot a transaction its coordinator has not ended.
+    let mut run = healthy();
+    run.coordinator.insert(T1, CoordState::Commit);
+    let p1 = run.participants.get_mut(&1).unwrap();
+    p1.transactions.remove(&T1);
+    p1.watermarks.insert(0, 2);
+    let f = findings(&run);
+    assert!(
+        f.contains(&Finding::ForgotTooEarly { node: 1, tx: T1 }),
+        "{f:?}"
     );
 }

@@ -3,10 +3,12 @@ use super::*;
 const T1: TxId = TxId {
     coordinator: 0,
     seq: 1,
+    nonce: 0x5eed,
 };
 const T2: TxId = TxId {
     coordinator: 0,
     seq: 2,
+    nonce: 0x5eed,
 };
 
 fn work(ops: &[(&str, i64)]) -> Vec<u8> {

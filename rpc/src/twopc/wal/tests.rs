@@ -1,4 +1,4 @@
-use super::super::TxId;
+use super::super::{Msg, TxId};
 use super::*;
 
 fn rec(seq: u64) -> LogRecord {
@@ -6,6 +6,7 @@ fn rec(seq: u64) -> LogRecord {
         tx: TxId {
             coordinator: 1,
             seq,
+            nonce: 0x5eed,
         },
         participants: vec![2, 3],
         key: Some(seq * 7),
@@ -164,20 +165,248 @@ fn file_wal_refuses_corruption_and_a_second_opener() {
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(e.to_string().contains("in use"), "{e}");
     }
-    let mut bytes = three_records();
-    bytes[12] ^= 0x10; // inside the first record's payload
+    let mut bytes = header().to_vec();
+    bytes.extend(three_records());
+    bytes[HEADER + 12] ^= 0x10; // inside the first record's payload
     std::fs::write(&path, &bytes).expect("write");
     let e = FileWal::open(&path).expect_err("corrupt");
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-    assert!(e.to_string().contains("byte 0"), "{e}");
+    assert!(e.to_string().contains("byte 8 "), "a file offset: {e}");
     assert!(e.to_string().contains("c.wal"), "names the file: {e}");
     assert_eq!(std::fs::read(&path).expect("read"), bytes, "left untouched");
     // Repaired, it opens again and is not new.
-    bytes[12] ^= 0x10;
+    bytes[HEADER + 12] ^= 0x10;
     std::fs::write(&path, &bytes).expect("write");
     let mut w = FileWal::open(&path).expect("open");
     assert!(!w.was_empty());
     assert_eq!(w.replay().expect("replay"), vec![rec(1), rec(2), rec(3)]);
     drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rpc-wal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+#[test]
+fn a_version_1_log_is_refused_and_left_alone() {
+    let dir = temp_dir("v1");
+    let path = dir.join("old.wal");
+    // A version 1 log: records from the first byte, no header.
+    let bytes = three_records();
+    std::fs::write(&path, &bytes).expect("write");
+    let e = FileWal::open(&path).expect_err("old format");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("version 1"), "{e}");
+    assert!(e.to_string().contains("old.wal"), "{e}");
+    assert_eq!(std::fs::read(&path).expect("read"), bytes, "untouched");
+    // A header with another version number.
+    let mut other = header().to_vec();
+    other[7] = 9;
+    std::fs::write(&path, &other).expect("write");
+    let e = FileWal::open(&path).expect_err("unknown version");
+    assert!(e.to_string().contains("version 9"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_header_is_a_new_log_and_a_missing_file_is_created() {
+    let dir = temp_dir("header");
+    let path = dir.join("h.wal");
+    for keep in 0..HEADER {
+        std::fs::write(&path, &header()[..keep]).expect("write");
+        let mut w = FileWal::open(&path).expect("open");
+        assert!(w.was_empty(), "keep {keep}");
+        assert_eq!(w.replay().expect("replay"), vec![]);
+        w.append(&rec(1)).expect("append");
+        w.sync().expect("sync");
+        drop(w);
+        let w = FileWal::open(&path).expect("reopen");
+        assert!(!w.was_empty());
+        assert_eq!(FileWal::read_records(&path).expect("read"), vec![rec(1)]);
+    }
+    // A whole header and nothing else: still new (seeded).
+    std::fs::write(&path, header()).expect("write");
+    assert!(FileWal::open(&path).expect("open").was_empty());
+    // A torn first record after it: not new (never seeded again).
+    let mut torn = header().to_vec();
+    let mut one = Vec::new();
+    encode_record(&mut one, &rec(1)).expect("encode");
+    torn.extend_from_slice(&one[..one.len() / 2]);
+    std::fs::write(&path, &torn).expect("write");
+    assert!(!FileWal::open(&path).expect("open").was_empty());
+    std::fs::remove_file(&path).expect("rm");
+    let w = FileWal::open(&path).expect("create");
+    assert!(w.was_empty());
+    assert_eq!(w.size(), HEADER as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_flipped_bit_in_the_middle_of_a_file_names_its_offset() {
+    let dir = temp_dir("middle");
+    let path = dir.join("m.wal");
+    {
+        let mut w = FileWal::open(&path).expect("open");
+        for i in 1..=5 {
+            w.append(&rec(i)).expect("append");
+        }
+        w.sync().expect("sync");
+    }
+    let mut one = Vec::new();
+    encode_record(&mut one, &rec(1)).expect("encode");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let third = HEADER + 2 * one.len();
+    bytes[third + 10] ^= 0x04;
+    std::fs::write(&path, &bytes).expect("write");
+    let e = FileWal::open(&path).expect_err("corrupt");
+    assert!(
+        e.to_string().contains(&format!("byte {third} ")),
+        "names the offset of the third record: {e}"
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), bytes, "untouched");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rewrite_replaces_the_log_and_keeps_the_lock() {
+    let dir = temp_dir("rewrite");
+    let path = dir.join("r.wal");
+    let mut w = FileWal::open(&path).expect("open");
+    for i in 1..=10 {
+        w.append(&rec(i)).expect("append");
+    }
+    w.sync().expect("sync");
+    let big = w.size();
+    w.append(&rec(11)).expect("append"); // unsynced: subsumed by the rewrite
+    w.rewrite(&[rec(7)]).expect("rewrite");
+    assert!(w.size() < big);
+    assert_eq!(w.replay().expect("replay"), vec![rec(7)]);
+    w.append(&rec(8)).expect("append");
+    w.sync().expect("sync");
+    assert_eq!(w.replay().expect("replay"), vec![rec(7), rec(8)]);
+    let e = FileWal::open(&path).expect_err("still locked after the rename");
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    assert!(!compact_path(&path).exists());
+    drop(w);
+    assert_eq!(
+        FileWal::open(&path)
+            .expect("open")
+            .replay()
+            .expect("replay"),
+        vec![rec(7), rec(8)]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A crash at each step of a compaction: the log reopens as either the old
+/// records or the checkpoint, and a participant recovers the same balances
+/// and outcomes from either.
+#[test]
+fn a_crash_at_each_step_of_a_compaction_recovers_right() {
+    use crate::twopc::{Bank, BankOp, Participant, ParticipantConfig};
+    use std::time::Instant;
+    let now = Instant::now();
+    let initial = Bank::new([("alice", 100), ("bob", 0)]);
+    let mut p = Participant::new(1, initial.clone(), ParticipantConfig::default());
+    let mut records = vec![p.checkpoint_record()];
+    let tx = |seq| TxId {
+        coordinator: 0,
+        seq,
+        nonce: 77,
+    };
+    // Ten committed transfers of 5 alice -> bob, one still READY.
+    for seq in 1..=11 {
+        p.handle_message(
+            now,
+            0,
+            Msg::Prepare {
+                tx: tx(seq),
+                participants: vec![1],
+                work: BankOp::work(&[("alice", -5), ("bob", 5)]),
+            },
+        );
+        if seq <= 10 {
+            p.handle_message(
+                now,
+                0,
+                Msg::Decision {
+                    tx: tx(seq),
+                    commit: true,
+                },
+            );
+        }
+    }
+    p.handle_message(
+        now,
+        0,
+        Msg::Finished {
+            tx: tx(10),
+            below: 8,
+        },
+    );
+    for e in p.drain_effects() {
+        if let crate::twopc::Effect::Log(r) = e {
+            records.push(r);
+        }
+    }
+    let checkpoint = p.checkpoint_record();
+    let check = |got: &[LogRecord], what: &str| {
+        let r = Participant::recover(1, initial.clone(), ParticipantConfig::default(), got, now)
+            .expect("recover");
+        assert_eq!(r.resource().balance("alice"), Some(50), "{what}");
+        assert_eq!(r.resource().balance("bob"), Some(50), "{what}");
+        assert_eq!(
+            r.resource().locked(),
+            2,
+            "{what}: the READY one keeps its locks"
+        );
+        assert_eq!(
+            r.status(tx(11)),
+            Some(crate::twopc::PartState::Ready),
+            "{what}"
+        );
+        assert_eq!(
+            r.status(tx(9)),
+            Some(crate::twopc::PartState::Committed),
+            "{what}"
+        );
+        assert!(r.forgot(tx(3)), "{what}: below the watermark");
+        assert_eq!(r.watermark(0), 8, "{what}");
+    };
+    check(&records, "the full log");
+    check(std::slice::from_ref(&checkpoint), "the checkpoint");
+    let steps = [
+        Some(Step::HalfWritten),
+        Some(Step::Written),
+        Some(Step::Synced),
+        Some(Step::Renamed),
+        None,
+    ];
+    let dir = temp_dir("compact-crash");
+    for stop in steps {
+        let path = dir.join("c.wal");
+        let _ = std::fs::remove_file(&path);
+        let mut w = FileWal::open(&path).expect("open");
+        for r in &records {
+            w.append(r).expect("append");
+        }
+        w.sync().expect("sync");
+        w.rewrite_steps(std::slice::from_ref(&checkpoint), stop)
+            .expect("rewrite");
+        drop(w); // the crash
+        let mut again = FileWal::open(&path).expect("reopen");
+        assert!(!compact_path(&path).exists(), "{stop:?}: leftover removed");
+        let got = again.replay().expect("replay");
+        let want = match stop {
+            Some(Step::Renamed) | None => vec![checkpoint.clone()],
+            _ => records.clone(),
+        };
+        assert_eq!(got, want, "{stop:?}");
+        check(&got, &format!("crash after {stop:?}"));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

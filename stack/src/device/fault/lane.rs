@@ -87,14 +87,16 @@ impl Lane {
         }
     }
 
-    /// Draws the fate of a frame of `len` bytes; `None` if it is lost.
+    /// Draws the fate of a frame of `len` bytes behind a link header of
+    /// `link_len`; `None` if it is lost.
     pub(super) fn decide(
         &mut self,
         config: &FaultConfig,
         stats: &mut DirectionStats,
         len: usize,
+        link_len: usize,
     ) -> Option<Verdict> {
-        let Some(verdict) = self.dice.decide(&config.odds(), len) else {
+        let Some(verdict) = self.dice.decide_after(&config.odds(), len, link_len) else {
             stats.lost += 1;
             return None;
         };

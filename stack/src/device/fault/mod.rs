@@ -60,7 +60,8 @@ const INBOUND_STREAM: u64 = 0x696e_626f_756e_6421; // "inbound!"
 ///
 /// 1. **loss**: with probability `loss` the frame is dropped.
 /// 2. **corruption**: with probability `corrupt` one random bit of one random
-///    byte at offset 14 or later (after the Ethernet header) is flipped, so
+///    byte at offset 14 or later (after the Ethernet header; anywhere on an
+///    IP link) is flipped, so
 ///    the frame still reaches the stack and exercises checksum validation.
 ///    Frames shorter than 15 bytes get the bit flipped anywhere.
 /// 3. **duplication**: with probability `dup` a copy of the frame follows the
@@ -250,6 +251,10 @@ impl<D: fmt::Debug> fmt::Debug for FaultDevice<D> {
 }
 
 impl<D: Device> FrameSink for FaultDevice<D> {
+    fn medium(&self) -> super::Medium {
+        self.inner.medium()
+    }
+
     fn capture_local(&mut self, now: Instant, frame: &[u8]) {
         self.inner.capture_local(now, frame);
     }
@@ -262,7 +267,8 @@ impl<D: Device> FrameSink for FaultDevice<D> {
         let out = &mut self.outbound;
         let stats = &mut self.stats.outbound;
         stats.frames += 1;
-        let Some(verdict) = out.decide(&self.config, stats, frame.len()) else {
+        let link_len = self.inner.medium().header_len();
+        let Some(verdict) = out.decide(&self.config, stats, frame.len(), link_len) else {
             self.inner
                 .record_unsent(now, frame, "fault injection: dropped (never sent)");
             return Ok(());
@@ -322,6 +328,7 @@ impl<D: Device> Device for FaultDevice<D> {
         // Read what the inner device has, unless a due frame is already
         // waiting: then it goes first, and the inner device keeps the rest
         // (so the queue cannot grow faster than the stack reads).
+        let link_len = self.inner.medium().header_len();
         let mut pulled = 0;
         while pulled < RX_PULL && !lane.head_due(now) {
             let Some(n) = self.inner.recv(now, buf)? else {
@@ -331,7 +338,7 @@ impl<D: Device> Device for FaultDevice<D> {
             super::checksum::complete_received(&self.inner, &mut buf[..n]);
             pulled += 1;
             stats.frames += 1;
-            let Some(verdict) = lane.decide(&self.config, stats, n) else {
+            let Some(verdict) = lane.decide(&self.config, stats, n, link_len) else {
                 continue;
             };
             let frame = &mut buf[..n];

@@ -10,8 +10,9 @@
 //! 1. **loss**: with probability `loss` the frame is dropped (nothing else
 //!    is drawn for it).
 //! 2. **corruption**: with probability `corrupt` one random bit of one random
-//!    byte at offset 14 or later (after the Ethernet header) is flipped.
-//!    Frames of 14 bytes or less get the bit flipped anywhere.
+//!    byte at offset 14 or later (after the Ethernet header; anywhere in
+//!    the packet on an IP link) is flipped. Frames of 14 bytes or less get
+//!    the bit flipped anywhere.
 //! 3. **duplication**: with probability `dup` an identical copy follows the
 //!    frame (right behind it, with the same fate from here on).
 //! 4. **reordering**: with probability `reorder` the frame is *held back*
@@ -119,16 +120,24 @@ impl<F> FaultDice<F> {
     /// Draws the fate of a frame of `len` bytes; `None` if it is lost.
     /// `hold` is never set while a frame is held already.
     pub fn decide(&mut self, odds: &FaultOdds, len: usize) -> Option<Verdict> {
+        self.decide_after(odds, len, ETHERNET_HEADER_LEN)
+    }
+
+    /// [`decide`](Self::decide) for frames whose link header is
+    /// `link_len` bytes (0 on an IP link, whose bit flips may then hit any
+    /// byte of the IP packet).
+    pub fn decide_after(
+        &mut self,
+        odds: &FaultOdds,
+        len: usize,
+        link_len: usize,
+    ) -> Option<Verdict> {
         if odds.loss > 0.0 && self.rng.random_bool(odds.loss) {
             return None;
         }
         let mut corrupt = None;
         if odds.corrupt > 0.0 && len > 0 && self.rng.random_bool(odds.corrupt) {
-            let first = if len > ETHERNET_HEADER_LEN {
-                ETHERNET_HEADER_LEN
-            } else {
-                0
-            };
+            let first = if len > link_len { link_len } else { 0 };
             corrupt = Some(BitFlip {
                 offset: self.rng.random_range(first..len),
                 mask: 1 << self.rng.random_range(0..8u32),

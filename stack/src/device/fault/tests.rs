@@ -744,3 +744,29 @@ fn trusted_checksums_are_completed_when_faults_may_touch_frames() {
         }
     }
 }
+
+#[test]
+fn on_an_ip_link_corruption_may_hit_any_byte_of_the_packet() {
+    let (a, mut b) = crate::device::memory_pair_medium(1500, crate::device::Medium::Ip).unwrap();
+    let mut dev = FaultDevice::new(
+        a,
+        FaultConfig {
+            corrupt: 1.0,
+            seed: 3,
+            ..FaultConfig::default()
+        },
+    );
+    assert_eq!(dev.medium(), crate::device::Medium::Ip);
+    let now = Instant::now();
+    let packet = vec![0u8; 40];
+    let mut offsets = std::collections::HashSet::new();
+    let mut buf = [0u8; 64];
+    for _ in 0..400 {
+        dev.send(now, &packet).unwrap();
+        let n = b.recv(now, &mut buf).unwrap().expect("sent");
+        let diff = bit_differences(&packet, &buf[..n]);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        offsets.insert(diff[0].0);
+    }
+    assert!(offsets.iter().any(|&o| o < 14), "the IP header is hit too");
+}

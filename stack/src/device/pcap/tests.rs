@@ -393,3 +393,38 @@ fn fault_injection_is_marked_in_pcapng() {
         )]
     );
 }
+
+#[test]
+fn ip_links_are_captured_as_raw_ip_with_super_segments_cut() {
+    let (a, mut b) = super::super::memory_pair_medium(1500, Medium::Ip).unwrap();
+    let t0 = Instant::now();
+    let w = PcapWriter::with_medium(Vec::new(), t0, UNIX_EPOCH, Medium::Ip).unwrap();
+    let mut dev = PcapDevice::new(a, w);
+    assert_eq!(dev.medium(), Medium::Ip);
+    // A TCP super segment, bare IPv4: 3000 payload bytes cut by 1000.
+    let mut packet = vec![0u8; 40 + 3000];
+    let ip = ip::Ipv4Repr::new(
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        std::net::Ipv4Addr::new(10, 0, 0, 2),
+        ip::IpProtocol::TCP,
+        64,
+        3020,
+    );
+    ip.emit(&mut packet);
+    packet[32] = 5 << 4;
+    dev.send_segmented(t0, &packet, 1000).unwrap();
+    // The peer got what the default segmentation cut: three packets.
+    let mut buf = [0u8; 2000];
+    let mut sizes = Vec::new();
+    while let Some(n) = b.recv(t0, &mut buf).unwrap() {
+        assert_eq!(buf[0], 0x45);
+        sizes.push(n);
+    }
+    assert_eq!(sizes, [1040, 1040, 1040]);
+    assert_eq!(dev.pcap().frames(), 3);
+    let bytes = dev.pcap().get_ref().clone();
+    assert_eq!(u32::from_le_bytes(bytes[20..24].try_into().unwrap()), 101);
+    // The first record is an IPv4 packet with no link header.
+    assert_eq!(u32::from_le_bytes(bytes[32..36].try_into().unwrap()), 1040);
+    assert_eq!(bytes[40], 0x45);
+}

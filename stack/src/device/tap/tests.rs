@@ -41,7 +41,7 @@ fn vnet_header_round_trips() {
 fn a_partial_checksum_is_completed_and_verifies() {
     let payload: Vec<u8> = (0..3001u32).map(|i| (i * 7) as u8).collect();
     let mut f = partial_frame(&payload);
-    let hdr = VnetHdr::for_tcp_segments(&f, 1448).expect("a TCP frame");
+    let hdr = VnetHdr::for_tcp_segments(&f, 14, 1448).expect("a TCP frame");
     assert_eq!((hdr.csum_start, hdr.csum_offset, hdr.hdr_len), (34, 16, 54));
     assert_eq!((hdr.gso_type, hdr.gso_size), (1, 1448));
     assert!(hdr.complete_checksum(&mut f));
@@ -58,28 +58,28 @@ fn a_partial_checksum_is_completed_and_verifies() {
 fn a_whole_tcp_segment_keeps_its_partial_checksum_and_is_trusted() {
     let payload: Vec<u8> = (0..5000u32).map(|i| (i * 11) as u8).collect();
     let mut f = partial_frame(&payload);
-    let hdr = VnetHdr::for_tcp_segments(&f, 1448).unwrap();
+    let hdr = VnetHdr::for_tcp_segments(&f, 14, 1448).unwrap();
     let before = f.clone();
-    assert_eq!(hdr.settle_checksum(&mut f), Some(true));
+    assert_eq!(hdr.settle_checksum(&mut f, 14), Some(true));
     assert_eq!(f, before, "left for the stack, which need not verify it");
     // No NEEDS_CSUM: a complete checksum, verified as usual.
-    assert_eq!(VnetHdr::default().settle_checksum(&mut f), Some(false));
+    assert_eq!(VnetHdr::default().settle_checksum(&mut f, 14), Some(false));
     assert_eq!(f, before);
     // A fragment, or a checksum elsewhere than TCP's field: completed.
     let mut frag = before.clone();
     frag[14 + 6] |= 0x20; // more fragments
-    assert_eq!(hdr.settle_checksum(&mut frag), Some(false));
+    assert_eq!(hdr.settle_checksum(&mut frag, 14), Some(false));
     assert_ne!(frag[34 + 16..34 + 18], before[34 + 16..34 + 18]);
     let mut other = before.clone();
     let not_tcp = VnetHdr {
         csum_offset: 6, // UDP's checksum field
         ..hdr
     };
-    assert_eq!(not_tcp.settle_checksum(&mut other), Some(false));
+    assert_eq!(not_tcp.settle_checksum(&mut other, 14), Some(false));
     assert_ne!(other, before);
     // Offsets outside the frame: refused, unchanged.
     let mut short = before[..40].to_vec();
-    assert_eq!(hdr.settle_checksum(&mut short), None);
+    assert_eq!(hdr.settle_checksum(&mut short, 14), None);
     assert_eq!(short, before[..40]);
 }
 
@@ -97,7 +97,7 @@ fn checksum_offsets_outside_the_frame_are_refused() {
         assert!(!hdr.complete_checksum(&mut f), "{start}/{offset}");
         assert_eq!(f, before);
     }
-    assert!(VnetHdr::for_tcp_segments(&f[..40], 1448).is_none());
+    assert!(VnetHdr::for_tcp_segments(&f[..40], 14, 1448).is_none());
 }
 
 #[test]
@@ -117,4 +117,33 @@ fn names_are_checked_before_any_syscall() {
     }
     let msg = TapError::PermissionDenied("tap0".into()).to_string();
     assert!(msg.contains("CAP_NET_ADMIN"));
+}
+
+#[test]
+fn tun_errors_say_tun() {
+    let err = TunDevice::open(&TapConfig::new("a-name-that-is-too-long")).unwrap_err();
+    assert!(matches!(err.0, TapError::NameTooLong(_)));
+    assert_eq!(
+        err.to_string(),
+        "TUN device name 'a-name-that-is-too-long' is too long: at most 15 bytes"
+    );
+    let busy = TunError(TapError::Busy("tun0".into())).to_string();
+    assert!(busy.starts_with("TUN device 'tun0' is busy"), "{busy}");
+    assert!(
+        TapError::Busy("tap0".into())
+            .to_string()
+            .starts_with("TAP device 'tap0' is busy")
+    );
+}
+
+#[test]
+fn super_segments_on_an_ip_link_are_offset_by_nothing() {
+    let f = partial_frame(&[7u8; 3000]);
+    let packet = &f[14..];
+    let hdr = VnetHdr::for_tcp_segments(packet, 0, 1448).expect("a TCP packet");
+    assert_eq!((hdr.csum_start, hdr.hdr_len, hdr.gso_size), (20, 40, 1448));
+    let mut p = packet.to_vec();
+    assert_eq!(hdr.settle_checksum(&mut p, 0), Some(true));
+    // At the Ethernet offset, the same header does not fit the packet.
+    assert!(VnetHdr::for_tcp_segments(packet, 14, 1448).is_none());
 }

@@ -4,7 +4,7 @@
 
 use super::*;
 pub(super) use crate::device::FrameBatch;
-use crate::device::{Device, MemoryDevice, memory_pair};
+use crate::device::{Device, MemoryDevice, memory_pair_medium};
 pub(super) use crate::error::SocketError;
 pub(super) use ip::IcmpRepr;
 use std::net::SocketAddrV4;
@@ -39,7 +39,7 @@ impl Pair {
 
     pub fn with(ca: InterfaceConfig, cb: InterfaceConfig) -> Pair {
         let now = Instant::now();
-        let (da, db) = memory_pair(ca.mtu).unwrap();
+        let (da, db) = memory_pair_medium(ca.mtu, ca.medium).unwrap();
         Pair {
             a: Interface::new(ca, now),
             b: Interface::new(cb, now),
@@ -165,6 +165,7 @@ pub(super) fn icmp_of_type(frames: &[Vec<u8>], icmp_type: u8) -> Vec<u8> {
 mod arp_failure;
 mod arp_icmp;
 mod hardening;
+mod ip_medium;
 mod loopback;
 mod offload;
 mod tcp_icmp;

@@ -25,6 +25,25 @@ use crate::sim::host::{App, HostCtx};
 /// Gap between a node's first connections to its peers.
 const CONNECT_STAGGER: Duration = Duration::from_millis(1);
 
+/// The nonce the simulated coordinators give their `seq`-th transaction:
+/// 128 bits that look random, but that a test can compute (`tx_id`), so
+/// that it can name a transaction before it begins. (A real driver draws
+/// them with `rpc::twopc::random_nonce`.)
+pub fn sim_nonce(seq: u64) -> u128 {
+    let x = u128::from(seq).wrapping_add(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834);
+    let x = x.wrapping_mul(0x2d35_8dcc_aa6c_78a5_8bb8_4b93_962e_acc9) ^ (x >> 67);
+    x.wrapping_mul(0x4b33_a62e_d433_d4a3_9e37_79b9_7f4a_7c15)
+}
+
+/// The id of `coordinator`'s `seq`-th transaction in the simulation.
+pub fn tx_id(coordinator: NodeId, seq: u64) -> TxId {
+    TxId {
+        coordinator,
+        seq,
+        nonce: sim_nonce(seq),
+    }
+}
+
 pub use rpc::twopc::Work;
 
 /// The role of a [`TwoPcNode`], with what it needs to (re)start.
@@ -83,6 +102,8 @@ pub struct NodeHistory {
     pub blocked: Vec<(TxId, Instant)>,
     /// Transactions this coordinator completed (every ACK in).
     pub completed: Vec<TxId>,
+    /// Log compactions (checkpoint and rewrite).
+    pub compactions: u64,
     /// Crashes: when, at which step count, how.
     pub crashes: Vec<(Instant, u64, CrashMode)>,
     /// Restarts (recoveries from the log).
@@ -183,6 +204,7 @@ struct Running {
     server: RpcServer<TwoPcPeerServer<Mailbox>>,
     clients: BTreeMap<NodeId, RpcClient>,
     loopback: VecDeque<(NodeId, Msg)>,
+    compact_bytes: Option<u64>,
 }
 
 /// What a [`TwoPcNode`] is: identity, role, address book, and the settings
@@ -206,6 +228,10 @@ pub struct TwoPcNodeSpec {
     /// The RPC clients' connection settings (eager by default: a node keeps
     /// a connection to each peer, so a message sent is on the wire at once).
     pub connect: ConnectOptions,
+    /// Compact the log (the role's checkpoint replaces it, one step) once
+    /// it holds more than this many bytes after a batch of effects; `None`
+    /// (the default): never.
+    pub compact_bytes: Option<u64>,
 }
 
 impl TwoPcNodeSpec {
@@ -238,6 +264,7 @@ impl TwoPcNodeSpec {
                 eager: true,
                 ..ConnectOptions::default()
             },
+            compact_bytes: None,
         }
     }
 }
@@ -570,6 +597,7 @@ impl Running {
             server,
             clients,
             loopback: VecDeque::new(),
+            compact_bytes: spec.compact_bytes,
         })
     }
 
@@ -607,10 +635,12 @@ impl Running {
                 break;
             };
             match &mut self.role {
-                RoleState::Coordinator(c) => match c.begin(now, work.clone()) {
-                    Some(tx) => h.begun.push((tx, work)),
-                    None => h.violations.push("begin refused".to_string()),
-                },
+                RoleState::Coordinator(c) => {
+                    match c.begin(now, sim_nonce(c.next_seq()), work.clone()) {
+                        Some(tx) => h.begun.push((tx, work)),
+                        None => h.violations.push("begin refused".to_string()),
+                    }
+                }
                 RoleState::Participant(_) => h.violations.push("begin at a participant".into()),
             }
             self.process(cx, h)?;
@@ -689,6 +719,20 @@ impl Running {
             h.step(now, || "sync".to_string())?;
             if let Err(e) = h.wal.sync() {
                 h.violations.push(format!("sync failed: {e}"));
+            }
+        }
+        // Compaction between batches: every effect is executed, so the
+        // checkpoint is what the log holds. Atomic in a MemWal: a crash
+        // before this step keeps the old log, after it the new one.
+        if self.compact_bytes.is_some_and(|limit| h.wal.size() > limit) {
+            let rec = match &self.role {
+                RoleState::Coordinator(c) => c.checkpoint_record(),
+                RoleState::Participant(p) => p.checkpoint_record(),
+            };
+            h.step(now, || "compact".to_string())?;
+            match h.wal.rewrite(&[rec]) {
+                Ok(()) => h.compactions += 1,
+                Err(e) => h.violations.push(format!("compaction failed: {e}")),
             }
         }
         Ok(())

@@ -25,6 +25,7 @@ fn only_durable_outcomes_are_reported() {
     let tx = |seq| TxId {
         coordinator: 0,
         seq,
+        nonce: 0xa11ce,
     };
     let log = [
         LogRecord::Begin {
@@ -71,4 +72,69 @@ fn labels_mark_unacknowledged_decisions() {
         (Some(false), "ABORT")
     );
     assert_eq!(part_label(PartState::Blocked), (None, "BLOCKED"));
+}
+
+#[test]
+fn crash_at_is_refused_and_counted_without_testing() {
+    use rpc::twopc::rpc::Node;
+    use rpc::twopc::{MemWal, ParticipantConfig};
+    let connect = |_peer: NodeId| std::net::TcpStream::connect("127.0.0.1:9");
+    let node: Node<Bank> = Node::start(
+        1,
+        MemWal::new(),
+        None,
+        Some((Bank::new([("alice", 1)]), ParticipantConfig::default())),
+        connect,
+        |_| {},
+    )
+    .expect("node");
+    let node = Arc::new(node);
+    let ctx = CallContext {
+        now: std::time::Instant::now(),
+        client_id: 1,
+        request_id: 1,
+        deadline: None,
+        peer: None,
+    };
+    let control = |testing| ControlImpl {
+        node: Arc::clone(&node),
+        role: Role::Participant,
+        plan: CrashPlan::new(None),
+        durable: Arc::default(),
+        testing,
+        crash_refused: Arc::default(),
+    };
+    let mut off = control(false);
+    let e = off
+        .crash_at(&ctx, "ready-logged".into())
+        .expect_err("refused");
+    assert!(e.contains("--testing"), "{e}");
+    assert_eq!(off.plan.armed(), None);
+    let status = off.status(&ctx);
+    assert!(
+        status.6.contains(&("crash_at_refused".to_string(), 1)),
+        "{:?}",
+        status.6
+    );
+    let mut on = control(true);
+    on.crash_at(&ctx, "ready-logged:3".into()).expect("armed");
+    assert_eq!(on.plan.armed().map(|s| s.nth), Some(3));
+}
+
+#[test]
+fn durable_outcomes_are_bounded() {
+    let d = DurableOutcomes::default();
+    let tx = |seq| TxId {
+        coordinator: 0,
+        seq,
+        nonce: 1,
+    };
+    let n = DurableOutcomes::CAPACITY as u64 + 10;
+    for seq in 0..n {
+        d.record(tx(seq), seq % 2 == 0);
+    }
+    assert_eq!(d.get(tx(0)), None, "the oldest are forgotten");
+    assert_eq!(d.get(tx(9)), None);
+    assert_eq!(d.get(tx(10)), Some(true));
+    assert_eq!(d.get(tx(n - 1)), Some(false));
 }

@@ -4,6 +4,7 @@ use rpc::twopc::{MemWal, TxId};
 const TX: TxId = TxId {
     coordinator: 0,
     seq: 1,
+    nonce: 0xa11ce,
 };
 
 fn recorder() -> (CrashAction, Arc<Mutex<Vec<CrashPoint>>>) {

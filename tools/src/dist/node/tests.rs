@@ -5,6 +5,7 @@ fn tx(seq: u64) -> TxId {
     TxId {
         coordinator: 0,
         seq,
+        nonce: 0xa11ce,
     }
 }
 
@@ -52,7 +53,7 @@ fn recovery_finds_transactions_in_doubt() {
     let r = Recovery::of(Role::Coordinator, &coord);
     assert_eq!(r.in_doubt, vec![tx(2)]);
     assert_eq!(r.unacknowledged, vec![tx(1)]);
-    assert!(r.line().contains("in_doubt=1 [0.2]"), "{}", r.line());
+    assert!(r.line().contains("in_doubt=1 [0.2.000000]"), "{}", r.line());
 
     let part = [
         LogRecord::Snapshot {
@@ -63,6 +64,7 @@ fn recovery_finds_transactions_in_doubt() {
                 participants: vec![1, 2],
                 work: vec![],
             }],
+            watermarks: vec![],
         },
         LogRecord::Ready {
             tx: tx(2),
@@ -82,4 +84,29 @@ fn recovery_finds_transactions_in_doubt() {
     let r = Recovery::of(Role::Participant, &part);
     assert_eq!(r.in_doubt, vec![tx(1), tx(4)]);
     assert!(r.unacknowledged.is_empty());
+}
+
+#[test]
+fn crash_hooks_need_the_testing_flag() {
+    let spec: CrashSpec = "ready-logged".parse().expect("spec");
+    let e = crash_spec(Some(spec), None, false, Role::Participant).expect_err("no --testing");
+    assert!(e.0.contains("--testing"), "{}", e.0);
+    let e = crash_spec(None, Some("ready-logged".into()), false, Role::Participant)
+        .expect_err("the variable too");
+    assert!(e.0.contains("--testing"), "{}", e.0);
+    assert_eq!(
+        crash_spec(None, Some(String::new()), false, Role::Participant).expect("empty is unset"),
+        None
+    );
+    assert_eq!(
+        crash_spec(Some(spec), None, true, Role::Participant).expect("with --testing"),
+        Some(spec)
+    );
+    assert_eq!(
+        crash_spec(None, Some("ready-logged:2".into()), true, Role::Participant)
+            .expect("from the variable")
+            .map(|s| s.nth),
+        Some(2)
+    );
+    assert!(crash_spec(Some(spec), None, true, Role::Coordinator).is_err());
 }

@@ -4,6 +4,7 @@ fn tx(seq: u64) -> TxId {
     TxId {
         coordinator: 0,
         seq,
+        nonce: 0xa11ce,
     }
 }
 
@@ -30,6 +31,8 @@ fn report(name: &str, id: NodeId, balances: &[(&str, u64)], txs: &[(u64, &str)])
                 (tx(*s), (d, l.to_string()))
             })
             .collect(),
+        forgotten_below: 0,
+        counters: vec![("log_bytes".into(), 100)],
     }
 }
 
@@ -48,7 +51,12 @@ fn healthy() -> Vec<NodeReport> {
 
 #[test]
 fn consistent_run_passes() {
-    let reported = parse_reported("tx 0.1 COMMIT\nnoise\ntx 0.2 ABORT\ntx 0.3 UNDECIDED\n");
+    let reported = parse_reported(&format!(
+        "{} COMMIT\nnoise\n{} ABORT\n{} UNDECIDED\ntx 0.4 COMMIT\n",
+        tx(1),
+        tx(2),
+        tx(3)
+    ));
     assert_eq!(reported.len(), 2);
     let r = healthy();
     assert!(settled(&r));
@@ -56,7 +64,8 @@ fn consistent_run_passes() {
     assert!(v.ok(), "{v:?}");
     assert_eq!((v.committed, v.aborted), (1, 1));
     let text = render(&r, &reported);
-    assert!(text.contains("  0.1        COMMIT"), "{text}");
+    assert!(text.contains("  0.1.000000     COMMIT"), "{text}");
+    assert!(text.contains("coordinator log_bytes=100"), "{text}");
     assert!(render_verdict(&v).contains("PASS"));
 }
 
@@ -75,7 +84,10 @@ fn disagreement_is_found_also_with_the_client() {
     assert_eq!(v.disagreements.len(), 1, "{v:?}");
     assert_eq!(
         v.disagreements[0],
-        "tx 0.2: ABORT at coordinator, bank-1 but COMMIT at bank-2"
+        format!(
+            "{}: ABORT at coordinator, bank-1 but COMMIT at bank-2",
+            tx(2)
+        )
     );
     let told = BTreeMap::from([(tx(1), false)]);
     let v = judge(&healthy(), Some(150), &told);
@@ -92,6 +104,16 @@ fn undecided_unacknowledged_locked_and_unknown_fail() {
     let v = judge(&r, Some(150), &BTreeMap::new());
     assert_eq!(v.undecided.len(), 1);
     assert_eq!(v.other.len(), 2, "lock held, tx 0.3 unknown to coordinator");
+    // Below the coordinator's watermark, unknown means forgotten (ended
+    // everywhere), not missing.
+    let mut r = healthy();
+    r[0].forgotten_below = 1;
+    r[0].txs.remove(&tx(0));
+    let told = BTreeMap::from([(tx(0), true)]);
+    let v = judge(&r, Some(150), &told);
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.forgotten, 1);
+    assert!(render_verdict(&v).contains("1 more ended everywhere and forgotten"));
     let mut r = healthy();
     r[0].txs.insert(tx(1), (Some(true), "COMMIT~".into()));
     assert!(!settled(&r));
@@ -100,8 +122,13 @@ fn undecided_unacknowledged_locked_and_unknown_fail() {
 
 #[test]
 fn parses_transaction_ids() {
-    assert_eq!(parse_tx("0.17"), Some(tx(17)));
-    assert_eq!(parse_tx("tx 0.17"), Some(tx(17)));
+    assert_eq!(parse_tx("0.17.a11ce"), Some(tx(17)));
+    assert_eq!(parse_tx(&tx(17).to_string()), Some(tx(17)));
+    assert_eq!(
+        parse_tx("tx 0.17"),
+        None,
+        "the random bits are part of the id"
+    );
     assert_eq!(parse_tx("0"), None);
     assert_eq!(parse_tx("a.b"), None);
 }
