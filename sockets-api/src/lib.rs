@@ -62,7 +62,10 @@ pub use types::{
 pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
 pub use stack::device::FaultConfig;
-pub use stack::{Counters, DEFAULT_MEM_LIMIT, MemoryStats, SynCookieMode, TcpLimits};
+pub use stack::{
+    CounterEntry, Counters, DEFAULT_MEM_LIMIT, MemoryStats, SocketInfo, SocketKind, SynCookieMode,
+    TcpLimits, ss_state_name,
+};
 pub use stack::{Device, FrameSink, Medium};
 pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
@@ -125,6 +128,25 @@ impl Stack {
         self.shared().lock().iface.counters()
     }
 
+    /// A snapshot of every socket of the stack (TCP listeners, connections
+    /// and TIME-WAIT records, UDP and ICMP sockets), including those the
+    /// application already closed: their addresses, queues and, for TCP
+    /// connections, what `TCP_INFO` reports. Taken under the stack lock,
+    /// in one walk of the tables; the packet path keeps nothing for it.
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.shared().lock().iface.sockets()
+    }
+
+    /// A handle that reads the stack's figures ([`StackObserver::sockets`],
+    /// [`StackObserver::counters`]) without keeping the stack running: the
+    /// stack still stops when the last [`Stack`] clone is dropped, after
+    /// which the observer reports the final figures.
+    pub fn observer(&self) -> StackObserver {
+        StackObserver {
+            shared: Arc::clone(&self.inner.shared),
+        }
+    }
+
     /// TCP connections per state (compact TIME-WAIT records count as
     /// TIME-WAIT). Walks every connection: for reports.
     pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
@@ -140,6 +162,37 @@ impl Stack {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+}
+
+/// Reads a stack's figures from another thread (a control socket, a
+/// metrics endpoint) without keeping the stack alive; see
+/// [`Stack::observer`]. Each call takes the stack lock briefly.
+#[derive(Clone)]
+pub struct StackObserver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StackObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackObserver").finish_non_exhaustive()
+    }
+}
+
+impl StackObserver {
+    /// As [`Stack::sockets`].
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        self.shared.lock().iface.sockets()
+    }
+
+    /// As [`Stack::counters`].
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().iface.counters()
+    }
+
+    /// As [`Stack::tcp_states`].
+    pub fn tcp_states(&self) -> Vec<(tcp::State, usize)> {
+        self.shared.lock().iface.tcp_states()
     }
 }
 

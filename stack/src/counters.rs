@@ -18,6 +18,13 @@ macro_rules! drop_reasons {
             /// Number of reasons.
             pub const COUNT: usize = Self::ALL.len();
 
+            /// The variant's name in CamelCase (stable; see [`DropReason::key`]).
+            pub fn ident(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => stringify!($variant),)*
+                }
+            }
+
             /// A short, stable, human-readable name ("layer: what").
             pub fn name(self) -> &'static str {
                 match self {
@@ -280,7 +287,387 @@ impl Default for Counters {
     }
 }
 
+/// One counter of [`Counters::entries`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterEntry {
+    /// Stable snake_case name (`frames_in`, `defenses_syncookies_sent`,
+    /// `memory_used`, `drop_tcp_bad_checksum`, ...).
+    pub name: String,
+    /// The value.
+    pub value: u64,
+    /// A gauge (a current value) rather than a total that only grows.
+    pub gauge: bool,
+    /// One line of description.
+    pub help: &'static str,
+}
+
+impl DropReason {
+    /// The stable snake_case key of the reason (`tcp_bad_checksum`), as
+    /// used in `drop_<key>` counter names.
+    pub fn key(self) -> String {
+        snake_case(self.ident())
+    }
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    let mut prev_lower = false;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else {
+            out.push(c);
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
+}
+
 impl Counters {
+    /// Every counter with a stable name, in a fixed order: the traffic
+    /// totals, `defenses_*`, `memory_*`, `drops_total`, then one
+    /// `drop_<reason>` per [`DropReason`] (zero or not). Names are never
+    /// renamed; new counters are only appended to their group.
+    pub fn entries(&self) -> Vec<CounterEntry> {
+        let mut v = Vec::with_capacity(64 + DropReason::COUNT);
+        let mut add = |name: &str, value: u64, gauge: bool, help: &'static str| {
+            v.push(CounterEntry {
+                name: name.to_string(),
+                value,
+                gauge,
+                help,
+            })
+        };
+        add(
+            "frames_in",
+            self.frames_in,
+            false,
+            "Frames received from the device.",
+        );
+        add(
+            "frames_out",
+            self.frames_out,
+            false,
+            "Frames handed to the device.",
+        );
+        add(
+            "bytes_in",
+            self.bytes_in,
+            false,
+            "Bytes received from the device.",
+        );
+        add(
+            "bytes_out",
+            self.bytes_out,
+            false,
+            "Bytes handed to the device.",
+        );
+        add(
+            "arp_replies_sent",
+            self.arp_replies_sent,
+            false,
+            "ARP requests answered.",
+        );
+        add(
+            "arp_requests_sent",
+            self.arp_requests_sent,
+            false,
+            "ARP requests sent.",
+        );
+        add(
+            "ipv4_delivered",
+            self.ipv4_delivered,
+            false,
+            "IPv4 packets delivered locally.",
+        );
+        add("ipv4_sent", self.ipv4_sent, false, "IPv4 packets sent.");
+        add(
+            "icmp_echo_replies_sent",
+            self.icmp_echo_replies_sent,
+            false,
+            "ICMP echo requests answered.",
+        );
+        add(
+            "icmp_errors_sent",
+            self.icmp_errors_sent,
+            false,
+            "ICMP error messages sent.",
+        );
+        add(
+            "icmp_errors_received",
+            self.icmp_errors_received,
+            false,
+            "ICMP error messages received and acted on.",
+        );
+        add(
+            "fragments_sent",
+            self.fragments_sent,
+            false,
+            "IPv4 fragments sent.",
+        );
+        add(
+            "fragments_received",
+            self.fragments_received,
+            false,
+            "IPv4 fragments received.",
+        );
+        add(
+            "reassembled",
+            self.reassembled,
+            false,
+            "IPv4 datagrams reassembled.",
+        );
+        add(
+            "udp_delivered",
+            self.udp_delivered,
+            false,
+            "UDP datagrams queued on a socket.",
+        );
+        add("udp_sent", self.udp_sent, false, "UDP datagrams sent.");
+        add(
+            "tcp_segments_in",
+            self.tcp_segments_in,
+            false,
+            "TCP segments received.",
+        );
+        add(
+            "tcp_segments_out",
+            self.tcp_segments_out,
+            false,
+            "TCP segments sent.",
+        );
+        add(
+            "tcp_resets_sent",
+            self.tcp_resets_sent,
+            false,
+            "TCP resets sent for segments matching no connection.",
+        );
+        add(
+            "tcp_active_opens",
+            self.tcp_active_opens,
+            false,
+            "TCP connections opened actively.",
+        );
+        add(
+            "tcp_passive_opens",
+            self.tcp_passive_opens,
+            false,
+            "TCP connections accepted by listeners.",
+        );
+        add(
+            "loopback_delivered",
+            self.loopback_delivered,
+            false,
+            "IPv4 packets delivered through the loopback path.",
+        );
+        add(
+            "arp_failures_reported",
+            self.arp_failures_reported,
+            false,
+            "Packets dropped after failed address resolution.",
+        );
+        let d = &self.defenses;
+        add(
+            "defenses_syncookies_sent",
+            d.syncookies_sent,
+            false,
+            "SYN-ACKs sent with a SYN cookie.",
+        );
+        add(
+            "defenses_syncookies_valid",
+            d.syncookies_valid,
+            false,
+            "Connections created from a valid SYN cookie.",
+        );
+        add(
+            "defenses_half_open_evicted",
+            d.half_open_evicted,
+            false,
+            "Half-open connections evicted.",
+        );
+        add(
+            "defenses_half_open_timed_out",
+            d.half_open_timed_out,
+            false,
+            "Half-open connections given up.",
+        );
+        add(
+            "defenses_time_wait_records",
+            d.time_wait_records,
+            false,
+            "Connections that entered TIME-WAIT as a record.",
+        );
+        add(
+            "defenses_time_wait_now",
+            d.time_wait_now,
+            true,
+            "TIME-WAIT records held now.",
+        );
+        add(
+            "defenses_time_wait_overflow",
+            d.time_wait_overflow,
+            false,
+            "Connections closed without TIME-WAIT (table full).",
+        );
+        add(
+            "defenses_orphans_now",
+            d.orphans_now,
+            true,
+            "Orphaned connections now.",
+        );
+        add(
+            "defenses_orphans_over_limit",
+            d.orphans_over_limit,
+            false,
+            "Connections reset at close over max_orphans.",
+        );
+        add(
+            "defenses_orphans_gave_up",
+            d.orphans_gave_up,
+            false,
+            "Orphans given up after their retries.",
+        );
+        add(
+            "defenses_resets_on_data_after_close",
+            d.resets_on_data_after_close,
+            false,
+            "Connections reset for data after close.",
+        );
+        add(
+            "defenses_persist_timeouts",
+            d.persist_timeouts,
+            false,
+            "Connections ended by the user timeout on a zero window.",
+        );
+        add(
+            "defenses_acks_throttled",
+            d.acks_throttled,
+            false,
+            "ACKs not sent to unacceptable segments (RFC 5961).",
+        );
+        add(
+            "defenses_out_of_order_pruned_bytes",
+            d.out_of_order_pruned_bytes,
+            false,
+            "Out-of-order bytes released under memory pressure.",
+        );
+        add(
+            "defenses_arp_foreign_senders",
+            d.arp_foreign_senders,
+            false,
+            "ARP packets from senders off our prefix.",
+        );
+        add(
+            "defenses_arp_evictions",
+            d.arp_evictions,
+            false,
+            "ARP cache entries evicted.",
+        );
+        add(
+            "defenses_arp_mac_changes",
+            d.arp_mac_changes,
+            false,
+            "Neighbor MAC changes accepted.",
+        );
+        add(
+            "defenses_arp_mac_changes_locked",
+            d.arp_mac_changes_locked,
+            false,
+            "Neighbor MAC changes refused.",
+        );
+        let m = &self.memory;
+        add(
+            "memory_limit",
+            m.limit as u64,
+            true,
+            "Memory budget limit, bytes.",
+        );
+        add(
+            "memory_used",
+            m.used as u64,
+            true,
+            "Memory budget charged now, bytes.",
+        );
+        add(
+            "memory_peak",
+            m.peak as u64,
+            true,
+            "Most memory budget ever charged, bytes.",
+        );
+        add(
+            "memory_tcp",
+            m.tcp as u64,
+            true,
+            "Memory charged to TCP connections, bytes.",
+        );
+        add(
+            "memory_time_wait",
+            m.time_wait as u64,
+            true,
+            "Memory charged to TIME-WAIT records, bytes.",
+        );
+        add(
+            "memory_reassembly",
+            m.reassembly as u64,
+            true,
+            "Memory charged to IP reassembly, bytes.",
+        );
+        add(
+            "memory_arp",
+            m.arp as u64,
+            true,
+            "Memory charged to ARP, bytes.",
+        );
+        add(
+            "memory_udp",
+            m.udp as u64,
+            true,
+            "Memory charged to UDP queues, bytes.",
+        );
+        let state = match m.state {
+            crate::memory::MemoryPressure::Normal => 0,
+            crate::memory::MemoryPressure::Pressure => 1,
+            crate::memory::MemoryPressure::Exhausted => 2,
+        };
+        add(
+            "memory_state",
+            state,
+            true,
+            "Memory state: 0 normal, 1 pressure, 2 exhausted.",
+        );
+        add(
+            "memory_pressure_events",
+            m.pressure_events,
+            false,
+            "Times the stack came under memory pressure.",
+        );
+        add(
+            "memory_exhausted_events",
+            m.exhausted_events,
+            false,
+            "Times the memory limit was reached.",
+        );
+        add(
+            "drops_total",
+            self.total_drops(),
+            false,
+            "Packets dropped, all reasons.",
+        );
+        for r in DropReason::ALL {
+            v.push(CounterEntry {
+                name: format!("drop_{}", r.key()),
+                value: self.drops(*r),
+                gauge: false,
+                help: r.name(),
+            });
+        }
+        v
+    }
+
     /// Counts one drop.
     #[inline]
     pub fn drop(&mut self, reason: DropReason) {

@@ -13,12 +13,12 @@ pub mod runtime;
 pub mod slab;
 pub mod sys;
 
-pub use counters::{Counters, Defenses, DropReason};
+pub use counters::{CounterEntry, Counters, Defenses, DropReason};
 pub use device::{Device, FrameSink, Medium};
 pub use error::SocketError;
 pub use iface::{
     ConfigError, DEFAULT_RCVBUF, EchoReply, Event, IcmpHandle, IcmpSocket, Interface,
-    InterfaceConfig, IpLayer, ListenerHandle, SendError, SynCookieMode, TcpHandle, TcpLimits,
-    TcpListener, TcpSocket, UdpHandle, UdpSocket,
+    InterfaceConfig, IpLayer, ListenerHandle, SendError, SocketInfo, SocketKind, SynCookieMode,
+    TcpHandle, TcpLimits, TcpListener, TcpSocket, UdpHandle, UdpSocket, ss_state_name,
 };
 pub use memory::{DEFAULT_MEM_LIMIT, MemoryBudget, MemoryPressure, MemoryStats};

@@ -104,6 +104,16 @@ pub struct StackArgs {
     /// whose peer's window stays closed, this long is reset (RFC 5482).
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds)]
     pub user_timeout: std::time::Duration,
+
+    // Observability (issue 20).
+    /// Answer `ustack ss` and `ustack stats` on this Unix socket (created
+    /// with mode 0600, removed at exit; a stale socket there is replaced).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Serve Prometheus metrics (text format, plain HTTP) on this address
+    /// of the host's own network stack, e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A byte count with an optional K, M or G suffix (powers of 1024).

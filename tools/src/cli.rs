@@ -9,27 +9,70 @@ use crate::serve::ServeArgs;
 
 /// A userspace TCP/IP stack on a Linux TAP device.
 #[derive(Parser, Debug)]
-#[command(name = "ustack", version, about, propagate_version = true)]
+#[command(
+    name = "ustack",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Logging: -v (info) and -vv (debug) before the command, e.g. `ustack -v serve ...`; \
+                  RUST_LOG, when set, wins.\n\
+                  Observability: --control PATH on any command that runs a stack, then \
+                  `ustack ss --control PATH -ti` and `ustack stats --control PATH [--json]`; \
+                  --metrics 127.0.0.1:9100 for Prometheus."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log output on standard error, before the command (`ustack -v
+    /// serve ...`): -v is RUST_LOG=info, -vv debug, -vvv trace (RUST_LOG,
+    /// when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a ustack host on a TAP device: answers ARP and ping, runs services.
+    #[command(after_help = "Examples:\n  \
+        ustack serve --tap tap0 --addr 10.0.0.2/24 --host-addr 10.0.0.1/24 --echo 7 --http 80 --http-root .\n  \
+        ustack -v serve --tap tap0 --addr 10.0.0.2/24 --discard 9 --control /run/ustack.sock --metrics 127.0.0.1:9100\n  \
+        ustack serve --tap tap0 --addr 10.0.0.2/24 --echo 7 --pcap - | wireshark -k -i -\n  \
+        ustack serve --tap tap0 --addr 10.0.0.2/24 --echo 7 --loss 0.01 --pcap run.pcapng")]
     Serve(ServeArgs),
     /// Download a URL over HTTP/1.1 through ustack.
+    #[command(after_help = "Examples:\n  \
+        ustack get --tap tap0 --addr 10.0.0.2/24 http://10.0.0.1/file -o file\n  \
+        ustack -vv get --tap tap0 --addr 10.0.0.2/24 --control /tmp/get.sock http://10.0.0.1/big -o /dev/null")]
     Get(crate::get::GetArgs),
     /// Send ICMP echo requests through ustack, like Linux ping.
+    #[command(after_help = "Examples:\n  \
+        ustack ping --tap tap0 --addr 10.0.0.2/24 -c 3 10.0.0.1\n  \
+        ustack -v ping --tap tap0 --addr 10.0.0.2/24 --pcap ping.pcapng 10.0.0.1")]
     Ping(crate::ping::PingArgs),
     /// Connect or listen, copying stdin to the connection and it to stdout.
+    #[command(after_help = "Examples:\n  \
+        ustack nc --tap tap0 --addr 10.0.0.2/24 10.0.0.1 7\n  \
+        ustack nc --tap tap0 --addr 10.0.0.2/24 -l 5000 --control /tmp/nc.sock > received")]
     Nc(crate::nc::NcArgs),
     /// RPC over ustack: the name service, and looking names up in it.
     Rpc(crate::dist::RpcArgs),
     /// Two-phase commit bank: coordinator, participants, transfers.
     #[command(name = "2pc")]
     TwoPc(crate::dist::TwoPcArgs),
+    /// List the sockets of a running stack (its --control socket), like ss.
+    #[command(
+        after_help = "Examples:\n  ustack ss --control /run/ustack.sock -tn\n  \
+                            ustack ss --control /run/ustack.sock -ti\n  \
+                            ustack ss --control /run/ustack.sock -lu"
+    )]
+    Ss(crate::observe::SsArgs),
+    /// Print every counter of a running stack (its --control socket).
+    #[command(
+        after_help = "Examples:\n  ustack stats --control /run/ustack.sock\n  \
+                            ustack stats --control /run/ustack.sock --json | python3 -m json.tool\n  \
+                            ustack stats --control /run/ustack.sock --watch 1"
+    )]
+    Stats(crate::observe::StatsArgs),
 }
 
 /// Prints a clap error as one line (help and version go out whole) and

@@ -3,9 +3,12 @@
 mod app;
 mod args;
 mod cli;
+mod control;
 mod dist;
 mod get;
+mod metrics;
 mod nc;
+mod observe;
 mod ping;
 mod serve;
 mod services;
@@ -40,7 +43,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::report_usage_error(e),
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    // -v and -vv: shorthands for RUST_LOG=info and RUST_LOG=debug (an
+    // explicit RUST_LOG wins).
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .format_timestamp_micros()
         .init();
     let result = match cli.command {
@@ -50,7 +61,10 @@ fn main() -> ExitCode {
         cli::Command::Nc(args) => nc::run(args),
         cli::Command::Rpc(args) => dist::run_rpc(args),
         cli::Command::TwoPc(args) => dist::run_2pc(args),
+        cli::Command::Ss(args) => observe::run_ss(args),
+        cli::Command::Stats(args) => observe::run_stats(args),
     };
+    control::remove_all();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<args::Exit>() => match e.downcast_ref::<args::Exit>() {

@@ -2,6 +2,7 @@
 //! ping by itself; the services run on the public socket API.
 
 use std::error::Error;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,9 +67,26 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         Some(root) => Some(crate::services::file_server(root).map_err(UsageError)?),
         None => None,
     };
-    let builder = start::builder(&args.stack)?.shutdown_linger(STOP_LINGER);
+    // `--pcap -` streams the capture to standard output (for `| wireshark
+    // -k -i -`); the messages then go to standard error.
+    let pcap_stdout = args.stack.pcap.as_deref() == Some(std::path::Path::new("-"));
+    let mut builder = start::builder(&StackArgs {
+        pcap: None,
+        ..args.stack.clone()
+    })?
+    .shutdown_linger(STOP_LINGER);
+    if let Some(p) = &args.stack.pcap {
+        builder = builder
+            .pcap(p.clone())
+            .capture_loopback(args.stack.pcap_loopback);
+    }
+    let mut out: Box<dyn std::io::Write> = if pcap_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     signals::install()?;
-    let stack = start::start_with(builder)?;
+    let stack = start::start_with(&args.stack, builder)?;
     let services = Services::start(
         &stack,
         ServiceConfig {
@@ -88,13 +106,14 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         Some(_) => "IP link".to_string(),
         None => format!("MAC {}", stack.mac()),
     };
-    println!(
+    writeln!(
+        out,
         "ustack: serving {} on {} ({link}, MTU {}, congestion control {})",
         stack.addr(),
         args.stack.device_name(),
         stack.mtu(),
         args.stack.cc
-    );
+    )?;
     let mut faults = start::fault_config(&args.stack)?;
     if !faults.is_noop() {
         let text = match args.stack.seed {
@@ -108,18 +127,17 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
                 format!("{text}, random seed")
             }
         };
-        println!("ustack: fault injection: {text}");
+        writeln!(out, "ustack: fault injection: {text}")?;
     }
     for line in services.describe() {
-        println!("ustack: {line}");
+        writeln!(out, "ustack: {line}")?;
     }
 
     // SIGUSR1 prints the counters and connection figures of the running
     // stack (to stdout), SIGINT/SIGTERM stop it.
     while signals::wait_for_stop_or_status() == signals::Wake::Status {
-        print!("{}", status_report(&stack));
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        write!(out, "{}", status_report(&stack))?;
+        out.flush()?;
     }
 
     // Statistics of the open connections must be read while they exist.
@@ -127,12 +145,15 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     // Closes every socket (gracefully), delivers what is queued for up to
     // STOP_LINGER, ends the stack thread and flushes the capture.
     stack.stop();
-    println!("ustack: stopped");
-    print!("{}", stack.counters());
-    print!("{summary}");
-    if let Some(path) = &args.stack.pcap {
-        println!("pcap written to {}", path.display());
+    writeln!(out, "ustack: stopped")?;
+    write!(out, "{}", stack.counters())?;
+    write!(out, "{summary}")?;
+    if let Some(path) = &args.stack.pcap
+        && !pcap_stdout
+    {
+        writeln!(out, "pcap written to {}", path.display())?;
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -66,6 +66,11 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         b = b.host_addr(h);
     }
     if let Some(p) = &args.pcap {
+        if p.as_os_str() == "-" {
+            return Err(UsageError(
+                "--pcap - (a capture on standard output) is only for ustack serve".into(),
+            ));
+        }
         b = b.pcap(p.clone()).capture_loopback(args.pcap_loopback);
     }
     if let Some(s) = args.seed {
@@ -78,16 +83,25 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
 /// A configuration the stack refuses (an off-link gateway, say) is a usage
 /// error (exit 2); a device that cannot be opened is a failure (exit 1).
 pub fn start(args: &StackArgs) -> Result<Stack, Box<dyn Error>> {
-    start_with(builder(args)?)
+    start_with(args, builder(args)?)
 }
 
-/// [`start`] with a builder the caller adjusted.
-pub fn start_with(builder: StackBuilder) -> Result<Stack, Box<dyn Error>> {
-    builder.start().map_err(|e| -> Box<dyn Error> {
+/// [`start`] with a builder the caller adjusted. Also opens the control
+/// socket (`--control`) and the metrics endpoint (`--metrics`) the flags
+/// ask for, each served by a thread of its own.
+pub fn start_with(args: &StackArgs, builder: StackBuilder) -> Result<Stack, Box<dyn Error>> {
+    let stack = builder.start().map_err(|e| -> Box<dyn Error> {
         if e.kind() == io::ErrorKind::InvalidInput {
             Box::new(UsageError(e.to_string()))
         } else {
             Box::new(e)
         }
-    })
+    })?;
+    if let Some(path) = &args.control {
+        crate::control::serve(path, stack.observer())?;
+    }
+    if let Some(addr) = args.metrics {
+        crate::metrics::serve(addr, stack.observer())?;
+    }
+    Ok(stack)
 }

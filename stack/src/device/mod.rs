@@ -18,7 +18,10 @@ pub use fault::{
     DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
 };
 pub use memory::{MemoryDevice, memory_pair, memory_pair_medium};
-pub use pcap::{PcapDevice, PcapWriter};
+pub use pcap::{
+    CaptureFormat, Direction, FLUSH_INTERVAL, LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapDevice,
+    PcapWriter, link_type,
+};
 pub use tap::{MAX_NAME_LEN, TapConfig, TapDevice, TapError, TunDevice, TunError};
 
 use std::io;
@@ -137,6 +140,16 @@ pub trait Device: FrameSink {
         Ok(())
     }
 
+    /// A capture marks the next frame it records with `comment` (the
+    /// fault injector says what it did to the frame it hands over next).
+    /// Devices without a capture ignore it.
+    fn annotate_next(&mut self, _comment: &'static str) {}
+
+    /// A capture records `frame`, which was meant to leave but never
+    /// reached the device (the fault injector dropped it), marked with
+    /// `comment`. Devices without a capture ignore it.
+    fn record_unsent(&mut self, _now: Instant, _frame: &[u8], _comment: &'static str) {}
+
     /// What the device does with TCP checksums and super segments: the
     /// one declaration a device makes (the default: nothing offloaded, every
     /// received checksum complete). [`segmentation_offload`] and
@@ -211,6 +224,12 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn annotate_next(&mut self, comment: &'static str) {
+        (**self).annotate_next(comment)
+    }
+    fn record_unsent(&mut self, now: Instant, frame: &[u8], comment: &'static str) {
+        (**self).record_unsent(now, frame, comment)
     }
     fn checksum_caps(&self) -> ChecksumCaps {
         (**self).checksum_caps()

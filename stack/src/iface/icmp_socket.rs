@@ -55,6 +55,11 @@ impl IcmpSocket {
         self.rx.pop_front()
     }
 
+    /// Replies waiting.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
     /// True when a reply is waiting.
     pub fn can_recv(&self) -> bool {
         !self.rx.is_empty()

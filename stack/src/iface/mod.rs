@@ -22,6 +22,7 @@ mod icmp;
 mod icmp_socket;
 mod ip_layer;
 mod loopback;
+mod snapshot;
 mod socket_set;
 mod tcp;
 mod udp;
@@ -29,6 +30,7 @@ mod udp_socket;
 
 pub use icmp_socket::{EchoReply, IcmpHandle, IcmpSocket};
 pub use ip_layer::{IpLayer, SendError};
+pub use snapshot::{SocketInfo, SocketKind, ss_state_name};
 pub use tcp::{ListenerHandle, SynCookieMode, TcpHandle, TcpLimits, TcpListener, TcpSocket};
 pub use udp_socket::{DEFAULT_RCVBUF, UdpHandle, UdpSocket};
 

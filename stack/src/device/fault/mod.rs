@@ -215,6 +215,8 @@ impl<D: Device> FaultDevice<D> {
         out.expire_reordered(now, &self.config, stats);
         let mut first_error = None;
         while let Some(frame) = out.pop_due(now) {
+            self.inner
+                .annotate_next("fault injection: held back (delay, rate or reordering)");
             let result = self.inner.send(now, &frame);
             out.recycle(frame);
             if let Err(e) = result {
@@ -267,21 +269,36 @@ impl<D: Device> FrameSink for FaultDevice<D> {
         stats.frames += 1;
         let link_len = self.inner.medium().header_len();
         let Some(verdict) = out.decide(&self.config, stats, frame.len(), link_len) else {
+            self.inner
+                .record_unsent(now, frame, "fault injection: dropped (never sent)");
             return Ok(());
         };
         if out.is_idle() && !verdict.hold && self.config.immediate() {
             // Nothing to wait for: straight to the device, copying only to
-            // corrupt.
+            // corrupt. A capture inside marks what was done to each copy.
             if verdict.dup {
                 stats.duplicated += 1;
             }
             let sends = if verdict.dup { 2 } else { 1 };
+            let inner = &mut self.inner;
+            let mut send_one = |i: usize, bytes: &[u8]| {
+                match (verdict.corrupt.is_some(), i) {
+                    (true, 0) => {
+                        inner.annotate_next("fault injection: corrupted (one bit flipped)")
+                    }
+                    (true, _) => inner
+                        .annotate_next("fault injection: duplicate, corrupted (one bit flipped)"),
+                    (false, 1) => inner.annotate_next("fault injection: duplicate"),
+                    (false, _) => {}
+                }
+                inner.send(now, bytes)
+            };
             return match verdict.corrupt {
-                None => (0..sends).try_for_each(|_| self.inner.send(now, frame)),
+                None => (0..sends).try_for_each(|i| send_one(i, frame)),
                 Some(flip) => {
                     let mut copy = out.buffer(frame);
                     flip.apply(&mut copy);
-                    let result = (0..sends).try_for_each(|_| self.inner.send(now, &copy));
+                    let result = (0..sends).try_for_each(|i| send_one(i, &copy));
                     out.recycle(copy);
                     result
                 }

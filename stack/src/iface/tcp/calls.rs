@@ -428,6 +428,59 @@ impl Interface {
         counts
     }
 
+    /// Listeners, connections and TIME-WAIT records.
+    pub(in crate::iface) fn tcp_socket_count(&self) -> usize {
+        let tcp = &self.sockets.tcp;
+        tcp.listeners.len() + tcp.socks.len() + tcp.time_wait.len()
+    }
+
+    /// Appends a [`SocketInfo`](crate::iface::SocketInfo) per listener,
+    /// connection and TIME-WAIT record.
+    pub(in crate::iface) fn tcp_snapshot(&self, out: &mut Vec<crate::iface::SocketInfo>) {
+        let tcp = &self.sockets.tcp;
+        for (_, l) in tcp.listeners.iter() {
+            out.push(crate::iface::SocketInfo {
+                kind: crate::iface::SocketKind::Tcp,
+                state: "LISTEN",
+                tcp_state: Some(tcp::State::Listen),
+                local: l.local_addr(),
+                peer: None,
+                recv_queue: l.pending(),
+                send_queue: l.embryonic(),
+                orphan: false,
+                tcp: None,
+            });
+        }
+        for (_, s) in tcp.socks.iter() {
+            let conn = s.conn();
+            let state = conn.state();
+            out.push(crate::iface::SocketInfo {
+                kind: crate::iface::SocketKind::Tcp,
+                state: crate::iface::ss_state_name(state),
+                tcp_state: Some(state),
+                local: conn.local(),
+                peer: Some(conn.remote()),
+                recv_queue: conn.recv_queued(),
+                send_queue: conn.send_queued(),
+                orphan: s.orphan,
+                tcp: Some(Box::new(conn.stats())),
+            });
+        }
+        for (local, remote) in tcp.time_wait.keys() {
+            out.push(crate::iface::SocketInfo {
+                kind: crate::iface::SocketKind::Tcp,
+                state: "TIME-WAIT",
+                tcp_state: Some(tcp::State::TimeWait),
+                local: *local,
+                peer: Some(*remote),
+                recv_queue: 0,
+                send_queue: 0,
+                orphan: true,
+                tcp: None,
+            });
+        }
+    }
+
     /// The limits in force.
     pub fn tcp_limits(&self) -> TcpLimits {
         self.sockets.tcp.limits
