@@ -1,7 +1,7 @@
 //! Per-connection statistics in the spirit of Linux TCP_INFO / `ss -ti`.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::State;
 
@@ -38,6 +38,12 @@ pub struct TcpStats {
     pub bytes_retransmitted: u64,
     /// Data bytes acknowledged by the peer.
     pub bytes_acked: u64,
+    /// Delivery rate, bytes per second: what the peer acknowledged
+    /// (cumulatively or by SACK) over the last sampling interval of at
+    /// least one smoothed RTT (0 before the first interval ends). Like
+    /// Linux's `tcpi_delivery_rate`, it includes application-limited
+    /// periods, so an idle sender shows a low rate.
+    pub delivery_rate: u64,
     /// Data bytes received in order (delivered to the receive buffer).
     pub bytes_received: u64,
     /// Segments sent (all kinds).
@@ -117,3 +123,44 @@ impl fmt::Display for TcpStats {
         )
     }
 }
+
+/// The delivery-rate sampler behind [`TcpStats::delivery_rate`]: bytes
+/// delivered (acknowledged cumulatively, or SACKed) over an interval of at
+/// least one smoothed RTT, restarted when the interval ends. Two numbers
+/// and a time per connection; one comparison per ACK.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeliveryRate {
+    /// When the current interval began and what had been delivered then.
+    start: Option<(Instant, u64)>,
+    /// Bytes per second over the last finished interval.
+    rate: u64,
+}
+
+/// Shortest sampling interval (when the RTT is tiny or unknown).
+const MIN_RATE_INTERVAL: Duration = Duration::from_millis(1);
+
+impl DeliveryRate {
+    /// Called on each ACK that delivered data: `delivered` is the total
+    /// delivered so far, `interval` the smoothed RTT.
+    pub(crate) fn on_delivered(&mut self, now: Instant, delivered: u64, interval: Duration) {
+        let Some((since, base)) = self.start else {
+            self.start = Some((now, delivered));
+            return;
+        };
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed < interval.max(MIN_RATE_INTERVAL) {
+            return;
+        }
+        let bytes = delivered.saturating_sub(base);
+        self.rate = (bytes as u128 * 1_000_000_000 / elapsed.as_nanos().max(1)) as u64;
+        self.start = Some((now, delivered));
+    }
+
+    /// Bytes per second over the last finished interval.
+    pub(crate) fn rate(&self) -> u64 {
+        self.rate
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -288,7 +288,7 @@ pub fn socket_line(s: &SocketInfo) -> String {
             out,
             " cc={} cwnd={} ssthresh={ssthresh} srtt_us={} rttvar_us={} min_rtt_us={} rto_us={} \
              mss={} in_flight={} snd_wnd={} rcv_wnd={} bytes_sent={} bytes_retrans={} \
-             bytes_acked={} bytes_received={} segs_out={} segs_in={} retrans_fast={} \
+             bytes_acked={} bytes_received={} delivery_rate={} segs_out={} segs_in={} retrans_fast={} \
              retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
              challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale}",
@@ -306,6 +306,7 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.bytes_retransmitted,
             t.bytes_acked,
             t.bytes_received,
+            t.delivery_rate,
             t.segments_sent,
             t.segments_received,
             t.retrans_fast,

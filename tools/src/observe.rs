@@ -186,6 +186,13 @@ fn tcp_details(r: &SocketRow) -> String {
     {
         let _ = write!(d, " send:{}", bps(cwnd * 8.0 / (srtt / 1e6)));
     }
+    // What the peer acknowledged per second over the last RTT (bytes/s
+    // on the wire of the protocol; shown in bits, as ss does).
+    if let Ok(rate) = r.get("delivery_rate").parse::<f64>()
+        && rate > 0.0
+    {
+        let _ = write!(d, " delivery_rate:{}", bps(rate * 8.0));
+    }
     let _ = write!(
         d,
         " inflight:{} snd_wnd:{} rcv_wnd:{} retrans:{}/{} rtos:{} recoveries:{} lost_retrans:{} \

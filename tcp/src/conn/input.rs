@@ -470,6 +470,11 @@ impl Connection {
             self.on_duplicate_ack();
         }
         self.detect_loss(now);
+        if self.snd.una > una_before || newly_sacked > 0 {
+            let delivered = self.stats.bytes_acked + self.recovery.scoreboard.sacked_bytes() as u64;
+            let interval = self.rtt.srtt().unwrap_or_default();
+            self.delivery.on_delivered(now, delivered, interval);
+        }
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             let delivered = (self.snd.una.since(una_before)
                 + self.recovery.scoreboard.sacked_bytes())

@@ -235,6 +235,8 @@ pub struct Connection {
     pub(crate) alarms: Alarms,
 
     pub(crate) stats: TcpStats,
+    /// Samples [`TcpStats::delivery_rate`].
+    pub(crate) delivery: crate::stats::DeliveryRate,
     /// Scratch for SACK block generation.
     pub(crate) sack_scratch: Vec<(usize, usize)>,
 }
@@ -347,6 +349,7 @@ impl Connection {
         s.snd_wnd = self.snd.wnd;
         s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
+        s.delivery_rate = self.delivery.rate();
         s
     }
 

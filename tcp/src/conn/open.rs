@@ -70,6 +70,7 @@ impl Connection {
             mem: MemoryPressure::Normal,
             alarms: Alarms::default(),
             stats,
+            delivery: Default::default(),
             sack_scratch: Vec::new(),
             snd: SendState {
                 iss,

@@ -20,7 +20,7 @@ fn rows() -> Vec<SocketRow> {
         "socket kind=tcp state=ESTAB local=10.0.0.1:80 peer=10.0.0.2:40000 recvq=5 sendq=1448 \
          orphan=0 cc=cubic cwnd=14480 ssthresh=- srtt_us=1500 rttvar_us=750 min_rtt_us=1000 \
          rto_us=201000 mss=1448 in_flight=1448 snd_wnd=65535 rcv_wnd=65535 bytes_sent=1448 \
-         bytes_retrans=0 bytes_acked=0 bytes_received=5 segs_out=3 segs_in=3 retrans_fast=0 \
+         bytes_retrans=0 bytes_acked=0 bytes_received=5 delivery_rate=1250000 segs_out=3 segs_in=3 retrans_fast=0 \
          retrans_rto=0 rto_count=0 fast_recoveries=0 lost_retrans=0 tlp=0 sacked=0 \
          sacked_total=0 dsacks=0 out_of_order=0 zero_window_probes=0 challenge_acks=0 \
          paws_drops=0 sack=1 ts=1 wscale=7,7",
@@ -70,6 +70,7 @@ fn ss_info_adds_tcp_details() {
         "wscale:7,7",
         "sack:1",
         "send:77.2Mbps",
+        "delivery_rate:10.0Mbps",
     ] {
         assert!(d.contains(want), "{want} missing in {d}");
     }

@@ -183,6 +183,16 @@ fn window_scaling_allows_large_windows() {
     let max_wnd = w.a.snd.max_wnd;
     assert!(max_wnd > 1 << 20, "window {max_wnd}");
     assert!(w.a.stats().cwnd > 200_000, "{}", w.a.stats());
+    // The delivery rate: non-zero, and no more than the window allows per
+    // round trip (what is delivered in an RTT was in flight in one).
+    let s = w.a.stats();
+    let rtt = s.srtt.unwrap().as_secs_f64();
+    assert!(s.delivery_rate > 0, "{s}");
+    assert!(
+        s.delivery_rate as f64 * rtt <= max_wnd as f64 * 1.1,
+        "rate {} B/s over rtt {rtt} s with a window of {max_wnd}",
+        s.delivery_rate
+    );
 }
 
 #[test]
