@@ -198,8 +198,8 @@ outbound=$(grep -c '^0x0*2$' <<<"$dirs" || true)
 check_pcap "$OUT/cap.pcapng"
 ok "--pcap FILE.pcapng: $total frames, $inbound inbound and $outbound outbound, all with a direction"
 
-# Fault injection marks what it did: a frame dropped on the way out is
-# recorded with a comment, so is a duplicate.
+# Fault injection marks what it did, in both directions: a frame dropped
+# on the way out or in is recorded with a comment, so is a duplicate.
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/faults.log" --echo 7 \
     --loss 0.3 --dup 0.3 --seed 7 --pcap "$OUT/faults.pcapng"
 in_ns "$NS" ping -c 20 -i 0.05 -W 1 10.0.0.2 >/dev/null || true
@@ -208,7 +208,10 @@ comments=$(tshark -r "$OUT/faults.pcapng" -Y frame.comment -T fields -e frame.co
 dropped=$(grep -c 'fault injection: dropped' <<<"$comments" || true)
 duplicates=$(grep -c 'fault injection: duplicate' <<<"$comments" || true)
 ((dropped > 0 && duplicates > 0)) || die "fault comments: $dropped dropped, $duplicates duplicates"
-ok "pcapng fault comments visible in tshark: $dropped dropped, $duplicates duplicates"
+# Received frames too (pcapng direction 1 = inbound).
+inbound=$(tshark -r "$OUT/faults.pcapng" -Y 'frame.comment contains "never delivered" && frame.packet_flags_direction == 1' 2>/dev/null | wc -l)
+((inbound > 0)) || die "no inbound frame marked as dropped"
+ok "pcapng fault comments visible in tshark: $dropped dropped ($inbound of them received), $duplicates duplicates"
 
 # Bad arguments: one line, exit 2; no control socket: one line, exit 1.
 set +e

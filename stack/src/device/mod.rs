@@ -150,6 +150,12 @@ pub trait Device: FrameSink {
     /// `comment`. Devices without a capture ignore it.
     fn record_unsent(&mut self, _now: Instant, _frame: &[u8], _comment: &'static str) {}
 
+    /// A capture marks the frame the last `recv` returned with `comment`
+    /// (the fault injector above says what it did with a received frame:
+    /// dropped, corrupted, duplicated, held back). Devices without a
+    /// capture ignore it.
+    fn annotate_received(&mut self, _comment: &'static str) {}
+
     /// What the device does with TCP checksums and super segments: the
     /// one declaration a device makes (the default: nothing offloaded, every
     /// received checksum complete). [`segmentation_offload`] and
@@ -230,6 +236,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn record_unsent(&mut self, now: Instant, frame: &[u8], comment: &'static str) {
         (**self).record_unsent(now, frame, comment)
+    }
+    fn annotate_received(&mut self, comment: &'static str) {
+        (**self).annotate_received(comment)
     }
     fn checksum_caps(&self) -> ChecksumCaps {
         (**self).checksum_caps()

@@ -312,6 +312,12 @@ pub struct PcapDevice<D, W: Write = BufWriter<File>> {
     unflushed_since: Option<Instant>,
     /// The comment for the next frame recorded (fault injection).
     next_comment: Option<&'static str>,
+    /// A received frame not written yet, so that the fault injector above
+    /// can still say what it does with it ([`Device::annotate_received`]);
+    /// written before anything else is recorded, at its own time.
+    pending: Vec<u8>,
+    pending_at: Option<Instant>,
+    pending_comment: Option<&'static str>,
 }
 
 impl<D: Device, W: Write> PcapDevice<D, W> {
@@ -324,6 +330,9 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
             scratch: Vec::new(),
             unflushed_since: None,
             next_comment: None,
+            pending: Vec::new(),
+            pending_at: None,
+            pending_comment: None,
         }
     }
 
@@ -357,6 +366,19 @@ impl<D: Device, W: Write> PcapDevice<D, W> {
         self.flush_if_due(now);
     }
 
+    /// Writes the received frame held for a comment, if any.
+    fn write_pending(&mut self) {
+        let Some(at) = self.pending_at.take() else {
+            return;
+        };
+        let frame = std::mem::take(&mut self.pending);
+        let outbound_comment = self.next_comment.take();
+        self.next_comment = self.pending_comment.take();
+        self.record(at, &frame, Direction::Inbound);
+        self.next_comment = outbound_comment;
+        self.pending = frame;
+    }
+
     /// Flushes the capture when a frame has waited [`FLUSH_INTERVAL`].
     fn flush_if_due(&mut self, now: Instant) {
         if self
@@ -378,6 +400,7 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     }
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.write_pending();
         self.inner.send(now, frame)?;
         self.record(now, frame, Direction::Outbound);
         Ok(())
@@ -386,6 +409,7 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     /// The device gets the super segment; the capture gets the segments it
     /// stands for, as they cross the link (complete, with checksums).
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        self.write_pending();
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
         let link_len = self.inner.medium().header_len();
@@ -399,19 +423,27 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     /// Loopback traffic the user asked to see, recorded as it was
     /// delivered (a super segment whole).
     fn capture_local(&mut self, now: Instant, frame: &[u8]) {
+        self.write_pending();
         self.record(now, frame, Direction::Unknown);
     }
 }
 
 impl<D: Device, W: Write> Device for PcapDevice<D, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.write_pending();
         self.flush_if_due(now);
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
             // The capture shows the segment with the checksum it stands for
             // (the stack does not need it).
             super::checksum::complete_received(&self.inner, &mut buf[..n]);
-            self.record(now, &buf[..n], Direction::Inbound);
+            if !self.failed {
+                // Held until the next call, for a fault comment.
+                self.pending.clear();
+                self.pending.extend_from_slice(&buf[..n]);
+                self.pending_at = Some(now);
+                self.unflushed_since.get_or_insert(now);
+            }
         }
         Ok(n)
     }
@@ -443,12 +475,20 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.next_comment = Some(comment);
     }
 
+    fn annotate_received(&mut self, comment: &'static str) {
+        if self.pending_at.is_some() {
+            self.pending_comment = Some(comment);
+        }
+    }
+
     fn record_unsent(&mut self, now: Instant, frame: &[u8], comment: &'static str) {
+        self.write_pending();
         self.next_comment = Some(comment);
         self.record(now, frame, Direction::Outbound);
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.write_pending();
         self.inner.flush()?;
         self.unflushed_since = None;
         self.pcap.flush()
@@ -457,6 +497,12 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
 
 impl<D, W: Write> Drop for PcapDevice<D, W> {
     fn drop(&mut self) {
+        if let Some(at) = self.pending_at.take() {
+            let comment = self.pending_comment.take();
+            let _ = self
+                .pcap
+                .write_frame_with(at, &self.pending, Direction::Inbound, comment);
+        }
         let _ = self.pcap.flush();
     }
 }

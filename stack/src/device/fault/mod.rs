@@ -339,13 +339,21 @@ impl<D: Device> Device for FaultDevice<D> {
             pulled += 1;
             stats.frames += 1;
             let Some(verdict) = lane.decide(&self.config, stats, n, link_len) else {
+                self.inner
+                    .annotate_received("fault injection: dropped (never delivered)");
                 continue;
             };
             let frame = &mut buf[..n];
             if let Some(flip) = verdict.corrupt {
                 flip.apply(frame);
             }
-            if lane.is_idle() && !verdict.hold && self.config.immediate() {
+            let immediate = lane.is_idle() && !verdict.hold && self.config.immediate();
+            if let Some(comment) =
+                inbound_comment(verdict.corrupt.is_some(), verdict.dup, !immediate)
+            {
+                self.inner.annotate_received(comment);
+            }
+            if immediate {
                 // Nothing queued ahead and nothing to wait for: hand the
                 // frame over in place; a duplicate waits for the next call.
                 if verdict.dup {
@@ -438,6 +446,21 @@ impl<D: Device> Device for FaultDevice<D> {
             None => inner,
         }
     }
+}
+
+/// What a capture below says about a received frame the injector changed:
+/// corrupted, duplicated (delivered twice), held back (delivered late).
+fn inbound_comment(corrupt: bool, dup: bool, held: bool) -> Option<&'static str> {
+    Some(match (corrupt, dup, held) {
+        (false, false, false) => return None,
+        (true, false, false) => "fault injection: corrupted (one bit flipped)",
+        (false, true, false) => "fault injection: duplicated (delivered twice)",
+        (true, true, false) => "fault injection: corrupted (one bit flipped), delivered twice",
+        (false, false, true) => "fault injection: held back (delay, rate or reordering)",
+        (true, false, true) => "fault injection: held back, corrupted (one bit flipped)",
+        (false, true, true) => "fault injection: held back, delivered twice",
+        (true, true, true) => "fault injection: held back, corrupted, delivered twice",
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,9 @@ fn captures_show_trusted_segments_with_their_real_checksum() {
     let mut buf = vec![0u8; 4096];
     let n = dev.recv(t0, &mut buf).unwrap().unwrap();
     assert!(dev.rx_checksum_trusted());
+    // A received frame is written at the next call (a fault injector
+    // above may still comment on it).
+    dev.flush().unwrap();
     let recorded = &dev.pcap().get_ref()[24 + 16..];
     assert_eq!(recorded, &buf[..n], "the stack gets what the capture shows");
     tcp::TcpRepr::parse(&recorded[34..], src, dst).expect("a valid checksum");
@@ -427,4 +430,79 @@ fn ip_links_are_captured_as_raw_ip_with_super_segments_cut() {
     // The first record is an IPv4 packet with no link header.
     assert_eq!(u32::from_le_bytes(bytes[32..36].try_into().unwrap()), 1040);
     assert_eq!(bytes[40], 0x45);
+}
+
+#[test]
+fn received_frames_the_injector_changed_are_marked() {
+    use super::super::FaultConfig;
+    let now = Instant::now();
+    let f = ping_frame();
+    let received = |config: FaultConfig| {
+        let (file, mut dev) = faulty(config);
+        dev.inner_mut().inner_mut().0 = Some(f.clone());
+        let mut buf = [0u8; 2048];
+        // The frame, then nothing more (a held or duplicated copy is
+        // handed over later, and not recorded again).
+        let mut got = 0;
+        for i in 0..4 {
+            got += usize::from(
+                dev.recv(now + Duration::from_millis(20 * i), &mut buf)
+                    .unwrap()
+                    .is_some(),
+            );
+        }
+        dev.flush().unwrap();
+        (comments(&file.0.lock().unwrap()), got)
+    };
+    let one = |s: &str| vec![Some(s.to_string())];
+
+    let (c, got) = received(FaultConfig {
+        loss: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    assert_eq!(
+        (c, got),
+        (one("fault injection: dropped (never delivered)"), 0)
+    );
+
+    let (c, got) = received(FaultConfig {
+        dup: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    assert_eq!(
+        (c, got),
+        (one("fault injection: duplicated (delivered twice)"), 2)
+    );
+
+    let (c, got) = received(FaultConfig {
+        corrupt: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    assert_eq!(
+        (c, got),
+        (one("fault injection: corrupted (one bit flipped)"), 1)
+    );
+
+    let (c, got) = received(FaultConfig {
+        delay: Duration::from_millis(10),
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    assert_eq!(
+        (c, got),
+        (
+            one("fault injection: held back (delay, rate or reordering)"),
+            1
+        )
+    );
+
+    // Untouched: recorded without a comment.
+    let (c, got) = received(FaultConfig {
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    assert_eq!((c, got), (vec![None], 1));
 }
