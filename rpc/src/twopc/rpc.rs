@@ -109,8 +109,9 @@ pub struct NodeOptions {
     /// Messages queued per peer; beyond, a message is dropped and counted
     /// (the protocol re-sends). Default 1024.
     pub max_queued: usize,
-    /// The shared key the node authenticates to its peers with (see
-    /// [`Node::start_with_key`]); `None`: unauthenticated.
+    /// The shared key the node authenticates to its peers with, claiming
+    /// its id as identity (see [`auth`](crate::auth)); their servers must
+    /// have the key too. `None`: unauthenticated.
     pub key: Option<AuthKey>,
 }
 
@@ -210,41 +211,7 @@ impl<R: ResourceManager + Send + 'static> Node<R> {
         )
     }
 
-    /// [`start`](Self::start) for a system with a shared key: the node
-    /// authenticates to its peers with `key`, claiming its id as identity
-    /// (see [`auth`](crate::auth)); their servers must have the key too.
-    pub fn start_with_key<W, S, C, E>(
-        id: NodeId,
-        wal: W,
-        coordinator: Option<CoordinatorConfig>,
-        participant: Option<(R, ParticipantConfig)>,
-        key: Option<AuthKey>,
-        connect: C,
-        on_event: E,
-    ) -> io::Result<Node<R>>
-    where
-        W: Wal + Send + 'static,
-        S: Transport,
-        C: Fn(NodeId) -> io::Result<S> + Send + Sync + 'static,
-        E: FnMut(Effect) + Send + 'static,
-    {
-        let options = NodeOptions {
-            key,
-            ..NodeOptions::default()
-        };
-        Self::start_with(
-            id,
-            wal,
-            coordinator,
-            participant,
-            connect,
-            on_event,
-            options,
-        )
-    }
-
-    /// [`start`](Self::start) with driver options (the shared key among
-    /// them, as for [`start_with_key`](Self::start_with_key)).
+    /// [`start`](Self::start) with driver options (bounds, the shared key).
     pub fn start_with<W, S, C, E>(
         id: NodeId,
         mut wal: W,
