@@ -3,14 +3,16 @@
 //!   tcp-load discard --target A:P [--bytes N]      write N bytes, report Gbit/s
 //!   tcp-load chargen --target A:P [--bytes N]      read N bytes (pattern checked), report Gbit/s
 //!   tcp-load pingpong --target A:P [--seconds S]   1-byte request/response rate on an echo port
-//!   tcp-load connect --target A:P [--seconds S]    connect/request/close loop (connections per second)
+//!   tcp-load connect --target A:P [--seconds S] [--parallel K]
+//!                                                  connections per second: K loops of connect,
+//!                                                  1-byte request, its echo, close
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1]";
+    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1] [--parallel K]";
     let mode = std::env::args().nth(1).unwrap_or_default();
     let flags = bench::Flags::from_env_after(1, usage);
     let target = flags.string("target").unwrap_or_else(|| {
@@ -20,11 +22,16 @@ fn main() {
     let bytes: u64 = flags.get("bytes", 1 << 30);
     let seconds: f64 = flags.get("seconds", 3.0);
     let check: u8 = flags.get("check", 1);
+    let parallel: usize = flags.get("parallel", 1);
+    if !(1..=MAX_PARALLEL).contains(&parallel) {
+        eprintln!("error: --parallel must be from 1 to {MAX_PARALLEL}, not {parallel}");
+        std::process::exit(2);
+    }
     match mode.as_str() {
         "discard" => discard(&target, bytes),
         "chargen" => chargen(&target, bytes, check != 0),
         "pingpong" => pingpong(&target, seconds),
-        "connect" => connect_loop(&target, seconds),
+        "connect" => connect_loops(&target, seconds, parallel),
         _ => {
             eprintln!("error: unknown mode '{mode}' (usage: {usage})");
             std::process::exit(2);
@@ -116,22 +123,72 @@ fn pingpong(target: &str, seconds: f64) {
     );
 }
 
-fn connect_loop(target: &str, seconds: f64) {
+/// Largest `--parallel`.
+const MAX_PARALLEL: usize = 256;
+/// How long one connect, or the wait for one echo, may take before that
+/// connection counts as failed (a SYN or the request lost, a peer that
+/// does not accept).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections per second: `parallel` threads each repeat connect, write one
+/// byte, read its echo, close, until `seconds` are over, so one connection's
+/// round trips do not limit the rate. The client closes first (its socket
+/// goes to TIME-WAIT, which the caller's namespace settings decide about).
+/// A connection that is refused, times out or resets counts as failed and
+/// the loop goes on.
+fn connect_loops(target: &str, seconds: f64, parallel: usize) {
+    let addr: SocketAddr = target.parse().unwrap_or_else(|_| {
+        eprintln!("error: --target must be A.B.C.D:PORT, not '{target}'");
+        std::process::exit(2);
+    });
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
-    let mut n = 0u64;
-    let mut b = [0u8; 64];
-    while Instant::now() < end {
-        let mut s = open(target);
-        s.write_all(b"hello\n").expect("write");
-        let _ = s.read(&mut b).expect("read");
-        drop(s);
-        n += 1;
+    let loops: Vec<_> = (0..parallel)
+        .map(|_| std::thread::spawn(move || connect_loop(addr, end)))
+        .collect();
+    let (mut done, mut failed) = (0u64, 0u64);
+    let mut first_error = None;
+    for l in loops {
+        let (d, f, e) = l.join().expect("connect loop");
+        done += d;
+        failed += f;
+        first_error = first_error.or(e);
     }
     let d = start.elapsed();
     println!(
-        "connect/request/close: {n} in {:.2} s: {:.0} connections/s",
+        "connect/request/close, {parallel} in parallel: {done} in {:.2} s ({failed} failed{}): {:.0} connections/s",
         d.as_secs_f64(),
-        n as f64 / d.as_secs_f64()
+        first_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        done as f64 / d.as_secs_f64()
     );
+}
+
+/// One loop of [`connect_loops`]: (completed, failed, first error).
+fn connect_loop(addr: SocketAddr, end: Instant) -> (u64, u64, Option<String>) {
+    let (mut done, mut failed, mut first) = (0u64, 0u64, None);
+    while Instant::now() < end {
+        match connect_once(addr) {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failed += 1;
+                first.get_or_insert_with(|| e.to_string());
+                // Ports exhausted or a refusing peer: do not spin.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    (done, failed, first)
+}
+
+fn connect_once(addr: SocketAddr) -> std::io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    s.write_all(b"x")?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b)?;
+    if b[0] != b'x' {
+        return Err(std::io::Error::other("echo returned another byte"));
+    }
+    Ok(())
 }
