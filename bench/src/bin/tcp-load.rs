@@ -156,11 +156,26 @@ fn connect_loops(target: &str, seconds: f64, parallel: usize) {
     }
     let d = start.elapsed();
     println!(
-        "connect/request/close, {parallel} in parallel: {done} in {:.2} s ({failed} failed{}): {:.0} connections/s",
+        "connect/request/close, {parallel} in parallel: {done} in {:.2} s ({failed} failed{}; client CPU {:.0}% of a core): {:.0} connections/s",
         d.as_secs_f64(),
         first_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        cpu_seconds() / d.as_secs_f64() * 100.0,
         done as f64 / d.as_secs_f64()
     );
+}
+
+/// User and system CPU time of this process so far, in seconds: whether
+/// the client itself was busy (its system time includes the kernel's TCP
+/// work done in its system calls).
+fn cpu_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is a valid value of the plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 /// One loop of [`connect_loops`]: (completed, failed, first error).
