@@ -158,7 +158,9 @@ fn connect_loops(target: &str, seconds: f64, parallel: usize) {
     println!(
         "connect/request/close, {parallel} in parallel: {done} in {:.2} s ({failed} failed{}; client CPU {:.0}% of a core): {:.0} connections/s",
         d.as_secs_f64(),
-        first_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        first_error
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default(),
         cpu_seconds() / d.as_secs_f64() * 100.0,
         done as f64 / d.as_secs_f64()
     );
