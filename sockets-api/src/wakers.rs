@@ -33,6 +33,7 @@ use crate::calls::ebadf;
 use crate::types::Fd;
 
 /// Which way a task waits on a socket.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
     /// Readable: data, a datagram, a connection to accept, end of stream.
@@ -50,6 +51,7 @@ pub(crate) struct TaskWakers {
 
 impl TaskWakers {
     /// Lists `waker` for `dir`, unless the same task is listed already.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     fn register(&mut self, dir: Direction, waker: &Waker) {
         let list = match dir {
             Direction::Read => &mut self.read,
@@ -74,6 +76,8 @@ impl TaskWakers {
     }
 }
 
+// Used by the async front ends (feature `tokio`).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 impl Stack {
     /// Registers the current task's waker on `fd` for `dir`. ENETDOWN once
     /// the stack has stopped, EBADF when `fd` is not open.
