@@ -151,6 +151,13 @@ pub(crate) struct PollerState {
     signal: Arc<EventFd>,
     /// `signal` was written and not drained since.
     signalled: bool,
+    /// A wait left descriptors listed (level-triggered ones still ready),
+    /// so `signal` stayed readable: the next push writes it again, which
+    /// an edge-triggered outer epoll (mio) sees as a new edge. Without
+    /// it, once the application drained such a socket, new data would
+    /// find the descriptor still listed and signalled, and an
+    /// edge-triggered watcher would never hear of it.
+    rearm: bool,
     /// The stack stopped: `signal` stays readable.
     down: bool,
 }
@@ -163,6 +170,10 @@ impl PollerState {
             return;
         };
         if reg.queued {
+            if self.rearm {
+                self.rearm = false;
+                self.signal.notify();
+            }
             return;
         }
         reg.queued = true;
@@ -175,8 +186,9 @@ impl PollerState {
 
     /// Makes the readiness descriptor readable (one write per transition).
     fn raise(&mut self) {
-        if !self.signalled {
+        if !self.signalled || self.rearm {
             self.signalled = true;
+            self.rearm = false;
             self.signal.notify();
         }
     }
@@ -184,6 +196,7 @@ impl PollerState {
     /// Nothing is listed any more: the readiness descriptor stops being
     /// readable.
     fn settle(&mut self) {
+        self.rearm = self.signalled && !self.ready.is_empty();
         if self.signalled && self.ready.is_empty() && !self.woken && !self.down {
             self.signalled = false;
             self.signal.drain();
@@ -277,7 +290,11 @@ pub(crate) struct Watch {
 /// stack stops), and a wait that leaves the list empty makes it unreadable
 /// again. A level-triggered registration that is still ready stays listed,
 /// so the descriptor stays readable until the socket is drained; an
-/// edge-triggered one is reported once per change. The descriptor may be
+/// edge-triggered one is reported once per change. For an edge-triggered
+/// outer loop (mio registers descriptors edge-triggered), a readiness
+/// change after a wait that left descriptors listed writes the descriptor
+/// again, which is a new edge: draining a socket and waiting on the outer
+/// loop never misses its next data. The descriptor may be
 /// readable with nothing to report (a zero-timeout wait then returns 0 and
 /// clears it); once the stack has stopped it stays readable and a wait
 /// fails with ENETDOWN.
@@ -333,6 +350,7 @@ impl Poller {
             next_gen: 0,
             signal: signal.clone(),
             signalled: false,
+            rearm: false,
             down: false,
         };
         let pollers = &mut core.pollers;

@@ -392,3 +392,61 @@ fn stop_ends_a_pending_read() {
         }
     });
 }
+
+/// mio (through tokio's `AsyncFd`) waits on the poller's readiness
+/// descriptor and on a kernel pipe in one `select!`.
+#[test]
+fn tokio_async_fd_on_the_poller_and_a_kernel_pipe() {
+    use sockets_api::{Interest, PollEvent, Poller};
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    use tokio::io::unix::AsyncFd;
+
+    let (server, client) = pair();
+    let listener = sockets_api::TcpListener::bind(&server, "0.0.0.0:14").unwrap();
+    let mut stream = sockets_api::TcpStream::connect(&client, "10.0.0.1:14").unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_nonblocking(true).unwrap();
+    let poller = Poller::new(&server).unwrap();
+    poller
+        .register(conn.as_fd(), 1, Interest::READABLE)
+        .unwrap();
+    current_thread_io().block_on(async {
+        // SAFETY: the poller owns its eventfd for its whole life (the
+        // AsyncFd owns the poller) and always reports that descriptor.
+        let afd = unsafe { AsyncFd::register(poller) }.unwrap();
+        let (mut tx, mut rx) = tokio::net::unix::pipe::pipe().unwrap();
+        stream.write_all(b"ustack").unwrap();
+        tx.write_all(b"kernel").await.unwrap();
+        let (mut from_socket, mut from_pipe) = (Vec::new(), Vec::new());
+        while from_socket != b"ustack" || from_pipe != b"kernel" {
+            let mut buf = [0u8; 64];
+            tokio::select! {
+                guard = afd.readable() => {
+                    let mut guard = guard.unwrap();
+                    // Cleared before looking: a change after the look is
+                    // a new edge.
+                    guard.clear_ready();
+                    let mut events = [PollEvent::default(); 8];
+                    let n = guard.get_inner().wait(&mut events, Some(Duration::ZERO)).unwrap();
+                    if n > 0 {
+                        while let Ok(k) = conn.read(&mut buf) {
+                            if k == 0 {
+                                break;
+                            }
+                            from_socket.extend_from_slice(&buf[..k]);
+                        }
+                    }
+                }
+                n = rx.read(&mut buf) => from_pipe.extend_from_slice(&buf[..n.unwrap()]),
+            }
+        }
+    });
+}
+
+fn current_thread_io() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap()
+}
