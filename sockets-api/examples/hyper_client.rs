@@ -5,8 +5,7 @@
 //! sudo target/release/examples/hyper_client --tap tap0 --addr 10.7.0.2/24 --host-addr 10.7.0.1/24 http://10.7.0.1:8000/
 //! ```
 //!
-//! `--port P` picks the local port (default: ephemeral); `--repeat N`
-//! fetches the URL N times over the one keep-alive connection (the body is
+//! `--repeat N` fetches the URL N times over the one keep-alive connection (the body is
 //! written each time). Fails (exit 1) unless every answer is 2xx.
 
 mod async_common;

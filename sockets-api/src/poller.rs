@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::BitOr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
@@ -156,8 +157,12 @@ pub(crate) struct PollerState {
     /// an edge-triggered outer epoll (mio) sees as a new edge. Without
     /// it, once the application drained such a socket, new data would
     /// find the descriptor still listed and signalled, and an
-    /// edge-triggered watcher would never hear of it.
+    /// edge-triggered watcher would never hear of it. Only for a poller
+    /// whose descriptor was handed out (`exposed`): a poller used through
+    /// `wait` alone costs no extra write.
     rearm: bool,
+    /// [`Poller::as_raw_fd`] or [`Poller::as_fd`] was called.
+    exposed: Arc<AtomicBool>,
     /// The stack stopped: `signal` stays readable.
     down: bool,
 }
@@ -196,7 +201,8 @@ impl PollerState {
     /// Nothing is listed any more: the readiness descriptor stops being
     /// readable.
     fn settle(&mut self) {
-        self.rearm = self.signalled && !self.ready.is_empty();
+        self.rearm =
+            self.signalled && !self.ready.is_empty() && self.exposed.load(Ordering::Relaxed);
         if self.signalled && self.ready.is_empty() && !self.woken && !self.down {
             self.signalled = false;
             self.signal.drain();
@@ -328,6 +334,8 @@ pub struct Poller {
     stack: Stack,
     id: usize,
     signal: Arc<EventFd>,
+    /// The descriptor was handed out (see `PollerState::rearm`).
+    exposed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -340,6 +348,7 @@ impl Poller {
     /// A poller with no registrations (ENETDOWN once the stack stopped).
     pub fn new(stack: &Stack) -> io::Result<Poller> {
         let signal = Arc::new(EventFd::new()?);
+        let exposed = Arc::new(AtomicBool::new(false));
         let mut core = stack.lock()?;
         let state = PollerState {
             cond: Arc::new(Condvar::new()),
@@ -351,6 +360,7 @@ impl Poller {
             signal: signal.clone(),
             signalled: false,
             rearm: false,
+            exposed: exposed.clone(),
             down: false,
         };
         let pollers = &mut core.pollers;
@@ -368,6 +378,7 @@ impl Poller {
             stack: stack.clone(),
             id,
             signal,
+            exposed,
         })
     }
 
@@ -493,12 +504,14 @@ impl AsRawFd for Poller {
     /// (see [the protocol](Poller#the-readiness-descriptor)). Owned by the
     /// poller: valid until it is dropped.
     fn as_raw_fd(&self) -> RawFd {
+        self.exposed.store(true, Ordering::Relaxed);
         self.signal.as_raw_fd()
     }
 }
 
 impl AsFd for Poller {
     fn as_fd(&self) -> BorrowedFd<'_> {
+        self.exposed.store(true, Ordering::Relaxed);
         self.signal.as_fd()
     }
 }
