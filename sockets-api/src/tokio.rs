@@ -61,12 +61,16 @@ use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::Stack;
 use crate::calls::errno;
-use crate::types::{Domain, Fd, Protocol, Shutdown, SockOpt, SockOptName, SockOptValue, Type};
+use crate::types::events::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP};
+use crate::types::{
+    Domain, Fd, PollFd, Protocol, Shutdown, SockOpt, SockOptName, SockOptValue, Type,
+};
 use crate::wakers::Direction;
 
 /// A descriptor this module owns (non-blocking), closed on drop.
@@ -98,6 +102,24 @@ impl Owned {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stack.getsockname(self.fd).map(SocketAddr::V4)
+    }
+
+    /// Ready when the socket is readable (`Read`: data, a datagram, end
+    /// of stream, an error) or writable (`Write`), as poll(2) reports it.
+    fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+        let events = match dir {
+            Direction::Read => POLLIN | POLLRDHUP,
+            Direction::Write => POLLOUT,
+        };
+        self.stack.poll_op(self.fd, dir, cx.waker(), || {
+            let mut fds = [PollFd::new(self.fd, events)];
+            self.stack.poll(&mut fds, Some(Duration::ZERO))?;
+            if fds[0].revents & (events | POLLERR | POLLHUP | POLLNVAL) != 0 {
+                Ok(())
+            } else {
+                Err(errno(libc::EAGAIN))
+            }
+        })
     }
 
     fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -334,6 +356,39 @@ impl TcpStream {
     /// SO_ERROR.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
+    }
+
+    /// Waits until the stream is readable (data, end of stream or an
+    /// error); a `try_read` may still find nothing (another task took it).
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_ready(cx, Direction::Read)).await
+    }
+
+    /// Waits until the stream is writable (room in the send buffer, or
+    /// the write side is shut or failed).
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_ready(cx, Direction::Write)).await
+    }
+
+    /// Reads queued data without consuming it (MSG_PEEK), waiting until
+    /// there is some; 0 at end of stream.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let s = &self.sock;
+        poll_fn(|cx| {
+            s.poll(cx, Direction::Read, || {
+                s.stack.recv_flags(s.fd, buf, libc::MSG_PEEK)
+            })
+        })
+        .await
+    }
+
+    /// SO_LINGER: `Some(0)` resets the connection on drop; `Some(t)`
+    /// makes the drop wait up to `t` for queued data to be acknowledged
+    /// (it blocks the dropping thread, as it does with tokio).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.sock
+            .stack
+            .setsockopt(self.sock.fd, SockOpt::Linger(linger))
     }
 
     /// Reads what is queued without waiting (`WouldBlock` when nothing
@@ -708,6 +763,16 @@ impl UdpSocket {
     /// Polls to receive one datagram from the connected peer into `buf`.
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         poll_read(&self.sock, cx, buf)
+    }
+
+    /// Waits until a datagram (or an error) is there to receive.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_ready(cx, Direction::Read)).await
+    }
+
+    /// Waits until a datagram can be sent.
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_ready(cx, Direction::Write)).await
     }
 
     /// Receives without waiting (`WouldBlock` when nothing is queued).

@@ -450,3 +450,68 @@ fn current_thread_io() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// `readable`, `peek`, `try_read`, `writable` and `try_write`, as tokio's
+/// readiness-then-try pattern uses them.
+#[test]
+fn readiness_peek_and_try_io() {
+    let (server, client) = pair();
+    multi_thread().block_on(async {
+        let listener = TcpListener::bind(&server, "0.0.0.0:15").await.unwrap();
+        let stream = TcpStream::connect(&client, "10.0.0.1:15").await.unwrap();
+        let (conn, _) = listener.accept().await.unwrap();
+        let reader = tokio::spawn(async move {
+            conn.readable().await.unwrap();
+            let mut buf = [0u8; 16];
+            let n = conn.peek(&mut buf).await.unwrap();
+            // What arrived so far, still queued for the reads below.
+            assert!(n > 0 && b"peeked".starts_with(&buf[..n]));
+            let mut got = Vec::new();
+            while got.len() < 6 {
+                conn.readable().await.unwrap();
+                match conn.try_read(&mut buf) {
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(got, b"peeked");
+        });
+        stream.writable().await.unwrap();
+        assert_eq!(stream.try_write(b"peeked").unwrap(), 6);
+        reader.await.unwrap();
+    });
+}
+
+/// futures' `AsyncRead`/`AsyncWrite` (feature `futures-io`).
+#[test]
+fn futures_io_traits() {
+    use futures_io::{AsyncRead as FRead, AsyncWrite as FWrite};
+    use std::future::poll_fn;
+
+    let (server, client) = pair();
+    current_thread().block_on(async {
+        let listener = TcpListener::bind(&server, "0.0.0.0:16").await.unwrap();
+        let mut stream = TcpStream::connect(&client, "10.0.0.1:16").await.unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let n = poll_fn(|cx| FWrite::poll_write(Pin::new(&mut stream), cx, b"futures"))
+            .await
+            .unwrap();
+        assert_eq!(n, 7);
+        poll_fn(|cx| FWrite::poll_close(Pin::new(&mut stream), cx))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        loop {
+            let mut buf = [0u8; 4];
+            let n = poll_fn(|cx| FRead::poll_read(Pin::new(&mut conn), cx, &mut buf))
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"futures");
+    });
+}
