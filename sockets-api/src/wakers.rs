@@ -24,6 +24,10 @@
 //! on one socket at once (several `recv_from` on a shared `UdpSocket`)
 //! and all are woken. The lists only grow with the application's own
 //! tasks, never with what peers send.
+//!
+//! Wakers are woken under the stack's lock (the one readiness path runs
+//! under it): a waker schedules its task, as every executor's does; one
+//! that polled the task inline would deadlock.
 
 use std::io;
 use std::task::Waker;

@@ -515,3 +515,37 @@ fn futures_io_traits() {
         assert_eq!(got, b"futures");
     });
 }
+
+/// Over a link that loses, duplicates and reorders frames, progress
+/// depends on the stack's retransmission timers: they must wake the
+/// waiting tasks too (no lost wake-up leaves a task hanging).
+#[test]
+fn echo_over_a_lossy_link() {
+    let faults = sockets_api::FaultConfig {
+        loss: 0.03,
+        dup: 0.02,
+        reorder: 0.03,
+        seed: 7,
+        ..Default::default()
+    };
+    let (server, client) = StackBuilder::memory_pair(
+        StackBuilder::memory()
+            .addr("10.0.0.1/24".parse().unwrap())
+            .faults(faults),
+        StackBuilder::memory()
+            .addr("10.0.0.2/24".parse().unwrap())
+            .faults(faults),
+    )
+    .unwrap();
+    multi_thread().block_on(async {
+        let listener = TcpListener::bind(&server, "0.0.0.0:17").await.unwrap();
+        let srv = tokio::spawn(echo_server(listener, 4));
+        let clients: Vec<_> = (0..4)
+            .map(|i| tokio::spawn(echo_client(client.clone(), 17, 60_000, i)))
+            .collect();
+        for c in clients {
+            c.await.unwrap().unwrap();
+        }
+        assert_eq!(srv.await.unwrap().unwrap(), 240_000);
+    });
+}
