@@ -50,6 +50,10 @@ mod poll;
 mod poller;
 mod runtime;
 mod types;
+mod wakers;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use builder::StackBuilder;
 pub use net::{EchoReply, Incoming, PingSocket, TcpListener, TcpStream, UdpSocket};

@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::BitOr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,17 @@ pub(crate) struct PollerState {
     signal: Arc<EventFd>,
     /// `signal` was written and not drained since.
     signalled: bool,
+    /// A wait left descriptors listed (level-triggered ones still ready),
+    /// so `signal` stayed readable: the next push writes it again, which
+    /// an edge-triggered outer epoll (mio) sees as a new edge. Without
+    /// it, once the application drained such a socket, new data would
+    /// find the descriptor still listed and signalled, and an
+    /// edge-triggered watcher would never hear of it. Only for a poller
+    /// whose descriptor was handed out (`exposed`): a poller used through
+    /// `wait` alone costs no extra write.
+    rearm: bool,
+    /// [`Poller::as_raw_fd`] or [`Poller::as_fd`] was called.
+    exposed: Arc<AtomicBool>,
     /// The stack stopped: `signal` stays readable.
     down: bool,
 }
@@ -163,6 +175,10 @@ impl PollerState {
             return;
         };
         if reg.queued {
+            if self.rearm {
+                self.rearm = false;
+                self.signal.notify();
+            }
             return;
         }
         reg.queued = true;
@@ -175,8 +191,9 @@ impl PollerState {
 
     /// Makes the readiness descriptor readable (one write per transition).
     fn raise(&mut self) {
-        if !self.signalled {
+        if !self.signalled || self.rearm {
             self.signalled = true;
+            self.rearm = false;
             self.signal.notify();
         }
     }
@@ -184,6 +201,8 @@ impl PollerState {
     /// Nothing is listed any more: the readiness descriptor stops being
     /// readable.
     fn settle(&mut self) {
+        self.rearm =
+            self.signalled && !self.ready.is_empty() && self.exposed.load(Ordering::Relaxed);
         if self.signalled && self.ready.is_empty() && !self.woken && !self.down {
             self.signalled = false;
             self.signal.drain();
@@ -277,7 +296,11 @@ pub(crate) struct Watch {
 /// stack stops), and a wait that leaves the list empty makes it unreadable
 /// again. A level-triggered registration that is still ready stays listed,
 /// so the descriptor stays readable until the socket is drained; an
-/// edge-triggered one is reported once per change. The descriptor may be
+/// edge-triggered one is reported once per change. For an edge-triggered
+/// outer loop (mio registers descriptors edge-triggered), a readiness
+/// change after a wait that left descriptors listed writes the descriptor
+/// again, which is a new edge: draining a socket and waiting on the outer
+/// loop never misses its next data. The descriptor may be
 /// readable with nothing to report (a zero-timeout wait then returns 0 and
 /// clears it); once the stack has stopped it stays readable and a wait
 /// fails with ENETDOWN.
@@ -311,6 +334,8 @@ pub struct Poller {
     stack: Stack,
     id: usize,
     signal: Arc<EventFd>,
+    /// The descriptor was handed out (see `PollerState::rearm`).
+    exposed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -323,6 +348,7 @@ impl Poller {
     /// A poller with no registrations (ENETDOWN once the stack stopped).
     pub fn new(stack: &Stack) -> io::Result<Poller> {
         let signal = Arc::new(EventFd::new()?);
+        let exposed = Arc::new(AtomicBool::new(false));
         let mut core = stack.lock()?;
         let state = PollerState {
             cond: Arc::new(Condvar::new()),
@@ -333,6 +359,8 @@ impl Poller {
             next_gen: 0,
             signal: signal.clone(),
             signalled: false,
+            rearm: false,
+            exposed: exposed.clone(),
             down: false,
         };
         let pollers = &mut core.pollers;
@@ -350,6 +378,7 @@ impl Poller {
             stack: stack.clone(),
             id,
             signal,
+            exposed,
         })
     }
 
@@ -475,12 +504,14 @@ impl AsRawFd for Poller {
     /// (see [the protocol](Poller#the-readiness-descriptor)). Owned by the
     /// poller: valid until it is dropped.
     fn as_raw_fd(&self) -> RawFd {
+        self.exposed.store(true, Ordering::Relaxed);
         self.signal.as_raw_fd()
     }
 }
 
 impl AsFd for Poller {
     fn as_fd(&self) -> BorrowedFd<'_> {
+        self.exposed.store(true, Ordering::Relaxed);
         self.signal.as_fd()
     }
 }

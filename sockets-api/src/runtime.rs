@@ -22,6 +22,7 @@ use stack::{Event, IcmpHandle, Interface, ListenerHandle, TcpHandle, UdpHandle};
 
 use crate::poller::{Pollers, Watch};
 use crate::types::Fd;
+use crate::wakers::TaskWakers;
 
 /// Frames read per batch before processing.
 const RX_BATCH: usize = 64;
@@ -116,6 +117,8 @@ pub(crate) struct Entry {
     pub pollers: Vec<Arc<Condvar>>,
     /// [`Poller`](crate::Poller) registrations of its descriptors.
     pub watches: Vec<Watch>,
+    /// Async tasks waiting on it ([`crate::wakers`]).
+    pub wakers: TaskWakers,
     /// Descriptors naming this socket.
     pub refs: usize,
     /// A pending error not owned by the connection (SO_ERROR).
@@ -148,6 +151,7 @@ impl Entry {
             waiters: 0,
             pollers: Vec::new(),
             watches: Vec::new(),
+            wakers: TaskWakers::default(),
             refs: 1,
             error: None,
             conn_error_seen: false,
@@ -159,14 +163,17 @@ impl Entry {
         }
     }
 
-    /// Wakes whoever waits on this socket in a blocking call or poll();
-    /// [`Core::notify_fd`] also tells the pollers.
-    fn notify(&self) {
+    /// Wakes whoever waits on this socket in a blocking call, poll() or
+    /// an async task; [`Core::notify_fd`] also tells the pollers.
+    fn notify(&mut self) {
         if self.waiters > 0 {
             self.cond.notify_all();
         }
         for p in &self.pollers {
             p.notify_all();
+        }
+        if !self.wakers.is_empty() {
+            self.wakers.wake_all();
         }
     }
 }
@@ -353,7 +360,7 @@ impl Core {
         if e.refs > 0 {
             return None;
         }
-        let e = self.socks[slot].take()?;
+        let mut e = self.socks[slot].take()?;
         self.free_socks.push(slot);
         if let Some(k) = HandleKey::of(e.state) {
             self.handles.remove(&k);
@@ -409,7 +416,7 @@ impl Core {
     }
 
     fn notify_slot(&mut self, slot: usize) {
-        let Some(Some(e)) = self.socks.get(slot) else {
+        let Some(Some(e)) = self.socks.get_mut(slot) else {
             return;
         };
         e.notify();
@@ -559,6 +566,8 @@ fn stop_core(shared: &Shared, error: Option<String>) {
             for p in &e.pollers {
                 p.notify_all();
             }
+            // Async tasks: their retried operation fails with ENETDOWN.
+            e.wakers.wake_all();
         }
     }
     core.pollers.wake_all();
