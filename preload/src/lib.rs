@@ -337,28 +337,43 @@ extern "C" fn stop_at_exit() {
     }
 }
 
+thread_local! {
+    /// This thread is starting the stack: the sockets it opens meanwhile
+    /// (to configure the device's host address) are the kernel's.
+    static STARTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn starting() -> bool {
+    STARTING.with(|s| s.get())
+}
+
 /// The process's stack, started on first use.
 fn the_stack() -> Result<&'static Stack, c_int> {
-    let r = STACK.get_or_init(|| match builder_from_env().map(StackBuilder::start) {
-        Ok(Ok(s)) => {
-            if level() >= L_INFO {
-                eprintln!("ustack-preload: stack {} ({}) started", s.addr(), s.mac());
+    let r = STACK.get_or_init(|| {
+        STARTING.with(|s| s.set(true));
+        let r = builder_from_env().map(StackBuilder::start);
+        STARTING.with(|s| s.set(false));
+        match r {
+            Ok(Ok(s)) => {
+                if level() >= L_INFO {
+                    eprintln!("ustack-preload: stack {} ({}) started", s.addr(), s.mac());
+                }
+                // SAFETY: registers a plain extern "C" function.
+                unsafe { libc::atexit(stop_at_exit) };
+                Ok(s)
             }
-            // SAFETY: registers a plain extern "C" function.
-            unsafe { libc::atexit(stop_at_exit) };
-            Ok(s)
-        }
-        Ok(Err(e)) => {
-            if level() >= L_ERROR {
-                eprintln!("ustack-preload: socket: cannot start the stack: {e}");
+            Ok(Err(e)) => {
+                if level() >= L_ERROR {
+                    eprintln!("ustack-preload: socket: cannot start the stack: {e}");
+                }
+                Err(conv::errno_of(&e))
             }
-            Err(conv::errno_of(&e))
-        }
-        Err(msg) => {
-            if level() >= L_ERROR {
-                eprintln!("ustack-preload: socket: {msg}");
+            Err(msg) => {
+                if level() >= L_ERROR {
+                    eprintln!("ustack-preload: socket: {msg}");
+                }
+                Err(libc::EINVAL)
             }
-            Err(libc::EINVAL)
         }
     });
     r.as_ref().map_err(|e| *e)
@@ -496,7 +511,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         set_errno(libc::EAFNOSUPPORT);
         return -1;
     }
-    if domain != libc::AF_INET || !configured() {
+    if domain != libc::AF_INET || !configured() || starting() {
         return real();
     }
     let Ok((t, icmp)) = conv::socket_type(ty, protocol) else {
