@@ -141,6 +141,11 @@ struct USock {
     interest: AtomicI32,
     /// Serialises interest changes with their readiness checks.
     check: Mutex<()>,
+    /// A datagram socket.
+    dgram: bool,
+    /// A datagram a MSG_PEEK receive took from the stack (ustack's UDP
+    /// queue cannot peek): the next receive returns it.
+    peeked: Mutex<Option<(Vec<u8>, SocketAddrV4)>>,
 }
 
 impl USock {
@@ -158,11 +163,63 @@ impl USock {
             let _ = self.poller.modify(self.fd, 0, i);
         }
         let mut ev = [PollEvent::default(); 1];
-        match self.poller.wait(&mut ev, Some(Duration::ZERO)) {
+        let held = if self.dgram && lock(&self.peeked).is_some() {
+            events & libc::POLLIN
+        } else {
+            0
+        };
+        held | match self.poller.wait(&mut ev, Some(Duration::ZERO)) {
             Ok(1) => ev[0].revents,
             Ok(_) => 0,
             Err(_) => libc::POLLERR | libc::POLLHUP,
         }
+    }
+
+    /// A datagram receive: the peeked datagram first; MSG_PEEK keeps
+    /// (or takes from the stack and keeps) the datagram for the next
+    /// receive. (length reported, sender, truncated).
+    fn recv_dgram(&self, b: &mut [u8], flags: c_int) -> io::Result<(usize, SocketAddrV4, bool)> {
+        let peek = flags & libc::MSG_PEEK != 0;
+        let mut held = lock(&self.peeked);
+        if held.is_none() && peek {
+            let mut tmp = vec![0u8; 65_536];
+            let f = flags & !(libc::MSG_PEEK | libc::MSG_TRUNC);
+            let (n, from) = self.stack.recvfrom_flags(self.fd, &mut tmp, f)?;
+            tmp.truncate(n);
+            *held = Some((tmp, from));
+        }
+        match held.as_ref() {
+            Some((d, from)) => {
+                let n = d.len().min(b.len());
+                b[..n].copy_from_slice(&d[..n]);
+                let from = *from;
+                let full = d.len();
+                if !peek {
+                    *held = None;
+                }
+                let reported = if flags & libc::MSG_TRUNC != 0 {
+                    full
+                } else {
+                    n
+                };
+                Ok((reported, from, full > b.len()))
+            }
+            None => {
+                drop(held);
+                self.stack
+                    .recvfrom_flags(self.fd, b, flags)
+                    .map(|(n, a)| (n, a, false))
+            }
+        }
+    }
+
+    /// recv/read on any socket: datagram sockets go through
+    /// [`USock::recv_dgram`].
+    fn recv_any(&self, b: &mut [u8], flags: c_int) -> io::Result<usize> {
+        if self.dgram {
+            return self.recv_dgram(b, flags).map(|r| r.0);
+        }
+        self.stack.recv_flags(self.fd, b, flags)
     }
 }
 
@@ -208,7 +265,7 @@ fn err(e: c_int) -> io::Error {
 
 /// Gives a new ustack socket a kernel descriptor (a duplicate of its
 /// poller's eventfd) and records it.
-fn install(stack: &Stack, fd: Fd, cloexec: bool) -> io::Result<c_int> {
+fn install(stack: &Stack, fd: Fd, cloexec: bool, dgram: bool) -> io::Result<c_int> {
     let poller = match Poller::new(stack) {
         Ok(p) => p,
         Err(e) => {
@@ -242,6 +299,8 @@ fn install(stack: &Stack, fd: Fd, cloexec: bool) -> io::Result<c_int> {
         poller,
         interest: AtomicI32::new(-1),
         check: Mutex::new(()),
+        dgram,
+        peeked: Mutex::new(None),
     });
     KIND[p as usize].store(K_INTERNAL, Relaxed);
     lock(&SOCKS).insert(n, s);
@@ -480,8 +539,8 @@ fn recv_flags(call: &str, flags: c_int) -> io::Result<(c_int, bool)> {
 }
 
 fn recv_into(s: &USock, b: &mut [u8], flags: c_int, waitall: bool) -> io::Result<usize> {
-    let mut n = s.stack.recv_flags(s.fd, b, flags)?;
-    if !waitall || n == 0 {
+    let mut n = s.recv_any(b, flags)?;
+    if !waitall || n == 0 || s.dgram {
         return Ok(n);
     }
     while n < b.len() {
@@ -538,7 +597,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
     let r = stack
         .socket_flags(Domain::Inet, t, Protocol::Default, flags)
-        .and_then(|fd| install(stack, fd, flags & libc::SOCK_CLOEXEC != 0));
+        .and_then(|fd| install(stack, fd, flags & libc::SOCK_CLOEXEC != 0, t == Type::Dgram));
     cret(r) as c_int
 }
 
@@ -579,7 +638,7 @@ fn do_accept(
     }
     let s = sock(fd)?;
     let (nfd, peer) = s.stack.accept4(s.fd, flags)?;
-    let n = install(&s.stack, nfd, flags & libc::SOCK_CLOEXEC != 0)?;
+    let n = install(&s.stack, nfd, flags & libc::SOCK_CLOEXEC != 0, false)?;
     // SAFETY: the caller's contract.
     unsafe { conv::write_sockaddr(peer, addr, len) };
     Ok(n)
@@ -646,7 +705,7 @@ pub unsafe extern "C" fn read(fd: c_int, b: *mut c_void, n: size_t) -> ssize_t {
     cret((|| {
         let s = sock(fd)?;
         // SAFETY: the caller's contract.
-        s.stack.recv(s.fd, unsafe { buf_mut(b, n) }?)
+        s.recv_any(unsafe { buf_mut(b, n) }?, 0)
     })()) as ssize_t
 }
 
@@ -802,7 +861,13 @@ pub unsafe extern "C" fn recvfrom(
         let s = sock(fd)?;
         let (f, _) = recv_flags("recvfrom", flags)?;
         // SAFETY: the caller's contract.
-        let (len, from) = s.stack.recvfrom_flags(s.fd, unsafe { buf_mut(b, n) }?, f)?;
+        let data = unsafe { buf_mut(b, n) }?;
+        let (len, from) = if s.dgram {
+            let (len, from, _) = s.recv_dgram(data, f)?;
+            (len, from)
+        } else {
+            s.stack.recvfrom_flags(s.fd, data, f)?
+        };
         // SAFETY: the caller's contract.
         unsafe { conv::write_sockaddr(from, addr, alen) };
         Ok(len)
@@ -879,7 +944,24 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         let m = unsafe { &mut *msg };
         // SAFETY: the caller's contract.
         let mut v = unsafe { iovecs_mut(m.msg_iov, m.msg_iovlen as c_int) }?;
-        let r = s.stack.recvmsg(s.fd, &mut v, f)?;
+        let r = if s.dgram && (f & libc::MSG_PEEK != 0 || lock(&s.peeked).is_some()) {
+            let cap: usize = v.iter().map(|b| b.len()).sum();
+            let mut tmp = vec![0u8; cap];
+            let (len, from, truncated) = s.recv_dgram(&mut tmp, f)?;
+            let mut at = 0;
+            for b in v.iter_mut() {
+                let k = b.len().min(len.min(cap) - at);
+                b[..k].copy_from_slice(&tmp[at..at + k]);
+                at += k;
+            }
+            sockets_api::RecvMsg {
+                len,
+                addr: Some(from),
+                truncated,
+            }
+        } else {
+            s.stack.recvmsg(s.fd, &mut v, f)?
+        };
         m.msg_controllen = 0;
         m.msg_flags = if r.truncated { libc::MSG_TRUNC } else { 0 };
         if !m.msg_name.is_null() {
