@@ -297,7 +297,7 @@ pub unsafe extern "C" fn ustack_send(
     })()) as ssize_t
 }
 
-/// recv(2) (`MSG_DONTWAIT`, `MSG_PEEK`, `MSG_TRUNC`, `MSG_WAITALL`).
+/// recv(2) (`MSG_DONTWAIT`, `MSG_PEEK`, `MSG_TRUNC`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ustack_recv(
     s: *const Ustack,
