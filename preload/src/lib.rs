@@ -1035,7 +1035,8 @@ fn after_dup(old: c_int, new: c_int) {
     if new < 0 {
         return;
     }
-    if let Some(s) = lock(&SOCKS).get(&old).cloned() {
+    let s = lock(&SOCKS).get(&old).cloned();
+    if let Some(s) = s {
         alias(new, s);
     }
 }

@@ -101,7 +101,20 @@ ok "nc UDP Linux -> ustack (and the reply back)"
 tap_free() { wait_until 10 bash -c "! ip netns exec $NS ip link show tap0" || die "tap0 still exists"; }
 tap_free
 
-# 5. python3 -m http.server under the shim, served to Linux curl and ab.
+# 5. What event loops call, from Python: epoll (edge-triggered) and select
+# over ustack sockets beside a pipe, dup, FIONREAD, an unsupported option
+# (ENOPROTOOPT and one line on stderr naming the call), IPv6 left to the
+# kernel, fork (the child has no stack: ENETDOWN; the parent goes on).
+in_ns "$NS" "${SHIM[@]}" timeout 60 "$PY" "$USTACK_ROOT/scripts/itest/preload_probe.py" \
+    10.0.6.1 8000 /blob "$OUT/www/blob" >"$OUT/probe.out" 2>"$OUT/probe.err" ||
+    { cat "$OUT/probe.out" "$OUT/probe.err" >&2; die "preload_probe.py failed"; }
+grep -q '^all ok' "$OUT/probe.out" || die "preload_probe.py did not finish"
+grep -q '^ustack-preload: setsockopt: .*ENOPROTOOPT' "$OUT/probe.err" ||
+    die "no stderr line naming the unsupported setsockopt"
+ok "Python probe: epoll, select with a pipe, dup, FIONREAD, ENOPROTOOPT (+ stderr line), IPv6 to the kernel, fork"
+tap_free
+
+# 6. python3 -m http.server under the shim, served to Linux curl and ab.
 (cd "$OUT/www" && exec ip netns exec "$NS" "${SHIM[@]}" "$PY" -m http.server 8080 --bind 10.0.6.2) \
     >"$OUT/shim-http.log" 2>&1 &
 SHIM_HTTP=$!
@@ -120,7 +133,7 @@ grep -q 'Non-2xx' "$OUT/ab.txt" && die "ab: non-2xx responses"
 ok "ab -c 20 -n 2000 against http.server over ustack: all complete ($(grep 'Requests per second' "$OUT/ab.txt" | awk '{print $4}') req/s)"
 stop_pid "$SHIM_HTTP"
 
-# 6. The traffic left through ustack's TAP device.
+# 7. The traffic left through ustack's TAP device.
 stop_pid "$CAP"
 for port in 8000 9001 9002 8080; do sent_by_ustack tcp "$port"; done
 for port in 9003 9004; do sent_by_ustack udp "$port"; done
