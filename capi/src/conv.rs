@@ -339,12 +339,19 @@ mod tests {
         let p = (&raw mut sin).cast::<libc::sockaddr>();
         // SAFETY: p and len describe sin.
         unsafe { write_sockaddr(a, p, &mut len) };
-        assert_eq!(sin.sin_port, 8080u16.to_be());
+        // SAFETY: p points to sin.
+        assert_eq!(
+            unsafe { (*p.cast::<libc::sockaddr_in>()).sin_port },
+            8080u16.to_be()
+        );
         // SAFETY: as above.
         assert_eq!(unsafe { read_sockaddr(p, len) }, Ok(a));
         // SAFETY: as above.
         assert_eq!(unsafe { read_sockaddr(p, 4) }, Err(libc::EINVAL));
-        sin.sin_family = libc::AF_INET6 as libc::sa_family_t;
+        // SAFETY: p points to sin.
+        unsafe {
+            (*p.cast::<libc::sockaddr_in>()).sin_family = libc::AF_INET6 as libc::sa_family_t
+        };
         // SAFETY: as above.
         assert_eq!(unsafe { read_sockaddr(p, len) }, Err(libc::EAFNOSUPPORT));
     }

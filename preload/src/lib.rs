@@ -487,7 +487,7 @@ unsafe fn buf_mut<'a>(p: *mut c_void, n: size_t) -> io::Result<&'a mut [u8]> {
 }
 
 unsafe fn iovecs<'a>(iov: *const libc::iovec, n: c_int) -> io::Result<Vec<IoSlice<'a>>> {
-    if n < 0 || n > libc::UIO_MAXIOV {
+    if !(0..=libc::UIO_MAXIOV).contains(&n) {
         return Err(err(libc::EINVAL));
     }
     if n == 0 {
@@ -502,7 +502,7 @@ unsafe fn iovecs<'a>(iov: *const libc::iovec, n: c_int) -> io::Result<Vec<IoSlic
 }
 
 unsafe fn iovecs_mut<'a>(iov: *const libc::iovec, n: c_int) -> io::Result<Vec<IoSliceMut<'a>>> {
-    if n < 0 || n > libc::UIO_MAXIOV {
+    if !(0..=libc::UIO_MAXIOV).contains(&n) {
         return Err(err(libc::EINVAL));
     }
     if n == 0 {
