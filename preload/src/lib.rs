@@ -977,6 +977,162 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     })()) as ssize_t
 }
 
+/// sendmmsg(2): one sendmsg per message, as the kernel does; stops at the
+/// first failure (reported only when nothing was sent).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if !ours(fd) {
+        return unsafe { real::sendmmsg()(fd, msgs, vlen, flags) };
+    }
+    if msgs.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    let mut sent = 0;
+    for i in 0..vlen.min(libc::UIO_MAXIOV as libc::c_uint) as usize {
+        // SAFETY: the caller's array of vlen messages.
+        let m = unsafe { &mut *msgs.add(i) };
+        // SAFETY: forwarded.
+        let n = unsafe { sendmsg(fd, &m.msg_hdr, flags) };
+        if n < 0 {
+            return if sent > 0 { sent } else { -1 };
+        }
+        m.msg_len = n as libc::c_uint;
+        sent += 1;
+    }
+    sent
+}
+
+/// recvmmsg(2): the first message as recvmsg would take it, the rest
+/// only while more are queued (no timeout support: EINVAL with one).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    if !ours(fd) {
+        return unsafe { real::recvmmsg()(fd, msgs, vlen, flags, timeout) };
+    }
+    if !timeout.is_null() {
+        warn(
+            "recvmmsg",
+            format_args!("a timeout is not supported (EINVAL)"),
+        );
+        set_errno(libc::EINVAL);
+        return -1;
+    }
+    if msgs.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    let mut got = 0;
+    let mut f = flags & !libc::MSG_WAITFORONE;
+    for i in 0..vlen.min(libc::UIO_MAXIOV as libc::c_uint) as usize {
+        // SAFETY: the caller's array of vlen messages.
+        let m = unsafe { &mut *msgs.add(i) };
+        // SAFETY: forwarded.
+        let n = unsafe { recvmsg(fd, &mut m.msg_hdr, f) };
+        if n < 0 {
+            return if got > 0 { got } else { -1 };
+        }
+        m.msg_len = n as libc::c_uint;
+        got += 1;
+        if flags & libc::MSG_WAITFORONE != 0 {
+            f |= libc::MSG_DONTWAIT;
+        }
+    }
+    got
+}
+
+/// sendfile(2) to a ustack socket: the file is read here and sent.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendfile(
+    out: c_int,
+    input: c_int,
+    offset: *mut libc::off_t,
+    count: size_t,
+) -> ssize_t {
+    if !ours(out) {
+        return unsafe { real::sendfile()(out, input, offset, count) };
+    }
+    cret(sigpipe(
+        (|| {
+            let s = sock(out)?;
+            let mut chunk = vec![0u8; count.min(1 << 16)];
+            let mut total = 0usize;
+            while total < count {
+                let want = (count - total).min(chunk.len());
+                let n = if offset.is_null() {
+                    // SAFETY: chunk has want bytes.
+                    unsafe { real::read()(input, chunk.as_mut_ptr().cast(), want) }
+                } else {
+                    // SAFETY: chunk has want bytes; offset is the caller's.
+                    unsafe { libc::pread(input, chunk.as_mut_ptr().cast(), want, *offset) }
+                };
+                if n < 0 {
+                    if total > 0 {
+                        break;
+                    }
+                    return Err(io::Error::last_os_error());
+                }
+                if n == 0 {
+                    break;
+                }
+                let n = n as usize;
+                let sent = match s.stack.send(s.fd, &chunk[..n]) {
+                    Ok(k) => k,
+                    Err(_) if total > 0 => 0,
+                    Err(e) => return Err(e),
+                };
+                if offset.is_null() && sent < n {
+                    // Give back what was read but not sent.
+                    // SAFETY: seeking the caller's file.
+                    unsafe {
+                        libc::lseek(
+                            input,
+                            sent as libc::off_t - n as libc::off_t,
+                            libc::SEEK_CUR,
+                        )
+                    };
+                }
+                if !offset.is_null() {
+                    // SAFETY: the caller's offset.
+                    unsafe { *offset += sent as libc::off_t };
+                }
+                total += sent;
+                if sent < n {
+                    break;
+                }
+            }
+            Ok(total)
+        })(),
+        0,
+    )) as ssize_t
+}
+
+/// sendfile64: glibc's name for sendfile with a 64-bit offset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendfile64(
+    out: c_int,
+    input: c_int,
+    offset: *mut libc::off64_t,
+    count: size_t,
+) -> ssize_t {
+    if !ours(out) {
+        return unsafe { real::sendfile64()(out, input, offset, count) };
+    }
+    // SAFETY: off_t is off64_t on the 64-bit targets the shim supports.
+    unsafe { sendfile(out, input, offset.cast(), count) }
+}
+
 // --- shutdown, close, dup ---------------------------------------------------
 
 /// shutdown(2).

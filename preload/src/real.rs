@@ -50,6 +50,10 @@ real! {
     recvfrom_chk = "__recvfrom_chk": fn(c_int, *mut c_void, size_t, size_t, c_int, *mut libc::sockaddr, *mut socklen_t) -> ssize_t;
     sendmsg = "sendmsg": fn(c_int, *const libc::msghdr, c_int) -> ssize_t;
     recvmsg = "recvmsg": fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
+    sendmmsg = "sendmmsg": fn(c_int, *mut libc::mmsghdr, libc::c_uint, c_int) -> c_int;
+    recvmmsg = "recvmmsg": fn(c_int, *mut libc::mmsghdr, libc::c_uint, c_int, *mut libc::timespec) -> c_int;
+    sendfile = "sendfile": fn(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
+    sendfile64 = "sendfile64": fn(c_int, c_int, *mut libc::off64_t, size_t) -> ssize_t;
     shutdown = "shutdown": fn(c_int, c_int) -> c_int;
     close = "close": fn(c_int) -> c_int;
     dup = "dup": fn(c_int) -> c_int;

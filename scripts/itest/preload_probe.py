@@ -114,6 +114,24 @@ except OSError as e:
     check(e.errno == errno.ENOPROTOOPT, "unsupported option: ENOPROTOOPT")
 s2.close()
 
+# 3b. sendfile: the request goes out of a file.
+import tempfile
+with tempfile.TemporaryFile() as f:
+    f.write(request)
+    f.flush()
+    f.seek(0)
+    s = socket.create_connection(addr, timeout=10)
+    sent = s.sendfile(f)
+    check(sent == len(request), f"sendfile sent the request ({sent} bytes)")
+    raw = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    check(body(raw) == expected, "sendfile: response byte-exact")
+    s.close()
+
 # 4. IPv6 sockets are the kernel's.
 s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s6.bind(("::1", 0))
