@@ -1844,6 +1844,22 @@ fn epoll_ready(reg: &mut EpReg) -> Option<libc::epoll_event> {
     })
 }
 
+/// The kernel woke an EPOLLONESHOT registration for a change that left
+/// the socket not ready: the kernel disarmed it, so it is armed again
+/// (its eventfd was made unreadable by the check, so only a later change
+/// fires it).
+fn rearm(epfd: c_int, fd: c_int, reg: &EpReg) {
+    if reg.events & libc::EPOLLONESHOT as u32 == 0 {
+        return;
+    }
+    let mut kev = libc::epoll_event {
+        events: libc::EPOLLIN as u32 | (reg.events & (libc::EPOLLET | libc::EPOLLONESHOT) as u32),
+        u64: EPOLL_TAG | fd as u32 as u64,
+    };
+    // SAFETY: kev is valid; fd is registered in epfd.
+    unsafe { real::epoll_ctl()(epfd, libc::EPOLL_CTL_MOD, fd, &mut kev) };
+}
+
 unsafe fn epoll_wait_impl(
     epfd: c_int,
     events: *mut libc::epoll_event,
@@ -1870,7 +1886,16 @@ unsafe fn epoll_wait_impl(
                 let tok = ev.u64;
                 let translated = if tok & TAG_MASK == EPOLL_TAG {
                     let fd = (tok & 0xffff_ffff) as u32 as c_int;
-                    ep.get_mut(&(epfd, fd)).and_then(epoll_ready)
+                    match ep.get_mut(&(epfd, fd)) {
+                        Some(reg) => {
+                            let r = epoll_ready(reg);
+                            if r.is_none() && !reg.disabled {
+                                rearm(epfd, fd, reg);
+                            }
+                            r
+                        }
+                        None => None,
+                    }
                 } else {
                     Some(ev)
                 };

@@ -111,7 +111,7 @@ in_ns "$NS" "${SHIM[@]}" timeout 60 "$PY" "$USTACK_ROOT/scripts/itest/preload_pr
 grep -q '^all ok' "$OUT/probe.out" || die "preload_probe.py did not finish"
 grep -q '^ustack-preload: setsockopt: .*ENOPROTOOPT' "$OUT/probe.err" ||
     die "no stderr line naming the unsupported setsockopt"
-ok "Python probe: epoll, select with a pipe, dup, FIONREAD, ENOPROTOOPT (+ stderr line), IPv6 to the kernel, fork"
+ok "Python probe: epoll (edge, level, EPOLLONESHOT), select with a pipe, dup, FIONREAD, ENOPROTOOPT (+ stderr line), IPv6 to the kernel, fork"
 tap_free
 
 # 6. python3 -m http.server under the shim, served to Linux curl and ab.

@@ -77,6 +77,20 @@ ep.unregister(s.fileno())
 ep.close()
 s.close()
 
+# 1b. EPOLLONESHOT: reported once, again only after EPOLL_CTL_MOD; level
+# triggered: reported at every wait while data is queued.
+s = socket.create_connection(addr, timeout=10)
+s.sendall(request)
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+first = ep.poll(5)
+check(len(first) == 1 and first[0][0] == s.fileno(), "EPOLLONESHOT: the first event")
+check(ep.poll(0.2) == [], "EPOLLONESHOT: nothing more before EPOLL_CTL_MOD")
+ep.modify(s.fileno(), select.EPOLLIN)
+check(len(ep.poll(5)) == 1 and len(ep.poll(5)) == 1, "level-triggered after EPOLL_CTL_MOD: reported at each wait")
+ep.close()
+s.close()
+
 # 2. select over a ustack socket and a pipe.
 r, w = os.pipe()
 s = socket.create_connection(addr, timeout=10)
