@@ -57,6 +57,14 @@ in_ns "$NS" "${SHIM[@]}" timeout 30 wget -q -O "$OUT/wget.out" http://10.0.6.1:8
 cmp -s "$OUT/www/blob" "$OUT/wget.out" || die "wget download differs"
 ok "wget over ustack: 3 MB byte-exact"
 
+# 2b. curl with the stack on a TUN device (USTACK_TUN: bare IP, no MAC;
+# the capture shows 10.0.9.2, an address only ustack holds).
+in_ns "$NS" env USTACK_TUN=tun0 USTACK_ADDR=10.0.9.2/24 USTACK_HOST_ADDR=10.0.9.1/24 \
+    LD_PRELOAD="$PRELOAD" timeout 30 curl -sS -o "$OUT/curl-tun.out" http://10.0.9.1:8000/blob \
+    2>"$OUT/curl-tun.err" || { cat "$OUT/curl-tun.err" >&2; die "curl over ustack on TUN failed"; }
+cmp -s "$OUT/www/blob" "$OUT/curl-tun.out" || die "curl download over TUN differs"
+ok "curl over ustack on a TUN device: 3 MB byte-exact"
+
 # 3. nc TCP, ustack -> Linux and Linux -> ustack.
 in_ns "$NS" timeout 30 nc -l 9001 >"$OUT/nc1.out" &
 NC=$!
@@ -137,4 +145,6 @@ stop_pid "$SHIM_HTTP"
 stop_pid "$CAP"
 for port in 8000 9001 9002 8080; do sent_by_ustack tcp "$port"; done
 for port in 9003 9004; do sent_by_ustack udp "$port"; done
-ok "the capture shows ustack's MAC sending every test's traffic"
+n=$(count_frames "$OUT/any.pcapng" "ip.src == 10.0.9.2 && tcp.srcport != 8000 && tcp.dstport == 8000")
+((n > 0)) || die "no TCP frame from ustack's TUN address in the capture"
+ok "the capture shows ustack's MAC sending every test's traffic (and its TUN address, the TUN test's)"
