@@ -320,6 +320,11 @@ fn alias(n: c_int, s: Arc<USock>) {
 /// registrations go first, while the number still names the eventfd.
 fn forget(fd: c_int) -> Option<Arc<USock>> {
     KIND[fd as usize].store(0, Relaxed);
+    if FORKED.load(Relaxed) {
+        // A forked child touches none of the tables (another thread of
+        // the parent may have held their locks at the fork).
+        return None;
+    }
     if EPOLL_REGS.load(Relaxed) > 0 {
         let mut ep = lock(&EPOLL);
         let keys: Vec<_> = ep.keys().filter(|k| k.1 == fd).copied().collect();
@@ -329,9 +334,6 @@ fn forget(fd: c_int) -> Option<Arc<USock>> {
             // SAFETY: a plain epoll_ctl on descriptors we know.
             unsafe { real::epoll_ctl()(k.0, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
         }
-    }
-    if FORKED.load(Relaxed) {
-        return None;
     }
     lock(&SOCKS).remove(&fd)
 }
@@ -1169,7 +1171,8 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
             0
         }
         _ => {
-            if EPOLL_REGS.load(Relaxed) > 0 {
+            // Closing an epoll descriptor drops its ustack registrations.
+            if EPOLL_REGS.load(Relaxed) > 0 && !FORKED.load(Relaxed) {
                 let mut ep = lock(&EPOLL);
                 let keys: Vec<_> = ep
                     .range((fd, c_int::MIN)..=(fd, c_int::MAX))
