@@ -1882,14 +1882,17 @@ unsafe fn epoll_wait_impl(
         }
         let mut out = 0;
         {
-            let mut ep = lock(&EPOLL);
+            // A forked child has no stack: it drops the sockets' events
+            // and takes no lock.
+            let forked = FORKED.load(Relaxed);
+            let mut guard = (!forked).then(|| lock(&EPOLL));
             for i in 0..n as usize {
                 // SAFETY: the kernel filled n events (packed: copied).
                 let ev = unsafe { std::ptr::read_unaligned(events.add(i)) };
                 let tok = ev.u64;
                 let translated = if tok & TAG_MASK == EPOLL_TAG {
                     let fd = (tok & 0xffff_ffff) as u32 as c_int;
-                    match ep.get_mut(&(epfd, fd)) {
+                    match guard.as_mut().and_then(|ep| ep.get_mut(&(epfd, fd))) {
                         Some(reg) => {
                             let r = epoll_ready(reg);
                             if r.is_none() && !reg.disabled {
