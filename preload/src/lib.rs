@@ -43,6 +43,11 @@
 //! (level or edge triggered, `EPOLLONESHOT`). A token whose upper 32 bits
 //! equal [`EPOLL_TAG`]'s is therefore reserved.
 //!
+//! # Exit
+//!
+//! At exit (`atexit`) the stack is stopped: connections are closed
+//! gracefully and their queued data is still sent, for up to 3 s.
+//!
 //! # fork
 //!
 //! The child drops the stack (its thread does not exist there): in the
@@ -292,7 +297,12 @@ fn install(stack: &Stack, fd: Fd, cloexec: bool, dgram: bool) -> io::Result<c_in
         let _ = stack.close(fd);
         return Err(e);
     }
-    poller.register(fd, 0, Interest::READABLE)?;
+    if let Err(e) = poller.register(fd, 0, Interest::READABLE) {
+        // SAFETY: n is the descriptor just made.
+        unsafe { real::close()(n) };
+        let _ = stack.close(fd);
+        return Err(e);
+    }
     let s = Arc::new(USock {
         stack: stack.clone(),
         fd,
