@@ -509,3 +509,176 @@ pub unsafe extern "C" fn ustack_fcntl(
         }
     })()) as c_int
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno() -> c_int {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    fn sin(a: &str) -> libc::sockaddr_in {
+        let a: std::net::SocketAddrV4 = a.parse().unwrap();
+        // SAFETY: sockaddr_in is plain old data.
+        let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        s.sin_family = libc::AF_INET as libc::sa_family_t;
+        s.sin_port = a.port().to_be();
+        s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+        s
+    }
+
+    const SIN_LEN: socklen_t = size_of::<libc::sockaddr_in>() as socklen_t;
+
+    /// Two stacks on an in-memory link, driven through the C calls.
+    #[test]
+    fn the_c_calls_carry_a_connection_and_report_linux_errnos() {
+        let (a, b) = StackBuilder::memory_pair(
+            StackBuilder::memory().addr("10.0.0.1/24".parse().unwrap()),
+            StackBuilder::memory().addr("10.0.0.2/24".parse().unwrap()),
+        )
+        .unwrap();
+        let (a, b) = (Ustack { stack: a }, Ustack { stack: b });
+        let (pa, pb): (*const Ustack, *const Ustack) = (&a, &b);
+        // SAFETY (every call below): the stacks live for the whole test,
+        // and the pointers and lengths describe local variables.
+        unsafe {
+            assert_eq!(ustack_socket(pa, libc::AF_INET6, libc::SOCK_STREAM, 0), -1);
+            assert_eq!(errno(), libc::EAFNOSUPPORT);
+
+            let l = ustack_socket(pa, libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(l >= 0);
+            let one: c_int = 1;
+            let any = sin("0.0.0.0:9000");
+            assert_eq!(
+                ustack_setsockopt(
+                    pa,
+                    l,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEADDR,
+                    (&raw const one).cast(),
+                    4
+                ),
+                0
+            );
+            assert_eq!(
+                ustack_setsockopt(
+                    pa,
+                    l,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_KEEPIDLE,
+                    (&raw const one).cast(),
+                    4
+                ),
+                -1
+            );
+            assert_eq!(errno(), libc::ENOPROTOOPT);
+            assert_eq!(ustack_bind(pa, l, (&raw const any).cast(), SIN_LEN), 0);
+            assert_eq!(ustack_listen(pa, l, 8), 0);
+            let fl = ustack_fcntl(pa, l, libc::F_GETFL, 0);
+            assert_eq!(fl & libc::O_NONBLOCK, 0);
+            assert_eq!(ustack_fcntl(pa, l, libc::F_SETFL, fl | libc::O_NONBLOCK), 0);
+            assert_ne!(ustack_fcntl(pa, l, libc::F_GETFL, 0) & libc::O_NONBLOCK, 0);
+            assert_eq!(
+                ustack_accept(pa, l, std::ptr::null_mut(), std::ptr::null_mut()),
+                -1
+            );
+            assert_eq!(errno(), libc::EAGAIN);
+
+            let c = ustack_socket(pb, libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_TCP);
+            let to = sin("10.0.0.1:9000");
+            assert_eq!(ustack_connect(pb, c, (&raw const to).cast(), SIN_LEN), 0);
+            let mut pfd = libc::pollfd {
+                fd: l,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            assert_eq!(ustack_poll(pa, &mut pfd, 1, -1), 1);
+            assert_ne!(pfd.revents & libc::POLLIN, 0);
+            let mut peer = sin("0.0.0.0:0");
+            let mut len = SIN_LEN;
+            let s = ustack_accept(pa, l, (&raw mut peer).cast(), &mut len);
+            assert!(s >= 0);
+            assert_eq!(len, SIN_LEN);
+            assert_eq!(u32::from_be(peer.sin_addr.s_addr), 0x0a00_0002);
+
+            let msg = b"hello over the C calls";
+            assert_eq!(
+                ustack_send(pb, c, msg.as_ptr().cast(), msg.len(), 0),
+                msg.len() as ssize_t
+            );
+            assert_eq!(ustack_shutdown(pb, c, libc::SHUT_WR), 0);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            loop {
+                let n = ustack_recv(pa, s, buf.as_mut_ptr().cast(), buf.len(), 0);
+                assert!(n >= 0, "recv: errno {}", errno());
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n as usize]);
+            }
+            assert_eq!(got, msg);
+
+            let mut name = sin("0.0.0.0:0");
+            let mut len = SIN_LEN;
+            assert_eq!(
+                ustack_getpeername(pb, c, (&raw mut name).cast(), &mut len),
+                0
+            );
+            assert_eq!(u16::from_be(name.sin_port), 9000);
+            let mut soerr: c_int = -1;
+            let mut len: socklen_t = 4;
+            assert_eq!(
+                ustack_getsockopt(
+                    pb,
+                    c,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&raw mut soerr).cast(),
+                    &mut len
+                ),
+                0
+            );
+            assert_eq!(soerr, 0);
+
+            // UDP: sendto and recvfrom with the sender's address.
+            let u = ustack_socket(pa, libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let ua = sin("0.0.0.0:7000");
+            assert_eq!(ustack_bind(pa, u, (&raw const ua).cast(), SIN_LEN), 0);
+            let v = ustack_socket(pb, libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let dst = sin("10.0.0.1:7000");
+            assert_eq!(
+                ustack_sendto(
+                    pb,
+                    v,
+                    b"dgram".as_ptr().cast(),
+                    5,
+                    0,
+                    (&raw const dst).cast(),
+                    SIN_LEN
+                ),
+                5
+            );
+            let mut from = sin("0.0.0.0:0");
+            let mut len = SIN_LEN;
+            let n = ustack_recvfrom(
+                pa,
+                u,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&raw mut from).cast(),
+                &mut len,
+            );
+            assert_eq!(&buf[..n as usize], b"dgram");
+            assert_eq!(u32::from_be(from.sin_addr.s_addr), 0x0a00_0002);
+
+            for (p, fd) in [(pa, s), (pa, l), (pb, c), (pa, u), (pb, v)] {
+                assert_eq!(ustack_close(p, fd), 0);
+            }
+            assert_eq!(ustack_close(pa, s), -1);
+            assert_eq!(errno(), libc::EBADF);
+        }
+    }
+}
