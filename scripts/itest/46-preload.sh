@@ -51,11 +51,16 @@ in_ns "$NS" "${SHIM[@]}" timeout 30 curl -sS -o "$OUT/curl.out" http://10.0.6.1:
 cmp -s "$OUT/www/blob" "$OUT/curl.out" || die "curl download differs"
 ok "curl over ustack: 3 MB byte-exact"
 
-# 2. wget under the shim (select-based).
-in_ns "$NS" "${SHIM[@]}" timeout 30 wget -q -O "$OUT/wget.out" http://10.0.6.1:8000/blob \
+# 2. wget under the shim (select-based), the server named in /etc/hosts
+# (ip netns exec mounts /etc/netns/NS/hosts over it): libc's getaddrinfo
+# resolves it without a socket.
+mkdir -p "/etc/netns/$NS"
+cleanup_push "rm -rf '/etc/netns/$NS'"
+printf '127.0.0.1 localhost\n10.0.6.1 linux-peer\n' >"/etc/netns/$NS/hosts"
+in_ns "$NS" "${SHIM[@]}" timeout 30 wget -q -O "$OUT/wget.out" http://linux-peer:8000/blob \
     2>"$OUT/wget.err" || { cat "$OUT/wget.err" >&2; die "wget over ustack failed"; }
 cmp -s "$OUT/www/blob" "$OUT/wget.out" || die "wget download differs"
-ok "wget over ustack: 3 MB byte-exact"
+ok "wget over ustack (server named in /etc/hosts): 3 MB byte-exact"
 
 # 2b. curl with the stack on a TUN device (USTACK_TUN: bare IP, no MAC;
 # the capture shows 10.0.9.2, an address only ustack holds).
