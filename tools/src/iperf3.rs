@@ -103,15 +103,18 @@ pub const UDP_CONNECT_MSG: u32 = 0x3637_3839;
 pub const UDP_CONNECT_REPLY: u32 = 0x3938_3736;
 pub const LEGACY_UDP_CONNECT_REPLY: u32 = 987_654_321;
 
-/// Whether a 4-byte datagram is one of the connect replies, in either
-/// byte order (iperf3 writes them in host order).
+/// Whether a 4-byte datagram is one of the connect replies. iperf3 writes
+/// them in host order; the reply is the byte-swapped connect message, so
+/// only the legacy reply is also taken big-endian (from a big-endian
+/// server), never the current one (that would be our own message).
 pub fn is_connect_reply(buf: &[u8]) -> bool {
     let Ok(b) = <[u8; 4]>::try_from(buf) else {
         return false;
     };
-    [u32::from_le_bytes(b), u32::from_be_bytes(b)]
-        .iter()
-        .any(|&v| v == UDP_CONNECT_REPLY || v == LEGACY_UDP_CONNECT_REPLY)
+    let le = u32::from_le_bytes(b);
+    le == UDP_CONNECT_REPLY
+        || le == LEGACY_UDP_CONNECT_REPLY
+        || u32::from_be_bytes(b) == LEGACY_UDP_CONNECT_REPLY
 }
 
 /// Protocol of a test.

@@ -87,9 +87,14 @@ pub fn run(args: Iperf3Args) -> Result<(), Box<dyn Error>> {
     let ip = app::resolve_host(&args.host)?;
     let target = SocketAddr::V4(SocketAddrV4::new(ip, args.port));
     let stack = start::start(&args.stack)?;
-    let result = Client::new(&stack, target, &args).and_then(|c| c.run());
+    let result = run_on(&stack, target, &args);
     stack.stop();
     result.map_err(|e| e.into())
+}
+
+/// Runs one test against `target` on a running stack.
+pub fn run_on(stack: &Stack, target: SocketAddr, args: &Iperf3Args) -> io::Result<()> {
+    Client::new(stack, target, args)?.run()
 }
 
 fn err(what: impl Into<String>) -> io::Error {
