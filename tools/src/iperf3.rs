@@ -301,7 +301,10 @@ impl TestParams {
     /// a missing `len` takes the protocol's default.
     pub fn from_json(text: &[u8]) -> Result<TestParams, ParamError> {
         let value: Value = serde_json::from_slice(text).map_err(|e| {
-            param_error(errors::IERECVPARAMS, format!("parameters are not JSON: {e}"))
+            param_error(
+                errors::IERECVPARAMS,
+                format!("parameters are not JSON: {e}"),
+            )
         })?;
         let Value::Object(o) = value else {
             return Err(param_error(
@@ -343,9 +346,7 @@ impl TestParams {
                     format!("block size {len} is over {MAX_BLKSIZE}"),
                 ));
             }
-            Protocol::Udp
-                if len < MIN_UDP_BLKSIZE as u64 || len > MAX_UDP_BLKSIZE as u64 =>
-            {
+            Protocol::Udp if len < MIN_UDP_BLKSIZE as u64 || len > MAX_UDP_BLKSIZE as u64 => {
                 return Err(param_error(
                     errors::IEUDPBLOCKSIZE,
                     format!("UDP block size {len} (from {MIN_UDP_BLKSIZE} to {MAX_UDP_BLKSIZE})"),

@@ -39,6 +39,10 @@ pub struct Iperf3Args {
     #[arg(short = 't', long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub time: u32,
+    /// Stop after this many bytes in total (instead of -t); K/M/G
+    /// suffixes (powers of 1024).
+    #[arg(short = 'n', long = "bytes", value_name = "BYTES", value_parser = byte_count)]
+    pub bytes: Option<u64>,
     /// Parallel streams.
     #[arg(short = 'P', long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=128))]
@@ -71,6 +75,23 @@ pub struct Iperf3Args {
     pub connect_timeout: Duration,
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+fn byte_count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count (e.g. 100M, 2G)"))?;
+    match n.checked_mul(1 << shift) {
+        Some(v) if v > 0 => Ok(v),
+        _ => Err(format!("byte count {s} out of range")),
+    }
 }
 
 fn interval(s: &str) -> Result<Duration, String> {
@@ -120,20 +141,22 @@ struct Client<'a> {
 
 impl<'a> Client<'a> {
     fn new(stack: &'a Stack, target: SocketAddr, args: &'a Iperf3Args) -> io::Result<Client<'a>> {
-        let ctrl = TcpStream::connect_timeout(stack, &target, args.connect_timeout).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot connect to {target}: {}",
-                    app::describe_io_error(&e)
-                ),
-            )
-        })?;
+        let ctrl =
+            TcpStream::connect_timeout(stack, &target, args.connect_timeout).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot connect to {target}: {}", app::describe_io_error(&e)),
+                )
+            })?;
         ctrl.set_nodelay(true)?;
         ctrl.set_write_timeout(Some(CONTROL_DEADLINE))?;
         let cookie = make_cookie();
         (&ctrl).write_all(&cookie)?;
-        let protocol = if args.udp { Protocol::Udp } else { Protocol::Tcp };
+        let protocol = if args.udp {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
         let len = match (args.length, protocol) {
             (Some(l), _) => l,
             (None, Protocol::Tcp) => super::DEFAULT_TCP_BLKSIZE,
@@ -151,7 +174,8 @@ impl<'a> Client<'a> {
         }
         let params = TestParams {
             protocol,
-            time: args.time,
+            time: if args.bytes.is_some() { 0 } else { args.time },
+            bytes: args.bytes.unwrap_or(0),
             parallel: args.parallel,
             reverse: args.reverse,
             bidirectional: args.bidir,
@@ -161,11 +185,7 @@ impl<'a> Client<'a> {
             client_version: Some(format!("ustack {}", env!("CARGO_PKG_VERSION"))),
             ..TestParams::default()
         };
-        println!(
-            "Connecting to host {}, port {}",
-            target.ip(),
-            target.port()
-        );
+        println!("Connecting to host {}, port {}", target.ip(), target.port());
         if args.reverse {
             println!("Reverse mode, remote host {} is sending", target.ip());
         }
@@ -244,7 +264,9 @@ impl<'a> Client<'a> {
                         Ok(()) => i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
                         Err(_) => -1,
                     };
-                    return Err(err(format!("the server reported error {code} (iperf3 error number)")));
+                    return Err(err(format!(
+                        "the server reported error {code} (iperf3 error number)"
+                    )));
                 }
                 state::SERVER_TERMINATE => return Err(err("the server has terminated")),
                 other => return Err(err(format!("unexpected control message {other}"))),
@@ -264,8 +286,12 @@ impl<'a> Client<'a> {
             };
             let local = match self.params.protocol {
                 Protocol::Tcp => {
-                    let s = TcpStream::connect_timeout(self.stack, &self.target, self.args.connect_timeout)
-                        .map_err(|e| io::Error::new(e.kind(), format!("data stream {id}: {e}")))?;
+                    let s = TcpStream::connect_timeout(
+                        self.stack,
+                        &self.target,
+                        self.args.connect_timeout,
+                    )
+                    .map_err(|e| io::Error::new(e.kind(), format!("data stream {id}: {e}")))?;
                     s.set_write_timeout(Some(CONTROL_DEADLINE))?;
                     (&s).write_all(&self.cookie)?;
                     let local = s.local_addr()?;
@@ -339,8 +365,10 @@ impl Running {
             len: p.len,
             rate: p.rate(),
             counters_64bit: p.udp_counters_64bit,
-            bytes: p.bytes,
-            blocks: p.blocks,
+            // A byte count ends the whole test (all streams together): the
+            // run loop watches it.
+            bytes: 0,
+            blocks: 0,
         };
         let mut r = Running {
             ids: streams.iter().map(|s| (s.id, s.sends)).collect(),
@@ -357,10 +385,12 @@ impl Running {
         for (i, s) in streams.into_iter().enumerate() {
             let (tx, rx) = (r.senders.clone(), r.receivers.clone());
             match (s.tcp, s.udp, s.sends) {
-                (Some(t), _, true) => r.send_workers.push(streams::tcp_sender(t, i, tx, settings)?),
-                (Some(t), _, false) => {
-                    r.recv_workers.push(streams::tcp_receiver(t, i, rx, settings)?)
-                }
+                (Some(t), _, true) => r
+                    .send_workers
+                    .push(streams::tcp_sender(t, i, tx, settings)?),
+                (Some(t), _, false) => r
+                    .recv_workers
+                    .push(streams::tcp_receiver(t, i, rx, settings)?),
                 (None, Some(u), true) => r
                     .send_workers
                     .push(streams::udp_sender(u, None, i, tx, settings)?),
@@ -386,46 +416,77 @@ impl Running {
         shared.bytes[i].load(Ordering::Relaxed)
     }
 
-    /// Runs the test for its duration with interval reports, then sends
-    /// `TEST_END`.
+    /// Prints one interval line per stream (and their sum) since `from`,
+    /// remembering the byte counts in `last`.
+    fn report(&self, last: &mut [u64], from: Duration, to: Duration) {
+        let mut sum = 0;
+        for (i, l) in last.iter_mut().enumerate() {
+            let b = self.bytes(i);
+            let d = b - *l;
+            *l = b;
+            sum += d;
+            println!(
+                "{}",
+                line(&format!("{:>3}", self.ids[i].0), from, to, d, "")
+            );
+        }
+        if last.len() > 1 {
+            println!("{}", line("SUM", from, to, sum, ""));
+        }
+    }
+
+    /// Runs the test for its duration (or byte count) with interval
+    /// reports, then sends `TEST_END`.
     fn run(&mut self, client: &Client<'_>) -> io::Result<()> {
-        let total = Duration::from_secs(u64::from(client.params.time));
+        // With a byte count (-n) the test has no duration: it ends when the
+        // bytes are through (capped at a day, like iperf3's MAX_TIME).
+        let limit = client.params.bytes;
+        let total = if limit > 0 {
+            Duration::from_secs(u64::from(super::MAX_TIME))
+        } else {
+            Duration::from_secs(u64::from(client.params.time))
+        };
         let every = client.args.interval;
-        let n = self.ids.len();
         if !every.is_zero() {
             println!("[ ID] Interval           Transfer     Bitrate");
         }
-        let mut last = vec![0u64; n];
+        let mut last = vec![0u64; self.ids.len()];
         let mut last_t = Duration::ZERO;
-        let mut next = if every.is_zero() { total } else { every.min(total) };
+        let mut next = if every.is_zero() {
+            total
+        } else {
+            every.min(total)
+        };
         loop {
             let now = self.start.elapsed();
-            if now >= next {
+            let moved = if client.params.client_sends() {
+                self.senders.total_bytes()
+            } else {
+                self.receivers.total_bytes()
+            };
+            let done = now >= total || (limit > 0 && moved >= limit);
+            if now >= next || done {
                 if !every.is_zero() {
-                    let mut sum = 0;
-                    for (i, l) in last.iter_mut().enumerate() {
-                        let b = self.bytes(i);
-                        let d = b - *l;
-                        *l = b;
-                        sum += d;
-                        println!("{}", line(&format!("{:>3}", self.ids[i].0), last_t, now, d, ""));
-                    }
-                    if n > 1 {
-                        println!("{}", line("SUM", last_t, now, sum, ""));
-                    }
+                    self.report(&mut last, last_t, now);
                 }
                 last_t = now;
-                if now >= total {
+                if done {
                     break;
                 }
-                next = if every.is_zero() { total } else { (next + every).min(total) };
+                next = if every.is_zero() {
+                    total
+                } else {
+                    (next + every).min(total)
+                };
             }
-            let wait = next.saturating_sub(self.start.elapsed()).min(Duration::from_millis(100));
+            let wait = next.saturating_sub(now).min(Duration::from_millis(20));
             if let Some(s) = client.read_state(wait.max(Duration::from_millis(1)))? {
                 return Err(match s {
                     state::SERVER_TERMINATE => err("the server has terminated"),
                     state::SERVER_ERROR => err("the server reported an error"),
-                    other => err(format!("unexpected control message {other} during the test")),
+                    other => err(format!(
+                        "unexpected control message {other} during the test"
+                    )),
                 });
             }
         }
@@ -475,31 +536,52 @@ impl Running {
                 "[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams"
             );
         } else {
-            let _ = writeln!(out, "[ ID] Interval           Transfer     Bitrate         Retr");
+            let _ = writeln!(
+                out,
+                "[ ID] Interval           Transfer     Bitrate         Retr"
+            );
         }
         let mut sums = [(0u64, 0f64, 0u64, 0u64, 0f64); 2]; // sender, receiver
         let mut retr_total = 0i64;
         for (id, sends) in &self.ids {
-            let ours = self.results.iter().find(|r| r.id == *id).cloned().unwrap_or_default();
-            let peer = theirs.streams.iter().find(|r| r.id == *id).cloned().unwrap_or_default();
-            let (sender, receiver) = if *sends { (&ours, &peer) } else { (&peer, &ours) };
+            let ours = self
+                .results
+                .iter()
+                .find(|r| r.id == *id)
+                .cloned()
+                .unwrap_or_default();
+            let peer = theirs
+                .streams
+                .iter()
+                .find(|r| r.id == *id)
+                .cloned()
+                .unwrap_or_default();
+            let (sender, receiver) = if *sends {
+                (&ours, &peer)
+            } else {
+                (&peer, &ours)
+            };
             let secs = |r: &StreamResult| {
                 let s = r.end_time - r.start_time;
-                if s > 0.0 { s } else { self.duration.as_secs_f64() }
+                if s > 0.0 {
+                    s
+                } else {
+                    self.duration.as_secs_f64()
+                }
             };
             let tag = format!("{id:>3}");
             let (s_secs, r_secs) = (secs(sender), secs(receiver));
             let extra = if udp {
-                format!(
-                    "  {:.3} ms  0/{} (0%)  sender",
-                    0.0,
-                    sender.packets
-                )
+                format!("  {:.3} ms  0/{} (0%)  sender", 0.0, sender.packets)
             } else {
                 retr_total += sender.retransmits.max(0);
                 format!("  {:>4}             sender", sender.retransmits.max(0))
             };
-            let _ = writeln!(out, "{}{extra}", line(&tag, Duration::ZERO, dur(s_secs), sender.bytes, ""));
+            let _ = writeln!(
+                out,
+                "{}{extra}",
+                line(&tag, Duration::ZERO, dur(s_secs), sender.bytes, "")
+            );
             let extra = if udp {
                 let total = receiver.packets.max(1);
                 format!(
@@ -512,7 +594,11 @@ impl Running {
             } else {
                 "                   receiver".to_string()
             };
-            let _ = writeln!(out, "{}{extra}", line(&tag, Duration::ZERO, dur(r_secs), receiver.bytes, ""));
+            let _ = writeln!(
+                out,
+                "{}{extra}",
+                line(&tag, Duration::ZERO, dur(r_secs), receiver.bytes, "")
+            );
             sums[0].0 += sender.bytes;
             sums[0].1 = sums[0].1.max(s_secs);
             sums[0].3 += sender.packets;
@@ -523,8 +609,16 @@ impl Running {
             sums[1].4 = sums[1].4.max(receiver.jitter);
         }
         if self.ids.len() > 1 {
-            let _ = writeln!(out, "{}  sender", line("SUM", Duration::ZERO, dur(sums[0].1), sums[0].0, ""));
-            let _ = writeln!(out, "{}  receiver", line("SUM", Duration::ZERO, dur(sums[1].1), sums[1].0, ""));
+            let _ = writeln!(
+                out,
+                "{}  sender",
+                line("SUM", Duration::ZERO, dur(sums[0].1), sums[0].0, "")
+            );
+            let _ = writeln!(
+                out,
+                "{}  receiver",
+                line("SUM", Duration::ZERO, dur(sums[1].1), sums[1].0, "")
+            );
         }
         let (local, remote) = if client.params.client_sends() {
             ("local/sender", "remote/receiver")

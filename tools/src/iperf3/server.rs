@@ -333,7 +333,9 @@ impl Test {
                     sock.set_read_timeout(Some(left))?;
                     let (n, from) = match sock.recv_from(&mut buf) {
                         Ok(r) => r,
-                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                        {
                             continue;
                         }
                         Err(e) => return Err(e),
@@ -557,7 +559,10 @@ fn wait_for_end(ctrl: &TcpStream, shared: &Shared, end_by: Option<Instant>) -> i
         match end_by {
             Some(t) if now > t => return Err(io::Error::new(ErrorKind::TimedOut, "no TEST_END")),
             None if now.duration_since(last_progress) > IDLE_DEADLINE => {
-                return Err(io::Error::new(ErrorKind::TimedOut, "no data and no TEST_END"));
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    "no data and no TEST_END",
+                ));
             }
             _ => {}
         }

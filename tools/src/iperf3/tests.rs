@@ -19,7 +19,10 @@ fn parameters_of_iperf3_3_12_parse() {
     let text = br#"{"udp":true,"omit":0,"time":5,"num":0,"blockcount":0,"parallel":4,"reverse":true,"len":1448,"bandwidth":100000000,"pacing_timer":1000,"client_version":"3.12"}"#;
     let p = TestParams::from_json(text).unwrap();
     assert_eq!(p.protocol, Protocol::Udp);
-    assert_eq!((p.time, p.parallel, p.len, p.bandwidth), (5, 4, 1448, 100_000_000));
+    assert_eq!(
+        (p.time, p.parallel, p.len, p.bandwidth),
+        (5, 4, 1448, 100_000_000)
+    );
     assert!(p.reverse && !p.bidirectional && !p.udp_counters_64bit);
     assert_eq!(p.client_version.as_deref(), Some("3.12"));
     assert_eq!(p.client_roles(), vec![false; 4]);
@@ -45,13 +48,19 @@ fn parameters_round_trip_and_defaults() {
     assert_eq!(tcp.len, DEFAULT_TCP_BLKSIZE);
     assert_eq!(tcp.rate(), 0);
     let udp = TestParams::from_json(br#"{"udp":true,"time":1}"#).unwrap();
-    assert_eq!((udp.len, udp.rate()), (DEFAULT_UDP_BLKSIZE, DEFAULT_UDP_RATE));
+    assert_eq!(
+        (udp.len, udp.rate()),
+        (DEFAULT_UDP_BLKSIZE, DEFAULT_UDP_RATE)
+    );
 }
 
 #[test]
 fn bad_parameters_are_refused_with_iperf3_error_numbers() {
     let code = |t: &[u8]| TestParams::from_json(t).unwrap_err().code;
-    assert_eq!(code(br#"{"tcp":true,"parallel":129}"#), errors::IENUMSTREAMS);
+    assert_eq!(
+        code(br#"{"tcp":true,"parallel":129}"#),
+        errors::IENUMSTREAMS
+    );
     assert_eq!(code(br#"{"tcp":true,"parallel":0}"#), errors::IENUMSTREAMS);
     assert_eq!(code(br#"{"tcp":true,"len":2000000}"#), errors::IEBLOCKSIZE);
     assert_eq!(code(br#"{"udp":true,"len":8}"#), errors::IEUDPBLOCKSIZE);
@@ -59,7 +68,10 @@ fn bad_parameters_are_refused_with_iperf3_error_numbers() {
     assert_eq!(code(br#"{"sctp":true}"#), errors::IEUNIMP);
     assert_eq!(code(br#"{"tcp":true,"time":86401}"#), errors::IERECVPARAMS);
     assert_eq!(code(br#"{"tcp":true,"time":-1}"#), errors::IERECVPARAMS);
-    assert_eq!(code(br#"{"tcp":true,"parallel":"4"}"#), errors::IERECVPARAMS);
+    assert_eq!(
+        code(br#"{"tcp":true,"parallel":"4"}"#),
+        errors::IERECVPARAMS
+    );
     assert_eq!(code(br#"[1,2]"#), errors::IERECVPARAMS);
     assert_eq!(code(b"{\"tcp\":tr"), errors::IERECVPARAMS);
     assert_eq!(code(b"\xff\xfe"), errors::IERECVPARAMS);
@@ -111,8 +123,9 @@ fn results_lacking_what_iperf3_requires_are_refused() {
     );
     let r = Results::from_json(ok.as_bytes()).unwrap();
     assert_eq!((r.streams[0].id, r.streams[0].bytes), (1, 10));
-    let no_bytes =
-        format!(r#"{{{base},"streams":[{{"id":1,"retransmits":-1,"jitter":0,"errors":0,"packets":0}}]}}"#);
+    let no_bytes = format!(
+        r#"{{{base},"streams":[{{"id":1,"retransmits":-1,"jitter":0,"errors":0,"packets":0}}]}}"#
+    );
     assert!(Results::from_json(no_bytes.as_bytes()).is_err());
     let negative = format!(
         r#"{{{base},"streams":[{{"id":1,"bytes":-5,"retransmits":-1,"jitter":0,"errors":0,"packets":0}}]}}"#
@@ -145,7 +158,10 @@ fn udp_header_both_counter_sizes() {
     };
     let mut buf = [0u8; 16];
     h.write(&mut buf, false);
-    assert_eq!(&buf[..12], &[0x65, 0x53, 0xf1, 0x00, 0, 3, 0xd0, 0x90, 0, 0, 0, 7]);
+    assert_eq!(
+        &buf[..12],
+        &[0x65, 0x53, 0xf1, 0x00, 0, 3, 0xd0, 0x90, 0, 0, 0, 7]
+    );
     assert_eq!(UdpHeader::read(&buf, false), Some(h));
     h.write(&mut buf, true);
     assert_eq!(&buf[8..16], &[0, 0, 0, 0, 0, 0, 0, 7]);
@@ -193,7 +209,10 @@ fn udp_losses_reordering_and_jitter() {
 #[test]
 fn pacing_holds_senders_to_their_rate() {
     // 1 Mbit/s: 125000 bytes are due at 1 s.
-    assert_eq!(pacing_delay(1_000_000, 125_000, Duration::from_secs(1)), None);
+    assert_eq!(
+        pacing_delay(1_000_000, 125_000, Duration::from_secs(1)),
+        None
+    );
     assert_eq!(
         pacing_delay(1_000_000, 250_000, Duration::from_secs(1)),
         Some(Duration::from_secs(1))
@@ -221,7 +240,11 @@ fn cookies_are_36_characters_and_a_nul() {
     let a = make_cookie();
     let b = make_cookie();
     assert_eq!(a[36], 0);
-    assert!(a[..36].iter().all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(c)));
+    assert!(
+        a[..36]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(c))
+    );
     assert_ne!(a, b);
 }
 
@@ -252,8 +275,18 @@ fn server_addr() -> SocketAddr {
 
 fn client_args(extra: &[&str]) -> client::Iperf3Args {
     let mut argv = vec![
-        "ustack", "iperf3", "--tap", "unused", "--addr", "10.7.0.2/24", "-c", "10.7.0.1", "-t",
-        "1", "-i", "0",
+        "ustack",
+        "iperf3",
+        "--tap",
+        "unused",
+        "--addr",
+        "10.7.0.2/24",
+        "-c",
+        "10.7.0.1",
+        "-t",
+        "1",
+        "-i",
+        "0",
     ];
     argv.extend_from_slice(extra);
     match crate::cli::Cli::try_parse_from(argv).unwrap().command {
@@ -270,9 +303,11 @@ fn run_client(stack: &Stack, extra: &[&str]) -> std::io::Result<()> {
 fn client_against_server_tcp_reverse_parallel_udp_bidir() {
     let (server_stack, client_stack) = stacks();
     let server = server::Server::start(&server_stack, PORT).unwrap();
-    let runs: [&[&str]; 5] = [
+    let runs: [&[&str]; 7] = [
         &[],
         &["-R"],
+        &["-n", "3M", "-P", "2"],
+        &["-n", "2M", "-R"],
         &["-P", "3", "-l", "16K"],
         &["-u", "-b", "20M", "-l", "1000"],
         &["--bidir", "-u", "-b", "5M", "--udp-counters-64bit"],
@@ -332,7 +367,10 @@ fn one_test_at_a_time_and_bad_parameters_get_server_error() {
     assert_eq!(read_byte(&first), state::SERVER_ERROR);
     let mut err = [0u8; 8];
     (&first).read_exact(&mut err).unwrap();
-    assert_eq!(i32::from_be_bytes(err[..4].try_into().unwrap()), errors::IENUMSTREAMS);
+    assert_eq!(
+        i32::from_be_bytes(err[..4].try_into().unwrap()),
+        errors::IENUMSTREAMS
+    );
     let t = wait_totals(&server, |t| t.failed == 1);
     assert_eq!((t.tests, t.refused), (0, 1));
     // An oversized JSON length ends the test too, and the server is free
