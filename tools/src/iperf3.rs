@@ -533,7 +533,7 @@ pub struct UdpHeader {
 
 impl UdpHeader {
     /// Writes the header at the start of `buf` (at least
-    /// [`UdpHeader::len`] bytes). A 32-bit packet number wraps.
+    /// 12 bytes, 16 with 64-bit counters). A 32-bit packet number wraps.
     pub fn write(&self, buf: &mut [u8], counters_64bit: bool) {
         buf[0..4].copy_from_slice(&self.sec.to_be_bytes());
         buf[4..8].copy_from_slice(&self.usec.to_be_bytes());
