@@ -69,6 +69,20 @@ pub mod errors {
     pub const IERECVPARAMS: i32 = 114;
     /// Unable to start the stream listener.
     pub const IESTREAMLISTEN: i32 = 202;
+
+    /// What an error number a server sent means (those above; others by
+    /// number only).
+    pub fn describe(code: i32) -> &'static str {
+        match code {
+            IENUMSTREAMS => "too many parallel streams",
+            IEBLOCKSIZE => "block size too large",
+            IEUNIMP => "not implemented",
+            IEUDPBLOCKSIZE => "UDP block size invalid",
+            IERECVPARAMS => "it could not read the parameters",
+            IESTREAMLISTEN => "it could not start the stream listener",
+            _ => "see iperf3's iperf_api.h",
+        }
+    }
 }
 
 /// Length of the test cookie, its NUL included.

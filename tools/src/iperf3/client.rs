@@ -265,7 +265,8 @@ impl<'a> Client<'a> {
                         Err(_) => -1,
                     };
                     return Err(err(format!(
-                        "the server reported error {code} (iperf3 error number)"
+                        "the server reported error {code}: {}",
+                        super::errors::describe(code)
                     )));
                 }
                 state::SERVER_TERMINATE => return Err(err("the server has terminated")),
