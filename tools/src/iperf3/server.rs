@@ -2,8 +2,9 @@
 //! API, so that Linux's `iperf3 -c` measures ustack.
 //!
 //! Like iperf3's own server it runs one test at a time. An acceptor
-//! thread takes every connection to the port and reads its cookie (within
-//! [`COOKIE_DEADLINE`]): with no test running, the connection becomes the
+//! thread takes every connection to the port and collects its cookie on a
+//! poller, never blocking on one (at most [`MAX_PENDING`] at a time, each
+//! within [`COOKIE_DEADLINE`]): with no test running, the connection becomes the
 //! control connection of a new test (its own thread); a connection
 //! carrying the running test's cookie while the test is creating its
 //! streams becomes a data stream; anything else gets `ACCESS_DENIED` and
@@ -15,7 +16,7 @@
 //! [`END_GRACE`] for `TEST_END` (a test that ends on a byte count: no
 //! data and no control message for [`IDLE_DEADLINE`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sockets_api::{Stack, TcpListener, TcpStream, UdpSocket};
+use sockets_api::{Interest, PollEvent, Poller, Stack, TcpListener, TcpStream, UdpSocket};
 
 use super::streams::{self, Settings, Shared};
 use super::{
@@ -35,6 +36,10 @@ use super::{
 
 /// A new connection must send its cookie within this time.
 pub const COOKIE_DEADLINE: Duration = Duration::from_secs(3);
+/// Connections waiting for their cookie at a time; more are refused.
+pub const MAX_PENDING: usize = 64;
+/// The listener's poller token (connections count up from 0).
+const LISTENER: u64 = u64::MAX;
 /// Each control step (parameters, results, the final `IPERF_DONE`) must
 /// come within this time.
 pub const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
@@ -61,6 +66,15 @@ pub struct Totals {
     pub bytes: u64,
     /// UDP datagrams dropped as malformed or from a stranger.
     pub malformed: u64,
+}
+
+/// A connection that has not sent its whole cookie yet.
+struct Pending {
+    conn: TcpStream,
+    peer: SocketAddr,
+    cookie: [u8; COOKIE_SIZE],
+    got: usize,
+    deadline: Instant,
 }
 
 /// The running test, as the acceptor sees it.
@@ -122,37 +136,148 @@ impl Server {
         *self.inner.totals()
     }
 
+    /// Accepts connections and collects their cookies on one poller,
+    /// without blocking on any of them: at most [`MAX_PENDING`] wait for
+    /// their cookie at a time, each for [`COOKIE_DEADLINE`]; the excess
+    /// and the late are refused.
     fn accept_loop(&self, listener: TcpListener) {
+        let poller = match listener
+            .set_nonblocking(true)
+            .and_then(|()| Poller::new(&self.inner.stack))
+            .and_then(|p| {
+                p.register(listener.as_fd(), LISTENER, Interest::READABLE)?;
+                Ok(p)
+            }) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("iperf3 on port {}: {e}", self.inner.port);
+                return;
+            }
+        };
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        let mut next_token = 0u64;
+        let mut events = [PollEvent::default(); 64];
+        let mut readable = Vec::with_capacity(events.len());
         loop {
-            let (conn, peer) = match listener.accept() {
-                Ok(c) => c,
+            let now = Instant::now();
+            let timeout = pending
+                .values()
+                .map(|p| p.deadline.saturating_duration_since(now))
+                .min();
+            let n = match poller.wait(&mut events, timeout) {
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::debug!("iperf3 on port {}: accept: {e}", self.inner.port);
-                    if matches!(e.kind(), ErrorKind::NotConnected | ErrorKind::BrokenPipe)
-                        || e.raw_os_error() == Some(libc::EBADF)
-                    {
-                        return;
-                    }
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
+                    log::debug!("iperf3 on port {}: poll: {e}", self.inner.port);
+                    return;
                 }
             };
-            self.admit(conn, peer);
+            readable.clear();
+            for ev in &events[..n] {
+                if ev.token == LISTENER {
+                    if !self.accept_all(&listener, &poller, &mut pending, &mut next_token) {
+                        return;
+                    }
+                } else {
+                    readable.push(ev.token);
+                }
+            }
+            // In accept order, so that data streams keep the order their
+            // client opened them in (their ids follow it).
+            readable.sort_unstable();
+            for token in &readable {
+                let Some(p) = pending.get_mut(token) else {
+                    continue;
+                };
+                match (&p.conn).read(&mut p.cookie[p.got..]) {
+                    Ok(0) => {
+                        let p = self.forget(&poller, &mut pending, *token);
+                        log::debug!("iperf3 {}: closed before its cookie", p.peer);
+                    }
+                    Ok(n) => {
+                        p.got += n;
+                        if p.got == COOKIE_SIZE {
+                            let p = self.forget(&poller, &mut pending, *token);
+                            let _ = p.conn.set_nonblocking(false);
+                            self.admit(p.conn, p.peer, p.cookie);
+                        }
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(e) => {
+                        let p = self.forget(&poller, &mut pending, *token);
+                        log::debug!("iperf3 {}: {e}", p.peer);
+                    }
+                }
+            }
+            let now = Instant::now();
+            let late: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(t, _)| *t)
+                .collect();
+            for token in late {
+                let p = self.forget(&poller, &mut pending, token);
+                log::debug!("iperf3 {}: no cookie in time", p.peer);
+                self.refuse(p.conn);
+            }
         }
     }
 
-    /// Reads a new connection's cookie and gives it its role.
-    fn admit(&self, conn: TcpStream, peer: SocketAddr) {
-        let mut cookie = [0u8; COOKIE_SIZE];
-        let read = conn
-            .set_read_timeout(Some(COOKIE_DEADLINE))
-            .and_then(|()| (&conn).read_exact(&mut cookie));
-        if let Err(e) = read {
-            log::debug!("iperf3 {peer}: no cookie: {e}");
-            self.refuse(conn);
-            return;
+    /// Accepts every waiting connection; false when the listener is gone.
+    fn accept_all(
+        &self,
+        listener: &TcpListener,
+        poller: &Poller,
+        pending: &mut BTreeMap<u64, Pending>,
+        next_token: &mut u64,
+    ) -> bool {
+        loop {
+            let (conn, peer) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    return true;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => return false,
+                Err(e) => {
+                    log::debug!("iperf3 on port {}: accept: {e}", self.inner.port);
+                    return true;
+                }
+            };
+            if pending.len() >= MAX_PENDING {
+                self.refuse(conn);
+                continue;
+            }
+            let token = *next_token;
+            *next_token += 1;
+            let registered = conn
+                .set_nonblocking(true)
+                .and_then(|()| poller.register(conn.as_fd(), token, Interest::READABLE));
+            if let Err(e) = registered {
+                log::debug!("iperf3 {peer}: {e}");
+                continue;
+            }
+            pending.insert(
+                token,
+                Pending {
+                    conn,
+                    peer,
+                    cookie: [0; COOKIE_SIZE],
+                    got: 0,
+                    deadline: Instant::now() + COOKIE_DEADLINE,
+                },
+            );
         }
+    }
+
+    fn forget(&self, poller: &Poller, pending: &mut BTreeMap<u64, Pending>, token: u64) -> Pending {
+        let p = pending.remove(&token).expect("a pending connection");
+        let _ = poller.deregister(p.conn.as_fd());
+        p
+    }
+
+    /// Gives a connection that sent its cookie its role.
+    fn admit(&self, conn: TcpStream, peer: SocketAddr, cookie: [u8; COOKIE_SIZE]) {
         let mut active = self.inner.active();
         match active.as_mut() {
             None => {

@@ -410,3 +410,21 @@ fn a_stream_with_a_wrong_cookie_is_refused() {
     let t = wait_totals(&server, |t| t.failed == 1);
     assert_eq!((t.tests, t.refused), (0, 1));
 }
+
+#[test]
+fn a_connection_without_a_cookie_is_refused_after_the_deadline() {
+    let (server_stack, client_stack) = stacks();
+    let server = server::Server::start(&server_stack, PORT).unwrap();
+    let silent =
+        TcpStream::connect_timeout(&client_stack, &server_addr(), Duration::from_secs(5)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Half a cookie, then nothing: it holds no test.
+    (&silent).write_all(&[b'a'; 10]).unwrap();
+    // Meanwhile a whole test runs.
+    run_client(&client_stack, &[]).unwrap();
+    assert_eq!(read_byte(&silent), state::ACCESS_DENIED);
+    let t = wait_totals(&server, |t| t.tests == 1 && t.refused == 1);
+    assert_eq!(t.failed, 0);
+}
