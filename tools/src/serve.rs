@@ -100,6 +100,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             chargen: args.chargen,
             http: args.http,
             iperf3: args.iperf3,
+            messages_to_stderr: pcap_stdout,
             file_server,
             idle_timeout: args.idle_timeout,
             max_conns: args.max_conns as usize,

@@ -69,6 +69,9 @@ pub struct ServiceConfig {
     pub http: Vec<u16>,
     /// iperf3 servers ([`crate::iperf3::server`]), one test at a time each.
     pub iperf3: Vec<u16>,
+    /// The iperf3 servers' line per test goes to standard error (standard
+    /// output carries a capture).
+    pub messages_to_stderr: bool,
     /// Serves the `http` ports (required when there are any).
     pub file_server: Option<FileServer>,
     /// A connection that makes no progress this long is closed (with a
@@ -94,6 +97,7 @@ impl Default for ServiceConfig {
             chargen: Vec::new(),
             http: Vec::new(),
             iperf3: Vec::new(),
+            messages_to_stderr: false,
             file_server: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_conns: DEFAULT_MAX_CONNS,
@@ -513,7 +517,8 @@ impl Services {
         let mut iperf3 = Vec::new();
         for &port in &config.iperf3 {
             let server = crate::iperf3::server::Server::start(stack, port)
-                .map_err(named(format!("iperf3 on port {port}")))?;
+                .map_err(named(format!("iperf3 on port {port}")))?
+                .messages_to_stderr(config.messages_to_stderr);
             lines.push((format!("iperf3 server on port {port}"), port));
             iperf3.push(server);
         }

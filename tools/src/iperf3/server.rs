@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -90,6 +90,7 @@ struct Inner {
     port: u16,
     active: Mutex<Option<Active>>,
     totals: Mutex<Totals>,
+    to_stderr: AtomicBool,
 }
 
 impl Inner {
@@ -119,6 +120,7 @@ impl Server {
             port,
             active: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
+            to_stderr: AtomicBool::new(false),
         });
         let server = Server { inner };
         let s = server.clone();
@@ -126,6 +128,21 @@ impl Server {
             .name(format!("iperf3-{port}"))
             .spawn(move || s.accept_loop(listener))?;
         Ok(server)
+    }
+
+    /// One line per test goes to standard error instead of standard
+    /// output (which `serve --pcap -` uses for the capture).
+    pub fn messages_to_stderr(self, on: bool) -> Server {
+        self.inner.to_stderr.store(on, Ordering::Relaxed);
+        self
+    }
+
+    fn say(&self, line: &str) {
+        if self.inner.to_stderr.load(Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -327,12 +344,12 @@ impl Server {
                 t.tests += 1;
                 t.bytes += outcome.bytes;
                 t.malformed += outcome.malformed;
-                println!("ustack: {}", outcome.line);
+                self.say(&format!("ustack: {}", outcome.line));
             }
             Err(e) => {
                 t.failed += 1;
                 log::info!("iperf3 {peer}: test ended early: {e}");
-                println!("ustack: iperf3 test from {peer} ended early: {e}");
+                self.say(&format!("ustack: iperf3 test from {peer} ended early: {e}"));
             }
         }
     }
