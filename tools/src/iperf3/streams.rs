@@ -12,7 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sockets_api::{TcpStream, UdpSocket};
 
-use super::{StreamResult, UdpHeader, UdpReceiveStats, pacing_delay};
+use super::{MAX_BLKSIZE, StreamResult, UdpHeader, UdpReceiveStats, pacing_delay};
+
+/// What TCP senders send: one block of zeros for every stream of every
+/// test (in .bss; a sender holds no buffer of its own).
+static ZEROS: [u8; MAX_BLKSIZE] = [0; MAX_BLKSIZE];
+/// Largest read buffer of a TCP receiver (a stream's reads need not be
+/// its writes' size), so that 256 streams hold at most 32 MiB.
+const RECV_BUF: usize = 128 * 1024;
 
 /// How often a blocked worker looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -83,7 +90,7 @@ pub fn tcp_sender(
     thread::Builder::new()
         .name(format!("iperf3-tx{index}"))
         .spawn(move || {
-            let block = vec![0x5a_u8; settings.len];
+            let block = &ZEROS[..settings.len.min(ZEROS.len())];
             let mut sent: u64 = 0;
             let mut blocks: u64 = 0;
             let mut offset = 0;
@@ -142,7 +149,7 @@ pub fn tcp_receiver(
     thread::Builder::new()
         .name(format!("iperf3-rx{index}"))
         .spawn(move || {
-            let mut buf = vec![0u8; settings.len.max(64 * 1024)];
+            let mut buf = vec![0u8; settings.len.clamp(16 * 1024, RECV_BUF)];
             let mut received: u64 = 0;
             while !shared.stopped() {
                 match (&stream).read(&mut buf) {
