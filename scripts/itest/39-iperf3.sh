@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # iperf3 compatibility: Linux's real `iperf3 -c` against `ustack serve
-# --iperf3 5201` (TCP, -R, -P 4, UDP -b 100M, a busy server), then `ustack
-# iperf3 -c` against Linux's `iperf3 -s` (TCP, -R, -P 4, UDP). Every run
+# --iperf3 5201` (TCP, -R, -P 4, UDP -b 100M, --bidir, UDP -R, a busy
+# server), then `ustack iperf3 -c` against Linux's `iperf3 -s` (TCP, -R,
+# -P 4, UDP). Every run
 # must exit 0 and move a non-zero, consistent number of bytes (the
 # receiver's count no more than the sender's, and most of it).
 source "$(dirname "$0")/../lib.sh"
@@ -62,6 +63,21 @@ print(f"{s['bytes']} bytes, {s['packets']} datagrams, {s['lost_packets']} lost, 
 EOF
 ) || die "iperf3 -c -u: $udp"
 ok "iperf3 -c -u -b 100M → ustack: $udp"
+ipc -t 2 --bidir "${CAP[@]}" --json >"$OUT/bidir.json" || die "iperf3 -c --bidir exited $?"
+ok "iperf3 -c --bidir <-> ustack: $(check_tcp_json "$OUT/bidir.json" "--bidir" 2)"
+ipc -t 2 -u -b 50M -R --json >"$OUT/udp-reverse.json" || die "iperf3 -c -u -R exited $?"
+udp=$(python3 - "$OUT/udp-reverse.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if "error" in r:
+    sys.exit("iperf3 error: " + r["error"])
+s = r["end"]["sum"]
+assert s["bytes"] > 5_000_000 and s["packets"] > 0, s
+assert s["lost_packets"] * 10 < s["packets"], s
+print(f"{s['bytes']} bytes, {s['packets']} datagrams, {s['lost_packets']} lost")
+EOF
+) || die "iperf3 -c -u -R: $udp"
+ok "iperf3 -c -u -b 50M -R, ustack sends: $udp"
 # A second client while a test runs is refused, like iperf3's own server.
 ipc -t 3 --forceflush >"$OUT/long.txt" 2>&1 &
 LONG=$!
@@ -74,7 +90,7 @@ wait "$LONG" || die "the long test failed while a second client was refused"
 ok "a second client during a test: refused ($(tail -1 <<<"$busy"))"
 stop_pid "$SRV"
 totals=$(grep '^iperf3-totals:' "$OUT/serve.log") || { cat "$OUT/serve.log" >&2; die "no iperf3 totals"; }
-grep -q 'tests=5 failed=0 refused=1' <<<"$totals" || die "serve totals: $totals"
+grep -q 'tests=7 failed=0 refused=1' <<<"$totals" || die "serve totals: $totals"
 ok "ustack serve counted them: $totals"
 
 # --- ustack iperf3 -c against iperf3 -s -----------------------------------------
