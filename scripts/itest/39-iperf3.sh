@@ -2,9 +2,9 @@
 # iperf3 compatibility: Linux's real `iperf3 -c` against `ustack serve
 # --iperf3 5201` (TCP, -R, -P 4, UDP -b 100M, --bidir, UDP -R, a busy
 # server), then `ustack iperf3 -c` against Linux's `iperf3 -s` (TCP, -R,
-# -P 4, UDP). Every run
-# must exit 0 and move a non-zero, consistent number of bytes (the
-# receiver's count no more than the sender's, and most of it).
+# -P 4, UDP). Every run must exit 0 and move a non-zero, consistent
+# number of bytes (the receiver's count no more than the sender's, and
+# most of it).
 source "$(dirname "$0")/../lib.sh"
 ensure_tools iperf3:iperf3 python3:python3
 
