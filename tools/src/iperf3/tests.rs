@@ -428,3 +428,23 @@ fn a_connection_without_a_cookie_is_refused_after_the_deadline() {
     let t = wait_totals(&server, |t| t.tests == 1 && t.refused == 1);
     assert_eq!(t.failed, 0);
 }
+
+#[test]
+fn stray_datagrams_during_a_udp_test_are_counted_and_dropped() {
+    let (server_stack, client_stack) = stacks();
+    let server = server::Server::start(&server_stack, PORT).unwrap();
+    let stack = client_stack.clone();
+    let test = std::thread::spawn(move || run_client(&stack, &["-u", "-b", "10M"]));
+    // A stranger sends runts and whole datagrams to the test's port until
+    // the test is over; none of them is a stream's.
+    let stray = sockets_api::UdpSocket::bind(&client_stack, "0.0.0.0:0").unwrap();
+    while !test.is_finished() {
+        let _ = stray.send_to(&[1, 2, 3], server_addr());
+        let _ = stray.send_to(&[0u8; 100], server_addr());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    test.join().unwrap().unwrap();
+    let t = wait_totals(&server, |t| t.tests == 1);
+    assert!(t.malformed > 0, "{t:?}");
+    assert_eq!(t.failed, 0);
+}
