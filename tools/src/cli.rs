@@ -49,6 +49,13 @@ pub enum Command {
         ustack ping --tap tap0 --addr 10.0.0.2/24 -c 3 10.0.0.1\n  \
         ustack -v ping --tap tap0 --addr 10.0.0.2/24 --pcap ping.pcapng 10.0.0.1")]
     Ping(crate::ping::PingArgs),
+    /// iperf3 client through ustack, against `iperf3 -s` (or `ustack serve
+    /// --iperf3`).
+    #[command(after_help = "Examples:\n  \
+        ustack iperf3 --tap tap0 --addr 10.0.0.2/24 -c 10.0.0.1\n  \
+        ustack iperf3 --tap tap0 --addr 10.0.0.2/24 -c 10.0.0.1 -R -P 4 -t 5\n  \
+        ustack iperf3 --tap tap0 --addr 10.0.0.2/24 -c 10.0.0.1 -u -b 100M -l 1400")]
+    Iperf3(crate::iperf3::client::Iperf3Args),
     /// Connect or listen, copying stdin to the connection and it to stdout.
     #[command(after_help = "Examples:\n  \
         ustack nc --tap tap0 --addr 10.0.0.2/24 10.0.0.1 7\n  \

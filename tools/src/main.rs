@@ -6,6 +6,7 @@ mod cli;
 mod control;
 mod dist;
 mod get;
+mod iperf3;
 mod metrics;
 mod nc;
 mod observe;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Get(args) => get::run(args),
         cli::Command::Ping(args) => ping::run(args),
+        cli::Command::Iperf3(args) => iperf3::client::run(args),
         cli::Command::Nc(args) => nc::run(args),
         cli::Command::Rpc(args) => dist::run_rpc(args),
         cli::Command::TwoPc(args) => dist::run_2pc(args),

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// HTTP/1.1 static-file server on this port (serves --http-root).
     #[arg(long, value_name = "PORT", requires = "http_root")]
     pub http: Vec<u16>,
+    /// iperf3 server on this port (TCP and UDP tests, -R, -P, --bidir), so
+    /// that `iperf3 -c` measures ustack; one test at a time.
+    #[arg(long, value_name = "PORT")]
+    pub iperf3: Vec<u16>,
     /// Directory the HTTP server serves.
     #[arg(long, value_name = "DIR", requires = "http")]
     pub http_root: Option<PathBuf>,
@@ -95,6 +99,8 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             discard: args.discard,
             chargen: args.chargen,
             http: args.http,
+            iperf3: args.iperf3,
+            messages_to_stderr: pcap_stdout,
             file_server,
             idle_timeout: args.idle_timeout,
             max_conns: args.max_conns as usize,

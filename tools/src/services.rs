@@ -67,6 +67,11 @@ pub struct ServiceConfig {
     pub discard: Vec<u16>,
     pub chargen: Vec<u16>,
     pub http: Vec<u16>,
+    /// iperf3 servers ([`crate::iperf3::server`]), one test at a time each.
+    pub iperf3: Vec<u16>,
+    /// The iperf3 servers' line per test goes to standard error (standard
+    /// output carries a capture).
+    pub messages_to_stderr: bool,
     /// Serves the `http` ports (required when there are any).
     pub file_server: Option<FileServer>,
     /// A connection that makes no progress this long is closed (with a
@@ -91,6 +96,8 @@ impl Default for ServiceConfig {
             discard: Vec::new(),
             chargen: Vec::new(),
             http: Vec::new(),
+            iperf3: Vec::new(),
+            messages_to_stderr: false,
             file_server: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_conns: DEFAULT_MAX_CONNS,
@@ -460,6 +467,7 @@ struct Context {
 /// All services of one `ustack serve`.
 pub struct Services {
     context: Arc<Context>,
+    iperf3: Vec<crate::iperf3::server::Server>,
     lines: Vec<String>,
     tcp_services: bool,
 }
@@ -506,6 +514,14 @@ impl Services {
                 listeners.push((kind, listener));
             }
         }
+        let mut iperf3 = Vec::new();
+        for &port in &config.iperf3 {
+            let server = crate::iperf3::server::Server::start(stack, port)
+                .map_err(named(format!("iperf3 on port {port}")))?
+                .messages_to_stderr(config.messages_to_stderr);
+            lines.push((format!("iperf3 server on port {port}"), port));
+            iperf3.push(server);
+        }
         lines.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         let context = Arc::new(Context {
             registry: Registry::default(),
@@ -522,13 +538,14 @@ impl Services {
                 max_busy_http: config.max_busy_http,
             },
         });
-        let tcp_services = !listeners.is_empty();
+        let tcp_services = !listeners.is_empty() || !iperf3.is_empty();
         let event_loop = event_loop::EventLoop::new(stack, context.clone(), listeners, udp)?;
         thread::Builder::new()
             .name("services".into())
             .spawn(move || event_loop.run())?;
         Ok(Services {
             context,
+            iperf3,
             lines: lines.into_iter().map(|(l, _)| l).collect(),
             tcp_services,
         })
@@ -543,11 +560,35 @@ impl Services {
     /// stopping the stack: it reads the statistics of the connections
     /// still open, and what ends after it is not counted.
     pub fn summary(&self) -> String {
-        if self.tcp_services {
-            self.context.registry.summary()
-        } else {
-            String::new()
+        if !self.tcp_services {
+            return String::new();
         }
+        let mut out = self.context.registry.summary();
+        for server in &self.iperf3 {
+            let t = server.totals();
+            let _ = writeln!(
+                out,
+                "iperf3:     {:>12} tests run on port {} ({} ended early), {} connections refused, \
+                 {} bytes moved, {} malformed datagrams",
+                t.tests,
+                server.port(),
+                t.failed,
+                t.refused,
+                t.bytes,
+                t.malformed
+            );
+            let _ = writeln!(
+                out,
+                "iperf3-totals: port={} tests={} failed={} refused={} bytes={} malformed={}",
+                server.port(),
+                t.tests,
+                t.failed,
+                t.refused,
+                t.bytes,
+                t.malformed
+            );
+        }
+        out
     }
 }
 
