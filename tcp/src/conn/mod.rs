@@ -430,7 +430,14 @@ impl Connection {
 
     /// Sequence number of the first byte in the send buffer.
     pub(crate) fn send_buf_seq(&self) -> SeqNum {
-        let start = self.snd.una.max(self.snd.iss + 1);
+        // SND.UNA is ISS until our SYN is acknowledged; the SYN takes no
+        // byte of the buffer. (Not `una.max(iss + 1)`: sequence numbers
+        // compare modulo 2^32, so past 2 GiB sent that picked ISS + 1.)
+        let start = if self.snd.una == self.snd.iss {
+            self.snd.iss + 1
+        } else {
+            self.snd.una
+        };
         // Once the FIN is acknowledged SND.UNA is one past the data.
         match self.snd.fin_seq {
             Some(f) if start > f => f,

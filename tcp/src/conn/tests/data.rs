@@ -358,3 +358,22 @@ fn quickack_mode_ends_after_its_segments() {
     w.run(Duration::from_millis(20));
     assert_eq!(w.sent_b.len(), before, "delayed again");
 }
+
+#[test]
+fn the_send_buffer_follows_snd_una_past_two_gib_sent() {
+    // Sequence numbers compare modulo 2^32: once more than 2^31 bytes were
+    // acknowledged, SND.UNA is "before" ISS + 1. The send buffer must
+    // still start at SND.UNA (a connection stalled after 2 GiB when it
+    // did not).
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let iss = w.a.snd.iss;
+    assert_eq!(w.a.send_buf_seq(), iss + 1);
+    for sent in [(1usize << 31) - 1, 1 << 31, (1 << 31) + 1460, (3 << 30) + 7] {
+        let una = iss + 1 + sent;
+        w.a.snd.una = una;
+        w.a.snd.nxt = una;
+        assert_eq!(w.a.send_buf_seq(), una, "after {sent} bytes");
+        assert_eq!(w.a.data_end(), una + w.a.snd.buf.len());
+    }
+}
