@@ -26,6 +26,11 @@ ok "capture of the clean-link runs: no malformed frame, no bad checksum"
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/bulk.log" --discard 9 --chargen 19
 in_ns "$NS" timeout 120 python3 "$CHECK" discard 10.0.0.2 9 $((256 << 20)) >&2 || die "256 MiB discard"
 in_ns "$NS" timeout 120 python3 "$CHECK" chargen 10.0.0.2 19 $((256 << 20)) >&2 || die "256 MiB chargen"
+# Past 2 GiB and 4 GiB sent, sequence numbers wrap against the initial
+# one (a connection once stalled there): 4.5 GiB, pattern checked.
+in_ns "$NS" timeout 180 "$USTACK_ROOT/target/release/tcp-load" chargen --target 10.0.0.2:19 \
+    --bytes $((9 << 29)) >&2 || die "4.5 GiB chargen (sequence wrap)"
+ok "4.5 GiB from chargen, pattern verified (the sequence space wrapped)"
 stop_pid "$USTACK"
 
 # Echo with loss, reordering, duplication and corruption in both directions.
