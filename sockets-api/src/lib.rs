@@ -49,11 +49,13 @@ mod options;
 mod poll;
 mod poller;
 mod runtime;
+mod tcp_socket;
 mod types;
 
 pub use builder::StackBuilder;
 pub use net::{EchoReply, Incoming, PingSocket, TcpListener, TcpStream, UdpSocket};
 pub use poller::{Interest, PollEvent, Poller};
+pub use tcp_socket::TcpSocket;
 pub use types::{
     Domain, Fd, FdSet, Ioctl, PollFd, Protocol, RecvMsg, Shutdown, SockOpt, SockOptName,
     SockOptValue, Type, events,
@@ -67,7 +69,7 @@ pub use stack::{
     TcpLimits, ss_state_name,
 };
 pub use stack::{Device, FrameSink, Medium};
-pub use tcp::TcpStats;
+pub use tcp::{Keepalive, TcpConfig, TcpStats};
 pub use tcp::cc::Algorithm;
 
 use std::sync::{Arc, Mutex};

@@ -54,6 +54,8 @@ pub(crate) struct Opts {
     pub rcvtimeo: Option<Duration>,
     pub sndtimeo: Option<Duration>,
     pub keepalive: bool,
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (`None`: the defaults).
+    pub keep: (Option<Duration>, Option<Duration>, Option<u32>),
     pub linger: Option<Duration>,
     pub nodelay: bool,
     pub nonblocking: bool,
@@ -83,6 +85,7 @@ impl Default for Opts {
             rcvtimeo: None,
             sndtimeo: None,
             keepalive: false,
+            keep: (None, None, None),
             linger: None,
             nodelay: false,
             nonblocking: false,

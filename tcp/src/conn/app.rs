@@ -373,6 +373,17 @@ impl Connection {
         self.cfg.tos & !0b11
     }
 
+    /// Sets the IPv4 TTL of this connection's segments (IP_TTL; `None`:
+    /// the stack's default).
+    pub fn set_ttl(&mut self, ttl: Option<u8>) {
+        self.cfg.ttl = ttl;
+    }
+
+    /// The IPv4 TTL of this connection's segments, if the socket set one.
+    pub fn ttl(&self) -> Option<u8> {
+        self.cfg.ttl
+    }
+
     /// Sets TCP_NODELAY.
     pub fn set_nodelay(&mut self, on: bool) {
         self.cfg.nodelay = on;
