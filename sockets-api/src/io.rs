@@ -17,11 +17,8 @@ use crate::types::{Fd, RecvMsg};
 /// The send(2) flags ustack understands.
 const SEND_FLAGS: i32 = libc::MSG_OOB | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 /// The recv(2) flags ustack understands.
-const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
-    | libc::MSG_TRUNC
-    | libc::MSG_PEEK
-    | libc::MSG_WAITALL
-    | libc::MSG_OOB;
+const RECV_FLAGS: i32 =
+    libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_PEEK | libc::MSG_WAITALL | libc::MSG_OOB;
 
 /// Largest datagram gathered on the stack before falling back to the heap.
 const GATHER_INLINE: usize = 2048;

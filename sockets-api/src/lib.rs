@@ -69,8 +69,8 @@ pub use stack::{
     TcpLimits, ss_state_name,
 };
 pub use stack::{Device, FrameSink, Medium};
-pub use tcp::{Keepalive, TcpConfig, TcpStats};
 pub use tcp::cc::Algorithm;
+pub use tcp::{Keepalive, TcpConfig, TcpStats};
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

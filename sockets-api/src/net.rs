@@ -520,7 +520,9 @@ impl TcpStream {
     /// Reads queued bytes without consuming them (MSG_PEEK): the next read
     /// returns them again. Waits as `read` does.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.stack.recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
+        self.sock
+            .stack
+            .recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
     }
 
     /// IP_TTL of this connection's segments, applied at once.
@@ -740,7 +742,9 @@ impl UdpSocket {
 
     /// The next datagram from the connected peer, left queued (MSG_PEEK).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.stack.recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
+        self.sock
+            .stack
+            .recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
     }
 
     /// The next datagram and its sender, left queued (MSG_PEEK).
