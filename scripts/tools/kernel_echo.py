@@ -4,8 +4,11 @@ comparing connection set-up rates with `ustack serve --echo`.
 
     kernel_echo.py ADDRESS PORT
 
-One thread, epoll, edge cases ignored: echoes what it reads, closes on end
-of stream or error. Prints "listening" once ready.
+One thread, epoll: echoes what it reads (what the socket does not take is
+dropped: the clients send one byte), closes on end of stream or error.
+The listener has SO_REUSEPORT, so several processes can share the port
+when one process may not hold enough descriptors. Prints "listening" once
+ready.
 """
 
 import resource
@@ -16,9 +19,11 @@ import sys
 addr, port = sys.argv[1], int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+lsock_opts = [(socket.SOL_SOCKET, socket.SO_REUSEADDR), (socket.SOL_SOCKET, socket.SO_REUSEPORT)]
 
 lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+for level, opt in lsock_opts:
+    lsock.setsockopt(level, opt, 1)
 lsock.bind((addr, port))
 lsock.listen(4096)
 lsock.setblocking(False)
