@@ -37,7 +37,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's contract is passed on.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -114,4 +117,18 @@ fn an_idle_connection_costs_at_most_4_kib() {
         "{per_end} bytes per idle connection end, target {TARGET}"
     );
     drop(streams);
+}
+
+#[test]
+fn time_wait_records_are_small() {
+    // A compact TIME-WAIT record replaces an orphaned connection's control
+    // block (see "Hostile peers"): a fraction of it, and no more than
+    // Linux's `tcp_timewait_sock` (about 200 bytes on 64-bit builds).
+    let record = std::mem::size_of::<tcp::TimeWait>();
+    println!(
+        "size_of tcp::TimeWait {record} bytes, tcp::Connection {} bytes",
+        std::mem::size_of::<tcp::Connection>()
+    );
+    assert!(record <= 192, "{record} bytes");
+    assert!(record * 8 < std::mem::size_of::<tcp::Connection>());
 }
