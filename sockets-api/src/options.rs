@@ -158,11 +158,14 @@ impl Stack {
             _ => None,
         };
         let opt = |v| Ok(SockOptValue::Opt(v));
+        // A TCP-level option read on a datagram socket goes through
+        // udp_getsockopt to do_ip_getsockopt, whose "if (level != SOL_IP)
+        // return -EOPNOTSUPP" answers it (setting one is ENOPROTOOPT).
         let tcp_only = |v: SockOpt| {
             if stream {
                 Ok(SockOptValue::Opt(v))
             } else {
-                Err(errno(libc::ENOPROTOOPT))
+                Err(errno(libc::EOPNOTSUPP))
             }
         };
         match name {
@@ -234,7 +237,7 @@ impl Stack {
             SockOptName::TcpInfo => match conn {
                 Some(c) => Ok(SockOptValue::TcpInfo(Box::new(c.stats()))),
                 None if stream => Err(errno(libc::ENOTCONN)),
-                None => Err(errno(libc::ENOPROTOOPT)),
+                None => Err(errno(libc::EOPNOTSUPP)),
             },
         }
     }

@@ -429,6 +429,10 @@ fn keepalive_tuning_is_checked_and_probes_follow_it() {
         .setsockopt(udp.as_fd(), SockOpt::KeepCnt(3))
         .unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOPROTOOPT));
+    let e = client
+        .getsockopt(udp.as_fd(), SockOptName::KeepCnt)
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "as Linux");
 
     let tuned = Keepalive {
         idle: Duration::from_secs(1),
