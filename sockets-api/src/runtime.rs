@@ -9,7 +9,8 @@
 //! about to sleep; an application call that queued work writes the wake-up
 //! eventfd only then, so a busy stack costs no wake-up system calls.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -203,6 +204,9 @@ pub(crate) struct Core {
     /// Descriptor table: each open descriptor names a socket slot
     /// (several do after [`dup`](crate::Stack::dup)).
     fds: Vec<Option<usize>>,
+    /// The free entries of `fds`, smallest first: the lowest free
+    /// descriptor in O(log n), as POSIX wants it, without a scan.
+    free_fds: BinaryHeap<Reverse<usize>>,
     /// The sockets, by slot.
     socks: Vec<Option<Entry>>,
     free_socks: Vec<usize>,
@@ -231,6 +235,7 @@ impl Core {
             iface,
             tx: FrameBatch::new(),
             fds: Vec::new(),
+            free_fds: BinaryHeap::new(),
             socks: Vec::new(),
             free_socks: Vec::new(),
             handles: HashMap::new(),
@@ -245,8 +250,8 @@ impl Core {
 
     /// The lowest free descriptor, pointing at socket `slot`.
     fn new_fd(&mut self, slot: usize) -> Fd {
-        let idx = match self.fds.iter().position(Option::is_none) {
-            Some(i) => {
+        let idx = match self.free_fds.pop() {
+            Some(Reverse(i)) => {
                 self.fds[i] = Some(slot);
                 i
             }
@@ -341,6 +346,7 @@ impl Core {
     pub(crate) fn remove(&mut self, fd: Fd) -> Option<Entry> {
         let slot = self.slot(fd)?;
         self.fds[(fd - FIRST_FD) as usize] = None;
+        self.free_fds.push(Reverse((fd - FIRST_FD) as usize));
         let e = self.socks.get_mut(slot)?.as_mut()?;
         // The pollers forget registrations made through this descriptor.
         if !e.watches.is_empty() {

@@ -552,3 +552,28 @@ fn tcp_socket_builder_and_descriptor_hand_over() {
         Some(libc::EBADF)
     );
 }
+
+#[test]
+fn new_descriptors_take_the_lowest_free_number() {
+    // POSIX: socket(2), accept(2) and dup(2) return the lowest free
+    // descriptor (ustack finds it without scanning the table).
+    let (stack, _other) = pair();
+    let fds: Vec<i32> = (0..5)
+        .map(|_| {
+            stack
+                .socket(Domain::Inet, Type::Dgram, Protocol::Default)
+                .unwrap()
+        })
+        .collect();
+    stack.close(fds[3]).unwrap();
+    stack.close(fds[1]).unwrap();
+    let a = stack
+        .socket(Domain::Inet, Type::Stream, Protocol::Default)
+        .unwrap();
+    assert_eq!(a, fds[1]);
+    assert_eq!(stack.dup(fds[0]).unwrap(), fds[3]);
+    let next = stack
+        .socket(Domain::Inet, Type::Dgram, Protocol::Default)
+        .unwrap();
+    assert_eq!(next, fds[4] + 1, "none free below: a new number");
+}
