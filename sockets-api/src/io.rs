@@ -17,7 +17,8 @@ use crate::types::{Fd, RecvMsg};
 /// The send(2) flags ustack understands.
 const SEND_FLAGS: i32 = libc::MSG_OOB | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 /// The recv(2) flags ustack understands.
-const RECV_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_PEEK;
+const RECV_FLAGS: i32 =
+    libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_PEEK | libc::MSG_WAITALL | libc::MSG_OOB;
 
 /// Largest datagram gathered on the stack before falling back to the heap.
 const GATHER_INLINE: usize = 2048;
@@ -125,10 +126,16 @@ impl Stack {
     }
 
     /// recv(2) with flags: `MSG_DONTWAIT` (non-blocking for this call),
-    /// `MSG_PEEK` (streams: look without consuming), `MSG_TRUNC` (datagrams:
+    /// `MSG_PEEK` (look without consuming), `MSG_TRUNC` (datagrams:
     /// return the datagram's real length even when `buf` is shorter;
     /// streams: discard up to `buf.len()` bytes without copying them, as
-    /// Linux does). Other flags fail with EOPNOTSUPP.
+    /// Linux does), `MSG_WAITALL` (streams: wait until `buf` is full,
+    /// returning less only at end of stream, on an error, which then stays
+    /// pending for the next call, or when SO_RCVTIMEO or `MSG_DONTWAIT`
+    /// stops the wait; datagrams ignore it), `MSG_OOB` (streams: EINVAL,
+    /// since urgent data is always in line, SO_OOBINLINE, as Linux answers
+    /// with SO_OOBINLINE set; datagrams ignore it). Other flags fail with
+    /// EOPNOTSUPP.
     ///
     /// A stream reports, in Linux's order: queued data (at least SO_RCVLOWAT
     /// bytes, or what there is at end of stream or timeout), end of stream
@@ -140,6 +147,11 @@ impl Stack {
         let e = core.entry(fd).ok_or_else(ebadf)?;
         match (e.ty, e.state) {
             (SockType::Stream, SockState::Stream(h)) => self.stream_recv(core, fd, h, buf, flags),
+            // tcp_recvmsg_locked: a listener is ENOTCONN before anything;
+            // tcp_recv_urg answers EINVAL with SO_OOBINLINE.
+            (SockType::Stream, SockState::Fresh) if flags & libc::MSG_OOB != 0 => {
+                Err(errno(libc::EINVAL))
+            }
             (SockType::Stream, _) => Err(errno(libc::ENOTCONN)),
             (SockType::Dgram, _) => {
                 drop(core);
@@ -160,11 +172,25 @@ impl Stack {
         if flags & !RECV_FLAGS != 0 {
             return Err(errno(libc::EOPNOTSUPP));
         }
+        if flags & libc::MSG_OOB != 0 {
+            // tcp_recv_urg: "if (sock_flag(sk, SOCK_URGINLINE) ...) return
+            // -EINVAL"; ustack keeps urgent data in line (RFC 6093).
+            return Err(errno(libc::EINVAL));
+        }
         let e = core.entry(fd).ok_or_else(ebadf)?;
         let timeout = e.opts.rcvtimeo;
         let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
-        let target = e.opts.rcvlowat.clamp(1, buf.len().max(1));
+        let waitall = flags & libc::MSG_WAITALL != 0;
+        // sock_rcvlowat: MSG_WAITALL makes the whole buffer the target.
+        let target = if waitall {
+            buf.len().max(1)
+        } else {
+            e.opts.rcvlowat.clamp(1, buf.len().max(1))
+        };
         let deadline = timeout.map(|t| Instant::now() + t);
+        if waitall && flags & libc::MSG_PEEK == 0 {
+            return self.stream_recv_all(core, fd, h, buf, flags, nonblocking, deadline);
+        }
         // On the last try (non-blocking, or SO_RCVTIMEO passed) what
         // arrived below SO_RCVLOWAT is still returned: tcp_recvmsg returns
         // what it copied.
@@ -174,6 +200,46 @@ impl Stack {
                 self.shared().kick(core);
             }
             Ok(n)
+        })
+    }
+
+    /// MSG_WAITALL: copies what arrives until `buf` is full, so a buffer
+    /// larger than the receive window still fills. As tcp_recvmsg, it stops
+    /// early at end of stream, when an error is pending (left for the next
+    /// call once something was copied), or when the wait is cut short
+    /// (SO_RCVTIMEO, MSG_DONTWAIT, a non-blocking socket).
+    #[allow(clippy::too_many_arguments)]
+    fn stream_recv_all(
+        &self,
+        core: MutexGuard<'_, Core>,
+        fd: Fd,
+        h: stack::TcpHandle,
+        buf: &mut [u8],
+        flags: i32,
+        nonblocking: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        let flags = flags & !libc::MSG_WAITALL;
+        let mut copied = 0;
+        self.block_on(core, fd, nonblocking, deadline, |core, last| {
+            loop {
+                if copied == buf.len() {
+                    return Ok(Some(copied));
+                }
+                if copied > 0 && stream_finished(core, fd, h) {
+                    return Ok(Some(copied));
+                }
+                match stream_recv_once(core, fd, h, &mut buf[copied..], flags, 1, last)? {
+                    Some(0) => return Ok(Some(copied)),
+                    Some(n) => {
+                        copied += n;
+                        // The window opened: let the stack tell the peer.
+                        self.shared().kick(core);
+                    }
+                    None if last && copied > 0 => return Ok(Some(copied)),
+                    None => return Ok(None),
+                }
+            }
         })
     }
 
@@ -244,7 +310,8 @@ impl Stack {
         buf: &mut [u8],
         flags: i32,
     ) -> io::Result<(usize, SocketAddrV4, bool)> {
-        if flags & !(RECV_FLAGS & !libc::MSG_PEEK) != 0 {
+        // udp_recvmsg ignores MSG_WAITALL and MSG_OOB.
+        if flags & !RECV_FLAGS != 0 {
             return Err(errno(libc::EOPNOTSUPP));
         }
         let ty = self.lock()?.entry(fd).ok_or_else(ebadf)?.ty;
@@ -260,8 +327,14 @@ impl Stack {
         let e = core.entry(fd).ok_or_else(ebadf)?;
         let deadline = e.opts.rcvtimeo.map(|t| Instant::now() + t);
         let nonblocking = e.opts.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        let peek = flags & libc::MSG_PEEK != 0;
         self.block_on(core, fd, nonblocking, deadline, |core, _| {
-            match core.iface.udp_recv_from(h, buf) {
+            let got = if peek {
+                core.iface.udp_peek_from(h, buf)
+            } else {
+                core.iface.udp_recv_from(h, buf)
+            };
+            match got {
                 Ok((n, from)) => {
                     let reported = if flags & libc::MSG_TRUNC != 0 {
                         n
@@ -385,11 +458,23 @@ impl Stack {
     /// stream or an error (that stays for the next call).
     fn stream_readv(&self, fd: Fd, bufs: &mut [IoSliceMut<'_>], flags: i32) -> io::Result<RecvMsg> {
         let mut total = 0;
+        // MSG_WAITALL waits for every buffer to fill, not just the first.
+        let waitall = flags & libc::MSG_WAITALL != 0;
         for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
-            if total > 0 && self.ioctl(fd, crate::types::Ioctl::FionRead)? == 0 {
+            if total > 0 && !waitall && self.ioctl(fd, crate::types::Ioctl::FionRead)? == 0 {
                 break;
             }
-            let more = if total == 0 {
+            if total > 0 && waitall {
+                let mut core = self.lock()?;
+                let finished = match core.entry(fd).ok_or_else(ebadf)?.state {
+                    SockState::Stream(h) => stream_finished(&mut core, fd, h),
+                    _ => true,
+                };
+                if finished {
+                    break;
+                }
+            }
+            let more = if total == 0 || waitall {
                 flags
             } else {
                 flags | libc::MSG_DONTWAIT
@@ -425,6 +510,21 @@ impl Stack {
             _ => Err(errno(libc::EOPNOTSUPP)),
         }
     }
+}
+
+/// Nothing is queued and nothing more will come for now: end of stream,
+/// a pending error, shutdown(SHUT_RD) or a closed connection (a
+/// MSG_WAITALL read that copied something returns it then).
+fn stream_finished(core: &mut Core, fd: Fd, h: stack::TcpHandle) -> bool {
+    let shut_rd = core.entry(fd).is_none_or(|e| e.shut_rd);
+    let Some(c) = core.iface.tcp(h) else {
+        return true;
+    };
+    c.recv_queued() == 0
+        && (c.peer_closed()
+            || shut_rd
+            || c.state() == State::Closed
+            || core.pending_error(fd).is_some())
 }
 
 /// One attempt at a stream read: `Some(n)` is the answer, `None` means

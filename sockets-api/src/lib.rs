@@ -49,6 +49,7 @@ mod options;
 mod poll;
 mod poller;
 mod runtime;
+mod tcp_socket;
 mod types;
 mod wakers;
 
@@ -58,6 +59,7 @@ pub mod tokio;
 pub use builder::StackBuilder;
 pub use net::{EchoReply, Incoming, PingSocket, TcpListener, TcpStream, UdpSocket};
 pub use poller::{Interest, PollEvent, Poller};
+pub use tcp_socket::TcpSocket;
 pub use types::{
     Domain, Fd, FdSet, Ioctl, PollFd, Protocol, RecvMsg, Shutdown, SockOpt, SockOptName,
     SockOptValue, Type, events,
@@ -71,8 +73,8 @@ pub use stack::{
     TcpLimits, ss_state_name,
 };
 pub use stack::{Device, FrameSink, Medium};
-pub use tcp::TcpStats;
 pub use tcp::cc::Algorithm;
+pub use tcp::{Keepalive, TcpConfig, TcpStats};
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

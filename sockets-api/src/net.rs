@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tcp::TcpStats;
 use tcp::cc::Algorithm;
+use tcp::{Keepalive, TcpStats};
 
 use crate::Stack;
 use crate::calls::errno;
@@ -21,24 +21,117 @@ use crate::types::{Domain, Fd, Protocol, Shutdown, SockOpt, SockOptName, SockOpt
 pub use stack::EchoReply;
 
 /// Owns a descriptor; closes it when dropped.
-struct Socket {
-    stack: Stack,
-    fd: Fd,
+pub(crate) struct Socket {
+    pub(crate) stack: Stack,
+    pub(crate) fd: Fd,
 }
+
+/// The descriptor of a [`Socket`] that handed its descriptor over.
+const RELEASED: Fd = -1;
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        let _ = self.stack.close(self.fd);
+        if self.fd != RELEASED {
+            let _ = self.stack.close(self.fd);
+        }
     }
 }
 
 impl Socket {
-    fn new(stack: &Stack, ty: Type, protocol: Protocol) -> io::Result<Arc<Socket>> {
+    pub(crate) fn new(stack: &Stack, ty: Type, protocol: Protocol) -> io::Result<Arc<Socket>> {
         let fd = stack.socket(Domain::Inet, ty, protocol)?;
         Ok(Arc::new(Socket {
             stack: stack.clone(),
             fd,
         }))
+    }
+
+    /// Takes ownership of `fd` after checking it is a socket of type `ty`
+    /// that listens (or not) as `listening` says: EINVAL otherwise, EBADF
+    /// for a descriptor that is not open.
+    fn adopt(stack: &Stack, fd: Fd, ty: Type, listening: bool) -> io::Result<Arc<Socket>> {
+        let SockOptValue::Type(t) = stack.getsockopt(fd, SockOptName::Type)? else {
+            return Err(errno(libc::EINVAL));
+        };
+        let SockOptValue::AcceptConn(l) = stack.getsockopt(fd, SockOptName::AcceptConn)? else {
+            return Err(errno(libc::EINVAL));
+        };
+        if t != ty || l != listening {
+            return Err(errno(libc::EINVAL));
+        }
+        Ok(Arc::new(Socket {
+            stack: stack.clone(),
+            fd,
+        }))
+    }
+
+    /// Hands the descriptor over without closing it. If other handles
+    /// (`try_clone`) share the socket, they keep it, and the caller gets a
+    /// `dup` of it.
+    fn release(sock: Arc<Socket>) -> io::Result<Fd> {
+        match Arc::try_unwrap(sock) {
+            Ok(mut s) => Ok(std::mem::replace(&mut s.fd, RELEASED)),
+            Err(shared) => shared.stack.dup(shared.fd),
+        }
+    }
+
+    pub(crate) fn set(&self, opt: SockOpt) -> io::Result<()> {
+        self.stack.setsockopt(self.fd, opt)
+    }
+
+    pub(crate) fn get(&self, name: SockOptName) -> io::Result<SockOpt> {
+        match self.stack.getsockopt(self.fd, name)? {
+            SockOptValue::Opt(o) => Ok(o),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    pub(crate) fn ttl(&self) -> io::Result<u32> {
+        match self.get(SockOptName::Ttl)? {
+            SockOpt::Ttl(t) => Ok(u32::from(t)),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl).map_err(|_| errno(libc::EINVAL))?;
+        self.set(SockOpt::Ttl(ttl))
+    }
+
+    /// A boolean option (`None` if the name is not a boolean one).
+    pub(crate) fn flag(&self, name: SockOptName) -> io::Result<bool> {
+        match self.get(name)? {
+            SockOpt::ReuseAddr(v)
+            | SockOpt::ReusePort(v)
+            | SockOpt::KeepAlive(v)
+            | SockOpt::NoDelay(v)
+            | SockOpt::Broadcast(v) => Ok(v),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT at once, and SO_KEEPALIVE
+    /// on.
+    pub(crate) fn set_tcp_keepalive(&self, k: &Keepalive) -> io::Result<()> {
+        self.set(SockOpt::KeepIdle(k.idle))?;
+        self.set(SockOpt::KeepIntvl(k.interval))?;
+        self.set(SockOpt::KeepCnt(k.probes))?;
+        self.set(SockOpt::KeepAlive(true))
+    }
+
+    /// The keep-alive timing (whether or not SO_KEEPALIVE is on).
+    pub(crate) fn tcp_keepalive(&self) -> io::Result<Keepalive> {
+        let mut k = Keepalive::default();
+        if let SockOpt::KeepIdle(t) = self.get(SockOptName::KeepIdle)? {
+            k.idle = t;
+        }
+        if let SockOpt::KeepIntvl(t) = self.get(SockOptName::KeepIntvl)? {
+            k.interval = t;
+        }
+        if let SockOpt::KeepCnt(n) = self.get(SockOptName::KeepCnt)? {
+            k.probes = n;
+        }
+        Ok(k)
     }
 
     fn set_timeout(
@@ -119,7 +212,7 @@ fn each_addr<A: ToSocketAddrs, T>(
 /// ```
 #[derive(Clone)]
 pub struct TcpListener {
-    sock: Arc<Socket>,
+    pub(crate) sock: Arc<Socket>,
 }
 
 /// The default listen backlog (as Rust's std uses on Linux).
@@ -187,9 +280,32 @@ impl TcpListener {
         self.sock.take_error()
     }
 
+    /// IP_TTL of the SYN-ACKs and of the connections it accepts from now on.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl(ttl)
+    }
+
+    /// IP_TTL.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl()
+    }
+
     /// The descriptor, for [`Stack::poll`].
     pub fn as_fd(&self) -> Fd {
         self.sock.fd
+    }
+
+    /// Takes ownership of a listening stream descriptor of `stack` (EINVAL
+    /// if it is not one; EBADF if not open). It is closed with the
+    /// listener.
+    pub fn from_fd(stack: &Stack, fd: Fd) -> io::Result<TcpListener> {
+        Socket::adopt(stack, fd, Type::Stream, true).map(|sock| TcpListener { sock })
+    }
+
+    /// Gives up the descriptor without closing it (a `dup` of it if
+    /// `try_clone` handles still share the listener).
+    pub fn into_fd(self) -> io::Result<Fd> {
+        Socket::release(self.sock)
     }
 
     /// The stack this socket lives on.
@@ -260,7 +376,7 @@ impl Iterator for Incoming<'_> {
 /// ```
 #[derive(Clone)]
 pub struct TcpStream {
-    sock: Arc<Socket>,
+    pub(crate) sock: Arc<Socket>,
 }
 
 impl TcpStream {
@@ -401,9 +517,62 @@ impl TcpStream {
         self.sock.take_error()
     }
 
+    /// Reads queued bytes without consuming them (MSG_PEEK): the next read
+    /// returns them again. Waits as `read` does.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock
+            .stack
+            .recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
+    }
+
+    /// IP_TTL of this connection's segments, applied at once.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl(ttl)
+    }
+
+    /// IP_TTL (the stack's default until set).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl()
+    }
+
+    /// SO_KEEPALIVE.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        self.sock.set(SockOpt::KeepAlive(on))
+    }
+
+    /// Whether SO_KEEPALIVE is on.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.sock.flag(SockOptName::KeepAlive)
+    }
+
+    /// Keep-alive tuning (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT; whole
+    /// seconds from 1 s to 32767 s, 1 to 127 probes, EINVAL outside), and
+    /// SO_KEEPALIVE on. Like socket2's `set_tcp_keepalive`.
+    pub fn set_tcp_keepalive(&self, keepalive: &Keepalive) -> io::Result<()> {
+        self.sock.set_tcp_keepalive(keepalive)
+    }
+
+    /// The keep-alive timing in force when SO_KEEPALIVE is on.
+    pub fn tcp_keepalive(&self) -> io::Result<Keepalive> {
+        self.sock.tcp_keepalive()
+    }
+
     /// The descriptor, for [`Stack::poll`].
     pub fn as_fd(&self) -> Fd {
         self.sock.fd
+    }
+
+    /// Takes ownership of a stream descriptor of `stack` (connected or
+    /// not; EINVAL for a listener or a datagram socket, EBADF if not open),
+    /// like `FromRawFd`. It is closed with the stream.
+    pub fn from_fd(stack: &Stack, fd: Fd) -> io::Result<TcpStream> {
+        Socket::adopt(stack, fd, Type::Stream, false).map(|sock| TcpStream { sock })
+    }
+
+    /// Gives up the descriptor without closing it, like `IntoRawFd` (a
+    /// `dup` of it if `try_clone` handles still share the stream).
+    pub fn into_fd(self) -> io::Result<Fd> {
+        Socket::release(self.sock)
     }
 
     /// The stack this socket lives on.
@@ -561,10 +730,62 @@ impl UdpSocket {
         self.sock.stack.set_nonblocking(self.sock.fd, on)
     }
 
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.timeout(SockOptName::RcvTimeo)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.timeout(SockOptName::SndTimeo)
+    }
+
+    /// The next datagram from the connected peer, left queued (MSG_PEEK).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock
+            .stack
+            .recv_flags(self.sock.fd, buf, libc::MSG_PEEK)
+    }
+
+    /// The next datagram and its sender, left queued (MSG_PEEK).
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.sock
+            .stack
+            .recvfrom_flags(self.sock.fd, buf, libc::MSG_PEEK)
+            .map(|(n, a)| (n, SocketAddr::V4(a)))
+    }
+
+    /// SO_BROADCAST: without it, sending to 255.255.255.255 or the
+    /// subnet's broadcast address fails with EACCES (`PermissionDenied`).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.sock.set(SockOpt::Broadcast(on))
+    }
+
+    /// Whether SO_BROADCAST is set.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.sock.flag(SockOptName::Broadcast)
+    }
+
     /// IP_TTL.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        let ttl = u8::try_from(ttl).map_err(|_| errno(libc::EINVAL))?;
-        self.sock.stack.setsockopt(self.sock.fd, SockOpt::Ttl(ttl))
+        self.sock.set_ttl(ttl)
+    }
+
+    /// IP_TTL (the stack's default until set).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl()
+    }
+
+    /// Takes ownership of a datagram descriptor of `stack` (EINVAL if it is
+    /// not one, EBADF if not open).
+    pub fn from_fd(stack: &Stack, fd: Fd) -> io::Result<UdpSocket> {
+        Socket::adopt(stack, fd, Type::Dgram, false).map(|sock| UdpSocket { sock })
+    }
+
+    /// Gives up the descriptor without closing it (a `dup` of it if
+    /// `try_clone` handles still share the socket).
+    pub fn into_fd(self) -> io::Result<Fd> {
+        Socket::release(self.sock)
     }
 
     /// SO_ERROR (an ICMP error matched to this socket: ECONNREFUSED...).

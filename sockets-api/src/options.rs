@@ -18,6 +18,33 @@ const MIN_MAXSEG: u16 = 88;
 /// stream's IP_TOS).
 const ECN_MASK: u8 = 0b11;
 
+/// Largest TCP_KEEPIDLE and TCP_KEEPINTVL Linux accepts (MAX_TCP_KEEPIDLE,
+/// MAX_TCP_KEEPINTVL), in seconds.
+const MAX_KEEP_SECS: u64 = 32_767;
+
+/// Largest TCP_KEEPCNT Linux accepts (MAX_TCP_KEEPCNT).
+const MAX_KEEPCNT: u32 = 127;
+
+/// The keep-alive timing a socket's options give (Linux's defaults,
+/// `tcp_keepalive_time`/`_intvl`/`_probes`, where unset).
+pub(crate) fn keepalive_params(opts: &Opts) -> Keepalive {
+    let d = Keepalive::default();
+    let (idle, interval, probes) = opts.keep;
+    Keepalive {
+        idle: idle.unwrap_or(d.idle),
+        interval: interval.unwrap_or(d.interval),
+        probes: probes.unwrap_or(d.probes),
+    }
+}
+
+/// do_tcp_setsockopt's range check of TCP_KEEPIDLE and TCP_KEEPINTVL.
+fn keep_secs(d: Duration) -> io::Result<Duration> {
+    if d < Duration::from_secs(1) || d > Duration::from_secs(MAX_KEEP_SECS) {
+        return Err(errno(libc::EINVAL));
+    }
+    Ok(d)
+}
+
 impl Stack {
     /// setsockopt(2) (and fcntl O_NONBLOCK).
     pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> io::Result<()> {
@@ -60,6 +87,9 @@ impl Stack {
             | SockOpt::Cork(_)
             | SockOpt::QuickAck(_)
             | SockOpt::DeferAccept(_)
+            | SockOpt::KeepIdle(_)
+            | SockOpt::KeepIntvl(_)
+            | SockOpt::KeepCnt(_)
                 if !stream =>
             {
                 return Err(errno(libc::ENOPROTOOPT));
@@ -76,6 +106,14 @@ impl Stack {
             SockOpt::Cork(v) => o.cork = *v,
             SockOpt::QuickAck(v) => o.quickack = *v,
             SockOpt::DeferAccept(t) => o.defer_accept = (!t.is_zero()).then_some(*t),
+            SockOpt::KeepIdle(t) => o.keep.0 = Some(keep_secs(*t)?),
+            SockOpt::KeepIntvl(t) => o.keep.1 = Some(keep_secs(*t)?),
+            SockOpt::KeepCnt(n) => {
+                if !(1..=MAX_KEEPCNT).contains(n) {
+                    return Err(errno(libc::EINVAL));
+                }
+                o.keep.2 = Some(*n);
+            }
         }
         let opts = e.opts.clone();
         match e.state {
@@ -120,11 +158,14 @@ impl Stack {
             _ => None,
         };
         let opt = |v| Ok(SockOptValue::Opt(v));
+        // A TCP-level option read on a datagram socket goes through
+        // udp_getsockopt to do_ip_getsockopt, whose "if (level != SOL_IP)
+        // return -EOPNOTSUPP" answers it (setting one is ENOPROTOOPT).
         let tcp_only = |v: SockOpt| {
             if stream {
                 Ok(SockOptValue::Opt(v))
             } else {
-                Err(errno(libc::ENOPROTOOPT))
+                Err(errno(libc::EOPNOTSUPP))
             }
         };
         match name {
@@ -136,7 +177,7 @@ impl Stack {
             SockOptName::KeepAlive => opt(SockOpt::KeepAlive(o.keepalive)),
             SockOptName::Linger => opt(SockOpt::Linger(o.linger)),
             SockOptName::NonBlocking => opt(SockOpt::NonBlocking(o.nonblocking)),
-            SockOptName::Ttl => opt(SockOpt::Ttl(o.ttl.unwrap_or(64))),
+            SockOptName::Ttl => opt(SockOpt::Ttl(o.ttl.unwrap_or(core.iface.default_ttl()))),
             SockOptName::Tos => opt(SockOpt::Tos(o.tos.unwrap_or(0))),
             SockOptName::RcvLowat => opt(SockOpt::RcvLowat(o.rcvlowat)),
             SockOptName::OobInline => opt(SockOpt::OobInline(true)),
@@ -157,6 +198,9 @@ impl Stack {
             SockOptName::DeferAccept => tcp_only(SockOpt::DeferAccept(
                 o.defer_accept.unwrap_or(Duration::ZERO),
             )),
+            SockOptName::KeepIdle => tcp_only(SockOpt::KeepIdle(keepalive_params(&o).idle)),
+            SockOptName::KeepIntvl => tcp_only(SockOpt::KeepIntvl(keepalive_params(&o).interval)),
+            SockOptName::KeepCnt => tcp_only(SockOpt::KeepCnt(keepalive_params(&o).probes)),
             SockOptName::MaxSeg => {
                 // do_tcp_getsockopt: the MSS in use once connected; before,
                 // the user's value or the 536-byte default.
@@ -193,7 +237,7 @@ impl Stack {
             SockOptName::TcpInfo => match conn {
                 Some(c) => Ok(SockOptValue::TcpInfo(Box::new(c.stats()))),
                 None if stream => Err(errno(libc::ENOTCONN)),
-                None => Err(errno(libc::ENOPROTOOPT)),
+                None => Err(errno(libc::EOPNOTSUPP)),
             },
         }
     }
@@ -250,7 +294,8 @@ pub(crate) fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &Opts) {
         cfg.send_buffer = b;
     }
     cfg.nodelay = opts.nodelay;
-    cfg.keepalive = opts.keepalive.then(Keepalive::default);
+    cfg.keepalive = opts.keepalive.then(|| keepalive_params(opts));
+    cfg.ttl = opts.ttl;
     if let Some(a) = opts.congestion {
         cfg.congestion = a;
     }
@@ -280,7 +325,7 @@ pub(crate) fn apply_conn_options(c: &mut tcp::Connection, opts: &Opts, now: Inst
     if c.config().nodelay != opts.nodelay {
         c.set_nodelay(opts.nodelay);
     }
-    let ka = opts.keepalive.then(Keepalive::default);
+    let ka = opts.keepalive.then(|| keepalive_params(opts));
     if c.config().keepalive != ka {
         c.set_keepalive(now, ka);
     }
@@ -293,6 +338,7 @@ pub(crate) fn apply_conn_options(c: &mut tcp::Connection, opts: &Opts, now: Inst
     }
     c.set_user_timeout(opts.user_timeout.unwrap_or(Duration::ZERO));
     c.set_tos(opts.tos.unwrap_or(0));
+    c.set_ttl(opts.ttl);
 }
 
 /// Applies socket options to a UDP socket.

@@ -9,7 +9,8 @@
 //! about to sleep; an application call that queued work writes the wake-up
 //! eventfd only then, so a busy stack costs no wake-up system calls.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -55,6 +56,8 @@ pub(crate) struct Opts {
     pub rcvtimeo: Option<Duration>,
     pub sndtimeo: Option<Duration>,
     pub keepalive: bool,
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (`None`: the defaults).
+    pub keep: (Option<Duration>, Option<Duration>, Option<u32>),
     pub linger: Option<Duration>,
     pub nodelay: bool,
     pub nonblocking: bool,
@@ -84,6 +87,7 @@ impl Default for Opts {
             rcvtimeo: None,
             sndtimeo: None,
             keepalive: false,
+            keep: (None, None, None),
             linger: None,
             nodelay: false,
             nonblocking: false,
@@ -207,6 +211,9 @@ pub(crate) struct Core {
     /// Descriptor table: each open descriptor names a socket slot
     /// (several do after [`dup`](crate::Stack::dup)).
     fds: Vec<Option<usize>>,
+    /// The free entries of `fds`, smallest first: the lowest free
+    /// descriptor in O(log n), as POSIX wants it, without a scan.
+    free_fds: BinaryHeap<Reverse<usize>>,
     /// The sockets, by slot.
     socks: Vec<Option<Entry>>,
     free_socks: Vec<usize>,
@@ -235,6 +242,7 @@ impl Core {
             iface,
             tx: FrameBatch::new(),
             fds: Vec::new(),
+            free_fds: BinaryHeap::new(),
             socks: Vec::new(),
             free_socks: Vec::new(),
             handles: HashMap::new(),
@@ -249,8 +257,8 @@ impl Core {
 
     /// The lowest free descriptor, pointing at socket `slot`.
     fn new_fd(&mut self, slot: usize) -> Fd {
-        let idx = match self.fds.iter().position(Option::is_none) {
-            Some(i) => {
+        let idx = match self.free_fds.pop() {
+            Some(Reverse(i)) => {
                 self.fds[i] = Some(slot);
                 i
             }
@@ -345,6 +353,7 @@ impl Core {
     pub(crate) fn remove(&mut self, fd: Fd) -> Option<Entry> {
         let slot = self.slot(fd)?;
         self.fds[(fd - FIRST_FD) as usize] = None;
+        self.free_fds.push(Reverse((fd - FIRST_FD) as usize));
         let e = self.socks.get_mut(slot)?.as_mut()?;
         // The pollers forget registrations made through this descriptor.
         if !e.watches.is_empty() {

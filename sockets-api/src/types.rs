@@ -79,7 +79,9 @@ pub enum SockOpt {
     NonBlocking(bool),
     /// TCP_CONGESTION: the congestion control algorithm.
     Congestion(Algorithm),
-    /// IP_TTL for this socket's datagrams (UDP).
+    /// IP_TTL: the time-to-live of this socket's packets (UDP datagrams
+    /// and TCP segments, the SYN included); 1 to 255, EINVAL for 0. Reads
+    /// as the stack's default until set.
     Ttl(u8),
     /// SO_OOBINLINE: urgent data stays in line. ustack always delivers it
     /// in line (RFC 6093 recommends it; RFC 9293 3.8.5), so this reads as
@@ -115,6 +117,15 @@ pub enum SockOpt {
     /// TCP_DEFER_ACCEPT (listeners): a connection is handed to accept only
     /// once data arrived on it, or after this long; zero turns it off.
     DeferAccept(Duration),
+    /// TCP_KEEPIDLE: idle time before the first keep-alive probe (with
+    /// SO_KEEPALIVE on). 1 s to 32767 s, EINVAL outside; default 7200 s.
+    KeepIdle(Duration),
+    /// TCP_KEEPINTVL: time between unanswered keep-alive probes. 1 s to
+    /// 32767 s, EINVAL outside; default 75 s.
+    KeepIntvl(Duration),
+    /// TCP_KEEPCNT: unanswered probes before the connection fails with
+    /// ETIMEDOUT. 1 to 127, EINVAL outside; default 9.
+    KeepCnt(u32),
 }
 
 impl SockOpt {
@@ -143,6 +154,9 @@ impl SockOpt {
             SockOpt::Cork(_) => SockOptName::Cork,
             SockOpt::QuickAck(_) => SockOptName::QuickAck,
             SockOpt::DeferAccept(_) => SockOptName::DeferAccept,
+            SockOpt::KeepIdle(_) => SockOptName::KeepIdle,
+            SockOpt::KeepIntvl(_) => SockOptName::KeepIntvl,
+            SockOpt::KeepCnt(_) => SockOptName::KeepCnt,
         }
     }
 }
@@ -196,6 +210,12 @@ pub enum SockOptName {
     QuickAck,
     /// TCP_DEFER_ACCEPT.
     DeferAccept,
+    /// TCP_KEEPIDLE.
+    KeepIdle,
+    /// TCP_KEEPINTVL.
+    KeepIntvl,
+    /// TCP_KEEPCNT.
+    KeepCnt,
     /// SO_TYPE (read only).
     Type,
     /// SO_ACCEPTCONN (read only): the socket listens.

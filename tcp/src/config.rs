@@ -89,6 +89,9 @@ pub struct TcpConfig {
     /// bits are not the application's (Linux masks them off for stream
     /// sockets); they are sent as 0.
     pub tos: u8,
+    /// The IPv4 TTL of every segment (IP_TTL); `None` is the stack's
+    /// default (Linux's `net.ipv4.ip_default_ttl`).
+    pub ttl: Option<u8>,
     /// TCP_CORK: only full-sized segments go out until uncorked (or for
     /// 200 ms at most, see [`Connection::set_cork`](crate::Connection::set_cork)).
     pub cork: bool,
@@ -122,6 +125,7 @@ impl Default for TcpConfig {
             congestion: Algorithm::Cubic,
             invalid_ack_interval: Duration::from_millis(500),
             tos: 0,
+            ttl: None,
             cork: false,
             reuse_addr: false,
         }

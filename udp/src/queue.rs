@@ -189,6 +189,23 @@ impl<M> RecvQueue<M> {
         }
         Some((meta, len))
     }
+
+    /// Copies the oldest datagram into `buf` (truncated to it) without
+    /// removing it (MSG_PEEK): its metadata and full length.
+    pub fn peek(&self, buf: &mut [u8]) -> Option<(M, usize)>
+    where
+        M: Clone,
+    {
+        let (meta, len) = self.meta.front()?;
+        let cap = self.ring.len();
+        let copy = (*len).min(buf.len());
+        if cap > 0 {
+            let first = copy.min(cap - self.head);
+            buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
+            buf[first..copy].copy_from_slice(&self.ring[..copy - first]);
+        }
+        Some((meta.clone(), *len))
+    }
 }
 
 #[cfg(test)]

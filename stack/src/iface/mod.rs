@@ -311,6 +311,11 @@ impl Interface {
         self.ip.cidr
     }
 
+    /// The TTL of packets whose socket set none (IP_TTL's default).
+    pub fn default_ttl(&self) -> u8 {
+        self.ip.ttl
+    }
+
     /// Tells the interface that its device cuts TCP super segments itself
     /// ([`Device::segmentation_offload`](crate::device::Device::segmentation_offload)):
     /// TCP then hands it up to 64 KiB of new data per frame.

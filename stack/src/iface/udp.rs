@@ -397,6 +397,29 @@ impl Interface {
         got
     }
 
+    /// Like [`udp_recv_from`](Self::udp_recv_from) but leaves the datagram
+    /// queued (MSG_PEEK). A pending error is still reported, and cleared,
+    /// first, as Linux's `__skb_recv_udp` does.
+    pub fn udp_peek_from(
+        &mut self,
+        handle: UdpHandle,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), SocketError> {
+        let socket = self
+            .sockets
+            .udp_sockets
+            .get_mut(handle)
+            .ok_or(SocketError::BadHandle)?;
+        if let Some(e) = socket.error.take() {
+            return Err(e);
+        }
+        socket
+            .rx
+            .peek(buf)
+            .map(|(from, len)| (len, from))
+            .ok_or(SocketError::WouldBlock)
+    }
+
     /// Charges a UDP socket's queue memory to the budget.
     fn udp_recharge(&mut self, handle: UdpHandle) {
         let Some(socket) = self.sockets.udp_sockets.get_mut(handle) else {

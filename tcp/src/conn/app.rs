@@ -373,17 +373,43 @@ impl Connection {
         self.cfg.tos & !0b11
     }
 
+    /// Sets the IPv4 TTL of this connection's segments (IP_TTL; `None`:
+    /// the stack's default).
+    pub fn set_ttl(&mut self, ttl: Option<u8>) {
+        self.cfg.ttl = ttl;
+    }
+
+    /// The IPv4 TTL of this connection's segments, if the socket set one.
+    pub fn ttl(&self) -> Option<u8> {
+        self.cfg.ttl
+    }
+
     /// Sets TCP_NODELAY.
     pub fn set_nodelay(&mut self, on: bool) {
         self.cfg.nodelay = on;
     }
 
-    /// Sets or clears keep-alive.
+    /// Sets or clears keep-alive (SO_KEEPALIVE and its timing, Linux's
+    /// rules): turning it on arms the timer `idle` from now; a new idle
+    /// time on a connection already keeping alive counts from the last
+    /// segment received (tcp_sock_set_keepidle_locked: "elapsed =
+    /// keepalive_time_elapsed(tp)"), firing at once if that is past; a new
+    /// interval or probe count applies from the next probe.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<crate::Keepalive>) {
+        let old = self.cfg.keepalive;
         self.cfg.keepalive = keepalive;
-        self.probe.keepalive_sent = 0;
-        self.timers
-            .set_or_stop(Timer::KeepAlive, keepalive.map(|k| now + k.idle));
+        match (old, keepalive) {
+            (Some(o), Some(k)) if o.idle == k.idle => {}
+            (Some(_), Some(k)) => {
+                let at = (self.last_rcvd_at + k.idle).max(now);
+                self.timers.set(Timer::KeepAlive, at);
+            }
+            (_, k) => {
+                self.probe.keepalive_sent = 0;
+                self.timers
+                    .set_or_stop(Timer::KeepAlive, k.map(|k| now + k.idle));
+            }
+        }
     }
 
     /// Sets the send buffer size.

@@ -86,3 +86,22 @@ fn resize_keeps_what_fits() {
     let mut buf = [0u8; 64];
     assert_eq!(q.pop(&mut buf), Some((1, 30)));
 }
+
+#[test]
+fn peek_leaves_the_datagram_queued_even_across_the_wrap() {
+    let mut q = RecvQueue::new(10 + 2 * O);
+    assert!(q.push(1, b"abcdef"));
+    let mut buf = [0u8; 16];
+    assert_eq!(q.pop(&mut buf), Some((1, 6)));
+    assert!(q.push(2, b"klmnop")); // wraps around the end of the ring
+    let mut peeked = [0u8; 16];
+    assert_eq!(q.peek(&mut peeked), Some((2, 6)));
+    assert_eq!(&peeked[..6], b"klmnop");
+    let mut short = [0u8; 3];
+    assert_eq!(q.peek(&mut short), Some((2, 6)), "the full length");
+    assert_eq!(&short, b"klm");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.pop(&mut buf), Some((2, 6)));
+    assert_eq!(&buf[..6], b"klmnop");
+    assert_eq!(q.peek(&mut buf), None);
+}

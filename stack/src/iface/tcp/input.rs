@@ -90,7 +90,7 @@ impl Interface {
                         &ack,
                         &[],
                         &[],
-                        tos,
+                        (tos, None),
                         None,
                         tx,
                     );

@@ -110,7 +110,7 @@ impl Interface {
                 &synack,
                 &[],
                 &[],
-                listener.cfg.tos,
+                (listener.cfg.tos, listener.cfg.ttl),
                 None,
                 tx,
             );

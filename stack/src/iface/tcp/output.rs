@@ -27,13 +27,15 @@ pub(super) fn emit_segment<S: FrameSink + ?Sized>(
     seg: &TcpRepr,
     a: &[u8],
     b: &[u8],
-    tos: u8,
+    (tos, ttl): (u8, Option<u8>),
     gso_mss: Option<usize>,
     tx: &mut S,
 ) -> bool {
     let hlen = seg.header_len();
     let total = hlen + a.len() + b.len();
-    let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ip.ttl, 0);
+    // IP_TTL of the socket, else the stack's default.
+    let ttl = ttl.unwrap_or(ip.ttl);
+    let mut repr = Ipv4Repr::new(src, dst, IpProtocol::TCP, ttl, 0);
     repr.dont_fragment = true;
     // IP_TOS; the ECN bits are TCP's, not the application's (Linux clears
     // them from IP_TOS on stream sockets), and ustack does not use ECN.
@@ -85,7 +87,7 @@ impl Interface {
                 &rst,
                 &[],
                 &[],
-                0,
+                (0, None),
                 None,
                 tx,
             );
@@ -109,7 +111,7 @@ impl Interface {
         sock.conn.set_memory_pressure(pressure);
         let dst = *sock.conn.remote().ip();
         let mtu = self.ip.path_mtu(now, dst);
-        let tos = sock.conn.tos();
+        let tos = (sock.conn.tos(), sock.conn.ttl());
         let ip = &mut self.ip;
         let counters = &mut self.counters;
         let burst = if ip.segmentation_offload {

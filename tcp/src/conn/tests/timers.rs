@@ -177,3 +177,50 @@ fn per_connection_user_timeout() {
     w.run(Duration::from_secs(10));
     assert_eq!(w.a.state(), State::Established);
 }
+
+#[test]
+fn a_new_keepalive_idle_time_counts_from_the_last_segment_received() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    w.run(Duration::from_secs(5));
+    let last = w.a.last_rcvd_at;
+    assert!(w.now >= last + Duration::from_secs(5), "idle for 5 s");
+    let ka = crate::Keepalive {
+        idle: Duration::from_secs(60),
+        interval: Duration::from_secs(5),
+        probes: 3,
+    };
+    // SO_KEEPALIVE on: the idle time runs from now.
+    let now = w.now;
+    w.a.set_keepalive(now, Some(ka));
+    assert_eq!(w.a.timers.get(Timer::KeepAlive), Some(now + ka.idle));
+    // TCP_KEEPIDLE changed: from the last segment received, as Linux.
+    let shorter = crate::Keepalive {
+        idle: Duration::from_secs(8),
+        ..ka
+    };
+    w.a.set_keepalive(now, Some(shorter));
+    assert_eq!(w.a.timers.get(Timer::KeepAlive), Some(last + shorter.idle));
+    // Already past: the timer fires at once.
+    w.a.set_keepalive(
+        now,
+        Some(crate::Keepalive {
+            idle: Duration::from_secs(1),
+            ..ka
+        }),
+    );
+    assert_eq!(w.a.timers.get(Timer::KeepAlive), Some(now));
+    // TCP_KEEPINTVL or TCP_KEEPCNT alone leave the timer be.
+    let armed = w.a.timers.get(Timer::KeepAlive);
+    w.a.set_keepalive(
+        now,
+        Some(crate::Keepalive {
+            idle: Duration::from_secs(1),
+            interval: Duration::from_secs(9),
+            probes: 7,
+        }),
+    );
+    assert_eq!(w.a.timers.get(Timer::KeepAlive), armed);
+    w.a.set_keepalive(now, None);
+    assert_eq!(w.a.timers.get(Timer::KeepAlive), None);
+}

@@ -37,6 +37,12 @@ pub enum Opt {
     DeferAccept(u32),
     Tos(u8),
     Ttl(u8),
+    /// TCP_KEEPIDLE, seconds.
+    KeepIdle(i32),
+    /// TCP_KEEPINTVL, seconds.
+    KeepIntvl(i32),
+    /// TCP_KEEPCNT.
+    KeepCnt(i32),
 }
 
 /// An option to read; getsockopt returns it as an integer (booleans 0/1,
@@ -59,6 +65,9 @@ pub enum OptName {
     DeferAccept,
     Tos,
     Ttl,
+    KeepIdle,
+    KeepIntvl,
+    KeepCnt,
 }
 
 impl OptName {
@@ -81,6 +90,9 @@ impl OptName {
             OptName::DeferAccept => "TCP_DEFER_ACCEPT",
             OptName::Tos => "IP_TOS",
             OptName::Ttl => "IP_TTL",
+            OptName::KeepIdle => "TCP_KEEPIDLE",
+            OptName::KeepIntvl => "TCP_KEEPINTVL",
+            OptName::KeepCnt => "TCP_KEEPCNT",
         }
     }
 }
@@ -104,6 +116,9 @@ impl Opt {
             Opt::DeferAccept(v) => format!("TCP_DEFER_ACCEPT={v}"),
             Opt::Tos(v) => format!("IP_TOS={v:#x}"),
             Opt::Ttl(v) => format!("IP_TTL={v}"),
+            Opt::KeepIdle(v) => format!("TCP_KEEPIDLE={v}"),
+            Opt::KeepIntvl(v) => format!("TCP_KEEPINTVL={v}"),
+            Opt::KeepCnt(v) => format!("TCP_KEEPCNT={v}"),
         }
     }
 }

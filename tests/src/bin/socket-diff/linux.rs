@@ -280,6 +280,9 @@ impl Api for Linux {
             Opt::DeferAccept(v) => self.int_opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, v as i32),
             Opt::Tos(v) => self.int_opt(fd, IPPROTO_IP, IP_TOS, v as i32),
             Opt::Ttl(v) => self.int_opt(fd, IPPROTO_IP, IP_TTL, v as i32),
+            Opt::KeepIdle(v) => self.int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, v),
+            Opt::KeepIntvl(v) => self.int_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, v),
+            Opt::KeepCnt(v) => self.int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, v),
         }
     }
 
@@ -301,6 +304,9 @@ impl Api for Linux {
             OptName::DeferAccept => self.get_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT),
             OptName::Tos => self.get_int(fd, IPPROTO_IP, IP_TOS),
             OptName::Ttl => self.get_int(fd, IPPROTO_IP, IP_TTL),
+            OptName::KeepIdle => self.get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+            OptName::KeepIntvl => self.get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL),
+            OptName::KeepCnt => self.get_int(fd, IPPROTO_TCP, TCP_KEEPCNT),
             OptName::Linger => {
                 // SAFETY: zeroed plain data.
                 let mut lg: linger = unsafe { zeroed() };

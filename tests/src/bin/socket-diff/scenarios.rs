@@ -66,6 +66,8 @@ fn flag_names(flags: i32) -> String {
         (libc::MSG_TRUNC, "MSG_TRUNC"),
         (libc::MSG_PEEK, "MSG_PEEK"),
         (libc::MSG_DONTWAIT, "MSG_DONTWAIT"),
+        (libc::MSG_WAITALL, "MSG_WAITALL"),
+        (libc::MSG_OOB, "MSG_OOB"),
     ] {
         if flags & f != 0 {
             v.push(n);
@@ -642,6 +644,46 @@ fn udp_msg_trunc(a: &dyn Api, c: &Ctx, t: &mut Trace) {
     let _ = close(a, t, u);
 }
 
+/// MSG_WAITALL, MSG_OOB (urgent data in line: EINVAL) and MSG_DONTWAIT on
+/// a stream's receive.
+fn tcp_recv_flags(a: &dyn Api, c: &Ctx, t: &mut Trace) {
+    let Some((s, _l, mut p)) = connected(a, c, t, 0) else {
+        return;
+    };
+    let _ = recv(a, t, s, 8, libc::MSG_DONTWAIT);
+    let _ = recv(a, t, s, 8, libc::MSG_WAITALL | libc::MSG_DONTWAIT);
+    p.send(t, b"abc");
+    settle();
+    let _ = recv(a, t, s, 8, libc::MSG_OOB);
+    let _ = recv(a, t, s, 8, libc::MSG_WAITALL | libc::MSG_DONTWAIT);
+    p.send(t, b"0123456789");
+    settle();
+    let _ = recv(a, t, s, 4, libc::MSG_WAITALL | libc::MSG_PEEK);
+    let _ = recv(a, t, s, 4, libc::MSG_WAITALL);
+    p.shutdown_write(t);
+    settle();
+    // Six bytes and the FIN: the wait for 64 ends at end of stream.
+    let _ = recv(a, t, s, 64, libc::MSG_WAITALL);
+    let _ = recv(a, t, s, 64, libc::MSG_WAITALL);
+    let _ = close(a, t, s);
+}
+
+/// MSG_PEEK on datagrams, and MSG_OOB/MSG_WAITALL, which UDP ignores.
+fn udp_recv_flags(a: &dyn Api, c: &Ctx, t: &mut Trace) {
+    let p = PeerUdp::new(c.peer_port(0));
+    let Ok(u) = udp(a, t) else { return };
+    let _ = bind(a, t, u, c.any(0));
+    p.send_to(t, b"0123456789", c.own_at(0));
+    p.send_to(t, b"abcdefgh", c.own_at(0));
+    settle();
+    let _ = recv(a, t, u, 4, libc::MSG_PEEK);
+    let _ = recv(a, t, u, 64, libc::MSG_PEEK);
+    let _ = recv(a, t, u, 64, libc::MSG_OOB);
+    let _ = recv(a, t, u, 64, libc::MSG_WAITALL);
+    let _ = recv(a, t, u, 64, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    let _ = close(a, t, u);
+}
+
 fn so_type(a: &dyn Api, _c: &Ctx, t: &mut Trace) {
     let Ok(s) = tcp(a, t) else { return };
     let _ = getopt(a, t, s, OptName::Type);
@@ -801,6 +843,34 @@ fn opt_ip_tos(a: &dyn Api, _c: &Ctx, t: &mut Trace) {
 fn opt_ip_ttl(a: &dyn Api, _c: &Ctx, t: &mut Trace) {
     opt_readback(a, t, Kind::Stream, OptName::Ttl, &[Opt::Ttl(33)]);
     opt_readback(a, t, Kind::Dgram, OptName::Ttl, &[Opt::Ttl(7)]);
+}
+fn opt_keepalive_tuning(a: &dyn Api, _c: &Ctx, t: &mut Trace) {
+    opt_readback(
+        a,
+        t,
+        Kind::Stream,
+        OptName::KeepIdle,
+        &[Opt::KeepIdle(30), Opt::KeepIdle(0), Opt::KeepIdle(32_768)],
+    );
+    opt_readback(
+        a,
+        t,
+        Kind::Stream,
+        OptName::KeepIntvl,
+        &[
+            Opt::KeepIntvl(5),
+            Opt::KeepIntvl(-1),
+            Opt::KeepIntvl(32_767),
+        ],
+    );
+    opt_readback(
+        a,
+        t,
+        Kind::Stream,
+        OptName::KeepCnt,
+        &[Opt::KeepCnt(3), Opt::KeepCnt(0), Opt::KeepCnt(128)],
+    );
+    opt_readback(a, t, Kind::Dgram, OptName::KeepCnt, &[Opt::KeepCnt(3)]);
 }
 fn opt_linger(a: &dyn Api, _c: &Ctx, t: &mut Trace) {
     opt_readback(
@@ -1024,6 +1094,8 @@ pub fn all() -> Vec<Scenario> {
         accept_on_udp,
         udp_disconnect_af_unspec,
         udp_msg_trunc,
+        tcp_recv_flags,
+        udp_recv_flags,
         so_type,
         so_acceptconn,
         so_rcvlowat,
@@ -1036,6 +1108,7 @@ pub fn all() -> Vec<Scenario> {
         opt_defer_accept,
         opt_ip_tos,
         opt_ip_ttl,
+        opt_keepalive_tuning,
         opt_linger,
         opt_reuseaddr,
         opt_reuseport,

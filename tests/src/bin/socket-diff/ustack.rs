@@ -107,6 +107,11 @@ impl Api for Ustack {
             Opt::UserTimeout(ms) => SockOpt::UserTimeout(Duration::from_millis(ms.into())),
             Opt::DeferAccept(s) => SockOpt::DeferAccept(Duration::from_secs(s.into())),
             Opt::Tos(v) => SockOpt::Tos(v),
+            // setsockopt takes an int of seconds: a negative one is out of
+            // range like zero.
+            Opt::KeepIdle(v) => SockOpt::KeepIdle(Duration::from_secs(v.max(0) as u64)),
+            Opt::KeepIntvl(v) => SockOpt::KeepIntvl(Duration::from_secs(v.max(0) as u64)),
+            Opt::KeepCnt(v) => SockOpt::KeepCnt(v.max(0) as u32),
         };
         self.stack.setsockopt(fd, o).map_err(e)
     }
@@ -129,6 +134,9 @@ impl Api for Ustack {
             OptName::UserTimeout => SockOptName::UserTimeout,
             OptName::DeferAccept => SockOptName::DeferAccept,
             OptName::Tos => SockOptName::Tos,
+            OptName::KeepIdle => SockOptName::KeepIdle,
+            OptName::KeepIntvl => SockOptName::KeepIntvl,
+            OptName::KeepCnt => SockOptName::KeepCnt,
         };
         match self.stack.getsockopt(fd, n).map_err(e)? {
             SockOptValue::Error(v) => Ok(v.unwrap_or(0) as i64),
@@ -148,6 +156,10 @@ impl Api for Ustack {
             SockOptValue::Opt(SockOpt::MaxSeg(v)) => Ok(v as i64),
             SockOptValue::Opt(SockOpt::UserTimeout(d)) => Ok(d.as_millis() as i64),
             SockOptValue::Opt(SockOpt::DeferAccept(d)) => Ok(d.as_secs() as i64),
+            SockOptValue::Opt(SockOpt::KeepIdle(d) | SockOpt::KeepIntvl(d)) => {
+                Ok(d.as_secs() as i64)
+            }
+            SockOptValue::Opt(SockOpt::KeepCnt(n)) => Ok(n as i64),
             SockOptValue::Opt(SockOpt::Linger(l)) => Ok(l.map_or(-1, |d| d.as_secs() as i64)),
             other => panic!("unexpected getsockopt value {other:?}"),
         }
