@@ -133,6 +133,9 @@ pub fn opt_name(level: c_int, name: c_int) -> Option<SockOptName> {
         (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SockOptName::UserTimeout,
         (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT) => SockOptName::DeferAccept,
         (libc::IPPROTO_TCP, libc::TCP_CONGESTION) => SockOptName::Congestion,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::KeepIdle,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::KeepIntvl,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::KeepCnt,
         (libc::IPPROTO_IP, libc::IP_TTL) => SockOptName::Ttl,
         (libc::IPPROTO_IP, libc::IP_TOS) => SockOptName::Tos,
         _ => return None,
@@ -203,6 +206,9 @@ pub unsafe fn read_opt(
         SockOptName::Tos => SockOpt::Tos(int()? as u8),
         SockOptName::UserTimeout => SockOpt::UserTimeout(Duration::from_millis(uint()? as u64)),
         SockOptName::DeferAccept => SockOpt::DeferAccept(Duration::from_secs(uint()? as u64)),
+        SockOptName::KeepIdle => SockOpt::KeepIdle(Duration::from_secs(uint()? as u64)),
+        SockOptName::KeepIntvl => SockOpt::KeepIntvl(Duration::from_secs(uint()? as u64)),
+        SockOptName::KeepCnt => SockOpt::KeepCnt(u32::try_from(int()?).map_err(|_| libc::EINVAL)?),
         SockOptName::RcvTimeo => SockOpt::RcvTimeo(unsafe { timeval_val(val, len) }?),
         SockOptName::SndTimeo => SockOpt::SndTimeo(unsafe { timeval_val(val, len) }?),
         SockOptName::Linger => {
@@ -299,7 +305,10 @@ pub unsafe fn write_opt(
             SockOpt::MaxSeg(m) => int(i64::from(*m)).to_vec(),
             SockOpt::Ttl(t) | SockOpt::Tos(t) => int(i64::from(*t)).to_vec(),
             SockOpt::UserTimeout(d) => int(d.as_millis() as i64).to_vec(),
-            SockOpt::DeferAccept(d) => int(d.as_secs() as i64).to_vec(),
+            SockOpt::DeferAccept(d) | SockOpt::KeepIdle(d) | SockOpt::KeepIntvl(d) => {
+                int(d.as_secs() as i64).to_vec()
+            }
+            SockOpt::KeepCnt(n) => int(i64::from(*n)).to_vec(),
             SockOpt::RcvTimeo(d) | SockOpt::SndTimeo(d) => tv(*d),
             SockOpt::Linger(l) => {
                 let li = libc::linger {
@@ -368,7 +377,28 @@ mod tests {
         // SAFETY: an int's bytes.
         unsafe { write_opt(&SockOptValue::Opt(opt), (&raw mut out).cast(), &mut len) }.unwrap();
         assert_eq!((out, len), (1, 4));
-        assert_eq!(opt_name(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), None);
+        for (opt, secs) in [
+            (libc::TCP_KEEPIDLE, 30),
+            (libc::TCP_KEEPINTVL, 5),
+            (libc::TCP_KEEPCNT, 4),
+        ] {
+            let name = opt_name(libc::IPPROTO_TCP, opt).unwrap();
+            // SAFETY: an int's bytes.
+            let v = unsafe { read_opt(name, (&raw const secs).cast(), 4) }.unwrap();
+            let mut out: c_int = 0;
+            let mut len: socklen_t = 4;
+            // SAFETY: an int's bytes.
+            unsafe { write_opt(&SockOptValue::Opt(v), (&raw mut out).cast(), &mut len) }.unwrap();
+            assert_eq!(out, secs);
+        }
+        let minus: c_int = -1;
+        let cnt = opt_name(libc::IPPROTO_TCP, libc::TCP_KEEPCNT).unwrap();
+        // SAFETY: an int's bytes.
+        assert_eq!(
+            unsafe { read_opt(cnt, (&raw const minus).cast(), 4) },
+            Err(libc::EINVAL)
+        );
+        assert_eq!(opt_name(libc::IPPROTO_TCP, libc::TCP_FASTOPEN), None);
         assert_eq!(socket_type(libc::SOCK_RAW, 0), Err(libc::ESOCKTNOSUPPORT));
         assert_eq!(
             socket_type(libc::SOCK_STREAM | libc::SOCK_NONBLOCK, libc::IPPROTO_TCP),

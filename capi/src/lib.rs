@@ -566,7 +566,7 @@ mod tests {
                     pa,
                     l,
                     libc::IPPROTO_TCP,
-                    libc::TCP_KEEPIDLE,
+                    libc::TCP_FASTOPEN,
                     (&raw const one).cast(),
                     4
                 ),

@@ -121,9 +121,11 @@ s2.sendall(request)
 select.select([s2], [], [], 5)
 n = struct.unpack("i", fcntl.ioctl(s2.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 check(n > 0, f"FIONREAD on the dup ({n} bytes queued)")
+s2.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+check(s2.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10, "TCP_KEEPIDLE set and read back")
 try:
-    s2.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
-    check(False, "TCP_KEEPIDLE should be refused")
+    s2.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 5)
+    check(False, "TCP_FASTOPEN should be refused")
 except OSError as e:
     check(e.errno == errno.ENOPROTOOPT, "unsupported option: ENOPROTOOPT")
 s2.close()
