@@ -22,6 +22,9 @@ pub(crate) enum Timer {
     Retransmit,
     /// The tail loss probe timer (RFC 8985 7).
     Tlp,
+    /// The RACK reordering timer (RFC 8985 6.3): segments sent before the
+    /// latest one delivered will have waited their reordering window.
+    Reorder,
     /// The persist timer: zero-window probes.
     Persist,
     /// Keep-alive probes (RFC 1122 4.2.3.6).
@@ -30,12 +33,13 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in firing order.
-    pub(crate) const VALUES: [Timer; 7] = [
+    pub(crate) const VALUES: [Timer; 8] = [
         Timer::Close,
         Timer::DelayedAck,
         Timer::Cork,
         Timer::Retransmit,
         Timer::Tlp,
+        Timer::Reorder,
         Timer::Persist,
         Timer::KeepAlive,
     ];
@@ -157,6 +161,18 @@ impl Connection {
                     && self.state.is_synchronized()
                 {
                     self.recovery.tlp_due = true;
+                }
+                false
+            }
+            Timer::Reorder => {
+                // RFC 8985 6.3: "RACK_detect_loss_and_arm_timer()" on
+                // expiry; losses found start (or continue) recovery.
+                self.timers.stop(Timer::Reorder);
+                if self.state.is_synchronized() && self.snd.nxt > self.snd.una {
+                    self.detect_loss(now);
+                    if matches!(self.recovery.phase, Some(super::recovery::Recovery::Fast { .. })) {
+                        self.prr_on_ack(0);
+                    }
                 }
                 false
             }

@@ -59,7 +59,7 @@ fn sack_recovery_retransmits_only_the_holes() {
     assert!(
         s.bytes_retransmitted <= 2 * 1448,
         "only holes: {}",
-        s.bytes_retransmitted
+        s
     );
     // B sent SACK blocks.
     assert!(w.sent_b.iter().any(|(r, _)| r.options.sack_count > 0));
