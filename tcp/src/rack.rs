@@ -245,13 +245,13 @@ impl Rack {
                 break;
             }
             if first && rec.start <= old_una {
-                // The segment at the old SND.UNA arrived: reordering if
-                // data above it had been delivered first.
-                let end = rec.end.min(ack);
+                // The segment at the old SND.UNA (a hole, or the ACK would
+                // have covered it before) arrived: reordering if data above
+                // it had been delivered first.
                 let rxt = rec.retransmitted || old_una < high_rxt;
                 first = false;
                 let rec = *rec;
-                self.note_order(end, rxt);
+                self.note_order(old_una + 1, rxt);
                 if rec.end > ack {
                     newest = Some((rec.at, ack, rec.retransmitted));
                     self.sent[0].start = ack;

@@ -498,6 +498,8 @@ impl Connection {
             self.recovery.tlp_due = false;
             self.recovery.tlp_end = Some(self.snd.nxt);
             self.stats.tail_loss_probes += 1;
+            // RFC 8985 7.3: "arm the RTO timer" once the probe is sent.
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             // RFC 6937 3: "On any data transmission or retransmission:

@@ -269,8 +269,9 @@ impl Connection {
 
     /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
     /// the latest transmission (plus the peer's worst-case delayed-ACK time
-    /// when a single segment is in flight), never after the RTO, and only
-    /// outside loss recovery with no probe outstanding.
+    /// when a single segment is in flight), never after the RTO (which then
+    /// waits for the probe), and only outside loss recovery with no probe
+    /// outstanding.
     pub(crate) fn arm_pto(&mut self, now: Instant) {
         self.timers.stop(Timer::Tlp);
         let Some(srtt) = self.rtt.srtt() else {
@@ -286,11 +287,18 @@ impl Connection {
         if self.snd.nxt.since(self.snd.una) <= self.snd.smss {
             pto += Duration::from_millis(200);
         }
-        let at = now + pto.max(Duration::from_millis(1));
-        match self.timers.get(Timer::Retransmit) {
-            Some(rto) if rto < at => {}
-            _ => self.timers.set(Timer::Tlp, at),
+        let mut at = now + pto.max(Duration::from_millis(1));
+        if let Some(rto) = self.timers.get(Timer::Retransmit)
+            && rto <= at
+        {
+            // RFC 8985 7.2: the probe goes no later than the RTO would
+            // ("If RTO timer is sooner, use it"), and takes its place: as
+            // on Linux, the retransmission timer restarts once the probe
+            // is sent (and is pushed past it meanwhile).
+            at = rto;
+            self.timers.set(Timer::Retransmit, rto + self.rtt.rto());
         }
+        self.timers.set(Timer::Tlp, at);
     }
 
     /// The persist timer's interval: the RTO, backed off exponentially.
