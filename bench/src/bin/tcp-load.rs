@@ -4,13 +4,17 @@
 //!   tcp-load chargen --target A:P [--bytes N]      read N bytes (pattern checked), report Gbit/s
 //!   tcp-load pingpong --target A:P [--seconds S]   1-byte request/response rate on an echo port
 //!   tcp-load connect --target A:P [--seconds S]    connect/request/close loop (connections per second)
+//!
+//! `--cc NAME` sets the kernel socket's congestion control (TCP_CONGESTION,
+//! e.g. `cubic`), so a comparison with ustack's CUBIC is not one with
+//! whatever the system default is (BBR here).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1]";
+    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1] [--cc NAME]";
     let mode = std::env::args().nth(1).unwrap_or_default();
     let flags = bench::Flags::from_env_after(1, usage);
     let target = flags.string("target").unwrap_or_else(|| {
@@ -20,6 +24,10 @@ fn main() {
     let bytes: u64 = flags.get("bytes", 1 << 30);
     let seconds: f64 = flags.get("seconds", 3.0);
     let check: u8 = flags.get("check", 1);
+    if let Some(cc) = flags.string("cc") {
+        // Read by open() for every connection.
+        CC.set(cc).expect("set once");
+    }
     match mode.as_str() {
         "discard" => discard(&target, bytes),
         "chargen" => chargen(&target, bytes, check != 0),
@@ -36,11 +44,36 @@ fn gbits(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
 }
 
+/// The `--cc` congestion control, if any.
+static CC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn open(target: &str) -> TcpStream {
-    TcpStream::connect(target).unwrap_or_else(|e| {
+    let s = TcpStream::connect(target).unwrap_or_else(|e| {
         eprintln!("error: connect {target}: {e}");
         std::process::exit(1);
-    })
+    });
+    if let Some(cc) = CC.get() {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the option value is a valid buffer of the given length
+        // for the duration of the call, and the descriptor is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                cc.as_ptr().cast(),
+                cc.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            eprintln!(
+                "error: TCP_CONGESTION {cc}: {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(1);
+        }
+    }
+    s
 }
 
 fn discard(target: &str, bytes: u64) {
