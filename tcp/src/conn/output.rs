@@ -546,7 +546,9 @@ impl Connection {
                 if self.timed.is_none() && len > 0 {
                     self.timed = Some((seq + len, now));
                 }
-                self.recovery.rack.on_send(now, seq, seq + len + fin as usize);
+                self.recovery
+                    .rack
+                    .on_send(now, seq, seq + len + fin as usize);
                 self.arm_rtx(now);
                 let mut repr = self.control(now, seq, flags);
                 repr.flags = Flags(flags | (repr.flags.0 & Flags::URG));

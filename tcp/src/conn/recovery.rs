@@ -220,8 +220,7 @@ impl Connection {
     /// reordering timer for those that have not waited long enough yet.
     fn rack_detect_loss(&mut self, now: Instant) {
         let mss = self.snd.smss.max(1);
-        let dupthresh_sacked =
-            self.recovery.scoreboard.sacked_bytes() > (DUP_THRESH - 1) * mss;
+        let dupthresh_sacked = self.recovery.scoreboard.sacked_bytes() > (DUP_THRESH - 1) * mss;
         let reo_wnd = self.recovery.rack.reo_wnd(
             self.recovery.phase.is_some(),
             dupthresh_sacked,
@@ -230,23 +229,25 @@ impl Connection {
         );
         let (boundary, mut timer) = self.recovery.rack.detect(now, reo_wnd);
         if let Some(b) = boundary {
-            self.recovery.scoreboard.mark_lost_through(b.min(self.snd.nxt));
+            self.recovery
+                .scoreboard
+                .mark_lost_through(b.min(self.snd.nxt));
         }
         if self.recovery.phase.is_some() {
             let rack = &self.recovery.rack;
-            let found = self
-                .recovery
-                .scoreboard
-                .detect_lost_retransmissions_by(self.snd.una, |at, end| {
-                    match rack.retransmission_deadline(now, at, end, reo_wnd) {
-                        Some(t) if t <= now => true,
-                        Some(t) => {
-                            timer = Some(timer.map_or(t, |x: Instant| x.max(t)));
-                            false
+            let found =
+                self.recovery
+                    .scoreboard
+                    .detect_lost_retransmissions_by(self.snd.una, |at, end| {
+                        match rack.retransmission_deadline(now, at, end, reo_wnd) {
+                            Some(t) if t <= now => true,
+                            Some(t) => {
+                                timer = Some(timer.map_or(t, |x: Instant| x.max(t)));
+                                false
+                            }
+                            None => false,
                         }
-                        None => false,
-                    }
-                });
+                    });
             self.stats.lost_retransmissions += found as u64;
         }
         self.timers.set_or_stop(Timer::Reorder, timer);

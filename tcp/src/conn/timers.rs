@@ -170,7 +170,10 @@ impl Connection {
                 self.timers.stop(Timer::Reorder);
                 if self.state.is_synchronized() && self.snd.nxt > self.snd.una {
                     self.detect_loss(now);
-                    if matches!(self.recovery.phase, Some(super::recovery::Recovery::Fast { .. })) {
+                    if matches!(
+                        self.recovery.phase,
+                        Some(super::recovery::Recovery::Fast { .. })
+                    ) {
                         self.prr_on_ack(0);
                     }
                 }

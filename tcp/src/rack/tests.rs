@@ -21,7 +21,11 @@ fn loss_needs_a_later_delivery_and_the_window() {
     let t0 = Instant::now();
     let mut r = Rack::new(t0, SeqNum(0));
     for i in 0..4u32 {
-        r.on_send(t0 + ms(u64::from(i)), SeqNum(i * 1000), SeqNum((i + 1) * 1000));
+        r.on_send(
+            t0 + ms(u64::from(i)),
+            SeqNum(i * 1000),
+            SeqNum((i + 1) * 1000),
+        );
     }
     // Nothing delivered: nothing lost.
     assert_eq!(r.detect(t0 + ms(100), ms(5)), (None, None));
@@ -52,8 +56,17 @@ fn late_original_is_reordering_and_widens_nothing_until_seen() {
     let mut r = Rack::new(t0, SeqNum(0));
     r.on_send(t0, SeqNum(0), SeqNum(1000));
     r.on_send(t0 + ms(1), SeqNum(1000), SeqNum(2000));
-    assert_eq!(r.reo_wnd(true, false, Some(ms(8)), Some(ms(10))), Duration::ZERO);
-    r.on_sacked(t0 + ms(11), SeqNum(1000), SeqNum(2000), SeqNum(0), Some(ms(8)));
+    assert_eq!(
+        r.reo_wnd(true, false, Some(ms(8)), Some(ms(10))),
+        Duration::ZERO
+    );
+    r.on_sacked(
+        t0 + ms(11),
+        SeqNum(1000),
+        SeqNum(2000),
+        SeqNum(0),
+        Some(ms(8)),
+    );
     assert!(!r.reordering_seen());
     // The first segment arrives after the second: reordering.
     r.on_cumulative_ack(t0 + ms(12), SeqNum(0), SeqNum(2000), SeqNum(0), Some(ms(8)));
@@ -89,9 +102,19 @@ fn the_ring_is_bounded() {
     let t0 = Instant::now();
     let mut r = Rack::new(t0, SeqNum(0));
     for i in 0..(MAX_RECORDS as u32 + 100) {
-        r.on_send(t0 + Duration::from_micros(u64::from(i)), SeqNum(i), SeqNum(i + 1));
+        r.on_send(
+            t0 + Duration::from_micros(u64::from(i)),
+            SeqNum(i),
+            SeqNum(i + 1),
+        );
     }
     assert_eq!(r.records(), MAX_RECORDS);
-    r.on_cumulative_ack(t0 + ms(1000), SeqNum(0), SeqNum(MAX_RECORDS as u32 + 100), SeqNum(0), None);
+    r.on_cumulative_ack(
+        t0 + ms(1000),
+        SeqNum(0),
+        SeqNum(MAX_RECORDS as u32 + 100),
+        SeqNum(0),
+        None,
+    );
     assert_eq!(r.records(), 0);
 }

@@ -45,9 +45,10 @@ fn main() {
         "RTOs",
         "TLPs"
     );
-    for (algo, detection) in algos.iter().flat_map(|&a| {
-        [LossDetection::Rack, LossDetection::DupAck].map(move |d| (a, d))
-    }) {
+    for (algo, detection) in algos
+        .iter()
+        .flat_map(|&a| [LossDetection::Rack, LossDetection::DupAck].map(move |d| (a, d)))
+    {
         for p in [0.0, 0.001, 0.01, 0.05] {
             let wall = Instant::now();
             let r = loss_throughput_with(

@@ -12,8 +12,8 @@ use std::net::SocketAddrV4;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tcp::{LossDetection, TcpConfig};
 use tcp::cc::Algorithm;
+use tcp::{LossDetection, TcpConfig};
 
 use super::{HostCtx, HostId, LinkConfig, Sim, TcpSink, TcpSource, host_config};
 
@@ -155,7 +155,15 @@ pub fn loss_throughput(
     warmup: Duration,
     measure: Duration,
 ) -> LossRun {
-    loss_throughput_with(seed, algorithm, LossDetection::default(), net, p, warmup, measure)
+    loss_throughput_with(
+        seed,
+        algorithm,
+        LossDetection::default(),
+        net,
+        p,
+        warmup,
+        measure,
+    )
 }
 
 /// [`loss_throughput`] with the sender's loss detector chosen (RACK-TLP
