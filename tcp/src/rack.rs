@@ -195,12 +195,15 @@ impl Rack {
     /// The range [l, r) was newly SACKed. `high_rxt`: unSACKed octets
     /// below it were retransmitted in this recovery episode, so a SACK
     /// ending there is ambiguous. Its newest octet, r - 1, counts: it was
-    /// sent when the record holding it was.
+    /// sent when the record holding it was. Only a `fresh` range (none of
+    /// it SACKed before) can show reordering: a range that grew because a
+    /// hole inside it was filled ends where older deliveries did.
     pub(crate) fn on_sacked(
         &mut self,
         now: Instant,
         l: SeqNum,
         r: SeqNum,
+        fresh: bool,
         high_rxt: SeqNum,
         min_rtt: Option<Duration>,
     ) {
@@ -212,7 +215,9 @@ impl Rack {
             return;
         }
         let retransmitted = rec.retransmitted || r <= high_rxt;
-        self.note_order(r, retransmitted);
+        if fresh {
+            self.note_order(r, retransmitted);
+        }
         self.advance(now, rec.at, r, retransmitted, min_rtt);
     }
 

@@ -422,7 +422,7 @@ impl Connection {
         }
         let mut newly_sacked = 0;
         // Ranges this ACK newly SACKed, for RACK (at most one per block).
-        let mut rack_sacked = [(SeqNum(0), SeqNum(0)); crate::MAX_SACK_BLOCKS];
+        let mut rack_sacked = [(SeqNum(0), SeqNum(0), false); crate::MAX_SACK_BLOCKS];
         let mut rack_n = 0;
         let mut dsack = false;
         if self.sack_ok && seg.options.sack_count > 0 {
@@ -441,7 +441,8 @@ impl Connection {
                     &[block],
                 );
                 if added > 0 && rack_n < rack_sacked.len() {
-                    rack_sacked[rack_n] = block;
+                    // Wholly new, or grown (a hole inside it filled).
+                    rack_sacked[rack_n] = (block.0, block.1, added == block.1.since(block.0));
                     rack_n += 1;
                 }
                 newly_sacked += added;

@@ -255,7 +255,8 @@ impl Connection {
 
     /// RACK's view of an ACK (RFC 8985 6.2 steps 1-3): the segments it
     /// newly delivered, by cumulative ACK (from `old_una`) and by the SACK
-    /// ranges in `sacked` (each newly SACKed), and whether it carried a
+    /// ranges in `sacked` (each newly SACKed; true when wholly new, not
+    /// an older range grown by a filled hole), and whether it carried a
     /// D-SACK. Octets below `high_rxt` were retransmitted in the recovery
     /// the ACK arrived in (their delivery is ambiguous).
     pub(crate) fn rack_on_ack(
@@ -263,7 +264,7 @@ impl Connection {
         now: Instant,
         old_una: SeqNum,
         high_rxt: SeqNum,
-        sacked: &[(SeqNum, SeqNum)],
+        sacked: &[(SeqNum, SeqNum, bool)],
         dsack: bool,
     ) {
         if !self.uses_rack() {
@@ -277,8 +278,8 @@ impl Connection {
                 rack.on_retransmission_delivered(now, at, end, min_rtt);
             }
         }
-        for &(l, r) in sacked {
-            rack.on_sacked(now, l, r, high_rxt, min_rtt);
+        for &(l, r, fresh) in sacked {
+            rack.on_sacked(now, l, r, fresh, high_rxt, min_rtt);
             if let Some((at, end)) = self.recovery.scoreboard.retransmission_in(l, r) {
                 rack.on_retransmission_delivered(now, at, end, min_rtt);
             }

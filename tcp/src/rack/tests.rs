@@ -31,7 +31,7 @@ fn loss_needs_a_later_delivery_and_the_window() {
     assert_eq!(r.detect(t0 + ms(100), ms(5)), (None, None));
     // The third segment is SACKed 10 ms after it left: RACK.rtt 10 ms.
     let now = t0 + ms(12);
-    r.on_sacked(now, SeqNum(2000), SeqNum(3000), SeqNum(0), Some(ms(10)));
+    r.on_sacked(now, SeqNum(2000), SeqNum(3000), true, SeqNum(0), Some(ms(10)));
     // Segments 0 and 1 left at 0 and 1 ms: lost at 0+10+5 and 1+10+5.
     // (The delivered record itself counts up to RACK.end_seq; the
     // scoreboard ignores its SACKed octets.)

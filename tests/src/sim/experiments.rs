@@ -204,7 +204,19 @@ pub fn fairness(
     warmup: Duration,
     measure: Duration,
 ) -> (f64, [f64; 2]) {
-    let (mut sim, a, b) = network(seed, algorithm, LossDetection::default(), net, 0.0);
+    fairness_with(seed, algorithm, LossDetection::default(), net, warmup, measure)
+}
+
+/// [`fairness`] with the senders' loss detector chosen.
+pub fn fairness_with(
+    seed: u64,
+    algorithm: Algorithm,
+    detection: LossDetection,
+    net: Bottleneck,
+    warmup: Duration,
+    measure: Duration,
+) -> (f64, [f64; 2]) {
+    let (mut sim, a, b) = network(seed, algorithm, detection, net, 0.0);
     let (sink, _) = start_flows(&mut sim, a, b, 2, Duration::from_secs(2));
     sim.run_for(warmup);
     let per_flow = |sim: &mut Sim| -> [u64; 2] {
