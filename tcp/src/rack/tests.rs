@@ -31,7 +31,14 @@ fn loss_needs_a_later_delivery_and_the_window() {
     assert_eq!(r.detect(t0 + ms(100), ms(5)), (None, None));
     // The third segment is SACKed 10 ms after it left: RACK.rtt 10 ms.
     let now = t0 + ms(12);
-    r.on_sacked(now, SeqNum(2000), SeqNum(3000), true, SeqNum(0), Some(ms(10)));
+    r.on_sacked(
+        now,
+        SeqNum(2000),
+        SeqNum(3000),
+        true,
+        SeqNum(0),
+        Some(ms(10)),
+    );
     // Segments 0 and 1 left at 0 and 1 ms: lost at 0+10+5 and 1+10+5.
     // (The delivered record itself counts up to RACK.end_seq; the
     // scoreboard ignores its SACKed octets.)
@@ -64,6 +71,7 @@ fn late_original_is_reordering_and_widens_nothing_until_seen() {
         t0 + ms(11),
         SeqNum(1000),
         SeqNum(2000),
+        true,
         SeqNum(0),
         Some(ms(8)),
     );
@@ -117,4 +125,54 @@ fn the_ring_is_bounded() {
         None,
     );
     assert_eq!(r.records(), 0);
+}
+
+#[test]
+fn a_grown_sack_range_is_not_reordering() {
+    let t0 = Instant::now();
+    let mut r = Rack::new(t0, SeqNum(0));
+    for i in 0..4u32 {
+        r.on_send(
+            t0 + ms(u64::from(i)),
+            SeqNum(i * 1000),
+            SeqNum((i + 1) * 1000),
+        );
+    }
+    r.on_sacked(
+        t0 + ms(12),
+        SeqNum(1000),
+        SeqNum(2000),
+        true,
+        SeqNum(0),
+        Some(ms(10)),
+    );
+    r.on_sacked(
+        t0 + ms(13),
+        SeqNum(3000),
+        SeqNum(4000),
+        true,
+        SeqNum(0),
+        Some(ms(10)),
+    );
+    // The hole [2000, 3000) fills: the peer reports [1000, 4000), which
+    // ends at RACK.fack; not a late segment above a hole.
+    r.on_sacked(
+        t0 + ms(14),
+        SeqNum(1000),
+        SeqNum(4000),
+        false,
+        SeqNum(0),
+        Some(ms(10)),
+    );
+    assert!(!r.reordering_seen());
+    // A wholly new range below RACK.fack is.
+    r.on_sacked(
+        t0 + ms(15),
+        SeqNum(0),
+        SeqNum(500),
+        true,
+        SeqNum(0),
+        Some(ms(10)),
+    );
+    assert!(r.reordering_seen());
 }

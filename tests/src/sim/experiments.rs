@@ -204,7 +204,14 @@ pub fn fairness(
     warmup: Duration,
     measure: Duration,
 ) -> (f64, [f64; 2]) {
-    fairness_with(seed, algorithm, LossDetection::default(), net, warmup, measure)
+    fairness_with(
+        seed,
+        algorithm,
+        LossDetection::default(),
+        net,
+        warmup,
+        measure,
+    )
 }
 
 /// [`fairness`] with the senders' loss detector chosen.
