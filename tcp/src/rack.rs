@@ -72,6 +72,10 @@ pub(crate) struct Rack {
     reo_wnd_persist: u32,
     /// RACK.dsack_round.
     dsack_round: Option<SeqNum>,
+    /// The ACK being processed: the timestamp it echoes and our timestamp
+    /// clock's offset (RFC 8985 6.2 step 2 compares the echo with a
+    /// retransmission's time).
+    echo: Option<(u32, u32)>,
 }
 
 impl Rack {
@@ -87,6 +91,7 @@ impl Rack {
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
             dsack_round: None,
+            echo: None,
         }
     }
 
@@ -165,11 +170,26 @@ impl Rack {
         at: Micros,
         end: SeqNum,
         retransmitted: bool,
+        cumulative: bool,
         min_rtt: Option<Duration>,
     ) {
         let rtt = Duration::from_micros(u64::from(self.micros(now).wrapping_sub(at)));
         if retransmitted && min_rtt.is_none_or(|m| rtt < m) {
             return;
+        }
+        // "If ACK.ts_option.echo_reply < Segment.xmit_ts: Return": the
+        // ACK answers the original transmission, not this one. Only for a
+        // cumulative ACK: a SACK echoes an older timestamp anyway (RFC 7323
+        // 4.3: an out-of-order segment does not update TS.Recent).
+        if retransmitted
+            && cumulative
+            && let Some((ecr, offset)) = self.echo
+        {
+            let sent = self.instant(at, now).saturating_duration_since(self.epoch);
+            let ts = (sent.as_millis() as u32).wrapping_add(offset);
+            if ecr != 0 && (ecr.wrapping_sub(ts) as i32) < 0 {
+                return;
+            }
         }
         let newer = match self.xmit {
             None => true,
@@ -218,18 +238,20 @@ impl Rack {
         if fresh {
             self.note_order(r, retransmitted);
         }
-        self.advance(now, rec.at, r, retransmitted, min_rtt);
+        self.advance(now, rec.at, r, retransmitted, false, min_rtt);
     }
 
-    /// A retransmission sent at `at`, ending at `end`, was delivered.
+    /// A retransmission sent at `at`, ending at `end`, was delivered (by
+    /// the cumulative ACK, or SACKed).
     pub(crate) fn on_retransmission_delivered(
         &mut self,
         now: Instant,
         at: Micros,
         end: SeqNum,
+        cumulative: bool,
         min_rtt: Option<Duration>,
     ) {
-        self.advance(now, at, end, true, min_rtt);
+        self.advance(now, at, end, true, cumulative, min_rtt);
     }
 
     /// The cumulative ACK advanced from `old_una` to `ack`: the records it
@@ -278,7 +300,7 @@ impl Rack {
         if let Some((at, end, rxt)) = newest {
             let retransmitted = rxt || end <= high_rxt;
             self.note_order(end, retransmitted);
-            self.advance(now, at, end, retransmitted, min_rtt);
+            self.advance(now, at, end, retransmitted, true, min_rtt);
         }
         if self.dsack_round.is_some_and(|r| ack >= r) {
             self.dsack_round = None;
@@ -290,6 +312,12 @@ impl Rack {
         if self.sent.is_empty() {
             self.sent = VecDeque::new();
         }
+    }
+
+    /// The timestamp echoed by the ACK about to be processed, with our
+    /// timestamp clock's offset (`None`: no timestamps).
+    pub(crate) fn set_echo(&mut self, echo: Option<(u32, u32)>) {
+        self.echo = echo;
     }
 
     /// An ACK carried a D-SACK (RFC 8985 6.2 step 4): the reordering window

@@ -324,6 +324,14 @@ impl Scoreboard {
         self.reno_sacked = 0;
     }
 
+    /// A retransmission timeout turned out spurious (RFC 3522): the
+    /// outstanding data is no longer all lost; loss detection starts over
+    /// from `snd_una`.
+    pub fn undo_rto(&mut self, snd_una: SeqNum) {
+        self.lost_end = snd_una;
+        self.start_episode(snd_una);
+    }
+
     /// A new recovery episode starts at `snd_una`.
     pub fn start_episode(&mut self, snd_una: SeqNum) {
         self.high_rxt = snd_una;

@@ -460,6 +460,7 @@ impl Connection {
             let rtt_sample = self.sample_rtt(now, seg);
             self.snd.una = ack;
             self.recovery.scoreboard.on_cumulative_ack(ack);
+            self.check_spurious_rto(seg.options.timestamps.map(|t| t.1));
             self.recovery.dupacks = 0;
             self.recovery.rto_without_progress = 0;
             let outstanding = self.snd.nxt > self.snd.una;
@@ -488,6 +489,10 @@ impl Connection {
         {
             self.on_duplicate_ack();
         }
+        let echo = seg.options.timestamps.map(|t| (t.1, self.ts.offset));
+        self.recovery
+            .rack
+            .set_echo(echo.filter(|_| self.ts.peer.is_some()));
         self.rack_on_ack(now, una_before, high_rxt, &rack_sacked[..rack_n], dsack);
         self.detect_loss(now);
         if self.snd.una > una_before || newly_sacked > 0 {

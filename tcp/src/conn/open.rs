@@ -133,6 +133,7 @@ impl Connection {
                 tlp_due: false,
                 tlp_end: None,
                 rack: crate::rack::Rack::new(epoch, iss),
+                undo: None,
             },
             cc: Congestion {
                 ctrl: cc,

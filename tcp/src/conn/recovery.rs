@@ -60,6 +60,10 @@ pub(crate) struct LossRecovery {
     pub(crate) tlp_end: Option<SeqNum>,
     /// RACK (RFC 8985 6): transmit times and the reordering window.
     pub(crate) rack: Rack,
+    /// After a first retransmission timeout: the congestion state before
+    /// it and the timestamp its retransmission carried, to undo it if it
+    /// proves spurious (RFC 3522 detection, RFC 4015 response).
+    pub(crate) undo: Option<(Box<dyn crate::cc::CongestionControl>, u32)>,
 }
 
 impl Connection {
@@ -208,6 +212,35 @@ impl Connection {
         );
     }
 
+    /// RFC 3522 (Eifel detection): the first ACK of new data after a
+    /// retransmission timeout echoes, in `ecr`, the timestamp of the segment
+    /// it answers. Older than the retransmission's: the original arrived,
+    /// the timeout was spurious, and (RFC 4015) the congestion state goes
+    /// back to what it was, and with it sending of new data instead of
+    /// retransmitting the whole flight. Called after the scoreboard heard
+    /// of the ACK.
+    pub(crate) fn check_spurious_rto(&mut self, ecr: Option<u32>) {
+        if !matches!(self.recovery.phase, Some(Recovery::Timeout { .. })) {
+            self.recovery.undo = None;
+            return;
+        }
+        let Some((cc, ts)) = self.recovery.undo.take() else {
+            return;
+        };
+        if ecr.is_some_and(|e| e != 0 && (e.wrapping_sub(ts) as i32) < 0) {
+            self.cc.ctrl = cc;
+            self.recovery.phase = None;
+            self.recovery.scoreboard.undo_rto(self.snd.una);
+            self.stats.spurious_rtos += 1;
+            log::debug!(
+                "{} -> {}: the retransmission timeout was spurious (RFC 3522); cwnd back to {}",
+                self.local,
+                self.remote,
+                self.cc.ctrl.cwnd()
+            );
+        }
+    }
+
     /// True when RACK detects losses: configured, and SACK in use (RFC 8985
     /// relies on SACK to learn what was delivered; without it the
     /// duplicate-ACK rules run).
@@ -275,13 +308,13 @@ impl Connection {
         if self.snd.una > old_una {
             rack.on_cumulative_ack(now, old_una, self.snd.una, high_rxt, min_rtt);
             if let Some((at, end)) = self.recovery.scoreboard.take_acked_retransmission() {
-                rack.on_retransmission_delivered(now, at, end, min_rtt);
+                rack.on_retransmission_delivered(now, at, end, true, min_rtt);
             }
         }
         for &(l, r, fresh) in sacked {
             rack.on_sacked(now, l, r, fresh, high_rxt, min_rtt);
             if let Some((at, end)) = self.recovery.scoreboard.retransmission_in(l, r) {
-                rack.on_retransmission_delivered(now, at, end, min_rtt);
+                rack.on_retransmission_delivered(now, at, end, false, min_rtt);
             }
         }
         if dsack {
@@ -351,6 +384,14 @@ impl Connection {
                 if self.recovery.rto_without_progress >= 1 {
                     self.recovery.scoreboard.clear(self.snd.una);
                 }
+                // RFC 3522 (Eifel): remember what the first timeout
+                // changes, and the timestamp its retransmission carries.
+                self.recovery.undo =
+                    if self.recovery.rto_without_progress == 0 && self.ts.peer.is_some() {
+                        self.cc.ctrl.clone_box().map(|cc| (cc, self.ts_now(now)))
+                    } else {
+                        None
+                    };
                 self.recovery.rto_without_progress += 1;
                 self.timers.stop(Timer::Reorder);
                 let flight = self.snd.nxt.since(self.snd.una);

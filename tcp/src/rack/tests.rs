@@ -99,9 +99,9 @@ fn ambiguous_retransmission_delivery_is_ignored() {
     let at = r.micros(t0 + ms(50));
     // Acknowledged 1 ms after the retransmission, min_rtt 10 ms: the ACK is
     // for the original.
-    r.on_retransmission_delivered(t0 + ms(51), at, SeqNum(1000), Some(ms(10)));
+    r.on_retransmission_delivered(t0 + ms(51), at, SeqNum(1000), true, Some(ms(10)));
     assert!(r.xmit.is_none());
-    r.on_retransmission_delivered(t0 + ms(61), at, SeqNum(1000), Some(ms(10)));
+    r.on_retransmission_delivered(t0 + ms(61), at, SeqNum(1000), true, Some(ms(10)));
     assert_eq!(r.xmit, Some((at, SeqNum(1000))));
 }
 

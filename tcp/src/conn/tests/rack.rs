@@ -136,3 +136,25 @@ fn lost_retransmissions_are_detected() {
     assert_eq!(s.lost_retransmissions, 1, "{s}");
     assert_eq!(s.bytes_retransmitted, 2 * 1448, "{s}");
 }
+
+/// RFC 3522 / RFC 4015: a timeout that fires only because the path
+/// suddenly got slow is noticed by the timestamp the first ACK echoes (the
+/// original's, not the retransmission's), and undone (cwnd goes back to
+/// what it was instead of one segment).
+#[test]
+fn a_spurious_timeout_is_undone() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    w.established();
+    transfer(&mut w, &pattern(30_000), Duration::from_secs(5));
+    // The path now takes 300 ms each way: longer than the 200 ms RTO.
+    w.delay = Duration::from_millis(300);
+    let now = w.now;
+    w.a.send(&pattern(10 * 1448)).unwrap();
+    w.a.poll_transmit(now, 1500, |_, _, _| true);
+    w.run(Duration::from_secs(2));
+    let s = w.a.stats();
+    // Every timeout (the RTT grew past the RTO, once or twice before the
+    // RTO caught up) is found spurious.
+    assert!(s.rto_count >= 1, "{s}");
+    assert_eq!(s.spurious_rtos, s.rto_count, "{s}");
+}
