@@ -408,7 +408,6 @@ impl Rack {
         &self,
         now: Instant,
         at: Micros,
-        end: SeqNum,
         reo_wnd: Duration,
     ) -> Option<Instant> {
         let (xmit, _) = self.xmit?;
@@ -418,7 +417,6 @@ impl Rack {
         if !later(xmit, at) {
             return None;
         }
-        let _ = end;
         Some(self.instant(at, now) + self.rtt + reo_wnd)
     }
 

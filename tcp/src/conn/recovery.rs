@@ -271,8 +271,8 @@ impl Connection {
             let found =
                 self.recovery
                     .scoreboard
-                    .detect_lost_retransmissions_by(self.snd.una, |at, end| {
-                        match rack.retransmission_deadline(now, at, end, reo_wnd) {
+                    .detect_lost_retransmissions_by(self.snd.una, |at, _| {
+                        match rack.retransmission_deadline(now, at, reo_wnd) {
                             Some(t) if t <= now => true,
                             Some(t) => {
                                 timer = Some(timer.map_or(t, |x: Instant| x.max(t)));
