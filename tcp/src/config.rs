@@ -100,6 +100,34 @@ pub struct TcpConfig {
     /// `tw_reuse`): a later bind with SO_REUSEADDR may share the local port
     /// only with connections that set it too.
     pub reuse_addr: bool,
+    /// How lost segments are detected: RACK-TLP (RFC 8985, the default,
+    /// as on Linux) or the RFC 6675 / RFC 5681 duplicate-ACK counting that
+    /// came before it (kept to compare the two).
+    pub loss_detection: LossDetection,
+}
+
+/// The loss detector of a connection ([`TcpConfig::loss_detection`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LossDetection {
+    /// RACK-TLP (RFC 8985): a segment is lost once a segment sent after it
+    /// has been delivered and a reordering window has passed; the same rule
+    /// finds lost retransmissions. Tail loss probes replace most timeouts.
+    #[default]
+    Rack,
+    /// RFC 6675 IsLost (DupThresh SACKed segments or bytes above a hole)
+    /// and, without SACK, three duplicate ACKs (RFC 5681); lost
+    /// retransmissions are noticed once data sent after them is SACKed.
+    DupAck,
+}
+
+impl LossDetection {
+    /// Short lower-case name (`rack`, `dupack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LossDetection::Rack => "rack",
+            LossDetection::DupAck => "dupack",
+        }
+    }
 }
 
 impl Default for TcpConfig {
@@ -128,6 +156,7 @@ impl Default for TcpConfig {
             ttl: None,
             cork: false,
             reuse_addr: false,
+            loss_detection: LossDetection::Rack,
         }
     }
 }

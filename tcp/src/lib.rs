@@ -17,6 +17,7 @@ mod config;
 mod conn;
 pub mod hystart;
 mod isn;
+mod rack;
 mod rtt;
 pub mod sack;
 mod segment;
@@ -31,7 +32,7 @@ pub use buffer::{
     Assembler, CHUNK_OVERHEAD, InsertError, MIN_RING, MemoryPressure, PRESSURE_OOO, PRESSURE_RING,
     RecvBuffer, SendBuffer,
 };
-pub use config::{Keepalive, TcpConfig};
+pub use config::{Keepalive, LossDetection, TcpConfig};
 pub use conn::{Alarms, Connection, Input, QUICKACK_SEGMENTS, State, TcpError};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;

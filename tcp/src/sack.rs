@@ -67,8 +67,12 @@ pub struct Scoreboard {
     /// [`on_retransmit`](Self::on_retransmit): where retransmissions end.
     snd_max: SeqNum,
     /// Retransmissions of this episode, in sending order: (start, end,
-    /// SND.NXT when sent). Used to notice lost retransmissions.
-    retransmitted: VecDeque<(SeqNum, SeqNum, SeqNum)>,
+    /// SND.NXT when sent, transmit time in the caller's microseconds). Used
+    /// to notice lost retransmissions.
+    retransmitted: VecDeque<(SeqNum, SeqNum, SeqNum, u32)>,
+    /// The newest logged retransmission the cumulative ACK covered last
+    /// (transmit time, end), for RACK.
+    acked_rxt: Option<(u32, SeqNum)>,
     /// Retransmitted octets found lost, to be sent again before anything
     /// else; their unSACKed bytes are not in the pipe until they are. Every
     /// stretch starts with an unSACKed octet at or above SND.UNA, and all
@@ -89,6 +93,7 @@ impl Scoreboard {
             reno_sacked: 0,
             snd_max: snd_una,
             retransmitted: VecDeque::new(),
+            acked_rxt: None,
             again: IntervalSet::new(),
             again_sacked: 0,
         }
@@ -103,7 +108,7 @@ impl Scoreboard {
     pub fn memory_used(&self) -> usize {
         self.sacked.memory_used()
             + self.again.memory_used()
-            + self.retransmitted.capacity() * std::mem::size_of::<(SeqNum, SeqNum, SeqNum)>()
+            + self.retransmitted.capacity() * std::mem::size_of::<(SeqNum, SeqNum, SeqNum, u32)>()
     }
 
     /// Bytes currently SACKed (or presumed delivered, for non-SACK peers).
@@ -154,7 +159,10 @@ impl Scoreboard {
         self.lost_end = self.lost_end.max(snd_una);
         self.high_rxt = self.high_rxt.max(snd_una);
         self.snd_max = self.snd_max.max(snd_una);
-        while self.retransmitted.front().is_some_and(|r| r.1 <= snd_una) {
+        while let Some(&(_, e, _, at)) = self.retransmitted.front()
+            && e <= snd_una
+        {
+            self.acked_rxt = Some((at, e));
             self.retransmitted.pop_front();
         }
         // Nothing left to track (typically the end of a recovery): large
@@ -316,6 +324,14 @@ impl Scoreboard {
         self.reno_sacked = 0;
     }
 
+    /// A retransmission timeout turned out spurious (RFC 3522): the
+    /// outstanding data is no longer all lost; loss detection starts over
+    /// from `snd_una`.
+    pub fn undo_rto(&mut self, snd_una: SeqNum) {
+        self.lost_end = snd_una;
+        self.start_episode(snd_una);
+    }
+
     /// A new recovery episode starts at `snd_una`.
     pub fn start_episode(&mut self, snd_una: SeqNum) {
         self.high_rxt = snd_una;
@@ -336,7 +352,7 @@ impl Scoreboard {
             return 0;
         };
         let mut found = 0;
-        while let Some(&(s, e, marker)) = self.retransmitted.front() {
+        while let Some(&(s, e, marker, _)) = self.retransmitted.front() {
             step();
             if e <= snd_una {
                 self.retransmitted.pop_front();
@@ -355,6 +371,58 @@ impl Scoreboard {
             }
         }
         found
+    }
+
+    /// Lost retransmissions by a caller's rule (RACK, RFC 8985 6.2: "For
+    /// each segment, Segment, not acknowledged yet: If
+    /// RACK_sent_after(RACK.xmit_ts, RACK.end_seq, Segment.xmit_ts,
+    /// Segment.end_seq)" and its time is up, it is lost). `lost(at, end)`
+    /// is asked about the logged retransmissions in sending order, the
+    /// delivered ones skipped, until it answers false (the rest were sent
+    /// later still). Returns how many were found lost.
+    ///
+    /// Amortized O(log n): each logged retransmission leaves the log once.
+    pub fn detect_lost_retransmissions_by(
+        &mut self,
+        snd_una: SeqNum,
+        mut lost: impl FnMut(u32, SeqNum) -> bool,
+    ) -> usize {
+        let mut found = 0;
+        while let Some(&(s, e, _, at)) = self.retransmitted.front() {
+            step();
+            let start = self.sacked.first_uncovered(s.max(snd_una));
+            if e <= snd_una || start >= e {
+                // Delivered (or acknowledged): nothing to find.
+                self.retransmitted.pop_front();
+                continue;
+            }
+            if !lost(at, e) {
+                break;
+            }
+            self.retransmitted.pop_front();
+            if self.again_add(start, e) {
+                found += 1;
+            }
+        }
+        found
+    }
+
+    /// The newest retransmission the last cumulative ACK covered (its
+    /// transmit time and end), once.
+    pub fn take_acked_retransmission(&mut self) -> Option<(u32, SeqNum)> {
+        self.acked_rxt.take()
+    }
+
+    /// The newest of the latest few logged retransmissions lying wholly in
+    /// the SACKed range [l, r), if any (transmit time, end): what a new SACK
+    /// block delivered, for RACK. Looks at no more than 16 entries.
+    pub fn retransmission_in(&self, l: SeqNum, r: SeqNum) -> Option<(u32, SeqNum)> {
+        self.retransmitted
+            .iter()
+            .rev()
+            .take(16)
+            .find(|&&(s, e, _, _)| s >= l && e <= r)
+            .map(|&(_, e, _, at)| (at, e))
     }
 
     /// The next lost retransmission to send again: one segment (`mss`
@@ -465,6 +533,13 @@ impl Scoreboard {
     /// Records a retransmission of [start, start+len), sent when SND.NXT
     /// was `snd_nxt`. Amortized O(log n).
     pub fn on_retransmit(&mut self, start: SeqNum, len: usize, snd_nxt: SeqNum) {
+        self.on_retransmit_at(start, len, snd_nxt, 0);
+    }
+
+    /// [`on_retransmit`](Self::on_retransmit) with the transmit time `at`
+    /// (microseconds on the caller's clock, wrapping), for
+    /// [`detect_lost_retransmissions_by`](Self::detect_lost_retransmissions_by).
+    pub fn on_retransmit_at(&mut self, start: SeqNum, len: usize, snd_nxt: SeqNum, at: u32) {
         let end = start + len;
         // RFC 6675 HighRxt: "The highest sequence number which has been
         // retransmitted during the current loss recovery phase."
@@ -478,7 +553,7 @@ impl Scoreboard {
         if self.retransmitted.len() >= MAX_RETRANSMITTED {
             self.retransmitted.pop_front();
         }
-        self.retransmitted.push_back((start, end, snd_nxt));
+        self.retransmitted.push_back((start, end, snd_nxt, at));
     }
 
     /// RFC 6675 HighRxt.

@@ -62,6 +62,8 @@ pub struct TcpStats {
     pub lost_retransmissions: u64,
     /// Tail loss probes sent (RFC 8985 7).
     pub tail_loss_probes: u64,
+    /// Retransmission timeouts found spurious and undone (RFC 3522).
+    pub spurious_rtos: u64,
     /// Bytes currently SACKed.
     pub sacked_bytes: usize,
     /// Total bytes newly SACKed over the connection's life.

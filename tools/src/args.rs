@@ -76,6 +76,10 @@ pub struct StackArgs {
     /// TCP congestion control.
     #[arg(long, value_name = "ALGORITHM", default_value = "cubic", value_parser = congestion)]
     pub cc: tcp::cc::Algorithm,
+    /// TCP loss detection: `rack` (RACK-TLP, RFC 8985) or `dupack` (RFC 6675
+    /// duplicate-ACK counting, the detector before RACK).
+    #[arg(long, value_name = "DETECTOR", default_value = "rack", value_parser = loss_detection)]
+    pub loss_detection: tcp::LossDetection,
     /// Turn off TAP receive offload (the kernel then hands over wire-sized
     /// frames only; it is always off while faults are injected).
     #[arg(long)]
@@ -180,6 +184,14 @@ pub fn seconds(s: &str) -> Result<std::time::Duration, String> {
 
 fn congestion(s: &str) -> Result<tcp::cc::Algorithm, String> {
     s.parse()
+}
+
+fn loss_detection(s: &str) -> Result<tcp::LossDetection, String> {
+    match s {
+        "rack" => Ok(tcp::LossDetection::Rack),
+        "dupack" => Ok(tcp::LossDetection::DupAck),
+        _ => Err(format!("unknown loss detection {s:?} (rack or dupack)")),
+    }
 }
 
 impl StackArgs {

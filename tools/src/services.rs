@@ -170,6 +170,9 @@ struct Totals {
     retrans_fast: u64,
     retrans_rto: u64,
     bytes_retransmitted: u64,
+    /// Retransmission timeouts and tail loss probes (RFC 8985 7).
+    rto_count: u64,
+    tail_loss_probes: u64,
     resets: u64,
     errors: u64,
     /// Closed by the idle timeout, per service.
@@ -354,6 +357,8 @@ impl Registry {
             t.retrans_fast += stats.retrans_fast;
             t.retrans_rto += stats.retrans_rto;
             t.bytes_retransmitted += stats.bytes_retransmitted;
+            t.rto_count += stats.rto_count;
+            t.tail_loss_probes += stats.tail_loss_probes;
         }
     }
 
@@ -409,7 +414,7 @@ impl Registry {
             "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
              bytes_retransmitted={} retrans_fast={} retrans_rto={} idle_closed={} \
              refused_max_conns={} refused_per_ip={} http_requests={} http_head_timeouts={} \
-             http_write_stalls={} http_busy={}",
+             http_write_stalls={} http_busy={} rto_count={} tlp={}",
             t.connections,
             t.resets,
             t.errors,
@@ -425,7 +430,9 @@ impl Registry {
             t.http_requests,
             t.http_head_timeouts,
             t.http_write_stalls,
-            t.http_busy
+            t.http_busy,
+            t.rto_count,
+            t.tail_loss_probes,
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);

@@ -48,6 +48,7 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
         .tcp(tcp::TcpConfig {
             orphan_retries: args.orphan_retries,
             user_timeout: args.user_timeout,
+            loss_detection: args.loss_detection,
             ..tcp::TcpConfig::default()
         });
     if let Some(gw) = args.gateway {

@@ -6,13 +6,17 @@
 //!   tcp-load connect --target A:P [--seconds S] [--parallel K]
 //!                                                  connections per second: K loops of connect,
 //!                                                  1-byte request, its echo, close
+//!
+//! `--cc NAME` sets the kernel socket's congestion control (TCP_CONGESTION,
+//! e.g. `cubic`), so a comparison with ustack's CUBIC is not one with
+//! whatever the system default is (BBR here).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1] [--parallel K]";
+    let usage = "tcp-load discard|chargen|pingpong|connect --target A.B.C.D:PORT [--bytes N] [--seconds S] [--check 0|1] [--parallel K] [--cc NAME]";
     let mode = std::env::args().nth(1).unwrap_or_default();
     let flags = bench::Flags::from_env_after(1, usage);
     let target = flags.string("target").unwrap_or_else(|| {
@@ -26,6 +30,10 @@ fn main() {
     if !(1..=MAX_PARALLEL).contains(&parallel) {
         eprintln!("error: --parallel must be from 1 to {MAX_PARALLEL}, not {parallel}");
         std::process::exit(2);
+    }
+    if let Some(cc) = flags.string("cc") {
+        // Read by open() for every connection.
+        CC.set(cc).expect("set once");
     }
     match mode.as_str() {
         "discard" => discard(&target, bytes),
@@ -43,11 +51,36 @@ fn gbits(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
 }
 
+/// The `--cc` congestion control, if any.
+static CC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn open(target: &str) -> TcpStream {
-    TcpStream::connect(target).unwrap_or_else(|e| {
+    let s = TcpStream::connect(target).unwrap_or_else(|e| {
         eprintln!("error: connect {target}: {e}");
         std::process::exit(1);
-    })
+    });
+    if let Some(cc) = CC.get() {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the option value is a valid buffer of the given length
+        // for the duration of the call, and the descriptor is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                cc.as_ptr().cast(),
+                cc.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            eprintln!(
+                "error: TCP_CONGESTION {cc}: {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(1);
+        }
+    }
+    s
 }
 
 fn discard(target: &str, bytes: u64) {

@@ -77,6 +77,10 @@ impl Default for Cubic {
 }
 
 impl CongestionControl for Cubic {
+    fn clone_box(&self) -> Option<Box<dyn CongestionControl>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn name(&self) -> &'static str {
         "cubic"
     }

@@ -66,6 +66,12 @@ pub trait CongestionControl: Send + fmt::Debug {
     /// Leaves slow start without a loss (HyStart++ decided the path is
     /// full): ssthresh becomes cwnd, congestion avoidance begins.
     fn exit_slow_start(&mut self, now: Instant);
+
+    /// A copy of the state, to restore after a spurious retransmission
+    /// timeout (RFC 4015); `None` if the algorithm cannot be copied.
+    fn clone_box(&self) -> Option<Box<dyn CongestionControl>> {
+        None
+    }
 }
 
 /// The algorithms available, for configuration.

@@ -37,6 +37,10 @@ impl Default for NewReno {
 }
 
 impl CongestionControl for NewReno {
+    fn clone_box(&self) -> Option<Box<dyn CongestionControl>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn name(&self) -> &'static str {
         "newreno"
     }

@@ -398,6 +398,11 @@ impl Connection {
         // For PRR's DeliveredData: the change in SND.UNA plus the change in
         // SACKed (or, without SACK, presumed delivered) bytes.
         let (una_before, sacked_before) = (self.snd.una, self.recovery.scoreboard.sacked_bytes());
+        let high_rxt = if self.recovery.phase.is_some() {
+            self.recovery.scoreboard.high_rxt()
+        } else {
+            self.snd.una
+        };
         // Window update: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
         // SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <-
         // SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -416,6 +421,10 @@ impl Connection {
             }
         }
         let mut newly_sacked = 0;
+        // Ranges this ACK newly SACKed, for RACK (at most one per block).
+        let mut rack_sacked = [(SeqNum(0), SeqNum(0), false); crate::MAX_SACK_BLOCKS];
+        let mut rack_n = 0;
+        let mut dsack = false;
         if self.sack_ok && seg.options.sack_count > 0 {
             let blocks = seg.options.sack();
             // RFC 2883: a first block below the cumulative ACK, or inside the
@@ -423,11 +432,21 @@ impl Connection {
             let (l, r) = blocks[0];
             if r <= ack || blocks.get(1).is_some_and(|&(l2, r2)| l >= l2 && r <= r2) {
                 self.stats.dsacks_received += 1;
+                dsack = true;
             }
-            newly_sacked =
-                self.recovery
-                    .scoreboard
-                    .add_blocks(self.snd.una.max(ack), self.snd.nxt, blocks);
+            for &block in blocks {
+                let added = self.recovery.scoreboard.add_blocks(
+                    self.snd.una.max(ack),
+                    self.snd.nxt,
+                    &[block],
+                );
+                if added > 0 && rack_n < rack_sacked.len() {
+                    // Wholly new, or grown (a hole inside it filled).
+                    rack_sacked[rack_n] = (block.0, block.1, added == block.1.since(block.0));
+                    rack_n += 1;
+                }
+                newly_sacked += added;
+            }
             self.stats.sacked_total += newly_sacked as u64;
         }
         if ack > self.snd.una {
@@ -441,6 +460,7 @@ impl Connection {
             let rtt_sample = self.sample_rtt(now, seg);
             self.snd.una = ack;
             self.recovery.scoreboard.on_cumulative_ack(ack);
+            self.check_spurious_rto(seg.options.timestamps.map(|t| t.1));
             self.recovery.dupacks = 0;
             self.recovery.rto_without_progress = 0;
             let outstanding = self.snd.nxt > self.snd.una;
@@ -469,6 +489,11 @@ impl Connection {
         {
             self.on_duplicate_ack();
         }
+        let echo = seg.options.timestamps.map(|t| (t.1, self.ts.offset));
+        self.recovery
+            .rack
+            .set_echo(echo.filter(|_| self.ts.peer.is_some()));
+        self.rack_on_ack(now, una_before, high_rxt, &rack_sacked[..rack_n], dsack);
         self.detect_loss(now);
         if self.snd.una > una_before || newly_sacked > 0 {
             let delivered = self.stats.bytes_acked + self.recovery.scoreboard.sacked_bytes() as u64;

@@ -402,6 +402,8 @@ impl Connection {
         self.recovery.scoreboard.clear(self.snd.una);
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::Tlp);
+        self.timers.stop(Timer::Reorder);
+        self.recovery.rack.clear(self.snd.una);
         self.timers.stop(Timer::Persist);
         self.timers.stop(Timer::DelayedAck);
         self.timers.stop(Timer::KeepAlive);

@@ -132,6 +132,8 @@ impl Connection {
                 rto_without_progress: 0,
                 tlp_due: false,
                 tlp_end: None,
+                rack: crate::rack::Rack::new(epoch, iss),
+                undo: None,
             },
             cc: Congestion {
                 ctrl: cc,

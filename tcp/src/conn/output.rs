@@ -498,6 +498,8 @@ impl Connection {
             self.recovery.tlp_due = false;
             self.recovery.tlp_end = Some(self.snd.nxt);
             self.stats.tail_loss_probes += 1;
+            // RFC 8985 7.3: "arm the RTO timer" once the probe is sent.
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             // RFC 6937 3: "On any data transmission or retransmission:
@@ -544,6 +546,9 @@ impl Connection {
                 if self.timed.is_none() && len > 0 {
                     self.timed = Some((seq + len, now));
                 }
+                self.recovery
+                    .rack
+                    .on_send(now, seq, seq + len + fin as usize);
                 self.arm_rtx(now);
                 let mut repr = self.control(now, seq, flags);
                 repr.flags = Flags(flags | (repr.flags.0 & Flags::URG));
@@ -564,9 +569,13 @@ impl Connection {
         // tail loss probe outside recovery leaves them alone (it would
         // otherwise make SetPipe count the whole flight twice).
         if self.recovery.phase.is_some() || self.recovery.retransmit_now {
+            let at = self.recovery.rack.micros(now);
             self.recovery
                 .scoreboard
-                .on_retransmit(seq, len, self.snd.nxt);
+                .on_retransmit_at(seq, len, self.snd.nxt, at);
+        } else if seq + len >= self.snd.nxt {
+            // A tail loss probe sending the last segment again.
+            self.recovery.rack.on_probe_retransmit(now, seq, seq + len);
         }
         let data_end = self.data_end();
         let data_len = (seq + len).min(data_end).since(seq);

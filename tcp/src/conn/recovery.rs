@@ -1,12 +1,16 @@
 //! Loss recovery and the congestion response to acknowledgments: fast
 //! recovery (RFC 6675 with SACK, RFC 6582 NewReno without), Proportional
 //! Rate Reduction (RFC 6937), slow start and congestion avoidance, and the
-//! retransmission timeout (RFC 6298 5.4-5.7).
+//! retransmission timeout (RFC 6298 5.4-5.7). Losses are detected by RACK
+//! (RFC 8985, `crate::rack`) or, when configured or without SACK, by
+//! RFC 6675 / RFC 5681 duplicate-ACK counting.
 
 use std::time::{Duration, Instant};
 
 use super::timers::Timer;
 use super::{Connection, State, TcpError};
+use crate::config::LossDetection;
+use crate::rack::Rack;
 use crate::sack::{DUP_THRESH, Scoreboard};
 use crate::seq::SeqNum;
 
@@ -54,6 +58,12 @@ pub(crate) struct LossRecovery {
     pub(crate) tlp_due: bool,
     /// End of the probe episode: no new probe until SND.UNA passes it.
     pub(crate) tlp_end: Option<SeqNum>,
+    /// RACK (RFC 8985 6): transmit times and the reordering window.
+    pub(crate) rack: Rack,
+    /// After a first retransmission timeout: the congestion state before
+    /// it and the timestamp its retransmission carried, to undo it if it
+    /// proves spurious (RFC 3522 detection, RFC 4015 response).
+    pub(crate) undo: Option<(Box<dyn crate::cc::CongestionControl>, u32)>,
 }
 
 impl Connection {
@@ -76,6 +86,7 @@ impl Connection {
                     // acknowledged; recovery ends.
                     self.recovery.phase = None;
                     self.recovery.scoreboard.reset_reno();
+                    self.recovery.rack.on_recovery_end();
                     self.cc.ctrl.on_recovery_end(now);
                 } else if !self.sack_ok {
                     // RFC 6582 3.2 step 5, partial ACK: the next
@@ -98,6 +109,7 @@ impl Connection {
                 self.cc.ctrl.on_ack(now, acked, self.rtt.srtt(), true);
                 if ack >= point {
                     self.recovery.phase = None;
+                    self.recovery.rack.on_recovery_end();
                 }
             }
             None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
@@ -142,7 +154,9 @@ impl Connection {
     /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
     /// without SACK: the third duplicate ACK).
     pub(crate) fn detect_loss(&mut self, now: Instant) {
-        if self.sack_ok {
+        if self.uses_rack() {
+            self.rack_detect_loss(now);
+        } else if self.sack_ok {
             self.recovery.scoreboard.update_lost(self.snd.smss);
             if self.recovery.phase.is_some() {
                 let lost = self
@@ -155,7 +169,9 @@ impl Connection {
         if self.recovery.phase.is_some() || self.snd.nxt <= self.snd.una {
             return;
         }
-        let lost = if self.sack_ok {
+        let lost = if self.uses_rack() {
+            self.recovery.scoreboard.is_lost(self.snd.una)
+        } else if self.sack_ok {
             self.recovery.scoreboard.is_lost(self.snd.una)
                 || self.recovery.dupacks as usize >= DUP_THRESH
         } else {
@@ -194,6 +210,116 @@ impl Connection {
             flight,
             self.cc.ctrl.cwnd()
         );
+    }
+
+    /// RFC 3522 (Eifel detection): the first ACK of new data after a
+    /// retransmission timeout echoes, in `ecr`, the timestamp of the segment
+    /// it answers. Older than the retransmission's: the original arrived,
+    /// the timeout was spurious, and (RFC 4015) the congestion state goes
+    /// back to what it was, and with it sending of new data instead of
+    /// retransmitting the whole flight. Called after the scoreboard heard
+    /// of the ACK.
+    pub(crate) fn check_spurious_rto(&mut self, ecr: Option<u32>) {
+        if !matches!(self.recovery.phase, Some(Recovery::Timeout { .. })) {
+            self.recovery.undo = None;
+            return;
+        }
+        let Some((cc, ts)) = self.recovery.undo.take() else {
+            return;
+        };
+        if ecr.is_some_and(|e| e != 0 && (e.wrapping_sub(ts) as i32) < 0) {
+            self.cc.ctrl = cc;
+            self.recovery.phase = None;
+            self.recovery.scoreboard.undo_rto(self.snd.una);
+            self.stats.spurious_rtos += 1;
+            log::debug!(
+                "{} -> {}: the retransmission timeout was spurious (RFC 3522); cwnd back to {}",
+                self.local,
+                self.remote,
+                self.cc.ctrl.cwnd()
+            );
+        }
+    }
+
+    /// True when RACK detects losses: configured, and SACK in use (RFC 8985
+    /// relies on SACK to learn what was delivered; without it the
+    /// duplicate-ACK rules run).
+    pub(crate) fn uses_rack(&self) -> bool {
+        self.sack_ok && self.cfg.loss_detection == LossDetection::Rack
+    }
+
+    /// RFC 8985 6.2 steps 4 and 5 and 6.3: the reordering window, the
+    /// first transmissions and the retransmissions RACK finds lost, and the
+    /// reordering timer for those that have not waited long enough yet.
+    fn rack_detect_loss(&mut self, now: Instant) {
+        let mss = self.snd.smss.max(1);
+        let dupthresh_sacked = self.recovery.scoreboard.sacked_bytes() > (DUP_THRESH - 1) * mss;
+        let reo_wnd = self.recovery.rack.reo_wnd(
+            self.recovery.phase.is_some(),
+            dupthresh_sacked,
+            self.rtt.min_rtt(),
+            self.rtt.srtt(),
+        );
+        let (boundary, mut timer) = self.recovery.rack.detect(now, reo_wnd);
+        if let Some(b) = boundary {
+            self.recovery
+                .scoreboard
+                .mark_lost_through(b.min(self.snd.nxt));
+        }
+        if self.recovery.phase.is_some() {
+            let rack = &self.recovery.rack;
+            let found =
+                self.recovery
+                    .scoreboard
+                    .detect_lost_retransmissions_by(self.snd.una, |at, _| {
+                        match rack.retransmission_deadline(now, at, reo_wnd) {
+                            Some(t) if t <= now => true,
+                            Some(t) => {
+                                timer = Some(timer.map_or(t, |x: Instant| x.max(t)));
+                                false
+                            }
+                            None => false,
+                        }
+                    });
+            self.stats.lost_retransmissions += found as u64;
+        }
+        self.timers.set_or_stop(Timer::Reorder, timer);
+    }
+
+    /// RACK's view of an ACK (RFC 8985 6.2 steps 1-3): the segments it
+    /// newly delivered, by cumulative ACK (from `old_una`) and by the SACK
+    /// ranges in `sacked` (each newly SACKed; true when wholly new, not
+    /// an older range grown by a filled hole), and whether it carried a
+    /// D-SACK. Octets below `high_rxt` were retransmitted in the recovery
+    /// the ACK arrived in (their delivery is ambiguous).
+    pub(crate) fn rack_on_ack(
+        &mut self,
+        now: Instant,
+        old_una: SeqNum,
+        high_rxt: SeqNum,
+        sacked: &[(SeqNum, SeqNum, bool)],
+        dsack: bool,
+    ) {
+        if !self.uses_rack() {
+            return;
+        }
+        let min_rtt = self.rtt.min_rtt();
+        let rack = &mut self.recovery.rack;
+        if self.snd.una > old_una {
+            rack.on_cumulative_ack(now, old_una, self.snd.una, high_rxt, min_rtt);
+            if let Some((at, end)) = self.recovery.scoreboard.take_acked_retransmission() {
+                rack.on_retransmission_delivered(now, at, end, true, min_rtt);
+            }
+        }
+        for &(l, r, fresh) in sacked {
+            rack.on_sacked(now, l, r, fresh, high_rxt, min_rtt);
+            if let Some((at, end)) = self.recovery.scoreboard.retransmission_in(l, r) {
+                rack.on_retransmission_delivered(now, at, end, false, min_rtt);
+            }
+        }
+        if dsack {
+            rack.on_dsack(self.snd.nxt);
+        }
     }
 
     /// RFC 6937 3, on every ACK that starts or continues fast recovery:
@@ -258,7 +384,16 @@ impl Connection {
                 if self.recovery.rto_without_progress >= 1 {
                     self.recovery.scoreboard.clear(self.snd.una);
                 }
+                // RFC 3522 (Eifel): remember what the first timeout
+                // changes, and the timestamp its retransmission carries.
+                self.recovery.undo =
+                    if self.recovery.rto_without_progress == 0 && self.ts.peer.is_some() {
+                        self.cc.ctrl.clone_box().map(|cc| (cc, self.ts_now(now)))
+                    } else {
+                        None
+                    };
                 self.recovery.rto_without_progress += 1;
+                self.timers.stop(Timer::Reorder);
                 let flight = self.snd.nxt.since(self.snd.una);
                 self.cc.ctrl.on_rto(now, flight);
                 self.cc.hystart.finish();

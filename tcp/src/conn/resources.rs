@@ -35,6 +35,7 @@ impl Connection {
             + self.snd.buf.memory_used()
             + self.rcv.buf.memory_used()
             + self.recovery.scoreboard.memory_used()
+            + self.recovery.rack.memory_used()
             + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
@@ -57,6 +58,11 @@ impl Connection {
         let small = self.rcv.buf.memory_used() <= MIN_RING;
         if pressure || done || small || self.rcv.read_eof || self.rcv.read_shut {
             freed += self.rcv.buf.release_if_empty();
+        }
+        if pressure || done {
+            let before = self.recovery.rack.memory_used();
+            self.recovery.rack.release_if_idle();
+            freed += before - self.recovery.rack.memory_used();
         }
         freed
     }

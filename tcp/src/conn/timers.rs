@@ -22,6 +22,9 @@ pub(crate) enum Timer {
     Retransmit,
     /// The tail loss probe timer (RFC 8985 7).
     Tlp,
+    /// The RACK reordering timer (RFC 8985 6.3): segments sent before the
+    /// latest one delivered will have waited their reordering window.
+    Reorder,
     /// The persist timer: zero-window probes.
     Persist,
     /// Keep-alive probes (RFC 1122 4.2.3.6).
@@ -30,12 +33,13 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in firing order.
-    pub(crate) const VALUES: [Timer; 7] = [
+    pub(crate) const VALUES: [Timer; 8] = [
         Timer::Close,
         Timer::DelayedAck,
         Timer::Cork,
         Timer::Retransmit,
         Timer::Tlp,
+        Timer::Reorder,
         Timer::Persist,
         Timer::KeepAlive,
     ];
@@ -160,6 +164,21 @@ impl Connection {
                 }
                 false
             }
+            Timer::Reorder => {
+                // RFC 8985 6.3: "RACK_detect_loss_and_arm_timer()" on
+                // expiry; losses found start (or continue) recovery.
+                self.timers.stop(Timer::Reorder);
+                if self.state.is_synchronized() && self.snd.nxt > self.snd.una {
+                    self.detect_loss(now);
+                    if matches!(
+                        self.recovery.phase,
+                        Some(super::recovery::Recovery::Fast { .. })
+                    ) {
+                        self.prr_on_ack(0);
+                    }
+                }
+                false
+            }
             Timer::Persist => self.on_persist_timeout(now),
             Timer::KeepAlive => self.on_keepalive_timeout(now),
         }
@@ -253,8 +272,9 @@ impl Connection {
 
     /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
     /// the latest transmission (plus the peer's worst-case delayed-ACK time
-    /// when a single segment is in flight), never after the RTO, and only
-    /// outside loss recovery with no probe outstanding.
+    /// when a single segment is in flight), never after the RTO (which then
+    /// waits for the probe), and only outside loss recovery with no probe
+    /// outstanding.
     pub(crate) fn arm_pto(&mut self, now: Instant) {
         self.timers.stop(Timer::Tlp);
         let Some(srtt) = self.rtt.srtt() else {
@@ -270,11 +290,18 @@ impl Connection {
         if self.snd.nxt.since(self.snd.una) <= self.snd.smss {
             pto += Duration::from_millis(200);
         }
-        let at = now + pto.max(Duration::from_millis(1));
-        match self.timers.get(Timer::Retransmit) {
-            Some(rto) if rto < at => {}
-            _ => self.timers.set(Timer::Tlp, at),
+        let mut at = now + pto.max(Duration::from_millis(1));
+        if let Some(rto) = self.timers.get(Timer::Retransmit)
+            && rto <= at
+        {
+            // RFC 8985 7.2: the probe goes no later than the RTO would
+            // ("If RTO timer is sooner, use it"), and takes its place: as
+            // on Linux, the retransmission timer restarts once the probe
+            // is sent (and is pushed past it meanwhile).
+            at = rto;
+            self.timers.set(Timer::Retransmit, rto + self.rtt.rto());
         }
+        self.timers.set(Timer::Tlp, at);
     }
 
     /// The persist timer's interval: the RTO, backed off exponentially.

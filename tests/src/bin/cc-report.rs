@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use sim::sim::experiments::{Bottleneck, cwnd_trace, fairness, loss_throughput};
+use sim::sim::experiments::{Bottleneck, cwnd_trace, fairness, loss_throughput_with};
+use tcp::LossDetection;
 use tcp::cc::Algorithm;
 
 fn main() {
@@ -30,8 +31,9 @@ fn main() {
     );
     println!("goodput over {seconds} simulated seconds after 5 s of warm-up\n");
     println!(
-        "{:<8} {:>6} {:>12} {:>14} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        "{:<8} {:<7} {:>6} {:>12} {:>14} {:>9} {:>8} {:>8} {:>8} {:>9} {:>5} {:>5}",
         "cc",
+        "detect",
         "loss",
         "goodput",
         "Mathis bound",
@@ -39,14 +41,20 @@ fn main() {
         "of link",
         "fast rx",
         "rto rx",
-        "rto share"
+        "rto share",
+        "RTOs",
+        "TLPs"
     );
-    for algo in algos {
+    for (algo, detection) in algos
+        .iter()
+        .flat_map(|&a| [LossDetection::Rack, LossDetection::DupAck].map(move |d| (a, d)))
+    {
         for p in [0.0, 0.001, 0.01, 0.05] {
             let wall = Instant::now();
-            let r = loss_throughput(
+            let r = loss_throughput_with(
                 1,
                 algo,
+                detection,
                 net,
                 p,
                 Duration::from_secs(5),
@@ -63,8 +71,9 @@ fn main() {
                 "-".to_string()
             };
             println!(
-                "{:<8} {:>5.1}% {:>7.2} Mbit/s {:>14} {:>9} {:>7.1}% {:>8} {:>8} {:>8.1}%   ({:.1} s wall)",
+                "{:<8} {:<7} {:>5.1}% {:>7.2} Mbit/s {:>14} {:>9} {:>7.1}% {:>8} {:>8} {:>8.1}% {:>5} {:>5}   ({:.1} s wall)",
                 algo.name(),
+                detection.name(),
                 p * 100.0,
                 r.goodput / 1e6,
                 bound,
@@ -73,6 +82,8 @@ fn main() {
                 r.stats.retrans_fast,
                 r.stats.retrans_rto,
                 100.0 * r.rto_share(),
+                r.stats.rto_count,
+                r.stats.tail_loss_probes,
                 wall.elapsed().as_secs_f64()
             );
         }

@@ -12,8 +12,8 @@ use std::net::SocketAddrV4;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tcp::TcpConfig;
 use tcp::cc::Algorithm;
+use tcp::{LossDetection, TcpConfig};
 
 use super::{HostCtx, HostId, LinkConfig, Sim, TcpSink, TcpSource, host_config};
 
@@ -89,9 +89,10 @@ impl LossRun {
     }
 }
 
-fn tcp_config(algorithm: Algorithm) -> TcpConfig {
+fn tcp_config(algorithm: Algorithm, detection: LossDetection) -> TcpConfig {
     TcpConfig {
         congestion: algorithm,
+        loss_detection: detection,
         // Large enough that the receive window never limits these flows.
         send_buffer: 8 << 20,
         recv_buffer: 8 << 20,
@@ -100,12 +101,18 @@ fn tcp_config(algorithm: Algorithm) -> TcpConfig {
 }
 
 /// A sender A and a receiver B behind `net`, loss `p` on A -> B.
-fn network(seed: u64, algorithm: Algorithm, net: Bottleneck, p: f64) -> (Sim, HostId, HostId) {
+fn network(
+    seed: u64,
+    algorithm: Algorithm,
+    detection: LossDetection,
+    net: Bottleneck,
+    p: f64,
+) -> (Sim, HostId, HostId) {
     let mut sim = Sim::new(seed);
     let mut ca = host_config(1);
-    ca.tcp = tcp_config(algorithm);
+    ca.tcp = tcp_config(algorithm, detection);
     let mut cb = host_config(2);
-    cb.tcp = tcp_config(algorithm);
+    cb.tcp = tcp_config(algorithm, detection);
     let a = sim.add_host(ca);
     let b = sim.add_host(cb);
     let data = LinkConfig::bottleneck(net.bps, net.rtt, net.queue).with_loss(p);
@@ -148,7 +155,29 @@ pub fn loss_throughput(
     warmup: Duration,
     measure: Duration,
 ) -> LossRun {
-    let (mut sim, a, b) = network(seed, algorithm, net, p);
+    loss_throughput_with(
+        seed,
+        algorithm,
+        LossDetection::default(),
+        net,
+        p,
+        warmup,
+        measure,
+    )
+}
+
+/// [`loss_throughput`] with the sender's loss detector chosen (RACK-TLP
+/// or duplicate-ACK counting), to compare the two.
+pub fn loss_throughput_with(
+    seed: u64,
+    algorithm: Algorithm,
+    detection: LossDetection,
+    net: Bottleneck,
+    p: f64,
+    warmup: Duration,
+    measure: Duration,
+) -> LossRun {
+    let (mut sim, a, b) = network(seed, algorithm, detection, net, p);
     let (sink, sources) = start_flows(&mut sim, a, b, 1, Duration::ZERO);
     sim.run_for(warmup);
     let before = sim.app::<TcpSink>(sink).total();
@@ -175,7 +204,26 @@ pub fn fairness(
     warmup: Duration,
     measure: Duration,
 ) -> (f64, [f64; 2]) {
-    let (mut sim, a, b) = network(seed, algorithm, net, 0.0);
+    fairness_with(
+        seed,
+        algorithm,
+        LossDetection::default(),
+        net,
+        warmup,
+        measure,
+    )
+}
+
+/// [`fairness`] with the senders' loss detector chosen.
+pub fn fairness_with(
+    seed: u64,
+    algorithm: Algorithm,
+    detection: LossDetection,
+    net: Bottleneck,
+    warmup: Duration,
+    measure: Duration,
+) -> (f64, [f64; 2]) {
+    let (mut sim, a, b) = network(seed, algorithm, detection, net, 0.0);
     let (sink, _) = start_flows(&mut sim, a, b, 2, Duration::from_secs(2));
     sim.run_for(warmup);
     let per_flow = |sim: &mut Sim| -> [u64; 2] {
@@ -219,7 +267,7 @@ pub fn cwnd_trace(
     duration: Duration,
     every: Duration,
 ) -> Vec<TraceSample> {
-    let (mut sim, a, b) = network(seed, algorithm, net, p);
+    let (mut sim, a, b) = network(seed, algorithm, LossDetection::default(), net, p);
     let (_, sources) = start_flows(&mut sim, a, b, 1, Duration::ZERO);
     let handle = sim.app::<TcpSource>(sources[0]).handle();
     let samples = Rc::new(RefCell::new(Vec::new()));

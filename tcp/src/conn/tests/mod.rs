@@ -13,6 +13,7 @@ mod cookies;
 mod data;
 mod handshake;
 mod protection;
+mod rack;
 mod recovery;
 mod timers;
 mod urgent_cork;

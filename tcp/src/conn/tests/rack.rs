@@ -1,0 +1,160 @@
+//! RACK-TLP (RFC 8985) against the duplicate-ACK detector it replaces, on
+//! the virtual-clock wire: a lost tail recovered by the probe, reordering
+//! inside the window not taken for loss, lost retransmissions found.
+
+use super::*;
+use crate::LossDetection;
+
+fn with(detector: LossDetection) -> TcpConfig {
+    TcpConfig {
+        loss_detection: detector,
+        ..cfg()
+    }
+}
+
+/// Drops A's data segments whose indices (counting segments with payload,
+/// from 1) are in `drop`.
+fn drop_data(w: &mut Wire, drop: &'static [usize]) {
+    let mut count = 0;
+    w.filter_a = Box::new(move |_, _, p| {
+        if !p.is_empty() {
+            count += 1;
+            if drop.contains(&count) {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+}
+
+/// RFC 8985 7: the last two segments of a write are lost. The probe sends
+/// the last one again, its SACK lets RACK find the other lost, and fast
+/// recovery repairs it: no retransmission timeout. Counting duplicate ACKs,
+/// one SACKed segment is not enough, and the timer has to fire.
+#[test]
+fn tail_loss_is_recovered_by_the_probe_without_a_timeout() {
+    // 14 full segments (none held back by Nagle), the 13th and 14th
+    // dropped.
+    for (detector, timeouts) in [(LossDetection::Rack, 0), (LossDetection::DupAck, 1)] {
+        let mut w = Wire::new(with(detector), cfg());
+        drop_data(&mut w, &[13, 14]);
+        w.established();
+        transfer(&mut w, &pattern(14 * 1448), Duration::from_secs(5));
+        let s = w.a.stats();
+        assert_eq!(s.rto_count, timeouts, "{detector:?}: {s}");
+        if detector == LossDetection::Rack {
+            assert_eq!(s.tail_loss_probes, 1, "{s}");
+            assert_eq!(s.fast_recoveries, 1, "{s}");
+            assert_eq!(s.bytes_retransmitted, 2 * 1448, "{s}");
+        }
+    }
+}
+
+/// Reordering shorter than RACK's window (a quarter of the minimum RTT,
+/// once reordering has been seen) is not taken for loss; three SACKed
+/// segments above the hole are for the duplicate-ACK detector.
+#[test]
+fn reordering_inside_the_window_is_not_loss() {
+    for detector in [LossDetection::Rack, LossDetection::DupAck] {
+        let mut w = Wire::new(with(detector), cfg());
+        w.established();
+        // Ten segments in flight.
+        w.a.send(&pattern(14_480)).unwrap();
+        let t = w.now;
+        let mut segs = Vec::new();
+        w.a.poll_transmit(t, 1500, |r, x, y| {
+            segs.push((r.seq, x.len() + y.len()));
+            true
+        });
+        assert_eq!(segs.len(), 10);
+        let una = w.a.snd.una;
+        let end = |k: usize| segs[k].0 + segs[k].1;
+        let min_rtt = w.a.stats().min_rtt.expect("handshake RTT");
+        // First round: segment 0 arrives after segment 1 (the peer SACKs
+        // 1, then acknowledges both): reordering seen.
+        let mut now = t + min_rtt;
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = una;
+        ack.options.push_sack(segs[1].0, end(1));
+        w.a.handle_segment(now, &ack, &[]);
+        now += Duration::from_micros(100);
+        ack.ack = end(1);
+        ack.options = from_peer(&w.a, 0, crate::Flags::ACK).options;
+        w.a.handle_segment(now, &ack, &[]);
+        // Second: segment 2 arrives after 3, 4 and 5, a little later
+        // (less than min_rtt / 4).
+        ack.options.push_sack(segs[3].0, end(5));
+        w.a.handle_segment(now, &ack, &[]);
+        now += min_rtt / 8;
+        w.a.poll_transmit(now, 1500, |_, _, _| true);
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = end(9);
+        w.a.handle_segment(now, &ack, &[]);
+        w.a.poll_transmit(now, 1500, |_, _, _| true);
+        let s = w.a.stats();
+        match detector {
+            LossDetection::Rack => {
+                assert_eq!(s.fast_recoveries, 0, "{s}");
+                assert_eq!(s.bytes_retransmitted, 0, "{s}");
+            }
+            LossDetection::DupAck => {
+                assert_eq!(s.fast_recoveries, 1, "{s}");
+                assert!(s.bytes_retransmitted > 0, "{s}");
+            }
+        }
+    }
+}
+
+/// A retransmission is lost too: data sent after it is SACKed first, and
+/// RACK sends it again without waiting for the timer.
+#[test]
+fn lost_retransmissions_are_detected() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    // The 10th data segment and its first retransmission are dropped.
+    let mut count = 0;
+    let mut victim = None;
+    let mut dropped_again = false;
+    w.filter_a = Box::new(move |_, r, p| {
+        if p.is_empty() {
+            return Fate::Deliver;
+        }
+        count += 1;
+        if count == 10 {
+            victim = Some(r.seq);
+            return Fate::Drop;
+        }
+        if victim == Some(r.seq) && !dropped_again {
+            dropped_again = true;
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    transfer(&mut w, &pattern(200_000), Duration::from_secs(10));
+    let s = w.a.stats();
+    assert_eq!(s.rto_count, 0, "{s}");
+    assert_eq!(s.lost_retransmissions, 1, "{s}");
+    assert_eq!(s.bytes_retransmitted, 2 * 1448, "{s}");
+}
+
+/// RFC 3522 / RFC 4015: a timeout that fires only because the path
+/// suddenly got slow is noticed by the timestamp the first ACK echoes (the
+/// original's, not the retransmission's), and undone (cwnd goes back to
+/// what it was instead of one segment).
+#[test]
+fn a_spurious_timeout_is_undone() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    w.established();
+    transfer(&mut w, &pattern(30_000), Duration::from_secs(5));
+    // The path now takes 300 ms each way: longer than the 200 ms RTO.
+    w.delay = Duration::from_millis(300);
+    let now = w.now;
+    w.a.send(&pattern(10 * 1448)).unwrap();
+    w.a.poll_transmit(now, 1500, |_, _, _| true);
+    w.run(Duration::from_secs(2));
+    let s = w.a.stats();
+    // Every timeout (the RTT grew past the RTO, once or twice before the
+    // RTO caught up) is found spurious.
+    assert!(s.rto_count >= 1, "{s}");
+    assert_eq!(s.spurious_rtos, s.rto_count, "{s}");
+}
