@@ -525,6 +525,31 @@ impl Scoreboard {
         Some((start, snd_max.since(start).clamp(1, mss.max(1))))
     }
 
+    /// The segment of up to `mss` octets that ends with the highest unSACKed
+    /// octet below `snd_max` (the first SACKed range reaching `snd_max`
+    /// left out): what a tail loss probe sent in fast recovery repeats, so
+    /// that it repairs the highest hole, if that is what is missing, while
+    /// it asks for an ACK. `None` when nothing is outstanding.
+    pub fn highest_unsacked(
+        &self,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        mss: usize,
+    ) -> Option<(SeqNum, usize)> {
+        if snd_max <= snd_una {
+            return None;
+        }
+        let end = match self.sacked.containing(snd_max - 1) {
+            Some((l, _)) => l,
+            None => snd_max,
+        };
+        if end <= snd_una {
+            return None;
+        }
+        let start = self.sacked.first_uncovered((end - mss.max(1)).max(snd_una));
+        (start < end).then(|| (start, end.since(start)))
+    }
+
     /// Records that the rescue retransmission of this episode was sent.
     pub fn mark_rescued(&mut self) {
         self.rescue_done = true;

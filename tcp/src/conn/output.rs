@@ -361,6 +361,17 @@ impl Connection {
                     && self.snd.nxt + len == self.data_end();
                 return (Some(Plan::New { len, fin, mss }), blocked);
             }
+            // In fast recovery (where only this crate probes, see
+            // `arm_pto`), the highest segment not SACKed: the last one if
+            // the peer's final ACK was lost, else the highest hole.
+            if matches!(self.recovery.phase, Some(Recovery::Fast { .. }))
+                && let Some((seq, len)) =
+                    self.recovery
+                        .scoreboard
+                        .highest_unsacked(self.snd.una, self.snd.nxt, mss)
+            {
+                return (Some(Plan::Retransmit { seq, len }), blocked);
+            }
             let outstanding = self.snd.nxt.since(self.snd.una);
             if outstanding > 0 {
                 let len = outstanding.min(mss);

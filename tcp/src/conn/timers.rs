@@ -156,8 +156,11 @@ impl Connection {
             }
             Timer::Tlp => {
                 self.timers.stop(Timer::Tlp);
-                if self.recovery.phase.is_none()
-                    && self.snd.nxt > self.snd.una
+                // Outside recovery, or in fast recovery (see `arm_pto`).
+                if !matches!(
+                    self.recovery.phase,
+                    Some(super::recovery::Recovery::Timeout { .. })
+                ) && self.snd.nxt > self.snd.una
                     && self.state.is_synchronized()
                 {
                     self.recovery.tlp_due = true;
@@ -273,15 +276,27 @@ impl Connection {
     /// RFC 8985 7.2: schedule a tail loss probe two smoothed RTTs after
     /// the latest transmission (plus the peer's worst-case delayed-ACK time
     /// when a single segment is in flight), never after the RTO (which then
-    /// waits for the probe), and only outside loss recovery with no probe
-    /// outstanding.
+    /// waits for the probe), with no probe outstanding, and not in recovery
+    /// after a timeout.
+    ///
+    /// Unlike RFC 8985 7.2 ("unless it is already in fast recovery"), the
+    /// probe is armed in fast recovery too. When the flight ends with the
+    /// fast retransmission (PRR sends nothing more until ACKs come back), a
+    /// fast receiver acknowledges the whole flight with one ACK; if that
+    /// ACK is lost, nothing else is coming, RACK has nothing to time, and
+    /// only the retransmission timer (at least 200 ms) was left: issue 21,
+    /// where this made 1% ACK loss cost about ten timeouts per 100 MiB. The
+    /// probe goes two smoothed RTTs after the latest transmission or
+    /// cumulative ACK, so while ACKs flow in recovery it does not fire.
     pub(crate) fn arm_pto(&mut self, now: Instant) {
         self.timers.stop(Timer::Tlp);
         let Some(srtt) = self.rtt.srtt() else {
             return;
         };
-        if self.recovery.phase.is_some()
-            || self.recovery.tlp_end.is_some()
+        if matches!(
+            self.recovery.phase,
+            Some(super::recovery::Recovery::Timeout { .. })
+        ) || self.recovery.tlp_end.is_some()
             || self.snd.nxt <= self.snd.una
         {
             return;

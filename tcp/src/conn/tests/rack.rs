@@ -50,6 +50,54 @@ fn tail_loss_is_recovered_by_the_probe_without_a_timeout() {
     }
 }
 
+/// Issue 21: the flight ends with the fast retransmission (PRR lets
+/// nothing else go: here the rescue retransmission, RFC 6675's one extra
+/// segment, is lost too), the peer acknowledges the whole flight with one
+/// ACK, and that ACK is lost. Nothing else is coming back; the tail loss
+/// probe, armed in fast recovery too, sends the last segment again and its
+/// ACK ends the recovery, instead of a retransmission timeout 200 ms later.
+#[test]
+fn lost_ack_ending_fast_recovery_is_probed_without_a_timeout() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    // 20 full segments, the 15th dropped, then its retransmission (21st)
+    // and the rescue retransmission of the last one (22nd, dropped); B's
+    // ACK of all of them (once the retransmission filled the hole) is
+    // dropped too.
+    drop_data(&mut w, &[15, 22]);
+    let end = SeqNum(1001 + 20 * 1448);
+    let acks_dropped = Rc::new(Cell::new(0));
+    let dropped = acks_dropped.clone();
+    w.filter_b = Box::new(move |_, r, p| {
+        if p.is_empty() && r.ack == end && dropped.get() == 0 {
+            dropped.set(1);
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    // B's application does not read: no window update repeats the ACK.
+    w.b_reads = false;
+    assert_eq!(w.a.send(&pattern(20 * 1448)), Ok(20 * 1448));
+    w.run(Duration::from_secs(1));
+    assert_eq!(w.b().rcv.nxt, end, "B has it all");
+    assert_eq!(acks_dropped.get(), 1, "the final ACK was dropped");
+    let data: Vec<_> = w.sent_a.iter().filter(|(_, p)| !p.is_empty()).collect();
+    assert_eq!(
+        data[21].0.seq,
+        end - 1448,
+        "the rescue sent the last segment"
+    );
+    assert_eq!(w.a.snd.una, end, "all acknowledged");
+    let s = w.a.stats();
+    assert_eq!(s.fast_recoveries, 1, "{s}");
+    assert_eq!(s.rto_count, 0, "{s}");
+    assert_eq!(s.tail_loss_probes, 1, "{s}");
+    // The hole, the rescue, then the last segment again as the probe.
+    assert_eq!(s.bytes_retransmitted, 3 * 1448, "{s}");
+}
+
 /// Reordering shorter than RACK's window (a quarter of the minimum RTT,
 /// once reordering has been seen) is not taken for loss; three SACKed
 /// segments above the hole are for the duplicate-ACK detector.
