@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::model::{FaultDice, Reordered, Verdict};
+use super::model::{FaultDice, FaultOdds, Reordered, Verdict};
 use super::{DirectionStats, FaultConfig, MAX_HELD_BYTES, RATE_QUEUE_BYTES};
 
 /// Spare buffers kept per direction for reuse.
@@ -33,6 +33,11 @@ pub(super) struct Lane {
     last_release: Option<Instant>,
     /// Spare buffers.
     pub(super) pool: Vec<Vec<u8>>,
+    /// The fate of each piece of the latest super segment
+    /// ([`lose_pieces`](Self::lose_pieces)): true when lost.
+    pub(super) piece_lost: Vec<bool>,
+    /// Scratch space for cutting a super segment.
+    pub(super) scratch: Vec<u8>,
 }
 
 impl Lane {
@@ -44,6 +49,8 @@ impl Lane {
             next_free: None,
             last_release: None,
             pool: Vec::new(),
+            piece_lost: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -96,12 +103,44 @@ impl Lane {
         len: usize,
         link_len: usize,
     ) -> Option<Verdict> {
-        let Some(verdict) = self.dice.decide_after(&config.odds(), len, link_len) else {
+        self.decide_with(&config.odds(), stats, len, link_len)
+    }
+
+    /// [`decide`](Self::decide) with these odds.
+    pub(super) fn decide_with(
+        &mut self,
+        odds: &FaultOdds,
+        stats: &mut DirectionStats,
+        len: usize,
+        link_len: usize,
+    ) -> Option<Verdict> {
+        let Some(verdict) = self.dice.decide_after(odds, len, link_len) else {
             stats.lost += 1;
             return None;
         };
         stats.corrupted += u64::from(verdict.corrupt.is_some());
         Some(verdict)
+    }
+
+    /// Draws the loss of each of the `pieces` wire-sized segments of a
+    /// super segment, in order, into [`piece_lost`](Self::piece_lost)
+    /// (reused: no allocation in the steady state), counting each loss.
+    /// Returns how many were lost.
+    pub(super) fn lose_pieces(
+        &mut self,
+        odds: &FaultOdds,
+        stats: &mut DirectionStats,
+        pieces: usize,
+    ) -> usize {
+        self.piece_lost.clear();
+        let mut lost = 0;
+        for _ in 0..pieces {
+            let l = self.dice.lose_piece(odds);
+            lost += usize::from(l);
+            self.piece_lost.push(l);
+        }
+        stats.lost += lost as u64;
+        lost
     }
 
     /// Takes a frame that survived `decide` into the lane at `now`.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::{ChecksumCaps, Device, FrameSink};
 pub use config::FaultConfig;
 use lane::{Held, Lane};
+use model::Verdict;
 pub use stats::{DirectionStats, FaultStats};
 
 /// Bytes each direction's rate limiter lets wait for serialization before it
@@ -58,7 +59,18 @@ const INBOUND_STREAM: u64 = 0x696e_626f_756e_6421; // "inbound!"
 ///
 /// Each direction runs every frame through the same stages, in this order:
 ///
-/// 1. **loss**: with probability `loss` the frame is dropped.
+/// 1. **loss**: with probability `loss` the frame is dropped. A received
+///    TCP super segment (longer than the MTU: with receive offload the
+///    kernel hands over up to 64 KiB at once) is lost *per wire segment*,
+///    as the link it stands for would lose it: each MTU-sized piece is
+///    dropped with probability `loss`; if some are, the survivors are cut
+///    out of it and delivered one by one (with the delay and rate limit
+///    of stages 5 and 6, but no other fault); if none is, the frame goes
+///    on whole through the stages below. Without this, "1% loss" would
+///    drop 1% of super segments, each up to 45 segments at once. Sent
+///    super segments need nothing of the kind: the injector does not take
+///    them whole ([`FrameSink::send_segmented`] cuts them before they
+///    reach `send`), so each of their segments meets the loss on its own.
 /// 2. **corruption**: with probability `corrupt` one random bit of one random
 ///    byte at offset 14 or later (after the Ethernet header; anywhere on an
 ///    IP link) is flipped, so
@@ -338,7 +350,38 @@ impl<D: Device> Device for FaultDevice<D> {
             super::checksum::complete_received(&self.inner, &mut buf[..n]);
             pulled += 1;
             stats.frames += 1;
-            let Some(verdict) = lane.decide(&self.config, stats, n, link_len) else {
+            let mut odds = self.config.odds();
+            if let Some((mss, pieces)) = wire_pieces(&buf[..n], link_len, self.inner.mtu())
+                && odds.loss > 0.0
+            {
+                // A super segment (receive offload) is lost segment by
+                // segment, as on the wire it stands for.
+                let lost = lane.lose_pieces(&odds, stats, pieces);
+                odds.loss = 0.0;
+                if lost == pieces {
+                    self.inner
+                        .annotate_received("fault injection: dropped (never delivered)");
+                    continue;
+                }
+                if lost > 0 {
+                    self.inner.annotate_received(
+                        "fault injection: some segments dropped, the rest delivered cut",
+                    );
+                    let mut scratch = std::mem::take(&mut lane.scratch);
+                    let mut i = 0;
+                    super::gso::split_tcp(&buf[..n], link_len, mss, &mut scratch, |piece| {
+                        if !lane.piece_lost.get(i).copied().unwrap_or(false) {
+                            let held = lane.buffer(piece);
+                            let verdict = Verdict::default();
+                            lane.enter(now, &self.config, stats, held, verdict);
+                        }
+                        i += 1;
+                    });
+                    lane.scratch = scratch;
+                    continue;
+                }
+            }
+            let Some(verdict) = lane.decide_with(&odds, stats, n, link_len) else {
                 self.inner
                     .annotate_received("fault injection: dropped (never delivered)");
                 continue;
@@ -446,6 +489,18 @@ impl<D: Device> Device for FaultDevice<D> {
             None => inner,
         }
     }
+}
+
+/// A TCP super segment (longer than the link's MTU: the kernel coalesced
+/// it, with receive offload): the payload size of the segments it stands
+/// for on the wire (the MTU less its IP and TCP headers) and their number.
+fn wire_pieces(frame: &[u8], link_len: usize, mtu: usize) -> Option<(usize, usize)> {
+    if frame.len() <= link_len + mtu {
+        return None;
+    }
+    let h = super::gso::TcpHeaders::find(frame, link_len)?;
+    let mss = mtu.checked_sub(h.payload - link_len).filter(|&m| m > 0)?;
+    Some((mss, (frame.len() - h.payload).div_ceil(mss)))
 }
 
 /// What a capture below says about a received frame the injector changed:

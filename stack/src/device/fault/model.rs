@@ -77,8 +77,9 @@ impl BitFlip {
     }
 }
 
-/// The random decisions about one frame that was not lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The random decisions about one frame that was not lost (the default:
+/// nothing done to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verdict {
     /// The bit to flip, if the frame is corrupted.
     pub corrupt: Option<BitFlip>,
@@ -147,6 +148,13 @@ impl<F> FaultDice<F> {
         // The frame that releases a held-back one is never held itself.
         let hold = odds.reorder > 0.0 && self.held.is_none() && self.rng.random_bool(odds.reorder);
         Some(Verdict { corrupt, dup, hold })
+    }
+
+    /// Draws only the loss of one wire-sized piece of a frame (a TCP super
+    /// segment is lost segment by segment, see
+    /// [`FaultDevice`](super::FaultDevice)); true if it is lost.
+    pub fn lose_piece(&mut self, odds: &FaultOdds) -> bool {
+        odds.loss > 0.0 && self.rng.random_bool(odds.loss)
     }
 
     /// The delay of a frame that is not released by a reordering deadline:

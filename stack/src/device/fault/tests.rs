@@ -770,3 +770,88 @@ fn on_an_ip_link_corruption_may_hit_any_byte_of_the_packet() {
     }
     assert!(offsets.iter().any(|&o| o < 14), "the IP header is hit too");
 }
+
+/// An Ethernet frame holding one IPv4/TCP super segment: a 32-byte TCP
+/// header (so 1448-byte segments on a 1500-byte MTU), sequence number
+/// `seq`, `segments` full segments of payload.
+fn super_segment(seq: u32, segments: usize) -> Vec<u8> {
+    let payload = segments * 1448;
+    let mut f = vec![0xee; 14];
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + 32 + payload) as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    f.extend_from_slice(&ip);
+    let mut tcp = [0u8; 32];
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[12] = 8 << 4;
+    tcp[13] = 0x10;
+    f.extend_from_slice(&tcp);
+    f.extend((0..payload).map(|i| (i % 251) as u8));
+    f
+}
+
+fn tcp_seq_and_len(f: &[u8]) -> (u32, usize) {
+    let seq = u32::from_be_bytes(f[14 + 20 + 4..14 + 20 + 8].try_into().unwrap());
+    (seq, f.len() - 14 - 20 - 32)
+}
+
+/// Issue 21: a received super segment (receive offload) is lost segment
+/// by segment, like the wire it stands for, not as one frame: the loss
+/// rate is per wire segment, and the segments that were not lost arrive
+/// (cut out of it) with their own sequence numbers.
+#[test]
+fn super_segments_are_lost_per_wire_segment() {
+    let mut dev = device(FaultConfig {
+        loss: 0.05,
+        seed: 3,
+        ..FaultConfig::default()
+    });
+    let now = Instant::now();
+    let (frames, segments) = (500u32, 20usize);
+    let stride = 100_000u32;
+    for i in 0..frames {
+        dev.inner_mut()
+            .inbox
+            .push_back(super_segment(i * stride, segments));
+    }
+    let mut buf = vec![0u8; 65536];
+    let mut got = Vec::new();
+    while let Some(n) = dev.recv(now, &mut buf).unwrap() {
+        got.push(buf[..n].to_vec());
+    }
+    let stats = dev.stats().inbound;
+    let total = u64::from(frames) * segments as u64;
+    let rate = stats.lost as f64 / total as f64;
+    assert!(
+        (0.04..=0.06).contains(&rate),
+        "per-segment loss rate {rate}"
+    );
+    let whole = got.iter().filter(|f| f.len() > 1514).count();
+    // 0.95^20: about 36% of the super segments lose nothing.
+    assert!((100..=260).contains(&whole), "{whole} whole");
+    let mut delivered = 0u64;
+    let mut last_end = None;
+    for f in &got {
+        let (seq, len) = tcp_seq_and_len(f);
+        assert!(
+            len == segments * 1448 || len == 1448,
+            "whole, or one wire segment: {len}"
+        );
+        assert_eq!(seq % stride % 1448, 0, "cut on segment boundaries");
+        if let Some(end) = last_end {
+            assert!(seq >= end, "in order, no overlap");
+        }
+        last_end = Some(seq + len as u32);
+        delivered += (len / 1448) as u64;
+        if len == 1448 {
+            // A cut piece carries its own IP length.
+            assert_eq!(u16::from_be_bytes([f[16], f[17]]) as usize, 20 + 32 + 1448);
+        }
+    }
+    assert_eq!(delivered + stats.lost, total);
+}
