@@ -172,6 +172,25 @@ fn rescue_retransmits_the_tail_once() {
     assert_eq!(sb.peek_rescue(s(0), s(1000), MSS), None);
 }
 
+/// What a tail loss probe in fast recovery repeats: the segment ending
+/// with the highest unSACKed octet, never starting inside a SACKed range.
+#[test]
+fn highest_unsacked_is_below_the_top_sacked_range() {
+    let mut sb = Scoreboard::new(s(0));
+    let mss = 150;
+    // Nothing SACKed: the last segment sent.
+    assert_eq!(sb.highest_unsacked(s(0), s(1000), mss), Some((s(850), 150)));
+    sb.add_blocks(s(0), s(1000), &[(s(100), s(200)), (s(300), s(1000))]);
+    // Below the range reaching SND.MAX, not inside the one under it.
+    assert_eq!(sb.highest_unsacked(s(0), s(1000), mss), Some((s(200), 100)));
+    // Nothing outstanding.
+    assert_eq!(sb.highest_unsacked(s(1000), s(1000), mss), None);
+    let mut all = Scoreboard::new(s(0));
+    all.add_blocks(s(0), s(1000), &[(s(10), s(1000))]);
+    assert_eq!(all.highest_unsacked(s(0), s(1000), mss), Some((s(0), 10)));
+    assert_eq!(all.highest_unsacked(s(10), s(1000), mss), None);
+}
+
 use crate::test_rng::Rng;
 
 /// The obviously correct scoreboard: a flag per byte (SACKed, lost
