@@ -10,7 +10,9 @@ use super::{FaultDevice, MAX_HELD_BYTES, RATE_QUEUE_BYTES};
 pub struct DirectionStats {
     /// Frames that entered the fault pipeline.
     pub frames: u64,
-    /// Frames dropped by the `loss` probability.
+    /// Frames dropped by the `loss` probability; for a received TCP super
+    /// segment, each of its wire-sized segments that was (so `lost` may
+    /// exceed `loss` times `frames`).
     pub lost: u64,
     /// Extra copies made by the `dup` probability.
     pub duplicated: u64,
