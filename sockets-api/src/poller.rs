@@ -21,10 +21,9 @@
 //! [`Poller::wait`] alone sleeps on its condition variable and costs no
 //! system call per wake-up besides the futex.
 //!
-//! The stack thread lists only descriptors whose readiness matches the
-//! registration's interest (what a wait would report anyway), and
-//! notifies the waiters' condition variables after it has released the
-//! lock, so that a woken event loop does not block on the lock at once.
+//! The stack thread notifies the waiters' condition variables after it
+//! has released the lock, so that a woken event loop does not block on the
+//! lock at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -181,24 +180,17 @@ impl PollerState {
     /// Lists `fd` (once) and wakes the waiter. The single point where a
     /// poller learns of work: it makes the readiness descriptor readable.
     fn push(&mut self, fd: Fd) {
-        if self.list(fd, None) {
+        if self.list(fd) {
             self.cond.notify_all();
         }
     }
 
-    /// Lists `fd` (once) if `revents` (its readiness now, or `None`: look
-    /// at the next wait whatever it is) has something its registration
-    /// would report, and makes the readiness descriptor readable. True when
-    /// a thread waits and must be notified.
-    fn list(&mut self, fd: Fd, revents: Option<i16>) -> bool {
+    /// Lists `fd` (once) and makes the readiness descriptor readable. True
+    /// when a thread waits and must be notified.
+    fn list(&mut self, fd: Fd) -> bool {
         let Some(reg) = self.regs.get_mut(&fd) else {
             return false;
         };
-        if revents.is_some_and(|r| r & (reg.interest.events | POLLERR | POLLHUP) == 0) {
-            // A wait would drop it: readiness matching the interest later
-            // is signalled again.
-            return false;
-        }
         if reg.queued {
             if self.rearm {
                 self.rearm = false;
@@ -261,12 +253,12 @@ pub(crate) struct Pollers {
 }
 
 impl Pollers {
-    /// Lists `fd` on poller `id`: its readiness changed to `revents`.
-    pub(crate) fn push(&mut self, id: usize, fd: Fd, revents: i16) {
+    /// Lists `fd` on poller `id` (readiness may have changed).
+    pub(crate) fn push(&mut self, id: usize, fd: Fd) {
         let Some(Some(p)) = self.slots.get_mut(id) else {
             return;
         };
-        if !p.list(fd, Some(revents)) {
+        if !p.list(fd) {
             return;
         }
         if !self.defer {

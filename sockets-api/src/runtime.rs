@@ -21,7 +21,6 @@ use stack::runtime::Waker;
 use stack::sys::Epoll;
 use stack::{Event, IcmpHandle, Interface, ListenerHandle, TcpHandle, UdpHandle};
 
-use crate::poll::readiness;
 use crate::poller::{Pollers, Watch};
 use crate::types::Fd;
 use crate::wakers::TaskWakers;
@@ -430,17 +429,8 @@ impl Core {
             return;
         };
         e.notify();
-        let Some(first) = e.watches.first().map(|w| w.fd) else {
-            return;
-        };
-        // Every descriptor of the socket has the same readiness: the
-        // pollers list only what a wait would report.
-        let revents = readiness(self, first);
-        let Some(Some(e)) = self.socks.get(slot) else {
-            return;
-        };
         for w in &e.watches {
-            self.pollers.push(w.poller, w.fd, revents);
+            self.pollers.push(w.poller, w.fd);
         }
     }
 
