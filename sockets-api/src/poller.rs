@@ -16,7 +16,14 @@
 //! ready list stops being empty (once: a flag remembers the descriptor is
 //! signalled), and a wait that leaves the list empty drains it, so an outer
 //! epoll sees the descriptor readable exactly while the poller may have
-//! something to report.
+//! something to report. The eventfd is written only once the descriptor
+//! was handed out ([`Poller::as_raw_fd`]): a poller used through
+//! [`Poller::wait`] alone sleeps on its condition variable and costs no
+//! system call per wake-up besides the futex.
+//!
+//! The stack thread notifies the waiters' condition variables after it
+//! has released the lock, so that a woken event loop does not block on the
+//! lock at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -165,32 +172,45 @@ pub(crate) struct PollerState {
     exposed: Arc<AtomicBool>,
     /// The stack stopped: `signal` stays readable.
     down: bool,
+    /// A notification of `cond` is deferred ([`Pollers::defer`]).
+    notify_deferred: bool,
 }
 
 impl PollerState {
     /// Lists `fd` (once) and wakes the waiter. The single point where a
     /// poller learns of work: it makes the readiness descriptor readable.
     fn push(&mut self, fd: Fd) {
+        if self.list(fd) {
+            self.cond.notify_all();
+        }
+    }
+
+    /// Lists `fd` (once) and makes the readiness descriptor readable. True
+    /// when a thread waits and must be notified.
+    fn list(&mut self, fd: Fd) -> bool {
         let Some(reg) = self.regs.get_mut(&fd) else {
-            return;
+            return false;
         };
         if reg.queued {
             if self.rearm {
                 self.rearm = false;
                 self.signal.notify();
             }
-            return;
+            return false;
         }
         reg.queued = true;
         self.ready.push_back((fd, reg.generation));
         self.raise();
-        if self.waiting > 0 {
-            self.cond.notify_all();
-        }
+        self.waiting > 0
     }
 
-    /// Makes the readiness descriptor readable (one write per transition).
+    /// Makes the readiness descriptor readable (one write per transition),
+    /// once it was handed out: until then nobody can watch it, and
+    /// [`Poller::expose`] raises it for what is listed by then.
     fn raise(&mut self) {
+        if !self.exposed.load(Ordering::Relaxed) {
+            return;
+        }
         if !self.signalled || self.rearm {
             self.signalled = true;
             self.rearm = false;
@@ -224,13 +244,40 @@ impl PollerState {
 pub(crate) struct Pollers {
     slots: Vec<Option<PollerState>>,
     free: Vec<usize>,
+    /// Set by the stack thread while it holds the lock: waiters to notify
+    /// go to `deferred`, notified once the lock is released.
+    pub(crate) defer: bool,
+    /// The condition variables of the pollers to notify, each once (its
+    /// poller's `notify_deferred` flag).
+    deferred: Vec<(usize, Arc<Condvar>)>,
 }
 
 impl Pollers {
     /// Lists `fd` on poller `id` (readiness may have changed).
     pub(crate) fn push(&mut self, id: usize, fd: Fd) {
-        if let Some(Some(p)) = self.slots.get_mut(id) {
-            p.push(fd);
+        let Some(Some(p)) = self.slots.get_mut(id) else {
+            return;
+        };
+        if !p.list(fd) {
+            return;
+        }
+        if !self.defer {
+            p.cond.notify_all();
+        } else if !p.notify_deferred {
+            p.notify_deferred = true;
+            self.deferred.push((id, p.cond.clone()));
+        }
+    }
+
+    /// Moves the deferred notifications into `out` (the caller notifies
+    /// them after releasing the lock) and stops deferring.
+    pub(crate) fn take_deferred(&mut self, out: &mut Vec<Arc<Condvar>>) {
+        self.defer = false;
+        for (id, cond) in self.deferred.drain(..) {
+            if let Some(Some(p)) = self.slots.get_mut(id) {
+                p.notify_deferred = false;
+            }
+            out.push(cond);
         }
     }
 
@@ -362,6 +409,7 @@ impl Poller {
             rearm: false,
             exposed: exposed.clone(),
             down: false,
+            notify_deferred: false,
         };
         let pollers = &mut core.pollers;
         let id = match pollers.free.pop() {
@@ -487,6 +535,20 @@ impl Poller {
         }
     }
 
+    /// The readiness descriptor is handed out: from now on the eventfd
+    /// follows the ready list, starting with what is listed already.
+    fn expose(&self) {
+        if self.exposed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut core = self.stack.shared().lock();
+        if let Ok(p) = core.pollers.get(self.id)
+            && (!p.ready.is_empty() || p.woken || p.down)
+        {
+            p.raise();
+        }
+    }
+
     /// Registered descriptors.
     pub fn len(&self) -> usize {
         let mut core = self.stack.shared().lock();
@@ -504,14 +566,14 @@ impl AsRawFd for Poller {
     /// (see [the protocol](Poller#the-readiness-descriptor)). Owned by the
     /// poller: valid until it is dropped.
     fn as_raw_fd(&self) -> RawFd {
-        self.exposed.store(true, Ordering::Relaxed);
+        self.expose();
         self.signal.as_raw_fd()
     }
 }
 
 impl AsFd for Poller {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.exposed.store(true, Ordering::Relaxed);
+        self.expose();
         self.signal.as_fd()
     }
 }

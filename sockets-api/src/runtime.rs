@@ -579,6 +579,8 @@ fn stop_core(shared: &Shared, error: Option<String>) {
             e.wakers.wake_all();
         }
     }
+    // A panic may have left notifications deferred: no longer.
+    core.pollers.defer = false;
     core.pollers.wake_all();
 }
 
@@ -599,6 +601,7 @@ fn run_inner(
     let poll_interval = dev.raw_fd().is_none().then_some(Duration::from_millis(1));
     let mut rx = RxBatch::new(dev.max_frame_len());
     let mut out = FrameBatch::new();
+    let mut wakes = Vec::new();
     let mut spin_until: Option<Instant> = None;
     let mut deadline: Option<Instant> = None;
     loop {
@@ -625,6 +628,7 @@ fn run_inner(
         {
             let mut guard = shared.lock();
             let core = &mut *guard;
+            core.pollers.defer = true;
             for (frame, trusted) in rx.frames() {
                 core.iface
                     .receive_frame_from(now, frame, trusted, &mut core.tx);
@@ -652,6 +656,11 @@ fn run_inner(
                 // reflected in `deadline`.
                 shared.sleeping.store(true, Ordering::Release);
             }
+            core.pollers.take_deferred(&mut wakes);
+        }
+        // After the unlock: a woken event loop finds the lock free.
+        for cond in wakes.drain(..) {
+            cond.notify_all();
         }
         if let Err(e) = out.flush_to(now, &mut **dev) {
             if device_gone(&e) {

@@ -204,3 +204,32 @@ fn kernel_pipe_and_ustack_socket_together() {
         libc::close(pipe_w);
     }
 }
+
+/// Until the descriptor is handed out the poller writes no eventfd (its
+/// waits sleep on a condition variable); handing it out makes it readable
+/// for what is listed already.
+#[test]
+fn handed_out_after_a_socket_became_ready() {
+    let (a, b) = pair();
+    let listener = TcpListener::bind(&a, "0.0.0.0:84").unwrap();
+    let poller = Poller::new(&a).unwrap();
+    poller
+        .register(listener.as_fd(), 7, Interest::READABLE)
+        .unwrap();
+    let _client = TcpStream::connect(&b, "10.0.0.1:84").unwrap();
+    // A blocking wait, woken by the stack thread.
+    let mut events = [PollEvent::default(); 4];
+    let n = poller
+        .wait(&mut events, Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(events[0].token, 7);
+    // Level-triggered and not accepted: still listed, so the descriptor
+    // handed out now is readable at once.
+    let pfd = poller.as_raw_fd();
+    assert!(readable(pfd));
+    assert_eq!(tokens(&poller), [7]);
+    let _conn = listener.accept().unwrap();
+    assert!(tokens(&poller).is_empty());
+    assert!(!readable(pfd));
+}
