@@ -140,8 +140,12 @@ fn unknown_paths_and_bad_lengths() {
                 .header("host", "10.0.1.1")
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            // hyper's client connection takes the next request only once
+            // the previous response was read to its end.
+            sender.ready().await.unwrap();
             let resp = sender.send_request(req).await.unwrap();
             assert_eq!(resp.status(), status, "{path}");
+            resp.into_body().collect().await.unwrap();
         }
         drop(sender);
         driver.await.unwrap().unwrap();
