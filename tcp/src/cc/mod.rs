@@ -67,6 +67,14 @@ pub trait CongestionControl: Send + fmt::Debug {
     /// full): ssthresh becomes cwnd, congestion avoidance begins.
     fn exit_slow_start(&mut self, now: Instant);
 
+    /// The sending rate the algorithm asks for, in bytes per second, when
+    /// the connection paces its segments. `None` (the default) lets the
+    /// connection derive a rate from cwnd and the smoothed RTT, as Linux
+    /// does for window-based algorithms.
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+
     /// A copy of the state, to restore after a spurious retransmission
     /// timeout (RFC 4015); `None` if the algorithm cannot be copied.
     fn clone_box(&self) -> Option<Box<dyn CongestionControl>> {
