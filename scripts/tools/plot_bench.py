@@ -79,6 +79,8 @@ def draw(section, units, out):
         ax.set_xticklabels(figures, rotation=15 if len(figures) > 4 else 0, fontsize=8)
         ax.set_ylabel(unit)
         ax.set_title(f"{section}: {unit}")
+        if min(v for _, _, v in rows) >= 0:
+            ax.set_ylim(bottom=0)
         if unit == "x":
             # A ratio of 1: as fast as the other.
             ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
