@@ -54,8 +54,8 @@ pub mod server;
 mod service;
 pub mod twopc;
 
-pub use auth::{AuthKey, ClientAuth, ServerAuth};
-pub use client::{CallId, ClientConfig, ClientCore, ClientEvent};
+pub use auth::{AuthKey, ClientAuth, ServerAuth, ServerKeys};
+pub use client::{CallId, ClientConfig, ClientCore, ClientEvent, ClientStats};
 pub use error::{RemoteError, RpcError};
 pub use message::{Authenticate, Request, Response, ServerMessage};
 pub use server::{Admission, ConnId, ReplyCache, ServerConfig, ServerCore, ServerStats};

@@ -203,6 +203,11 @@ impl Client {
         self.client_id
     }
 
+    /// Counters of the client core ([`ClientStats`](crate::ClientStats)).
+    pub fn stats(&self) -> crate::ClientStats {
+        self.handle.shared.lock().core.stats()
+    }
+
     /// Performs a call and waits for its reply, at most `timeout` (default
     /// [`ClientConfig::call_timeout`]).
     pub fn call_timeout(&self, method: u32, args: Vec<u8>, timeout: Option<Duration>) -> Reply {

@@ -130,7 +130,9 @@ fn a_half_frame_stall_and_an_idle_connection_are_dropped() {
         ServerMessage::Hello { .. }
     ));
     // A header promising 100 bytes, and 3 of them.
-    staller.write_all(&[0, 0, 0, 100, 1, 2, 3]).expect("write");
+    staller
+        .write_all(&[0, 0, 0, 100, crate::frame::FRAME_VERSION, 2, 3])
+        .expect("write");
     assert!(closed_by_server(&mut staller));
     assert_eq!(server.stats().stalled, 1);
     let mut idler = TcpStream::connect(addr).expect("connect");
@@ -152,7 +154,8 @@ fn a_stalled_greeting_is_dropped() {
         read_greeting(&mut s),
         ServerMessage::Challenge { .. }
     ));
-    s.write_all(&[0, 0, 0, 70, 1]).expect("write");
+    s.write_all(&[0, 0, 0, 70, crate::frame::FRAME_VERSION])
+        .expect("write");
     assert!(closed_by_server(&mut s));
     assert_eq!(server.stats().stalled, 1);
     assert_eq!(server.stats().executed, 0);
