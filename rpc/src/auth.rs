@@ -1,9 +1,10 @@
 //! Authenticated connections: a mutual HMAC-SHA-256 challenge-response in
-//! the greeting, with a key shared by every node of a system.
+//! the greeting, then a MAC on every frame; with one key shared by every
+//! node of a system, or one key per node.
 //!
 //! # The greeting with a key
 //!
-//! A server configured with a key ([`ServerConfig::auth`](crate::ServerConfig::auth))
+//! A server configured with keys ([`ServerConfig::auth`](crate::ServerConfig::auth))
 //! does not greet with [`ServerMessage::Hello`](crate::ServerMessage::Hello). Every frame below is an
 //! ordinary RPC frame ([`frame`](crate::frame)) holding one postcard message:
 //!
@@ -14,7 +15,8 @@
 //!                   or ServerMessage::Refused, then the server closes
 //! ```
 //!
-//! with `K` the key and `||` concatenation (the identity and incarnation as
+//! with `K` the key of identity `I` (the shared key, or `I`'s own key, see
+//! [`ServerKeys`]) and `||` concatenation (the identity and incarnation as
 //! 8 bytes big-endian; every part has a fixed length, so the input is
 //! unambiguous):
 //!
@@ -23,37 +25,72 @@
 //! Ms = HMAC-SHA-256(K, "ustack-rpc auth v1: server\0" || Ns || Nc || I || N)
 //! ```
 //!
-//! The server checks `Mc` before it decodes anything else from the
-//! connection; the client checks `Ms` before it sends any call. Both
-//! comparisons are constant-time ([`Mac::verify_slice`]). `Accepted`
-//! replaces `Hello`: it carries the incarnation, which its MAC covers.
+//! The server checks `Mc` with the key of the identity claimed before it
+//! decodes anything else from the connection; the client checks `Ms`
+//! before it sends any call. Both comparisons are constant-time
+//! ([`Mac::verify_slice`]). `Accepted` replaces `Hello`: it carries the
+//! incarnation, which its MAC covers.
+//!
+//! # Frames after the greeting
+//!
+//! Both sides then derive one key per direction,
+//!
+//! ```text
+//! Kc = HMAC-SHA-256(K, "ustack-rpc session v2: client to server\0" || Ns || Nc || I || N)
+//! Ks = HMAC-SHA-256(K, "ustack-rpc session v2: server to client\0" || Ns || Nc || I || N)
+//! ```
+//!
+//! and every later frame carries a 32-byte tag after its body, counted in
+//! the frame's length:
+//!
+//! ```text
+//! tag = HMAC-SHA-256(Kdir, label || seq || length || version || body)
+//! ```
+//!
+//! where `label` is the direction's label above and `seq` (8 bytes
+//! big-endian) counts the frames of that direction from 0; it is implicit,
+//! never sent ([`FrameMac`]). The receiver checks the tag, in constant
+//! time, as soon as the frame is complete and before any of it is decoded;
+//! a frame that fails closes the connection and is counted
+//! ([`ServerStats::bad_mac`](crate::ServerStats::bad_mac),
+//! [`ClientStats::bad_mac`](crate::ClientStats::bad_mac)).
 //!
 //! # What it protects against
 //!
 //! - **A peer without the key** cannot produce `Mc` for a fresh `Ns`: its
 //!   connection is refused and counted ([`ServerStats::auth_failed`](crate::ServerStats::auth_failed))
 //!   before any call runs.
-//! - **Replay.** `Ns` is fresh for every connection (drawn from a secret
-//!   seed, [`NonceSource`]), so an `Authenticate` recorded from another
-//!   connection does not verify. `Nc` is fresh for every connection of a
-//!   client, so a recorded `Accepted` does not convince a client talking to
-//!   an impostor.
-//! - **Reflection.** The two directions use different labels, so a
-//!   server's `Ms` is never a valid `Mc` and the reverse.
+//! - **Replay of a greeting.** `Ns` is fresh for every connection (drawn
+//!   from a secret seed, [`NonceSource`]), so an `Authenticate` recorded
+//!   from another connection does not verify. `Nc` is fresh for every
+//!   connection of a client, so a recorded `Accepted` does not convince a
+//!   client talking to an impostor.
+//! - **Reflection.** The two directions use different labels (and keys),
+//!   so a server's `Ms` is never a valid `Mc`, nor a frame sent one way a
+//!   valid frame the other way.
+//! - **Injection, alteration, replay, reordering and truncation of frames**
+//!   in an open connection (an attacker on the path): a frame not sealed
+//!   with this connection's key, or sealed for another position in the
+//!   stream, fails its tag. Frames of another connection, even between the
+//!   same peers, fail too (other nonces, other session keys).
 //! - **Identity.** `I` is the identity the client claims (a 2PC node's id);
-//!   it is covered by both MACs and handed to every call on the connection
-//!   as [`CallContext::peer`](crate::CallContext::peer). Every holder of the
-//!   key can claim any identity: the key authenticates membership of the
-//!   system, not individual nodes.
+//!   it is covered by both MACs and the session keys and handed to every
+//!   call on the connection as [`CallContext::peer`](crate::CallContext::peer).
+//!   With a shared key every holder of the key can claim any identity: the
+//!   key authenticates membership of the system. With per-node keys
+//!   ([`ServerKeys::PerNode`], [`read_key_ring`]) the server checks each
+//!   claim against that identity's own key, so a node holding only its own
+//!   key cannot authenticate as another.
 //!
-//! What it does not do: frames after the greeting carry no MAC and are not
-//! encrypted. An attacker who can inject into an established TCP connection
-//! (on the path, guessing sequence numbers) is not stopped; that needs a
-//! secure channel (TLS), which this crate does not provide.
+//! What it does not do: nothing is encrypted (an eavesdropper reads every
+//! call and reply), and the keys are symmetric, so a server can pass for
+//! the clients whose keys it holds. For secrecy, run the connections
+//! through a secure channel (TLS, a VPN), which this crate does not
+//! provide.
 //!
-//! Without a key on either side the greeting is today's `Hello` and
-//! `peer` is `None`. A client with a key refuses a server that greets
-//! without proving the key, and a client without a key gets
+//! Without a key on either side the greeting is today's `Hello`, frames
+//! carry no tag and `peer` is `None`. A client with a key refuses a server
+//! that greets without proving the key, and a client without a key gets
 //! [`RpcError::Unauthenticated`](crate::RpcError::Unauthenticated) from a
 //! server that wants one.
 
