@@ -45,6 +45,7 @@
 //! | replies remembered | `reply_cache_capacity` | 65,536 | `reply_cache_evictions` |
 //! | bytes of replies remembered | `reply_cache_bytes` | 64 MiB | `reply_cache_evictions` |
 //! | a frame | `max_frame` | 1 MiB | `protocol_errors` |
+//! | a frame failing its MAC (authenticated) | closes the connection | - | `bad_mac` |
 //!
 //! With [`ServerConfig::auth`] every connection must pass the
 //! challenge-response of [`auth`](crate::auth) before any of its calls is
