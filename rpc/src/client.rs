@@ -49,7 +49,7 @@
 use crate::auth::{ClientAuth, Nonce, NonceSource, Session};
 use crate::error::RemoteError;
 use crate::error::RpcError;
-use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
+use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError};
 use crate::message::{
     Authenticate, Request, Response, ServerMessage, decode_message, encode_message,
 };
@@ -373,6 +373,12 @@ impl ClientCore {
             let mut frame = match self.decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
+                Err(e @ FrameError::BadVersion(_)) if self.server.is_none() => {
+                    // The server speaks another frame format: every attempt
+                    // would fail the same way, so the calls fail now, saying
+                    // why.
+                    return Err(self.fail_all(now, RpcError::Protocol(e.to_string())));
+                }
                 Err(e) => {
                     self.handle_disconnected(now);
                     return Err(e.into());
@@ -479,21 +485,28 @@ impl ClientCore {
     /// The greeting did not authenticate: the connection is given up and
     /// every call fails now (retrying with the same key cannot help).
     fn auth_failed(&mut self, now: Instant, why: &str) -> RpcError {
-        log::debug!("rpc client: {why}");
         self.stats.auth_failed += 1;
+        self.fail_all(now, RpcError::Unauthenticated(why.to_string()))
+    }
+
+    /// The connection is given up and every call fails now with `err`
+    /// ([`RpcError::Closed`] if a copy was sent on an earlier connection):
+    /// another attempt would meet the same server the same way.
+    fn fail_all(&mut self, now: Instant, err: RpcError) -> RpcError {
+        log::debug!("rpc client: {err}");
         self.handle_disconnected(now);
         for (id, call) in std::mem::take(&mut self.calls) {
             let err = if call.sent_to.is_some() {
                 RpcError::Closed
             } else {
-                RpcError::Unauthenticated(why.to_string())
+                err.clone()
             };
             self.events.push_back(ClientEvent::Completed {
                 call: CallId(id),
                 result: Err(err),
             });
         }
-        RpcError::Unauthenticated(why.to_string())
+        err
     }
 
     /// The server's greeting arrived (message level): queued calls go out.

@@ -575,6 +575,12 @@ fn an_old_format_peer_fails_the_greeting_naming_the_versions() {
     let e = c.handle_bytes(t0, &old_hello).expect_err("old format");
     assert!(e.to_string().contains("version 1"), "{e}");
     assert!(e.to_string().contains("expected 2"), "{e}");
+    // The call fails at once, saying why (retrying would meet the same).
+    let results = completed(&mut c);
+    assert!(
+        matches!(results.as_slice(), [Err(RpcError::Protocol(why))] if why.contains("version 1")),
+        "{results:?}"
+    );
     // And a version-1 client's first frame to a new server.
     let mut s = server(None);
     assert!(s.handle_accepted_at(t0, 1));
