@@ -513,11 +513,12 @@ fn unreachable_key_length() -> ! {
     panic!("HMAC refused a 32-byte key")
 }
 
-/// A client's credentials: the shared key, the identity it claims, and a
+/// A client's credentials: its key (the shared one, or the identity's
+/// own), the identity it claims, and a
 /// secret seed its connection nonces are drawn from.
 #[derive(Debug, Clone)]
 pub struct ClientAuth {
-    /// The shared key.
+    /// The key (shared, or this identity's own).
     pub key: AuthKey,
     /// The identity to claim (for 2PC, the node id).
     pub identity: u64,
