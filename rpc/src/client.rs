@@ -27,7 +27,10 @@
 //! does not have), every waiting call fails at once with
 //! [`RpcError::Unauthenticated`] (or [`RpcError::Closed`] if a copy was
 //! sent on an earlier connection): another attempt with the same key
-//! would fail the same way.
+//! would fail the same way. After the greeting every frame either way
+//! carries a MAC; a reply that fails it drops the connection (counted in
+//! [`ClientStats::bad_mac`]) before it is decoded, and the calls are retried
+//! on a new connection as after any broken connection.
 //!
 //! Driver contract (one connection at a time):
 //!
@@ -43,10 +46,10 @@
 //! 4. Call [`handle_timeout`](ClientCore::handle_timeout) when
 //!    [`poll_timeout`](ClientCore::poll_timeout) is reached.
 
-use crate::auth::{ClientAuth, Nonce, NonceSource};
+use crate::auth::{ClientAuth, Nonce, NonceSource, Session};
 use crate::error::RemoteError;
 use crate::error::RpcError;
-use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
+use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, FrameError};
 use crate::message::{
     Authenticate, Request, Response, ServerMessage, decode_message, encode_message,
 };
@@ -152,6 +155,22 @@ pub struct ClientCore {
     /// The current connection's (server, client) nonces once the challenge
     /// is answered, until the server's proof arrives.
     challenge: Option<(Nonce, Nonce)>,
+    /// The MACs of the current connection's frames after the greeting
+    /// (authenticated only).
+    session: Option<Session>,
+    stats: ClientStats,
+}
+
+/// Counters of a client.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Connections dropped because a frame from the server failed its MAC
+    /// (altered, injected, replayed, reordered or cut short); its contents
+    /// were not decoded.
+    pub bad_mac: u64,
+    /// Greetings that did not authenticate (refused, or the server did not
+    /// prove the key).
+    pub auth_failed: u64,
 }
 
 impl ClientCore {
@@ -165,6 +184,8 @@ impl ClientCore {
         ClientCore {
             nonces,
             challenge: None,
+            session: None,
+            stats: ClientStats::default(),
             client_id,
             next_request_id: 1,
             decoder: FrameDecoder::new(config.max_frame),
@@ -182,6 +203,18 @@ impl ClientCore {
             transmit: Vec::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// Forgets the connection's framing state and session.
+    fn reset_connection(&mut self) {
+        self.challenge = None;
+        self.session = None;
+        self.decoder = FrameDecoder::new(self.config.max_frame);
     }
 
     /// This client's id.
@@ -253,10 +286,9 @@ impl ClientCore {
     pub fn handle_connected(&mut self, now: Instant) {
         self.connected = true;
         self.server = None;
-        self.challenge = None;
+        self.reset_connection();
         self.hello_deadline = Some(now + self.config.attempt_timeout);
         self.reconnect_at = None;
-        self.decoder.reset();
         self.transmit.clear();
     }
 
@@ -296,11 +328,10 @@ impl ClientCore {
     /// [`RpcError::Closed`] when out of attempts.
     pub fn handle_disconnected(&mut self, now: Instant) {
         self.connected = false;
-        self.challenge = None;
+        self.reset_connection();
         self.last_server = self.server.take().or(self.last_server);
         self.hello_deadline = None;
         self.transmit.clear();
-        self.decoder.reset();
         if self.reconnect_at.is_none() {
             self.reconnect_at = Some(now + self.backoff(1));
         }
@@ -339,14 +370,30 @@ impl ClientCore {
         }
         let mut input = bytes;
         loop {
-            let frame = match self.decoder.decode(&mut input) {
+            let mut frame = match self.decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
+                Err(e @ FrameError::BadVersion(_)) if self.server.is_none() => {
+                    // The server speaks another frame format: every attempt
+                    // would fail the same way, so the calls fail now, saying
+                    // why.
+                    return Err(self.fail_all(now, RpcError::Protocol(e.to_string())));
+                }
                 Err(e) => {
                     self.handle_disconnected(now);
                     return Err(e.into());
                 }
             };
+            // After the greeting of an authenticated connection, the MAC is
+            // checked before anything of the frame is decoded.
+            if let Some(session) = self.session.as_mut() {
+                if let Err(e) = session.recv.open(&mut frame) {
+                    log::info!("rpc client: closing the connection: {e}");
+                    self.stats.bad_mac += 1;
+                    self.handle_disconnected(now);
+                    return Err(RpcError::Protocol(e.to_string()));
+                }
+            }
             let msg: ServerMessage = match decode_message(&frame) {
                 Ok(msg) => msg,
                 Err(e) => {
@@ -414,7 +461,11 @@ impl ClientCore {
                     .key
                     .verify_server(&sn, &cn, auth.identity, incarnation, &mac)
                 {
+                    let session = Session::client(&auth.key, &sn, &cn, auth.identity, incarnation);
                     self.challenge = None;
+                    self.session = Some(session);
+                    self.decoder
+                        .set_max_frame(self.config.max_frame + crate::auth::MAC_LEN);
                     self.handle_hello(now, incarnation);
                     Ok(())
                 } else {
@@ -434,20 +485,28 @@ impl ClientCore {
     /// The greeting did not authenticate: the connection is given up and
     /// every call fails now (retrying with the same key cannot help).
     fn auth_failed(&mut self, now: Instant, why: &str) -> RpcError {
-        log::debug!("rpc client: {why}");
+        self.stats.auth_failed += 1;
+        self.fail_all(now, RpcError::Unauthenticated(why.to_string()))
+    }
+
+    /// The connection is given up and every call fails now with `err`
+    /// ([`RpcError::Closed`] if a copy was sent on an earlier connection):
+    /// another attempt would meet the same server the same way.
+    fn fail_all(&mut self, now: Instant, err: RpcError) -> RpcError {
+        log::debug!("rpc client: {err}");
         self.handle_disconnected(now);
         for (id, call) in std::mem::take(&mut self.calls) {
             let err = if call.sent_to.is_some() {
                 RpcError::Closed
             } else {
-                RpcError::Unauthenticated(why.to_string())
+                err.clone()
             };
             self.events.push_back(ClientEvent::Completed {
                 call: CallId(id),
                 result: Err(err),
             });
         }
-        RpcError::Unauthenticated(why.to_string())
+        err
     }
 
     /// The server's greeting arrived (message level): queued calls go out.
@@ -532,7 +591,7 @@ impl ClientCore {
             self.connected = false;
             self.hello_deadline = None;
             self.transmit.clear();
-            self.decoder.reset();
+            self.reset_connection();
             self.handle_connect_failed(now, "the server did not greet");
         }
         let max = self.config.max_attempts;
@@ -606,9 +665,16 @@ impl ClientCore {
                 deadline_ms: Some(u32::try_from(remaining.as_millis()).unwrap_or(u32::MAX)),
                 incarnation,
             };
+            let start = self.transmit.len();
             if let Err(e) = encode_message(&mut self.transmit, &req, self.config.max_frame) {
                 failed.push((id, e));
                 continue;
+            }
+            if let Some(session) = self.session.as_mut() {
+                if let Err(e) = session.send.seal(&mut self.transmit, start) {
+                    failed.push((id, e.into()));
+                    continue;
+                }
             }
             call.attempts += 1;
             call.sent_to = Some(incarnation);

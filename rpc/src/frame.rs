@@ -4,9 +4,15 @@
 //!
 //! ```text
 //! +----------------------+-----------+---------------------+
-//! | length: u32, BE      | version=1 | payload (length B)  |
+//! | length: u32, BE      | version=2 | payload (length B)  |
 //! +----------------------+-----------+---------------------+
 //! ```
+//!
+//! On a connection authenticated with a key, every frame after the greeting
+//! ends with a 32-byte MAC, counted in `length` (see [`auth`](crate::auth)).
+//! Version 2 is that format; version 1 (no MACs) is refused, so a peer of
+//! the old format fails at its first frame, the greeting, with an error
+//! naming both versions ([`FrameError::BadVersion`]).
 //!
 //! `length` counts the payload only (not the version byte, not itself), so a
 //! frame occupies `5 + length` bytes. A zero-length payload is legal. The
@@ -25,7 +31,7 @@ use std::fmt;
 /// Size of the frame header: 4 length bytes and 1 version byte.
 pub const HEADER_LEN: usize = 5;
 /// The only frame version this crate speaks.
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
 /// Default maximum payload size of one frame: 1 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 
@@ -59,7 +65,8 @@ impl fmt::Display for FrameError {
             FrameError::BadVersion(v) => {
                 write!(
                     f,
-                    "frame version {v} is not supported (expected {FRAME_VERSION})"
+                    "frame version {v} is not supported (expected {FRAME_VERSION}): \
+                     the peer runs another version of ustack-rpc"
                 )
             }
             FrameError::Truncated {
@@ -158,6 +165,12 @@ impl FrameDecoder {
     /// The configured maximum payload size.
     pub fn max_frame(&self) -> usize {
         self.max
+    }
+
+    /// Changes the maximum payload size for the frames still to come (an
+    /// authenticated session allows [`MAC_LEN`](crate::auth::MAC_LEN) more).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// Consumes bytes from the front of `input` until one frame is complete

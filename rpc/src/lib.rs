@@ -3,7 +3,7 @@
 //!
 //! # Layers
 //!
-//! - [`frame`]: length-prefixed frames (`u32` BE length, version byte, payload)
+//! - [`frame`]: length-prefixed frames (`u32` BE length, version byte 2, payload)
 //!   with a streaming, allocation-bounded decoder.
 //! - [`message`]: the [`Request`] / [`Response`] envelopes, marshalled with
 //!   serde + postcard.
@@ -13,8 +13,9 @@
 //!   retries with the same request id, at-most-once reply cache).
 //! - [`blocking`]: thread-based drivers over any [`blocking::Transport`]
 //!   (`std::net::TcpStream`, ustack's `TcpStream`).
-//! - [`auth`]: mutual authentication of connections with a shared key
-//!   (HMAC-SHA-256 challenge-response in the greeting).
+//! - [`auth`]: mutual authentication of connections with a shared key or
+//!   per-node keys (HMAC-SHA-256 challenge-response in the greeting), then
+//!   an HMAC-SHA-256 tag on every frame.
 //! - [`binding`]: a name service with leases (dynamic binding).
 //! - [`twopc`]: two-phase commit coordinator and participant state machines,
 //!   write-ahead logs, recovery, and a bank resource manager.
@@ -54,8 +55,8 @@ pub mod server;
 mod service;
 pub mod twopc;
 
-pub use auth::{AuthKey, ClientAuth, ServerAuth};
-pub use client::{CallId, ClientConfig, ClientCore, ClientEvent};
+pub use auth::{AuthKey, ClientAuth, ServerAuth, ServerKeys};
+pub use client::{CallId, ClientConfig, ClientCore, ClientEvent, ClientStats};
 pub use error::{RemoteError, RpcError};
 pub use message::{Authenticate, Request, Response, ServerMessage};
 pub use server::{Admission, ConnId, ReplyCache, ServerConfig, ServerCore, ServerStats};

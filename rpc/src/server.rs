@@ -45,13 +45,17 @@
 //! | replies remembered | `reply_cache_capacity` | 65,536 | `reply_cache_evictions` |
 //! | bytes of replies remembered | `reply_cache_bytes` | 64 MiB | `reply_cache_evictions` |
 //! | a frame | `max_frame` | 1 MiB | `protocol_errors` |
+//! | a frame failing its MAC (authenticated) | closes the connection | - | `bad_mac` |
 //!
 //! With [`ServerConfig::auth`] every connection must pass the
 //! challenge-response of [`auth`](crate::auth) before any of its calls is
 //! decoded; failures are counted in [`ServerStats::auth_failed`], and the
-//! proved identity reaches each call as [`CallContext::peer`].
+//! proved identity reaches each call as [`CallContext::peer`]. Every frame
+//! after the greeting then carries a MAC, checked before it is decoded; a
+//! frame that fails it closes the connection and is counted in
+//! [`ServerStats::bad_mac`].
 
-use crate::auth::{Nonce, NonceSource, ServerAuth};
+use crate::auth::{MAC_LEN, Nonce, NonceSource, ServerAuth, Session};
 use crate::error::{RemoteError, RpcError};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder};
 use crate::message::{
@@ -336,6 +340,10 @@ pub struct ServerStats {
     pub protocol_errors: u64,
     /// Connections that proved the key.
     pub authenticated: u64,
+    /// Connections closed because a frame after the greeting failed its MAC
+    /// (altered, injected, replayed, reordered or cut short); its contents
+    /// were not decoded.
+    pub bad_mac: u64,
     /// Connections closed because their greeting did not prove the key
     /// (a wrong proof, or closed before giving one).
     pub auth_failed: u64,
@@ -374,6 +382,8 @@ struct ServerConn {
     decoder: FrameDecoder,
     out: Vec<u8>,
     auth: ConnAuth,
+    /// The MACs of the frames after the greeting (authenticated only).
+    session: Option<Session>,
     /// Last input (or the accept), once known.
     last_input: Option<Instant>,
     /// When the unfinished greeting or frame began, if one is unfinished.
@@ -527,6 +537,7 @@ impl<D: Dispatch> ServerCore<D> {
             decoder: FrameDecoder::new(self.max_frame),
             out,
             auth,
+            session: None,
             last_input: now,
             pending_since: now.filter(|_| challenged),
         }
@@ -619,7 +630,7 @@ impl<D: Dispatch> ServerCore<D> {
             if state.auth == ConnAuth::Refused {
                 return Err(RpcError::Unauthenticated("refused".into()));
             }
-            let frame = match state.decoder.decode(&mut input) {
+            let mut frame = match state.decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
                     let greeting = matches!(state.auth, ConnAuth::Challenged(_));
@@ -640,6 +651,15 @@ impl<D: Dispatch> ServerCore<D> {
                 }
                 ConnAuth::Refused => return Err(RpcError::Unauthenticated("refused".into())),
             };
+            // The MAC is checked before anything of the frame is decoded.
+            if let Some(session) = state.session.as_mut() {
+                if let Err(e) = session.recv.open(&mut frame) {
+                    log::info!("rpc server: closing connection {conn}: {e}");
+                    self.stats.bad_mac += 1;
+                    self.conns.remove(&conn);
+                    return Err(RpcError::Protocol(e.to_string()));
+                }
+            }
             let req: Request = match decode_message(&frame) {
                 Ok(req) => req,
                 Err(e) => return Err(self.protocol_error(conn, e)),
@@ -648,7 +668,7 @@ impl<D: Dispatch> ServerCore<D> {
                 let Some(state) = self.conns.get_mut(&conn) else {
                     return Ok(());
                 };
-                encode_reply(&mut state.out, resp, max_frame)?;
+                encode_reply(&mut state.out, resp, max_frame, state.session.as_mut())?;
             }
         }
     }
@@ -667,8 +687,10 @@ impl<D: Dispatch> ServerCore<D> {
             return Ok(());
         };
         match check_authenticate(auth, server_nonce, incarnation, frame) {
-            Ok((identity, accepted)) => {
+            Ok((identity, accepted, session)) => {
                 state.auth = ConnAuth::Open(Some(identity));
+                state.session = Some(session);
+                state.decoder.set_max_frame(self.max_frame + MAC_LEN);
                 state.pending_since = None;
                 if let Err(e) = encode_message(&mut state.out, &accepted, self.max_frame) {
                     log::error!("rpc server: cannot encode the greeting: {e}");
@@ -769,41 +791,52 @@ impl<D: Dispatch> ServerCore<D> {
     }
 }
 
-/// Checks an `Authenticate` frame against the challenge `server_nonce`:
-/// the proved identity and the `Accepted` to send, or why it failed.
+/// Checks an `Authenticate` frame against the challenge `server_nonce`
+/// with the key of the identity it claims: the proved identity, the
+/// `Accepted` to send and the session of the frames to come, or why it
+/// failed.
 pub(crate) fn check_authenticate(
     auth: &ServerAuth,
     server_nonce: Nonce,
     incarnation: u64,
     frame: &[u8],
-) -> Result<(u64, ServerMessage), String> {
+) -> Result<(u64, ServerMessage, Session), String> {
     let answer: Authenticate =
         decode_message(frame).map_err(|e| format!("not an authentication: {e}"))?;
-    if !auth
-        .key
-        .verify_client(&server_nonce, &answer.nonce, answer.identity, &answer.mac)
-    {
+    let Some(key) = auth.keys.key_for(answer.identity) else {
+        return Err(format!("identity {} has no key here", answer.identity));
+    };
+    if !key.verify_client(&server_nonce, &answer.nonce, answer.identity, &answer.mac) {
         return Err(format!(
-            "identity {} did not prove the key",
+            "identity {} did not prove its key",
             answer.identity
         ));
     }
-    let mac = auth
-        .key
-        .server_mac(&server_nonce, &answer.nonce, answer.identity, incarnation);
+    let mac = key.server_mac(&server_nonce, &answer.nonce, answer.identity, incarnation);
+    let session = Session::server(
+        key,
+        &server_nonce,
+        &answer.nonce,
+        answer.identity,
+        incarnation,
+    );
     Ok((
         answer.identity,
         ServerMessage::Accepted { incarnation, mac },
+        session,
     ))
 }
 
 /// Appends `resp` as a frame; a reply too large for a frame is replaced by
 /// an error reply saying so.
+/// With a `session`, the frame is sealed with its MAC.
 pub(crate) fn encode_reply(
     out: &mut Vec<u8>,
     resp: Response,
     max_frame: usize,
+    session: Option<&mut Session>,
 ) -> Result<(), RpcError> {
+    let start = out.len();
     let request_id = resp.request_id;
     if let Err(e) = encode_message(out, &ServerMessage::Response(resp), max_frame) {
         let small = Response {
@@ -811,6 +844,9 @@ pub(crate) fn encode_reply(
             result: Err(RemoteError::Application(e.to_string())),
         };
         encode_message(out, &ServerMessage::Response(small), max_frame)?;
+    }
+    if let Some(session) = session {
+        session.send.seal(out, start)?;
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ fn counter_net_keyed(
         ServerConfig {
             incarnation: seed,
             auth: key.clone().map(|key| ServerAuth {
-                key,
+                keys: rpc::ServerKeys::Shared(key),
                 nonce_seed: seed.to_be_bytes().repeat(4).try_into().unwrap(),
             }),
             ..ServerConfig::default()

@@ -95,3 +95,114 @@ fn key_files_are_private_and_never_overwritten() {
     assert!(AuthKey::read_file(&dir.join("missing")).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// --- Sessions: per-frame MACs after the greeting ---
+
+fn sealed(mac: &mut FrameMac, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::frame::encode_frame(&mut out, body, 1024).expect("encode");
+    mac.seal(&mut out, 0).expect("seal");
+    out
+}
+
+/// The payload a decoder returns for one frame (body and tag).
+fn payload(frame: &[u8]) -> Vec<u8> {
+    let mut d = crate::frame::FrameDecoder::new(1024 + MAC_LEN);
+    d.decode(&mut &frame[..]).expect("frame").expect("whole")
+}
+
+fn pair() -> (Session, Session) {
+    let (ns, nc) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+    (
+        Session::client(&key(9), &ns, &nc, 5, 77),
+        Session::server(&key(9), &ns, &nc, 5, 77),
+    )
+}
+
+#[test]
+fn a_sealed_frame_opens_once_in_order_and_only_in_its_direction() {
+    let (mut c, mut s) = pair();
+    let f0 = sealed(&mut c.send, b"first");
+    let f1 = sealed(&mut c.send, b"second");
+    assert_eq!(f0.len(), crate::frame::HEADER_LEN + 5 + MAC_LEN);
+    // Reordered: the second frame does not open as the first.
+    assert_eq!(s.recv.clone().open(&mut payload(&f1)), Err(BadMac));
+    let mut p = payload(&f0);
+    assert_eq!(s.recv.open(&mut p), Ok(()));
+    assert_eq!(p, b"first");
+    // Replayed: the first frame does not open as the second.
+    assert_eq!(s.recv.clone().open(&mut payload(&f0)), Err(BadMac));
+    let mut p = payload(&f1);
+    assert_eq!(s.recv.open(&mut p), Ok(()));
+    assert_eq!(p, b"second");
+    // Reflected: a frame the client sent does not open as the server's.
+    let (mut c2, _) = pair();
+    let echoed = sealed(&mut pair().0.send, b"first");
+    assert_eq!(c2.recv.open(&mut payload(&echoed)), Err(BadMac));
+    // Too short to hold a MAC.
+    assert_eq!(s.recv.clone().open(&mut vec![0; MAC_LEN - 1]), Err(BadMac));
+}
+
+#[test]
+fn every_flipped_bit_and_every_other_session_is_refused() {
+    let (mut c, s) = pair();
+    let frame = sealed(&mut c.send, b"transfer 100 from 1 to 2");
+    let good = payload(&frame);
+    for bit in 0..good.len() * 8 {
+        let mut p = good.clone();
+        p[bit / 8] ^= 1 << (bit % 8);
+        assert_eq!(s.recv.clone().open(&mut p), Err(BadMac), "bit {bit}");
+    }
+    // Cut short by one byte (the length field said so too).
+    assert_eq!(
+        s.recv.clone().open(&mut good[..good.len() - 1].to_vec()),
+        Err(BadMac)
+    );
+    // Same key, other nonces, identity or incarnation: other session keys.
+    let (ns, nc) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+    for other in [
+        Session::server(&key(9), &[3; NONCE_LEN], &nc, 5, 77),
+        Session::server(&key(9), &ns, &[3; NONCE_LEN], 5, 77),
+        Session::server(&key(9), &ns, &nc, 6, 77),
+        Session::server(&key(9), &ns, &nc, 5, 78),
+        Session::server(&key(8), &ns, &nc, 5, 77),
+    ] {
+        assert_eq!(other.recv.clone().open(&mut good.clone()), Err(BadMac));
+    }
+    assert_eq!(s.recv.clone().open(&mut good.clone()), Ok(()));
+}
+
+#[test]
+fn key_rings_parse_and_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (k2, k3) = (key(2), key(3));
+    let text = format!("# node keys\n\n2 {}\n  3\t{}  \n", k2.to_hex(), k3.to_hex());
+    let ring = parse_key_ring(&text).expect("ring");
+    assert_eq!(ring.len(), 2);
+    assert_eq!(ring.get(&2), Some(&k2));
+    assert_eq!(ring.get(&3), Some(&k3));
+    for (bad, why) in [
+        (format!("2 {}\n2 {}\n", k2.to_hex(), k3.to_hex()), "twice"),
+        (format!("x {}\n", k2.to_hex()), "not a node id"),
+        ("2 abcd\n".to_string(), "line 1"),
+        (format!("2 {} extra\n", k2.to_hex()), "expected"),
+        ("# nothing\n".to_string(), "no key"),
+    ] {
+        let e = parse_key_ring(&bad).expect_err(why);
+        assert!(e.to_string().contains(why), "{e} (wanted {why})");
+    }
+    let keys = ServerKeys::PerNode(ring);
+    assert_eq!(keys.key_for(3), Some(&k3));
+    assert_eq!(keys.key_for(4), None);
+    assert_eq!(ServerKeys::Shared(key(1)).key_for(4), Some(&key(1)));
+
+    let dir = temp_dir("keyring");
+    let path = dir.join("keys");
+    std::fs::write(&path, &text).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let e = read_key_ring(&path).expect_err("world-readable");
+    assert!(e.to_string().contains("accessible by others"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(read_key_ring(&path).expect("ring").len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,6 +45,9 @@ struct Shared {
     /// Wakes the I/O thread while it waits without a connection.
     wake: Condvar,
     writer: Mutex<Option<(u64, Box<dyn WriteHalf>)>>,
+    /// Bytes the core produced for connection `.0`, not yet written (lock
+    /// order: state, then writer, then this).
+    pending: Mutex<(u64, Vec<u8>)>,
     call_timeout: Duration,
 }
 
@@ -63,30 +66,50 @@ impl Shared {
         }
     }
 
-    /// Hands finished calls to their waiting threads and takes the bytes to
-    /// send (written by [`Shared::write`] after the state lock is released).
-    fn collect(&self, st: &mut State) -> (u64, Vec<u8>) {
+    /// Hands finished calls to their waiting threads and queues the bytes
+    /// to send (written by [`Shared::write`] after the state lock is
+    /// released). Returns the connection they are for.
+    fn collect(&self, st: &mut State) -> u64 {
         while let Some(ClientEvent::Completed { call, result }) = st.core.poll_event() {
             if let Some(tx) = st.waiters.remove(&call) {
                 let _ = tx.send(result);
             }
         }
-        let mut out = Vec::new();
-        st.core.poll_transmit(&mut out);
-        (st.generation, out)
+        let mut pending = self.lock_pending();
+        if pending.0 != st.generation {
+            // Bytes for a connection that is gone: the core resends its
+            // calls on the next one.
+            *pending = (st.generation, Vec::new());
+        }
+        st.core.poll_transmit(&mut pending.1);
+        st.generation
     }
 
-    /// Writes `bytes` on connection `generation`, without holding the state
-    /// lock (so a slow peer never stops replies from being read).
-    fn write(&self, generation: u64, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
+    fn lock_pending(&self) -> MutexGuard<'_, (u64, Vec<u8>)> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Writes the queued bytes on connection `generation`, without holding
+    /// the state lock (so a slow peer never stops replies from being
+    /// read). The bytes are taken from the queue under the writer lock, so
+    /// that frames go out in the order the core produced them (an
+    /// authenticated connection numbers them).
+    fn write(&self, generation: u64) {
         let failed = {
             let mut writer = self.lock_writer();
+            let bytes = {
+                let mut pending = self.lock_pending();
+                if pending.0 != generation || pending.1.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut pending.1)
+            };
             match writer.as_mut() {
                 Some((g, w)) if *g == generation => {
-                    w.write_all(bytes).and_then(|()| w.flush()).is_err()
+                    w.write_all(&bytes).and_then(|()| w.flush()).is_err()
                 }
                 // The connection these bytes were for is gone; the core
                 // resends the calls on the next one.
@@ -100,7 +123,7 @@ impl Shared {
 
     /// Drops connection `generation` (if still current) and tells the core.
     fn disconnect(&self, generation: u64) {
-        let (g, bytes) = {
+        let g = {
             let mut st = self.lock();
             if st.generation != generation {
                 return;
@@ -112,7 +135,7 @@ impl Shared {
             st.core.handle_disconnected(Instant::now());
             self.collect(&mut st)
         };
-        self.write(g, &bytes);
+        self.write(g);
         self.wake.notify_all();
     }
 }
@@ -187,6 +210,7 @@ impl Client {
             }),
             wake: Condvar::new(),
             writer: Mutex::new(None),
+            pending: Mutex::new((0, Vec::new())),
         });
         let io_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -203,22 +227,26 @@ impl Client {
         self.client_id
     }
 
+    /// Counters of the client core ([`ClientStats`](crate::ClientStats)).
+    pub fn stats(&self) -> crate::ClientStats {
+        self.handle.shared.lock().core.stats()
+    }
+
     /// Performs a call and waits for its reply, at most `timeout` (default
     /// [`ClientConfig::call_timeout`]).
     pub fn call_timeout(&self, method: u32, args: Vec<u8>, timeout: Option<Duration>) -> Reply {
         let shared = &self.handle.shared;
         let (tx, rx) = mpsc::channel();
-        let (id, generation, bytes) = {
+        let (id, generation) = {
             let mut st = shared.lock();
             if st.shutdown {
                 return Err(RpcError::Closed);
             }
             let id = st.core.start_call(Instant::now(), method, args, timeout);
             st.waiters.insert(id, tx);
-            let (g, bytes) = shared.collect(&mut st);
-            (id, g, bytes)
+            (id, shared.collect(&mut st))
         };
-        shared.write(generation, &bytes);
+        shared.write(generation);
         shared.wake.notify_all();
         let patience = timeout.unwrap_or(shared.call_timeout) + GRACE;
         match rx.recv_timeout(patience) {
@@ -270,7 +298,7 @@ where
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Timers, stale reader, and whether to connect.
-        let (connect, generation, bytes) = {
+        let (connect, generation) = {
             let mut st = shared.lock();
             if st.shutdown {
                 break;
@@ -303,10 +331,9 @@ where
                     Err(poisoned) => poisoned.into_inner().0,
                 };
             }
-            let (g, bytes) = shared.collect(&mut st);
-            (connect, g, bytes)
+            (connect, shared.collect(&mut st))
         };
-        shared.write(generation, &bytes);
+        shared.write(generation);
 
         if connect {
             let opened = connector().and_then(|s| {
@@ -314,7 +341,7 @@ where
                 let w = s.try_clone()?;
                 Ok((s, w))
             });
-            let (g, bytes) = {
+            let g = {
                 let mut st = shared.lock();
                 let now = Instant::now();
                 match opened {
@@ -331,7 +358,7 @@ where
                 }
                 shared.collect(&mut st)
             };
-            shared.write(g, &bytes);
+            shared.write(g);
             continue;
         }
 
@@ -345,7 +372,7 @@ where
                 shared.disconnect(g);
             }
             Ok(n) => {
-                let (wg, bytes) = {
+                let wg = {
                     let mut st = shared.lock();
                     if st.generation == g {
                         if let Err(e) = st.core.handle_bytes(Instant::now(), &buf[..n]) {
@@ -360,7 +387,7 @@ where
                     }
                     shared.collect(&mut st)
                 };
-                shared.write(wg, &bytes);
+                shared.write(wg);
             }
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

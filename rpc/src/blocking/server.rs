@@ -8,10 +8,13 @@
 //! a connection idle for `idle_timeout` are dropped (a write that makes no
 //! progress for `frame_timeout` too), and a failed accept or thread spawn
 //! costs that one connection (counted) while the accept loop goes on.
-//! Replies are written as each call completes.
+//! Replies are written as each call completes. On an authenticated
+//! connection every frame after the greeting carries a MAC, checked before
+//! the frame is decoded (a failure closes the connection, counted in
+//! [`ServerStats::bad_mac`](crate::ServerStats::bad_mac)).
 
 use super::{Transport, is_timeout};
-use crate::auth::{ServerAuth, random_bytes};
+use crate::auth::{MAC_LEN, ServerAuth, Session, random_bytes};
 use crate::error::{RemoteError, RpcError};
 use crate::frame::FrameDecoder;
 use crate::message::{Request, Response, ServerMessage, decode_message, encode_message};
@@ -235,6 +238,8 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
         }
     };
     let mut peer = None;
+    // The MACs of the frames after the greeting (authenticated only).
+    let mut session: Option<Session> = None;
     encode_message(&mut out, &greeting, server.max_frame).map_err(invalid)?;
     send(&mut stream, &mut out, server)?;
     let mut last_input = Instant::now();
@@ -272,15 +277,17 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
         last_input = Instant::now();
         let mut input = &buf[..n];
         loop {
-            let frame = match decoder.decode(&mut input) {
+            let mut frame = match decoder.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => return Err(protocol_error(&stream, server, e.into())),
             };
             if let (Some(nonce), Some(auth)) = (challenge, server.auth.as_ref()) {
                 match check_authenticate(auth, nonce, server.incarnation, &frame) {
-                    Ok((identity, accepted)) => {
+                    Ok((identity, accepted, keys)) => {
                         lock(&server.stats).authenticated += 1;
+                        session = Some(keys);
+                        decoder.set_max_frame(server.max_frame + MAC_LEN);
                         challenge = None;
                         pending_since = None;
                         peer = Some(identity);
@@ -301,12 +308,22 @@ pub fn serve_connection<S: Transport, D: Dispatch>(
                     }
                 }
             }
+            // The MAC is checked before anything of the frame is decoded.
+            if let Some(session) = session.as_mut() {
+                if let Err(e) = session.recv.open(&mut frame) {
+                    log::info!("rpc server: closing a connection: {e}");
+                    lock(&server.stats).bad_mac += 1;
+                    let _ = stream.shutdown();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
             let req: Request = match decode_message(&frame) {
                 Ok(req) => req,
                 Err(e) => return Err(protocol_error(&stream, server, e)),
             };
             if let Some(resp) = server.handle_from(req, peer) {
-                encode_reply(&mut out, resp, server.max_frame).map_err(invalid)?;
+                encode_reply(&mut out, resp, server.max_frame, session.as_mut())
+                    .map_err(invalid)?;
                 send(&mut stream, &mut out, server)?;
             }
         }

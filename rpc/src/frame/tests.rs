@@ -12,16 +12,16 @@ fn frames(payloads: &[&[u8]]) -> Vec<u8> {
 fn fixture_bytes() {
     let mut out = Vec::new();
     encode_frame(&mut out, b"hi", 16).expect("encode");
-    assert_eq!(out, [0, 0, 0, 2, 1, b'h', b'i']);
+    assert_eq!(out, [0, 0, 0, 2, 2, b'h', b'i']);
     encode_frame(&mut out, b"", 16).expect("encode");
-    assert_eq!(out[7..], [0, 0, 0, 0, 1]);
+    assert_eq!(out[7..], [0, 0, 0, 0, 2]);
 }
 
 #[test]
 fn zero_length_payload() {
     let mut d = FrameDecoder::new(16);
     let mut got = Vec::new();
-    d.decode_all(&[0, 0, 0, 0, 1, 0, 0, 0, 0, 1], &mut got)
+    d.decode_all(&[0, 0, 0, 0, 2, 0, 0, 0, 0, 2], &mut got)
         .expect("decode");
     assert_eq!(got, vec![Vec::<u8>::new(), Vec::new()]);
     assert!(d.is_idle());
@@ -69,22 +69,22 @@ fn several_frames_per_chunk_leave_rest_in_input() {
 #[test]
 fn oversized_is_refused_before_payload() {
     let mut d = FrameDecoder::new(10);
-    let mut input: &[u8] = &[0, 0, 0, 11, 1];
+    let mut input: &[u8] = &[0, 0, 0, 11, 2];
     assert_eq!(
         d.decode(&mut input),
         Err(FrameError::TooLarge { len: 11, max: 10 })
     );
     // Failed for good.
-    let mut more: &[u8] = &[0, 0, 0, 1, 1, 0];
+    let mut more: &[u8] = &[0, 0, 0, 1, 2, 0];
     assert!(d.decode(&mut more).is_err());
     assert!(d.finish().is_err());
     // The maximum itself is fine.
     let mut d = FrameDecoder::new(10);
-    let mut input: &[u8] = &[0, 0, 0, 10, 1];
+    let mut input: &[u8] = &[0, 0, 0, 10, 2];
     assert_eq!(d.decode(&mut input), Ok(None));
     // A 4 GiB claim allocates nothing.
     let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
-    let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1];
+    let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 2];
     assert!(matches!(
         d.decode(&mut input),
         Err(FrameError::TooLarge { .. })
@@ -105,8 +105,9 @@ fn encoder_refuses_oversized() {
 #[test]
 fn version_mismatch() {
     let mut d = FrameDecoder::default();
-    let mut input: &[u8] = &[0, 0, 0, 1, 2, 0];
-    assert_eq!(d.decode(&mut input), Err(FrameError::BadVersion(2)));
+    // Version 1: the format without MACs after the greeting.
+    let mut input: &[u8] = &[0, 0, 0, 1, 1, 0];
+    assert_eq!(d.decode(&mut input), Err(FrameError::BadVersion(1)));
 }
 
 #[test]
@@ -135,7 +136,7 @@ fn truncated() {
         })
     );
     let mut d = FrameDecoder::default();
-    d.decode_all(&[0, 0, 0, 4, 1, 9], &mut Vec::new())
+    d.decode_all(&[0, 0, 0, 4, 2, 9], &mut Vec::new())
         .expect("partial");
     assert_eq!(
         d.finish(),

@@ -64,7 +64,7 @@ fn encode_message_frames() {
         64,
     )
     .expect("encode");
-    assert_eq!(out, [0, 0, 0, 3, 1, 1, 0, 0]);
+    assert_eq!(out, [0, 0, 0, 3, 2, 1, 0, 0]);
     assert!(encode_message(&mut out, &vec![0u8; 100], 64).is_err());
     assert_eq!(out.len(), 8);
 }

@@ -142,7 +142,7 @@ fn server(auth: Option<AuthKey>) -> ServerCore<WhoAsks> {
         ServerConfig {
             incarnation: 5,
             auth: auth.map(|key| ServerAuth {
-                key,
+                keys: crate::auth::ServerKeys::Shared(key),
                 nonce_seed: [3; 32],
             }),
             frame_timeout: Duration::from_secs(10),
@@ -353,7 +353,7 @@ fn a_half_frame_stall_and_an_idle_connection_are_dropped() {
     assert!(s.handle_accepted_at(t0, 2));
     // Connection 1 sends a frame header promising 100 bytes, then stalls;
     // connection 2 sends nothing at all.
-    s.handle_bytes(t0, 1, &[0, 0, 0, 100, 1, 2, 3])
+    s.handle_bytes(t0, 1, &[0, 0, 0, 100, crate::frame::FRAME_VERSION, 2, 3])
         .expect("partial");
     s.handle_timeout(t0 + Duration::from_secs(9));
     assert_eq!(s.poll_close(), None);
@@ -382,4 +382,208 @@ fn connections_beyond_the_cap_are_refused_and_counted() {
     assert_eq!(s.stats().refused_connections, 1);
     s.handle_closed(1);
     assert!(s.handle_accepted_at(t0, 3));
+}
+
+// --- Frames after the greeting carry MACs (sans-IO, bytes moved by hand) ---
+
+/// A client and a server whose connection 1 has passed the greeting with
+/// `key` (identity 42).
+fn open_pair(t0: Instant) -> (ClientCore, ServerCore<WhoAsks>) {
+    let mut s = server(Some(key(1)));
+    let mut c = client(Some((key(1), 42)));
+    c.handle_connected(t0);
+    assert!(s.handle_accepted_at(t0, 1));
+    pump(t0, &mut c, &mut s, 1).expect("greeting");
+    assert!(c.server_incarnation().is_some(), "greeted");
+    (c, s)
+}
+
+/// Starts `n` calls and returns their frames as the client sends them.
+fn call_frames(t0: Instant, c: &mut ClientCore, n: usize) -> Vec<Vec<u8>> {
+    for _ in 0..n {
+        c.start_call(t0, 1, vec![7; 20], None);
+    }
+    let mut bytes = Vec::new();
+    c.poll_transmit(&mut bytes);
+    split_frames(&bytes)
+}
+
+fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let (frame, rest) = bytes.split_at(crate::frame::HEADER_LEN + len);
+        frames.push(frame.to_vec());
+        bytes = rest;
+    }
+    frames
+}
+
+#[test]
+fn a_flipped_bit_in_a_call_closes_the_connection_uncounted_by_the_handler() {
+    let t0 = Instant::now();
+    let (mut c, _) = open_pair(t0);
+    let frame = call_frames(t0, &mut c, 1).remove(0);
+    // Every bit after the header (the header's own bits break the framing
+    // or the version instead): length and version stay, body or tag change.
+    for bit in crate::frame::HEADER_LEN * 8..frame.len() * 8 {
+        let (_, mut s) = open_pair(t0);
+        let mut bad = frame.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(s.handle_bytes(t0, 1, &bad).is_err(), "bit {bit}");
+        assert_eq!(s.stats().bad_mac, 1, "bit {bit}");
+        assert_eq!(s.stats().protocol_errors, 0, "not decoded");
+        assert_eq!(s.stats().executed, 0);
+        assert!(s.dispatcher().peers.is_empty(), "handler not called");
+        assert_eq!(s.connections(), 0, "closed");
+    }
+    // The frame as sent is accepted.
+    let (_, mut s) = open_pair(t0);
+    s.handle_bytes(t0, 1, &frame).expect("genuine");
+    assert_eq!(s.dispatcher().peers, vec![Some(42)]);
+}
+
+#[test]
+fn a_replayed_call_is_refused_before_the_reply_cache_sees_it() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = open_pair(t0);
+    let frame = call_frames(t0, &mut c, 1).remove(0);
+    s.handle_bytes(t0, 1, &frame).expect("genuine");
+    assert_eq!(s.stats().executed, 1);
+    assert!(s.handle_bytes(t0, 1, &frame).is_err());
+    assert_eq!(s.stats().bad_mac, 1);
+    assert_eq!(s.stats().replayed, 0, "never reached the reply cache");
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn reordered_calls_are_refused() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = open_pair(t0);
+    let frames = call_frames(t0, &mut c, 2);
+    assert_eq!(frames.len(), 2);
+    let mut swapped = frames[1].clone();
+    swapped.extend_from_slice(&frames[0]);
+    assert!(s.handle_bytes(t0, 1, &swapped).is_err());
+    assert_eq!(s.stats().bad_mac, 1);
+    assert_eq!(s.stats().executed, 0);
+}
+
+#[test]
+fn an_injected_unsealed_call_is_refused() {
+    let t0 = Instant::now();
+    let (_, mut s) = open_pair(t0);
+    let forged = Request {
+        client_id: 11,
+        request_id: 1,
+        method: 1,
+        args: vec![],
+        deadline_ms: None,
+        incarnation: 5,
+    };
+    let mut bytes = Vec::new();
+    encode_message(&mut bytes, &forged, DEFAULT_MAX_FRAME).expect("encode");
+    assert!(s.handle_bytes(t0, 1, &bytes).is_err());
+    assert_eq!(s.stats().bad_mac, 1);
+    assert_eq!(s.stats().executed, 0);
+}
+
+#[test]
+fn a_call_cut_short_waits_then_times_out_as_before() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = open_pair(t0);
+    let frame = call_frames(t0, &mut c, 1).remove(0);
+    s.handle_bytes(t0, 1, &frame[..frame.len() - 3])
+        .expect("a partial frame is no error yet");
+    assert_eq!(s.stats().executed, 0);
+    s.handle_timeout(t0 + Duration::from_secs(9));
+    assert_eq!(s.poll_close(), None);
+    s.handle_timeout(t0 + Duration::from_secs(10));
+    assert_eq!(s.poll_close(), Some(1));
+    assert_eq!(s.stats().stalled, 1);
+    assert_eq!(s.stats().bad_mac, 0);
+}
+
+#[test]
+fn a_tampered_reply_is_dropped_by_the_client_and_the_call_retried() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = open_pair(t0);
+    let frame = call_frames(t0, &mut c, 1).remove(0);
+    s.handle_bytes(t0, 1, &frame).expect("genuine");
+    let mut reply = Vec::new();
+    s.poll_transmit(1, &mut reply);
+    let last = reply.len() - 1;
+    reply[last] ^= 0x80;
+    assert!(c.handle_bytes(t0, &reply).is_err());
+    assert_eq!(c.stats().bad_mac, 1);
+    assert!(c.poll_event().is_none(), "the reply was not used");
+    assert!(!c.is_connected());
+    assert_eq!(c.outstanding(), 1, "retried on a new connection");
+}
+
+#[test]
+fn per_node_keys_bind_the_identity() {
+    let t0 = Instant::now();
+    let keys: std::collections::BTreeMap<u64, AuthKey> =
+        [(2, key(2)), (3, key(3))].into_iter().collect();
+    let per_node = || {
+        ServerCore::new(
+            WhoAsks::default(),
+            ServerConfig {
+                incarnation: 5,
+                auth: Some(ServerAuth {
+                    keys: crate::auth::ServerKeys::PerNode(keys.clone()),
+                    nonce_seed: [3; 32],
+                }),
+                ..ServerConfig::default()
+            },
+        )
+    };
+    let call = |identity: u64, k: AuthKey| {
+        let mut s = per_node();
+        let mut c = client(Some((k, identity)));
+        c.start_call(t0, 1, vec![], None);
+        c.handle_connected(t0);
+        assert!(s.handle_accepted_at(t0, 1));
+        let _ = pump(t0, &mut c, &mut s, 1);
+        (completed(&mut c), s)
+    };
+    // Node 2 with its own key: accepted, as node 2.
+    let (results, s) = call(2, key(2));
+    assert_eq!(results, vec![Ok(vec![1])]);
+    assert_eq!(s.dispatcher().peers, vec![Some(2)]);
+    // Node 2's key claiming node 3, or an unlisted node 9: refused.
+    for (identity, k) in [(3, key(2)), (9, key(2))] {
+        let (results, s) = call(identity, k);
+        assert!(
+            matches!(results.as_slice(), [Err(RpcError::Unauthenticated(_))]),
+            "{results:?}"
+        );
+        assert_eq!(s.stats().auth_failed, 1);
+        assert_eq!(s.stats().executed, 0);
+    }
+}
+
+#[test]
+fn an_old_format_peer_fails_the_greeting_naming_the_versions() {
+    let t0 = Instant::now();
+    let mut c = client(None);
+    c.start_call(t0, 1, vec![], None);
+    c.handle_connected(t0);
+    // A version-1 server's Hello { incarnation: 5 }.
+    let old_hello = [0, 0, 0, 2, 1, 0, 5];
+    let e = c.handle_bytes(t0, &old_hello).expect_err("old format");
+    assert!(e.to_string().contains("version 1"), "{e}");
+    assert!(e.to_string().contains("expected 2"), "{e}");
+    // The call fails at once, saying why (retrying would meet the same).
+    let results = completed(&mut c);
+    assert!(
+        matches!(results.as_slice(), [Err(RpcError::Protocol(why))] if why.contains("version 1")),
+        "{results:?}"
+    );
+    // And a version-1 client's first frame to a new server.
+    let mut s = server(None);
+    assert!(s.handle_accepted_at(t0, 1));
+    assert!(s.handle_bytes(t0, 1, &[0, 0, 0, 1, 1, 0]).is_err());
+    assert_eq!(s.stats().protocol_errors, 1);
 }

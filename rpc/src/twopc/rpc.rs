@@ -109,9 +109,11 @@ pub struct NodeOptions {
     /// Messages queued per peer; beyond, a message is dropped and counted
     /// (the protocol re-sends). Default 1024.
     pub max_queued: usize,
-    /// The shared key the node authenticates to its peers with, claiming
-    /// its id as identity (see [`auth`](crate::auth)); their servers must
-    /// have the key too. `None`: unauthenticated.
+    /// The key the node authenticates to its peers with, claiming its id
+    /// as identity (see [`auth`](crate::auth)): the system's shared key, or
+    /// this node's own key, which the peers' servers then list for its id
+    /// ([`ServerKeys::PerNode`](crate::auth::ServerKeys::PerNode)). `None`:
+    /// unauthenticated.
     pub key: Option<AuthKey>,
 }
 

@@ -41,9 +41,14 @@ pub struct AttackArgs {
     /// The name service.
     #[arg(long, value_name = "A.B.C.D:PORT")]
     pub names: SocketAddrV4,
-    /// A key to attack with (a wrong one); without it, no key at all.
+    /// A key to attack with (a wrong one, or another node's); without it,
+    /// no key at all.
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// The identity to claim (default 0, the coordinator): with per-node
+    /// keys (`--keys` at the nodes), a node's own key does not prove another.
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub claim: u64,
     /// A node to attack: its address, or a registered name (repeatable).
     #[arg(long = "node", value_name = "A.B.C.D:PORT|NAME", required = true)]
     pub nodes: Vec<String>,
@@ -152,10 +157,10 @@ fn try_hard(mut attempt: impl FnMut() -> Outcome) -> Outcome {
 
 /// `ustack 2pc attack`.
 pub fn run_attack(args: AttackArgs) -> Result<(), Box<dyn Error>> {
-    // Claim the coordinator's identity (node 0): without the key, the claim
-    // is worth nothing.
+    // Claim an identity (the coordinator's, node 0, unless told): without
+    // its key, the claim is worth nothing.
     let auth = match &args.key_file {
-        Some(path) => Some(ClientAuth::new(read_key(path)?, 0)),
+        Some(path) => Some(ClientAuth::new(read_key(path)?, args.claim)),
         None => None,
     };
     let stack = start::start(&args.stack)?;

@@ -13,7 +13,7 @@ use sockets_api::Stack;
 
 use super::control::ControlClient;
 use super::net::{
-    CLIENT_IDENTITY, NameResolver, named_client, names_client, quick_config, read_key, resolver,
+    CLIENT_IDENTITY, Keys, NameResolver, named_client, names_client, quick_config, resolver,
 };
 use super::verdict::{NodeReport, judge, parse_reported, render, render_verdict, settled};
 use super::{CheckArgs, ClientArgs, CrashArgs, LookupArgs, StatusArgs, TransferArgs};
@@ -48,9 +48,9 @@ pub fn parse_endpoint(s: &str) -> Result<(NodeId, String), String> {
     Ok((id, account.to_string()))
 }
 
-/// The credentials of a command-line client (`--key-file`).
+/// The credentials of a command-line client (`--key-file` or `--keys`).
 fn credentials(args: &ClientArgs) -> Result<ClientAuth, Box<dyn Error>> {
-    Ok(ClientAuth::new(read_key(&args.key_file)?, CLIENT_IDENTITY))
+    Ok(Keys::load(&args.keys)?.client(CLIENT_IDENTITY)?)
 }
 
 fn control(

@@ -6,10 +6,16 @@
 //! [--mac MAC] [--gateway ..] [--loss P] ...`, see `ustack serve`). Give each
 //! long-lived node a fixed `--mac`, so that peers' ARP caches stay right
 //! when it restarts. `--names A.B.C.D:PORT` is where the name service
-//! listens. `--key-file PATH` (required by every command below) is the
-//! system's shared key, made once by `ustack 2pc keygen`: every connection
-//! proves it (mutually, see `rpc::auth`) before any call runs, and a file
-//! that its group or others may read is refused.
+//! listens. `--key-file PATH` is the system's shared key, made once by
+//! `ustack 2pc keygen`: every connection proves it (mutually, see
+//! `rpc::auth`) before any call runs, and every frame after that carries a
+//! MAC. `--keys FILE` instead gives per-node keys, one `ID HEXKEY` line
+//! each (`#` comments and blank lines allowed): a process proves the key of
+//! its own id (the command-line clients: id 18446744073709551615, `u64::MAX`)
+//! and its server checks each client against the key of the id the client
+//! claims, so that a node holding only its own key cannot pass for another.
+//! Every command below needs one of the two; a key file that its group or
+//! others may read is refused, as ssh refuses such private keys.
 //!
 //! ```text
 //! ustack 2pc keygen --key-file PATH
@@ -28,8 +34,8 @@
 //! ustack 2pc check    STACK --names A.B.C.D:P --node NAME... [--expect-total N]
 //!            [--reported FILE] [--settle SECS]
 //! ustack 2pc crash    STACK --names A.B.C.D:P --node NAME --at POINT[:K]
-//! ustack 2pc attack   STACK --names A.B.C.D:P [--key-file WRONG] --node A.B.C.D:P|NAME...
-//!            [--flood N]
+//! ustack 2pc attack   STACK --names A.B.C.D:P [--key-file WRONG [--claim ID]]
+//!            --node A.B.C.D:P|NAME... [--flood N]
 //! ```
 //!
 //! - `2pc keygen` writes a new random key (32 bytes from the operating
@@ -151,9 +157,8 @@ pub struct NamesArgs {
     /// Longest lease accepted.
     #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
     pub max_lease_ms: u64,
-    /// The system's shared key (from `ustack 2pc keygen`).
-    #[arg(long, value_name = "PATH")]
-    pub key_file: PathBuf,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Flags of the commands that are clients of the system.
@@ -164,9 +169,8 @@ pub struct ClientArgs {
     /// The name service.
     #[arg(long, value_name = "A.B.C.D:PORT")]
     pub names: SocketAddrV4,
-    /// The system's shared key (from `ustack 2pc keygen`).
-    #[arg(long, value_name = "PATH")]
-    pub key_file: PathBuf,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +207,21 @@ pub enum TwoPcCommand {
     /// From a host without the key: try forged messages, lease hijacks,
     /// crash_at and a flood; exit 0 only if every attempt was refused.
     Attack(attack::AttackArgs),
+}
+
+/// Where a process finds its key: one shared by the system, or a key ring
+/// of per-node keys (exactly one of the two).
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct KeyArgs {
+    /// The system's shared key (from `ustack 2pc keygen`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// Per-node keys: lines `ID HEXKEY` (mode 0600). This process proves
+    /// the key of its own id, and its server wants each client to prove
+    /// the key of the id it claims.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -242,9 +261,8 @@ pub struct NodeArgs {
     /// holds more than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_log_bytes: u64,
-    /// The system's shared key (from `ustack 2pc keygen`).
-    #[arg(long, value_name = "PATH")]
-    pub key_file: PathBuf,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Length of the name-service leases (renewed every third).
     #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_ms: u64,

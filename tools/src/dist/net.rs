@@ -1,15 +1,19 @@
 //! RPC plumbing over ustack sockets: clients that resolve a name through the
 //! name service each time they (re)connect, and the name-service client.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rpc::auth::KeyError;
 use rpc::binding::{NameServiceClient, Resolver};
 use rpc::blocking::Client;
 use rpc::{AuthKey, ClientAuth, ClientConfig, RpcError, ServerAuth, ServerConfig};
+
+use super::KeyArgs;
 use sockets_api::{Stack, TcpStream};
 
 /// How long a connection attempt over ustack may take.
@@ -24,16 +28,57 @@ const RESOLVE_TTL: Duration = Duration::from_secs(1);
 /// 32-bit).
 pub const CLIENT_IDENTITY: u64 = u64::MAX;
 
-/// Reads the system's key (`--key-file`); the error is one line.
-pub fn read_key(path: &Path) -> Result<AuthKey, rpc::auth::KeyError> {
+/// Reads a single key (`--key-file`); the error is one line.
+pub fn read_key(path: &Path) -> Result<AuthKey, KeyError> {
     AuthKey::read_file(path)
 }
 
-/// A server configuration requiring `key` of every connection.
-pub fn server_config(key: &AuthKey) -> ServerConfig {
-    ServerConfig {
-        auth: Some(ServerAuth::new(key.clone())),
-        ..ServerConfig::default()
+/// A process's keys: the system's shared key, or per-node keys.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// `--key-file`: one key for every node.
+    Shared(AuthKey),
+    /// `--keys`: a key per node id.
+    PerNode(BTreeMap<u64, AuthKey>),
+}
+
+impl Keys {
+    /// Reads `--key-file` or `--keys`; the error is one line.
+    pub fn load(args: &KeyArgs) -> Result<Keys, KeyError> {
+        match (&args.key_file, &args.keys) {
+            (Some(path), _) => Ok(Keys::Shared(read_key(path)?)),
+            (None, Some(path)) => Ok(Keys::PerNode(rpc::auth::read_key_ring(path)?)),
+            (None, None) => Err(KeyError("give --key-file or --keys".into())),
+        }
+    }
+
+    /// The key this process proves as `identity`.
+    pub fn key_of(&self, identity: u64) -> Result<AuthKey, KeyError> {
+        match self {
+            Keys::Shared(key) => Ok(key.clone()),
+            Keys::PerNode(keys) => keys.get(&identity).cloned().ok_or_else(|| {
+                KeyError(format!(
+                    "the key ring (--keys) has no key for id {identity}"
+                ))
+            }),
+        }
+    }
+
+    /// The credentials of this process as `identity`.
+    pub fn client(&self, identity: u64) -> Result<ClientAuth, KeyError> {
+        Ok(ClientAuth::new(self.key_of(identity)?, identity))
+    }
+
+    /// A server configuration requiring these keys of every connection.
+    pub fn server_config(&self) -> ServerConfig {
+        let auth = match self {
+            Keys::Shared(key) => ServerAuth::new(key.clone()),
+            Keys::PerNode(keys) => ServerAuth::per_node(keys.clone()),
+        };
+        ServerConfig {
+            auth: Some(auth),
+            ..ServerConfig::default()
+        }
     }
 }
 

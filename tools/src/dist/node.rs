@@ -21,7 +21,7 @@ use sockets_api::{Stack, TcpListener};
 
 use super::control::{ControlImpl, ControlServer, DurableOutcomes, NodeService};
 use super::crash::{CrashPlan, CrashSpec, CrashWal, Role, abort_action};
-use super::net::{connect_name, names_client, node_name, read_key, resolver, server_config};
+use super::net::{Keys, connect_name, names_client, node_name, resolver};
 use super::{CoordinatorArgs, NamesArgs, NodeArgs, ParticipantArgs};
 use crate::args::UsageError;
 use crate::start;
@@ -33,14 +33,14 @@ pub fn run_names(args: NamesArgs) -> Result<(), Box<dyn Error>> {
             UsageError("--min-lease-ms must be between 1 and --max-lease-ms".into()).into(),
         );
     }
-    let key = read_key(&args.key_file)?;
+    let keys = Keys::load(&args.keys)?;
     let stack = start::start(&args.stack)?;
     let listener = TcpListener::bind(&stack, (Ipv4Addr::UNSPECIFIED, args.listen))?;
     let registry = Registry::new(
         Duration::from_millis(args.min_lease_ms),
         Duration::from_millis(args.max_lease_ms),
     );
-    let server = SharedServer::new(NameServiceServer(registry), server_config(&key));
+    let server = SharedServer::new(NameServiceServer(registry), keys.server_config());
     println!(
         "ustack rpc names: name service at {}:{} (leases {}..{} ms)",
         stack.addr().addr(),
@@ -287,7 +287,8 @@ fn run_node(
         role,
     )?;
     let id = args.id;
-    let key: AuthKey = read_key(&args.key_file)?;
+    let keys = Keys::load(&args.keys)?;
+    let key: AuthKey = keys.key_of(id.into())?;
     let auth = ClientAuth::new(key.clone(), id.into());
     let (wal, records) = open_log(&args.log, bank.as_ref())?;
     let recovery = Recovery::of(role, &records);
@@ -345,7 +346,7 @@ fn run_node(
             crash_refused: Default::default(),
         }),
     };
-    let server = SharedServer::new(service, server_config(&key));
+    let server = SharedServer::new(service, keys.server_config());
     let serving = thread::Builder::new()
         .name("2pc-serve".into())
         .spawn(move || serve(move || listener.accept().map(|(s, _)| s), server))?;

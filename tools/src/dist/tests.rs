@@ -156,6 +156,7 @@ fn every_command_needs_a_key_file_and_keygen_takes_one() {
     ] {
         let e = no_key(cmd).expect_err("no --key-file");
         assert!(e.to_string().contains("--key-file"), "{e}");
+        assert!(e.to_string().contains("--keys"), "{e}");
         assert!(parse(cmd).is_ok(), "{cmd:?}");
     }
     let Top::TwoPc(TwoPcArgs {
@@ -167,4 +168,56 @@ fn every_command_needs_a_key_file_and_keygen_takes_one() {
         panic!("not keygen");
     };
     assert_eq!(k.key_file, PathBuf::from("/tmp/k"));
+}
+
+#[test]
+fn a_key_ring_replaces_the_shared_key_but_not_both() {
+    let with = |extra: &[&str]| {
+        let mut v = vec![
+            "ustack",
+            "rpc",
+            "names",
+            "--listen",
+            "5000",
+            "--tap",
+            "t0",
+            "--addr",
+            "10.0.0.5/24",
+        ];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).map(|c| c.command)
+    };
+    let Ok(Top::Rpc(RpcArgs {
+        command: RpcCommand::Names(n),
+    })) = with(&["--keys", "/ring"])
+    else {
+        panic!("--keys alone parses");
+    };
+    assert_eq!(n.keys.keys, Some(PathBuf::from("/ring")));
+    assert_eq!(n.keys.key_file, None);
+    assert!(with(&["--keys", "/ring", "--key-file", "/k"]).is_err());
+}
+
+#[test]
+fn per_node_keys_give_each_id_its_own_key() {
+    use super::net::Keys;
+    let ring: std::collections::BTreeMap<u64, rpc::AuthKey> = [
+        (2, rpc::AuthKey::from_bytes([2; 32])),
+        (3, rpc::AuthKey::from_bytes([3; 32])),
+    ]
+    .into_iter()
+    .collect();
+    let keys = Keys::PerNode(ring);
+    assert_eq!(keys.key_of(3).ok(), Some(rpc::AuthKey::from_bytes([3; 32])));
+    let e = keys.client(4).expect_err("no key for 4");
+    assert!(e.to_string().contains("no key for id 4"), "{e}");
+    assert!(matches!(
+        keys.server_config().auth.map(|a| a.keys),
+        Some(rpc::ServerKeys::PerNode(k)) if k.len() == 2
+    ));
+    let shared = Keys::Shared(rpc::AuthKey::from_bytes([1; 32]));
+    assert_eq!(
+        shared.key_of(99).ok(),
+        Some(rpc::AuthKey::from_bytes([1; 32]))
+    );
 }
