@@ -57,8 +57,11 @@ pub(crate) struct LossRecovery {
     /// A probe is due (the PTO fired).
     pub(crate) tlp_due: bool,
     /// TLP.end_seq (RFC 8985 7.4.2): SND.NXT when the probe went, the end
-    /// of its episode; no new probe until the episode ends.
+    /// of its episode (moved on by a second probe); at most
+    /// `timers::MAX_PROBES` probes until the episode ends.
     pub(crate) tlp_end: Option<SeqNum>,
+    /// Probes sent in the open episode (at most `timers::MAX_PROBES`).
+    pub(crate) tlp_sent: u32,
     /// TLP.is_retrans, with what the probe retransmitted (to match a
     /// D-SACK against): `None` for a probe of new data, or one sent in fast
     /// recovery (where this crate probes too, see `arm_pto`: the recovery
