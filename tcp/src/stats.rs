@@ -62,6 +62,14 @@ pub struct TcpStats {
     pub lost_retransmissions: u64,
     /// Tail loss probes sent (RFC 8985 7).
     pub tail_loss_probes: u64,
+    /// Losses the tail loss probe alone repaired (RFC 8985 7.4.1: its
+    /// retransmission was acknowledged, with no D-SACK for it, by an ACK
+    /// beyond it); each made congestion control respond once (7.4.2).
+    pub tlp_repaired: u64,
+    /// Retransmitted tail loss probes the peer reported as duplicates
+    /// (D-SACK): the original had arrived, nothing was lost, and the window
+    /// stays as it was (RFC 8985 7.4.1).
+    pub tlp_unneeded: u64,
     /// Retransmission timeouts found spurious and undone (RFC 3522).
     pub spurious_rtos: u64,
     /// Bytes currently SACKed.

@@ -289,7 +289,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
             " cc={} cwnd={} ssthresh={ssthresh} srtt_us={} rttvar_us={} min_rtt_us={} rto_us={} \
              mss={} in_flight={} snd_wnd={} rcv_wnd={} bytes_sent={} bytes_retrans={} \
              bytes_acked={} bytes_received={} delivery_rate={} segs_out={} segs_in={} retrans_fast={} \
-             retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} sacked={} \
+             retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} tlp_repaired={} \
+             tlp_unneeded={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
              challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale}",
             t.congestion.replace(' ', "_"),
@@ -315,6 +316,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.fast_recoveries,
             t.lost_retransmissions,
             t.tail_loss_probes,
+            t.tlp_repaired,
+            t.tlp_unneeded,
             t.sacked_bytes,
             t.sacked_total,
             t.dsacks_received,

@@ -173,6 +173,10 @@ struct Totals {
     /// Retransmission timeouts and tail loss probes (RFC 8985 7).
     rto_count: u64,
     tail_loss_probes: u64,
+    /// Losses a tail loss probe alone repaired, and probes found
+    /// unneeded by a D-SACK (RFC 8985 7.4).
+    tlp_repaired: u64,
+    tlp_unneeded: u64,
     resets: u64,
     errors: u64,
     /// Closed by the idle timeout, per service.
@@ -359,6 +363,8 @@ impl Registry {
             t.bytes_retransmitted += stats.bytes_retransmitted;
             t.rto_count += stats.rto_count;
             t.tail_loss_probes += stats.tail_loss_probes;
+            t.tlp_repaired += stats.tlp_repaired;
+            t.tlp_unneeded += stats.tlp_unneeded;
         }
     }
 
@@ -414,7 +420,8 @@ impl Registry {
             "services-totals: closed={} resets={} errors={} open={} bytes_in={} bytes_out={} \
              bytes_retransmitted={} retrans_fast={} retrans_rto={} idle_closed={} \
              refused_max_conns={} refused_per_ip={} http_requests={} http_head_timeouts={} \
-             http_write_stalls={} http_busy={} rto_count={} tlp={}",
+             http_write_stalls={} http_busy={} rto_count={} tlp={} \
+             tlp_repaired={} tlp_unneeded={}",
             t.connections,
             t.resets,
             t.errors,
@@ -433,6 +440,8 @@ impl Registry {
             t.http_busy,
             t.rto_count,
             t.tail_loss_probes,
+            t.tlp_repaired,
+            t.tlp_unneeded,
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);

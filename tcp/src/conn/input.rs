@@ -425,6 +425,7 @@ impl Connection {
         let mut rack_sacked = [(SeqNum(0), SeqNum(0), false); crate::MAX_SACK_BLOCKS];
         let mut rack_n = 0;
         let mut dsack = false;
+        let mut dsack_block = None;
         if self.sack_ok && seg.options.sack_count > 0 {
             let blocks = seg.options.sack();
             // RFC 2883: a first block below the cumulative ACK, or inside the
@@ -433,6 +434,7 @@ impl Connection {
             if r <= ack || blocks.get(1).is_some_and(|&(l2, r2)| l >= l2 && r <= r2) {
                 self.stats.dsacks_received += 1;
                 dsack = true;
+                dsack_block = Some((l, r));
             }
             for &block in blocks {
                 let added = self.recovery.scoreboard.add_blocks(
@@ -449,6 +451,16 @@ impl Connection {
             }
             self.stats.sacked_total += newly_sacked as u64;
         }
+        // RFC 8985 7.4: did a probe alone repair a loss? (Before the ACK
+        // is taken: it ends the episode, so the probe timer below may be
+        // armed again.)
+        let pure_dupack = ack == self.snd.una
+            && seg.options.sack_count == 0
+            && payload_len == 0
+            && !seg.flags.syn()
+            && !seg.flags.fin()
+            && !window_changed;
+        self.tlp_on_ack(now, ack, dsack_block, pure_dupack);
         if ack > self.snd.una {
             let acked = ack.since(self.snd.una);
             if self.snd.up.is_some_and(|up| ack >= up) {
@@ -472,10 +484,6 @@ impl Connection {
             // retransmission timer".
             self.timers
                 .set_or_stop(Timer::Retransmit, outstanding.then(|| now + self.rtt.rto()));
-            // The probe episode ends once the probe is acknowledged.
-            if self.recovery.tlp_end.is_some_and(|end| ack >= end) {
-                self.recovery.tlp_end = None;
-            }
             self.arm_pto(now);
         } else if ack == self.snd.una
             && self.snd.nxt > self.snd.una

@@ -132,6 +132,8 @@ impl Connection {
                 rto_without_progress: 0,
                 tlp_due: false,
                 tlp_end: None,
+                tlp_sent: 0,
+                tlp_retrans: None,
                 rack: crate::rack::Rack::new(epoch, iss),
                 undo: None,
             },

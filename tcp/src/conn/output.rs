@@ -507,8 +507,26 @@ impl Connection {
         };
         if self.recovery.tlp_due {
             self.recovery.tlp_due = false;
-            self.recovery.tlp_end = Some(self.snd.nxt);
             self.stats.tail_loss_probes += 1;
+            let first = self.recovery.tlp_end.is_none();
+            self.recovery.tlp_sent = if first { 1 } else { self.recovery.tlp_sent + 1 };
+            // RFC 8985 7.4.2: "TLP.end_seq = SND.NXT" once the probe is
+            // sent (set now: sending arms the probe timer, which an open
+            // episode keeps off).
+            self.recovery.tlp_end = Some(match plan {
+                Plan::New { len, fin, .. } => self.snd.nxt + len + usize::from(fin),
+                _ => self.snd.nxt,
+            });
+            // RFC 8985 7.4.2: "TLP.is_retrans = TRUE" for a retransmission
+            // (outside fast recovery only: see `tlp_on_ack`).
+            // A second probe of new data leaves the first's mark.
+            self.recovery.tlp_retrans = match plan {
+                Plan::Retransmit { seq, len } if self.recovery.phase.is_none() => {
+                    Some((seq, seq + len))
+                }
+                _ if first => None,
+                _ => self.recovery.tlp_retrans,
+            };
             // RFC 8985 7.3: "arm the RTO timer" once the probe is sent.
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }

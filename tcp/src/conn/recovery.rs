@@ -56,8 +56,17 @@ pub(crate) struct LossRecovery {
     pub(crate) rto_without_progress: u32,
     /// A probe is due (the PTO fired).
     pub(crate) tlp_due: bool,
-    /// End of the probe episode: no new probe until SND.UNA passes it.
+    /// TLP.end_seq (RFC 8985 7.4.2): SND.NXT when the probe went, the end
+    /// of its episode (moved on by a second probe); at most
+    /// `timers::MAX_PROBES` probes until the episode ends.
     pub(crate) tlp_end: Option<SeqNum>,
+    /// Probes sent in the open episode (at most `timers::MAX_PROBES`).
+    pub(crate) tlp_sent: u32,
+    /// TLP.is_retrans, with what the probe retransmitted (to match a
+    /// D-SACK against): `None` for a probe of new data, or one sent in fast
+    /// recovery (where this crate probes too, see `arm_pto`: the recovery
+    /// already made congestion control respond).
+    pub(crate) tlp_retrans: Option<(SeqNum, SeqNum)>,
     /// RACK (RFC 8985 6): transmit times and the reordering window.
     pub(crate) rack: Rack,
     /// After a first retransmission timeout: the congestion state before
@@ -197,8 +206,12 @@ impl Connection {
             recover_fs: flight,
             ..Default::default()
         };
+        // RFC 8985 7.4.2: "When a connection ... enters fast recovery ...
+        // TLP.end_seq = None" (the recovery's own response covers a loss
+        // the probe revealed).
         self.timers.stop(Timer::Tlp);
         self.recovery.tlp_end = None;
+        self.recovery.tlp_retrans = None;
         self.recovery.scoreboard.start_episode(self.snd.una);
         self.recovery.retransmit_now = true;
         self.stats.fast_recoveries += 1;
@@ -210,6 +223,90 @@ impl Connection {
             flight,
             self.cc.ctrl.cwnd()
         );
+    }
+
+    /// RFC 8985 7.4, on every ACK while a probe episode is open: did the
+    /// probe alone repair a loss? "If the only loss was the last segment",
+    /// the probe's retransmission repairs it and no recovery starts, so
+    /// without this check congestion control would never hear of the loss
+    /// (7.4.1). `ack` is the ACK's cumulative point; `dsack` its D-SACK
+    /// block, if any; `pure_dupack`: it acknowledges nothing new, SACKs
+    /// nothing and carries neither data nor a window change.
+    ///
+    /// The order of the checks is RFC 8985 7.4.2's (step 2 of "Detecting
+    /// recoveries accomplished by loss probes"), as Linux's
+    /// `tcp_process_tlp_ack` also has it:
+    /// - a probe of new data is acknowledged: the episode ends, nothing
+    ///   was lost;
+    /// - a D-SACK reports the probe's retransmission as a duplicate: "both
+    ///   the original and the TLP retransmission were delivered", no loss,
+    ///   no response (counted in `tlp_unneeded`);
+    /// - the ACK goes beyond TLP.end_seq with no such D-SACK: the original
+    ///   was lost and the probe repaired it. "The sender ... SHOULD invoke
+    ///   a congestion control response equivalent to fast recovery" (7.4.2
+    ///   "EnterRecovery(); ExitRecovery()"): `on_loss` then
+    ///   `on_recovery_end`, through the `CongestionControl` trait (counted
+    ///   in `tlp_repaired`);
+    /// - a pure duplicate ACK: the probe arrived as a duplicate but the
+    ///   peer did not say so; treated as no loss;
+    /// - else (an ACK exactly at TLP.end_seq: the probe's or the
+    ///   original's, which cannot be told apart yet) the episode stays
+    ///   open until a later ACK or D-SACK settles it.
+    pub(crate) fn tlp_on_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        dsack: Option<(SeqNum, SeqNum)>,
+        pure_dupack: bool,
+    ) {
+        let Some(end) = self.recovery.tlp_end else {
+            return;
+        };
+        if ack < end {
+            // A D-SACK for the probe settles it before the cumulative ACK
+            // reaches its end too (the original then arrived before it).
+            if let (Some((s, e)), Some((l, r))) = (self.recovery.tlp_retrans, dsack)
+                && l < e
+                && r > s
+            {
+                self.recovery.tlp_end = None;
+                self.recovery.tlp_retrans = None;
+                self.stats.tlp_unneeded += 1;
+            }
+            return;
+        }
+        let Some((s, e)) = self.recovery.tlp_retrans else {
+            // "If not TLP.is_retrans: TLP.end_seq = None" (new data).
+            self.recovery.tlp_end = None;
+            return;
+        };
+        if dsack.is_some_and(|(l, r)| l < e && r > s) {
+            self.recovery.tlp_end = None;
+            self.recovery.tlp_retrans = None;
+            self.stats.tlp_unneeded += 1;
+        } else if ack > end {
+            self.recovery.tlp_end = None;
+            self.recovery.tlp_retrans = None;
+            self.stats.tlp_repaired += 1;
+            // ssthresh from the window in use when the loss happened:
+            // FlightSize now counts little more than what was sent since
+            // the repair (for a tail, about the probe alone) and would
+            // collapse it to two segments; Linux's tcp_init_cwnd_reduction
+            // likewise asks for ssthresh from cwnd.
+            let window = self.cc.ctrl.cwnd();
+            self.cc.ctrl.on_loss(now, window);
+            self.cc.hystart.finish();
+            self.cc.ctrl.on_recovery_end(now);
+            log::debug!(
+                "{} -> {}: the tail loss probe repaired a loss (RFC 8985 7.4); cwnd now {}",
+                self.local,
+                self.remote,
+                self.cc.ctrl.cwnd()
+            );
+        } else if pure_dupack {
+            self.recovery.tlp_end = None;
+            self.recovery.tlp_retrans = None;
+        }
     }
 
     /// RFC 3522 (Eifel detection): the first ACK of new data after a
@@ -394,6 +491,11 @@ impl Connection {
                     };
                 self.recovery.rto_without_progress += 1;
                 self.timers.stop(Timer::Reorder);
+                // RFC 8985 7.4.2: the probe episode ends with a timeout
+                // ("suffers a retransmission timeout ... TLP.end_seq =
+                // None"); the timeout's own response follows.
+                self.recovery.tlp_end = None;
+                self.recovery.tlp_retrans = None;
                 let flight = self.snd.nxt.since(self.snd.una);
                 self.cc.ctrl.on_rto(now, flight);
                 self.cc.hystart.finish();

@@ -101,6 +101,16 @@ pub(crate) struct Probes {
     pub(crate) keepalive_sent: u32,
 }
 
+/// Tail loss probes per episode (see [`Connection::arm_pto`]): RFC 8985
+/// sends one; ustack sends a second after twice the timeout.
+pub(crate) const MAX_PROBES: u32 = 2;
+
+/// The second probe waits at least this long after the first: Linux's
+/// shortest delayed-ACK timeout (TCP_DELACK_MIN), so that an ACK the peer
+/// merely delayed does not meet a second probe, while one that was lost
+/// is still recovered well before the RTO (200 ms at least).
+const SECOND_PROBE_DELACK: Duration = Duration::from_millis(40);
+
 impl Connection {
     /// The earliest deadline: the timers', and the user timeout's.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -288,6 +298,18 @@ impl Connection {
     /// where this made 1% ACK loss cost about ten timeouts per 100 MiB. The
     /// probe goes two smoothed RTTs after the latest transmission or
     /// cumulative ACK, so while ACKs flow in recovery it does not fire.
+    ///
+    /// Also unlike RFC 8985 7.3 ("no other previous loss probe still in
+    /// flight"), an episode gets a second probe, [`MAX_PROBES`] in all,
+    /// after twice the PTO and at least [`SECOND_PROBE_DELACK`] after the
+    /// first, if that is before the RTO, as QUIC's probe timeout backs off
+    /// and probes again (RFC 9002 6.2.1: "the PTO backoff MUST be
+    /// increased"). Issue 21: Linux on a ~50 us path delays its ACK of the
+    /// end of a burst by a few milliseconds, longer than 2 x SRTT (which
+    /// its prompt ACKs of the rest keep under a millisecond); the probe
+    /// goes first, Linux then answers everything with one ACK, and when
+    /// that ACK is lost (1 % of them) the episode had nothing left but the
+    /// 200 ms RTO: about one timeout per 100 MiB under 1 % loss.
     pub(crate) fn arm_pto(&mut self, now: Instant) {
         self.timers.stop(Timer::Tlp);
         let Some(srtt) = self.rtt.srtt() else {
@@ -296,7 +318,7 @@ impl Connection {
         if matches!(
             self.recovery.phase,
             Some(super::recovery::Recovery::Timeout { .. })
-        ) || self.recovery.tlp_end.is_some()
+        ) || (self.recovery.tlp_end.is_some() && self.recovery.tlp_sent >= MAX_PROBES)
             || self.snd.nxt <= self.snd.una
         {
             return;
@@ -305,10 +327,19 @@ impl Connection {
         if self.snd.nxt.since(self.snd.una) <= self.snd.smss {
             pto += Duration::from_millis(200);
         }
+        if self.recovery.tlp_end.is_some() {
+            // The second probe of an episode: the timeout backs off, and
+            // waits out a delayed ACK.
+            pto = (pto * 2).max(pto + SECOND_PROBE_DELACK);
+        }
         let mut at = now + pto.max(Duration::from_millis(1));
         if let Some(rto) = self.timers.get(Timer::Retransmit)
             && rto <= at
         {
+            if self.recovery.tlp_end.is_some() {
+                // A second probe only goes before the RTO would.
+                return;
+            }
             // RFC 8985 7.2: the probe goes no later than the RTO would
             // ("If RTO timer is sooner, use it"), and takes its place: as
             // on Linux, the retransmission timer restarts once the probe

@@ -17,6 +17,20 @@ pub(super) struct Held {
     pub(super) release: Instant,
 }
 
+/// How a TCP super segment is cut into the segments it stands for on the
+/// wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WirePieces {
+    /// Bytes of headers (link, IP, TCP) each piece carries.
+    pub(super) hdr: usize,
+    /// Payload bytes of each piece but the last.
+    pub(super) mss: usize,
+    /// Payload bytes of the whole super segment.
+    pub(super) payload: usize,
+    /// Number of pieces.
+    pub(super) pieces: usize,
+}
+
 /// The fault pipeline of one direction.
 #[derive(Debug)]
 pub(super) struct Lane {
@@ -34,8 +48,8 @@ pub(super) struct Lane {
     /// Spare buffers.
     pub(super) pool: Vec<Vec<u8>>,
     /// The fate of each piece of the latest super segment
-    /// ([`lose_pieces`](Self::lose_pieces)): true when lost.
-    pub(super) piece_lost: Vec<bool>,
+    /// ([`decide_pieces`](Self::decide_pieces)): `None` when lost.
+    pub(super) piece_fate: Vec<Option<Verdict>>,
     /// Scratch space for cutting a super segment.
     pub(super) scratch: Vec<u8>,
 }
@@ -49,7 +63,7 @@ impl Lane {
             next_free: None,
             last_release: None,
             pool: Vec::new(),
-            piece_lost: Vec::new(),
+            piece_fate: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -122,25 +136,41 @@ impl Lane {
         Some(verdict)
     }
 
-    /// Draws the loss of each of the `pieces` wire-sized segments of a
-    /// super segment, in order, into [`piece_lost`](Self::piece_lost)
-    /// (reused: no allocation in the steady state), counting each loss.
-    /// Returns how many were lost.
-    pub(super) fn lose_pieces(
+    /// Draws the fate of each wire-sized segment of a super segment cut
+    /// as `cut` says, in order, into [`piece_fate`](Self::piece_fate)
+    /// (reused: no allocation in the steady state), counting each loss and
+    /// corruption. A piece may be held back for reordering only if no frame
+    /// is held when it enters the lane (the frame held before, or an
+    /// earlier piece not yet overtaken by a later one). Returns how many
+    /// were lost, and whether any fault at all was drawn (if not, the super
+    /// segment may go on whole).
+    pub(super) fn decide_pieces(
         &mut self,
         odds: &FaultOdds,
         stats: &mut DirectionStats,
-        pieces: usize,
-    ) -> usize {
-        self.piece_lost.clear();
+        link_len: usize,
+        cut: WirePieces,
+    ) -> (usize, bool) {
+        self.piece_fate.clear();
         let mut lost = 0;
-        for _ in 0..pieces {
-            let l = self.dice.lose_piece(odds);
-            lost += usize::from(l);
-            self.piece_lost.push(l);
+        let mut touched = false;
+        let mut holding = self.dice.held().is_some();
+        for i in 0..cut.pieces {
+            let len = cut.hdr + cut.payload.saturating_sub(i * cut.mss).min(cut.mss);
+            let fate = self.dice.decide_piece(odds, len, link_len, !holding);
+            match fate {
+                None => lost += 1,
+                Some(v) => {
+                    stats.corrupted += u64::from(v.corrupt.is_some());
+                    touched |= v != Verdict::default();
+                    // A piece that is not held back releases the one that is.
+                    holding = v.hold;
+                }
+            }
+            self.piece_fate.push(fate);
         }
         stats.lost += lost as u64;
-        lost
+        (lost, touched || lost > 0)
     }
 
     /// Takes a frame that survived `decide` into the lane at `now`.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::{ChecksumCaps, Device, FrameSink};
 pub use config::FaultConfig;
-use lane::{Held, Lane};
+use lane::{Held, Lane, WirePieces};
 use model::Verdict;
 pub use stats::{DirectionStats, FaultStats};
 
@@ -59,18 +59,22 @@ const INBOUND_STREAM: u64 = 0x696e_626f_756e_6421; // "inbound!"
 ///
 /// Each direction runs every frame through the same stages, in this order:
 ///
-/// 1. **loss**: with probability `loss` the frame is dropped. A received
-///    TCP super segment (longer than the MTU: with receive offload the
-///    kernel hands over up to 64 KiB at once) is lost *per wire segment*,
-///    as the link it stands for would lose it: each MTU-sized piece is
-///    dropped with probability `loss`; if some are, the survivors are cut
-///    out of it and delivered one by one (with the delay and rate limit
-///    of stages 5 and 6, but no other fault); if none is, the frame goes
-///    on whole through the stages below. Without this, "1% loss" would
-///    drop 1% of super segments, each up to 45 segments at once. Sent
-///    super segments need nothing of the kind: the injector does not take
-///    them whole ([`FrameSink::send_segmented`] cuts them before they
-///    reach `send`), so each of their segments meets the loss on its own.
+/// 0. **cutting**: a received TCP super segment (longer than the MTU: with
+///    receive offload the kernel hands over up to 64 KiB at once) stands
+///    for several segments on the wire, and a real link would impair each
+///    of them on its own. So each MTU-sized piece of it meets stages 1 to
+///    4 independently (its fate is drawn piece by piece, in order); if
+///    none of them is lost, corrupted, duplicated or held back, the frame
+///    goes on whole through stages 5 and 6; otherwise the surviving pieces
+///    are cut out of it (each a valid segment with its own sequence
+///    number, IP length and checksums, before its bit flip if any) and go
+///    through stages 2 to 6 one by one, in order. Without this, "1% loss"
+///    would drop 1% of super segments, each up to 45 segments at once,
+///    and a corrupted or duplicated one would hit 45 segments together.
+///    Sent super segments need nothing of the kind: the injector does not
+///    take them whole ([`FrameSink::send_segmented`] cuts them before they
+///    reach `send`), so each of their segments meets the faults on its own.
+/// 1. **loss**: with probability `loss` the frame is dropped.
 /// 2. **corruption**: with probability `corrupt` one random bit of one random
 ///    byte at offset 14 or later (after the Ethernet header; anywhere on an
 ///    IP link) is flipped, so
@@ -350,36 +354,51 @@ impl<D: Device> Device for FaultDevice<D> {
             super::checksum::complete_received(&self.inner, &mut buf[..n]);
             pulled += 1;
             stats.frames += 1;
-            let mut odds = self.config.odds();
-            if let Some((mss, pieces)) = wire_pieces(&buf[..n], link_len, self.inner.mtu())
-                && odds.loss > 0.0
-            {
-                // A super segment (receive offload) is lost segment by
-                // segment, as on the wire it stands for.
-                let lost = lane.lose_pieces(&odds, stats, pieces);
-                odds.loss = 0.0;
-                if lost == pieces {
+            let odds = self.config.odds();
+            if let Some(cut) = wire_pieces(&buf[..n], link_len, self.inner.mtu()) {
+                // A super segment (receive offload) meets every fault
+                // segment by segment, as on the wire it stands for.
+                let (lost, touched) = lane.decide_pieces(&odds, stats, link_len, cut);
+                if lost == cut.pieces {
                     self.inner
                         .annotate_received("fault injection: dropped (never delivered)");
                     continue;
                 }
-                if lost > 0 {
+                if !touched {
+                    // Nothing befell any of its segments: on whole, delayed
+                    // and rate-limited like any frame.
+                    if lane.is_idle() && self.config.immediate() {
+                        return Ok(Some(n));
+                    }
                     self.inner.annotate_received(
-                        "fault injection: some segments dropped, the rest delivered cut",
+                        "fault injection: held back (delay, rate or reordering)",
                     );
-                    let mut scratch = std::mem::take(&mut lane.scratch);
-                    let mut i = 0;
-                    super::gso::split_tcp(&buf[..n], link_len, mss, &mut scratch, |piece| {
-                        if !lane.piece_lost.get(i).copied().unwrap_or(false) {
-                            let held = lane.buffer(piece);
-                            let verdict = Verdict::default();
-                            lane.enter(now, &self.config, stats, held, verdict);
-                        }
-                        i += 1;
-                    });
-                    lane.scratch = scratch;
+                    let held = lane.buffer(&buf[..n]);
+                    lane.enter(now, &self.config, stats, held, Verdict::default());
                     continue;
                 }
+                self.inner.annotate_received(if lost > 0 {
+                    "fault injection: some segments dropped, the rest delivered cut (each with its own faults)"
+                } else {
+                    "fault injection: delivered cut into wire segments (each with its own faults)"
+                });
+                let mut scratch = std::mem::take(&mut lane.scratch);
+                let mut fates = std::mem::take(&mut lane.piece_fate);
+                let mut i = 0;
+                super::gso::split_tcp(&buf[..n], link_len, cut.mss, &mut scratch, |piece| {
+                    if let Some(Some(verdict)) = fates.get(i).copied() {
+                        let mut held = lane.buffer(piece);
+                        if let Some(flip) = verdict.corrupt {
+                            flip.apply(&mut held);
+                        }
+                        lane.enter(now, &self.config, stats, held, verdict);
+                    }
+                    i += 1;
+                });
+                fates.clear();
+                lane.piece_fate = fates;
+                lane.scratch = scratch;
+                continue;
             }
             let Some(verdict) = lane.decide_with(&odds, stats, n, link_len) else {
                 self.inner
@@ -493,14 +512,21 @@ impl<D: Device> Device for FaultDevice<D> {
 
 /// A TCP super segment (longer than the link's MTU: the kernel coalesced
 /// it, with receive offload): the payload size of the segments it stands
-/// for on the wire (the MTU less its IP and TCP headers) and their number.
-fn wire_pieces(frame: &[u8], link_len: usize, mtu: usize) -> Option<(usize, usize)> {
+/// for on the wire (the MTU less its IP and TCP headers), their number and
+/// their headers' size.
+fn wire_pieces(frame: &[u8], link_len: usize, mtu: usize) -> Option<WirePieces> {
     if frame.len() <= link_len + mtu {
         return None;
     }
     let h = super::gso::TcpHeaders::find(frame, link_len)?;
     let mss = mtu.checked_sub(h.payload - link_len).filter(|&m| m > 0)?;
-    Some((mss, (frame.len() - h.payload).div_ceil(mss)))
+    let payload = frame.len() - h.payload;
+    Some(WirePieces {
+        hdr: h.payload,
+        mss,
+        payload,
+        pieces: payload.div_ceil(mss),
+    })
 }
 
 /// What a capture below says about a received frame the injector changed:

@@ -133,6 +133,23 @@ impl<F> FaultDice<F> {
         len: usize,
         link_len: usize,
     ) -> Option<Verdict> {
+        let may_hold = self.held.is_none();
+        self.decide_piece(odds, len, link_len, may_hold)
+    }
+
+    /// [`decide_after`](Self::decide_after) for one wire-sized piece of a
+    /// frame that is cut before any of its pieces enters the lane (a TCP
+    /// super segment, see [`FaultDevice`](super::FaultDevice)): the pieces'
+    /// fates are drawn first, so whether this one may be held back is
+    /// told (`may_hold`: no frame is held, nor an earlier piece still
+    /// waiting for another to overtake it).
+    pub fn decide_piece(
+        &mut self,
+        odds: &FaultOdds,
+        len: usize,
+        link_len: usize,
+        may_hold: bool,
+    ) -> Option<Verdict> {
         if odds.loss > 0.0 && self.rng.random_bool(odds.loss) {
             return None;
         }
@@ -146,15 +163,8 @@ impl<F> FaultDice<F> {
         }
         let dup = odds.dup > 0.0 && self.rng.random_bool(odds.dup);
         // The frame that releases a held-back one is never held itself.
-        let hold = odds.reorder > 0.0 && self.held.is_none() && self.rng.random_bool(odds.reorder);
+        let hold = odds.reorder > 0.0 && may_hold && self.rng.random_bool(odds.reorder);
         Some(Verdict { corrupt, dup, hold })
-    }
-
-    /// Draws only the loss of one wire-sized piece of a frame (a TCP super
-    /// segment is lost segment by segment, see
-    /// [`FaultDevice`](super::FaultDevice)); true if it is lost.
-    pub fn lose_piece(&mut self, odds: &FaultOdds) -> bool {
-        odds.loss > 0.0 && self.rng.random_bool(odds.loss)
     }
 
     /// The delay of a frame that is not released by a reordering deadline:

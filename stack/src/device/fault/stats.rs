@@ -14,11 +14,13 @@ pub struct DirectionStats {
     /// segment, each of its wire-sized segments that was (so `lost` may
     /// exceed `loss` times `frames`).
     pub lost: u64,
-    /// Extra copies made by the `dup` probability.
+    /// Extra copies made by the `dup` probability (of a whole frame, or of
+    /// a wire-sized segment cut out of a super segment).
     pub duplicated: u64,
     /// Frames that another frame actually overtook.
     pub reordered: u64,
-    /// Frames with one bit flipped.
+    /// Frames with one bit flipped (for a received TCP super segment, each
+    /// of its wire-sized segments that was).
     pub corrupted: u64,
     /// Frames released later than they arrived (delay, jitter, rate).
     pub delayed: u64,

@@ -206,3 +206,158 @@ fn a_spurious_timeout_is_undone() {
     assert!(s.rto_count >= 1, "{s}");
     assert_eq!(s.spurious_rtos, s.rto_count, "{s}");
 }
+
+/// RFC 8985 7.4: the last segment of a write is lost, and only it. The
+/// probe sends it again and repairs it; no recovery starts (nothing was
+/// SACKed). The ACK of the probe is ambiguous (it is also what the
+/// original would have brought); the next ACK beyond it, with no D-SACK
+/// for the probe, settles it: congestion control responds once, as for a
+/// fast recovery, and the counter says so.
+#[test]
+fn a_tail_loss_repaired_by_the_probe_reduces_the_window_once() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    drop_data(&mut w, &[10]);
+    w.established();
+    let first = pattern(10 * 1448);
+    transfer(&mut w, &first, Duration::from_secs(1));
+    let s = w.a.stats();
+    assert_eq!(s.tail_loss_probes, 1, "{s}");
+    assert_eq!(s.bytes_retransmitted, 1448, "the probe repaired it: {s}");
+    assert_eq!(
+        s.tlp_repaired, 0,
+        "not settled yet by the probe's own ACK: {s}"
+    );
+    assert_eq!(s.ssthresh, usize::MAX, "still in slow start: {s}");
+    let cwnd_before = s.cwnd;
+    // More data: its ACK goes beyond the probe, with no D-SACK for it.
+    let mut all = first.clone();
+    all.extend(pattern(2 * 1448));
+    assert_eq!(w.a.send(&all[first.len()..]), Ok(2 * 1448));
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.b_rx, all);
+    let s = w.a.stats();
+    assert_eq!(s.tlp_repaired, 1, "{s}");
+    assert_eq!(s.tlp_unneeded, 0, "{s}");
+    assert_eq!(s.fast_recoveries, 0, "{s}");
+    assert_eq!(s.rto_count, 0, "{s}");
+    // One multiplicative decrease from the window in use.
+    assert!(
+        s.ssthresh < cwnd_before && s.ssthresh >= cwnd_before / 2,
+        "ssthresh {} from cwnd {cwnd_before}: {s}",
+        s.ssthresh
+    );
+    assert!(s.cwnd <= s.ssthresh + 2 * 1448, "{s}");
+}
+
+/// RFC 8985 7.4: the data all arrived, only the peer's ACK of the tail was
+/// lost. The probe repeats the last segment, the peer reports it as a
+/// duplicate (D-SACK), and the window stays as it was: nothing was lost.
+#[test]
+fn a_probe_answered_by_a_dsack_leaves_the_window_alone() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    let end = SeqNum(1001 + 10 * 1448);
+    let dropped = Rc::new(Cell::new(0));
+    let d = dropped.clone();
+    w.filter_b = Box::new(move |_, r, p| {
+        if p.is_empty() && r.ack == end && d.get() == 0 {
+            d.set(1);
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    // B's application does not read yet: no window update repeats the ACK.
+    w.b_reads = false;
+    let data = pattern(10 * 1448);
+    assert_eq!(w.a.send(&data), Ok(data.len()));
+    w.run(Duration::from_millis(500));
+    assert_eq!(dropped.get(), 1, "the ACK of the tail was dropped");
+    assert_eq!(w.b().rcv.nxt, end, "B has it all");
+    assert_eq!(w.a.snd.una, end);
+    let s = w.a.stats();
+    assert_eq!(s.tail_loss_probes, 1, "{s}");
+    assert_eq!(s.dsacks_received, 1, "{s}");
+    assert_eq!(s.tlp_unneeded, 1, "{s}");
+    assert_eq!(s.tlp_repaired, 0, "{s}");
+    assert_eq!(s.rto_count, 0, "{s}");
+    assert_eq!(s.ssthresh, usize::MAX, "no reduction: {s}");
+    assert!(w.a.recovery.tlp_end.is_none(), "the episode is over");
+    // Later data is not taken for a repair either.
+    w.b_reads = true;
+    let mut all = data.clone();
+    all.extend(pattern(2 * 1448));
+    assert_eq!(w.a.send(&all[data.len()..]), Ok(2 * 1448));
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.b_rx, all);
+    let s = w.a.stats();
+    assert_eq!((s.tlp_repaired, s.ssthresh), (0, usize::MAX), "{s}");
+}
+
+/// A probe of new data (RFC 8985 7.3 prefers it) that is acknowledged ends
+/// its episode without any response: it repaired nothing.
+#[test]
+fn a_probe_of_new_data_is_no_repair() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    // B's ACKs of the first flight (the initial window, 10 segments) are
+    // all lost: at the probe timeout cwnd is full and 3 segments wait, so
+    // the probe sends the 11th, whose ACK brings everything.
+    let probe_end = SeqNum(1001 + 11 * 1448);
+    w.filter_b = Box::new(move |_, r, p| {
+        if p.is_empty() && !r.flags.syn() && r.ack > SeqNum(1001) && r.ack < probe_end {
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(13 * 1448);
+    transfer(&mut w, &data, Duration::from_secs(1));
+    let s = w.a.stats();
+    // (B delays its ACK of the lone probe: a second one may follow.)
+    assert!(s.tail_loss_probes >= 1, "{s}");
+    assert_eq!(s.bytes_retransmitted, 0, "the probes were new data: {s}");
+    assert_eq!(s.rto_count, 0, "{s}");
+    assert_eq!((s.tlp_repaired, s.tlp_unneeded), (0, 0), "{s}");
+    assert_eq!(s.ssthresh, usize::MAX, "no reduction: {s}");
+    assert!(w.a.recovery.tlp_end.is_none(), "the episode is over");
+}
+
+/// Issue 21: the peer's ACK of the tail is lost, and so is its answer to
+/// the probe. RFC 8985 would wait for the 200 ms RTO; a second probe,
+/// 40 ms (a delayed ACK) after the first, brings the ACK instead. Its
+/// D-SACK says nothing was lost: the window stays.
+#[test]
+fn a_second_probe_follows_when_the_first_is_unanswered() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    let end = SeqNum(1001 + 10 * 1448);
+    let dropped = Rc::new(Cell::new(0));
+    let d = dropped.clone();
+    w.filter_b = Box::new(move |_, r, p| {
+        if p.is_empty() && r.ack == end && d.get() < 2 {
+            d.set(d.get() + 1);
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    w.b_reads = false;
+    assert_eq!(w.a.send(&pattern(10 * 1448)), Ok(10 * 1448));
+    w.run(Duration::from_millis(150));
+    assert_eq!(dropped.get(), 2, "the tail's ACK and the first probe's");
+    assert_eq!(w.a.snd.una, end, "acknowledged before the RTO");
+    let s = w.a.stats();
+    assert_eq!(s.tail_loss_probes, 2, "{s}");
+    assert_eq!(s.rto_count, 0, "{s}");
+    assert_eq!(s.bytes_retransmitted, 2 * 1448, "{s}");
+    assert_eq!((s.tlp_unneeded, s.tlp_repaired), (1, 0), "{s}");
+    assert_eq!(s.ssthresh, usize::MAX, "{s}");
+    // Both probes repeated the last segment.
+    let data: Vec<_> = w.sent_a.iter().filter(|(_, p)| !p.is_empty()).collect();
+    assert_eq!(data.len(), 12);
+    assert_eq!((data[10].0.seq, data[11].0.seq), (end - 1448, end - 1448));
+    let ms = |i: usize| data[i].0.options.timestamps.unwrap().0;
+    assert!(ms(11) - ms(10) >= 40, "a delayed ACK's wait between them");
+}
