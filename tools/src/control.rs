@@ -291,7 +291,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
              bytes_acked={} bytes_received={} delivery_rate={} segs_out={} segs_in={} retrans_fast={} \
              retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
-             challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale}",
+             challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale} pacing_rate={} \
+             pacing_waits={}",
             t.congestion.replace(' ', "_"),
             t.cwnd,
             opt_us(t.srtt),
@@ -324,6 +325,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.paws_drops,
             u8::from(t.sack),
             u8::from(t.timestamps),
+            t.pacing_rate,
+            t.pacing_waits,
         );
     }
     out
