@@ -2,10 +2,11 @@
 //! seeds, virtual time): the same transfer with and without pacing, and
 //! the drops at the bottleneck's queue.
 //!
-//! Without pacing, slow start sends each window as a burst at the
-//! sender's link speed, and a queue of a few segments overflows long
-//! before the window reaches the path's capacity; paced at twice
-//! cwnd/srtt, the same segments arrive spread over the round trip.
+//! Without pacing, each bunch of ACKs releases a burst at the sender's
+//! link speed, and a queue of a few segments overflows long before the
+//! window reaches the path's capacity; paced (twice cwnd/srtt in slow
+//! start, 1.2 times after), the same segments arrive spread over the round
+//! trip.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -14,11 +15,12 @@ use sim::sim::{LinkConfig, Sim, TcpSink, TcpSource, host_config};
 use tcp::TcpConfig;
 
 /// 20 Mbit/s, 40 ms round trip (a BDP of 100 KB), a drop-tail queue of
-/// 15 KB (about ten segments).
+/// 15 KB (about ten segments); ACKs come back bunched.
 const BPS: u64 = 20_000_000;
 const RTT: Duration = Duration::from_millis(40);
 const QUEUE: usize = 15_000;
 const BYTES: u64 = 4 << 20;
+const ACK_JITTER: Duration = Duration::from_millis(15);
 
 struct Run {
     queue_drops: u64,
@@ -41,7 +43,11 @@ fn transfer(seed: u64, pacing: bool) -> Run {
     cb.tcp = tcp;
     let a = sim.add_host(ca);
     let b = sim.add_host(cb);
-    let link = sim.add_link(a, b, LinkConfig::bottleneck(BPS, RTT, QUEUE));
+    let data = LinkConfig::bottleneck(BPS, RTT, QUEUE);
+    // ACKs bunched on their way back (up to 15 ms of delay that never
+    // reorders, as on aggregating links): each bunch releases a burst.
+    let acks = LinkConfig::bottleneck(BPS, RTT, QUEUE).with_jitter(ACK_JITTER);
+    let link = sim.add_link_asym(a, b, data, acks);
     let sink = TcpSink::listen(sim.iface(b), 5001, 4, false).expect("listen");
     let sink = sim.add_app(b, sink);
     let dst = SocketAddrV4::new(sim.ip(b), 5001);
@@ -93,5 +99,11 @@ fn pacing_cuts_queue_drops_at_a_small_bottleneck_queue() {
             burst.queue_drops
         );
         assert!(paced.retransmitted < burst.retransmitted);
+        assert!(
+            paced.elapsed <= burst.elapsed,
+            "and the transfer is no slower: {:?} against {:?}",
+            paced.elapsed,
+            burst.elapsed
+        );
     }
 }
