@@ -34,8 +34,8 @@ pub use buffer::{
 };
 pub use config::{Keepalive, LossDetection, TcpConfig};
 pub use conn::{
-    Alarms, Connection, INITIAL_QUANTUM_SEGMENTS, Input, PACING_HORIZON, QUICKACK_SEGMENTS, State,
-    TcpError,
+    Alarms, Connection, INITIAL_QUANTUM_SEGMENTS, Input, PACING_GRANULARITY, PACING_HORIZON,
+    QUICKACK_SEGMENTS, State, TcpError,
 };
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;

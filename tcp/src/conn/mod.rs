@@ -31,7 +31,9 @@ use timers::{Probes, Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
-pub use pacing::{HORIZON as PACING_HORIZON, INITIAL_QUANTUM_SEGMENTS};
+pub use pacing::{
+    GRANULARITY as PACING_GRANULARITY, HORIZON as PACING_HORIZON, INITIAL_QUANTUM_SEGMENTS,
+};
 
 /// The connection states of RFC 9293 section 3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
