@@ -91,7 +91,16 @@ impl Connection {
             // window is then approaching the point it overshot before.
             let percent: u128 = if cwnd < ssthresh / 2 { 200 } else { 120 };
             let window = cwnd.max(self.pipe()) as u128;
-            let micros = srtt.as_micros().max(1);
+            // srtt takes millisecond timestamp echoes when no segment is
+            // timed (after retransmissions, Karn's rule): on a 50 us path
+            // each reads as 1 ms and srtt grows twentyfold, which would
+            // pace a recovering flow far below its ACK clock. Twice the
+            // minimum RTT (from the precise samples) bounds it.
+            let rtt = match self.rtt.min_rtt() {
+                Some(min) => srtt.min(min * 2),
+                None => srtt,
+            };
+            let micros = rtt.as_micros().max(1);
             Some((window * percent * 10_000 / micros).min(u64::MAX as u128) as u64)
         });
         match rate {

@@ -221,7 +221,7 @@ fn the_rate_follows_cwnd_and_srtt() {
     w.established();
     let expect = |c: &Connection, percent: u128| {
         let s = c.stats();
-        let us = s.srtt.unwrap().as_micros();
+        let us = s.srtt.unwrap().min(s.min_rtt.unwrap() * 2).as_micros();
         (s.cwnd.max(s.in_flight) as u128 * percent * 10_000 / us) as u64
     };
     assert_eq!(w.a.stats().pacing_rate, expect(&w.a, 200));
@@ -235,6 +235,18 @@ fn the_rate_follows_cwnd_and_srtt() {
     w.a.cc.ctrl.on_loss(now, flight);
     assert!(w.a.stats().cwnd >= w.a.stats().ssthresh / 2);
     assert_eq!(w.a.stats().pacing_rate, expect(&w.a, 120));
+    // An srtt inflated beyond twice the minimum RTT (by millisecond
+    // timestamp samples) does not slow the rate below cwnd / (2 min RTT).
+    let min = w.a.rtt.min_rtt().unwrap();
+    for _ in 0..50 {
+        w.a.rtt.sample(min * 10);
+    }
+    assert!(w.a.stats().srtt.unwrap() > min * 2);
+    let s = w.a.stats();
+    assert_eq!(
+        s.pacing_rate,
+        (s.cwnd.max(s.in_flight) as u128 * 120 * 10_000 / (min * 2).as_micros()) as u64
+    );
     // A cap.
     w.a.cfg.max_pacing_rate = Some(12_345);
     assert_eq!(w.a.stats().pacing_rate, 12_345);
