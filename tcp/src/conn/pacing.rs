@@ -6,10 +6,13 @@
 //! The scheme follows Linux's internal TCP pacing (`tcp_update_pacing_rate`,
 //! `tcp_pacing_check`, `tcp_update_skb_after_send`) in spirit:
 //!
-//! - The rate is cwnd * SMSS-bytes / srtt, times 2 while cwnd is below half
-//!   of ssthresh (slow start must be able to double per round trip) and
-//!   times 1.2 otherwise, and never above `max_pacing_rate`
-//!   (SO_MAX_PACING_RATE).
+//! - The rate is cwnd (in bytes, or the flight if larger) / srtt, times 2
+//!   while cwnd is below half of ssthresh (slow start must be able to
+//!   double per round trip) and times 1.2 otherwise, and never above
+//!   `max_pacing_rate` (SO_MAX_PACING_RATE). Unlike Linux, srtt is bounded
+//!   by twice the minimum RTT (see `pacing_rate`). An algorithm that
+//!   returns its own rate (`CongestionControl::pacing_rate`) is used as it
+//!   is, under the same cap.
 //! - A release time: a data segment (new data or a retransmission) leaves
 //!   only when the clock has reached it, and each one moves it by its
 //!   length over the rate. ACKs, SYNs, FIN-only segments, resets and probes
