@@ -126,6 +126,7 @@ pub fn opt_name(level: c_int, name: c_int) -> Option<SockOptName> {
         (libc::SOL_SOCKET, libc::SO_ERROR) => SockOptName::Error,
         (libc::SOL_SOCKET, libc::SO_TYPE) => SockOptName::Type,
         (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => SockOptName::AcceptConn,
+        (libc::SOL_SOCKET, libc::SO_MAX_PACING_RATE) => SockOptName::MaxPacingRate,
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::NoDelay,
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOptName::MaxSeg,
         (libc::IPPROTO_TCP, libc::TCP_CORK) => SockOptName::Cork,
@@ -211,6 +212,24 @@ pub unsafe fn read_opt(
         SockOptName::KeepCnt => SockOpt::KeepCnt(u32::try_from(int()?).map_err(|_| libc::EINVAL)?),
         SockOptName::RcvTimeo => SockOpt::RcvTimeo(unsafe { timeval_val(val, len) }?),
         SockOptName::SndTimeo => SockOpt::SndTimeo(unsafe { timeval_val(val, len) }?),
+        SockOptName::MaxPacingRate => {
+            // sk_setsockopt: a 64-bit value when at least 8 bytes are
+            // given, else a 32-bit one whose ~0 also means no cap.
+            if val.is_null() {
+                return Err(libc::EFAULT);
+            }
+            if len as usize >= size_of::<u64>() {
+                // SAFETY: len covers a u64.
+                SockOpt::MaxPacingRate(unsafe { std::ptr::read_unaligned(val.cast::<u64>()) })
+            } else {
+                let v = int()? as u32;
+                SockOpt::MaxPacingRate(if v == u32::MAX {
+                    u64::MAX
+                } else {
+                    u64::from(v)
+                })
+            }
+        }
         SockOptName::Linger => {
             if val.is_null() {
                 return Err(libc::EFAULT);
@@ -309,6 +328,18 @@ pub unsafe fn write_opt(
                 int(d.as_secs() as i64).to_vec()
             }
             SockOpt::KeepCnt(n) => int(i64::from(*n)).to_vec(),
+            SockOpt::MaxPacingRate(r) => {
+                // sk_getsockopt: 64 bits if the buffer holds them, else
+                // 32 bits saturated at ~0U.
+                // SAFETY: the caller vouches that a non-null `len` is valid.
+                if !len.is_null() && unsafe { *len } as usize >= size_of::<u64>() {
+                    r.to_ne_bytes().to_vec()
+                } else {
+                    ((*r).min(u64::from(u32::MAX)) as u32)
+                        .to_ne_bytes()
+                        .to_vec()
+                }
+            }
             SockOpt::RcvTimeo(d) | SockOpt::SndTimeo(d) => tv(*d),
             SockOpt::Linger(l) => {
                 let li = libc::linger {
@@ -404,5 +435,37 @@ mod tests {
             socket_type(libc::SOCK_STREAM | libc::SOCK_NONBLOCK, libc::IPPROTO_TCP),
             Ok((Type::Stream, false))
         );
+    }
+
+    /// SO_MAX_PACING_RATE takes and gives 32 or 64 bits, as Linux's: ~0U
+    /// is no cap, a 32-bit read saturates.
+    #[test]
+    fn max_pacing_rate_in_32_and_64_bits() {
+        let name = opt_name(libc::SOL_SOCKET, libc::SO_MAX_PACING_RATE).unwrap();
+        let big: u64 = 5_000_000_000;
+        // SAFETY: a u64's bytes.
+        let opt = unsafe { read_opt(name, (&raw const big).cast(), 8) }.unwrap();
+        assert_eq!(opt, SockOpt::MaxPacingRate(big));
+        let none: u32 = u32::MAX;
+        // SAFETY: a u32's bytes.
+        let opt32 = unsafe { read_opt(name, (&raw const none).cast(), 4) }.unwrap();
+        assert_eq!(opt32, SockOpt::MaxPacingRate(u64::MAX));
+        let mut out64: u64 = 0;
+        let mut len: socklen_t = 8;
+        // SAFETY: a u64's bytes.
+        unsafe {
+            write_opt(
+                &SockOptValue::Opt(opt.clone()),
+                (&raw mut out64).cast(),
+                &mut len,
+            )
+        }
+        .unwrap();
+        assert_eq!((out64, len), (big, 8));
+        let mut out32: u32 = 0;
+        let mut len: socklen_t = 4;
+        // SAFETY: a u32's bytes.
+        unsafe { write_opt(&SockOptValue::Opt(opt), (&raw mut out32).cast(), &mut len) }.unwrap();
+        assert_eq!((out32, len), (u32::MAX, 4));
     }
 }

@@ -65,6 +65,7 @@ impl Stack {
             SockOpt::Linger(v) => o.linger = *v,
             SockOpt::NonBlocking(v) => o.nonblocking = *v,
             SockOpt::RcvLowat(v) => o.rcvlowat = (*v).clamp(1, i32::MAX as usize),
+            SockOpt::MaxPacingRate(r) => o.max_pacing_rate = (*r != u64::MAX).then_some(*r),
             SockOpt::Ttl(t) => {
                 if *t == 0 {
                     return Err(errno(libc::EINVAL));
@@ -180,6 +181,9 @@ impl Stack {
             SockOptName::Ttl => opt(SockOpt::Ttl(o.ttl.unwrap_or(core.iface.default_ttl()))),
             SockOptName::Tos => opt(SockOpt::Tos(o.tos.unwrap_or(0))),
             SockOptName::RcvLowat => opt(SockOpt::RcvLowat(o.rcvlowat)),
+            SockOptName::MaxPacingRate => opt(SockOpt::MaxPacingRate(
+                o.max_pacing_rate.unwrap_or(u64::MAX),
+            )),
             SockOptName::OobInline => opt(SockOpt::OobInline(true)),
             SockOptName::Type => Ok(SockOptValue::Type(match ty {
                 SockType::Stream => Type::Stream,
@@ -308,6 +312,7 @@ pub(crate) fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &Opts) {
     cfg.tos = opts.tos.unwrap_or(0);
     cfg.reuse_addr = opts.reuseaddr;
     cfg.cork = opts.cork;
+    cfg.max_pacing_rate = opts.max_pacing_rate;
 }
 
 /// Applies socket options to a live connection.
@@ -339,6 +344,7 @@ pub(crate) fn apply_conn_options(c: &mut tcp::Connection, opts: &Opts, now: Inst
     c.set_user_timeout(opts.user_timeout.unwrap_or(Duration::ZERO));
     c.set_tos(opts.tos.unwrap_or(0));
     c.set_ttl(opts.ttl);
+    c.set_max_pacing_rate(opts.max_pacing_rate);
 }
 
 /// Applies socket options to a UDP socket.

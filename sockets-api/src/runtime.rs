@@ -76,6 +76,8 @@ pub(crate) struct Opts {
     pub tos: Option<u8>,
     /// SO_RCVLOWAT (at least 1).
     pub rcvlowat: usize,
+    /// SO_MAX_PACING_RATE in bytes per second; `None` (~0): no cap.
+    pub max_pacing_rate: Option<u64>,
 }
 
 impl Default for Opts {
@@ -103,6 +105,7 @@ impl Default for Opts {
             defer_accept: None,
             tos: None,
             rcvlowat: 1,
+            max_pacing_rate: None,
         }
     }
 }

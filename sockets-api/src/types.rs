@@ -126,6 +126,11 @@ pub enum SockOpt {
     /// TCP_KEEPCNT: unanswered probes before the connection fails with
     /// ETIMEDOUT. 1 to 127, EINVAL outside; default 9.
     KeepCnt(u32),
+    /// SO_MAX_PACING_RATE: the most a TCP socket's pacing sends, bytes per
+    /// second; setting a cap turns pacing on for the connection, as on
+    /// Linux. `u64::MAX` (Linux's ~0) is no cap, the default. Datagram
+    /// sockets keep the value and ignore it (ustack has no fq qdisc).
+    MaxPacingRate(u64),
 }
 
 impl SockOpt {
@@ -157,6 +162,7 @@ impl SockOpt {
             SockOpt::KeepIdle(_) => SockOptName::KeepIdle,
             SockOpt::KeepIntvl(_) => SockOptName::KeepIntvl,
             SockOpt::KeepCnt(_) => SockOptName::KeepCnt,
+            SockOpt::MaxPacingRate(_) => SockOptName::MaxPacingRate,
         }
     }
 }
@@ -216,6 +222,8 @@ pub enum SockOptName {
     KeepIntvl,
     /// TCP_KEEPCNT.
     KeepCnt,
+    /// SO_MAX_PACING_RATE.
+    MaxPacingRate,
     /// SO_TYPE (read only).
     Type,
     /// SO_ACCEPTCONN (read only): the socket listens.

@@ -583,6 +583,26 @@ fn socket_options() {
         SockOptValue::TcpInfo(info) => assert!(info.cwnd > 0),
         other => panic!("{other:?}"),
     }
+    // SO_MAX_PACING_RATE: no cap (~0) by default; a cap turns pacing on,
+    // and TCP_INFO shows the rate bounded by it.
+    assert_eq!(
+        b.getsockopt(fd, SockOptName::MaxPacingRate).unwrap(),
+        SockOptValue::Opt(SockOpt::MaxPacingRate(u64::MAX))
+    );
+    b.setsockopt(fd, SockOpt::MaxPacingRate(1_000)).unwrap();
+    assert_eq!(
+        b.getsockopt(fd, SockOptName::MaxPacingRate).unwrap(),
+        SockOptValue::Opt(SockOpt::MaxPacingRate(1_000))
+    );
+    match b.getsockopt(fd, SockOptName::TcpInfo).unwrap() {
+        SockOptValue::TcpInfo(info) => assert_eq!(info.pacing_rate, 1_000),
+        other => panic!("{other:?}"),
+    }
+    b.setsockopt(fd, SockOpt::MaxPacingRate(u64::MAX)).unwrap();
+    match b.getsockopt(fd, SockOptName::TcpInfo).unwrap() {
+        SockOptValue::TcpInfo(info) => assert_eq!(info.pacing_rate, 0, "pacing off again"),
+        other => panic!("{other:?}"),
+    }
     // Per-socket congestion control switches the live connection.
     c.set_congestion_control(Algorithm::Cubic).unwrap();
     assert_eq!(

@@ -117,19 +117,26 @@ impl Epoll {
         timeout: Option<Duration>,
         mut ready: impl FnMut(u64),
     ) -> io::Result<()> {
-        let ms: libc::c_int = match timeout {
-            None => -1,
-            // Round up so a deadline 0.3 ms away does not spin at 0 ms.
-            Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
-        };
-        // SAFETY: the buffer holds `events.len()` initialised entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as libc::c_int,
-                ms,
-            )
+        let n = match precise_wait(self, timeout) {
+            Some(n) => n,
+            None => {
+                let ms: libc::c_int = match timeout {
+                    None => -1,
+                    // Round up so a deadline 0.3 ms away does not spin at 0 ms.
+                    Some(d) => {
+                        d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
+                    }
+                };
+                // SAFETY: the buffer holds `events.len()` initialised entries.
+                unsafe {
+                    libc::epoll_wait(
+                        self.fd.as_raw_fd(),
+                        self.events.as_mut_ptr(),
+                        self.events.len() as libc::c_int,
+                        ms,
+                    )
+                }
+            }
         };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -143,6 +150,66 @@ impl Epoll {
             ready(ev.u64);
         }
         Ok(())
+    }
+}
+
+/// epoll_pwait2 (Linux 5.11): the same wait with a nanosecond timeout, so
+/// that a deadline 50 us away (a paced segment's release time) is not
+/// rounded up to epoll_wait's millisecond. `None` when the kernel lacks it
+/// (ENOSYS, remembered) or on other architectures: the caller falls back
+/// to epoll_wait.
+fn precise_wait(epoll: &mut Epoll, timeout: Option<Duration>) -> Option<libc::c_int> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static MISSING: AtomicBool = AtomicBool::new(false);
+    // The generic syscall table gives epoll_pwait2 the same number on every
+    // architecture that uses it.
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ))]
+    const SYS_EPOLL_PWAIT2: libc::c_long = 441;
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    )))]
+    return None;
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ))]
+    {
+        if MISSING.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: the buffer holds `events.len()` initialised entries, the
+        // timespec (or null: wait forever) outlives the call, and a null
+        // signal mask leaves the thread's mask alone.
+        let n = unsafe {
+            libc::syscall(
+                SYS_EPOLL_PWAIT2,
+                epoll.fd.as_raw_fd(),
+                epoll.events.as_mut_ptr(),
+                epoll.events.len() as libc::c_int,
+                ts_ptr,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            MISSING.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(n as libc::c_int)
     }
 }
 

@@ -104,6 +104,15 @@ pub struct TcpConfig {
     /// as on Linux) or the RFC 6675 / RFC 5681 duplicate-ACK counting that
     /// came before it (kept to compare the two).
     pub loss_detection: LossDetection,
+    /// Pace data segments at a rate derived from cwnd and the smoothed RTT
+    /// (200% of cwnd/srtt while cwnd is below half of ssthresh, 120% after,
+    /// as Linux's internal pacing), or at the rate the congestion control
+    /// algorithm asks for. Off by default: see the README's pacing figures.
+    pub pacing: bool,
+    /// SO_MAX_PACING_RATE: a cap on the pacing rate in bytes per second;
+    /// setting one turns pacing on for the connection (as on Linux).
+    /// `None` (the default): no cap.
+    pub max_pacing_rate: Option<u64>,
 }
 
 /// The loss detector of a connection ([`TcpConfig::loss_detection`]).
@@ -157,6 +166,8 @@ impl Default for TcpConfig {
             cork: false,
             reuse_addr: false,
             loss_detection: LossDetection::Rack,
+            pacing: false,
+            max_pacing_rate: None,
         }
     }
 }

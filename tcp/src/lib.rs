@@ -33,7 +33,10 @@ pub use buffer::{
     RecvBuffer, SendBuffer,
 };
 pub use config::{Keepalive, LossDetection, TcpConfig};
-pub use conn::{Alarms, Connection, Input, QUICKACK_SEGMENTS, State, TcpError};
+pub use conn::{
+    Alarms, Connection, INITIAL_QUANTUM_SEGMENTS, Input, PACING_GRANULARITY, PACING_HORIZON,
+    QUICKACK_SEGMENTS, State, TcpError,
+};
 pub use isn::IsnGenerator;
 pub use rtt::RttEstimator;
 pub use segment::{Flags, MAX_SACK_BLOCKS, SegmentError, TcpOptions, TcpRepr, fill_checksum};

@@ -44,6 +44,12 @@ pub struct TcpStats {
     /// Linux's `tcpi_delivery_rate`, it includes application-limited
     /// periods, so an idle sender shows a low rate.
     pub delivery_rate: u64,
+    /// The pacing rate in bytes per second (Linux's `tcpi_pacing_rate`);
+    /// 0 when the connection does not pace.
+    pub pacing_rate: u64,
+    /// Times a data segment was held back by pacing (it waited for its
+    /// release time).
+    pub pacing_waits: u64,
     /// Data bytes received in order (delivered to the receive buffer).
     pub bytes_received: u64,
     /// Segments sent (all kinds).

@@ -80,6 +80,12 @@ pub struct StackArgs {
     /// duplicate-ACK counting, the detector before RACK).
     #[arg(long, value_name = "DETECTOR", default_value = "rack", value_parser = loss_detection)]
     pub loss_detection: tcp::LossDetection,
+    /// TCP pacing: `on` spreads each connection's data segments at a rate
+    /// from cwnd and the smoothed RTT (200% in slow start, 120% after, as
+    /// Linux's internal pacing), `off` sends what the windows allow at
+    /// once. Default: `TcpConfig::pacing` (off).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub pacing: Option<bool>,
     /// Turn off TAP receive offload (the kernel then hands over wire-sized
     /// frames only; it is always off while faults are injected).
     #[arg(long)]
@@ -184,6 +190,14 @@ pub fn seconds(s: &str) -> Result<std::time::Duration, String> {
 
 fn congestion(s: &str) -> Result<tcp::cc::Algorithm, String> {
     s.parse()
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
 }
 
 fn loss_detection(s: &str) -> Result<tcp::LossDetection, String> {

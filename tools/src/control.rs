@@ -292,7 +292,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
              retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} tlp_repaired={} \
              tlp_unneeded={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
-             challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale}",
+             challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale} pacing_rate={} \
+             pacing_waits={}",
             t.congestion.replace(' ', "_"),
             t.cwnd,
             opt_us(t.srtt),
@@ -327,6 +328,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.paws_drops,
             u8::from(t.sack),
             u8::from(t.timestamps),
+            t.pacing_rate,
+            t.pacing_waits,
         );
     }
     out

@@ -186,6 +186,19 @@ fn tcp_details(r: &SocketRow) -> String {
     {
         let _ = write!(d, " send:{}", bps(cwnd * 8.0 / (srtt / 1e6)));
     }
+    // The pacing rate (bits per second, as ss's pacing_rate) and how
+    // often a segment waited for it; absent when the connection does not
+    // pace.
+    if let Ok(rate) = r.get("pacing_rate").parse::<f64>()
+        && rate > 0.0
+    {
+        let _ = write!(
+            d,
+            " pacing_rate:{} pacing_waits:{}",
+            bps(rate * 8.0),
+            r.get("pacing_waits")
+        );
+    }
     // What the peer acknowledged per second over the last RTT (bytes/s
     // on the wire of the protocol; shown in bits, as ss does).
     if let Ok(rate) = r.get("delivery_rate").parse::<f64>()

@@ -49,6 +49,7 @@ pub fn builder(args: &StackArgs) -> Result<StackBuilder, UsageError> {
             orphan_retries: args.orphan_retries,
             user_timeout: args.user_timeout,
             loss_detection: args.loss_detection,
+            pacing: args.pacing.unwrap_or(tcp::TcpConfig::default().pacing),
             ..tcp::TcpConfig::default()
         });
     if let Some(gw) = args.gateway {

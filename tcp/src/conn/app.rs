@@ -373,6 +373,13 @@ impl Connection {
         self.cfg.tos & !0b11
     }
 
+    /// SO_MAX_PACING_RATE: caps the pacing rate at `rate` bytes per second
+    /// and turns pacing on (as on Linux); `None` removes the cap (pacing
+    /// then follows [`TcpConfig::pacing`](crate::TcpConfig::pacing)).
+    pub fn set_max_pacing_rate(&mut self, rate: Option<u64>) {
+        self.cfg.max_pacing_rate = rate;
+    }
+
     /// Sets the IPv4 TTL of this connection's segments (IP_TTL; `None`:
     /// the stack's default).
     pub fn set_ttl(&mut self, ttl: Option<u8>) {

@@ -9,6 +9,7 @@ mod app;
 mod input;
 mod open;
 mod output;
+mod pacing;
 mod recovery;
 mod resources;
 mod state;
@@ -30,6 +31,9 @@ use timers::{Probes, Timer, TimerTable};
 
 pub use app::QUICKACK_SEGMENTS;
 pub use input::Input;
+pub use pacing::{
+    GRANULARITY as PACING_GRANULARITY, HORIZON as PACING_HORIZON, INITIAL_QUANTUM_SEGMENTS,
+};
 
 /// The connection states of RFC 9293 section 3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -204,6 +208,8 @@ pub struct Connection {
 
     /// The deadlines of the connection's timers.
     pub(crate) timers: TimerTable,
+    /// Pacing: when the next data segment may leave.
+    pub(crate) pacing: pacing::Pacer,
     /// Zero-window and keep-alive probing.
     pub(crate) probe: Probes,
     /// TCP_USER_TIMEOUT as the application set it (zero: the stack's
@@ -350,6 +356,7 @@ impl Connection {
         s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s.delivery_rate = self.delivery.rate();
+        s.pacing_rate = self.pacing_rate().unwrap_or(0);
         s
     }
 
@@ -360,8 +367,15 @@ impl Connection {
     }
 
     /// When this connection next needs [`poll_transmit`](Self::poll_transmit):
-    /// now if it has something to send, else its earliest timer.
+    /// now if it has something to send, the pacing release time if what it
+    /// has to send is paced data, else its earliest timer.
     pub fn poll_at(&self) -> Option<Instant> {
+        if let Some(release) = self.pacing_wait() {
+            return [Some(release), self.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+        }
         if self.wants_transmit() {
             return Some(self.last_rcvd_at.min(self.last_sent_at));
         }

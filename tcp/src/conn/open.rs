@@ -57,6 +57,7 @@ impl Connection {
             user_timeout_set: std::time::Duration::ZERO,
             default_user_timeout: cfg.user_timeout,
             timers: TimerTable::default(),
+            pacing: Default::default(),
             pending_rst: None,
             last_sent_at: now,
             last_rcvd_at: now,

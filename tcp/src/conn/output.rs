@@ -115,11 +115,15 @@ impl Connection {
         let mut carried_ack = false;
         // Bounded: a single poll never emits more than a window's worth.
         for _ in 0..4096 {
+            let idle = self.snd.nxt == self.snd.una;
             let Some(out) = self.next_segment(now) else {
                 break;
             };
             carried_ack = true;
             self.sent(now, &out.repr);
+            if out.len > 0 {
+                self.pacing_sent(now, out.len, idle);
+            }
             let (a, b) = self.snd.buf.slices(out.offset, out.len);
             emit(&out.repr, a, b, out.mss);
         }
@@ -408,7 +412,7 @@ impl Connection {
         // would copy the urgent pointer into every segment it cuts, where
         // it would point too far (Linux does not use TSO in urgent mode).
         let most = if self.snd.burst > mss && self.snd.up.is_none() {
-            self.snd.burst / mss * mss
+            self.pacing_super_segment(self.snd.burst / mss * mss, mss)
         } else {
             mss
         };
@@ -499,6 +503,14 @@ impl Connection {
             self.timers
                 .set(Timer::Persist, now + self.persist_interval());
             self.probe.persist_since.get_or_insert(now);
+        }
+        if let Some(p) = &plan
+            && self.pacing_holds(now, p)
+        {
+            // Paced: the segment waits for its release time (poll_at
+            // reports it); flags asking for it stay set.
+            self.stats.pacing_waits += 1;
+            return None;
         }
         let Some(plan) = plan else {
             self.recovery.retransmit_now = false;

@@ -23,7 +23,7 @@ fn rows() -> Vec<SocketRow> {
          bytes_retrans=0 bytes_acked=0 bytes_received=5 delivery_rate=1250000 segs_out=3 segs_in=3 retrans_fast=0 \
          retrans_rto=0 rto_count=0 fast_recoveries=0 lost_retrans=0 tlp=0 sacked=0 \
          sacked_total=0 dsacks=0 out_of_order=0 zero_window_probes=0 challenge_acks=0 \
-         paws_drops=0 sack=1 ts=1 wscale=7,7",
+         paws_drops=0 sack=1 ts=1 wscale=7,7 pacing_rate=2500000 pacing_waits=4",
         "socket kind=tcp state=TIME-WAIT local=10.0.0.1:80 peer=10.0.0.3:1 recvq=0 sendq=0 orphan=1",
         "socket kind=udp state=UNCONN local=0.0.0.0:7 peer=* recvq=0 sendq=0 orphan=0",
     ]
@@ -71,6 +71,7 @@ fn ss_info_adds_tcp_details() {
         "sack:1",
         "send:77.2Mbps",
         "delivery_rate:10.0Mbps",
+        "pacing_rate:20.0Mbps pacing_waits:4",
     ] {
         assert!(d.contains(want), "{want} missing in {d}");
     }

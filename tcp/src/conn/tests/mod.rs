@@ -12,6 +12,7 @@ mod close;
 mod cookies;
 mod data;
 mod handshake;
+mod pacing;
 mod protection;
 mod rack;
 mod recovery;

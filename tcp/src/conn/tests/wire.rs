@@ -33,6 +33,8 @@ pub(super) struct Wire {
     pub(super) filter_a: Filter,
     pub(super) filter_b: Filter,
     pub(super) sent_a: Vec<Seg>,
+    /// When each of `sent_a` left.
+    pub(super) times_a: Vec<Instant>,
     pub(super) sent_b: Vec<Seg>,
     /// B's configuration (used when A's SYN arrives).
     pub(super) cfg_b: TcpConfig,
@@ -79,6 +81,7 @@ impl Wire {
             filter_a: Box::new(|_, _, _| Fate::Deliver),
             filter_b: Box::new(|_, _, _| Fate::Deliver),
             sent_a: Vec::new(),
+            times_a: Vec::new(),
             sent_b: Vec::new(),
             cfg_b,
             b_rx: Vec::new(),
@@ -109,6 +112,7 @@ impl Wire {
         for (r, p) in out {
             let idx = self.sent_a.len();
             self.sent_a.push((r, p.clone()));
+            self.times_a.push(now);
             if (self.filter_a)(idx, &r, &p) == Fate::Deliver {
                 self.a2b.push_back((now + self.delay, (r, p)));
             }
