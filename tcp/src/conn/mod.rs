@@ -237,6 +237,8 @@ pub struct Connection {
     pub(crate) stats: TcpStats,
     /// Samples [`TcpStats::delivery_rate`].
     pub(crate) delivery: crate::stats::DeliveryRate,
+    /// Delivery-rate samples for the congestion control.
+    pub(crate) rate: crate::rate::RateEstimator,
     /// Scratch for SACK block generation.
     pub(crate) sack_scratch: Vec<(usize, usize)>,
 }

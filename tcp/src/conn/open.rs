@@ -71,6 +71,7 @@ impl Connection {
             alarms: Alarms::default(),
             stats,
             delivery: Default::default(),
+            rate: crate::rate::RateEstimator::new(epoch),
             sack_scratch: Vec::new(),
             snd: SendState {
                 iss,
