@@ -40,7 +40,11 @@ impl Connection {
             state,
             ..TcpStats::default()
         };
-        let cc = cfg.congestion.build();
+        // The algorithm's randomness comes from the stack's (the ISS and
+        // timestamp offset are random, RFC 6528 / RFC 7323 7.1).
+        let cc = cfg
+            .congestion
+            .build_seeded(u64::from(iss.0) << 32 | u64::from(ts_offset));
         stats.congestion = cc.name();
         let mut cfg = cfg.clone();
         if cfg.user_timeout.is_zero() {
