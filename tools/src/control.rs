@@ -325,6 +325,17 @@ pub fn socket_line(s: &SocketInfo) -> String {
             u8::from(t.sack),
             u8::from(t.timestamps),
         );
+        if let Some(b) = t.bbr {
+            let _ = write!(
+                out,
+                " bbr_mode={} bbr_bw={} bbr_min_rtt_us={} bbr_pacing_gain={:.3} pacing_rate={}",
+                b.mode.name(),
+                b.bw,
+                opt_us(b.min_rtt),
+                f64::from(b.pacing_gain_milli) / 1000.0,
+                b.pacing_rate
+            );
+        }
     }
     out
 }

@@ -352,6 +352,7 @@ impl Connection {
         s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s.delivery_rate = self.delivery.rate();
+        s.bbr = self.cc.ctrl.bbr_state();
         s
     }
 
