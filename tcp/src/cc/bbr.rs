@@ -15,9 +15,12 @@
 //! and the true RTprop shows.
 //!
 //! Random loss is not congestion here: a loss costs the lost packets from
-//! cwnd and one round of packet conservation, not half the window. Not
-//! implemented from Linux: the long-term bandwidth (policer) estimate and
-//! ACK-aggregation compensation (both later additions to v1).
+//! cwnd and one round of packet conservation, not half the window. As in
+//! Linux, the window also holds the data ACK aggregation delivers beyond
+//! the model's rate (the largest excess of the last 5-10 rounds, at most
+//! 100 ms of BtlBw): with batched ACKs, 2 BDP alone would leave the pipe
+//! idle between batches. Not implemented from Linux: the long-term
+//! bandwidth (policer) estimate.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,11 @@ const FULL_BW_GROWTH: f64 = 1.25;
 const FULL_BW_ROUNDS: u32 = 3;
 /// The smallest cwnd, in segments (ProbeRTT's window).
 const MIN_CWND_SEGMENTS: usize = 4;
+/// ACK aggregation: the excess is the max over two windows of this many
+/// rounds each.
+const EXTRA_ACKED_ROUNDS: u32 = 5;
+/// ... and never more than this much of BtlBw.
+const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 /// Pacing slightly below the estimate (Linux: 1%) keeps the bottleneck
 /// queue from growing at gain 1.
 const PACING_MARGIN: f64 = 0.99;
@@ -171,6 +179,13 @@ pub struct Bbr {
     srtt: Option<Duration>,
     /// xorshift64* state, seeded by the connection.
     rng: u64,
+    /// ACK aggregation: the excess delivered in the two windows.
+    extra_acked: [u64; 2],
+    extra_acked_idx: usize,
+    extra_acked_rounds: u32,
+    /// Start of the current aggregation epoch, and what was delivered in it.
+    ack_epoch: Option<Instant>,
+    ack_epoch_acked: u64,
 }
 
 impl Bbr {
@@ -206,6 +221,11 @@ impl Bbr {
             pacing_rate: 0,
             srtt: None,
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            extra_acked: [0; 2],
+            extra_acked_idx: 0,
+            extra_acked_rounds: 0,
+            ack_epoch: None,
+            ack_epoch_acked: 0,
         };
         b.init_pacing_rate();
         b
@@ -331,6 +351,45 @@ impl Bbr {
         if !app_limited || bw >= self.max_bw() {
             self.bw.update(self.round, bw);
         }
+    }
+
+    /// ACK aggregation (Linux's bbr_update_ack_aggregation): how much more
+    /// this epoch of ACKs delivered than BtlBw explains.
+    fn update_ack_aggregation(&mut self, now: Instant, rs: &RateSample) {
+        if rs.acked_sacked == 0 || rs.delivery_rate.is_none() {
+            return;
+        }
+        if self.round_start {
+            self.extra_acked_rounds += 1;
+            if self.extra_acked_rounds >= EXTRA_ACKED_ROUNDS {
+                self.extra_acked_rounds = 0;
+                self.extra_acked_idx ^= 1;
+                self.extra_acked[self.extra_acked_idx] = 0;
+            }
+        }
+        let epoch = *self.ack_epoch.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(epoch).as_secs_f64();
+        let mut expected = (self.max_bw() as f64 * elapsed) as u64;
+        // A new epoch when ACKs come no faster than the model's rate (or
+        // after a very long one).
+        if self.ack_epoch_acked <= expected || self.ack_epoch_acked > 1 << 30 {
+            self.ack_epoch = Some(now);
+            self.ack_epoch_acked = 0;
+            expected = 0;
+        }
+        self.ack_epoch_acked += rs.acked_sacked;
+        let extra = (self.ack_epoch_acked - expected).min(self.cwnd as u64);
+        let slot = &mut self.extra_acked[self.extra_acked_idx];
+        *slot = (*slot).max(extra);
+    }
+
+    /// The window's allowance for ACK aggregation, once the pipe is full.
+    fn aggregation_cwnd(&self) -> usize {
+        if !self.full_bw_reached {
+            return 0;
+        }
+        let most = self.max_bw() as f64 * EXTRA_ACKED_MAX.as_secs_f64();
+        (self.extra_acked[0].max(self.extra_acked[1]) as f64).min(most) as usize
     }
 
     /// Draft 4.3.4.4: is it time to move to the next gain?
@@ -482,7 +541,7 @@ impl Bbr {
             // "cwnd = max(cwnd, packets_in_flight + packets_delivered)".
             self.cwnd = cwnd.max(in_flight + acked);
         } else {
-            let target = self.inflight(self.max_bw(), self.cwnd_gain);
+            let target = self.inflight(self.max_bw(), self.cwnd_gain) + self.aggregation_cwnd();
             if self.full_bw_reached {
                 cwnd = (cwnd + acked).min(target);
             } else if cwnd < target || (self.delivered as usize) < initial_window(self.mss) {
@@ -545,6 +604,7 @@ impl CongestionControl for Bbr {
     fn on_rate_sample(&mut self, now: Instant, rs: &RateSample) {
         self.delivered = rs.total_delivered;
         self.update_bw(rs);
+        self.update_ack_aggregation(now, rs);
         self.update_cycle_phase(now, rs);
         self.check_full_pipe(rs);
         self.check_drain(now, rs);

@@ -19,6 +19,8 @@ struct Path {
     rtt: Duration,
     /// Every mode the sender went through, in order.
     modes: Vec<BbrMode>,
+    /// When each mode in `modes` began.
+    since: Vec<Instant>,
     /// ProbeBW phases: (cycle index, start, pacing gain).
     phases: Vec<(usize, Instant, f64)>,
 }
@@ -37,6 +39,7 @@ impl Path {
             bw,
             rtt,
             modes: vec![BbrMode::Startup],
+            since: vec![Instant::now()],
             phases: Vec::new(),
         }
     }
@@ -74,6 +77,7 @@ impl Path {
             self.bbr.on_rate_sample(self.now, &rs);
             if self.modes.last() != Some(&self.bbr.mode()) {
                 self.modes.push(self.bbr.mode());
+                self.since.push(self.now);
             }
             let idx = self.bbr.cycle_idx;
             if self.bbr.mode() == BbrMode::ProbeBw
@@ -205,7 +209,9 @@ fn probe_rtt_after_ten_seconds_without_a_new_minimum() {
         }
     }
     let left = left.expect("ProbeRTT ends");
-    assert!(left >= entered.unwrap() + PROBE_RTT_DURATION);
+    let n = p.modes.len();
+    assert_eq!(p.modes[n - 2], BbrMode::ProbeRtt);
+    assert!(p.since[n - 1] >= p.since[n - 2] + PROBE_RTT_DURATION);
     assert_eq!(p.bbr.mode(), BbrMode::ProbeBw);
     assert!(p.bbr.cwnd() > 10 * MSS);
     // The filter was refreshed: no ProbeRTT again for 10 s.
