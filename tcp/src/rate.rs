@@ -182,7 +182,12 @@ impl RateEstimator {
         let full = self.snaps.len() >= MAX_SNAPSHOTS;
         if let Some(last) = self.snaps.back_mut()
             && last.end == start
-            && (full || Snapshot { start, end, ..*last } == snap)
+            && (full
+                || Snapshot {
+                    start,
+                    end,
+                    ..*last
+                } == snap)
         {
             last.end = end;
             return;

@@ -23,7 +23,11 @@ fn bbr_keeps_the_link_under_one_percent_loss_both_ways() {
         bbr.stats,
         cubic.goodput / 1e6
     );
-    assert!(bbr.stats.fast_recoveries > 10, "losses happened: {}", bbr.stats);
+    assert!(
+        bbr.stats.fast_recoveries > 10,
+        "losses happened: {}",
+        bbr.stats
+    );
     assert!(
         bbr.goodput >= 3.0 * cubic.goodput,
         "bbr {:.1} Mbit/s against cubic {:.1}",

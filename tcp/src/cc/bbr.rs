@@ -440,8 +440,7 @@ impl Bbr {
         if self.mode == BbrMode::Startup && self.full_bw_reached {
             self.mode = BbrMode::Drain;
         }
-        if self.mode == BbrMode::Drain
-            && rs.in_flight as usize <= self.inflight(self.max_bw(), 1.0)
+        if self.mode == BbrMode::Drain && rs.in_flight as usize <= self.inflight(self.max_bw(), 1.0)
         {
             self.enter_probe_bw(now);
         }

@@ -514,7 +514,13 @@ impl Connection {
                 lost_before.max(self.snd.una),
                 sb.lost_end().max(self.snd.una),
             );
-            self.rate_on_ack(now, una_before, &rack_sacked[..rack_n], delivered as u64, lost as u64);
+            self.rate_on_ack(
+                now,
+                una_before,
+                &rack_sacked[..rack_n],
+                delivered as u64,
+                lost as u64,
+            );
         }
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             self.prr_on_ack(delivered);

@@ -286,4 +286,3 @@ fn a_timeout_sets_one_segment_and_the_model_regrows_it() {
     assert_eq!(saved.cwnd(), before);
     assert_eq!(saved.bbr_state().unwrap().bw, 12_500_000);
 }
-
