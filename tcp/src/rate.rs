@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::SeqNum;
 
 /// Most snapshots kept per connection (bounded memory: 32 bytes each).
-pub(crate) const MAX_SNAPSHOTS: usize = 1024;
+pub const MAX_SNAPSHOTS: usize = 1024;
 
 /// Times are microseconds since the connection's epoch, wrapping (about 71
 /// minutes; every comparison is between times seconds apart).
