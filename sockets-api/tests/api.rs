@@ -609,6 +609,11 @@ fn socket_options() {
         b.getsockopt(fd, SockOptName::Congestion).unwrap(),
         SockOptValue::Opt(SockOpt::Congestion(Algorithm::Cubic))
     );
+    c.set_congestion_control("bbr".parse().unwrap()).unwrap();
+    assert_eq!(
+        b.getsockopt(fd, SockOptName::Congestion).unwrap(),
+        SockOptValue::Opt(SockOpt::Congestion(Algorithm::Bbr))
+    );
     // TCP_INFO on a UDP socket is not a thing (EOPNOTSUPP, as Linux's
     // do_ip_getsockopt answers); TTL 0 is invalid.
     let u = UdpSocket::bind(&b, "0.0.0.0:0").unwrap();

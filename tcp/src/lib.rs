@@ -18,6 +18,7 @@ mod conn;
 pub mod hystart;
 mod isn;
 mod rack;
+pub mod rate;
 mod rtt;
 pub mod sack;
 mod segment;

@@ -261,7 +261,8 @@ impl Scoreboard {
         self.sacked.measure(a, b)
     }
 
-    fn unsacked_in(&self, a: SeqNum, b: SeqNum) -> usize {
+    /// Bytes not SACKed inside [a, b), in O(log n).
+    pub(crate) fn unsacked_in(&self, a: SeqNum, b: SeqNum) -> usize {
         b.since(a) - self.sacked_in(a, b)
     }
 

@@ -106,6 +106,9 @@ pub struct TcpStats {
     pub timestamps: bool,
     /// Window scale shifts (ours, peer's), if scaling is on.
     pub window_scale: Option<(u8, u8)>,
+    /// The model of a model-based congestion control (BBR's mode, BtlBw,
+    /// RTprop, pacing), None for window-based ones.
+    pub bbr: Option<crate::cc::BbrState>,
 }
 
 impl fmt::Display for TcpStats {

@@ -73,7 +73,7 @@ pub struct StackArgs {
     /// before sleeping (lower latency for some CPU; 0 disables).
     #[arg(long, value_name = "US", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub busy_poll: u64,
-    /// TCP congestion control.
+    /// TCP congestion control: `cubic`, `newreno` or `bbr`.
     #[arg(long, value_name = "ALGORITHM", default_value = "cubic", value_parser = congestion)]
     pub cc: tcp::cc::Algorithm,
     /// TCP loss detection: `rack` (RACK-TLP, RFC 8985) or `dupack` (RFC 6675

@@ -331,6 +331,16 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.pacing_rate,
             t.pacing_waits,
         );
+        if let Some(b) = t.bbr {
+            let _ = write!(
+                out,
+                " bbr_mode={} bbr_bw={} bbr_min_rtt_us={} bbr_pacing_gain={:.3}",
+                b.mode.name(),
+                b.bw,
+                opt_us(b.min_rtt),
+                f64::from(b.pacing_gain_milli) / 1000.0,
+            );
+        }
     }
     out
 }

@@ -206,6 +206,17 @@ fn tcp_details(r: &SocketRow) -> String {
     {
         let _ = write!(d, " delivery_rate:{}", bps(rate * 8.0));
     }
+    // BBR's model, as Linux's ss shows it: bbr:(bw:..,mrtt:..,pacing_gain:..)
+    if let Ok(bw) = r.get("bbr_bw").parse::<f64>() {
+        let _ = write!(
+            d,
+            " bbr:(mode:{},bw:{},mrtt:{},pacing_gain:{})",
+            r.get("bbr_mode"),
+            bps(bw * 8.0),
+            ms(r.get("bbr_min_rtt_us")),
+            r.get("bbr_pacing_gain"),
+        );
+    }
     let _ = write!(
         d,
         " inflight:{} snd_wnd:{} rcv_wnd:{} retrans:{}/{} rtos:{} recoveries:{} lost_retrans:{} \

@@ -3,15 +3,19 @@
 //! algorithm only decides the window's response, so algorithms are small and
 //! interchangeable.
 
+mod bbr;
 mod cubic;
 mod newreno;
 
+pub use bbr::{Bbr, BbrMode, BbrState};
 pub use cubic::Cubic;
 pub use newreno::NewReno;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use crate::rate::RateSample;
 
 /// A congestion control algorithm for one connection. Windows are in bytes.
 pub trait CongestionControl: Send + fmt::Debug {
@@ -75,6 +79,18 @@ pub trait CongestionControl: Send + fmt::Debug {
         None
     }
 
+    /// A delivery-rate sample ([`crate::rate`]), after each ACK that
+    /// delivered data and after [`on_ack`](Self::on_ack) /
+    /// [`on_loss`](Self::on_loss) for that ACK. Window-based algorithms
+    /// ignore it (the default).
+    fn on_rate_sample(&mut self, _now: Instant, _rs: &RateSample) {}
+
+    /// The model of a model-based algorithm, for `ss` (None for window
+    /// algorithms).
+    fn bbr_state(&self) -> Option<BbrState> {
+        None
+    }
+
     /// A copy of the state, to restore after a spurious retransmission
     /// timeout (RFC 4015); `None` if the algorithm cannot be copied.
     fn clone_box(&self) -> Option<Box<dyn CongestionControl>> {
@@ -90,14 +106,24 @@ pub enum Algorithm {
     /// RFC 9438 (the default, as in Linux).
     #[default]
     Cubic,
+    /// BBR (v1, as Linux's tcp_bbr.c): a model of the path's bottleneck
+    /// bandwidth and round-trip time, not a window that loss halves.
+    Bbr,
 }
 
 impl Algorithm {
     /// A fresh instance of the algorithm.
     pub fn build(self) -> Box<dyn CongestionControl> {
+        self.build_seeded(0)
+    }
+
+    /// A fresh instance; `seed` feeds the algorithm's randomness (BBR's
+    /// starting phase of the gain cycle), so that runs are reproducible.
+    pub fn build_seeded(self, seed: u64) -> Box<dyn CongestionControl> {
         match self {
             Algorithm::NewReno => Box::new(NewReno::new()),
             Algorithm::Cubic => Box::new(Cubic::new()),
+            Algorithm::Bbr => Box::new(Bbr::new(seed)),
         }
     }
 
@@ -106,6 +132,7 @@ impl Algorithm {
         match self {
             Algorithm::NewReno => "newreno",
             Algorithm::Cubic => "cubic",
+            Algorithm::Bbr => "bbr",
         }
     }
 }
@@ -116,8 +143,9 @@ impl FromStr for Algorithm {
         match s.to_ascii_lowercase().as_str() {
             "newreno" | "reno" => Ok(Algorithm::NewReno),
             "cubic" => Ok(Algorithm::Cubic),
+            "bbr" => Ok(Algorithm::Bbr),
             _ => Err(format!(
-                "unknown congestion control '{s}': expected newreno or cubic"
+                "unknown congestion control '{s}': expected newreno, cubic or bbr"
             )),
         }
     }

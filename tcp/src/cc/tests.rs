@@ -121,11 +121,13 @@ fn cubic_reno_friendly_region_at_small_windows_and_short_rtt() {
 fn parse_algorithm_names() {
     assert_eq!("cubic".parse::<Algorithm>(), Ok(Algorithm::Cubic));
     assert_eq!("NewReno".parse::<Algorithm>(), Ok(Algorithm::NewReno));
+    assert_eq!("bbr".parse::<Algorithm>(), Ok(Algorithm::Bbr));
+    assert_eq!(Algorithm::Bbr.build().name(), "bbr");
     assert!(
-        "bbr"
+        "vegas"
             .parse::<Algorithm>()
             .unwrap_err()
-            .contains("newreno or cubic")
+            .contains("newreno, cubic or bbr")
     );
     assert_eq!(Algorithm::default(), Algorithm::Cubic);
 }

@@ -438,7 +438,8 @@ impl Connection {
     /// connection is established).
     pub fn set_congestion_control(&mut self, algorithm: crate::cc::Algorithm) {
         self.cfg.congestion = algorithm;
-        let mut cc = algorithm.build();
+        let mut cc =
+            algorithm.build_seeded(u64::from(self.snd.iss.0) << 32 | u64::from(self.ts.offset));
         if self.cc.ready {
             cc.init(self.snd.smss);
         }

@@ -398,6 +398,7 @@ impl Connection {
         // For PRR's DeliveredData: the change in SND.UNA plus the change in
         // SACKed (or, without SACK, presumed delivered) bytes.
         let (una_before, sacked_before) = (self.snd.una, self.recovery.scoreboard.sacked_bytes());
+        let lost_before = self.recovery.scoreboard.lost_end();
         let high_rxt = if self.recovery.phase.is_some() {
             self.recovery.scoreboard.high_rxt()
         } else {
@@ -508,10 +509,28 @@ impl Connection {
             let interval = self.rtt.srtt().unwrap_or_default();
             self.delivery.on_delivered(now, delivered, interval);
         }
-        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
-            let delivered = (self.snd.una.since(una_before)
-                + self.recovery.scoreboard.sacked_bytes())
+        // RFC 6937's DeliveredData; the delivery-rate sample (and with it
+        // the congestion control's model) comes first, so that PRR works
+        // towards the window the algorithm just chose.
+        let delivered = (self.snd.una.since(una_before) + self.recovery.scoreboard.sacked_bytes())
             .saturating_sub(sacked_before);
+        if delivered > 0 {
+            // What this ACK newly marked lost: the unSACKed octets the
+            // lost boundary moved over.
+            let sb = &self.recovery.scoreboard;
+            let lost = sb.unsacked_in(
+                lost_before.max(self.snd.una),
+                sb.lost_end().max(self.snd.una),
+            );
+            self.rate_on_ack(
+                now,
+                una_before,
+                &rack_sacked[..rack_n],
+                delivered as u64,
+                lost as u64,
+            );
+        }
+        if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             self.prr_on_ack(delivered);
         }
     }

@@ -243,6 +243,8 @@ pub struct Connection {
     pub(crate) stats: TcpStats,
     /// Samples [`TcpStats::delivery_rate`].
     pub(crate) delivery: crate::stats::DeliveryRate,
+    /// Delivery-rate samples for the congestion control.
+    pub(crate) rate: crate::rate::RateEstimator,
     /// Scratch for SACK block generation.
     pub(crate) sack_scratch: Vec<(usize, usize)>,
 }
@@ -357,6 +359,7 @@ impl Connection {
         s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s.delivery_rate = self.delivery.rate();
         s.pacing_rate = self.pacing_rate().unwrap_or(0);
+        s.bbr = self.cc.ctrl.bbr_state();
         s
     }
 

@@ -40,7 +40,11 @@ impl Connection {
             state,
             ..TcpStats::default()
         };
-        let cc = cfg.congestion.build();
+        // The algorithm's randomness comes from the stack's (the ISS and
+        // timestamp offset are random, RFC 6528 / RFC 7323 7.1).
+        let cc = cfg
+            .congestion
+            .build_seeded(u64::from(iss.0) << 32 | u64::from(ts_offset));
         stats.congestion = cc.name();
         let mut cfg = cfg.clone();
         if cfg.user_timeout.is_zero() {
@@ -72,6 +76,7 @@ impl Connection {
             alarms: Alarms::default(),
             stats,
             delivery: Default::default(),
+            rate: crate::rate::RateEstimator::new(epoch),
             sack_scratch: Vec::new(),
             snd: SendState {
                 iss,

@@ -127,6 +127,7 @@ impl Connection {
             let (a, b) = self.snd.buf.slices(out.offset, out.len);
             emit(&out.repr, a, b, out.mss);
         }
+        self.rate_check_app_limited();
         if self.probe.send_now {
             // Zero-window or keep-alive probe: an old sequence number and no
             // data, which the peer answers with an ACK carrying its window.
@@ -590,6 +591,8 @@ impl Connection {
                 self.recovery
                     .rack
                     .on_send(now, seq, seq + len + fin as usize);
+                self.rate
+                    .on_send(now, seq, seq + len + fin as usize, seq == self.snd.una);
                 self.arm_rtx(now);
                 let mut repr = self.control(now, seq, flags);
                 repr.flags = Flags(flags | (repr.flags.0 & Flags::URG));

@@ -36,6 +36,7 @@ impl Connection {
             + self.rcv.buf.memory_used()
             + self.recovery.scoreboard.memory_used()
             + self.recovery.rack.memory_used()
+            + self.rate.memory_used()
             + self.sack_scratch.capacity() * std::mem::size_of::<(usize, usize)>()
     }
 
@@ -63,6 +64,9 @@ impl Connection {
             let before = self.recovery.rack.memory_used();
             self.recovery.rack.release_if_idle();
             freed += before - self.recovery.rack.memory_used();
+            let before = self.rate.memory_used();
+            self.rate.release_if_idle();
+            freed += before - self.rate.memory_used();
         }
         freed
     }

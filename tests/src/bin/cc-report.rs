@@ -22,7 +22,7 @@ fn main() {
         }
     }
     let net = Bottleneck::default();
-    let algos = [Algorithm::NewReno, Algorithm::Cubic];
+    let algos = [Algorithm::NewReno, Algorithm::Cubic, Algorithm::Bbr];
     println!(
         "bottleneck {} Mbit/s, RTT {} ms, drop-tail queue {} KB (1 BDP); random loss on the data direction",
         net.bps / 1_000_000,

@@ -108,6 +108,18 @@ fn network(
     net: Bottleneck,
     p: f64,
 ) -> (Sim, HostId, HostId) {
+    network_both_ways(seed, algorithm, detection, net, p, 0.0)
+}
+
+/// [`network`] with loss `p_ack` on B -> A (the ACKs) too.
+fn network_both_ways(
+    seed: u64,
+    algorithm: Algorithm,
+    detection: LossDetection,
+    net: Bottleneck,
+    p: f64,
+    p_ack: f64,
+) -> (Sim, HostId, HostId) {
     let mut sim = Sim::new(seed);
     let mut ca = host_config(1);
     ca.tcp = tcp_config(algorithm, detection);
@@ -116,7 +128,7 @@ fn network(
     let a = sim.add_host(ca);
     let b = sim.add_host(cb);
     let data = LinkConfig::bottleneck(net.bps, net.rtt, net.queue).with_loss(p);
-    let acks = LinkConfig::bottleneck(net.bps, net.rtt, net.queue);
+    let acks = LinkConfig::bottleneck(net.bps, net.rtt, net.queue).with_loss(p_ack);
     sim.add_link_asym(a, b, data, acks);
     (sim, a, b)
 }
@@ -190,6 +202,69 @@ pub fn loss_throughput_with(
         loss: p,
         goodput: (after - before) as f64 * 8.0 / measure.as_secs_f64(),
         mathis: mathis_bound(stats.mss, net.rtt, p),
+        stats,
+    }
+}
+
+/// One flow's goodput and round-trip times with random loss both ways.
+#[derive(Clone, Debug)]
+pub struct PathRun {
+    /// Goodput over the measurement window, bits per second.
+    pub goodput: f64,
+    /// The smoothed RTT averaged over the measurement window (sampled every
+    /// 10 ms): the base RTT plus the queue the sender keeps.
+    pub mean_srtt: Duration,
+    /// The sender's statistics at the end.
+    pub stats: tcp::TcpStats,
+}
+
+/// One flow through `net` with random loss `p_data` on the data and
+/// `p_ack` on the ACKs: goodput, and the mean smoothed RTT (how much queue
+/// the sender keeps), over `measure` after `warmup`.
+pub fn path_run(
+    seed: u64,
+    algorithm: Algorithm,
+    net: Bottleneck,
+    p_data: f64,
+    p_ack: f64,
+    warmup: Duration,
+    measure: Duration,
+) -> PathRun {
+    let (mut sim, a, b) = network_both_ways(
+        seed,
+        algorithm,
+        LossDetection::default(),
+        net,
+        p_data,
+        p_ack,
+    );
+    let (sink, sources) = start_flows(&mut sim, a, b, 1, Duration::ZERO);
+    let handle = sim.app::<TcpSource>(sources[0]).handle();
+    sim.run_for(warmup);
+    let before = sim.app::<TcpSink>(sink).total();
+    let rtts = Rc::new(RefCell::new((Duration::ZERO, 0u32)));
+    let out = rtts.clone();
+    let every = Duration::from_millis(10);
+    let mut last: Option<std::time::Instant> = None;
+    sim.add_app(a, move |cx: &mut HostCtx<'_>| {
+        // Apps also run on every event: one sample per period.
+        if last.is_none_or(|l| cx.now.saturating_duration_since(l) >= every) {
+            last = Some(cx.now);
+            if let Some(srtt) = cx.iface.tcp(handle).and_then(|c| c.stats().srtt) {
+                let mut v = out.borrow_mut();
+                v.0 += srtt;
+                v.1 += 1;
+            }
+        }
+        cx.wake_in(every);
+    });
+    sim.run_for(measure);
+    let after = sim.app::<TcpSink>(sink).total();
+    let stats = sim.iface(a).tcp(handle).expect("connection").stats();
+    let (sum, n) = *rtts.borrow();
+    PathRun {
+        goodput: (after - before) as f64 * 8.0 / measure.as_secs_f64(),
+        mean_srtt: sum / n.max(1),
         stats,
     }
 }

@@ -24,6 +24,10 @@ fn rows() -> Vec<SocketRow> {
          retrans_rto=0 rto_count=0 fast_recoveries=0 lost_retrans=0 tlp=0 sacked=0 \
          sacked_total=0 dsacks=0 out_of_order=0 zero_window_probes=0 challenge_acks=0 \
          paws_drops=0 sack=1 ts=1 wscale=7,7 pacing_rate=2500000 pacing_waits=4",
+        "socket kind=tcp state=ESTAB local=10.0.0.1:80 peer=10.0.0.4:40001 recvq=0 sendq=0 \
+         orphan=0 cc=bbr cwnd=28960 ssthresh=- srtt_us=1500 rttvar_us=750 min_rtt_us=1000 \
+         rto_us=201000 mss=1448 in_flight=0 bbr_mode=probe_bw bbr_bw=12500000 \
+         bbr_min_rtt_us=1000 bbr_pacing_gain=1.250 pacing_rate=15468750 pacing_waits=0",
         "socket kind=tcp state=TIME-WAIT local=10.0.0.1:80 peer=10.0.0.3:1 recvq=0 sendq=0 orphan=1",
         "socket kind=udp state=UNCONN local=0.0.0.0:7 peer=* recvq=0 sendq=0 orphan=0",
     ]
@@ -40,9 +44,9 @@ fn ss_filters_like_ss() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("Netid State"));
     assert!(lines[0].contains("Recv-Q Send-Q Local Address:Port"));
-    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
     assert!(lines[1].contains("ESTAB") && lines[1].contains("10.0.0.2:40000"));
-    assert!(lines[2].contains("TIME-WAIT"));
+    assert!(lines[3].contains("TIME-WAIT"));
 
     let listening = render_ss(&rows, &ss_args("l"));
     assert!(listening.contains("LISTEN") && listening.contains("UNCONN"));
@@ -50,14 +54,21 @@ fn ss_filters_like_ss() {
     let udp = render_ss(&rows, &ss_args("ua"));
     assert_eq!(udp.lines().count(), 2);
     assert!(udp.contains("*:*"));
-    assert_eq!(render_ss(&rows, &ss_args("a")).lines().count(), 5);
+    assert_eq!(render_ss(&rows, &ss_args("a")).lines().count(), 6);
 }
 
 #[test]
 fn ss_info_adds_tcp_details() {
     let text = render_ss(&rows(), &ss_args("ti"));
     let details: Vec<&str> = text.lines().filter(|l| l.starts_with('\t')).collect();
-    assert_eq!(details.len(), 1, "{text}");
+    assert_eq!(details.len(), 2, "{text}");
+    assert!(
+        details[1].contains("bbr:(mode:probe_bw,bw:100.0Mbps,mrtt:1.000,pacing_gain:1.250)")
+            && details[1].contains("pacing_rate:123.8Mbps"),
+        "{}",
+        details[1]
+    );
+    assert!(!details[0].contains("bbr:"));
     let d = details[0];
     for want in [
         "cubic",
