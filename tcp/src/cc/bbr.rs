@@ -679,6 +679,9 @@ impl CongestionControl for Bbr {
         Some(self.pacing_rate)
     }
 
+    fn needs_pacing(&self) -> bool {
+        true
+    }
     fn bbr_state(&self) -> Option<super::BbrState> {
         Some(BbrState {
             mode: self.mode,

@@ -79,6 +79,14 @@ pub trait CongestionControl: Send + fmt::Debug {
         None
     }
 
+    /// True for an algorithm that does not work without pacing (BBR: its
+    /// model sends at a rate, and its cwnd is only a cap on what is in
+    /// flight). Pacing then applies whatever `TcpConfig::pacing` says, as
+    /// Linux's BBR turns on internal pacing when no fq qdisc paces for it
+    /// (`sk_pacing_status = SK_PACING_NEEDED`).
+    fn needs_pacing(&self) -> bool {
+        false
+    }
     /// A delivery-rate sample ([`crate::rate`]), after each ACK that
     /// delivered data and after [`on_ack`](Self::on_ack) /
     /// [`on_loss`](Self::on_loss) for that ACK. Window-based algorithms

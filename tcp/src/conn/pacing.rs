@@ -71,10 +71,10 @@ pub(crate) struct Pacer {
 
 impl Connection {
     /// True when pacing applies to this connection: `TcpConfig::pacing`,
-    /// or a rate cap set (SO_MAX_PACING_RATE, which turns Linux's internal
-    /// pacing on as well).
+    /// a rate cap set (SO_MAX_PACING_RATE, which turns Linux's internal
+    /// pacing on as well), or an algorithm that needs it (BBR).
     pub(crate) fn pacing_enabled(&self) -> bool {
-        self.cfg.pacing || self.cfg.max_pacing_rate.is_some()
+        self.cfg.pacing || self.cfg.max_pacing_rate.is_some() || self.cc.ctrl.needs_pacing()
     }
 
     /// The pacing rate in bytes per second, `None` when the connection does

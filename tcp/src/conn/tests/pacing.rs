@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::cc::{CongestionControl, NewReno};
+use crate::cc::{Algorithm, CongestionControl, NewReno};
 
 fn paced(cap: Option<u64>) -> TcpConfig {
     TcpConfig {
@@ -326,4 +326,27 @@ fn an_algorithms_own_rate_is_used() {
     }
     w.a.cfg.max_pacing_rate = Some(300_000);
     assert_eq!(w.a.stats().pacing_rate, 300_000);
+}
+
+/// BBR needs pacing (its model sends at a rate): a BBR connection paces
+/// at BBR's rate with `TcpConfig::pacing` off, as Linux's BBR turns on
+/// internal pacing; CUBIC with the same configuration does not pace.
+#[test]
+fn bbr_paces_without_being_asked() {
+    for (algorithm, paces) in [(Algorithm::Bbr, true), (Algorithm::Cubic, false)] {
+        let config = TcpConfig {
+            congestion: algorithm,
+            send_buffer: 256 * 1024,
+            ..cfg()
+        };
+        assert!(!config.pacing);
+        let mut w = Wire::new(config, cfg());
+        w.established();
+        transfer(&mut w, &pattern(200_000), Duration::from_secs(5));
+        let s = w.a.stats();
+        assert_eq!(s.pacing_rate > 0, paces, "{algorithm:?}: {s:?}");
+        if paces {
+            assert_eq!(Some(s.pacing_rate), w.a.cc.ctrl.pacing_rate());
+        }
+    }
 }
