@@ -233,7 +233,7 @@ impl Stack {
                 opt(SockOpt::RcvBuf(v.or(o.rcvbuf).unwrap_or(default)))
             }
             SockOptName::SndBuf => {
-                let v = conn.map(|c| c.config().send_buffer);
+                let v = conn.map(|c| c.send_buffer_size());
                 let default = core.iface.tcp_config().send_buffer;
                 opt(SockOpt::SndBuf(v.or(o.sndbuf).unwrap_or(default)))
             }
@@ -295,7 +295,9 @@ pub(crate) fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &Opts) {
         cfg.recv_buffer = b;
     }
     if let Some(b) = opts.sndbuf {
+        // As Linux's SOCK_SNDBUF_LOCK: a size the application chose stays.
         cfg.send_buffer = b;
+        cfg.send_buffer_max = b;
     }
     cfg.nodelay = opts.nodelay;
     cfg.keepalive = opts.keepalive.then(|| keepalive_params(opts));

@@ -34,8 +34,18 @@ pub struct TcpConfig {
     /// value (TCP_MAXSEG, Linux's `user_mss`) also bounds the segments we
     /// send: the sender MSS is min(this, the peer's MSS, path MTU - 40).
     pub mss: u16,
-    /// Send buffer (SO_SNDBUF) in bytes.
+    /// Send buffer (SO_SNDBUF) in bytes: the size a connection starts
+    /// with.
     pub send_buffer: usize,
+    /// Largest size the send buffer grows to on its own (Linux's
+    /// `tcp_wmem[2]`, 4 MiB): while the buffer, not the congestion window,
+    /// is what holds the sender back, it grows with the window (see
+    /// `Connection::autotune_send_buffer`), so that data SACKed behind a
+    /// hole does not stall a fast path. Growth needs no memory pressure
+    /// and stops at this bound; setting SO_SNDBUF sets both sizes, which
+    /// turns growth off as Linux's `SOCK_SNDBUF_LOCK` does. At most
+    /// `send_buffer` means no growth.
+    pub send_buffer_max: usize,
     /// Receive buffer (SO_RCVBUF) in bytes.
     pub recv_buffer: usize,
     /// Our window scale shift (RFC 7323), sent in the SYN.
@@ -144,6 +154,7 @@ impl Default for TcpConfig {
         TcpConfig {
             mss: 1460,
             send_buffer: 1 << 20,
+            send_buffer_max: 4 << 20,
             recv_buffer: 1 << 20,
             window_scale: 7,
             timestamps: true,

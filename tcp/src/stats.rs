@@ -78,6 +78,11 @@ pub struct TcpStats {
     pub tlp_unneeded: u64,
     /// Retransmission timeouts found spurious and undone (RFC 3522).
     pub spurious_rtos: u64,
+    /// The send buffer's size now (SO_SNDBUF, or more once autotuning
+    /// grew it; see `TcpConfig::send_buffer_max`).
+    pub send_buffer: usize,
+    /// Times send buffer autotuning grew the buffer.
+    pub send_buffer_grown: u64,
     /// Bytes currently SACKed.
     pub sacked_bytes: usize,
     /// Total bytes newly SACKed over the connection's life.

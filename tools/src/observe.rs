@@ -240,6 +240,16 @@ fn tcp_details(r: &SocketRow) -> String {
         r.get("sack"),
         r.get("ts"),
     );
+    // The send buffer's size now and how often autotuning grew it
+    // (Linux's ss shows the size as skmem's tb).
+    if !r.get("sndbuf").is_empty() {
+        let _ = write!(
+            d,
+            " sndbuf:{} sndbuf_grown:{}",
+            r.get("sndbuf"),
+            r.get("sndbuf_grown")
+        );
+    }
     if r.get("orphan") == "1" {
         d.push_str(" orphan");
     }

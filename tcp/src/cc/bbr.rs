@@ -682,6 +682,14 @@ impl CongestionControl for Bbr {
     fn needs_pacing(&self) -> bool {
         true
     }
+
+    fn send_buffer_factor(&self) -> usize {
+        3
+    }
+
+    fn owns_recovery_window(&self) -> bool {
+        true
+    }
     fn bbr_state(&self) -> Option<super::BbrState> {
         Some(BbrState {
             mode: self.mode,

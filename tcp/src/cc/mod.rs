@@ -79,6 +79,29 @@ pub trait CongestionControl: Send + fmt::Debug {
         None
     }
 
+    /// How many congestion windows of data the send buffer may grow to
+    /// hold (Linux's `sndbuf_expand`): room for the window in flight, the
+    /// data SACKed behind a hole while the hole is repaired, and the
+    /// window's growth in the meantime. Linux uses 2 for window-based
+    /// algorithms ("Cubic needs 1.7 factor, rounded to 2") and 3 for BBR,
+    /// whose window may grow during recovery.
+    fn send_buffer_factor(&self) -> usize {
+        2
+    }
+
+    /// True for an algorithm whose window already says how much may be in
+    /// flight during fast recovery (BBR: packet conservation for a round,
+    /// then growth towards its model), so that PRR (RFC 6937) does not
+    /// apply on top: Linux likewise hands such an algorithm the whole
+    /// decision (`tcp_cong_control` calls its `cong_control` and never
+    /// `tcp_cwnd_reduction`). PRR's slow-start reduction bound lets the
+    /// flight grow by one segment per ACK, and with a peer that ACKs large
+    /// offloaded segments that held BBR's probes flat through the almost
+    /// continuous recovery of a lossy path.
+    fn owns_recovery_window(&self) -> bool {
+        false
+    }
+
     /// True for an algorithm that does not work without pacing (BBR: its
     /// model sends at a rate, and its cwnd is only a cap on what is in
     /// flight). Pacing then applies whatever `TcpConfig::pacing` says, as

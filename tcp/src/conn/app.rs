@@ -30,6 +30,11 @@ impl Connection {
             return Ok(0);
         }
         let n = self.snd.buf.write(data);
+        // The writer filled the buffer (whether it then waits for room or
+        // retries): a candidate for growing it.
+        if self.snd.buf.free() < self.snd.smss.max(1) {
+            self.snd.nospace = true;
+        }
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
@@ -419,10 +424,19 @@ impl Connection {
         }
     }
 
-    /// Sets the send buffer size.
+    /// Sets the send buffer size (SO_SNDBUF). As on Linux, a size the
+    /// application chose is kept: the buffer no longer grows on its own.
     pub fn set_send_buffer(&mut self, bytes: usize) {
         self.cfg.send_buffer = bytes;
+        self.cfg.send_buffer_max = bytes;
         self.snd.buf.set_capacity(bytes);
+    }
+
+    /// The send buffer's size now (what the application may have
+    /// buffered): the configured size, or more once it grew with the
+    /// window.
+    pub fn send_buffer_size(&self) -> usize {
+        self.snd.buf.capacity()
     }
 
     /// Sets the receive buffer size (takes effect for the advertised window

@@ -533,6 +533,7 @@ impl Connection {
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             self.prr_on_ack(delivered);
         }
+        self.autotune_send_buffer();
     }
 
     /// RTT sampling: the timed segment (Karn's rule: it is forgotten when

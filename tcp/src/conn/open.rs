@@ -93,6 +93,7 @@ impl Connection {
                 burst: 0,
                 buf: SendBuffer::new(cfg.send_buffer),
                 up: None,
+                nospace: false,
                 fin_queued: false,
                 fin_sent: false,
                 fin_seq: None,

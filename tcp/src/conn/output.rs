@@ -347,9 +347,12 @@ impl Connection {
         let mss = self.snd.smss.saturating_sub(self.sack_overhead()).max(1);
         let cwnd = self.cc.ctrl.cwnd();
         let pipe = self.pipe();
-        // What may be sent now: in fast recovery, PRR's sndcnt (RFC 6937);
-        // otherwise the room cwnd leaves above the pipe.
-        let room = if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
+        // What may be sent now: in fast recovery, PRR's sndcnt (RFC 6937)
+        // unless the algorithm sets the recovery window itself; otherwise
+        // the room cwnd leaves above the pipe.
+        let room = if matches!(self.recovery.phase, Some(Recovery::Fast { .. }))
+            && !self.cc.ctrl.owns_recovery_window()
+        {
             self.recovery.prr.sndcnt
         } else {
             cwnd.saturating_sub(pipe)

@@ -41,6 +41,9 @@ pub(crate) struct SendState {
     pub(crate) burst: usize,
     /// Data written by the application and not yet acknowledged.
     pub(crate) buf: SendBuffer,
+    /// The application filled the send buffer since the last ACK (Linux's
+    /// `SOCK_NOSPACE`): a candidate for growing it.
+    pub(crate) nospace: bool,
     /// SND.UP: the sequence number following the last urgent octet the
     /// application sent, while that is unacknowledged (RFC 9293 3.8.5).
     pub(crate) up: Option<SeqNum>,

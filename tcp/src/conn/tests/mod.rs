@@ -8,6 +8,7 @@ use super::*;
 mod wire;
 use wire::*;
 
+mod autotune;
 mod close;
 mod cookies;
 mod data;

@@ -191,3 +191,98 @@ fn the_window_restarts_after_an_idle_period() {
         "RFC 5681 4.1"
     );
 }
+
+/// A window-holding algorithm with a fixed window, which either leaves
+/// fast recovery to PRR or sets the recovery window itself (as BBR does).
+#[derive(Debug)]
+struct FixedWindow {
+    cwnd: usize,
+    owns: bool,
+}
+
+impl crate::cc::CongestionControl for FixedWindow {
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+    fn init(&mut self, _mss: usize) {}
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> usize {
+        self.cwnd
+    }
+    fn on_ack(&mut self, _: Instant, _: usize, _: Option<Duration>, _: bool) {}
+    fn on_loss(&mut self, _: Instant, _: usize) {}
+    fn on_recovery_end(&mut self, _: Instant) {}
+    fn on_rto(&mut self, _: Instant, _: usize) {}
+    fn on_idle_restart(&mut self) {}
+    fn set_loss_window(&mut self) {}
+    fn set_mss(&mut self, _: usize) {}
+    fn exit_slow_start(&mut self, _: Instant) {}
+    fn owns_recovery_window(&self) -> bool {
+        self.owns
+    }
+}
+
+/// An algorithm that sets its own recovery window (BBR; Linux's
+/// `cong_control`) is not held to PRR's one segment more than delivered
+/// per ACK: with room in its window, the first ACK of recovery sends the
+/// lost segments and new data at once. Left to PRR, the same window
+/// sends at most two segments per ACK.
+#[test]
+fn an_algorithm_that_owns_the_recovery_window_is_not_held_by_prr() {
+    for owns in [false, true] {
+        let mut w = Wire::new(cfg(), cfg());
+        w.established();
+        let mss = w.a.stats().mss;
+        w.a.cc.ctrl = Box::new(FixedWindow {
+            cwnd: 10 * mss,
+            owns,
+        });
+        w.a.send(&pattern(40_000)).unwrap();
+        let mut t = w.now;
+        let mut segs = Vec::new();
+        w.a.poll_transmit(t, 1500, |r, x, y| {
+            segs.push((r.seq, x.len() + y.len()));
+            true
+        });
+        assert_eq!(segs.len(), 10);
+        // The first six segments are lost and the last four are SACKed,
+        // one ACK each; once recovery has begun, the window opens wide.
+        let una = w.a.snd.una;
+        let mut sent_per_ack = Vec::new();
+        for k in 6..10 {
+            let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+            ack.ack = una;
+            ack.options.push_sack(segs[6].0, segs[k].0 + segs[k].1);
+            t += Duration::from_millis(1);
+            w.a.handle_segment(t, &ack, &[]);
+            if w.a.stats().fast_recoveries == 0 {
+                continue;
+            }
+            w.a.cc.ctrl = Box::new(FixedWindow {
+                cwnd: 30 * mss,
+                owns,
+            });
+            let mut n = 0;
+            w.a.poll_transmit(t, 1500, |_, x, y| {
+                n += (x.len() + y.len() > 0) as usize;
+                true
+            });
+            sent_per_ack.push(n);
+        }
+        assert_eq!(w.a.stats().fast_recoveries, 1);
+        assert!(!sent_per_ack.is_empty());
+        if owns {
+            assert!(
+                sent_per_ack.iter().any(|&n| n >= 6),
+                "the window's room at once: {sent_per_ack:?}"
+            );
+        } else {
+            assert!(
+                sent_per_ack.iter().all(|&n| n <= 2),
+                "PRR: {sent_per_ack:?}"
+            );
+        }
+    }
+}
