@@ -292,7 +292,9 @@ impl Stack {
 /// hands to its accepted connections (and a connect uses from the SYN on).
 pub(crate) fn apply_tcp_config(cfg: &mut tcp::TcpConfig, opts: &Opts) {
     if let Some(b) = opts.rcvbuf {
+        // As Linux's SOCK_RCVBUF_LOCK: a size the application chose stays.
         cfg.recv_buffer = b;
+        cfg.recv_buffer_max = b;
     }
     if let Some(b) = opts.sndbuf {
         // As Linux's SOCK_SNDBUF_LOCK: a size the application chose stays.

@@ -46,8 +46,18 @@ pub struct TcpConfig {
     /// turns growth off as Linux's `SOCK_SNDBUF_LOCK` does. At most
     /// `send_buffer` means no growth.
     pub send_buffer_max: usize,
-    /// Receive buffer (SO_RCVBUF) in bytes.
+    /// Receive buffer (SO_RCVBUF) in bytes: the size a connection starts
+    /// with.
     pub recv_buffer: usize,
+    /// Largest size the receive buffer grows to on its own (Linux's
+    /// `tcp_rmem[2]`, 6 MiB), and with it the window offered: while the
+    /// application reads more per round trip than it did, the buffer
+    /// grows to twice that (room for the data held behind a loss) plus
+    /// the sender's growth (see `Connection::autotune_recv_buffer`).
+    /// Growth needs no memory pressure, stops at this bound and at what
+    /// the window scale can advertise; setting SO_RCVBUF sets both sizes,
+    /// which turns growth off as Linux's `SOCK_RCVBUF_LOCK` does.
+    pub recv_buffer_max: usize,
     /// Our window scale shift (RFC 7323), sent in the SYN.
     pub window_scale: u8,
     /// Offer timestamps (RFC 7323).
@@ -156,6 +166,7 @@ impl Default for TcpConfig {
             send_buffer: 1 << 20,
             send_buffer_max: 4 << 20,
             recv_buffer: 1 << 20,
+            recv_buffer_max: 6 << 20,
             window_scale: 7,
             timestamps: true,
             sack: true,

@@ -83,6 +83,11 @@ pub struct TcpStats {
     pub send_buffer: usize,
     /// Times send buffer autotuning grew the buffer.
     pub send_buffer_grown: u64,
+    /// The receive buffer's size now (SO_RCVBUF, or more once
+    /// autotuning grew it; see `TcpConfig::recv_buffer_max`).
+    pub recv_buffer: usize,
+    /// Times receive buffer autotuning grew the buffer.
+    pub recv_buffer_grown: u64,
     /// Bytes currently SACKed.
     pub sacked_bytes: usize,
     /// Total bytes newly SACKed over the connection's life.

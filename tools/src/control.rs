@@ -293,7 +293,7 @@ pub fn socket_line(s: &SocketInfo) -> String {
              tlp_unneeded={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
              challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale} pacing_rate={} \
-             pacing_waits={} sndbuf={} sndbuf_grown={}",
+             pacing_waits={} sndbuf={} sndbuf_grown={} rcvbuf={} rcvbuf_grown={}",
             t.congestion.replace(' ', "_"),
             t.cwnd,
             opt_us(t.srtt),
@@ -332,6 +332,8 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.pacing_waits,
             t.send_buffer,
             t.send_buffer_grown,
+            t.recv_buffer,
+            t.recv_buffer_grown,
         );
         if let Some(b) = t.bbr {
             let _ = write!(

@@ -240,14 +240,16 @@ fn tcp_details(r: &SocketRow) -> String {
         r.get("sack"),
         r.get("ts"),
     );
-    // The send buffer's size now and how often autotuning grew it
-    // (Linux's ss shows the size as skmem's tb).
+    // The buffers' sizes now and how often autotuning grew them (Linux's
+    // ss shows the sizes as skmem's tb and rb).
     if !r.get("sndbuf").is_empty() {
         let _ = write!(
             d,
-            " sndbuf:{} sndbuf_grown:{}",
+            " sndbuf:{} sndbuf_grown:{} rcvbuf:{} rcvbuf_grown:{}",
             r.get("sndbuf"),
-            r.get("sndbuf_grown")
+            r.get("sndbuf_grown"),
+            r.get("rcvbuf"),
+            r.get("rcvbuf_grown")
         );
     }
     if r.get("orphan") == "1" {

@@ -85,7 +85,7 @@ impl Connection {
     }
 
     /// The sequence number of the next byte the application will read.
-    fn read_seq(&self) -> SeqNum {
+    pub(crate) fn read_seq(&self) -> SeqNum {
         self.rcv.nxt - self.rcv.buf.readable() - usize::from(self.rcv.read_eof)
     }
 
@@ -202,6 +202,7 @@ impl Connection {
         if !self.state.is_synchronized() || self.rcv.remote_fin.is_some() && self.rcv.read_eof {
             return;
         }
+        self.autotune_recv_buffer();
         let advertised = self.rcv.adv.since(self.rcv.nxt);
         let free = self.advertisable_window();
         let mss = self.cfg.mss as usize;
@@ -440,9 +441,12 @@ impl Connection {
     }
 
     /// Sets the receive buffer size (takes effect for the advertised window
-    /// at once; the window scale was fixed at connection set-up).
+    /// at once; the window scale was fixed at connection set-up). As on
+    /// Linux, a size the application chose is kept: the buffer no longer
+    /// grows on its own.
     pub fn set_recv_buffer(&mut self, bytes: usize) {
         self.cfg.recv_buffer = bytes;
+        self.cfg.recv_buffer_max = bytes;
         self.rcv
             .buf
             .set_capacity(bytes + (1 << self.cfg.window_scale.min(14)));

@@ -6,7 +6,7 @@ use std::net::SocketAddrV4;
 use std::time::Instant;
 
 use super::recovery::{LossRecovery, Prr};
-use super::state::{Congestion, RecvState, SendState, Timestamps, TsState};
+use super::state::{Congestion, RecvSpace, RecvState, SendState, Timestamps, TsState};
 use super::timers::{Probes, TimerTable};
 use super::{Alarms, Connection, State};
 use crate::buffer::{MemoryPressure, RecvBuffer, SendBuffer};
@@ -124,6 +124,11 @@ impl Connection {
                 dsack: None,
                 last_ack_sent: SeqNum(0),
                 quick_acks: 0,
+                space: RecvSpace {
+                    at: None,
+                    seq: SeqNum(0),
+                    copied: crate::cc::initial_window(usize::from(cfg.mss)),
+                },
             },
             ts: TsState {
                 peer: None,

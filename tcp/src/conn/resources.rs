@@ -110,6 +110,62 @@ impl Connection {
         }
     }
 
+    /// Receive buffer autotuning (Linux's `tcp_rcv_space_adjust`, "dynamic
+    /// right-sizing"), after each read: once a round trip (the smoothed
+    /// RTT) has passed since the measurement began, if the application
+    /// read more in it than in any round trip before, the buffer (and the
+    /// window offered) grows to twice that, "to cope with packet losses"
+    /// (the data held behind a hole while it is repaired), plus 16
+    /// segments, plus twice the increase over the previous round trip in
+    /// proportion (a sender in slow start doubles each round trip, and the
+    /// window offered now is for the next one). Bounded by
+    /// `TcpConfig::recv_buffer_max` and by what the window scale can
+    /// advertise; no growth under memory pressure or once the application
+    /// set SO_RCVBUF. Time is that of the latest segment received (reads
+    /// carry none, and a receiver that reads fast receives all the time).
+    ///
+    /// A peer cannot make the buffer grow without the application reading
+    /// as fast: each size is earned by bytes read in one round trip.
+    pub(crate) fn autotune_recv_buffer(&mut self) {
+        let max = self
+            .cfg
+            .recv_buffer_max
+            .min(usize::from(u16::MAX) << self.rcv.wscale);
+        if max <= self.cfg.recv_buffer || self.mem != MemoryPressure::Normal || self.rcv.read_shut {
+            return;
+        }
+        let now = self.last_rcvd_at;
+        let read = self.read_seq();
+        let Some(start) = self.rcv.space.at else {
+            self.rcv.space.at = Some(now);
+            self.rcv.space.seq = read;
+            return;
+        };
+        let Some(rtt) = self.rtt.srtt() else {
+            return;
+        };
+        if now.saturating_duration_since(start) < rtt {
+            return;
+        }
+        let copied = read.since(self.rcv.space.seq);
+        let before = self.rcv.space.copied.max(1);
+        if copied > before {
+            let mss = self.rcv.mss.max(usize::from(self.cfg.mss));
+            let base = 2 * copied + 16 * mss;
+            let grow = (base as u64 * (copied - before) as u64 / before as u64) as usize;
+            let want = base.saturating_add(2 * grow).min(max);
+            if want > self.cfg.recv_buffer {
+                self.cfg.recv_buffer = want;
+                let slack = 1 << self.cfg.window_scale.min(14);
+                self.rcv.buf.set_capacity(want + slack);
+                self.stats.recv_buffer_grown += 1;
+            }
+            self.rcv.space.copied = copied;
+        }
+        self.rcv.space.at = Some(now);
+        self.rcv.space.seq = read;
+    }
+
     /// True when memory pressure (not the socket's buffer sizes) holds the
     /// application back: the send buffer would take more, or the window
     /// offered is smaller, if the stack had memory.

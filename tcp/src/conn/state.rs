@@ -116,6 +116,21 @@ pub(crate) struct RecvState {
     pub(crate) last_ack_sent: SeqNum,
     /// TCP_QUICKACK: in-order segments still to be acknowledged at once.
     pub(crate) quick_acks: u32,
+    /// Receive buffer autotuning's measurement (Linux's `rcvq_space`).
+    pub(crate) space: RecvSpace,
+}
+
+/// What the application read over the current round trip, and the most it
+/// read in one before (receive buffer autotuning).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecvSpace {
+    /// When the current measurement began (None: not yet).
+    pub(crate) at: Option<std::time::Instant>,
+    /// The application's read position then.
+    pub(crate) seq: SeqNum,
+    /// The most bytes read in one round trip so far (the initial window
+    /// to start with).
+    pub(crate) copied: usize,
 }
 
 /// Timestamp state (RFC 7323): our timestamp clock and, when the option is

@@ -78,3 +78,56 @@ fn no_growth_while_the_window_is_full() {
     assert_eq!(w.a.stats().send_buffer_grown, 0);
     assert!(!w.a.snd.nospace, "the event was taken");
 }
+
+/// A receiver whose application keeps up, behind a sender with a large
+/// buffer: 10 ms round trips.
+fn reader(recv_buffer: usize, recv_buffer_max: usize) -> Wire {
+    let a = TcpConfig {
+        send_buffer: 4 << 20,
+        ..cfg()
+    };
+    let b = TcpConfig {
+        recv_buffer,
+        recv_buffer_max,
+        ..cfg()
+    };
+    let mut w = Wire::new(a, b);
+    w.established();
+    w
+}
+
+#[test]
+fn the_receive_buffer_grows_with_what_the_application_reads() {
+    let mut w = reader(64 * 1024, 2 << 20);
+    let before = w.a.stats().snd_wnd;
+    transfer(&mut w, &pattern(8_000_000), Duration::from_secs(20));
+    let s = w.b().stats();
+    assert!(s.recv_buffer_grown > 0, "{s}");
+    assert!(s.recv_buffer > 64 * 1024, "grew: {}", s.recv_buffer);
+    assert!(s.recv_buffer <= 2 << 20, "bounded: {}", s.recv_buffer);
+    // The window offered grew with it.
+    assert!(w.a.stats().snd_wnd > before, "{before} -> {}", w.a.stats());
+    assert_eq!(w.b().config().recv_buffer, s.recv_buffer);
+}
+
+#[test]
+fn the_receive_buffer_stays_for_a_chosen_size_or_a_slow_reader() {
+    // SO_RCVBUF.
+    let mut w = reader(64 * 1024, 2 << 20);
+    w.b().set_recv_buffer(64 * 1024);
+    transfer(&mut w, &pattern(2_000_000), Duration::from_secs(20));
+    assert_eq!(w.b().stats().recv_buffer_grown, 0);
+    assert_eq!(w.b().stats().recv_buffer, 64 * 1024);
+    // An application that reads a little now and then earns nothing.
+    let mut w = reader(64 * 1024, 2 << 20);
+    w.b_reads = false;
+    let data = pattern(2_000_000);
+    let mut off = 0;
+    for _ in 0..50 {
+        off += w.a.send(&data[off..]).unwrap_or(0);
+        w.run(Duration::from_millis(40));
+        let mut buf = [0u8; 4096];
+        let _ = w.b().recv(&mut buf);
+    }
+    assert_eq!(w.b().stats().recv_buffer_grown, 0, "{}", w.b().stats());
+}
