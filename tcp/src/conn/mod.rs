@@ -358,6 +358,7 @@ impl Connection {
         s.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         s.sacked_bytes = self.recovery.scoreboard.sacked_bytes();
         s.delivery_rate = self.delivery.rate();
+        s.rate_snapshot_merges = self.rate.merges();
         s.pacing_rate = self.pacing_rate().unwrap_or(0);
         s.bbr = self.cc.ctrl.bbr_state();
         s
