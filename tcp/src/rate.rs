@@ -4,8 +4,8 @@
 //!
 //! The connection counts what has been delivered (cumulatively ACKed or
 //! SACKed) and when. Every transmission, first or retransmission, takes a
-//! snapshot of those counters (draft 3.2: "Upon transmitting or
-//! retransmitting a data packet"); when data is delivered, the snapshot of
+//! snapshot of those counters (draft 3.2, which covers retransmissions as
+//! Linux's tcp_rate_skb_sent does); when data is delivered, the snapshot of
 //! the most recently sent packet among those the ACK newly delivered gives
 //! the sample: the data delivered since that packet left, over the longer
 //! of its send interval and its ACK interval.
@@ -159,6 +159,10 @@ pub(crate) struct RateEstimator {
     /// Transmissions whose snapshot was merged into another (or, for a
     /// retransmission, not taken) because the ring was full.
     merges: u64,
+    /// Tests: the snapshot each ACK sampled (range, taken by a
+    /// retransmission).
+    #[cfg(test)]
+    pub(crate) sampled: Vec<(SeqNum, SeqNum, bool)>,
 }
 
 impl RateEstimator {
@@ -174,6 +178,8 @@ impl RateEstimator {
             best: None,
             timed: None,
             merges: 0,
+            #[cfg(test)]
+            sampled: Vec::new(),
         }
     }
 
@@ -350,6 +356,10 @@ impl RateEstimator {
     /// all (cumulatively ACKed and not SACKed before, plus newly SACKed),
     /// whose stretches [`on_delivered`](Self::on_delivered) was told of.
     pub(crate) fn on_ack(&mut self, now: Instant, una: SeqNum, delivered: u64) {
+        #[cfg(test)]
+        if let Some(b) = self.best {
+            self.sampled.push((b.start, b.end, b.retransmitted));
+        }
         // Snapshots wholly below SND.UNA are done with.
         while let Some(front) = self.snaps.front_mut() {
             if front.end <= una {

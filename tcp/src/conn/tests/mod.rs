@@ -15,6 +15,7 @@ mod handshake;
 mod pacing;
 mod protection;
 mod rack;
+mod rate;
 mod recovery;
 mod timers;
 mod urgent_cork;
