@@ -13,7 +13,7 @@
 //! Each delivered octet is looked at once, by the ACK that first delivers
 //! it: the connection passes the stretches newly SACKed and, at a
 //! cumulative ACK, the stretches of [old SND.UNA, SND.UNA) that were not
-//! SACKed before ([`RateEstimator::on_delivered`]). A packet SACKed long
+//! SACKed before (`RateEstimator::on_delivered`). A packet SACKed long
 //! ago is therefore not sampled again when the cumulative ACK passes it
 //! (Linux's tcp_rate.c clears the snapshot of a SACKed buffer for the same
 //! reason), and cannot move C.first_sent_time back to its old send time.
