@@ -190,23 +190,57 @@ impl Scoreboard {
         snd_max: SeqNum,
         blocks: &[(SeqNum, SeqNum)],
     ) -> usize {
+        self.add_blocks_noting(snd_una, snd_max, blocks, |_, _| {})
+    }
+
+    /// [`add_blocks`](Self::add_blocks), calling `newly(a, b)` for each
+    /// stretch [a, b) the blocks newly SACKed, in order within a block (for
+    /// the delivery-rate estimator, which samples only what an ACK newly
+    /// delivered). No extra cost: the stretches are the gaps the insertion
+    /// fills anyway.
+    pub fn add_blocks_noting(
+        &mut self,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        blocks: &[(SeqNum, SeqNum)],
+        mut newly: impl FnMut(SeqNum, SeqNum),
+    ) -> usize {
         self.snd_max = self.snd_max.max(snd_max);
         let mut added = 0;
         for &(l, r) in blocks {
             if l >= r || l < snd_una || r > snd_max || r.since(l) > snd_max.since(snd_una) {
                 continue;
             }
-            added += self.insert(l, r);
+            added += self.insert(l, r, &mut newly);
         }
         added
     }
 
-    fn insert(&mut self, l: SeqNum, r: SeqNum) -> usize {
+    /// Calls `f(a, b)` for each stretch [a, b) of [from, to) not SACKed, in
+    /// order: O(log n) per stretch. (Before a cumulative ACK to `to`, these
+    /// are what it newly delivers; the ranges between them are removed by
+    /// [`on_cumulative_ack`](Self::on_cumulative_ack) right after, so the
+    /// walk costs what the removal does.)
+    pub fn for_each_unsacked(&self, from: SeqNum, to: SeqNum, mut f: impl FnMut(SeqNum, SeqNum)) {
+        let mut pos = from;
+        while pos < to {
+            let a = self.sacked.first_uncovered(pos);
+            if a >= to {
+                break;
+            }
+            let b = self.sacked.first_from(a).map_or(to, |(s, _)| s.min(to));
+            f(a, b);
+            pos = b;
+        }
+    }
+
+    fn insert(&mut self, l: SeqNum, r: SeqNum, newly: &mut impl FnMut(SeqNum, SeqNum)) -> usize {
         let again = &self.again;
         let mut overlap = 0;
         // Every newly SACKed gap may lie under lost retransmissions.
         let Some((lo, hi, added)) = self.sacked.add(l, r, MAX_RANGES, |a, b| {
             overlap += again.measure(a, b);
+            newly(a, b);
         }) else {
             return 0;
         };

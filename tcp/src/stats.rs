@@ -76,6 +76,12 @@ pub struct TcpStats {
     /// (D-SACK): the original had arrived, nothing was lost, and the window
     /// stays as it was (RFC 8985 7.4.1).
     pub tlp_unneeded: u64,
+    /// Transmissions whose delivery-rate snapshot was merged into another
+    /// because the estimator's ring ([`crate::rate::MAX_SNAPSHOTS`]
+    /// entries) was full: their rate samples cover a longer interval than
+    /// they should (lower rates, never higher). Zero unless a flight takes
+    /// more than that many separately clocked bursts.
+    pub rate_snapshot_merges: u64,
     /// Retransmission timeouts found spurious and undone (RFC 3522).
     pub spurious_rtos: u64,
     /// The send buffer's size now (SO_SNDBUF, or more once autotuning

@@ -290,7 +290,7 @@ pub fn socket_line(s: &SocketInfo) -> String {
              mss={} in_flight={} snd_wnd={} rcv_wnd={} bytes_sent={} bytes_retrans={} \
              bytes_acked={} bytes_received={} delivery_rate={} segs_out={} segs_in={} retrans_fast={} \
              retrans_rto={} rto_count={} fast_recoveries={} lost_retrans={} tlp={} tlp_repaired={} \
-             tlp_unneeded={} sacked={} \
+             tlp_unneeded={} rate_snapshot_merges={} sacked={} \
              sacked_total={} dsacks={} out_of_order={} zero_window_probes={} \
              challenge_acks={} paws_drops={} sack={} ts={} wscale={wscale} pacing_rate={} \
              pacing_waits={} sndbuf={} sndbuf_grown={} rcvbuf={} rcvbuf_grown={}",
@@ -319,6 +319,7 @@ pub fn socket_line(s: &SocketInfo) -> String {
             t.tail_loss_probes,
             t.tlp_repaired,
             t.tlp_unneeded,
+            t.rate_snapshot_merges,
             t.sacked_bytes,
             t.sacked_total,
             t.dsacks_received,

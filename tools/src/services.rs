@@ -177,6 +177,8 @@ struct Totals {
     /// unneeded by a D-SACK (RFC 8985 7.4).
     tlp_repaired: u64,
     tlp_unneeded: u64,
+    /// Delivery-rate snapshots merged because the ring was full.
+    rate_snapshot_merges: u64,
     resets: u64,
     errors: u64,
     /// Closed by the idle timeout, per service.
@@ -365,6 +367,7 @@ impl Registry {
             t.tail_loss_probes += stats.tail_loss_probes;
             t.tlp_repaired += stats.tlp_repaired;
             t.tlp_unneeded += stats.tlp_unneeded;
+            t.rate_snapshot_merges += stats.rate_snapshot_merges;
         }
     }
 
@@ -421,7 +424,7 @@ impl Registry {
              bytes_retransmitted={} retrans_fast={} retrans_rto={} idle_closed={} \
              refused_max_conns={} refused_per_ip={} http_requests={} http_head_timeouts={} \
              http_write_stalls={} http_busy={} rto_count={} tlp={} \
-             tlp_repaired={} tlp_unneeded={}",
+             tlp_repaired={} tlp_unneeded={} rate_snapshot_merges={}",
             t.connections,
             t.resets,
             t.errors,
@@ -442,6 +445,7 @@ impl Registry {
             t.tail_loss_probes,
             t.tlp_repaired,
             t.tlp_unneeded,
+            t.rate_snapshot_merges,
         );
         let mut open: Vec<_> = s.open.iter().collect();
         open.sort_by_key(|(id, _)| **id);

@@ -421,6 +421,9 @@ impl Connection {
                 self.probe.persist_since = None;
             }
         }
+        // The delivery-rate sample looks at what this ACK newly delivers
+        // (the stretches are passed as the scoreboard learns of them).
+        self.rate.begin_ack();
         let mut newly_sacked = 0;
         // Ranges this ACK newly SACKed, for RACK (at most one per block).
         let mut rack_sacked = [(SeqNum(0), SeqNum(0), false); crate::MAX_SACK_BLOCKS];
@@ -438,10 +441,12 @@ impl Connection {
                 dsack_block = Some((l, r));
             }
             for &block in blocks {
-                let added = self.recovery.scoreboard.add_blocks(
+                let rate = &mut self.rate;
+                let added = self.recovery.scoreboard.add_blocks_noting(
                     self.snd.una.max(ack),
                     self.snd.nxt,
                     &[block],
+                    |a, b| rate.on_delivered(a, b),
                 );
                 if added > 0 && rack_n < rack_sacked.len() {
                     // Wholly new, or grown (a hole inside it filled).
@@ -471,6 +476,12 @@ impl Connection {
             self.snd.buf.consume(data_acked);
             self.stats.bytes_acked += data_acked as u64;
             let rtt_sample = self.sample_rtt(now, seg);
+            // Newly delivered by the cumulative ACK: what was not SACKed
+            // before (SACKed octets were delivered, and sampled, then).
+            let rate = &mut self.rate;
+            self.recovery
+                .scoreboard
+                .for_each_unsacked(self.snd.una, ack, |a, b| rate.on_delivered(a, b));
             self.snd.una = ack;
             self.recovery.scoreboard.on_cumulative_ack(ack);
             self.check_spurious_rto(seg.options.timestamps.map(|t| t.1));
@@ -522,13 +533,7 @@ impl Connection {
                 lost_before.max(self.snd.una),
                 sb.lost_end().max(self.snd.una),
             );
-            self.rate_on_ack(
-                now,
-                una_before,
-                &rack_sacked[..rack_n],
-                delivered as u64,
-                lost as u64,
-            );
+            self.rate_on_ack(now, delivered as u64, lost as u64);
         }
         if matches!(self.recovery.phase, Some(Recovery::Fast { .. })) {
             self.prr_on_ack(delivered);

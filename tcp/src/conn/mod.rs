@@ -360,6 +360,7 @@ impl Connection {
         s.send_buffer = self.snd.buf.capacity();
         s.recv_buffer = self.cfg.recv_buffer;
         s.delivery_rate = self.delivery.rate();
+        s.rate_snapshot_merges = self.rate.merges();
         s.pacing_rate = self.pacing_rate().unwrap_or(0);
         s.bbr = self.cc.ctrl.bbr_state();
         s

@@ -624,6 +624,9 @@ impl Connection {
             // A tail loss probe sending the last segment again.
             self.recovery.rack.on_probe_retransmit(now, seq, seq + len);
         }
+        // Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-
+        // estimation 3.2): retransmissions take a fresh snapshot too.
+        self.rate.on_retransmit(now, seq, seq + len);
         let data_end = self.data_end();
         let data_len = (seq + len).min(data_end).since(seq);
         let mut flags = Flags::ACK;

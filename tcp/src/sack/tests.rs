@@ -18,6 +18,47 @@ fn ranges(sb: &Scoreboard) -> Vec<(SeqNum, SeqNum)> {
 }
 
 #[test]
+fn newly_sacked_and_unsacked_stretches_are_reported() {
+    let mut sb = Scoreboard::new(s(0));
+    let mut seen = Vec::new();
+    sb.add_blocks_noting(
+        s(0),
+        s(1000),
+        &[(s(200), s(300)), (s(500), s(600))],
+        |a, b| seen.push((a, b)),
+    );
+    assert_eq!(seen, [(s(200), s(300)), (s(500), s(600))]);
+    // A block over both ranges reports only the gaps it fills.
+    seen.clear();
+    let added = sb.add_blocks_noting(s(0), s(1000), &[(s(100), s(700))], |a, b| seen.push((a, b)));
+    assert_eq!(added, 400);
+    assert_eq!(seen, [(s(100), s(200)), (s(300), s(500)), (s(600), s(700))]);
+    // Nothing new, and a refused (bogus) block: nothing reported.
+    seen.clear();
+    sb.add_blocks_noting(
+        s(0),
+        s(1000),
+        &[(s(150), s(650)), (s(900), s(1100))],
+        |a, b| seen.push((a, b)),
+    );
+    assert!(seen.is_empty());
+    sb.add_blocks(s(0), s(1000), &[(s(800), s(850))]);
+    // The stretches of [from, to) not SACKed, clipped to it.
+    let mut holes = Vec::new();
+    sb.for_each_unsacked(s(0), s(1000), |a, b| holes.push((a, b)));
+    assert_eq!(holes, [(s(0), s(100)), (s(700), s(800)), (s(850), s(1000))]);
+    holes.clear();
+    sb.for_each_unsacked(s(150), s(820), |a, b| holes.push((a, b)));
+    assert_eq!(holes, [(s(700), s(800))]);
+    holes.clear();
+    sb.for_each_unsacked(s(720), s(730), |a, b| holes.push((a, b)));
+    assert_eq!(holes, [(s(720), s(730))]);
+    holes.clear();
+    sb.for_each_unsacked(s(100), s(700), |a, b| holes.push((a, b)));
+    assert!(holes.is_empty());
+}
+
+#[test]
 fn blocks_merge_and_d_sacks_are_ignored() {
     let mut sb = Scoreboard::new(s(0));
     assert_eq!(sb.add_blocks(s(0), s(1000), &[(s(200), s(300))]), 100);

@@ -16,6 +16,7 @@ mod handshake;
 mod pacing;
 mod protection;
 mod rack;
+mod rate;
 mod recovery;
 mod timers;
 mod urgent_cork;
