@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rpc::twopc::rpc::{Inbox, Node, TwoPcPeerServer};
 use rpc::twopc::{Bank, BankOp, CoordState, LogRecord, NodeId, PartState, TxId};
@@ -220,13 +220,20 @@ pub struct ControlImpl {
     pub testing: bool,
     /// `crash_at` calls refused (no `--testing`).
     pub crash_refused: Arc<AtomicU64>,
+    /// The counters of the RPC server this service runs in (set once it
+    /// exists, since it holds this service): authentication failures and
+    /// frames failing their MAC are attacks an operator wants to see.
+    pub rpc_stats: Arc<OnceLock<RpcStatsFn>>,
 }
+
+/// Reads the counters of the RPC server a node's services run in.
+pub type RpcStatsFn = Box<dyn Fn() -> rpc::ServerStats + Send + Sync>;
 
 impl ControlImpl {
     /// The node's counters, for `status`.
     fn counters(&self) -> Vec<(String, u64)> {
         let s = self.node.stats();
-        vec![
+        let mut counters = vec![
             ("log_bytes".into(), s.log_bytes),
             ("compactions".into(), s.compactions),
             ("transactions".into(), s.transactions),
@@ -239,7 +246,17 @@ impl ControlImpl {
                 "crash_at_refused".into(),
                 self.crash_refused.load(Ordering::Relaxed),
             ),
-        ]
+        ];
+        if let Some(rpc) = self.rpc_stats.get().map(|f| f()) {
+            counters.extend([
+                ("rpc_authenticated".into(), rpc.authenticated),
+                ("rpc_auth_failed".into(), rpc.auth_failed),
+                ("rpc_bad_mac".into(), rpc.bad_mac),
+                ("rpc_refused_connections".into(), rpc.refused_connections),
+                ("rpc_protocol_errors".into(), rpc.protocol_errors),
+            ]);
+        }
+        counters
     }
 }
 

@@ -335,6 +335,7 @@ fn run_node(
         },
     )?;
     let node = Arc::new(node);
+    let rpc_stats = Arc::new(std::sync::OnceLock::new());
     let service = NodeService {
         peer: TwoPcPeerServer(node.inbox()),
         control: ControlServer(ControlImpl {
@@ -344,9 +345,14 @@ fn run_node(
             durable,
             testing: args.testing,
             crash_refused: Default::default(),
+            rpc_stats: Arc::clone(&rpc_stats),
         }),
     };
     let server = SharedServer::new(service, keys.server_config());
+    let weak = Arc::downgrade(&server);
+    let _ = rpc_stats.set(Box::new(move || {
+        weak.upgrade().map(|s| s.stats()).unwrap_or_default()
+    }));
     let serving = thread::Builder::new()
         .name("2pc-serve".into())
         .spawn(move || serve(move || listener.accept().map(|(s, _)| s), server))?;

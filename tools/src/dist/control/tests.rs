@@ -103,6 +103,7 @@ fn crash_at_is_refused_and_counted_without_testing() {
         durable: Arc::default(),
         testing,
         crash_refused: Arc::default(),
+        rpc_stats: Arc::default(),
     };
     let mut off = control(false);
     let e = off
@@ -116,6 +117,21 @@ fn crash_at_is_refused_and_counted_without_testing() {
         "{:?}",
         status.6
     );
+    // Once the service knows its server's counters, status shows the
+    // authentication failures too.
+    let _ = off.rpc_stats.set(Box::new(|| rpc::ServerStats {
+        auth_failed: 3,
+        bad_mac: 2,
+        ..Default::default()
+    }));
+    let status = off.status(&ctx);
+    for (name, value) in [("rpc_auth_failed", 3), ("rpc_bad_mac", 2)] {
+        assert!(
+            status.6.contains(&(name.to_string(), value)),
+            "{name}: {:?}",
+            status.6
+        );
+    }
     let mut on = control(true);
     on.crash_at(&ctx, "ready-logged:3".into()).expect("armed");
     assert_eq!(on.plan.armed().map(|s| s.nth), Some(3));
