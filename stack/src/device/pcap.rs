@@ -407,13 +407,17 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     }
 
     /// The device gets the super segment; the capture gets the segments it
-    /// stands for, as they cross the link (complete, with checksums).
+    /// stands for, as they cross the link (complete, with checksums), each
+    /// marked with the comment announced for it (the fault injector held
+    /// the super segment back, for instance).
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         self.write_pending();
+        let comment = self.next_comment.take();
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
         let link_len = self.inner.medium().header_len();
         super::gso::split_tcp(frame, link_len, mss, &mut scratch, |piece| {
+            self.next_comment = comment;
             self.record(now, piece, Direction::Outbound)
         });
         self.scratch = scratch;
