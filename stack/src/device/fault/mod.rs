@@ -343,7 +343,9 @@ impl<D: Device> FrameSink for FaultDevice<D> {
         let stats = &mut self.stats.outbound;
         stats.frames += 1;
         let (_, touched) = out.decide_pieces(&self.config.odds(), stats, link_len, cut);
-        if !touched {
+        // Behind a frame held back for reordering, the first segment goes
+        // alone (below): it is the one that overtakes it.
+        if !touched && !out.holds_back() {
             // Nothing befell any of its segments: on whole, through the
             // rate limiter and the delay line like any frame.
             if out.is_idle() && self.config.immediate() {
@@ -354,10 +356,10 @@ impl<D: Device> FrameSink for FaultDevice<D> {
             self.flush_due_logged(now);
             return Ok(());
         }
-        // Some segments met a fault: each of those goes on its own (built
-        // with its full checksum, then corrupted if it drew that), and each
-        // run of untouched segments between them as a smaller super
-        // segment.
+        // Some segments met a fault (or a frame is held back): each of
+        // those goes on its own (built with its full checksum, then
+        // corrupted if it drew that), and each run of untouched segments
+        // between them as a smaller super segment.
         let fates = std::mem::take(&mut self.outbound.piece_fate);
         let mut piece = std::mem::take(&mut self.outbound.scratch);
         let mut first_error = None;
