@@ -437,17 +437,20 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.write_pending();
         self.flush_if_due(now);
         let n = self.inner.recv(now, buf)?;
-        if let Some(n) = n {
-            // The capture shows the segment with the checksum it stands for
-            // (the stack does not need it).
-            super::checksum::complete_received(&self.inner, &mut buf[..n]);
-            if !self.failed {
-                // Held until the next call, for a fault comment.
-                self.pending.clear();
-                self.pending.extend_from_slice(&buf[..n]);
-                self.pending_at = Some(now);
-                self.unflushed_since.get_or_insert(now);
-            }
+        if let Some(n) = n
+            && !self.failed
+        {
+            // Held until the next call, for a fault comment.
+            self.pending.clear();
+            self.pending.extend_from_slice(&buf[..n]);
+            // The capture shows the segment with the checksum it stands for;
+            // the frame handed up keeps its partial checksum, as the device
+            // reported it ([`checksum_caps`](Device::checksum_caps) is the
+            // inner device's): the stack does not need it, and a fault
+            // injector above completes it itself.
+            super::checksum::complete_received(&self.inner, &mut self.pending);
+            self.pending_at = Some(now);
+            self.unflushed_since.get_or_insert(now);
         }
         Ok(n)
     }
