@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use ethernet::MacAddr;
 use ip::{Ipv4Cidr, Route};
 use stack::device::{
-    Device, FaultConfig, FaultDevice, Medium, MemoryDevice, PcapDevice, PcapWriter, TapConfig,
-    TapDevice, TunDevice, memory_pair,
+    Device, FaultConfig, FaultDevice, FaultStatsHandle, Medium, MemoryDevice, PcapDevice,
+    PcapWriter, TapConfig, TapDevice, TunDevice, memory_pair,
 };
 use stack::runtime::Waker;
 use stack::{Interface, InterfaceConfig};
@@ -190,8 +190,9 @@ impl StackBuilder {
     }
 
     /// TAP and TUN receive offload (on by default): the kernel may hand
-    /// over TCP segments of up to 64 KiB, one `read` instead of up to 45.
-    /// Off while faults are injected, which act on wire-sized frames.
+    /// over TCP segments of up to 64 KiB, one `read` instead of up to 45,
+    /// and takes TCP super segments whole. Fault injection keeps them: it
+    /// draws every fault per wire segment of a super segment.
     pub fn offload(mut self, on: bool) -> Self {
         if let Some(t) = self.device.kernel() {
             t.offload = on;
@@ -314,11 +315,7 @@ impl StackBuilder {
     }
 
     /// Wraps `dev` in the pcap recorder and fault injector as configured.
-    fn wrap<D: Device + Send + 'static>(
-        &self,
-        dev: D,
-        seed: u64,
-    ) -> io::Result<Box<dyn Device + Send>> {
+    fn wrap<D: Device + Send + 'static>(&self, dev: D, seed: u64) -> io::Result<Wrapped> {
         let dev: Box<dyn Device + Send> = match &self.pcap {
             Some(path) => {
                 let w = PcapWriter::create_for(path, dev.medium()).map_err(|e| {
@@ -332,7 +329,7 @@ impl StackBuilder {
             None => Box::new(dev),
         };
         if self.faults.is_noop() {
-            return Ok(dev);
+            return Ok((dev, None));
         }
         let mut faults = self.faults;
         self.faults
@@ -341,7 +338,9 @@ impl StackBuilder {
         if faults.seed == 0 {
             faults.seed = seed;
         }
-        Ok(Box::new(FaultDevice::new(dev, faults)))
+        let dev = FaultDevice::new(dev, faults);
+        let stats = dev.stats_handle();
+        Ok((Box::new(dev), Some(stats)))
     }
 
     /// Opens the TAP or TUN device and starts the stack thread. A
@@ -374,9 +373,8 @@ impl StackBuilder {
         let seed = self.seed_value();
         // Check the configuration before creating the device.
         self.interface(medium, self.mtu.unwrap_or(1500), seed)?;
-        let mut tap = tap.clone();
-        // The fault injector decides per frame: give it wire-sized ones.
-        tap.offload &= self.faults.is_noop();
+        // The offloads stay on under fault injection: the injector draws
+        // every fault per wire segment of a super segment either way.
         let io_error = |e: &stack::device::TapError, message: String| {
             let kind = match e {
                 stack::device::TapError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
@@ -386,11 +384,11 @@ impl StackBuilder {
             io::Error::new(kind, message)
         };
         let dev: Box<dyn Device + Send> = match medium {
-            Medium::Ethernet => Box::new(TapDevice::open(&tap).map_err(|e| {
+            Medium::Ethernet => Box::new(TapDevice::open(tap).map_err(|e| {
                 let message = e.to_string();
                 io_error(&e, message)
             })?),
-            Medium::Ip => Box::new(TunDevice::open(&tap).map_err(|e| {
+            Medium::Ip => Box::new(TunDevice::open(tap).map_err(|e| {
                 let message = e.to_string();
                 io_error(&e.0, message)
             })?),
@@ -426,9 +424,13 @@ impl StackBuilder {
     }
 }
 
+/// A device wrapped as configured, and the fault injector's counters if it
+/// has one.
+type Wrapped = (Box<dyn Device + Send>, Option<FaultStatsHandle>);
+
 fn launch(
     mut iface: Interface,
-    dev: Box<dyn Device + Send>,
+    (dev, faults): Wrapped,
     seed: u64,
     opts: LoopOptions,
 ) -> io::Result<Stack> {
@@ -452,6 +454,7 @@ fn launch(
         inner: Arc::new(StackInner {
             shared,
             info,
+            faults,
             thread: Mutex::new(Some(thread)),
         }),
     })

@@ -67,7 +67,7 @@ pub use types::{
 
 pub use ethernet::MacAddr;
 pub use ip::{Ipv4Cidr, Route};
-pub use stack::device::FaultConfig;
+pub use stack::device::{DirectionStats, FaultConfig, FaultStats};
 pub use stack::{
     CounterEntry, Counters, DEFAULT_MEM_LIMIT, MemoryStats, SocketInfo, SocketKind, SynCookieMode,
     TcpLimits, ss_state_name,
@@ -94,6 +94,8 @@ pub struct Stack {
 struct StackInner {
     shared: Arc<Shared>,
     info: StackInfo,
+    /// The fault injector's counters, when faults are injected.
+    faults: Option<stack::device::FaultStatsHandle>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -132,6 +134,15 @@ impl Stack {
     /// A snapshot of the interface counters.
     pub fn counters(&self) -> Counters {
         self.shared().lock().iface.counters()
+    }
+
+    /// What the fault injector did so far, per direction
+    /// ([`StackBuilder::faults`]); `None` when no faults are injected. Read
+    /// without the stack lock: the injector publishes its counters as it
+    /// goes (see [`stack::device::FaultStatsHandle`]), and once more when the
+    /// stack stops.
+    pub fn fault_stats(&self) -> Option<FaultStats> {
+        self.inner.faults.as_ref().map(|h| h.snapshot())
     }
 
     /// A snapshot of every socket of the stack (TCP listeners, connections

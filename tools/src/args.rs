@@ -86,8 +86,8 @@ pub struct StackArgs {
     /// once. Default: `TcpConfig::pacing` (off).
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub pacing: Option<bool>,
-    /// Turn off TAP receive offload (the kernel then hands over wire-sized
-    /// frames only; it is always off while faults are injected).
+    /// Turn off TAP offloads (the kernel then hands over, and takes,
+    /// wire-sized frames only).
     #[arg(long)]
     pub no_offload: bool,
     /// Memory budget for everything peers can make the stack hold (TCP

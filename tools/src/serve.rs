@@ -153,6 +153,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     stack.stop();
     writeln!(out, "ustack: stopped")?;
     write!(out, "{}", stack.counters())?;
+    write!(out, "{}", fault_report(&stack))?;
     write!(out, "{summary}")?;
     if let Some(path) = &args.stack.pcap
         && !pcap_stdout
@@ -177,6 +178,40 @@ fn status_report(stack: &sockets_api::Stack) -> String {
     }
     text.push('\n');
     text.push_str(&stack.counters().to_string());
+    text.push_str(&fault_report(stack));
     text.push_str("ustack: end of status\n");
     text
+}
+
+/// What the fault injector did, one line per direction (nothing without
+/// fault injection): `fault injection: outbound frames N, lost N, lost
+/// payload bytes N, ...`, every counter always printed so that scripts can
+/// read them (`scripts/bench` takes the lost payload bytes).
+fn fault_report(stack: &sockets_api::Stack) -> String {
+    let Some(stats) = stack.fault_stats() else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for (name, d) in [("outbound", stats.outbound), ("inbound", stats.inbound)] {
+        text.push_str(&fault_line(name, &d));
+    }
+    text
+}
+
+/// One direction's line of [`fault_report`].
+fn fault_line(name: &str, d: &sockets_api::DirectionStats) -> String {
+    format!(
+        "fault injection: {name} frames {}, lost {}, lost payload bytes {}, corrupted {}, \
+         duplicated {}, reordered {}, delayed {}, overflow {}, rate-dropped {}, send errors {}\n",
+        d.frames,
+        d.lost,
+        d.lost_payload,
+        d.corrupted,
+        d.duplicated,
+        d.reordered,
+        d.delayed,
+        d.overflow,
+        d.rate_dropped,
+        d.send_errors
+    )
 }

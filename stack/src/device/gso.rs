@@ -108,8 +108,6 @@ pub fn split_tcp(
     ]);
     let ident0 = u16::from_be_bytes([frame[h.ip + 4], frame[h.ip + 5]]);
     let flags = frame[h.tcp + 13];
-    const FIN: u8 = 0x01;
-    const PSH: u8 = 0x08;
     let count = payload.len().div_ceil(mss).max(1);
     for i in 0..count {
         let start = i * mss;
@@ -131,6 +129,10 @@ pub fn split_tcp(
         let tcp = &mut scratch[h.tcp..];
         tcp[4..8].copy_from_slice(&seq0.wrapping_add(start as u32).to_be_bytes());
         tcp[13] = if last { flags } else { flags & !(FIN | PSH) };
+        if i > 0 {
+            // Linux's GSO leaves CWR on the first segment only.
+            tcp[13] &= !CWR;
+        }
         tcp[16..18].fill(0);
         let sum = checksum::add(checksum::pseudo_header(src, dst, 6, tcp_len as u16), tcp);
         let c = !checksum::fold(sum);
@@ -139,6 +141,76 @@ pub fn split_tcp(
     }
     count
 }
+
+/// Builds in `out` the super segment that stands for pieces
+/// `[first, first + count)` of the super segment in `frame` (found at `h`,
+/// cut into pieces of `mss` payload bytes): its own IP total length,
+/// identification (the first piece's, as GSO numbers them) and header
+/// checksum, the sequence number of its first byte, FIN and PSH only if it
+/// ends with the last piece, CWR only if it starts with the first (as
+/// Linux's GSO leaves them), and in the TCP checksum field the
+/// pseudo-header sum over its own length, as every super segment carries
+/// (complete it with [`complete_checksum`] to send it as one segment).
+/// Returns false (`out` left empty) when the range is empty or past the
+/// payload.
+pub fn sub_segment(
+    frame: &[u8],
+    h: TcpHeaders,
+    mss: usize,
+    first: usize,
+    count: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    let mss = mss.max(1);
+    let payload = frame.len().saturating_sub(h.payload);
+    let start = first.saturating_mul(mss);
+    if count == 0 || start >= payload.max(1) || frame.len() < h.payload {
+        return false;
+    }
+    let end = start.saturating_add(count.saturating_mul(mss)).min(payload);
+    let pieces = payload.div_ceil(mss).max(1);
+    out.extend_from_slice(&frame[..h.payload]);
+    out.extend_from_slice(&frame[h.payload + start..h.payload + end]);
+    let ip_len = out.len() - h.ip;
+    let tcp_len = out.len() - h.tcp;
+    let src = std::net::Ipv4Addr::new(
+        out[h.ip + 12],
+        out[h.ip + 13],
+        out[h.ip + 14],
+        out[h.ip + 15],
+    );
+    let dst = std::net::Ipv4Addr::new(
+        out[h.ip + 16],
+        out[h.ip + 17],
+        out[h.ip + 18],
+        out[h.ip + 19],
+    );
+    {
+        let iph = &mut out[h.ip..h.tcp];
+        let ident = u16::from_be_bytes([iph[4], iph[5]]).wrapping_add(first as u16);
+        iph[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        iph[4..6].copy_from_slice(&ident.to_be_bytes());
+        iph[10..12].fill(0);
+        let c = checksum::checksum(iph);
+        iph[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let tcp = &mut out[h.tcp..];
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]).wrapping_add(start as u32);
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    if first + count < pieces {
+        tcp[13] &= !(FIN | PSH);
+    }
+    if first > 0 {
+        tcp[13] &= !CWR;
+    }
+    fill_partial_checksum(tcp, src, dst, tcp_len);
+    true
+}
+
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+const CWR: u8 = 0x80;
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,8 @@ mod tap;
 
 pub use checksum::ChecksumCaps;
 pub use fault::{
-    DirectionStats, FaultConfig, FaultDevice, FaultStats, MAX_HELD_BYTES, RATE_QUEUE_BYTES,
+    DirectionStats, FaultConfig, FaultDevice, FaultStats, FaultStatsHandle, MAX_HELD_BYTES,
+    RATE_QUEUE_BYTES,
 };
 pub use memory::{MemoryDevice, memory_pair, memory_pair_medium};
 pub use pcap::{

@@ -407,13 +407,17 @@ impl<D: Device, W: Write> FrameSink for PcapDevice<D, W> {
     }
 
     /// The device gets the super segment; the capture gets the segments it
-    /// stands for, as they cross the link (complete, with checksums).
+    /// stands for, as they cross the link (complete, with checksums), each
+    /// marked with the comment announced for it (the fault injector held
+    /// the super segment back, for instance).
     fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
         self.write_pending();
+        let comment = self.next_comment.take();
         self.inner.send_segmented(now, frame, mss)?;
         let mut scratch = std::mem::take(&mut self.scratch);
         let link_len = self.inner.medium().header_len();
         super::gso::split_tcp(frame, link_len, mss, &mut scratch, |piece| {
+            self.next_comment = comment;
             self.record(now, piece, Direction::Outbound)
         });
         self.scratch = scratch;
@@ -433,17 +437,20 @@ impl<D: Device, W: Write> Device for PcapDevice<D, W> {
         self.write_pending();
         self.flush_if_due(now);
         let n = self.inner.recv(now, buf)?;
-        if let Some(n) = n {
-            // The capture shows the segment with the checksum it stands for
-            // (the stack does not need it).
-            super::checksum::complete_received(&self.inner, &mut buf[..n]);
-            if !self.failed {
-                // Held until the next call, for a fault comment.
-                self.pending.clear();
-                self.pending.extend_from_slice(&buf[..n]);
-                self.pending_at = Some(now);
-                self.unflushed_since.get_or_insert(now);
-            }
+        if let Some(n) = n
+            && !self.failed
+        {
+            // Held until the next call, for a fault comment.
+            self.pending.clear();
+            self.pending.extend_from_slice(&buf[..n]);
+            // The capture shows the segment with the checksum it stands for;
+            // the frame handed up keeps its partial checksum, as the device
+            // reported it ([`checksum_caps`](Device::checksum_caps) is the
+            // inner device's): the stack does not need it, and a fault
+            // injector above completes it itself.
+            super::checksum::complete_received(&self.inner, &mut self.pending);
+            self.pending_at = Some(now);
+            self.unflushed_since.get_or_insert(now);
         }
         Ok(n)
     }

@@ -81,3 +81,58 @@ fn tun_replaces_tap_and_excludes_it() {
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("--tap"), "{e}");
 }
+
+/// The status report has one `fault injection:` line per direction, every
+/// counter named (scripts read them), and none without fault injection.
+#[test]
+fn fault_report_prints_both_directions_with_every_counter() {
+    let plain = sockets_api::StackBuilder::memory()
+        .addr("10.0.0.2/24".parse().unwrap())
+        .start()
+        .unwrap();
+    assert_eq!(fault_report(&plain), "");
+    assert!(!status_report(&plain).contains("fault injection"));
+    plain.stop();
+
+    let faulty = sockets_api::StackBuilder::memory()
+        .addr("10.0.0.2/24".parse().unwrap())
+        .faults(sockets_api::FaultConfig {
+            loss: 0.5,
+            seed: 1,
+            ..sockets_api::FaultConfig::default()
+        })
+        .start()
+        .unwrap();
+    faulty.stop();
+    let report = fault_report(&faulty);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    for (line, dir) in lines.iter().zip(["outbound", "inbound"]) {
+        assert!(
+            line.starts_with(&format!("fault injection: {dir} frames ")),
+            "{line}"
+        );
+        for name in [
+            "lost",
+            "lost payload bytes",
+            "corrupted",
+            "duplicated",
+            "reordered",
+            "delayed",
+            "overflow",
+        ] {
+            assert!(line.contains(&format!(", {name} ")), "{name} in {line}");
+        }
+    }
+    let d = sockets_api::DirectionStats {
+        frames: 10,
+        lost: 2,
+        lost_payload: 2896,
+        ..Default::default()
+    };
+    assert_eq!(
+        fault_line("outbound", &d),
+        "fault injection: outbound frames 10, lost 2, lost payload bytes 2896, corrupted 0, \
+         duplicated 0, reordered 0, delayed 0, overflow 0, rate-dropped 0, send errors 0\n"
+    );
+}

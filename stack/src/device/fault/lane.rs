@@ -15,6 +15,11 @@ const POOL_LIMIT: usize = 1024;
 pub(super) struct Held {
     pub(super) frame: Vec<u8>,
     pub(super) release: Instant,
+    /// The payload size of the wire segments `frame` stands for, if it is
+    /// an outbound TCP super segment passed on whole (to be handed to
+    /// [`FrameSink::send_segmented`](crate::FrameSink::send_segmented));
+    /// 0 for a frame that is one segment on the wire.
+    pub(super) mss: usize,
 }
 
 /// How a TCP super segment is cut into the segments it stands for on the
@@ -29,6 +34,19 @@ pub(super) struct WirePieces {
     pub(super) payload: usize,
     /// Number of pieces.
     pub(super) pieces: usize,
+}
+
+impl WirePieces {
+    /// Payload bytes of piece `i`.
+    pub(super) fn piece_payload(&self, i: usize) -> usize {
+        self.payload.saturating_sub(i * self.mss).min(self.mss)
+    }
+
+    /// Bytes the pieces occupy on the wire, every piece's headers
+    /// included: what the rate limiter charges for the whole super segment.
+    pub(super) fn wire_len(&self) -> usize {
+        self.payload + self.pieces * self.hdr
+    }
 }
 
 /// The fault pipeline of one direction.
@@ -76,6 +94,12 @@ impl Lane {
     /// Nothing queued and nothing held back.
     pub(super) fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.dice.held().is_none()
+    }
+
+    /// A frame is held back for reordering: the next one to enter
+    /// releases it.
+    pub(super) fn holds_back(&self) -> bool {
+        self.dice.held().is_some()
     }
 
     pub(super) fn head_due(&self, now: Instant) -> bool {
@@ -153,13 +177,17 @@ impl Lane {
     ) -> (usize, bool) {
         self.piece_fate.clear();
         let mut lost = 0;
+        let mut lost_payload = 0;
         let mut touched = false;
         let mut holding = self.dice.held().is_some();
         for i in 0..cut.pieces {
-            let len = cut.hdr + cut.payload.saturating_sub(i * cut.mss).min(cut.mss);
+            let len = cut.hdr + cut.piece_payload(i);
             let fate = self.dice.decide_piece(odds, len, link_len, !holding);
             match fate {
-                None => lost += 1,
+                None => {
+                    lost += 1;
+                    lost_payload += cut.piece_payload(i) as u64;
+                }
                 Some(v) => {
                     stats.corrupted += u64::from(v.corrupt.is_some());
                     touched |= v != Verdict::default();
@@ -170,6 +198,7 @@ impl Lane {
             self.piece_fate.push(fate);
         }
         stats.lost += lost as u64;
+        stats.lost_payload += lost_payload;
         (lost, touched || lost > 0)
     }
 
@@ -186,10 +215,31 @@ impl Lane {
             self.dice.hold(now, config.delay, frame, verdict.dup);
             return;
         }
-        self.admit(now, config, stats, frame, verdict.dup, true);
+        let len = frame.len();
+        self.enter_whole(now, config, stats, frame, 0, len, verdict.dup);
+    }
+
+    /// Takes into the lane at `now` a frame that is not held back: a TCP
+    /// super segment of `mss`-byte pieces none of which met a fault, with
+    /// `wire` bytes on the wire (see [`WirePieces::wire_len`]), or with `mss`
+    /// 0 one frame of `wire` bytes (duplicated if `dup`). It releases the
+    /// frame held back for reordering, right behind it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn enter_whole(
+        &mut self,
+        now: Instant,
+        config: &FaultConfig,
+        stats: &mut DirectionStats,
+        frame: Vec<u8>,
+        mss: usize,
+        wire: usize,
+        dup: bool,
+    ) {
+        self.admit(now, config, stats, frame, (mss, wire), dup, true);
         if let Some(held) = self.dice.take_held() {
             stats.reordered += 1;
-            self.admit(now, config, stats, held.frame, held.dup, true);
+            let len = held.frame.len();
+            self.admit(now, config, stats, held.frame, (0, len), held.dup, true);
         }
     }
 
@@ -202,18 +252,30 @@ impl Lane {
         stats: &mut DirectionStats,
     ) {
         if let Some(held) = self.dice.take_expired(now) {
-            self.admit(held.deadline, config, stats, held.frame, held.dup, false);
+            let len = held.frame.len();
+            self.admit(
+                held.deadline,
+                config,
+                stats,
+                held.frame,
+                (0, len),
+                held.dup,
+                false,
+            );
         }
     }
 
     /// Queues `frame` (and its copy if `dup`), arrived at `at`, through the
-    /// rate limiter and, if `with_delay`, the delay line.
+    /// rate limiter and, if `with_delay`, the delay line. `shape` is the
+    /// frame's `(mss, wire length)`, as [`push`](Self::push) takes them.
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         at: Instant,
         config: &FaultConfig,
         stats: &mut DirectionStats,
         frame: Vec<u8>,
+        shape: (usize, usize),
         dup: bool,
         with_delay: bool,
     ) {
@@ -226,19 +288,24 @@ impl Lane {
             stats.duplicated += 1;
             self.buffer(&frame)
         });
-        self.push(at, stats, frame, delay, config.rate_bps);
+        self.push(at, stats, frame, shape, delay, config.rate_bps);
         if let Some(copy) = copy {
-            self.push(at, stats, copy, delay, config.rate_bps);
+            self.push(at, stats, copy, shape, delay, config.rate_bps);
         }
     }
 
     /// Queues one frame: serialization at `rate_bps`, then `delay`, never
-    /// ahead of the frame queued before it.
+    /// ahead of the frame queued before it. `(mss, wire)`: the payload size
+    /// of the segments the frame stands for if it is a super segment to be
+    /// sent whole (0 otherwise), and the bytes it takes on the wire (its
+    /// length, or for a super segment every piece's headers included),
+    /// which the rate limiter charges.
     pub(super) fn push(
         &mut self,
         at: Instant,
         stats: &mut DirectionStats,
         frame: Vec<u8>,
+        (mss, wire): (usize, usize),
         delay: Duration,
         rate_bps: Option<u64>,
     ) {
@@ -251,12 +318,12 @@ impl Lane {
         let mut ready = at;
         if let Some(rate) = rate_bps {
             let start = self.next_free.map_or(at, |t| t.max(at));
-            if bytes_at_rate(start - at, rate) + len > RATE_QUEUE_BYTES {
+            if bytes_at_rate(start - at, rate) + wire > RATE_QUEUE_BYTES {
                 stats.rate_dropped += 1;
                 self.recycle(frame);
                 return;
             }
-            ready = start + serialization_time(len, rate);
+            ready = start + serialization_time(wire, rate);
             self.next_free = Some(ready);
         }
         let mut release = ready + delay;
@@ -268,17 +335,21 @@ impl Lane {
         }
         self.last_release = Some(release);
         self.held_bytes += len;
-        self.queue.push_back(Held { frame, release });
+        self.queue.push_back(Held {
+            frame,
+            release,
+            mss,
+        });
     }
 
     /// The oldest frame, if its release time has come.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Held> {
         if !self.head_due(now) {
             return None;
         }
         let held = self.queue.pop_front()?;
         self.held_bytes -= held.frame.len();
-        Some(held.frame)
+        Some(held)
     }
 }
 

@@ -20,7 +20,7 @@ use super::{ChecksumCaps, Device, FrameSink};
 pub use config::FaultConfig;
 use lane::{Held, Lane, WirePieces};
 use model::Verdict;
-pub use stats::{DirectionStats, FaultStats};
+pub use stats::{DirectionStats, FaultStats, FaultStatsHandle};
 
 /// Bytes each direction's rate limiter lets wait for serialization before it
 /// tail-drops (1 MiB, about a thousand full-size frames).
@@ -59,21 +59,28 @@ const INBOUND_STREAM: u64 = 0x696e_626f_756e_6421; // "inbound!"
 ///
 /// Each direction runs every frame through the same stages, in this order:
 ///
-/// 0. **cutting**: a received TCP super segment (longer than the MTU: with
-///    receive offload the kernel hands over up to 64 KiB at once) stands
+/// 0. **cutting**: a TCP super segment, received (longer than the MTU: with
+///    receive offload the kernel hands over up to 64 KiB at once) or sent
+///    ([`FrameSink::send_segmented`], with segmentation offload), stands
 ///    for several segments on the wire, and a real link would impair each
-///    of them on its own. So each MTU-sized piece of it meets stages 1 to
-///    4 independently (its fate is drawn piece by piece, in order); if
-///    none of them is lost, corrupted, duplicated or held back, the frame
-///    goes on whole through stages 5 and 6; otherwise the surviving pieces
-///    are cut out of it (each a valid segment with its own sequence
-///    number, IP length and checksums, before its bit flip if any) and go
-///    through stages 2 to 6 one by one, in order. Without this, "1% loss"
-///    would drop 1% of super segments, each up to 45 segments at once,
-///    and a corrupted or duplicated one would hit 45 segments together.
-///    Sent super segments need nothing of the kind: the injector does not
-///    take them whole ([`FrameSink::send_segmented`] cuts them before they
-///    reach `send`), so each of their segments meets the faults on its own.
+///    of them on its own. So each wire-sized piece of it (MTU-sized when
+///    received, `mss` payload bytes when sent) meets stages 1 to 4
+///    independently (its fate is drawn piece by piece, in order); if none
+///    of them is lost, corrupted, duplicated or held back, the frame goes
+///    on whole through stages 5 and 6 (the rate limiter charging every
+///    piece's headers), and a sent one reaches the inner device whole,
+///    through its `send_segmented`. Otherwise the surviving pieces are cut
+///    out of it (each a valid segment with its own sequence number, IP
+///    length and checksums, before its bit flip if any) and go through
+///    stages 2 to 6 one by one, in order; when sending, each run of
+///    consecutive untouched pieces goes on as a smaller super segment
+///    instead ([`gso::sub_segment`](super::gso::sub_segment)), but the
+///    first piece after one held back for reordering always goes alone,
+///    as it releases it. Without this, "1% loss" would drop 1% of super
+///    segments, each up to 45 segments at once, and a corrupted or
+///    duplicated one would hit 45 segments together; and cutting every
+///    sent super segment would cost the receiving kernel 45 packets where
+///    a link with offloads hands it one.
 /// 1. **loss**: with probability `loss` the frame is dropped.
 /// 2. **corruption**: with probability `corrupt` one random bit of one random
 ///    byte at offset 14 or later (after the Ethernet header; anywhere on an
@@ -167,6 +174,8 @@ pub struct FaultDevice<D> {
     outbound: Lane,
     inbound: Lane,
     stats: FaultStats,
+    /// Where `stats` is published for other threads.
+    shared: FaultStatsHandle,
     /// The latest `now` seen, for [`Device::flush`], which has none.
     last_now: Option<Instant>,
 }
@@ -189,6 +198,7 @@ impl<D: Device> FaultDevice<D> {
             inbound: Lane::new(config.seed ^ INBOUND_STREAM),
             config,
             stats: FaultStats::default(),
+            shared: FaultStatsHandle::default(),
             last_now: None,
         }
     }
@@ -213,6 +223,13 @@ impl<D: Device> FaultDevice<D> {
         &self.stats
     }
 
+    /// A handle through which another thread reads [`stats`](Self::stats)
+    /// (as of the start of the latest `send`, `send_segmented` or `recv`
+    /// call, or the latest `flush`).
+    pub fn stats_handle(&self) -> FaultStatsHandle {
+        self.shared.clone()
+    }
+
     /// Sends to the inner device every held outbound frame whose release
     /// time is at or before `now`, oldest first.
     ///
@@ -230,10 +247,14 @@ impl<D: Device> FaultDevice<D> {
         let stats = &mut self.stats.outbound;
         out.expire_reordered(now, &self.config, stats);
         let mut first_error = None;
-        while let Some(frame) = out.pop_due(now) {
+        while let Some(Held { frame, mss, .. }) = out.pop_due(now) {
             self.inner
                 .annotate_next("fault injection: held back (delay, rate or reordering)");
-            let result = self.inner.send(now, &frame);
+            let result = if mss > 0 {
+                self.inner.send_segmented(now, &frame, mss)
+            } else {
+                self.inner.send(now, &frame)
+            };
             out.recycle(frame);
             if let Err(e) = result {
                 stats.send_errors += 1;
@@ -279,16 +300,140 @@ impl<D: Device> FrameSink for FaultDevice<D> {
         if self.noop {
             return self.inner.send(now, frame);
         }
+        self.shared.publish(&self.stats);
         self.flush_due_logged(now);
         let out = &mut self.outbound;
         let stats = &mut self.stats.outbound;
         stats.frames += 1;
         let link_len = self.inner.medium().header_len();
         let Some(verdict) = out.decide(&self.config, stats, frame.len(), link_len) else {
+            stats.lost_payload += tcp_payload_len(frame, link_len) as u64;
             self.inner
                 .record_unsent(now, frame, "fault injection: dropped (never sent)");
             return Ok(());
         };
+        self.send_decided(now, frame, verdict)
+    }
+
+    /// Sends a TCP super segment whose wire segments each meet the faults
+    /// on their own, as the cut pieces of the default implementation would,
+    /// but without cutting it when none of them met one: see
+    /// [`FaultDevice`] (stage 0).
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        if self.noop {
+            return self.inner.send_segmented(now, frame, mss);
+        }
+        let link_len = self.inner.medium().header_len();
+        let Some(h) = super::gso::TcpHeaders::find(frame, link_len) else {
+            // Not TCP: nothing to cut, so nothing goes out, as when the
+            // default implementation cuts it.
+            return Ok(());
+        };
+        let mss = mss.max(1);
+        let payload = frame.len() - h.payload;
+        let cut = WirePieces {
+            hdr: h.payload,
+            mss,
+            payload,
+            pieces: payload.div_ceil(mss).max(1),
+        };
+        self.shared.publish(&self.stats);
+        self.flush_due_logged(now);
+        let out = &mut self.outbound;
+        let stats = &mut self.stats.outbound;
+        stats.frames += 1;
+        let (_, touched) = out.decide_pieces(&self.config.odds(), stats, link_len, cut);
+        // Behind a frame held back for reordering, the first segment goes
+        // alone (below): it is the one that overtakes it.
+        if !touched && !out.holds_back() {
+            // Nothing befell any of its segments: on whole, through the
+            // rate limiter and the delay line like any frame.
+            if out.is_idle() && self.config.immediate() {
+                return self.inner.send_segmented(now, frame, mss);
+            }
+            let held = out.buffer(frame);
+            out.enter_whole(now, &self.config, stats, held, mss, cut.wire_len(), false);
+            self.flush_due_logged(now);
+            return Ok(());
+        }
+        // Some segments met a fault (or a frame is held back): each of
+        // those goes on its own (built with its full checksum, then
+        // corrupted if it drew that), and each run of untouched segments
+        // between them as a smaller super segment.
+        let fates = std::mem::take(&mut self.outbound.piece_fate);
+        let mut piece = std::mem::take(&mut self.outbound.scratch);
+        let mut first_error = None;
+        let mut i = 0;
+        while i < cut.pieces {
+            let mut run = 1;
+            if fates[i] == Some(Verdict::default()) {
+                while fates.get(i + run) == Some(&Some(Verdict::default())) {
+                    run += 1;
+                }
+                // A frame held back for reordering follows the next segment
+                // that enters, alone, as it would on the wire.
+                if self.outbound.holds_back() {
+                    run = 1;
+                }
+            }
+            super::gso::sub_segment(frame, h, mss, i, run, &mut piece);
+            let result = if run > 1 {
+                let wire = piece.len() + (run - 1) * h.payload;
+                self.send_run(now, &piece, mss, wire)
+            } else {
+                super::gso::complete_checksum(&mut piece, link_len);
+                match fates[i] {
+                    Some(verdict) => self.send_decided(now, &piece, verdict),
+                    None => {
+                        self.inner.record_unsent(
+                            now,
+                            &piece,
+                            "fault injection: dropped (never sent)",
+                        );
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+            i += run;
+        }
+        self.outbound.piece_fate = fates;
+        self.outbound.scratch = piece;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<D: Device> FaultDevice<D> {
+    /// Sends `run`, a super segment of `mss`-byte segments none of which met
+    /// a fault (`wire` bytes on the wire), cut out of a larger one: whole to
+    /// the inner device, or through the rate limiter and delay line.
+    fn send_run(&mut self, now: Instant, run: &[u8], mss: usize, wire: usize) -> io::Result<()> {
+        let out = &mut self.outbound;
+        if out.is_idle() && self.config.immediate() {
+            return self.inner.send_segmented(now, run, mss);
+        }
+        let held = out.buffer(run);
+        out.enter_whole(
+            now,
+            &self.config,
+            &mut self.stats.outbound,
+            held,
+            mss,
+            wire,
+            false,
+        );
+        self.flush_due_logged(now);
+        Ok(())
+    }
+
+    /// Sends an outbound frame that was not lost, with the fate `verdict`
+    /// drew for it: straight to the inner device if nothing holds it,
+    /// otherwise into the lane.
+    fn send_decided(&mut self, now: Instant, frame: &[u8], verdict: Verdict) -> io::Result<()> {
+        let out = &mut self.outbound;
+        let stats = &mut self.stats.outbound;
         if out.is_idle() && !verdict.hold && self.config.immediate() {
             // Nothing to wait for: straight to the device, copying only to
             // corrupt. A capture inside marks what was done to each copy.
@@ -337,6 +482,7 @@ impl<D: Device> Device for FaultDevice<D> {
         if self.noop {
             return self.inner.recv(now, buf);
         }
+        self.shared.publish(&self.stats);
         self.flush_due_logged(now);
         let lane = &mut self.inbound;
         let stats = &mut self.stats.inbound;
@@ -374,7 +520,7 @@ impl<D: Device> Device for FaultDevice<D> {
                         "fault injection: held back (delay, rate or reordering)",
                     );
                     let held = lane.buffer(&buf[..n]);
-                    lane.enter(now, &self.config, stats, held, Verdict::default());
+                    lane.enter_whole(now, &self.config, stats, held, 0, cut.wire_len(), false);
                     continue;
                 }
                 self.inner.annotate_received(if lost > 0 {
@@ -401,6 +547,7 @@ impl<D: Device> Device for FaultDevice<D> {
                 continue;
             }
             let Some(verdict) = lane.decide_with(&odds, stats, n, link_len) else {
+                stats.lost_payload += tcp_payload_len(&buf[..n], link_len) as u64;
                 self.inner
                     .annotate_received("fault injection: dropped (never delivered)");
                 continue;
@@ -421,14 +568,14 @@ impl<D: Device> Device for FaultDevice<D> {
                 if verdict.dup {
                     stats.duplicated += 1;
                     let copy = lane.buffer(frame);
-                    lane.push(now, stats, copy, Duration::ZERO, None);
+                    lane.push(now, stats, copy, (0, n), Duration::ZERO, None);
                 }
                 return Ok(Some(n));
             }
             let held = lane.buffer(frame);
             lane.enter(now, &self.config, stats, held, verdict);
         }
-        Ok(lane.pop_due(now).map(|frame| {
+        Ok(lane.pop_due(now).map(|Held { frame, .. }| {
             let n = frame.len().min(buf.len());
             buf[..n].copy_from_slice(&frame[..n]);
             lane.recycle(frame);
@@ -489,12 +636,17 @@ impl<D: Device> Device for FaultDevice<D> {
                     out.queue.push_back(Held {
                         frame,
                         release: now,
+                        mss: 0,
                     });
                 }
             }
-            while let Some(Held { frame, .. }) = out.queue.pop_front() {
+            while let Some(Held { frame, mss, .. }) = out.queue.pop_front() {
                 out.held_bytes -= frame.len();
-                let result = self.inner.send(now, &frame);
+                let result = if mss > 0 {
+                    self.inner.send_segmented(now, &frame, mss)
+                } else {
+                    self.inner.send(now, &frame)
+                };
                 out.recycle(frame);
                 if let Err(e) = result {
                     stats.send_errors += 1;
@@ -502,6 +654,7 @@ impl<D: Device> Device for FaultDevice<D> {
                 }
             }
         }
+        self.shared.publish(&self.stats);
         let inner = self.inner.flush();
         match first_error {
             Some(e) => Err(e),
@@ -527,6 +680,17 @@ fn wire_pieces(frame: &[u8], link_len: usize, mtu: usize) -> Option<WirePieces> 
         payload,
         pieces: payload.div_ceil(mss),
     })
+}
+
+/// TCP payload bytes of the IPv4/TCP packet in `frame` (after `link_len`
+/// bytes of link header), by its IP total length (an Ethernet frame may be
+/// padded); 0 for anything else.
+fn tcp_payload_len(frame: &[u8], link_len: usize) -> usize {
+    let Some(h) = super::gso::TcpHeaders::find(frame, link_len) else {
+        return 0;
+    };
+    let total = usize::from(u16::from_be_bytes([frame[h.ip + 2], frame[h.ip + 3]]));
+    (h.ip + total).min(frame.len()).saturating_sub(h.payload)
 }
 
 /// What a capture below says about a received frame the injector changed:

@@ -7,6 +7,11 @@ use std::collections::VecDeque;
 #[derive(Debug, Default)]
 struct FakeDevice {
     sent: Vec<(Instant, Vec<u8>)>,
+    /// What `send_segmented` was given: time, super segment, mss (a
+    /// device with segmentation offload takes it whole).
+    segmented: Vec<(Instant, Vec<u8>, usize)>,
+    /// Both, in call order: frame and mss (0 for `send`).
+    log: Vec<(Vec<u8>, usize)>,
     inbox: VecDeque<Vec<u8>>,
     refuse_sends: bool,
     flushed: bool,
@@ -20,6 +25,15 @@ impl FrameSink for FakeDevice {
             return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
         }
         self.sent.push((now, frame.to_vec()));
+        self.log.push((frame.to_vec(), 0));
+        Ok(())
+    }
+    fn send_segmented(&mut self, now: Instant, frame: &[u8], mss: usize) -> io::Result<()> {
+        if self.refuse_sends {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        self.segmented.push((now, frame.to_vec(), mss));
+        self.log.push((frame.to_vec(), mss));
         Ok(())
     }
 }
@@ -1010,4 +1024,387 @@ fn super_segment_faults_are_seeded() {
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
+}
+
+// --- sent super segments (segmentation offload) ---
+
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+const CWR: u8 = 0x80;
+
+/// A super segment as the stack sends one: `super_segment` with FIN, PSH
+/// and CWR set, its IP header checksum filled in and the pseudo-header sum
+/// in its TCP checksum field.
+fn sent_super_segment(seq: u32, segments: usize) -> Vec<u8> {
+    let mut f = super_segment(seq, segments);
+    f[14 + 20 + 13] |= FIN | PSH | CWR;
+    f[18..20].copy_from_slice(&0x1234u16.to_be_bytes()); // identification
+    let c = ip::checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let tcp_len = f.len() - 34;
+    crate::device::gso::fill_partial_checksum(
+        &mut f[34..],
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        std::net::Ipv4Addr::new(10, 0, 0, 2),
+        tcp_len,
+    );
+    f
+}
+
+/// The IP header checksum and the (complete) TCP checksum of `f` verify.
+fn checksums_ok(f: &[u8]) -> bool {
+    let ip_ok = ip::checksum::checksum(&f[14..34]) == 0;
+    let tcp = &f[34..];
+    let sum = ip::checksum::add(
+        ip::checksum::pseudo_header(
+            std::net::Ipv4Addr::new(f[26], f[27], f[28], f[29]),
+            std::net::Ipv4Addr::new(f[30], f[31], f[32], f[33]),
+            6,
+            tcp.len() as u16,
+        ),
+        tcp,
+    );
+    ip_ok && ip::checksum::fold(sum) == 0xffff
+}
+
+/// What reached the inner device, in order: `(frame, mss)`, `mss` 0 for
+/// what came through `send`. Super segments have their checksum completed
+/// here after checking it was the partial one.
+fn wire_outputs(dev: &mut FaultDevice<FakeDevice>) -> Vec<(Vec<u8>, usize)> {
+    let inner = dev.inner_mut();
+    inner.sent.clear();
+    inner.segmented.clear();
+    std::mem::take(&mut inner.log)
+        .into_iter()
+        .map(|(mut f, mss)| {
+            if mss > 0 {
+                let ip_len = u16::from_be_bytes([f[16], f[17]]) as usize;
+                assert_eq!(ip_len, f.len() - 14, "IP length of a run");
+                assert!(crate::device::gso::complete_checksum(&mut f, 14));
+            }
+            (f, mss)
+        })
+        .collect()
+}
+
+/// An untouched super segment reaches the inner device whole, through its
+/// `send_segmented`, with the same mss: immediately without delay, at its
+/// release time with one, and a rate limiter charges every wire segment's
+/// headers.
+#[test]
+fn untouched_sent_super_segments_go_whole() {
+    let t0 = Instant::now();
+    let frame = sent_super_segment(1000, 20);
+    // Immediate: a loss so unlikely it is never drawn.
+    let mut dev = device(FaultConfig {
+        loss: 1e-12,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send_segmented(t0, &frame, 1448).unwrap();
+    assert!(dev.inner().sent.is_empty(), "not cut");
+    assert_eq!(dev.inner().segmented, vec![(t0, frame.clone(), 1448)]);
+    assert_eq!(dev.stats().outbound.frames, 1);
+
+    // Delayed: held whole, released whole.
+    let mut dev = device(FaultConfig {
+        delay: 10 * MS,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send_segmented(t0, &frame, 1448).unwrap();
+    assert!(dev.inner().segmented.is_empty());
+    assert_eq!(dev.poll_at(), Some(t0 + 10 * MS));
+    dev.flush_due(t0 + 10 * MS).unwrap();
+    assert!(dev.inner().sent.is_empty(), "not cut");
+    assert_eq!(
+        dev.inner().segmented,
+        vec![(t0 + 10 * MS, frame.clone(), 1448)]
+    );
+    assert_eq!(dev.stats().outbound.delayed, 1);
+
+    // Rate-limited: serialized as the 20 segments it stands for.
+    let rate = 100_000_000;
+    let mut dev = device(FaultConfig {
+        rate_bps: Some(rate),
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    dev.send_segmented(t0, &frame, 1448).unwrap();
+    let wire = 20 * (14 + 20 + 32 + 1448);
+    assert_eq!(dev.poll_at(), Some(t0 + serialization_time(wire, rate)));
+    // On stop, flush hands it over whole too.
+    dev.flush().unwrap();
+    assert_eq!(dev.inner().segmented.len(), 1);
+    assert_eq!(dev.inner().segmented[0].2, 1448);
+}
+
+/// Checks that the outputs of one sent super segment (`sent_super_segment(seq,
+/// segments)`) are valid wire segments or runs of them, in order, without
+/// overlap: returns the (first piece, pieces) of each output.
+fn check_runs(seq: u32, segments: usize, outputs: &[(Vec<u8>, usize)]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut next = 0;
+    for (f, mss) in outputs {
+        let (s, len) = tcp_seq_and_len(f);
+        let first = (s - seq) as usize / 1448;
+        assert_eq!((s - seq) as usize % 1448, 0, "cut on segment boundaries");
+        let n = len.div_ceil(1448);
+        assert_eq!(len % 1448, 0);
+        assert!(first >= next, "in order, no overlap (duplicates aside)");
+        next = first + if *mss > 0 { n } else { 0 };
+        if *mss > 0 {
+            assert_eq!(*mss, 1448);
+            assert!(n >= 2, "a run of one goes as a segment");
+        } else {
+            assert_eq!(n, 1, "through send: one wire segment");
+        }
+        let ident = u16::from_be_bytes([f[18], f[19]]);
+        assert_eq!(
+            ident,
+            0x1234u16.wrapping_add(first as u16),
+            "identification"
+        );
+        let flags = f[14 + 20 + 13];
+        let ends = first + n == segments;
+        assert_eq!(
+            flags & (FIN | PSH) != 0,
+            ends,
+            "FIN and PSH on the end only"
+        );
+        assert_eq!(flags & FIN != 0, flags & PSH != 0);
+        assert_eq!(flags & CWR != 0, first == 0, "CWR on the first only");
+        spans.push((first, n));
+    }
+    spans
+}
+
+/// Issue 21: a sent super segment meets loss per wire segment (the rate
+/// matches the odds, and the lost payload is counted), and the segments
+/// that were not lost go on as runs: super segments of consecutive
+/// segments with their own sequence number, lengths, identification,
+/// flags and partial checksum (completed, they verify). One lost segment
+/// in the middle leaves exactly two runs.
+#[test]
+fn sent_super_segments_lose_wire_segments_and_send_the_rest_as_runs() {
+    let mut dev = device(FaultConfig {
+        loss: 0.05,
+        seed: 3,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let (frames, segments) = (500u32, 20usize);
+    let mut delivered = 0;
+    let mut whole = 0;
+    let mut two_runs = 0;
+    for i in 0..frames {
+        let seq = i * 100_000;
+        let lost_before = dev.stats().outbound.lost;
+        dev.send_segmented(t0, &sent_super_segment(seq, segments), 1448)
+            .unwrap();
+        let lost = (dev.stats().outbound.lost - lost_before) as usize;
+        let outputs = wire_outputs(&mut dev);
+        for (f, _) in &outputs {
+            assert!(checksums_ok(f), "every output verifies");
+        }
+        let spans = check_runs(seq, segments, &outputs);
+        let got: usize = spans.iter().map(|s| s.1).sum();
+        assert_eq!(got + lost, segments, "every segment delivered or lost");
+        delivered += got;
+        whole += usize::from(lost == 0);
+        if lost == 1 {
+            let gap = (0..segments).find(|p| !spans.iter().any(|s| (s.0..s.0 + s.1).contains(p)));
+            let gap = gap.unwrap();
+            if (2..segments - 2).contains(&gap) {
+                assert_eq!(
+                    spans,
+                    vec![(0, gap), (gap + 1, segments - gap - 1)],
+                    "two runs"
+                );
+                assert!(outputs.iter().all(|(_, mss)| *mss == 1448));
+                two_runs += 1;
+            }
+        }
+    }
+    let stats = dev.stats().outbound;
+    let total = frames as usize * segments;
+    assert_eq!(stats.frames, u64::from(frames));
+    assert_eq!(delivered as u64 + stats.lost, total as u64);
+    let rate = stats.lost as f64 / total as f64;
+    assert!(
+        (0.04..=0.06).contains(&rate),
+        "per-segment loss rate {rate}"
+    );
+    assert_eq!(stats.lost_payload, stats.lost * 1448, "lost payload bytes");
+    // 0.95^20: about 36% lose nothing; 20 * 0.05 * 0.95^19: about 38% lose one.
+    assert!((100..=260).contains(&whole), "{whole} whole");
+    assert!(two_runs > 50, "{two_runs} cut in two runs");
+}
+
+/// A duplicated or corrupted wire segment of a sent super segment goes
+/// alone, through `send` (complete checksum, then its bit flip), the copy
+/// right behind it; the untouched ones around it go on as runs.
+#[test]
+fn sent_super_segments_duplicated_or_corrupted_segments_go_alone() {
+    let mut dev = device(FaultConfig {
+        dup: 0.03,
+        corrupt: 0.03,
+        seed: 5,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let (frames, segments) = (300u32, 20usize);
+    let mut bad = 0u64;
+    let mut copies = 0u64;
+    for i in 0..frames {
+        let seq = i * 100_000;
+        dev.send_segmented(t0, &sent_super_segment(seq, segments), 1448)
+            .unwrap();
+        let outputs = wire_outputs(&mut dev);
+        let mut covered = vec![0u32; segments];
+        let mut prev: Option<&Vec<u8>> = None;
+        for (f, mss) in &outputs {
+            let (s, len) = tcp_seq_and_len(f);
+            let first = (s - seq) as usize / 1448;
+            for c in &mut covered[first..first + len / 1448] {
+                *c += 1;
+            }
+            if prev == Some(f) {
+                copies += 1;
+            } else if *mss == 0 && !checksums_ok(f) {
+                bad += 1;
+            }
+            prev = Some(f);
+        }
+        assert!(covered.iter().all(|&c| (1..=2).contains(&c)), "{covered:?}");
+        // Each run holds only segments delivered once.
+        for (f, mss) in &outputs {
+            if *mss > 0 {
+                assert!(checksums_ok(f));
+                let (s, len) = tcp_seq_and_len(f);
+                let first = (s - seq) as usize / 1448;
+                assert!(covered[first..first + len / 1448].iter().all(|&c| c == 1));
+            }
+        }
+    }
+    let stats = dev.stats().outbound;
+    assert_eq!(stats.lost, 0);
+    // Every bit flip is caught by the IP or the TCP checksum.
+    assert_eq!(bad, stats.corrupted, "corrupted segments went alone");
+    assert_eq!(copies, stats.duplicated, "copies right behind the original");
+    let total = f64::from(frames) * segments as f64;
+    let dup_rate = stats.duplicated as f64 / total;
+    assert!((0.02..=0.04).contains(&dup_rate), "dup rate {dup_rate}");
+    let corrupt_rate = stats.corrupted as f64 / total;
+    assert!(
+        (0.02..=0.04).contains(&corrupt_rate),
+        "corrupt rate {corrupt_rate}"
+    );
+}
+
+/// A segment held back for reordering is released by the next segment
+/// that enters, alone, even when that one starts a run of untouched
+/// segments; nothing is lost or delivered twice.
+#[test]
+fn sent_super_segments_reorder_per_wire_segment() {
+    let mut dev = device(FaultConfig {
+        reorder: 0.05,
+        seed: 9,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    let (frames, segments) = (200u32, 20usize);
+    let mut seqs = Vec::new();
+    for i in 0..frames {
+        dev.send_segmented(t0, &sent_super_segment(i * 100_000, segments), 1448)
+            .unwrap();
+        for (f, mss) in wire_outputs(&mut dev) {
+            assert!(checksums_ok(&f));
+            let (s, len) = tcp_seq_and_len(&f);
+            let n = len / 1448;
+            assert!(mss == 0 || n >= 2);
+            seqs.extend((0..n as u32).map(|k| s + k * 1448));
+        }
+    }
+    dev.flush().unwrap();
+    for (f, _) in wire_outputs(&mut dev) {
+        seqs.push(tcp_seq_and_len(&f).0);
+    }
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), frames as usize * segments, "each once");
+    assert_eq!(seqs.len(), sorted.len());
+    // A held-back segment follows exactly one segment that overtook it.
+    let swaps = seqs.windows(2).filter(|w| w[1] < w[0]).count() as u64;
+    assert_eq!(swaps, dev.stats().outbound.reordered);
+    assert!(swaps > 100, "{swaps} reordered");
+    // The segments in the order they were handed to the injector.
+    let index = |seq: u32| (seq / 100_000) as usize * segments + (seq % 100_000) as usize / 1448;
+    for w in seqs.windows(2) {
+        if w[1] < w[0] {
+            assert_eq!(
+                index(w[0]),
+                index(w[1]) + 1,
+                "overtaken by the next segment only: {:?}",
+                seqs.iter().map(|&s| index(s)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// The same seed cuts sent super segments the same way; another does not.
+#[test]
+fn sent_super_segment_faults_are_seeded() {
+    let run = |seed| {
+        let mut dev = device(FaultConfig {
+            seed,
+            ..everything(seed)
+        });
+        let t0 = Instant::now();
+        for i in 0..100u32 {
+            let t = t0 + MS * i;
+            dev.send_segmented(t, &sent_super_segment(i * 100_000, 20), 1448)
+                .unwrap();
+        }
+        dev.flush().unwrap();
+        let inner = dev.inner();
+        let sent: Vec<Vec<u8>> = inner.sent.iter().map(|(_, f)| f.clone()).collect();
+        let runs: Vec<Vec<u8>> = inner.segmented.iter().map(|(_, f, _)| f.clone()).collect();
+        (sent, runs, dev.stats().outbound)
+    };
+    assert_eq!(run(11), run(11));
+    assert_ne!(run(11), run(12));
+}
+
+/// Lost payload bytes: a lost TCP frame counts its payload (by its IP
+/// length, not the Ethernet padding), anything else nothing.
+#[test]
+fn lost_payload_counts_tcp_payload() {
+    let mut dev = device(FaultConfig {
+        loss: 1.0,
+        seed: 1,
+        ..FaultConfig::default()
+    });
+    let t0 = Instant::now();
+    dev.send(t0, &frame(1)).unwrap();
+    assert_eq!(dev.stats().outbound.lost_payload, 0, "not TCP");
+    let mut seg = super_segment(0, 1);
+    dev.send(t0, &seg).unwrap();
+    assert_eq!(dev.stats().outbound.lost_payload, 1448);
+    // A pure ACK padded to 60 bytes carries nothing.
+    seg.truncate(14 + 20 + 32);
+    seg[16..18].copy_from_slice(&52u16.to_be_bytes());
+    seg.resize(70, 0);
+    dev.send(t0, &seg).unwrap();
+    assert_eq!(dev.stats().outbound.lost_payload, 1448);
+    dev.send_segmented(t0, &sent_super_segment(0, 3), 1448)
+        .unwrap();
+    let stats = dev.stats().outbound;
+    assert_eq!(stats.lost_payload, 4 * 1448);
+    assert_eq!(stats.lost, 6);
+    // Another thread sees them once the next call published them.
+    let handle = dev.stats_handle();
+    dev.flush().unwrap();
+    assert_eq!(handle.snapshot(), *dev.stats());
 }

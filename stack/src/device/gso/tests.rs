@@ -111,3 +111,57 @@ fn anything_else_is_refused() {
     );
     assert!(!called);
 }
+
+/// A run of pieces cut out of a super segment is the super segment those
+/// pieces would have made: completed, it equals the pieces `split_tcp`
+/// makes laid end to end (same headers as the first, FIN/PSH as the last),
+/// and it carries a partial checksum until then. The sequence number
+/// wraps; an empty or out-of-range run is refused.
+#[test]
+fn a_sub_segment_is_the_run_of_pieces_it_stands_for() {
+    let payload: Vec<u8> = (0..2500u32).map(|i| (i % 253) as u8).collect();
+    let f = frame(&payload, 0x80 | 0x18 | 0x01, true); // CWR, PSH, ACK, FIN
+    let h = TcpHeaders::find(&f, 14).unwrap();
+    let mut pieces = Vec::new();
+    let mut scratch = Vec::new();
+    assert_eq!(
+        split_tcp(&f, 14, 500, &mut scratch, |p| pieces.push(p.to_vec())),
+        5
+    );
+    assert_eq!(
+        pieces[1][14 + 20 + 13] & 0x80,
+        0,
+        "CWR on the first piece only"
+    );
+    let mut run = Vec::new();
+    for (first, count) in [(0, 2), (1, 3), (2, 3), (4, 1), (0, 5)] {
+        assert!(sub_segment(&f, h, 500, first, count, &mut run));
+        let last = &pieces[first + count - 1];
+        let tcp_len = run.len() - 34;
+        let mut partial = run.clone();
+        fill_partial_checksum(&mut partial[34..], SRC, DST, tcp_len);
+        assert_eq!(run, partial, "a partial checksum");
+        assert!(complete_checksum(&mut run, 14));
+        let head = &pieces[first];
+        assert_eq!(&run[..16], &head[..16]);
+        assert_eq!(
+            u16::from_be_bytes([run[16], run[17]]) as usize,
+            run.len() - 14,
+            "IP length"
+        );
+        assert_eq!(&run[18..20], &head[18..20], "identification of the first");
+        assert_eq!(checksum::checksum(&run[14..34]), 0, "IP header checksum");
+        assert_eq!(&run[38..42], &head[38..42], "sequence number of the first");
+        assert_eq!(run[47] & !0x09, head[47] & !0x09, "CWR as the first");
+        assert_eq!(run[47] & 0x09, last[47] & 0x09, "FIN and PSH as the last");
+        let body: Vec<u8> = pieces[first..first + count]
+            .iter()
+            .flat_map(|p| p[66..].to_vec())
+            .collect();
+        assert_eq!(&run[66..], &body[..]);
+        tcp::TcpRepr::parse(&run[34..], SRC, DST).expect("a valid checksum");
+    }
+    assert!(!sub_segment(&f, h, 500, 5, 1, &mut run), "past the payload");
+    assert!(!sub_segment(&f, h, 500, 1, 0, &mut run), "empty");
+    assert!(run.is_empty());
+}

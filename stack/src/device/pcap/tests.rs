@@ -77,8 +77,30 @@ fn captures_show_trusted_segments_with_their_real_checksum() {
     // above may still comment on it).
     dev.flush().unwrap();
     let recorded = &dev.pcap().get_ref()[24 + 16..];
-    assert_eq!(recorded, &buf[..n], "the stack gets what the capture shows");
+    assert_eq!(
+        &buf[..n],
+        &f[..],
+        "the frame handed up keeps its partial checksum"
+    );
+    let mut completed = buf[..n].to_vec();
+    assert!(crate::device::gso::complete_checksum(&mut completed, 14));
+    assert_eq!(recorded, &completed[..], "the capture shows it completed");
     tcp::TcpRepr::parse(&recorded[34..], src, dst).expect("a valid checksum");
+
+    // A fault injector above completes it once: the stack gets a valid
+    // checksum (completing it twice would spoil it).
+    let pcap = PcapWriter::new(Vec::new(), t0, UNIX_EPOCH).unwrap();
+    let mut dev = crate::device::FaultDevice::new(
+        PcapDevice::new(Trusting(Some(f.clone())), pcap),
+        crate::device::FaultConfig {
+            loss: 1e-12,
+            seed: 1,
+            ..Default::default()
+        },
+    );
+    let n = dev.recv(t0, &mut buf).unwrap().unwrap();
+    assert!(!dev.rx_checksum_trusted());
+    assert_eq!(&buf[..n], &completed[..]);
 }
 
 /// A file stand-in whose contents the test can read while the writer
