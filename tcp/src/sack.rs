@@ -593,17 +593,29 @@ impl Scoreboard {
     /// Records a retransmission of [start, start+len), sent when SND.NXT
     /// was `snd_nxt`. Amortized O(log n).
     pub fn on_retransmit(&mut self, start: SeqNum, len: usize, snd_nxt: SeqNum) {
-        self.on_retransmit_at(start, len, snd_nxt, 0);
+        self.on_retransmit_at(start, len, snd_nxt, 0, true);
     }
 
     /// [`on_retransmit`](Self::on_retransmit) with the transmit time `at`
     /// (microseconds on the caller's clock, wrapping), for
     /// [`detect_lost_retransmissions_by`](Self::detect_lost_retransmissions_by).
-    pub fn on_retransmit_at(&mut self, start: SeqNum, len: usize, snd_nxt: SeqNum, at: u32) {
+    /// `next_seg`: a NextSeg rule (1) retransmission, which moves HighRxt;
+    /// a rescue retransmission or a probe does not (RFC 6675 4: for rule
+    /// (4), "HighRxt MUST NOT be updated"), but is logged like any other.
+    pub fn on_retransmit_at(
+        &mut self,
+        start: SeqNum,
+        len: usize,
+        snd_nxt: SeqNum,
+        at: u32,
+        next_seg: bool,
+    ) {
         let end = start + len;
         // RFC 6675 HighRxt: "The highest sequence number which has been
         // retransmitted during the current loss recovery phase."
-        self.high_rxt = self.high_rxt.max(end);
+        if next_seg {
+            self.high_rxt = self.high_rxt.max(end);
+        }
         self.snd_max = self.snd_max.max(snd_nxt);
         // Octets sent again leave the lost-retransmission set.
         if !self.again.is_empty() {

@@ -19,6 +19,12 @@ pub(crate) enum Plan {
     Retransmit { seq: SeqNum, len: usize },
     /// The rescue retransmission (rule 4).
     Rescue { seq: SeqNum, len: usize },
+    /// A retransmission found lost, sent again (before rule 1: it holds
+    /// back the cumulative ACK).
+    Again { seq: SeqNum, len: usize },
+    /// A tail loss probe in fast recovery: the highest segment not SACKed
+    /// sent again (RFC 8985 7.3 "the highest-sequence segment").
+    Probe { seq: SeqNum, len: usize },
     /// New data (rule 2), possibly with the FIN, in segments of `mss`
     /// bytes (`len` may span several: a super segment).
     New { len: usize, fin: bool, mss: usize },
@@ -378,7 +384,7 @@ impl Connection {
                         .scoreboard
                         .highest_unsacked(self.snd.una, self.snd.nxt, mss)
             {
-                return (Some(Plan::Retransmit { seq, len }), blocked);
+                return (Some(Plan::Probe { seq, len }), blocked);
             }
             let outstanding = self.snd.nxt.since(self.snd.una);
             if outstanding > 0 {
@@ -398,7 +404,7 @@ impl Connection {
         // first: they hold back the cumulative ACK.
         if self.recovery.retransmit_now || self.recovery.phase.is_some() && room >= mss {
             if let Some((seq, len)) = self.recovery.scoreboard.peek_again(self.snd.una, mss) {
-                return (Some(Plan::Retransmit { seq, len }), blocked);
+                return (Some(Plan::Again { seq, len }), blocked);
             }
             if let Some((seq, len)) = self.recovery.scoreboard.next_lost(self.snd.una, mss) {
                 return (Some(Plan::Retransmit { seq, len }), blocked);
@@ -550,7 +556,10 @@ impl Connection {
             // RFC 6937 3: "On any data transmission or retransmission:
             // prr_out += (data sent)".
             let len = match plan {
-                Plan::Retransmit { len, .. } | Plan::Rescue { len, .. } => len,
+                Plan::Retransmit { len, .. }
+                | Plan::Again { len, .. }
+                | Plan::Rescue { len, .. }
+                | Plan::Probe { len, .. } => len,
                 Plan::New { len, .. } => len,
             };
             self.recovery.prr.out += len;
@@ -559,12 +568,17 @@ impl Connection {
         match plan {
             Plan::Retransmit { seq, len } => {
                 self.recovery.retransmit_now = false;
-                Some(self.retransmission(now, seq, len))
+                Some(self.retransmission(now, seq, len, true))
+            }
+            Plan::Again { seq, len } => {
+                self.recovery.retransmit_now = false;
+                Some(self.retransmission(now, seq, len, false))
             }
             Plan::Rescue { seq, len } => {
                 self.recovery.scoreboard.mark_rescued();
-                Some(self.retransmission(now, seq, len))
+                Some(self.retransmission(now, seq, len, false))
             }
+            Plan::Probe { seq, len } => Some(self.retransmission(now, seq, len, false)),
             Plan::New { len, fin, mss } => {
                 self.recovery.retransmit_now = false;
                 let seq = self.snd.nxt;
@@ -610,8 +624,13 @@ impl Connection {
     }
 
     /// A retransmission of sequence space [seq, seq+len), which may cover
-    /// the FIN.
-    fn retransmission(&mut self, now: Instant, seq: SeqNum, len: usize) -> Out {
+    /// the FIN. `next_seg`: chosen by RFC 6675 NextSeg rule (1) (lost
+    /// data), so HighRxt moves past it; a rescue retransmission (rule 4:
+    /// "HighRxt MUST NOT be updated") or a tail loss probe at the top of
+    /// the flight leaves HighRxt where it is, else every hole below it
+    /// that RACK finds lost later would be out of rule (1)'s reach ("S2 is
+    /// greater than HighRxt") until the retransmission timer.
+    fn retransmission(&mut self, now: Instant, seq: SeqNum, len: usize, next_seg: bool) -> Out {
         // HighRxt and the retransmission log belong to a recovery episode; a
         // tail loss probe outside recovery leaves them alone (it would
         // otherwise make SetPipe count the whole flight twice).
@@ -619,7 +638,7 @@ impl Connection {
             let at = self.recovery.rack.micros(now);
             self.recovery
                 .scoreboard
-                .on_retransmit_at(seq, len, self.snd.nxt, at);
+                .on_retransmit_at(seq, len, self.snd.nxt, at, next_seg);
         } else if seq + len >= self.snd.nxt {
             // A tail loss probe sending the last segment again.
             self.recovery.rack.on_probe_retransmit(now, seq, seq + len);

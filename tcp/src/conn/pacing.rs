@@ -179,6 +179,8 @@ impl Connection {
 fn is_paced(plan: &Plan) -> bool {
     match *plan {
         Plan::New { len, .. } => len > 0,
-        Plan::Retransmit { .. } | Plan::Rescue { .. } => true,
+        Plan::Retransmit { .. } | Plan::Again { .. } | Plan::Rescue { .. } | Plan::Probe { .. } => {
+            true
+        }
     }
 }
