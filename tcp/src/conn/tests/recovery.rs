@@ -286,3 +286,63 @@ fn an_algorithm_that_owns_the_recovery_window_is_not_held_by_prr() {
         }
     }
 }
+
+/// RFC 6675 4: after a rescue retransmission (rule 4) "HighRxt MUST NOT
+/// be updated". A hole below it that RACK finds lost later must still be
+/// retransmitted by rule 1 ("S2 is greater than HighRxt"), not left to the
+/// retransmission timer. Ten segments go out; the 3rd and 7th are lost.
+/// SACKs for the 4th-6th start recovery (the 3rd is retransmitted), the
+/// rescue resends the 10th, then SACKs for the 8th-9th reveal the 7th.
+#[test]
+fn a_rescue_retransmission_leaves_later_holes_reachable() {
+    let mut w = Wire::new(cfg(), cfg());
+    w.established();
+    let mss = w.a.stats().mss;
+    w.a.cc.ctrl = Box::new(FixedWindow {
+        cwnd: 10 * mss,
+        owns: true,
+    });
+    w.a.send(&pattern(10 * mss)).unwrap();
+    let mut t = w.now;
+    let mut segs = Vec::new();
+    w.a.poll_transmit(t, 1500, |r, x, y| {
+        segs.push((r.seq, x.len() + y.len()));
+        true
+    });
+    assert_eq!(segs.len(), 10);
+    w.a.cc.ctrl = Box::new(FixedWindow {
+        cwnd: 30 * mss,
+        owns: true,
+    });
+    let una = w.a.snd.una;
+    let end = |k: usize| segs[k].0 + segs[k].1;
+    let ack_with = |w: &mut Wire, t: Instant, blocks: &[(SeqNum, SeqNum)]| {
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = una;
+        for &(l, r) in blocks {
+            ack.options.push_sack(l, r);
+        }
+        w.a.handle_segment(t, &ack, &[]);
+        let mut sent = Vec::new();
+        w.a.poll_transmit(t, 1500, |r, x, y| {
+            if x.len() + y.len() > 0 {
+                sent.push(r.seq);
+            }
+            true
+        });
+        sent
+    };
+    t += Duration::from_millis(10);
+    let sent = ack_with(&mut w, t, &[(segs[3].0, end(5))]);
+    assert_eq!(w.a.stats().fast_recoveries, 1);
+    assert!(sent.contains(&segs[2].0), "the 3rd again: {sent:?}");
+    assert!(sent.contains(&segs[9].0), "the rescue: {sent:?}");
+    assert!(!sent.contains(&segs[6].0), "the 7th is not known lost yet");
+    t += Duration::from_millis(1);
+    let sent = ack_with(&mut w, t, &[(segs[7].0, end(8)), (segs[3].0, end(5))]);
+    assert!(
+        sent.contains(&segs[6].0),
+        "the 7th, found lost below the rescue, goes again at once: {sent:?}"
+    );
+    assert_eq!(w.a.stats().rto_count, 0);
+}
