@@ -191,8 +191,8 @@ impl StackBuilder {
 
     /// TAP and TUN receive offload (on by default): the kernel may hand
     /// over TCP segments of up to 64 KiB, one `read` instead of up to 45,
-    /// and takes TCP super segments whole. Off while faults are injected
-    /// (see the comment in `start`).
+    /// and takes TCP super segments whole. Fault injection keeps them: it
+    /// draws every fault per wire segment of a super segment.
     pub fn offload(mut self, on: bool) -> Self {
         if let Some(t) = self.device.kernel() {
             t.offload = on;
@@ -373,17 +373,10 @@ impl StackBuilder {
         let seed = self.seed_value();
         // Check the configuration before creating the device.
         self.interface(medium, self.mtu.unwrap_or(1500), seed)?;
-        // Under fault injection the offloads are off for now: the injector
-        // handles super segments (it draws every fault per wire segment and
-        // passes untouched runs on whole), but against a Linux receiver that
-        // then ACKs whole super segments, ustack's loss recovery stalls when
-        // a retransmission at SND.UNA is lost while the send buffer is full
-        // (nothing sent later is delivered to reveal it; the timeout does),
-        // and the measurements under loss collapse (README, "Offloads under
-        // fault injection"). Wire-sized frames keep them as they were.
-        let mut tap = tap.clone();
-        tap.offload &= self.faults.is_noop();
-        let tap = &tap;
+        // The offloads stay on under fault injection: the injector draws
+        // every fault per wire segment of a super segment, and passes the
+        // untouched runs on whole, so both directions keep the costs they
+        // have without it.
         let io_error = |e: &stack::device::TapError, message: String| {
             let kind = match e {
                 stack::device::TapError::PermissionDenied(_) => io::ErrorKind::PermissionDenied,
