@@ -21,8 +21,13 @@ summary=$(grep '^services-totals: ' "$OUT/chargen.log")
 rto=$(grep -o '\bretrans_rto=[0-9]*' <<<"$summary" | cut -d= -f2)
 fastc=$(grep -o '\bretrans_fast=[0-9]*' <<<"$summary" | cut -d= -f2)
 ok "ustack counters: $fastc fast (SACK/dup-ACK) retransmissions, $rto after timeouts"
-((all > 0 && fast * 10 >= all * 7)) || die "retransmissions are not mostly SACK-driven ($fast of $all)"
-((fastc > 0 && rto * 10 < fastc + rto)) || die "too many timeout retransmissions ($rto of $((fastc + rto)))"
+# With the TAP offloads on under fault injection the capture holds super
+# segments and the runs the injector cut around lost segments; tshark
+# classifies retransmissions among them by timing and calls many fast
+# ones "out-of-order", so its count only has to show retransmissions at
+# all. ustack's own counters say which kind they were.
+((all > 0)) || die "tshark sees no retransmission by ustack in the capture"
+((fastc > 0 && rto * 10 < fastc + rto)) || die "retransmissions are not mostly SACK-driven: $rto of $((fastc + rto)) after timeouts"
 
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/discard.log" --discard 9 \
     --loss 0.01 --seed 6 --pcap "$OUT/discard.pcap"
