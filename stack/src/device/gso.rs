@@ -86,58 +86,15 @@ pub fn split_tcp(
     let Some(h) = TcpHeaders::find(frame, link_len) else {
         return 0;
     };
-    let mss = mss.max(1);
-    let payload = &frame[h.payload..];
-    let src = std::net::Ipv4Addr::new(
-        frame[h.ip + 12],
-        frame[h.ip + 13],
-        frame[h.ip + 14],
-        frame[h.ip + 15],
-    );
-    let dst = std::net::Ipv4Addr::new(
-        frame[h.ip + 16],
-        frame[h.ip + 17],
-        frame[h.ip + 18],
-        frame[h.ip + 19],
-    );
-    let seq0 = u32::from_be_bytes([
-        frame[h.tcp + 4],
-        frame[h.tcp + 5],
-        frame[h.tcp + 6],
-        frame[h.tcp + 7],
-    ]);
-    let ident0 = u16::from_be_bytes([frame[h.ip + 4], frame[h.ip + 5]]);
-    let flags = frame[h.tcp + 13];
-    let count = payload.len().div_ceil(mss).max(1);
+    let count = frame
+        .len()
+        .saturating_sub(h.payload)
+        .div_ceil(mss.max(1))
+        .max(1);
     for i in 0..count {
-        let start = i * mss;
-        let chunk = &payload[start.min(payload.len())..(start + mss).min(payload.len())];
-        let last = i + 1 == count;
-        scratch.clear();
-        scratch.extend_from_slice(&frame[..h.payload]);
-        scratch.extend_from_slice(chunk);
-        let ip_len = scratch.len() - h.ip;
-        let tcp_len = scratch.len() - h.tcp;
-        {
-            let iph = &mut scratch[h.ip..h.tcp];
-            iph[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-            iph[4..6].copy_from_slice(&ident0.wrapping_add(i as u16).to_be_bytes());
-            iph[10..12].fill(0);
-            let c = checksum::checksum(iph);
-            iph[10..12].copy_from_slice(&c.to_be_bytes());
+        if cut(frame, h, mss, i, 1, scratch, true) {
+            emit(scratch);
         }
-        let tcp = &mut scratch[h.tcp..];
-        tcp[4..8].copy_from_slice(&seq0.wrapping_add(start as u32).to_be_bytes());
-        tcp[13] = if last { flags } else { flags & !(FIN | PSH) };
-        if i > 0 {
-            // Linux's GSO leaves CWR on the first segment only.
-            tcp[13] &= !CWR;
-        }
-        tcp[16..18].fill(0);
-        let sum = checksum::add(checksum::pseudo_header(src, dst, 6, tcp_len as u16), tcp);
-        let c = !checksum::fold(sum);
-        tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        emit(scratch);
     }
     count
 }
@@ -161,6 +118,20 @@ pub fn sub_segment(
     count: usize,
     out: &mut Vec<u8>,
 ) -> bool {
+    cut(frame, h, mss, first, count, out, false)
+}
+
+/// [`sub_segment`], with the TCP checksum complete (`complete`: a piece
+/// for the wire, as [`split_tcp`] makes) or left as the pseudo-header sum.
+fn cut(
+    frame: &[u8],
+    h: TcpHeaders,
+    mss: usize,
+    first: usize,
+    count: usize,
+    out: &mut Vec<u8>,
+    complete: bool,
+) -> bool {
     out.clear();
     let mss = mss.max(1);
     let payload = frame.len().saturating_sub(h.payload);
@@ -174,18 +145,8 @@ pub fn sub_segment(
     out.extend_from_slice(&frame[h.payload + start..h.payload + end]);
     let ip_len = out.len() - h.ip;
     let tcp_len = out.len() - h.tcp;
-    let src = std::net::Ipv4Addr::new(
-        out[h.ip + 12],
-        out[h.ip + 13],
-        out[h.ip + 14],
-        out[h.ip + 15],
-    );
-    let dst = std::net::Ipv4Addr::new(
-        out[h.ip + 16],
-        out[h.ip + 17],
-        out[h.ip + 18],
-        out[h.ip + 19],
-    );
+    let addr = |o: usize| std::net::Ipv4Addr::new(out[o], out[o + 1], out[o + 2], out[o + 3]);
+    let (src, dst) = (addr(h.ip + 12), addr(h.ip + 16));
     {
         let iph = &mut out[h.ip..h.tcp];
         let ident = u16::from_be_bytes([iph[4], iph[5]]).wrapping_add(first as u16);
@@ -202,9 +163,16 @@ pub fn sub_segment(
         tcp[13] &= !(FIN | PSH);
     }
     if first > 0 {
+        // Linux's GSO leaves CWR on the first segment only.
         tcp[13] &= !CWR;
     }
-    fill_partial_checksum(tcp, src, dst, tcp_len);
+    if complete {
+        tcp[16..18].fill(0);
+        let sum = checksum::add(checksum::pseudo_header(src, dst, 6, tcp_len as u16), tcp);
+        tcp[16..18].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    } else {
+        fill_partial_checksum(tcp, src, dst, tcp_len);
+    }
     true
 }
 
