@@ -109,11 +109,7 @@ fn reordering_inside_the_window_is_not_loss() {
         // Ten segments in flight.
         w.a.send(&pattern(14_480)).unwrap();
         let t = w.now;
-        let mut segs = Vec::new();
-        w.a.poll_transmit(t, 1500, |r, x, y| {
-            segs.push((r.seq, x.len() + y.len()));
-            true
-        });
+        let segs = poll_segments(&mut w.a, t);
         assert_eq!(segs.len(), 10);
         let una = w.a.snd.una;
         let end = |k: usize| segs[k].0 + segs[k].1;

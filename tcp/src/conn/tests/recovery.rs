@@ -75,11 +75,7 @@ fn recovery_after_heavy_loss_sends_no_burst() {
     w.established();
     w.a.send(&pattern(40_000)).unwrap();
     let mut t = w.now;
-    let mut segs = Vec::new();
-    w.a.poll_transmit(t, 1500, |r, x, y| {
-        segs.push((r.seq, x.len() + y.len()));
-        true
-    });
+    let segs = poll_segments(&mut w.a, t);
     assert_eq!(segs.len(), 10, "the initial window");
     // The first six are lost; SACKs for the other four arrive one by one.
     let una = w.a.snd.una;
@@ -241,11 +237,7 @@ fn an_algorithm_that_owns_the_recovery_window_is_not_held_by_prr() {
         });
         w.a.send(&pattern(40_000)).unwrap();
         let mut t = w.now;
-        let mut segs = Vec::new();
-        w.a.poll_transmit(t, 1500, |r, x, y| {
-            segs.push((r.seq, x.len() + y.len()));
-            true
-        });
+        let segs = poll_segments(&mut w.a, t);
         assert_eq!(segs.len(), 10);
         // The first six segments are lost and the last four are SACKed,
         // one ACK each; once recovery has begun, the window opens wide.
@@ -264,11 +256,10 @@ fn an_algorithm_that_owns_the_recovery_window_is_not_held_by_prr() {
                 cwnd: 30 * mss,
                 owns,
             });
-            let mut n = 0;
-            w.a.poll_transmit(t, 1500, |_, x, y| {
-                n += (x.len() + y.len() > 0) as usize;
-                true
-            });
+            let n = poll_segments(&mut w.a, t)
+                .iter()
+                .filter(|&&(_, len)| len > 0)
+                .count();
             sent_per_ack.push(n);
         }
         assert_eq!(w.a.stats().fast_recoveries, 1);
@@ -304,11 +295,7 @@ fn a_rescue_retransmission_leaves_later_holes_reachable() {
     });
     w.a.send(&pattern(10 * mss)).unwrap();
     let mut t = w.now;
-    let mut segs = Vec::new();
-    w.a.poll_transmit(t, 1500, |r, x, y| {
-        segs.push((r.seq, x.len() + y.len()));
-        true
-    });
+    let segs = poll_segments(&mut w.a, t);
     assert_eq!(segs.len(), 10);
     w.a.cc.ctrl = Box::new(FixedWindow {
         cwnd: 30 * mss,
@@ -323,13 +310,11 @@ fn a_rescue_retransmission_leaves_later_holes_reachable() {
             ack.options.push_sack(l, r);
         }
         w.a.handle_segment(t, &ack, &[]);
-        let mut sent = Vec::new();
-        w.a.poll_transmit(t, 1500, |r, x, y| {
-            if x.len() + y.len() > 0 {
-                sent.push(r.seq);
-            }
-            true
-        });
+        let sent: Vec<SeqNum> = poll_segments(&mut w.a, t)
+            .into_iter()
+            .filter(|&(_, len)| len > 0)
+            .map(|(seq, _)| seq)
+            .collect();
         sent
     };
     t += Duration::from_millis(10);

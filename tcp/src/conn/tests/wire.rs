@@ -278,6 +278,17 @@ impl Wire {
     }
 }
 
+/// What A sends now, straight off `poll_transmit` (not through the wire):
+/// each segment's sequence number and payload length.
+pub(super) fn poll_segments(c: &mut Connection, now: Instant) -> Vec<(SeqNum, usize)> {
+    let mut segs = Vec::new();
+    c.poll_transmit(now, 1500, |r, x, y| {
+        segs.push((r.seq, x.len() + y.len()));
+        true
+    });
+    segs
+}
+
 pub(super) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
