@@ -8,8 +8,11 @@ CHECK="$USTACK_ROOT/scripts/tools/tcp_check.py"
 OUT=$(test_out_dir tcp-loss)
 netns_new NS tcploss
 
+# Wire-sized frames (--no-offload): tshark classifies retransmissions by
+# timing, and among super segments and the runs the injector cuts around
+# lost segments it calls many fast ones "out-of-order".
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/chargen.log" --chargen 19 \
-    --loss 0.01 --seed 5 --pcap "$OUT/chargen.pcap"
+    --loss 0.01 --seed 5 --no-offload --pcap "$OUT/chargen.pcap"
 in_ns "$NS" timeout 300 python3 "$CHECK" chargen 10.0.0.2 19 $((64 << 20)) >&2 ||
     die "64 MiB from chargen with 1% loss"
 stop_pid "$USTACK"
@@ -21,13 +24,8 @@ summary=$(grep '^services-totals: ' "$OUT/chargen.log")
 rto=$(grep -o '\bretrans_rto=[0-9]*' <<<"$summary" | cut -d= -f2)
 fastc=$(grep -o '\bretrans_fast=[0-9]*' <<<"$summary" | cut -d= -f2)
 ok "ustack counters: $fastc fast (SACK/dup-ACK) retransmissions, $rto after timeouts"
-# With the TAP offloads on under fault injection the capture holds super
-# segments and the runs the injector cut around lost segments; tshark
-# classifies retransmissions among them by timing and calls many fast
-# ones "out-of-order", so its count only has to show retransmissions at
-# all. ustack's own counters say which kind they were.
-((all > 0)) || die "tshark sees no retransmission by ustack in the capture"
-((fastc > 0 && rto * 10 < fastc + rto)) || die "retransmissions are not mostly SACK-driven: $rto of $((fastc + rto)) after timeouts"
+((all > 0 && fast * 10 >= all * 7)) || die "retransmissions are not mostly SACK-driven ($fast of $all)"
+((fastc > 0 && rto * 10 < fastc + rto)) || die "too many timeout retransmissions ($rto of $((fastc + rto)))"
 
 start_host USTACK "$NS" tap0 10.0.0.2/24 10.0.0.1/24 "$OUT/discard.log" --discard 9 \
     --loss 0.01 --seed 6 --pcap "$OUT/discard.pcap"
