@@ -143,6 +143,7 @@ impl Connection {
                 retransmit_now: false,
                 rto_without_progress: 0,
                 tlp_due: false,
+                tlp_follow: false,
                 tlp_end: None,
                 tlp_sent: 0,
                 tlp_retrans: None,

@@ -56,6 +56,10 @@ pub(crate) struct LossRecovery {
     pub(crate) rto_without_progress: u32,
     /// A probe is due (the PTO fired).
     pub(crate) tlp_due: bool,
+    /// The probe's second segment of new data is due: without segmentation
+    /// offload its [`TLP_NEW_SEGMENTS`](super::output::TLP_NEW_SEGMENTS)
+    /// leave one at a time.
+    pub(crate) tlp_follow: bool,
     /// TLP.end_seq (RFC 8985 7.4.2): SND.NXT when the probe went, the end
     /// of its episode (moved on by a second probe); at most
     /// `timers::MAX_PROBES` probes until the episode ends.

@@ -319,6 +319,77 @@ fn a_probe_of_new_data_is_no_repair() {
     assert!(w.a.recovery.tlp_end.is_none(), "the episode is over");
 }
 
+/// Issue 21: the peer's ACK of a whole flight is lost. The probe carries
+/// two new segments, which the peer acknowledges at once (RFC 5681 4.2:
+/// every second full-sized segment); one segment alone would wait for its
+/// delayed ACK (40 ms here, as on Linux) with the sender idle meanwhile.
+#[test]
+fn a_probe_of_two_new_segments_is_acknowledged_at_once() {
+    let mut w = Wire::new(with(LossDetection::Rack), cfg());
+    w.delay = Duration::from_micros(50);
+    // B's ACKs of the initial window (10 segments) are all lost: at the
+    // probe timeout cwnd is full and 4 segments wait.
+    let probe_end = SeqNum(1001 + 12 * 1448);
+    w.filter_b = Box::new(move |_, r, p| {
+        if p.is_empty() && !r.flags.syn() && r.ack > SeqNum(1001) && r.ack < probe_end {
+            return Fate::Drop;
+        }
+        Fate::Deliver
+    });
+    w.established();
+    let data = pattern(14 * 1448);
+    transfer(&mut w, &data, Duration::from_secs(1));
+    let s = w.a.stats();
+    assert_eq!(s.tail_loss_probes, 1, "{s}");
+    assert_eq!((s.bytes_retransmitted, s.rto_count), (0, 0), "{s}");
+    // When the segment (or super segment) holding `seq` left.
+    let at = |seq: SeqNum| {
+        w.sent_a
+            .iter()
+            .zip(&w.times_a)
+            .find(|((r, p), _)| r.seq <= seq && seq < r.seq + p.len())
+            .expect("sent")
+            .1
+    };
+    let probe = at(SeqNum(1001 + 10 * 1448));
+    assert_eq!(at(SeqNum(1001 + 11 * 1448)), probe, "both in the probe");
+    // Without segmentation offload, one at a time.
+    assert!(w.sent_a.iter().all(|(_, p)| p.len() <= 1448));
+    // The rest goes as soon as the probe's ACK is back: a round trip, not
+    // a delayed ACK.
+    let rest = *at(probe_end) - *probe;
+    assert!(rest < w.cfg_b.delayed_ack / 4, "{rest:?}");
+}
+
+/// With segmentation offload the probe's two segments leave as one super
+/// segment; with a single segment of new data left, the probe is that one.
+#[test]
+fn a_probe_of_new_data_is_one_super_segment_with_offload() {
+    for (segments, probe) in [(14, 2 * 1448), (11, 1448)] {
+        let mut w = Wire::new(with(LossDetection::Rack), cfg());
+        w.established();
+        w.a.send(&pattern(segments * 1448)).unwrap();
+        let mut lens = Vec::new();
+        let now = w.now;
+        w.a.poll_transmit_burst(now, 1500, 65_000, |_, a, b, _| {
+            lens.push(a.len() + b.len());
+            true
+        });
+        assert_eq!(lens, vec![10 * 1448], "the initial window");
+        // No ACK comes back: the probe timer fires.
+        let at = w.a.poll_at().expect("the probe timer");
+        w.a.handle_timeout(at);
+        lens.clear();
+        w.a.poll_transmit_burst(at, 1500, 65_000, |_, a, b, _| {
+            lens.push(a.len() + b.len());
+            true
+        });
+        assert_eq!(lens, vec![probe], "{segments} segments written");
+        assert_eq!(w.a.stats().tail_loss_probes, 1);
+        assert!(!w.a.recovery.tlp_follow);
+    }
+}
+
 /// Issue 21: the peer's ACK of the tail is lost, and so is its answer to
 /// the probe. RFC 8985 would wait for the 200 ms RTO; a second probe,
 /// 40 ms (a delayed ACK) after the first, brings the ACK instead. Its
