@@ -43,9 +43,11 @@ use crate::SeqNum;
 
 /// Most snapshots kept per connection (bounded memory: 32 bytes each, 128
 /// KiB in all). A window takes about one entry per ACK that clocked data
-/// out, so this holds a flight of 4 MiB (the largest autotuned send buffer)
-/// sent in bursts of 1 KiB or more: ACKs every two full segments need
-/// about 1,450 entries for it, ACKs of every segment 2,900.
+/// out, so this holds a flight of 8 MiB (the largest autotuned send buffer)
+/// clocked out by ACKs of every two full segments (about 2,900 entries);
+/// with ACKs of every segment, 5,800 would be needed, and the oldest
+/// entries merge (`rate_snapshot_merges`), as they do for a 4 MiB flight
+/// sent in bursts under 1 KiB.
 pub const MAX_SNAPSHOTS: usize = 4096;
 
 /// Times are microseconds since the connection's epoch, wrapping (about 71

@@ -85,7 +85,9 @@ impl Connection {
     /// Without it, a fast path with losses stalls on a full buffer: the
     /// data SACKed above a hole stays buffered until the hole is
     /// repaired, about two round trips, and on a 10 ms path at 1% loss
-    /// a 1 MiB buffer held BBR to a third of what 4 MiB allowed.
+    /// a 1 MiB buffer held BBR to a third of what 4 MiB allowed (and 4
+    /// MiB to three quarters of what 8 MiB allows, see
+    /// `TcpConfig::send_buffer_max`).
     pub(crate) fn autotune_send_buffer(&mut self) {
         if !std::mem::take(&mut self.snd.nospace) {
             return;
