@@ -514,7 +514,7 @@ impl Connection {
             .rack
             .set_echo(echo.filter(|_| self.ts.peer.is_some()));
         self.rack_on_ack(now, una_before, high_rxt, &rack_sacked[..rack_n], dsack);
-        self.detect_loss(now);
+        self.detect_loss(now, una_before);
         if self.snd.una > una_before || newly_sacked > 0 {
             let delivered = self.stats.bytes_acked + self.recovery.scoreboard.sacked_bytes() as u64;
             let interval = self.rtt.srtt().unwrap_or_default();

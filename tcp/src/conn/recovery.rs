@@ -165,8 +165,9 @@ impl Connection {
 
     /// RFC 6675 5 / RFC 5681 3.2: enter fast recovery when the first
     /// unacknowledged segment is deemed lost (SACK: IsLost(HighACK + 1);
-    /// without SACK: the third duplicate ACK).
-    pub(crate) fn detect_loss(&mut self, now: Instant) {
+    /// without SACK: the third duplicate ACK). `una_before`: SND.UNA before
+    /// the ACK being processed (SND.UNA itself when a timer asks).
+    pub(crate) fn detect_loss(&mut self, now: Instant, una_before: SeqNum) {
         if self.uses_rack() {
             self.rack_detect_loss(now);
         } else if self.sack_ok {
@@ -198,7 +199,15 @@ impl Connection {
                 .scoreboard
                 .mark_lost_through(self.snd.una + self.snd.smss);
         }
-        let flight = self.snd.nxt.since(self.snd.una);
+        // FlightSize (RFC 5681 eq. (4), RFC 6937's RecoverFS) as the ACK
+        // found it. A receiver that acknowledges a whole burst at once
+        // (Linux coalescing a super segment, GRO) answers a loss with one
+        // ACK that both moves SND.UNA up to the hole and SACKs the rest:
+        // counted after it, the flight is only the hole and what lies
+        // above it, far below the window in use, and NewReno's ssthresh
+        // and PRR's pace followed it down. (CUBIC takes cwnd, as Linux's
+        // tcp_init_cwnd_reduction does; see `Cubic::reduce`.)
+        let flight = self.snd.nxt.since(una_before.min(self.snd.una));
         self.cc.ctrl.on_loss(now, flight);
         self.cc.hystart.finish();
         self.recovery.phase = Some(Recovery::Fast {

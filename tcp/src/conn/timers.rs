@@ -182,7 +182,7 @@ impl Connection {
                 // expiry; losses found start (or continue) recovery.
                 self.timers.stop(Timer::Reorder);
                 if self.state.is_synchronized() && self.snd.nxt > self.snd.una {
-                    self.detect_loss(now);
+                    self.detect_loss(now, self.snd.una);
                     if matches!(
                         self.recovery.phase,
                         Some(super::recovery::Recovery::Fast { .. })

@@ -331,3 +331,52 @@ fn a_rescue_retransmission_leaves_later_holes_reachable() {
     );
     assert_eq!(w.a.stats().rto_count, 0);
 }
+
+/// Issue 21: a receiver that acknowledges a whole burst at once (Linux
+/// coalescing a super segment) answers a loss with one ACK that moves
+/// SND.UNA up to the hole and SACKs everything above it. The window is cut
+/// from what was in use, not from the hole and the little above it that
+/// FlightSize counts once that ACK is taken: CUBIC from cwnd (as Linux),
+/// NewReno (RFC 5681 eq. (4)) and PRR's RecoverFS from the flight the ACK
+/// found.
+#[test]
+fn a_loss_in_a_stretch_ack_cuts_the_window_in_use() {
+    use crate::cc::Algorithm;
+    // CUBIC: beta_cubic times cwnd, which the ACK's five segments first
+    // grew from 10 to 12 (slow start, RFC 3465's L = 2). NewReno: half the
+    // ten segments in flight. (From the five after the ACK: 3.5 and 2.5.)
+    for (algorithm, ssthresh_segments) in [(Algorithm::Cubic, 8.4), (Algorithm::NewReno, 5.0)] {
+        let mut w = Wire::new(
+            TcpConfig {
+                congestion: algorithm,
+                ..cfg()
+            },
+            cfg(),
+        );
+        w.established();
+        // The initial window: ten segments.
+        w.a.send(&pattern(20 * 1448)).unwrap();
+        let t = w.now;
+        let segs = poll_segments(&mut w.a, t);
+        assert_eq!(segs.len(), 10);
+        let mss = w.a.stats().mss;
+        let cwnd = w.a.stats().cwnd;
+        assert_eq!(cwnd, 10 * mss);
+        // The 6th is lost; one ACK takes the first five and SACKs the rest.
+        let now = t + Duration::from_millis(10);
+        let mut ack = from_peer(&w.a, 0, crate::Flags::ACK);
+        ack.ack = segs[5].0;
+        ack.window = 65_535;
+        ack.options.push_sack(segs[6].0, segs[9].0 + segs[9].1);
+        w.a.handle_segment(now, &ack, &[]);
+        let s = w.a.stats();
+        assert_eq!(s.fast_recoveries, 1, "{algorithm:?}: {s}");
+        let expected = (ssthresh_segments * mss as f64) as usize;
+        assert!(
+            s.ssthresh.abs_diff(expected) <= 1,
+            "{algorithm:?}: ssthresh {} (expected {expected})",
+            s.ssthresh
+        );
+        assert_eq!(w.a.recovery.prr.recover_fs, 10 * mss, "{algorithm:?}");
+    }
+}
