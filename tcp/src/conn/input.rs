@@ -399,6 +399,9 @@ impl Connection {
         // SACKed (or, without SACK, presumed delivered) bytes.
         let (una_before, sacked_before) = (self.snd.una, self.recovery.scoreboard.sacked_bytes());
         let lost_before = self.recovery.scoreboard.lost_end();
+        // Outside recovery: the window's growth this ACK earned, applied
+        // after loss detection (see `grow_window`).
+        let mut growth = None;
         let high_rxt = if self.recovery.phase.is_some() {
             self.recovery.scoreboard.high_rxt()
         } else {
@@ -489,7 +492,11 @@ impl Connection {
             self.recovery.rto_without_progress = 0;
             let outstanding = self.snd.nxt > self.snd.una;
             self.snd.progress_at = outstanding.then_some(now);
-            self.on_ack_of_new_data(now, ack, acked, rtt_sample, cwnd_limited);
+            if self.recovery.phase.is_none() {
+                // Grown once this ACK's losses are known (below).
+                growth = Some((ack, acked, rtt_sample));
+            }
+            self.on_ack_of_new_data(now, ack, acked);
             // RFC 6298 5.2: "When all outstanding data has been acknowledged,
             // turn off the retransmission timer." 5.3: "When an ACK is
             // received that acknowledges new data, restart the
@@ -515,6 +522,9 @@ impl Connection {
             .set_echo(echo.filter(|_| self.ts.peer.is_some()));
         self.rack_on_ack(now, una_before, high_rxt, &rack_sacked[..rack_n], dsack);
         self.detect_loss(now, una_before);
+        if let Some((ack, acked, rtt_sample)) = growth {
+            self.grow_window(now, ack, acked, rtt_sample, cwnd_limited);
+        }
         if self.snd.una > una_before || newly_sacked > 0 {
             let delivered = self.stats.bytes_acked + self.recovery.scoreboard.sacked_bytes() as u64;
             let interval = self.rtt.srtt().unwrap_or_default();

@@ -81,17 +81,10 @@ pub(crate) struct LossRecovery {
 
 impl Connection {
     /// The congestion response to an ACK of new data (`acked` bytes, up to
-    /// `ack`): the end of fast recovery or a NewReno partial ACK (RFC 6582
-    /// 3.2), growth after a timeout, slow start watched by HyStart++ (RFC
-    /// 9406), or congestion avoidance.
-    pub(crate) fn on_ack_of_new_data(
-        &mut self,
-        now: Instant,
-        ack: SeqNum,
-        acked: usize,
-        rtt_sample: Option<Duration>,
-        cwnd_limited: bool,
-    ) {
+    /// `ack`) in recovery: the end of fast recovery or a NewReno partial
+    /// ACK (RFC 6582 3.2), growth after a timeout. Outside recovery, see
+    /// [`grow_window`](Self::grow_window).
+    pub(crate) fn on_ack_of_new_data(&mut self, now: Instant, ack: SeqNum, acked: usize) {
         match self.recovery.phase {
             Some(Recovery::Fast { point }) => {
                 if ack >= point {
@@ -125,29 +118,50 @@ impl Connection {
                     self.recovery.rack.on_recovery_end();
                 }
             }
-            None if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() => {
-                // Slow start, watched by HyStart++ (RFC 9406).
-                use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
-                let acked = acked.min(self.slow_start_limit());
-                match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
-                    Verdict::Normal => {
-                        self.cc
-                            .ctrl
-                            .on_ack(now, acked, self.rtt.srtt(), cwnd_limited)
-                    }
-                    Verdict::Conservative => self.cc.ctrl.on_ack(
-                        now,
-                        acked.div_ceil(CSS_GROWTH_DIVISOR),
-                        self.rtt.srtt(),
-                        cwnd_limited,
-                    ),
-                    Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
-                }
+            None => {}
+        }
+    }
+
+    /// Outside recovery, the window's growth for an ACK of new data
+    /// (`acked` bytes, up to `ack`): slow start watched by HyStart++ (RFC
+    /// 9406), or congestion avoidance. Called once the ACK's losses are
+    /// known, and not for an ACK that starts a recovery: as in Linux
+    /// (tcp_cong_control grows cwnd only outside a reduction), the ACK that
+    /// reveals a loss does not first grow the window the reduction then
+    /// starts from (with a receiver that acknowledges bursts whole, slow
+    /// start could otherwise double it on that very ACK).
+    pub(crate) fn grow_window(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        acked: usize,
+        rtt_sample: Option<Duration>,
+        cwnd_limited: bool,
+    ) {
+        if self.recovery.phase.is_some() {
+            return;
+        }
+        if self.cc.ctrl.cwnd() < self.cc.ctrl.ssthresh() {
+            // Slow start, watched by HyStart++ (RFC 9406).
+            use crate::hystart::{CSS_GROWTH_DIVISOR, Verdict};
+            let acked = acked.min(self.slow_start_limit());
+            match self.cc.hystart.on_ack(ack, rtt_sample, self.snd.nxt) {
+                Verdict::Normal => self
+                    .cc
+                    .ctrl
+                    .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+                Verdict::Conservative => self.cc.ctrl.on_ack(
+                    now,
+                    acked.div_ceil(CSS_GROWTH_DIVISOR),
+                    self.rtt.srtt(),
+                    cwnd_limited,
+                ),
+                Verdict::ExitSlowStart => self.cc.ctrl.exit_slow_start(now),
             }
-            None => self
-                .cc
+        } else {
+            self.cc
                 .ctrl
-                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited),
+                .on_ack(now, acked, self.rtt.srtt(), cwnd_limited);
         }
     }
 
